@@ -1,0 +1,27 @@
+package dev.kiln;
+
+import java.io.Serial;
+
+/**
+ * An actor's factory threw, so {@code Kiln.actor} could not create the actor; the cause is the factory's exception.
+ */
+public final class ActorCreationException extends RuntimeException {
+
+    @Serial
+    private static final long serialVersionUID = 1L;
+
+    /**
+     * @param message what happened and what to do
+     */
+    public ActorCreationException(String message) {
+        super(message);
+    }
+
+    /**
+     * @param message what happened and what to do
+     * @param cause   the underlying failure
+     */
+    public ActorCreationException(String message, Throwable cause) {
+        super(message, cause);
+    }
+}

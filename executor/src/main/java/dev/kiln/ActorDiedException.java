@@ -1,0 +1,27 @@
+package dev.kiln;
+
+import java.io.Serial;
+
+/**
+ * An actor is gone (its loop thread died of an error Kiln cannot recover from, its process ended, or its runtime was closed): every pending and later execution of its graphs fails with this, and the graph closes. Create new actors and compile again.
+ */
+public final class ActorDiedException extends RuntimeException {
+
+    @Serial
+    private static final long serialVersionUID = 1L;
+
+    /**
+     * @param message what happened and what to do
+     */
+    public ActorDiedException(String message) {
+        super(message);
+    }
+
+    /**
+     * @param message what happened and what to do
+     * @param cause   the underlying failure
+     */
+    public ActorDiedException(String message, Throwable cause) {
+        super(message, cause);
+    }
+}

@@ -1,0 +1,27 @@
+package dev.kiln;
+
+import java.io.Serial;
+
+/**
+ * {@code execute} found {@code maxInflight} executions unfinished for the whole {@code submitTimeout}. Nothing was started. Read results ({@code get()}) before submitting more, or raise {@code CompileOptions.maxInflight} / {@code submitTimeout}.
+ */
+public final class CapacityExceededException extends RuntimeException {
+
+    @Serial
+    private static final long serialVersionUID = 1L;
+
+    /**
+     * @param message what happened and what to do
+     */
+    public CapacityExceededException(String message) {
+        super(message);
+    }
+
+    /**
+     * @param message what happened and what to do
+     * @param cause   the underlying failure
+     */
+    public CapacityExceededException(String message, Throwable cause) {
+        super(message, cause);
+    }
+}

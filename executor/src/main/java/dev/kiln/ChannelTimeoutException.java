@@ -1,0 +1,27 @@
+package dev.kiln;
+
+import java.io.Serial;
+
+/**
+ * A result did not arrive within the get timeout ({@code CompileOptions.getTimeout} or the timeout passed to {@code get}). The execution goes on; a later {@code get} may still succeed.
+ */
+public final class ChannelTimeoutException extends RuntimeException {
+
+    @Serial
+    private static final long serialVersionUID = 1L;
+
+    /**
+     * @param message what happened and what to do
+     */
+    public ChannelTimeoutException(String message) {
+        super(message);
+    }
+
+    /**
+     * @param message what happened and what to do
+     * @param cause   the underlying failure
+     */
+    public ChannelTimeoutException(String message, Throwable cause) {
+        super(message, cause);
+    }
+}

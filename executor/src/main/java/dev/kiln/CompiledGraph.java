@@ -1,0 +1,479 @@
+package dev.kiln;
+
+import dev.kiln.compiler.CompileOptions;
+import dev.kiln.compiler.ExecutionPlan;
+import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
+import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
+import dev.kiln.compiler.ExecutionPlan.OutputRead;
+import dev.kiln.executor.ActorThread;
+import dev.kiln.executor.GraphLoop;
+import dev.kiln.executor.TaskError;
+import dev.kiln.transport.Channel;
+import dev.kiln.transport.InProcessChannel;
+import dev.kiln.transport.KilnIdleStrategy;
+import dev.kiln.transport.Waker;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * A compiled graph, ready to execute again and again: its channels are allocated and each of
+ * its actors runs its schedule on its own thread. Created by {@link Kiln#compile}.
+ *
+ * <p>{@code execute} writes the input into the input channel and returns a
+ * {@link GraphFuture}; at most {@code maxInflight} executions are unfinished at once. Results
+ * are collected in order by whichever thread waits ({@code get}, or {@code execute} when the
+ * graph is full) or, for {@code executeAsync}, by a driver thread started on first use.
+ *
+ * <p>Thread-safe: {@code execute} calls are serialized by a lock (taken once per call,
+ * uncontended when one thread submits); futures may be read from any thread, in any order.
+ * {@link #close()} fails every unfinished future with {@link GraphClosedException}, stops the
+ * actor loops (the actors stay alive for other graphs and dynamic calls) and frees the
+ * channels.
+ *
+ * @param <I> the input type ({@code execute(I)}); for several arguments use {@code execute(a, b, ...)}
+ * @param <O> the result type
+ */
+public final class CompiledGraph<I, O> implements AutoCloseable {
+
+    private static final AtomicLong IDS = new AtomicLong();
+    private static final int OPEN = 0;
+    private static final int CLOSED = 1;
+    private static final int DIED = 2;
+
+    private final String name = "graph-" + IDS.incrementAndGet();
+    private final Kiln kiln;
+    private final ExecutionPlan plan;
+    private final CompileOptions options;
+    private final int slots;
+    private final List<ActorThread> actors;
+    private final GraphLoop[] loops;
+    private final Channel[] channels;
+    private final Channel input;
+    private final Channel[] outChannels;
+    private final int[] outReaders;
+    private final int[] outPosition;
+    private final Object[] outValues;
+    private final GraphFuture<?>[] pending;
+    private final Waker driverWaker = new Waker();
+    private final KilnIdleStrategy driverIdle;
+    private final ReentrantLock submitLock = new ReentrantLock();
+    private final AtomicBoolean collecting = new AtomicBoolean();
+    private final AtomicInteger state = new AtomicInteger(OPEN);
+    private final AtomicInteger asyncPending = new AtomicInteger();
+    private volatile long submitted;
+    private volatile long collected;
+    private volatile RuntimeException terminal;
+    private volatile Thread completer;
+    private int outProgress;
+
+    /** Wires channels and loops; the actors are already held for this graph. */
+    CompiledGraph(Kiln kiln, ExecutionPlan plan, CompileOptions options, Map<Integer, ActorThread> byId) {
+        this.kiln = kiln;
+        this.plan = plan;
+        this.options = options;
+        this.slots = plan.maxInflight();
+        this.driverIdle = new KilnIdleStrategy(options.idle(), driverWaker);
+        this.pending = new GraphFuture<?>[slots];
+        this.channels = new Channel[plan.channels().size()];
+        for (ChannelSpec spec : plan.channels()) {
+            Waker[] readerWakers = new Waker[spec.readers().size()];
+            for (int r = 0; r < readerWakers.length; r++) {
+                readerWakers[r] = wakerOf(spec.readers().get(r), byId);
+            }
+            channels[spec.id()] = new InProcessChannel(spec, wakerOf(spec.writer(), byId), readerWakers);
+        }
+        this.input = channels[ExecutionPlan.INPUT_CHANNEL];
+        // Read each output channel once per execution, even if Graph.outputs lists a node twice.
+        List<OutputRead> distinct = new ArrayList<>();
+        this.outPosition = new int[plan.outputs().size()];
+        for (int p = 0; p < outPosition.length; p++) {
+            OutputRead o = plan.outputs().get(p);
+            int at = distinct.indexOf(o);
+            if (at < 0) {
+                at = distinct.size();
+                distinct.add(o);
+            }
+            outPosition[p] = at;
+        }
+        this.outChannels = new Channel[distinct.size()];
+        this.outReaders = new int[distinct.size()];
+        for (int d = 0; d < distinct.size(); d++) {
+            outChannels[d] = channels[distinct.get(d).channel()];
+            outReaders[d] = distinct.get(d).reader();
+        }
+        this.outValues = new Object[distinct.size()];
+        this.actors = new ArrayList<>();
+        this.loops = new GraphLoop[plan.schedules().size()];
+        for (int i = 0; i < loops.length; i++) {
+            ActorSchedule schedule = plan.schedules().get(i);
+            ActorThread actor = byId.get(schedule.actor());
+            actors.add(actor);
+            loops[i] = new GraphLoop(schedule, channels, plan.inputArity(), this, options.idle(),
+                    cause -> actorDied(actor, cause));
+        }
+    }
+
+    /** Starts the loops on the actors' threads. */
+    void start() {
+        for (int i = 0; i < loops.length; i++) {
+            actors.get(i).attach(loops[i]);
+        }
+    }
+
+    private Waker wakerOf(int participant, Map<Integer, ActorThread> byId) {
+        return participant == ExecutionPlan.DRIVER ? driverWaker : byId.get(participant).waker();
+    }
+
+    /** @return the plan this graph runs */
+    public ExecutionPlan plan() {
+        return plan;
+    }
+
+    /** @return the plan as Graphviz DOT */
+    public String toDot() {
+        return plan.toDot();
+    }
+
+    /** @return the options the graph was compiled with */
+    public CompileOptions options() {
+        return options;
+    }
+
+    /**
+     * Starts an execution with the graph's single input.
+     *
+     * @param input the input value (ignored by a graph that reads no input)
+     * @return the future of the result
+     * @throws CapacityExceededException if {@code maxInflight} executions stayed unfinished for {@code submitTimeout}; nothing was started
+     * @throws GraphClosedException      if the graph is closed
+     * @throws ActorDiedException        if an actor of the graph died
+     * @throws IllegalArgumentException  if the graph takes several input arguments
+     */
+    public GraphFuture<O> execute(I input) {
+        checkArity(1);
+        return submit(input, false);
+    }
+
+    /**
+     * Starts an execution with positional arguments: {@code InputNode.arg(i)} reads argument {@code i}.
+     *
+     * @param first  argument 0
+     * @param second argument 1
+     * @param more   arguments 2...
+     * @return the future of the result
+     * @throws CapacityExceededException if {@code maxInflight} executions stayed unfinished for {@code submitTimeout}; nothing was started
+     * @throws GraphClosedException      if the graph is closed
+     * @throws ActorDiedException        if an actor of the graph died
+     * @throws IllegalArgumentException  if the number of arguments differs from the graph's
+     */
+    public GraphFuture<O> execute(Object first, Object second, Object... more) {
+        Object[] args = arguments(first, second, more);
+        return submit(args, false);
+    }
+
+    /**
+     * Like {@link #execute(Object)}, with a {@link CompletableFuture} that completes without any
+     * thread calling {@code get} (a driver thread collects results while async executions are pending).
+     *
+     * @param input the input value
+     * @return a future completed with the result or the execution's exception
+     * @throws CapacityExceededException as {@link #execute(Object)}
+     * @throws GraphClosedException      if the graph is closed
+     * @throws ActorDiedException        if an actor of the graph died
+     */
+    public CompletableFuture<O> executeAsync(I input) {
+        checkArity(1);
+        return submit(input, true).async();
+    }
+
+    /**
+     * Like {@link #execute(Object, Object, Object...)}, with a {@link CompletableFuture}.
+     *
+     * @param first  argument 0
+     * @param second argument 1
+     * @param more   arguments 2...
+     * @return a future completed with the result or the execution's exception
+     * @throws CapacityExceededException as {@link #execute(Object)}
+     * @throws GraphClosedException      if the graph is closed
+     * @throws ActorDiedException        if an actor of the graph died
+     */
+    public CompletableFuture<O> executeAsync(Object first, Object second, Object... more) {
+        Object[] args = arguments(first, second, more);
+        return submit(args, true).async();
+    }
+
+    private Object[] arguments(Object first, Object second, Object[] more) {
+        checkArity(2 + more.length);
+        Object[] args = new Object[2 + more.length];
+        args[0] = first;
+        args[1] = second;
+        System.arraycopy(more, 0, args, 2, more.length);
+        return args;
+    }
+
+    private void checkArity(int given) {
+        int arity = plan.inputArity();
+        if (given == 1 ? arity > 1 : given != arity) {
+            throw new IllegalArgumentException(name + " takes " + arity + " input argument" + (arity == 1 ? "" : "s")
+                    + " (InputNode.arg(0.." + Math.max(arity - 1, 0) + ")), execute got " + given);
+        }
+    }
+
+    private GraphFuture<O> submit(Object record, boolean async) {
+        submitLock.lock();
+        try {
+            ensureOpen();
+            long seq = submitted;
+            if (seq - collected >= slots) {
+                awaitCapacity(seq);
+            }
+            GraphFuture<O> future = new GraphFuture<>(this, seq, async ? new CompletableFuture<>() : null);
+            pending[(int) (seq % slots)] = future;
+            if (async) {
+                asyncPending.incrementAndGet();
+            }
+            if (!input.offer(seq, record)) {
+                // Cannot happen while fewer than maxInflight executions are unfinished: the
+                // actors released the slot of seq - maxInflight before finishing it.
+                throw new IllegalStateException(name + ": input slot of execution #" + seq + " still in use");
+            }
+            submitted = seq + 1;
+            if (state.get() != OPEN) {
+                future.fail(terminalFor(seq)); // closed while we published: nobody else will finish it
+            }
+            if (async) {
+                ensureCompleter();
+            }
+            return future;
+        } finally {
+            submitLock.unlock();
+        }
+    }
+
+    private void ensureOpen() {
+        if (state.get() != OPEN) {
+            RuntimeException t = terminal;
+            throw t instanceof ActorDiedException died ? new ActorDiedException(died.getMessage(), died)
+                    : new GraphClosedException(name + " is closed; compile the graph again to run it");
+        }
+    }
+
+    private void awaitCapacity(long seq) {
+        long deadline = System.nanoTime() + options.submitTimeout().toNanos();
+        if (!await(null, seq, deadline)) {
+            ensureOpen();
+            throw new CapacityExceededException(name + ": " + slots + " executions in flight (maxInflight) and none "
+                    + "finished within " + options.submitTimeout() + " (submitTimeout); execution #" + seq
+                    + " was not started. An actor may be slow or stuck; raise CompileOptions.maxInflight or "
+                    + "submitTimeout if the load is expected");
+        }
+        ensureOpen();
+    }
+
+    /** Called by {@link GraphFuture#get}. */
+    void awaitResult(GraphFuture<?> future, Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        if (!await(future, 0, deadline)) {
+            throw new ChannelTimeoutException(name + ": execution #" + future.sequence() + " did not finish within "
+                    + timeout + " (getTimeout); it is still running: call get again, or look for an actor that is "
+                    + "slow or stuck");
+        }
+    }
+
+    /**
+     * Waits until {@code future} is done (or, with no future, until execution {@code seq} fits
+     * in flight), collecting results meanwhile when no other thread does.
+     *
+     * @return false on timeout
+     */
+    private boolean await(GraphFuture<?> future, long seq, long deadline) {
+        while (true) {
+            if (collecting.compareAndSet(false, true)) {
+                try {
+                    while (true) {
+                        int work = collect();
+                        if (future != null ? future.isDone() : seq - collected < slots || state.get() != OPEN) {
+                            return true;
+                        }
+                        if (System.nanoTime() - deadline > 0) {
+                            return false;
+                        }
+                        driverIdle.idle(work);
+                    }
+                } finally {
+                    driverIdle.reset();
+                    collecting.set(false);
+                }
+            }
+            // Another thread collects for us: wait for it to finish our future or to hand over.
+            if (future != null ? future.isDone() : seq - collected < slots || state.get() != OPEN) {
+                return true;
+            }
+            if (System.nanoTime() - deadline > 0) {
+                return false;
+            }
+            LockSupport.parkNanos(20_000);
+        }
+    }
+
+    /** Moves finished results from the output channels into their futures; collector thread only. */
+    private int collect() {
+        int work = 0;
+        long seq = collected;
+        long limit = submitted;
+        while (seq < limit) {
+            while (outProgress < outChannels.length) {
+                Object v = outChannels[outProgress].poll(outReaders[outProgress], seq);
+                if (v == Channel.NOT_READY) {
+                    return work;
+                }
+                outValues[outProgress] = v;
+                outChannels[outProgress].release(outReaders[outProgress], seq);
+                outProgress++;
+            }
+            int slot = (int) (seq % slots);
+            GraphFuture<?> future = pending[slot];
+            pending[slot] = null;
+            outProgress = 0;
+            collected = ++seq;
+            if (future.isAsync()) {
+                asyncPending.decrementAndGet();
+            }
+            future.complete(result());
+            work++;
+        }
+        return work;
+    }
+
+    private Object result() {
+        if (!plan.multiOutput()) {
+            Object v = outValues[0];
+            outValues[0] = null;
+            return v;
+        }
+        Object[] list = new Object[outPosition.length];
+        for (int p = 0; p < list.length; p++) {
+            Object v = outValues[outPosition[p]];
+            if (v instanceof TaskError) {
+                return v; // every output of a failed execution fails
+            }
+            list[p] = v;
+        }
+        Arrays.fill(outValues, null);
+        return Collections.unmodifiableList(Arrays.asList(list));
+    }
+
+    private void ensureCompleter() {
+        Thread t = completer;
+        if (t == null) {
+            t = Thread.ofPlatform().name("kiln-driver-" + name).daemon(true).unstarted(this::completeAsync);
+            completer = t;
+            t.start();
+        } else {
+            LockSupport.unpark(t);
+        }
+    }
+
+    /** The driver thread of {@code executeAsync}: collects while async executions are pending. */
+    private void completeAsync() {
+        while (state.get() == OPEN) {
+            if (asyncPending.get() > 0 && collecting.compareAndSet(false, true)) {
+                try {
+                    while (asyncPending.get() > 0 && state.get() == OPEN) {
+                        driverIdle.idle(collect());
+                    }
+                } finally {
+                    driverIdle.reset();
+                    collecting.set(false);
+                }
+            } else {
+                LockSupport.parkNanos(asyncPending.get() > 0 ? 20_000 : 20_000_000);
+            }
+        }
+    }
+
+    /**
+     * Closes the graph: every unfinished future fails with {@link GraphClosedException}, the
+     * actor loops stop (waiting up to {@code teardownTimeout} for methods still running) and
+     * the channels are freed. The actors stay usable. Idempotent; returns in bounded time.
+     */
+    @Override
+    public void close() {
+        if (state.compareAndSet(OPEN, CLOSED)) {
+            terminal = new GraphClosedException(name + " was closed");
+            terminate(true);
+        }
+    }
+
+    /** @return whether {@link #close()} was called or an actor died */
+    public boolean isClosed() {
+        return state.get() != OPEN;
+    }
+
+    private void actorDied(ActorThread actor, Throwable cause) {
+        if (state.compareAndSet(OPEN, DIED)) {
+            terminal = new ActorDiedException("actor " + actor.name() + " of " + name + " died of " + cause
+                    + "; the graph is closed: create new actors and compile again", cause);
+            terminate(false);
+        }
+    }
+
+    private RuntimeException terminalFor(long seq) {
+        RuntimeException t = terminal;
+        if (t instanceof ActorDiedException died) {
+            return new ActorDiedException("execution #" + seq + " lost: " + died.getMessage(), died.getCause());
+        }
+        return new GraphClosedException(name + " was closed before execution #" + seq + " finished");
+    }
+
+    private void terminate(boolean waitForLoops) {
+        for (int i = 0; i < loops.length; i++) {
+            loops[i].stop();
+            actors.get(i).wake();
+        }
+        LockSupport.unpark(completer);
+        driverWaker.signal();
+        long end = submitted;
+        for (long seq = collected; seq < end; seq++) {
+            GraphFuture<?> f = pending[(int) (seq % slots)];
+            if (f != null && f.sequence() == seq) {
+                f.fail(terminalFor(seq));
+            }
+        }
+        kiln.forget(this);
+        if (!waitForLoops) {
+            return;
+        }
+        long deadline = System.nanoTime() + options.teardownTimeout().toNanos();
+        boolean left = true;
+        for (ActorThread a : actors) {
+            while (a.holder() == this && a.isAlive() && System.nanoTime() - deadline < 0) {
+                LockSupport.parkNanos(100_000);
+            }
+            left &= a.holder() != this || !a.isAlive();
+        }
+        if (left) {
+            for (Channel c : channels) {
+                c.close();
+            }
+        }
+        // else: an actor is still inside a method; it leaves the graph when the method returns,
+        // and the in-process channels it may touch until then are reclaimed by the GC.
+    }
+
+    @Override
+    public String toString() {
+        return name;
+    }
+}

@@ -1,0 +1,27 @@
+package dev.kiln;
+
+import java.io.Serial;
+
+/**
+ * The graph was closed (or its {@code Kiln} was) before this execution finished, or an operation was called on a closed graph.
+ */
+public final class GraphClosedException extends RuntimeException {
+
+    @Serial
+    private static final long serialVersionUID = 1L;
+
+    /**
+     * @param message what happened and what to do
+     */
+    public GraphClosedException(String message) {
+        super(message);
+    }
+
+    /**
+     * @param message what happened and what to do
+     * @param cause   the underlying failure
+     */
+    public GraphClosedException(String message, Throwable cause) {
+        super(message, cause);
+    }
+}

@@ -1,0 +1,151 @@
+package dev.kiln;
+
+import dev.kiln.executor.TaskError;
+
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
+
+/**
+ * The result of one execution of a compiled graph. Futures of one graph may be read in any
+ * order and from any thread; a thread waiting in {@link #get} also collects the results of
+ * earlier executions into their futures. Each future can be read any number of times.
+ *
+ * @param <T> the result type ({@code List<Object>} for a graph built with {@code Graph.outputs})
+ */
+public final class GraphFuture<T> {
+
+    private static final int PENDING = 0;
+    private static final int DONE = 1;
+    private static final int FAILED = 2;
+    private static final AtomicIntegerFieldUpdater<GraphFuture<?>> STATE = stateUpdater();
+
+    private final CompiledGraph<?, ?> graph;
+    private final long sequence;
+    private final CompletableFuture<T> async;
+    private volatile int state;
+    private Object value;
+    private RuntimeException failure;
+
+    GraphFuture(CompiledGraph<?, ?> graph, long sequence, CompletableFuture<T> async) {
+        this.graph = graph;
+        this.sequence = sequence;
+        this.async = async;
+    }
+
+    /** @return the execution's sequence number, from 0 */
+    public long sequence() {
+        return sequence;
+    }
+
+    /** @return whether the execution finished (with a result or an error) */
+    public boolean isDone() {
+        return state != PENDING;
+    }
+
+    /**
+     * Waits for the result for at most the graph's {@code getTimeout}.
+     *
+     * @return the result
+     * @throws ActorTaskException       if an actor method threw in this execution
+     * @throws ActorDiedException       if an actor of the graph died
+     * @throws GraphClosedException     if the graph was closed before the execution finished
+     * @throws ChannelTimeoutException  if the result did not arrive in time (the execution goes on)
+     */
+    public T get() {
+        return get(graph.options().getTimeout());
+    }
+
+    /**
+     * Waits for the result for at most {@code timeout}.
+     *
+     * @param timeout how long to wait
+     * @param unit    its unit
+     * @return the result
+     * @throws ActorTaskException      if an actor method threw in this execution
+     * @throws ActorDiedException      if an actor of the graph died
+     * @throws GraphClosedException    if the graph was closed before the execution finished
+     * @throws ChannelTimeoutException if the result did not arrive in time (the execution goes on)
+     */
+    public T get(long timeout, TimeUnit unit) {
+        return get(Duration.ofNanos(unit.toNanos(timeout)));
+    }
+
+    /**
+     * Waits for the result for at most {@code timeout}.
+     *
+     * @param timeout how long to wait
+     * @return the result
+     * @throws ActorTaskException      if an actor method threw in this execution
+     * @throws ActorDiedException      if an actor of the graph died
+     * @throws GraphClosedException    if the graph was closed before the execution finished
+     * @throws ChannelTimeoutException if the result did not arrive in time (the execution goes on)
+     */
+    public T get(Duration timeout) {
+        if (state == PENDING) {
+            graph.awaitResult(this, timeout);
+        }
+        return report();
+    }
+
+    @SuppressWarnings("unchecked")
+    private T report() {
+        if (state == DONE) {
+            return (T) value;
+        }
+        RuntimeException f = failure;
+        throw copyForCaller(f);
+    }
+
+    /** Rethrown exceptions get the caller's stack on top of the original one. */
+    private static RuntimeException copyForCaller(RuntimeException f) {
+        RuntimeException copy = switch (f) {
+            case ActorTaskException e -> new ActorTaskException(e.actor(), e.method(), e.sequence(), e.getCause());
+            case ActorDiedException e -> new ActorDiedException(e.getMessage(), e);
+            case GraphClosedException e -> new GraphClosedException(e.getMessage(), e);
+            default -> f;
+        };
+        return copy;
+    }
+
+    /** Called by the collecting thread. */
+    void complete(Object result) {
+        if (result instanceof TaskError error) {
+            fail(new ActorTaskException(error.actor(), error.method(), error.sequence(), error.cause()));
+            return;
+        }
+        value = result;
+        if (STATE.compareAndSet(this, PENDING, DONE) && async != null) {
+            @SuppressWarnings("unchecked")
+            T t = (T) result;
+            async.complete(t);
+        }
+    }
+
+    /** Called by the collecting thread or by close. */
+    void fail(RuntimeException error) {
+        failure = error;
+        if (STATE.compareAndSet(this, PENDING, FAILED) && async != null) {
+            async.completeExceptionally(error);
+        }
+    }
+
+    boolean isAsync() {
+        return async != null;
+    }
+
+    CompletableFuture<T> async() {
+        return async;
+    }
+
+    @Override
+    public String toString() {
+        return "GraphFuture(#" + sequence + ", " + (state == PENDING ? "pending" : state == DONE ? "done" : "failed") + ")";
+    }
+
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    private static AtomicIntegerFieldUpdater<GraphFuture<?>> stateUpdater() {
+        return (AtomicIntegerFieldUpdater) AtomicIntegerFieldUpdater.newUpdater(GraphFuture.class, "state");
+    }
+}

@@ -1,0 +1,379 @@
+package dev.kiln;
+
+import dev.kiln.compiler.CompileOptions;
+import dev.kiln.compiler.ExecutionPlan;
+import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
+import dev.kiln.compiler.GraphCompileException;
+import dev.kiln.compiler.GraphCompiler;
+import dev.kiln.compiler.Topology;
+import dev.kiln.compiler.Topology.ActorPlacement;
+import dev.kiln.executor.ActorThread;
+import dev.kiln.executor.DynamicCall;
+import dev.kiln.graph.ActorRef;
+import dev.kiln.graph.Method0;
+import dev.kiln.graph.Method1;
+import dev.kiln.graph.Method2;
+import dev.kiln.graph.Method3;
+import dev.kiln.graph.Node;
+
+import java.io.Serializable;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * A Kiln runtime: it hosts actors, compiles graphs of their method calls and runs them.
+ *
+ * <pre>{@code
+ * try (Kiln kiln = Kiln.local()) {
+ *     ActorRef<Doubler> d = kiln.actor(Doubler::new);
+ *     InputNode<Integer> in = Graph.input();
+ *     try (CompiledGraph<Integer, Integer> g = kiln.compile(d.bind(Doubler::twice, in))) {
+ *         int y = g.execute(21).get();   // 42
+ *     }
+ * }
+ * }</pre>
+ *
+ * <p>Thread-safe. {@link #close()} closes every graph compiled here and ends every actor.
+ */
+public final class Kiln implements AutoCloseable {
+
+    /** Actor ids are unique across runtimes, so an actor of another runtime is never mistaken for one of ours. */
+    private static final AtomicInteger ACTOR_IDS = new AtomicInteger();
+    private static final AtomicLong KILN_IDS = new AtomicLong();
+    private static final long STOP_TIMEOUT_MS = 5_000;
+
+    private final String name = "kiln-" + KILN_IDS.incrementAndGet();
+    private final Map<Integer, ActorThread> actors = new ConcurrentHashMap<>();
+    private final Map<String, Integer> names = new ConcurrentHashMap<>();
+    private final Map<CompiledGraph<?, ?>, Boolean> graphs = new ConcurrentHashMap<>();
+    private final Map<Integer, AtomicLong> callCounters = new ConcurrentHashMap<>();
+    private volatile boolean closed;
+
+    private Kiln() {
+    }
+
+    /**
+     * Creates the embedded runtime: actors live in this JVM, each on a thread of its own; no GPU needed.
+     *
+     * @return a new runtime; close it when done
+     */
+    public static Kiln local() {
+        return new Kiln();
+    }
+
+    /**
+     * Creates an actor with default options: in this JVM, on its own thread.
+     *
+     * @param factory creates the actor on its thread, e.g. {@code Model::new}
+     * @param <A>     the actor's class
+     * @return a handle to bind the actor's methods into graphs or call them
+     * @throws ActorCreationException if the factory throws
+     */
+    public <A> ActorRef<A> actor(ActorFactory<A> factory) {
+        return actor(factory, ActorOptions.defaults());
+    }
+
+    /**
+     * Creates an actor. Blocks until the factory has returned on the actor's thread.
+     *
+     * @param factory creates the actor on its thread
+     * @param options where and how to host it
+     * @param <A>     the actor's class
+     * @return a handle to bind the actor's methods into graphs or call them
+     * @throws ActorCreationException   if the factory throws
+     * @throws IllegalArgumentException if the name is taken
+     * @throws IllegalStateException    if this runtime is closed
+     */
+    public <A> ActorRef<A> actor(ActorFactory<A> factory, ActorOptions options) {
+        ensureOpen();
+        int id = ACTOR_IDS.incrementAndGet();
+        String actorName = options.name();
+        if (actorName != null && names.putIfAbsent(actorName, id) != null) {
+            throw new IllegalArgumentException("an actor named '" + actorName + "' exists in " + name
+                    + "; actor names must be unique");
+        }
+        ActorThread thread = new ActorThread(id, actorName != null ? actorName : "actor-" + id, () -> {
+            try {
+                return factory.create();
+            } catch (Exception e) {
+                throw new FactoryFailure(e);
+            }
+        });
+        Object instance;
+        try {
+            instance = thread.created().get();
+        } catch (ExecutionException e) {
+            if (actorName != null) {
+                names.remove(actorName);
+            }
+            Throwable cause = e.getCause() instanceof FactoryFailure f ? f.getCause() : e.getCause();
+            throw new ActorCreationException("the factory of actor " + thread.name() + " threw " + cause, cause);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            thread.stop(STOP_TIMEOUT_MS);
+            throw new ActorCreationException("interrupted while actor " + thread.name() + " was being created", e);
+        }
+        if (instance == null) {
+            thread.stop(STOP_TIMEOUT_MS);
+            throw new ActorCreationException("the factory of actor " + thread.name() + " returned null");
+        }
+        String finalName = actorName != null ? actorName : defaultName(instance.getClass(), id);
+        if (actorName == null) {
+            thread.rename(finalName);
+            names.put(finalName, id);
+        }
+        actors.put(id, thread);
+        if (closed) {
+            thread.stop(STOP_TIMEOUT_MS);
+            throw new IllegalStateException(name + " was closed while actor " + finalName + " was being created");
+        }
+        return new ActorRef<>(id, finalName, instance.getClass(), this);
+    }
+
+    private static String defaultName(Class<?> type, int id) {
+        String simple = type.getSimpleName().isEmpty() ? "actor" : type.getSimpleName();
+        return Character.toLowerCase(simple.charAt(0)) + simple.substring(1) + "-" + id;
+    }
+
+    /**
+     * Compiles a graph with default options.
+     *
+     * @param output the result node, or {@code Graph.outputs(...)}
+     * @param <I>    the input type
+     * @param <O>    the result type
+     * @return the compiled graph, running; close it when done
+     * @throws GraphCompileException naming the node at fault and the fix
+     */
+    public <I, O> CompiledGraph<I, O> compile(Node<O> output) {
+        return compile(output, CompileOptions.defaults());
+    }
+
+    /**
+     * Compiles a graph: validates it, plans channels and schedules, allocates the channels and
+     * starts each actor's loop. Each actor may be in one open graph at a time.
+     *
+     * @param output  the result node, or {@code Graph.outputs(...)}
+     * @param options compile options
+     * @param <I>     the input type
+     * @param <O>     the result type
+     * @return the compiled graph, running; close it when done
+     * @throws GraphCompileException naming the node (or actor) at fault and the fix
+     * @throws IllegalStateException if this runtime is closed
+     */
+    public <I, O> CompiledGraph<I, O> compile(Node<O> output, CompileOptions options) {
+        ensureOpen();
+        Map<Integer, ActorPlacement> placements = new HashMap<>();
+        actors.forEach((id, a) -> {
+            if (a.death() == null && a.isAlive()) {
+                placements.put(id, ActorPlacement.IN_DRIVER);
+            }
+        });
+        ExecutionPlan plan = GraphCompiler.compile(output, new Topology(ActorPlacement.IN_DRIVER, placements), options);
+        Map<Integer, ActorThread> byId = new HashMap<>();
+        List<ActorThread> held = new ArrayList<>();
+        CompiledGraph<I, O> graph = null;
+        try {
+            Object token = new Object();
+            for (ActorSchedule s : plan.schedules()) {
+                ActorThread a = actors.get(s.actor());
+                Object holder = a.hold(token);
+                if (holder != null) {
+                    throw new GraphCompileException(a.name(), "actor " + a.name() + " is in " + holder
+                            + ", which is still open (or still finishing a method after close); an actor serves one "
+                            + "graph at a time: close that graph first, or create another actor");
+                }
+                held.add(a);
+                byId.put(s.actor(), a);
+            }
+            graph = new CompiledGraph<>(this, plan, options, byId);
+            for (ActorThread a : held) {
+                a.release(token);
+                a.hold(graph);
+            }
+            claimNodes(output, graph);
+            graphs.put(graph, Boolean.TRUE);
+            if (closed) {
+                throw new IllegalStateException(name + " was closed during compile");
+            }
+            graph.start();
+            return graph;
+        } catch (RuntimeException e) {
+            for (ActorThread a : held) {
+                a.release(graph);
+            }
+            if (graph != null) {
+                graphs.remove(graph);
+            }
+            throw e;
+        }
+    }
+
+    private static void claimNodes(Node<?> output, Object graph) {
+        List<Node<?>> work = new ArrayList<>(List.of(output));
+        while (!work.isEmpty()) {
+            Node<?> n = work.removeLast();
+            Object previous = n.claim(graph);
+            if (previous != null && previous != graph) {
+                throw new GraphCompileException(n.label(), "this node was compiled into " + previous
+                        + " meanwhile; a node can be compiled once: bind the calls again to build a new graph");
+            }
+            if (previous == null) {
+                for (Object arg : n.args()) {
+                    if (arg instanceof Node<?> up) {
+                        work.add(up);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Calls a method through the dynamic per-call path: a mailbox message and a future per call.
+     *
+     * @param actor  the actor; it must not be held by an open graph
+     * @param method the method
+     * @param <A>    the actor's class
+     * @param <R>    the result type
+     * @return the future of the result; fails with {@link ActorTaskException} if the method throws
+     * @throws IllegalStateException if an open graph holds the actor
+     */
+    public <A, R> CompletableFuture<R> call(ActorRef<A> actor, Method0<A, R> method) {
+        return dispatch(actor, method, 0, null, null, null);
+    }
+
+    /**
+     * Calls a one-argument method through the dynamic per-call path.
+     *
+     * @param actor  the actor; it must not be held by an open graph
+     * @param method the method
+     * @param a1     the argument
+     * @param <A>    the actor's class
+     * @param <P1>   the parameter type
+     * @param <R>    the result type
+     * @return the future of the result; fails with {@link ActorTaskException} if the method throws
+     * @throws IllegalStateException if an open graph holds the actor
+     */
+    public <A, P1, R> CompletableFuture<R> call(ActorRef<A> actor, Method1<A, P1, R> method, P1 a1) {
+        return dispatch(actor, method, 1, a1, null, null);
+    }
+
+    /**
+     * Calls a two-argument method through the dynamic per-call path.
+     *
+     * @param actor  the actor; it must not be held by an open graph
+     * @param method the method
+     * @param a1     argument 1
+     * @param a2     argument 2
+     * @param <A>    the actor's class
+     * @param <P1>   the first parameter type
+     * @param <P2>   the second parameter type
+     * @param <R>    the result type
+     * @return the future of the result; fails with {@link ActorTaskException} if the method throws
+     * @throws IllegalStateException if an open graph holds the actor
+     */
+    public <A, P1, P2, R> CompletableFuture<R> call(ActorRef<A> actor, Method2<A, P1, P2, R> method, P1 a1, P2 a2) {
+        return dispatch(actor, method, 2, a1, a2, null);
+    }
+
+    /**
+     * Calls a three-argument method through the dynamic per-call path.
+     *
+     * @param actor  the actor; it must not be held by an open graph
+     * @param method the method
+     * @param a1     argument 1
+     * @param a2     argument 2
+     * @param a3     argument 3
+     * @param <A>    the actor's class
+     * @param <P1>   the first parameter type
+     * @param <P2>   the second parameter type
+     * @param <P3>   the third parameter type
+     * @param <R>    the result type
+     * @return the future of the result; fails with {@link ActorTaskException} if the method throws
+     * @throws IllegalStateException if an open graph holds the actor
+     */
+    public <A, P1, P2, P3, R> CompletableFuture<R> call(ActorRef<A> actor, Method3<A, P1, P2, P3, R> method,
+                                                        P1 a1, P2 a2, P3 a3) {
+        return dispatch(actor, method, 3, a1, a2, a3);
+    }
+
+    private <R> CompletableFuture<R> dispatch(ActorRef<?> ref, Serializable method, int arity,
+                                              Object a1, Object a2, Object a3) {
+        ActorThread a = hosted(ref);
+        Object holder = a.holder();
+        if (holder != null) {
+            throw new IllegalStateException("actor " + a.name() + " is held by " + holder + "; kiln.call works on "
+                    + "actors no open graph holds: close that graph, or create another actor for dynamic calls");
+        }
+        long number = callCounters.computeIfAbsent(ref.id(), k -> new AtomicLong()).getAndIncrement();
+        DynamicCall<R> call = new DynamicCall<>(method, arity, a.created().getNow(null), a.name(), number, a1, a2, a3);
+        if (!a.submit(call)) {
+            call.abandon(a.name(), a.death());
+        }
+        return call.future();
+    }
+
+    private ActorThread hosted(ActorRef<?> ref) {
+        ActorThread a = ref.owner() == this ? actors.get(ref.id()) : null;
+        if (a == null) {
+            throw new IllegalArgumentException("actor " + ref.name() + " does not belong to " + name);
+        }
+        return a;
+    }
+
+    void forget(CompiledGraph<?, ?> graph) {
+        graphs.remove(graph);
+    }
+
+    private void ensureOpen() {
+        if (closed) {
+            throw new IllegalStateException(name + " is closed; create a new Kiln");
+        }
+    }
+
+    /**
+     * Closes every graph compiled here (their unfinished futures fail with
+     * {@link GraphClosedException}) and ends every actor thread; pending dynamic calls fail
+     * with {@link ActorDiedException}. Returns in bounded time (a few seconds at most when an
+     * actor method does not return). Idempotent.
+     */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        for (CompiledGraph<?, ?> g : List.copyOf(graphs.keySet())) {
+            g.close();
+        }
+        for (ActorThread a : actors.values()) {
+            a.requestStop();
+        }
+        long deadline = System.nanoTime() + STOP_TIMEOUT_MS * 1_000_000;
+        for (ActorThread a : actors.values()) {
+            a.stop(Math.max(1, (deadline - System.nanoTime()) / 1_000_000));
+        }
+    }
+
+    @Override
+    public String toString() {
+        return name + String.format(Locale.ROOT, "(%d actors, %d graphs%s)", actors.size(), graphs.size(),
+                closed ? ", closed" : "");
+    }
+
+    /** Carries a checked factory exception through the {@code Supplier} of {@link ActorThread}. */
+    private static final class FactoryFailure extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        FactoryFailure(Exception cause) {
+            super(cause);
+        }
+    }
+}

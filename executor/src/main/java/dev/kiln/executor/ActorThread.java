@@ -1,0 +1,241 @@
+package dev.kiln.executor;
+
+import dev.kiln.compiler.IdleMode;
+import dev.kiln.transport.KilnIdleStrategy;
+import dev.kiln.transport.Waker;
+
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.Supplier;
+
+/**
+ * Hosts one in-process actor on a thread of its own for the actor's whole life. The thread
+ * creates the actor, then runs a duty cycle: the dynamic-call mailbox, and the
+ * {@link GraphLoop} of the compiled graph that holds the actor, if any. So every method of an
+ * actor, compiled or dynamic, runs on the same thread and sees the same thread-local state.
+ *
+ * <p>{@link #hold}, {@link #release}, {@link #attach}, {@link #submit} and {@link #stop} may
+ * be called from any thread; everything else runs on the actor's thread.
+ */
+public final class ActorThread {
+
+    private final int id;
+    private volatile String name;
+    private final Waker waker = new Waker();
+    private final ConcurrentLinkedQueue<Runnable> mailbox = new ConcurrentLinkedQueue<>();
+    private final AtomicReference<Object> holder = new AtomicReference<>();
+    private final CompletableFuture<Object> created = new CompletableFuture<>();
+    private final Thread thread;
+    private volatile GraphLoop attached;
+    private volatile boolean stopping;
+    private volatile Throwable death;
+
+    /**
+     * Starts the actor's thread, which creates the actor with {@code factory}.
+     *
+     * @param id      the actor's id
+     * @param name    the actor's name (the thread is named {@code kiln-actor-<name>})
+     * @param factory creates the actor; may throw
+     */
+    public ActorThread(int id, String name, Supplier<Object> factory) {
+        this.id = id;
+        this.name = name;
+        this.thread = Thread.ofPlatform().name("kiln-actor-" + name).daemon(true).unstarted(() -> run(factory));
+        thread.start();
+    }
+
+    /** @return the actor's id */
+    public int id() {
+        return id;
+    }
+
+    /** @return the actor's name */
+    public String name() {
+        return name;
+    }
+
+    /**
+     * Renames the actor (and its thread) once its class is known; before the actor is published.
+     *
+     * @param newName the name
+     */
+    public void rename(String newName) {
+        this.name = newName;
+        thread.setName("kiln-actor-" + newName);
+    }
+
+    /** @return the actor's waker, signalled by the channels it waits on */
+    public Waker waker() {
+        return waker;
+    }
+
+    /** @return completes with the actor instance, or exceptionally with the factory's exception */
+    public CompletableFuture<Object> created() {
+        return created;
+    }
+
+    /** @return the error the actor died of, or null while it lives */
+    public Throwable death() {
+        return death;
+    }
+
+    /** @return whether the thread is still running */
+    public boolean isAlive() {
+        return thread.isAlive();
+    }
+
+    /** @return the graph that holds the actor, or null */
+    public Object holder() {
+        return holder.get();
+    }
+
+    /**
+     * Reserves the actor for {@code graph}.
+     *
+     * @param graph the compiling graph
+     * @return null on success, else the graph that holds the actor
+     */
+    public Object hold(Object graph) {
+        return holder.compareAndExchange(null, graph);
+    }
+
+    /**
+     * Frees the actor from {@code graph} if the loop never started (compile failed).
+     *
+     * @param graph the graph that held it
+     */
+    public void release(Object graph) {
+        holder.compareAndSet(graph, null);
+    }
+
+    /**
+     * Starts running {@code loop} on the actor's thread; the actor must be held by its graph.
+     * The thread leaves the loop, and frees the actor, once {@link GraphLoop#stop()} was called.
+     *
+     * @param loop the actor's part of a compiled graph
+     */
+    public void attach(GraphLoop loop) {
+        attached = loop;
+        waker.signal();
+        LockSupport.unpark(thread);
+    }
+
+    /**
+     * Queues a dynamic call; it runs on the actor's thread.
+     *
+     * @param call the call
+     * @return false if the actor is dead or stopped (the call was not queued)
+     */
+    public boolean submit(Runnable call) {
+        if (death != null || stopping) {
+            return false;
+        }
+        mailbox.add(call);
+        waker.signal();
+        return true;
+    }
+
+    /** Wakes the thread, e.g. after stopping its loop. */
+    public void wake() {
+        LockSupport.unpark(thread);
+    }
+
+    /** Asks the thread to end after the method it is running; does not wait. */
+    public void requestStop() {
+        stopping = true;
+        wake();
+    }
+
+    /**
+     * Ends the thread: it finishes the method it is running, then exits.
+     *
+     * @param timeoutMillis how long to wait for it
+     * @return whether the thread ended in time (if not, it was interrupted)
+     */
+    public boolean stop(long timeoutMillis) {
+        requestStop();
+        try {
+            thread.join(timeoutMillis);
+            if (thread.isAlive()) {
+                thread.interrupt();
+                thread.join(Math.min(timeoutMillis, 1000));
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        return !thread.isAlive();
+    }
+
+    private void run(Supplier<Object> factory) {
+        Object instance;
+        try {
+            instance = factory.get();
+            created.complete(instance);
+        } catch (Throwable t) {
+            death = t;
+            created.completeExceptionally(t);
+            return;
+        }
+        KilnIdleStrategy mailboxIdle = new KilnIdleStrategy(IdleMode.BLOCKING, waker);
+        KilnIdleStrategy loopIdle = null;
+        GraphLoop current = null;
+        try {
+            while (!stopping) {
+                int work = drainMailbox();
+                GraphLoop loop = attached;
+                if (loop != current) {
+                    current = loop;
+                    if (loop != null) {
+                        loop.bind(instance);
+                        loopIdle = new KilnIdleStrategy(loop.idle(), waker);
+                    }
+                }
+                if (loop != null) {
+                    if (loop.isStopped()) {
+                        attached = null;
+                        current = null;
+                        holder.compareAndSet(loop.owner(), null);
+                        work++;
+                    } else {
+                        work += loop.doWork();
+                    }
+                }
+                (loop != null ? loopIdle : mailboxIdle).idle(work);
+            }
+        } catch (Throwable t) {
+            death = t;
+            GraphLoop loop = attached;
+            if (loop != null) {
+                loop.died(t);
+            }
+        } finally {
+            GraphLoop loop = attached;
+            if (loop != null && death == null) {
+                loop.died(new IllegalStateException("actor " + name + " was stopped"));
+            }
+            Runnable call;
+            while ((call = mailbox.poll()) != null) {
+                if (call instanceof DynamicCall<?> dc) {
+                    dc.abandon(name, death);
+                }
+            }
+        }
+    }
+
+    private int drainMailbox() {
+        int work = 0;
+        Runnable call;
+        while ((call = mailbox.poll()) != null) {
+            call.run();
+            work++;
+        }
+        return work;
+    }
+
+    @Override
+    public String toString() {
+        return "ActorThread(" + name + ")";
+    }
+}

@@ -1,0 +1,253 @@
+package dev.kiln.executor;
+
+import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
+import dev.kiln.compiler.ExecutionPlan.Arg;
+import dev.kiln.compiler.ExecutionPlan.Compute;
+import dev.kiln.compiler.ExecutionPlan.ConstantArg;
+import dev.kiln.compiler.ExecutionPlan.InputArg;
+import dev.kiln.compiler.ExecutionPlan.LocalArg;
+import dev.kiln.compiler.ExecutionPlan.Operation;
+import dev.kiln.compiler.ExecutionPlan.Read;
+import dev.kiln.compiler.ExecutionPlan.Write;
+import dev.kiln.compiler.IdleMode;
+import dev.kiln.graph.Method0;
+import dev.kiln.graph.Method1;
+import dev.kiln.graph.Method2;
+import dev.kiln.graph.Method3;
+import dev.kiln.transport.Channel;
+
+import java.util.List;
+import java.util.function.Consumer;
+
+/**
+ * One actor's part of a compiled graph: its schedule of READ / COMPUTE / WRITE steps run for
+ * execution 0, 1, 2, ... as an Agrona-style duty cycle. {@link #doWork()} runs steps until one
+ * would wait (a value not yet published, a slot not yet released) and returns the number of
+ * steps done, so the hosting thread idles with its idle strategy instead of blocking.
+ *
+ * <p>Called only by the actor's thread, except {@link #stop()}. Allocates nothing per
+ * execution except what user methods allocate (and the error record when one throws).
+ */
+public final class GraphLoop {
+
+    private static final int READ = 0;
+    private static final int COMPUTE = 1;
+    private static final int WRITE = 2;
+    private static final int ARG_LOCAL = 0;
+    private static final int ARG_INPUT = 1;
+    private static final int ARG_CONSTANT = 2;
+
+    private final String actorName;
+    private final Object owner;
+    private final IdleMode idle;
+    private final Consumer<Throwable> onDeath;
+    private final int inputArity;
+    private final int[] kind;
+    private final Channel[] channel;
+    private final int[] reader;
+    private final int[] local;
+    private final Object[] function;
+    private final String[] methodName;
+    private final int[][] argKind;
+    private final int[][] argLocal;
+    private final int[][] argIndex;
+    private final Object[][] argConstant;
+    private final Object[] frame;
+    private Object actor;
+    private long sequence;
+    private int pc;
+    private volatile boolean stopped;
+
+    /**
+     * @param schedule   the actor's schedule from the plan
+     * @param channels   the graph's channels by id
+     * @param inputArity the graph's input arity (how the input record is laid out)
+     * @param owner      the compiled graph, for messages
+     * @param idle       how the actor's thread idles while it runs this loop
+     * @param onDeath    told (on the actor's thread) when the loop dies of an error it cannot turn into a task error
+     */
+    public GraphLoop(ActorSchedule schedule, Channel[] channels, int inputArity, Object owner, IdleMode idle,
+                     Consumer<Throwable> onDeath) {
+        List<Operation> ops = schedule.ops();
+        int n = ops.size();
+        this.actorName = schedule.name();
+        this.owner = owner;
+        this.idle = idle;
+        this.onDeath = onDeath;
+        this.inputArity = inputArity;
+        this.kind = new int[n];
+        this.channel = new Channel[n];
+        this.reader = new int[n];
+        this.local = new int[n];
+        this.function = new Object[n];
+        this.methodName = new String[n];
+        this.argKind = new int[n][];
+        this.argLocal = new int[n][];
+        this.argIndex = new int[n][];
+        this.argConstant = new Object[n][];
+        this.frame = new Object[schedule.frameSize()];
+        for (int i = 0; i < n; i++) {
+            switch (ops.get(i)) {
+                case Read r -> {
+                    kind[i] = READ;
+                    channel[i] = channels[r.channel()];
+                    reader[i] = r.reader();
+                    local[i] = r.local();
+                }
+                case Write w -> {
+                    kind[i] = WRITE;
+                    channel[i] = channels[w.channel()];
+                    local[i] = w.local();
+                }
+                case Compute c -> {
+                    kind[i] = COMPUTE;
+                    local[i] = c.local();
+                    function[i] = c.method().function();
+                    methodName[i] = c.method().displayName();
+                    int arity = c.args().size();
+                    argKind[i] = new int[arity];
+                    argLocal[i] = new int[arity];
+                    argIndex[i] = new int[arity];
+                    argConstant[i] = new Object[arity];
+                    for (int a = 0; a < arity; a++) {
+                        Arg arg = c.args().get(a);
+                        switch (arg) {
+                            case LocalArg l -> {
+                                argKind[i][a] = ARG_LOCAL;
+                                argLocal[i][a] = l.local();
+                            }
+                            case InputArg in -> {
+                                argKind[i][a] = ARG_INPUT;
+                                argLocal[i][a] = in.local();
+                                argIndex[i][a] = in.index();
+                            }
+                            case ConstantArg k -> {
+                                argKind[i][a] = ARG_CONSTANT;
+                                argConstant[i][a] = k.value();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Binds the actor instance; called on the actor's thread before the first {@link #doWork()}.
+     *
+     * @param instance the actor
+     */
+    public void bind(Object instance) {
+        this.actor = instance;
+    }
+
+    /** Asks the loop to leave the graph at its next duty cycle; any thread. */
+    public void stop() {
+        stopped = true;
+    }
+
+    /** @return whether {@link #stop()} was called */
+    public boolean isStopped() {
+        return stopped;
+    }
+
+    /** @return the compiled graph this loop belongs to */
+    public Object owner() {
+        return owner;
+    }
+
+    /** @return how the actor's thread idles while it runs this loop */
+    public IdleMode idle() {
+        return idle;
+    }
+
+    /**
+     * Reports that the loop died; called on the actor's thread, which then ends.
+     *
+     * @param cause the error
+     */
+    public void died(Throwable cause) {
+        stopped = true;
+        onDeath.accept(cause);
+    }
+
+    /**
+     * Runs steps until one has to wait or an execution completes.
+     *
+     * @return the number of steps done (0: nothing could progress)
+     */
+    public int doWork() {
+        int work = 0;
+        final int[] kind = this.kind;
+        while (true) {
+            int i = pc;
+            switch (kind[i]) {
+                case READ -> {
+                    Object v = channel[i].poll(reader[i], sequence);
+                    if (v == Channel.NOT_READY) {
+                        return work;
+                    }
+                    frame[local[i]] = v;
+                    channel[i].release(reader[i], sequence);
+                }
+                case COMPUTE -> frame[local[i]] = compute(i);
+                default -> {
+                    if (!channel[i].offer(sequence, frame[local[i]])) {
+                        return work;
+                    }
+                }
+            }
+            work++;
+            if (++pc == kind.length) {
+                pc = 0;
+                sequence++;
+                return work; // one execution done: let the host check its stop flag and mailbox
+            }
+        }
+    }
+
+    private Object compute(int i) {
+        int[] kinds = argKind[i];
+        int arity = kinds.length;
+        Object a1 = null;
+        Object a2 = null;
+        Object a3 = null;
+        for (int a = 0; a < arity; a++) {
+            Object v = switch (kinds[a]) {
+                case ARG_LOCAL -> frame[argLocal[i][a]];
+                case ARG_INPUT -> inputArity == 1 ? frame[argLocal[i][a]] : ((Object[]) frame[argLocal[i][a]])[argIndex[i][a]];
+                default -> argConstant[i][a];
+            };
+            if (v instanceof TaskError && kinds[a] != ARG_CONSTANT) {
+                return v; // an upstream call failed in this execution: skip and forward
+            }
+            switch (a) {
+                case 0 -> a1 = v;
+                case 1 -> a2 = v;
+                default -> a3 = v;
+            }
+        }
+        try {
+            return invoke(function[i], arity, a1, a2, a3);
+        } catch (VirtualMachineError fatal) {
+            throw fatal;
+        } catch (Throwable t) {
+            return new TaskError(actorName, methodName[i], sequence, t);
+        }
+    }
+
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    private Object invoke(Object fn, int arity, Object a1, Object a2, Object a3) throws Exception {
+        return switch (arity) {
+            case 0 -> ((Method0) fn).apply(actor);
+            case 1 -> ((Method1) fn).apply(actor, a1);
+            case 2 -> ((Method2) fn).apply(actor, a1, a2);
+            default -> ((Method3) fn).apply(actor, a1, a2, a3);
+        };
+    }
+
+    @Override
+    public String toString() {
+        return "GraphLoop(" + actorName + " in " + owner + ", execution " + sequence + ")";
+    }
+}

@@ -1,0 +1,103 @@
+package dev.kiln.compiler;
+
+import java.time.Duration;
+import java.util.Objects;
+
+/**
+ * Options for compiling and running a graph. Immutable: each {@code withX} returns a copy.
+ *
+ * <pre>{@code
+ * CompileOptions.defaults().maxInflight(4).idle(IdleMode.SPIN)
+ * }</pre>
+ *
+ * @param maxInflight     executions that may be submitted and not yet finished; also the slot count of every channel (default 10)
+ * @param bufferBytes     size of one channel slot for values that are copied (off-heap and cross-process transports), in bytes (default 1 MiB)
+ * @param submitTimeout   how long {@code execute} waits for a free in-flight place before it throws {@code CapacityExceededException} (default 10 s)
+ * @param getTimeout      how long {@code GraphFuture.get()} waits before it throws {@code ChannelTimeoutException} (default 10 s)
+ * @param teardownTimeout how long {@code close()} waits for actor loops to leave the graph (default 5 s)
+ * @param idle            how waiting threads idle (default {@link IdleMode#BACKOFF})
+ */
+public record CompileOptions(int maxInflight, long bufferBytes, Duration submitTimeout, Duration getTimeout,
+                             Duration teardownTimeout, IdleMode idle) {
+
+    private static final CompileOptions DEFAULTS = new CompileOptions(10, 1 << 20, Duration.ofSeconds(10),
+            Duration.ofSeconds(10), Duration.ofSeconds(5), IdleMode.BACKOFF);
+
+    /**
+     * Checks the values.
+     *
+     * @throws IllegalArgumentException on a value out of range, naming the option
+     */
+    public CompileOptions {
+        if (maxInflight < 1) {
+            throw new IllegalArgumentException("maxInflight must be >= 1, got " + maxInflight);
+        }
+        if (bufferBytes < 1) {
+            throw new IllegalArgumentException("bufferBytes must be >= 1, got " + bufferBytes);
+        }
+        positive(submitTimeout, "submitTimeout");
+        positive(getTimeout, "getTimeout");
+        positive(teardownTimeout, "teardownTimeout");
+        Objects.requireNonNull(idle, "idle");
+    }
+
+    /** @return the defaults: maxInflight 10, bufferBytes 1 MiB, timeouts 10 s / 10 s / 5 s, BACKOFF */
+    public static CompileOptions defaults() {
+        return DEFAULTS;
+    }
+
+    /**
+     * @param value executions in flight at most (and slots per channel), >= 1
+     * @return a copy with that value
+     */
+    public CompileOptions maxInflight(int value) {
+        return new CompileOptions(value, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle);
+    }
+
+    /**
+     * @param value bytes per channel slot, >= 1
+     * @return a copy with that value
+     */
+    public CompileOptions bufferBytes(long value) {
+        return new CompileOptions(maxInflight, value, submitTimeout, getTimeout, teardownTimeout, idle);
+    }
+
+    /**
+     * @param value how long {@code execute} waits for capacity, > 0
+     * @return a copy with that value
+     */
+    public CompileOptions submitTimeout(Duration value) {
+        return new CompileOptions(maxInflight, bufferBytes, value, getTimeout, teardownTimeout, idle);
+    }
+
+    /**
+     * @param value how long {@code get()} waits, > 0
+     * @return a copy with that value
+     */
+    public CompileOptions getTimeout(Duration value) {
+        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, value, teardownTimeout, idle);
+    }
+
+    /**
+     * @param value how long {@code close()} waits for actor loops, > 0
+     * @return a copy with that value
+     */
+    public CompileOptions teardownTimeout(Duration value) {
+        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, value, idle);
+    }
+
+    /**
+     * @param value how waiting threads idle
+     * @return a copy with that value
+     */
+    public CompileOptions idle(IdleMode value) {
+        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, value);
+    }
+
+    private static void positive(Duration d, String name) {
+        Objects.requireNonNull(d, name);
+        if (d.isNegative() || d.isZero()) {
+            throw new IllegalArgumentException(name + " must be > 0, got " + d);
+        }
+    }
+}

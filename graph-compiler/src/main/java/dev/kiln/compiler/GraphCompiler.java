@@ -1,0 +1,514 @@
+package dev.kiln.compiler;
+
+import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
+import dev.kiln.compiler.ExecutionPlan.Arg;
+import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
+import dev.kiln.compiler.ExecutionPlan.Compute;
+import dev.kiln.compiler.ExecutionPlan.ConstantArg;
+import dev.kiln.compiler.ExecutionPlan.InputArg;
+import dev.kiln.compiler.ExecutionPlan.LocalArg;
+import dev.kiln.compiler.ExecutionPlan.NodeSpec;
+import dev.kiln.compiler.ExecutionPlan.Operation;
+import dev.kiln.compiler.ExecutionPlan.OutputRead;
+import dev.kiln.compiler.ExecutionPlan.Read;
+import dev.kiln.compiler.ExecutionPlan.Write;
+import dev.kiln.compiler.Topology.ActorPlacement;
+import dev.kiln.graph.ActorRef;
+import dev.kiln.graph.MethodRef;
+import dev.kiln.graph.Node;
+import dev.kiln.graph.Transport;
+
+import java.lang.reflect.Modifier;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.PriorityQueue;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * Turns a graph into an {@link ExecutionPlan}: validation, topological order, one channel per
+ * value that crosses actors, one READ / COMPUTE / WRITE schedule per actor in bind order,
+ * transport resolution. A pure function of (graph, topology, options): it starts no thread,
+ * opens no channel and changes no node. Thread-safe.
+ */
+public final class GraphCompiler {
+
+    private GraphCompiler() {
+    }
+
+    /**
+     * Compiles the graph that ends in {@code output}.
+     *
+     * @param output   the result node, or a {@code Graph.outputs(...)} node for several results
+     * @param topology where the runtime's actors live
+     * @param options  compile options
+     * @return the plan
+     * @throws GraphCompileException naming the node at fault and the fix
+     */
+    public static ExecutionPlan compile(Node<?> output, Topology topology, CompileOptions options) {
+        return new Run(output, topology, options).plan();
+    }
+
+    /** The state of one compilation. */
+    private static final class Run {
+        private final Topology topology;
+        private final CompileOptions options;
+        private final boolean multiOutput;
+        private final List<Node<?>> outputs = new ArrayList<>();
+        private final List<Node<?>> order;
+        private final Map<Node<?>, Integer> ids = new IdentityHashMap<>();
+
+        Run(Node<?> root, Topology topology, CompileOptions options) {
+            if (root == null) {
+                throw new NullPointerException("output");
+            }
+            this.topology = topology;
+            this.options = options;
+            this.multiOutput = root.kind() == Node.Kind.OUTPUTS;
+            if (multiOutput) {
+                root.args().forEach(a -> outputs.add((Node<?>) a));
+            } else {
+                outputs.add(root);
+            }
+            for (Node<?> out : outputs) {
+                if (out.kind() != Node.Kind.CALL) {
+                    throw new GraphCompileException(out.label(), "an output must be an actor method call; "
+                            + (out.kind() == Node.Kind.OUTPUTS ? "do not nest Graph.outputs(...)"
+                            : "bind a method on the input instead of returning it"));
+                }
+            }
+            Set<Node<?>> reachable = backwardClosure();
+            checkSingleInput(reachable, root);
+            checkNotCompiled(reachable, root);
+            checkDangling(reachable, root);
+            this.order = topologicalOrder(reachable);
+            for (int i = 0; i < order.size(); i++) {
+                ids.put(order.get(i), i);
+            }
+        }
+
+        private Set<Node<?>> backwardClosure() {
+            Set<Node<?>> seen = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+            ArrayDeque<Node<?>> work = new ArrayDeque<>(outputs);
+            while (!work.isEmpty()) {
+                Node<?> n = work.pop();
+                if (!seen.add(n)) {
+                    continue;
+                }
+                for (Object arg : n.args()) {
+                    if (arg instanceof Node<?> up) {
+                        if (up.kind() == Node.Kind.OUTPUTS) {
+                            throw new GraphCompileException(n.label(), "Graph.outputs(...) cannot be a method argument; "
+                                    + "pass the individual nodes");
+                        }
+                        work.push(up);
+                    }
+                }
+            }
+            return seen;
+        }
+
+        private static void checkSingleInput(Set<Node<?>> nodes, Node<?> root) {
+            Object input = null;
+            for (Node<?> n : nodes) {
+                if (n.input() != null) {
+                    if (input != null && input != n.input()) {
+                        throw new GraphCompileException(root.label(), "the graph reads two different Graph.input() nodes; "
+                                + "a graph has one input: use InputNode.arg(i) for several arguments");
+                    }
+                    input = n.input();
+                }
+            }
+        }
+
+        private static void checkNotCompiled(Set<Node<?>> nodes, Node<?> root) {
+            for (Node<?> n : concat(nodes, root)) {
+                if (n.compiledBy() != null) {
+                    throw new GraphCompileException(n.label(), "this node is part of a graph that was already compiled ("
+                            + n.compiledBy() + "); a node can be compiled once: bind the calls again to build a new graph");
+                }
+            }
+        }
+
+        private static void checkDangling(Set<Node<?>> reachable, Node<?> root) {
+            ArrayDeque<Node<?>> work = new ArrayDeque<>(reachable);
+            Set<Node<?>> seen = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+            while (!work.isEmpty()) {
+                for (Node<?> down : work.pop().downstream()) {
+                    if (down == root || !seen.add(down)) {
+                        continue;
+                    }
+                    if (!reachable.contains(down) && down.kind() == Node.Kind.INPUT_ARG) {
+                        throw new GraphCompileException(down.label(), "input argument " + down.argIndex()
+                                + " is never used: bind it as a method argument, or do not declare it");
+                    }
+                    if (!reachable.contains(down) && down.kind() == Node.Kind.CALL) {
+                        throw new GraphCompileException(down.label(), "this call does not reach an output: its result is "
+                                + "never used; pass it to Graph.outputs(...) or use it as an argument, or do not bind it");
+                    }
+                    work.push(down);
+                }
+            }
+        }
+
+        private static List<Node<?>> topologicalOrder(Set<Node<?>> nodes) {
+            Map<Node<?>, Integer> indegree = new IdentityHashMap<>();
+            Map<Node<?>, List<Node<?>>> users = new IdentityHashMap<>();
+            for (Node<?> n : nodes) {
+                indegree.putIfAbsent(n, 0);
+                Set<Node<?>> ups = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+                for (Object arg : n.args()) {
+                    if (arg instanceof Node<?> up && ups.add(up)) {
+                        indegree.merge(n, 1, Integer::sum);
+                        users.computeIfAbsent(up, k -> new ArrayList<>()).add(n);
+                    }
+                }
+            }
+            PriorityQueue<Node<?>> ready = new PriorityQueue<>(Comparator.comparingLong(Node::serial));
+            indegree.forEach((n, d) -> {
+                if (d == 0) {
+                    ready.add(n);
+                }
+            });
+            List<Node<?>> order = new ArrayList<>(nodes.size());
+            while (!ready.isEmpty()) {
+                Node<?> n = ready.poll();
+                order.add(n);
+                for (Node<?> user : users.getOrDefault(n, List.of())) {
+                    if (indegree.merge(user, -1, Integer::sum) == 0) {
+                        ready.add(user);
+                    }
+                }
+            }
+            return order;
+        }
+
+        ExecutionPlan plan() {
+            Map<Integer, ActorRef<?>> actors = new LinkedHashMap<>();
+            for (Node<?> n : order) {
+                if (n.kind() == Node.Kind.CALL) {
+                    ActorRef<?> a = n.actor();
+                    ActorRef<?> seen = actors.putIfAbsent(a.id(), a);
+                    if (seen != null && seen != a) {
+                        throw new GraphCompileException(n.label(), "actors of two different runtimes in one graph ("
+                                + seen.owner() + " and " + a.owner() + "); create all actors with the same Kiln");
+                    }
+                    if (!topology.actors().containsKey(a.id())) {
+                        throw new GraphCompileException(n.label(), "actor " + a.name() + " is not hosted by the runtime "
+                                + "that compiles this graph: its Kiln was closed or it belongs to another Kiln; "
+                                + "create the actor with this Kiln");
+                    }
+                    checkArgumentTypes(n);
+                }
+            }
+            int inputArity = inputArity();
+            List<NodeSpec> nodeSpecs = new ArrayList<>();
+            for (Node<?> n : order) {
+                List<Integer> ups = new ArrayList<>();
+                for (Object arg : n.args()) {
+                    if (arg instanceof Node<?> up) {
+                        ups.add(ids.get(up));
+                    }
+                }
+                if (n.kind() == Node.Kind.INPUT_ARG) {
+                    ups.clear(); // an argument is part of the input, not computed from it
+                }
+                nodeSpecs.add(new NodeSpec(ids.get(n), n.label(), writerOf(n), ups));
+            }
+            return new Layout(actors).build(inputArity, nodeSpecs);
+        }
+
+        private int inputArity() {
+            TreeSet<Integer> used = new TreeSet<>();
+            for (Node<?> n : order) {
+                if (n.kind() == Node.Kind.INPUT_ARG) {
+                    used.add(n.argIndex());
+                } else if (n.kind() == Node.Kind.INPUT
+                        && order.stream().anyMatch(d -> d.kind() == Node.Kind.CALL && d.args().contains(n))) {
+                    used.add(0); // the whole input stands for the single argument of execute(x)
+                }
+            }
+            if (used.isEmpty()) {
+                return 0;
+            }
+            int arity = used.last() + 1;
+            for (int i = 0; i < arity; i++) {
+                if (!used.contains(i)) {
+                    throw new GraphCompileException("input[" + i + "]", "input argument " + i + " is never used, but "
+                            + "argument " + used.last() + " is; execute(...) passes arguments by position, so use every "
+                            + "one from 0 to " + used.last() + " (or renumber them)");
+                }
+            }
+            return arity;
+        }
+
+        private void checkArgumentTypes(Node<?> call) {
+            MethodRef m = call.method();
+            for (int i = 0; i < m.arity(); i++) {
+                Object arg = call.args().get(i);
+                Class<?> param = m.parameterTypes().get(i);
+                String where = "argument " + (i + 1) + " of " + m.displayName();
+                if (arg == null) {
+                    if (m.primitive().get(i)) {
+                        throw new GraphCompileException(call.label(), where + " is a primitive " + primitiveName(param)
+                                + " but the constant passed is null; pass a value");
+                    }
+                    continue;
+                }
+                Class<?> given;
+                String source;
+                if (arg instanceof Node<?> up) {
+                    if (up.kind() != Node.Kind.CALL) {
+                        continue; // input values are only known at execute time
+                    }
+                    given = up.method().returnType();
+                    source = "upstream " + up.label() + " returns ";
+                } else {
+                    given = arg.getClass();
+                    source = "the constant passed is a ";
+                }
+                if (!castable(given, param)) {
+                    throw new GraphCompileException(call.label(), where + " takes " + param.getName() + " but "
+                            + source + given.getName() + "; bind a node of a matching type or change the parameter");
+                }
+            }
+        }
+
+        private int writerOf(Node<?> n) {
+            return n.kind() == Node.Kind.CALL ? n.actor().id() : ExecutionPlan.DRIVER;
+        }
+
+        /** Allocates channels and locals and lays out each actor's schedule. */
+        private final class Layout {
+            private final Map<Integer, ActorRef<?>> actors;
+            private final Map<Integer, List<Node<?>>> byActor = new LinkedHashMap<>();
+            private final Map<Integer, Integer> channelOfNode = new HashMap<>();
+            private final List<TreeSet<Integer>> readers = new ArrayList<>();
+            private final List<Integer> channelNode = new ArrayList<>();
+            private final List<Integer> channelWriter = new ArrayList<>();
+            private final Map<Integer, List<Object>> pending = new LinkedHashMap<>();
+            private final Map<Integer, Integer> frames = new HashMap<>();
+
+            Layout(Map<Integer, ActorRef<?>> actors) {
+                this.actors = actors;
+                for (int id : actors.keySet()) {
+                    byActor.put(id, new ArrayList<>());
+                }
+                for (Node<?> n : order) {
+                    if (n.kind() == Node.Kind.CALL) {
+                        byActor.get(n.actor().id()).add(n);
+                    }
+                }
+                // Channel 0 carries the input record, whatever part of it an actor uses.
+                newChannel(inputNodeId(), ExecutionPlan.DRIVER);
+                for (Node<?> n : order) {
+                    if (n.kind() == Node.Kind.CALL && crossesActors(n)) {
+                        channelOfNode.put(ids.get(n), newChannel(ids.get(n), n.actor().id()));
+                    }
+                }
+            }
+
+            private int inputNodeId() {
+                for (Node<?> n : order) {
+                    if (n.kind() == Node.Kind.INPUT) {
+                        return ids.get(n);
+                    }
+                }
+                return -1; // a graph on constants only: the channel just starts each execution
+            }
+
+            private int newChannel(int node, int writer) {
+                channelNode.add(node);
+                channelWriter.add(writer);
+                readers.add(new TreeSet<>(Comparator.comparingInt(this::participantRank)));
+                return readers.size() - 1;
+            }
+
+            private int participantRank(int participant) {
+                if (participant == ExecutionPlan.DRIVER) {
+                    return Integer.MAX_VALUE;
+                }
+                int rank = 0;
+                for (int id : actors.keySet()) {
+                    if (id == participant) {
+                        return rank;
+                    }
+                    rank++;
+                }
+                throw new IllegalStateException("unknown participant " + participant);
+            }
+
+            private boolean crossesActors(Node<?> n) {
+                if (outputs.contains(n)) {
+                    return true;
+                }
+                for (Node<?> d : order) {
+                    if (d.kind() == Node.Kind.CALL && d.actor().id() != n.actor().id() && d.args().contains(n)) {
+                        return true;
+                    }
+                }
+                return false;
+            }
+
+            ExecutionPlan build(int inputArity, List<NodeSpec> nodeSpecs) {
+                for (var e : byActor.entrySet()) {
+                    pending.put(e.getKey(), layoutActor(e.getKey(), e.getValue()));
+                }
+                List<OutputRead> outputReads = new ArrayList<>();
+                for (Node<?> out : outputs) {
+                    readers.get(channelOfNode.get(ids.get(out))).add(ExecutionPlan.DRIVER);
+                }
+                for (Node<?> out : outputs) {
+                    int c = channelOfNode.get(ids.get(out));
+                    outputReads.add(new OutputRead(c, indexIn(c, ExecutionPlan.DRIVER)));
+                }
+                List<ActorSchedule> schedules = new ArrayList<>();
+                for (var e : pending.entrySet()) {
+                    int actor = e.getKey();
+                    List<Operation> ops = new ArrayList<>();
+                    for (Object op : e.getValue()) {
+                        ops.add(op instanceof PendingRead r ? new Read(r.channel, indexIn(r.channel, actor), r.local)
+                                : (Operation) op);
+                    }
+                    schedules.add(new ActorSchedule(actor, actors.get(actor).name(), topology.actors().get(actor),
+                            frames.get(actor), ops));
+                }
+                List<ChannelSpec> channels = new ArrayList<>();
+                for (int c = 0; c < readers.size(); c++) {
+                    List<Integer> rs = List.copyOf(readers.get(c));
+                    Node<?> node = channelNode.get(c) >= 0 ? order.get(channelNode.get(c)) : null;
+                    Transport asked = node == null ? Transport.AUTO : node.transport();
+                    channels.add(resolve(c, channelNode.get(c), channelWriter.get(c), rs, asked,
+                            node == null ? "input" : node.label()));
+                }
+                return new ExecutionPlan(inputArity, options.maxInflight(), nodeSpecs, channels, schedules,
+                        outputReads, multiOutput);
+            }
+
+            private int indexIn(int channel, int participant) {
+                int i = 0;
+                for (int r : readers.get(channel)) {
+                    if (r == participant) {
+                        return i;
+                    }
+                    i++;
+                }
+                throw new IllegalStateException("participant " + participant + " does not read c" + channel);
+            }
+
+            /** Lays out one actor's operations; reads stay pending until every channel's readers are known. */
+            private List<Object> layoutActor(int actor, List<Node<?>> calls) {
+                List<Object> ops = new ArrayList<>();
+                Map<Integer, Integer> localOfChannel = new HashMap<>();
+                Map<Node<?>, Integer> localOfNode = new IdentityHashMap<>();
+                int[] next = {0};
+                for (Node<?> call : calls) {
+                    List<Arg> args = new ArrayList<>();
+                    for (Object a : call.args()) {
+                        if (!(a instanceof Node<?> up)) {
+                            args.add(new ConstantArg(a));
+                        } else if (up.kind() == Node.Kind.INPUT || up.kind() == Node.Kind.INPUT_ARG) {
+                            int local = readChannel(actor, ExecutionPlan.INPUT_CHANNEL, ops, localOfChannel, next);
+                            args.add(new InputArg(local, Math.max(up.argIndex(), 0)));
+                        } else if (up.actor().id() == actor) {
+                            args.add(new LocalArg(localOfNode.get(up)));
+                        } else {
+                            int local = readChannel(actor, channelOfNode.get(ids.get(up)), ops, localOfChannel, next);
+                            args.add(new LocalArg(local));
+                        }
+                    }
+                    if (ops.isEmpty()) {
+                        // Nothing to wait for: wait for the execution's input so the call runs once per execute().
+                        readChannel(actor, ExecutionPlan.INPUT_CHANNEL, ops, localOfChannel, next);
+                    }
+                    int local = next[0]++;
+                    localOfNode.put(call, local);
+                    ops.add(new Compute(ids.get(call), call.method(), args, local));
+                    Integer channel = channelOfNode.get(ids.get(call));
+                    if (channel != null) {
+                        ops.add(new Write(channel, local));
+                    }
+                }
+                frames.put(actor, next[0]);
+                return ops;
+            }
+
+            private int readChannel(int actor, int channel, List<Object> ops, Map<Integer, Integer> localOfChannel,
+                                    int[] next) {
+                Integer local = localOfChannel.get(channel);
+                if (local == null) {
+                    local = next[0]++;
+                    localOfChannel.put(channel, local);
+                    readers.get(channel).add(actor);
+                    ops.add(new PendingRead(channel, local));
+                }
+                return local;
+            }
+
+            private ChannelSpec resolve(int id, int node, int writer, List<Integer> rs, Transport asked, String label) {
+                ActorPlacement from = placement(writer);
+                for (int r : rs) {
+                    ActorPlacement to = placement(r);
+                    if (!from.equals(to)) {
+                        throw new GraphCompileException(label, "no transport connects " + from + " and " + to
+                                + ": this version runs all actors in the driver's JVM");
+                    }
+                }
+                String reason = asked == Transport.AUTO ? "AUTO: writer and readers in one JVM" : "asked; one JVM";
+                return new ChannelSpec(id, node, writer, rs, options.maxInflight(), options.bufferBytes(),
+                        Transport.IN_PROCESS, reason);
+            }
+
+            private ActorPlacement placement(int participant) {
+                return participant == ExecutionPlan.DRIVER ? topology.driverProcess() : topology.actors().get(participant);
+            }
+        }
+
+        private record PendingRead(int channel, int local) {
+        }
+    }
+
+    /**
+     * Whether a value of static type {@code given} may be passed where {@code param} is expected:
+     * true unless no value can be both (unrelated classes, or a final class and an interface
+     * it does not implement). Generic methods erase to {@code Object}, which passes.
+     */
+    static boolean castable(Class<?> given, Class<?> param) {
+        Class<?> a = MethodRef.box(given);
+        Class<?> b = MethodRef.box(param);
+        if (a == Void.class) {
+            return false;
+        }
+        if (b.isAssignableFrom(a) || a.isAssignableFrom(b)) {
+            return true;
+        }
+        if (a.isInterface() && b.isInterface()) {
+            return true;
+        }
+        if (a.isInterface()) {
+            return !Modifier.isFinal(b.getModifiers()) && !b.isArray();
+        }
+        if (b.isInterface()) {
+            return !Modifier.isFinal(a.getModifiers()) && !a.isArray();
+        }
+        return false;
+    }
+
+    private static String primitiveName(Class<?> boxed) {
+        return java.lang.invoke.MethodType.methodType(boxed).unwrap().returnType().getName();
+    }
+
+    private static List<Node<?>> concat(Set<Node<?>> nodes, Node<?> root) {
+        List<Node<?>> all = new ArrayList<>(nodes);
+        if (!nodes.contains(root)) {
+            all.add(root);
+        }
+        return all;
+    }
+}

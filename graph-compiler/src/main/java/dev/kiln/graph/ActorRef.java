@@ -1,0 +1,123 @@
+package dev.kiln.graph;
+
+/**
+ * A handle to an actor: an object living on its own thread (or in another JVM) whose methods
+ * are bound into graphs. Obtained from {@code Kiln.actor(...)}; the constructor is for actor
+ * hosts, not for user code.
+ *
+ * <p>Arguments to {@code bind} are nodes of the same graph or plain constants (any other
+ * object, including {@code null}); constants are passed as they are to every execution.
+ * Argument types are checked when the graph is compiled. Thread-safe.
+ *
+ * @param <A> the actor's class
+ */
+public final class ActorRef<A> {
+
+    private final int id;
+    private final String name;
+    private final Class<?> type;
+    private final Object owner;
+
+    /**
+     * Creates a handle; called by the runtime that hosts the actor.
+     *
+     * @param id    the actor's id, unique within its runtime
+     * @param name  a readable name, unique within its runtime
+     * @param type  the actor instance's class
+     * @param owner the runtime hosting the actor
+     */
+    public ActorRef(int id, String name, Class<?> type, Object owner) {
+        this.id = id;
+        this.name = name;
+        this.type = type;
+        this.owner = owner;
+    }
+
+    /** @return the actor's id, unique within its runtime */
+    public int id() {
+        return id;
+    }
+
+    /** @return the actor's name, unique within its runtime */
+    public String name() {
+        return name;
+    }
+
+    /** @return the actor instance's class */
+    public Class<?> type() {
+        return type;
+    }
+
+    /** @return the runtime hosting the actor */
+    public Object owner() {
+        return owner;
+    }
+
+    /**
+     * Binds a call of a method without arguments.
+     *
+     * @param method the method, e.g. {@code Counter::next}
+     * @param <R>    the result type
+     * @return the node of the call's result
+     */
+    public <R> Node<R> bind(Method0<A, R> method) {
+        return call(method, 0);
+    }
+
+    /**
+     * Binds a call of a one-argument method.
+     *
+     * @param method the method, e.g. {@code Model::forward}
+     * @param arg1   a node or a constant
+     * @param <P1>   the parameter type
+     * @param <R>    the result type
+     * @return the node of the call's result
+     */
+    public <P1, R> Node<R> bind(Method1<A, P1, R> method, Object arg1) {
+        return call(method, 1, arg1);
+    }
+
+    /**
+     * Binds a call of a two-argument method.
+     *
+     * @param method the method
+     * @param arg1   a node or a constant
+     * @param arg2   a node or a constant
+     * @param <P1>   the first parameter type
+     * @param <P2>   the second parameter type
+     * @param <R>    the result type
+     * @return the node of the call's result
+     */
+    public <P1, P2, R> Node<R> bind(Method2<A, P1, P2, R> method, Object arg1, Object arg2) {
+        return call(method, 2, arg1, arg2);
+    }
+
+    /**
+     * Binds a call of a three-argument method.
+     *
+     * @param method the method
+     * @param arg1   a node or a constant
+     * @param arg2   a node or a constant
+     * @param arg3   a node or a constant
+     * @param <P1>   the first parameter type
+     * @param <P2>   the second parameter type
+     * @param <P3>   the third parameter type
+     * @param <R>    the result type
+     * @return the node of the call's result
+     */
+    public <P1, P2, P3, R> Node<R> bind(Method3<A, P1, P2, P3, R> method, Object arg1, Object arg2, Object arg3) {
+        return call(method, 3, arg1, arg2, arg3);
+    }
+
+    private <R> Node<R> call(java.io.Serializable method, int arity, Object... args) {
+        if (method == null) {
+            throw new NullPointerException("method");
+        }
+        return new Node<>(Node.Kind.CALL, Node.inputOf(args), -1, this, MethodRef.of(method, arity), args);
+    }
+
+    @Override
+    public String toString() {
+        return "ActorRef(" + name + ")";
+    }
+}

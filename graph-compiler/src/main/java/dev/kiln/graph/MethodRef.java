@@ -1,0 +1,108 @@
+package dev.kiln.graph;
+
+import java.io.Serializable;
+import java.lang.invoke.MethodType;
+import java.lang.invoke.SerializedLambda;
+import java.lang.reflect.Method;
+import java.lang.reflect.Modifier;
+import java.util.List;
+
+/**
+ * An actor method resolved by reflection: the callable function object plus its name and
+ * the types Kiln checks at compile time.
+ *
+ * @param function       the {@code Method0..Method3} instance the user bound; called on the actor's thread
+ * @param arity          number of arguments, not counting the actor
+ * @param owner          simple name of the class that declares the implementation
+ * @param name           the implementation method's name ({@code lambda$...} for a lambda)
+ * @param parameterTypes the argument types as the function receives them (boxed)
+ * @param primitive      for each argument, whether the implementation takes a primitive (so null is illegal)
+ * @param returnType     the result type (boxed; {@code Void} for void methods)
+ */
+public record MethodRef(Serializable function, int arity, String owner, String name,
+                        List<Class<?>> parameterTypes, List<Boolean> primitive, Class<?> returnType) {
+
+    /**
+     * Resolves a bound method.
+     *
+     * @param function a {@code Method0..Method3} instance
+     * @param arity    its number of arguments, not counting the actor
+     * @return the resolved method
+     * @throws IllegalArgumentException if the method cannot be resolved (never for a lambda or method reference)
+     */
+    public static MethodRef of(Serializable function, int arity) {
+        SerializedLambda lambda = serializedForm(function);
+        if (lambda == null) {
+            return ofClass(function, arity);
+        }
+        ClassLoader loader = function.getClass().getClassLoader();
+        MethodType instantiated = MethodType.fromMethodDescriptorString(lambda.getInstantiatedMethodType(), loader);
+        MethodType impl = MethodType.fromMethodDescriptorString(lambda.getImplMethodSignature(), loader);
+        if (instantiated.parameterCount() != arity + 1) {
+            throw new IllegalArgumentException("method " + lambda.getImplMethodName() + " takes "
+                    + (instantiated.parameterCount() - 1) + " arguments, expected " + arity);
+        }
+        Class<?>[] params = new Class<?>[arity];
+        Boolean[] primitive = new Boolean[arity];
+        // The implementation's trailing parameters line up with the function's arguments
+        // (a virtual method reference has no receiver parameter, a lambda has captures first).
+        int implOffset = impl.parameterCount() - arity;
+        for (int i = 0; i < arity; i++) {
+            params[i] = box(instantiated.parameterType(i + 1));
+            primitive[i] = implOffset + i >= 0 && impl.parameterType(implOffset + i).isPrimitive();
+        }
+        String implClass = lambda.getImplClass();
+        String owner = implClass.substring(implClass.lastIndexOf('/') + 1);
+        return new MethodRef(function, arity, owner, lambda.getImplMethodName(),
+                List.of(params), List.of(primitive), box(instantiated.returnType()));
+    }
+
+    /** The name shown in plans and errors, e.g. {@code Model.forward}. */
+    public String displayName() {
+        return owner + "." + name;
+    }
+
+    private static SerializedLambda serializedForm(Serializable function) {
+        try {
+            Method writeReplace = function.getClass().getDeclaredMethod("writeReplace");
+            writeReplace.setAccessible(true);
+            return writeReplace.invoke(function) instanceof SerializedLambda form ? form : null;
+        } catch (NoSuchMethodException e) {
+            return null;
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            throw new IllegalArgumentException("cannot resolve method " + function.getClass().getName()
+                    + ": " + e, e);
+        }
+    }
+
+    /** A plain class implementing MethodN: read the types of its non-bridge {@code apply}. */
+    private static MethodRef ofClass(Serializable function, int arity) {
+        for (Method m : function.getClass().getDeclaredMethods()) {
+            if (m.getName().equals("apply") && !m.isBridge() && !Modifier.isStatic(m.getModifiers())
+                    && m.getParameterCount() == arity + 1) {
+                Class<?>[] params = new Class<?>[arity];
+                Boolean[] primitive = new Boolean[arity];
+                for (int i = 0; i < arity; i++) {
+                    params[i] = box(m.getParameterTypes()[i + 1]);
+                    primitive[i] = false; // apply receives references; a null reaches the user's code
+                }
+                return new MethodRef(function, arity, function.getClass().getSimpleName(), "apply",
+                        List.of(params), List.of(primitive), box(m.getReturnType()));
+            }
+        }
+        throw new IllegalArgumentException("cannot resolve method of " + function.getClass().getName());
+    }
+
+    /**
+     * The wrapper class of a primitive type, {@code Void} for {@code void}, else the type itself.
+     *
+     * @param type any class
+     * @return its boxed form
+     */
+    public static Class<?> box(Class<?> type) {
+        if (!type.isPrimitive()) {
+            return type;
+        }
+        return MethodType.methodType(type).wrap().returnType();
+    }
+}

@@ -1,0 +1,58 @@
+package dev.kiln.transport;
+
+import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
+
+/**
+ * A channel from one writer to R readers with N slots: the value of execution {@code n}
+ * lives in slot {@code n mod N} from the moment the writer publishes it until every reader
+ * released it. Built from a {@link ChannelSpec} of the plan.
+ *
+ * <p>The writer calls {@link #offer} for sequences 0, 1, 2, ... in order; each reader calls
+ * {@link #poll} then {@link #release} for the same sequences in order. Calls return status
+ * codes and never block, so that a duty-cycle loop can wait with its idle strategy. The
+ * writer and each reader are single threads (not necessarily the same over time, given a
+ * happens-before hand-over).
+ */
+public interface Channel extends AutoCloseable {
+
+    /** Returned by {@link #poll} while the writer has not published the sequence. */
+    Object NOT_READY = new Object() {
+        @Override
+        public String toString() {
+            return "NOT_READY";
+        }
+    };
+
+    /** @return the plan's description of this channel */
+    ChannelSpec spec();
+
+    /**
+     * Publishes the value of execution {@code sequence}.
+     *
+     * @param sequence the next sequence of the writer
+     * @param value    the value (may be null)
+     * @return false if a reader has not released {@code sequence - slots} yet: try again later
+     */
+    boolean offer(long sequence, Object value);
+
+    /**
+     * Reads the value of execution {@code sequence} in place.
+     *
+     * @param reader   the reader index
+     * @param sequence the reader's next sequence
+     * @return the value, or {@link #NOT_READY}
+     */
+    Object poll(int reader, long sequence);
+
+    /**
+     * Gives the slot of {@code sequence} back to the writer.
+     *
+     * @param reader   the reader index
+     * @param sequence the sequence read last
+     */
+    void release(int reader, long sequence);
+
+    /** Frees the channel's memory; no call may follow. */
+    @Override
+    void close();
+}

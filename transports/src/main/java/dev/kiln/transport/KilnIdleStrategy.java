@@ -1,0 +1,87 @@
+package dev.kiln.transport;
+
+import dev.kiln.compiler.IdleMode;
+import org.agrona.concurrent.IdleStrategy;
+
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * The idle strategy of actor loops and of the driver, for the three {@link IdleMode}s. In
+ * the parking phases it arms a {@link Waker} first and returns once, so the caller's duty
+ * cycle re-checks its work before the thread really parks; peers then unpark it as soon as
+ * they make progress for it. Not thread-safe: one instance per waiting thread.
+ */
+public final class KilnIdleStrategy implements IdleStrategy {
+
+    private static final int MAX_SPINS = 100;
+    private static final int MAX_YIELDS = 20;
+    private static final long MIN_PARK_NS = 1_000;
+    private static final long MAX_BACKOFF_PARK_NS = 1_000_000;
+    /** A safety net only: blocked threads are woken by their peers' signals. */
+    private static final long MAX_BLOCKING_PARK_NS = 20_000_000;
+
+    private final IdleMode mode;
+    private final Waker waker;
+    private int spins;
+    private int yields;
+    private long parkNs = MIN_PARK_NS;
+
+    /**
+     * @param mode  how to idle
+     * @param waker the waker of the thread that will use this strategy
+     */
+    public KilnIdleStrategy(IdleMode mode, Waker waker) {
+        this.mode = mode;
+        this.waker = waker;
+    }
+
+    @Override
+    public void idle(int workCount) {
+        if (workCount > 0) {
+            reset();
+        } else {
+            idle();
+        }
+    }
+
+    @Override
+    public void idle() {
+        switch (mode) {
+            case SPIN -> Thread.onSpinWait();
+            case BACKOFF -> {
+                if (spins < MAX_SPINS) {
+                    spins++;
+                    Thread.onSpinWait();
+                } else if (yields < MAX_YIELDS) {
+                    yields++;
+                    Thread.yield();
+                } else if (!waker.isArmed()) {
+                    waker.arm();
+                } else {
+                    LockSupport.parkNanos(parkNs);
+                    parkNs = Math.min(parkNs << 1, MAX_BACKOFF_PARK_NS);
+                }
+            }
+            case BLOCKING -> {
+                if (!waker.isArmed()) {
+                    waker.arm();
+                } else {
+                    LockSupport.parkNanos(MAX_BLOCKING_PARK_NS);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void reset() {
+        spins = 0;
+        yields = 0;
+        parkNs = MIN_PARK_NS;
+        waker.disarm();
+    }
+
+    @Override
+    public String alias() {
+        return "kiln-" + mode.name().toLowerCase(java.util.Locale.ROOT);
+    }
+}
