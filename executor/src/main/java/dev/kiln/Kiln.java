@@ -14,6 +14,11 @@ import dev.kiln.graph.Method0;
 import dev.kiln.graph.Method1;
 import dev.kiln.graph.Method2;
 import dev.kiln.graph.Method3;
+import dev.kiln.graph.Method4;
+import dev.kiln.graph.Method5;
+import dev.kiln.graph.Method6;
+import dev.kiln.graph.Method7;
+import dev.kiln.graph.Method8;
 import dev.kiln.graph.Node;
 
 import java.io.Serializable;
@@ -49,6 +54,7 @@ public final class Kiln implements AutoCloseable {
     private static final AtomicInteger ACTOR_IDS = new AtomicInteger();
     private static final AtomicLong KILN_IDS = new AtomicLong();
     private static final long STOP_TIMEOUT_MS = 5_000;
+    private static final Object[] NO_ARGS = {};
 
     private final String name = "kiln-" + KILN_IDS.incrementAndGet();
     private final Map<Integer, ActorThread> actors = new ConcurrentHashMap<>();
@@ -239,7 +245,7 @@ public final class Kiln implements AutoCloseable {
      * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, R> CompletableFuture<R> call(ActorRef<A> actor, Method0<A, R> method) {
-        return dispatch(actor, method, 0, null, null, null);
+        return dispatch(actor, method, 0, NO_ARGS);
     }
 
     /**
@@ -255,7 +261,7 @@ public final class Kiln implements AutoCloseable {
      * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, P1, R> CompletableFuture<R> call(ActorRef<A> actor, Method1<A, P1, R> method, P1 a1) {
-        return dispatch(actor, method, 1, a1, null, null);
+        return dispatch(actor, method, 1, new Object[] {a1});
     }
 
     /**
@@ -273,7 +279,7 @@ public final class Kiln implements AutoCloseable {
      * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, P1, P2, R> CompletableFuture<R> call(ActorRef<A> actor, Method2<A, P1, P2, R> method, P1 a1, P2 a2) {
-        return dispatch(actor, method, 2, a1, a2, null);
+        return dispatch(actor, method, 2, new Object[] {a1, a2});
     }
 
     /**
@@ -294,11 +300,145 @@ public final class Kiln implements AutoCloseable {
      */
     public <A, P1, P2, P3, R> CompletableFuture<R> call(ActorRef<A> actor, Method3<A, P1, P2, P3, R> method,
                                                         P1 a1, P2 a2, P3 a3) {
-        return dispatch(actor, method, 3, a1, a2, a3);
+        return dispatch(actor, method, 3, new Object[] {a1, a2, a3});
     }
 
-    private <R> CompletableFuture<R> dispatch(ActorRef<?> ref, Serializable method, int arity,
-                                              Object a1, Object a2, Object a3) {
+    /**
+     * Calls a 4-argument method through the dynamic per-call path.
+     *
+     * @param actor  the actor; it must not be held by an open graph
+     * @param method the method
+     * @param a1     argument 1
+     * @param a2     argument 2
+     * @param a3     argument 3
+     * @param a4     argument 4
+     * @param <A>    the actor's class
+     * @param <P1>   parameter type 1
+     * @param <P2>   parameter type 2
+     * @param <P3>   parameter type 3
+     * @param <P4>   parameter type 4
+     * @param <R>    the result type
+     * @return the future of the result; fails with {@link ActorTaskException} if the method throws
+     * @throws IllegalStateException if an open graph holds the actor
+     */
+    public <A, P1, P2, P3, P4, R> CompletableFuture<R> call(ActorRef<A> actor, Method4<A, P1, P2, P3, P4, R> method,
+            P1 a1, P2 a2, P3 a3, P4 a4) {
+        return dispatch(actor, method, 4, new Object[] {a1, a2, a3, a4});
+    }
+
+    /**
+     * Calls a 5-argument method through the dynamic per-call path.
+     *
+     * @param actor  the actor; it must not be held by an open graph
+     * @param method the method
+     * @param a1     argument 1
+     * @param a2     argument 2
+     * @param a3     argument 3
+     * @param a4     argument 4
+     * @param a5     argument 5
+     * @param <A>    the actor's class
+     * @param <P1>   parameter type 1
+     * @param <P2>   parameter type 2
+     * @param <P3>   parameter type 3
+     * @param <P4>   parameter type 4
+     * @param <P5>   parameter type 5
+     * @param <R>    the result type
+     * @return the future of the result; fails with {@link ActorTaskException} if the method throws
+     * @throws IllegalStateException if an open graph holds the actor
+     */
+    public <A, P1, P2, P3, P4, P5, R> CompletableFuture<R> call(ActorRef<A> actor, Method5<A, P1, P2, P3, P4, P5, R> method,
+            P1 a1, P2 a2, P3 a3, P4 a4, P5 a5) {
+        return dispatch(actor, method, 5, new Object[] {a1, a2, a3, a4, a5});
+    }
+
+    /**
+     * Calls a 6-argument method through the dynamic per-call path.
+     *
+     * @param actor  the actor; it must not be held by an open graph
+     * @param method the method
+     * @param a1     argument 1
+     * @param a2     argument 2
+     * @param a3     argument 3
+     * @param a4     argument 4
+     * @param a5     argument 5
+     * @param a6     argument 6
+     * @param <A>    the actor's class
+     * @param <P1>   parameter type 1
+     * @param <P2>   parameter type 2
+     * @param <P3>   parameter type 3
+     * @param <P4>   parameter type 4
+     * @param <P5>   parameter type 5
+     * @param <P6>   parameter type 6
+     * @param <R>    the result type
+     * @return the future of the result; fails with {@link ActorTaskException} if the method throws
+     * @throws IllegalStateException if an open graph holds the actor
+     */
+    public <A, P1, P2, P3, P4, P5, P6, R> CompletableFuture<R> call(ActorRef<A> actor, Method6<A, P1, P2, P3, P4, P5, P6, R> method,
+            P1 a1, P2 a2, P3 a3, P4 a4, P5 a5, P6 a6) {
+        return dispatch(actor, method, 6, new Object[] {a1, a2, a3, a4, a5, a6});
+    }
+
+    /**
+     * Calls a 7-argument method through the dynamic per-call path.
+     *
+     * @param actor  the actor; it must not be held by an open graph
+     * @param method the method
+     * @param a1     argument 1
+     * @param a2     argument 2
+     * @param a3     argument 3
+     * @param a4     argument 4
+     * @param a5     argument 5
+     * @param a6     argument 6
+     * @param a7     argument 7
+     * @param <A>    the actor's class
+     * @param <P1>   parameter type 1
+     * @param <P2>   parameter type 2
+     * @param <P3>   parameter type 3
+     * @param <P4>   parameter type 4
+     * @param <P5>   parameter type 5
+     * @param <P6>   parameter type 6
+     * @param <P7>   parameter type 7
+     * @param <R>    the result type
+     * @return the future of the result; fails with {@link ActorTaskException} if the method throws
+     * @throws IllegalStateException if an open graph holds the actor
+     */
+    public <A, P1, P2, P3, P4, P5, P6, P7, R> CompletableFuture<R> call(ActorRef<A> actor, Method7<A, P1, P2, P3, P4, P5, P6, P7, R> method,
+            P1 a1, P2 a2, P3 a3, P4 a4, P5 a5, P6 a6, P7 a7) {
+        return dispatch(actor, method, 7, new Object[] {a1, a2, a3, a4, a5, a6, a7});
+    }
+
+    /**
+     * Calls a 8-argument method through the dynamic per-call path.
+     *
+     * @param actor  the actor; it must not be held by an open graph
+     * @param method the method
+     * @param a1     argument 1
+     * @param a2     argument 2
+     * @param a3     argument 3
+     * @param a4     argument 4
+     * @param a5     argument 5
+     * @param a6     argument 6
+     * @param a7     argument 7
+     * @param a8     argument 8
+     * @param <A>    the actor's class
+     * @param <P1>   parameter type 1
+     * @param <P2>   parameter type 2
+     * @param <P3>   parameter type 3
+     * @param <P4>   parameter type 4
+     * @param <P5>   parameter type 5
+     * @param <P6>   parameter type 6
+     * @param <P7>   parameter type 7
+     * @param <P8>   parameter type 8
+     * @param <R>    the result type
+     * @return the future of the result; fails with {@link ActorTaskException} if the method throws
+     * @throws IllegalStateException if an open graph holds the actor
+     */
+    public <A, P1, P2, P3, P4, P5, P6, P7, P8, R> CompletableFuture<R> call(ActorRef<A> actor, Method8<A, P1, P2, P3, P4, P5, P6, P7, P8, R> method,
+            P1 a1, P2 a2, P3 a3, P4 a4, P5 a5, P6 a6, P7 a7, P8 a8) {
+        return dispatch(actor, method, 8, new Object[] {a1, a2, a3, a4, a5, a6, a7, a8});
+    }
+
+    private <R> CompletableFuture<R> dispatch(ActorRef<?> ref, Serializable method, int arity, Object[] args) {
         ActorThread a = hosted(ref);
         Object holder = a.holder();
         if (holder != null) {
@@ -306,7 +446,7 @@ public final class Kiln implements AutoCloseable {
                     + "actors no open graph holds: close that graph, or create another actor for dynamic calls");
         }
         long number = callCounters.computeIfAbsent(ref.id(), k -> new AtomicLong()).getAndIncrement();
-        DynamicCall<R> call = new DynamicCall<>(method, arity, a.created().getNow(null), a.name(), number, a1, a2, a3);
+        DynamicCall<R> call = new DynamicCall<>(method, arity, a.created().getNow(null), a.name(), number, args);
         if (!a.submit(call)) {
             call.abandon(a.name(), a.death());
         }

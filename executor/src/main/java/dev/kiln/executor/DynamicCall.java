@@ -2,10 +2,6 @@ package dev.kiln.executor;
 
 import dev.kiln.ActorDiedException;
 import dev.kiln.ActorTaskException;
-import dev.kiln.graph.Method0;
-import dev.kiln.graph.Method1;
-import dev.kiln.graph.Method2;
-import dev.kiln.graph.Method3;
 import dev.kiln.graph.MethodRef;
 
 import java.io.Serializable;
@@ -25,30 +21,23 @@ public final class DynamicCall<R> implements Runnable {
     private final Object instance;
     private final String actor;
     private final long number;
-    private final Object a1;
-    private final Object a2;
-    private final Object a3;
+    private final Object[] args;
 
     /**
-     * @param function the {@code Method0..Method3} to call
+     * @param function the {@code Method0..Method8} to call
      * @param arity    its argument count
      * @param instance the actor
      * @param actor    the actor's name
      * @param number   the call's number on this actor, for error messages
-     * @param a1       argument 1 or null
-     * @param a2       argument 2 or null
-     * @param a3       argument 3 or null
+     * @param args     the arguments
      */
-    public DynamicCall(Serializable function, int arity, Object instance, String actor, long number,
-                       Object a1, Object a2, Object a3) {
+    public DynamicCall(Serializable function, int arity, Object instance, String actor, long number, Object[] args) {
         this.function = function;
         this.arity = arity;
         this.instance = instance;
         this.actor = actor;
         this.number = number;
-        this.a1 = a1;
-        this.a2 = a2;
-        this.a3 = a3;
+        this.args = args;
     }
 
     /** @return the future the call completes */
@@ -57,16 +46,10 @@ public final class DynamicCall<R> implements Runnable {
     }
 
     @Override
-    @SuppressWarnings({"unchecked", "rawtypes"})
+    @SuppressWarnings("unchecked")
     public void run() {
         try {
-            Object result = switch (arity) {
-                case 0 -> ((Method0) function).apply(instance);
-                case 1 -> ((Method1) function).apply(instance, a1);
-                case 2 -> ((Method2) function).apply(instance, a1, a2);
-                default -> ((Method3) function).apply(instance, a1, a2, a3);
-            };
-            future.complete((R) result);
+            future.complete((R) MethodRef.invoke(function, arity, instance, args));
         } catch (VirtualMachineError fatal) {
             future.completeExceptionally(new ActorDiedException("actor " + actor + " died: " + fatal, fatal));
             throw fatal;

@@ -10,12 +10,11 @@ import dev.kiln.compiler.ExecutionPlan.Operation;
 import dev.kiln.compiler.ExecutionPlan.Read;
 import dev.kiln.compiler.ExecutionPlan.Write;
 import dev.kiln.compiler.IdleMode;
-import dev.kiln.graph.Method0;
-import dev.kiln.graph.Method1;
-import dev.kiln.graph.Method2;
-import dev.kiln.graph.Method3;
+import dev.kiln.graph.MethodRef;
 import dev.kiln.transport.Channel;
 
+import java.io.Serializable;
+import java.util.Arrays;
 import java.util.List;
 import java.util.function.Consumer;
 
@@ -46,7 +45,8 @@ public final class GraphLoop {
     private final Channel[] channel;
     private final int[] reader;
     private final int[] local;
-    private final Object[] function;
+    private final Serializable[] function;
+    private final Object[][] argv;
     private final String[] methodName;
     private final int[][] argKind;
     private final int[][] argLocal;
@@ -79,7 +79,8 @@ public final class GraphLoop {
         this.channel = new Channel[n];
         this.reader = new int[n];
         this.local = new int[n];
-        this.function = new Object[n];
+        this.function = new Serializable[n];
+        this.argv = new Object[n][];
         this.methodName = new String[n];
         this.argKind = new int[n][];
         this.argLocal = new int[n][];
@@ -109,6 +110,7 @@ public final class GraphLoop {
                     argLocal[i] = new int[arity];
                     argIndex[i] = new int[arity];
                     argConstant[i] = new Object[arity];
+                    argv[i] = new Object[arity];
                     for (int a = 0; a < arity; a++) {
                         Arg arg = c.args().get(a);
                         switch (arg) {
@@ -208,42 +210,28 @@ public final class GraphLoop {
 
     private Object compute(int i) {
         int[] kinds = argKind[i];
-        int arity = kinds.length;
-        Object a1 = null;
-        Object a2 = null;
-        Object a3 = null;
-        for (int a = 0; a < arity; a++) {
+        Object[] args = argv[i];
+        for (int a = 0; a < kinds.length; a++) {
             Object v = switch (kinds[a]) {
                 case ARG_LOCAL -> frame[argLocal[i][a]];
                 case ARG_INPUT -> inputArity == 1 ? frame[argLocal[i][a]] : ((Object[]) frame[argLocal[i][a]])[argIndex[i][a]];
                 default -> argConstant[i][a];
             };
             if (v instanceof TaskError && kinds[a] != ARG_CONSTANT) {
+                Arrays.fill(args, null);
                 return v; // an upstream call failed in this execution: skip and forward
             }
-            switch (a) {
-                case 0 -> a1 = v;
-                case 1 -> a2 = v;
-                default -> a3 = v;
-            }
+            args[a] = v;
         }
         try {
-            return invoke(function[i], arity, a1, a2, a3);
+            return MethodRef.invoke(function[i], kinds.length, actor, args);
         } catch (VirtualMachineError fatal) {
             throw fatal;
         } catch (Throwable t) {
             return new TaskError(actorName, methodName[i], sequence, t);
+        } finally {
+            Arrays.fill(args, null); // do not keep this execution's values alive
         }
-    }
-
-    @SuppressWarnings({"unchecked", "rawtypes"})
-    private Object invoke(Object fn, int arity, Object a1, Object a2, Object a3) throws Exception {
-        return switch (arity) {
-            case 0 -> ((Method0) fn).apply(actor);
-            case 1 -> ((Method1) fn).apply(actor, a1);
-            case 2 -> ((Method2) fn).apply(actor, a1, a2);
-            default -> ((Method3) fn).apply(actor, a1, a2, a3);
-        };
     }
 
     @Override

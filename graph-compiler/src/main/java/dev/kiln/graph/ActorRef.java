@@ -109,6 +109,121 @@ public final class ActorRef<A> {
         return call(method, 3, arg1, arg2, arg3);
     }
 
+    /**
+     * Binds a call of a 4-argument method.
+     *
+     * @param method the method
+     * @param arg1   a node or a constant
+     * @param arg2   a node or a constant
+     * @param arg3   a node or a constant
+     * @param arg4   a node or a constant
+     * @param <P1>   parameter type 1
+     * @param <P2>   parameter type 2
+     * @param <P3>   parameter type 3
+     * @param <P4>   parameter type 4
+     * @param <R>    the result type
+     * @return the node of the call's result
+     */
+    public <P1, P2, P3, P4, R> Node<R> bind(Method4<A, P1, P2, P3, P4, R> method, Object arg1, Object arg2, Object arg3, Object arg4) {
+        return call(method, 4, arg1, arg2, arg3, arg4);
+    }
+
+    /**
+     * Binds a call of a 5-argument method.
+     *
+     * @param method the method
+     * @param arg1   a node or a constant
+     * @param arg2   a node or a constant
+     * @param arg3   a node or a constant
+     * @param arg4   a node or a constant
+     * @param arg5   a node or a constant
+     * @param <P1>   parameter type 1
+     * @param <P2>   parameter type 2
+     * @param <P3>   parameter type 3
+     * @param <P4>   parameter type 4
+     * @param <P5>   parameter type 5
+     * @param <R>    the result type
+     * @return the node of the call's result
+     */
+    public <P1, P2, P3, P4, P5, R> Node<R> bind(Method5<A, P1, P2, P3, P4, P5, R> method, Object arg1, Object arg2, Object arg3, Object arg4, Object arg5) {
+        return call(method, 5, arg1, arg2, arg3, arg4, arg5);
+    }
+
+    /**
+     * Binds a call of a 6-argument method.
+     *
+     * @param method the method
+     * @param arg1   a node or a constant
+     * @param arg2   a node or a constant
+     * @param arg3   a node or a constant
+     * @param arg4   a node or a constant
+     * @param arg5   a node or a constant
+     * @param arg6   a node or a constant
+     * @param <P1>   parameter type 1
+     * @param <P2>   parameter type 2
+     * @param <P3>   parameter type 3
+     * @param <P4>   parameter type 4
+     * @param <P5>   parameter type 5
+     * @param <P6>   parameter type 6
+     * @param <R>    the result type
+     * @return the node of the call's result
+     */
+    public <P1, P2, P3, P4, P5, P6, R> Node<R> bind(Method6<A, P1, P2, P3, P4, P5, P6, R> method, Object arg1, Object arg2, Object arg3, Object arg4, Object arg5, Object arg6) {
+        return call(method, 6, arg1, arg2, arg3, arg4, arg5, arg6);
+    }
+
+    /**
+     * Binds a call of a 7-argument method.
+     *
+     * @param method the method
+     * @param arg1   a node or a constant
+     * @param arg2   a node or a constant
+     * @param arg3   a node or a constant
+     * @param arg4   a node or a constant
+     * @param arg5   a node or a constant
+     * @param arg6   a node or a constant
+     * @param arg7   a node or a constant
+     * @param <P1>   parameter type 1
+     * @param <P2>   parameter type 2
+     * @param <P3>   parameter type 3
+     * @param <P4>   parameter type 4
+     * @param <P5>   parameter type 5
+     * @param <P6>   parameter type 6
+     * @param <P7>   parameter type 7
+     * @param <R>    the result type
+     * @return the node of the call's result
+     */
+    public <P1, P2, P3, P4, P5, P6, P7, R> Node<R> bind(Method7<A, P1, P2, P3, P4, P5, P6, P7, R> method, Object arg1, Object arg2, Object arg3, Object arg4, Object arg5, Object arg6, Object arg7) {
+        return call(method, 7, arg1, arg2, arg3, arg4, arg5, arg6, arg7);
+    }
+
+    /**
+     * Binds a call of a 8-argument method.
+     *
+     * @param method the method
+     * @param arg1   a node or a constant
+     * @param arg2   a node or a constant
+     * @param arg3   a node or a constant
+     * @param arg4   a node or a constant
+     * @param arg5   a node or a constant
+     * @param arg6   a node or a constant
+     * @param arg7   a node or a constant
+     * @param arg8   a node or a constant
+     * @param <P1>   parameter type 1
+     * @param <P2>   parameter type 2
+     * @param <P3>   parameter type 3
+     * @param <P4>   parameter type 4
+     * @param <P5>   parameter type 5
+     * @param <P6>   parameter type 6
+     * @param <P7>   parameter type 7
+     * @param <P8>   parameter type 8
+     * @param <R>    the result type
+     * @return the node of the call's result
+     */
+    public <P1, P2, P3, P4, P5, P6, P7, P8, R> Node<R> bind(Method8<A, P1, P2, P3, P4, P5, P6, P7, P8, R> method, Object arg1, Object arg2, Object arg3, Object arg4, Object arg5, Object arg6, Object arg7, Object arg8) {
+        return call(method, 8, arg1, arg2, arg3, arg4, arg5, arg6, arg7, arg8);
+    }
+
     private <R> Node<R> call(java.io.Serializable method, int arity, Object... args) {
         if (method == null) {
             throw new NullPointerException("method");

@@ -11,7 +11,7 @@ import java.util.List;
  * An actor method resolved by reflection: the callable function object plus its name and
  * the types Kiln checks at compile time.
  *
- * @param function       the {@code Method0..Method3} instance the user bound; called on the actor's thread
+ * @param function       the {@code Method0..Method8} instance the user bound; called on the actor's thread
  * @param arity          number of arguments, not counting the actor
  * @param owner          simple name of the class that declares the implementation
  * @param name           the implementation method's name ({@code lambda$...} for a lambda)
@@ -25,7 +25,7 @@ public record MethodRef(Serializable function, int arity, String owner, String n
     /**
      * Resolves a bound method.
      *
-     * @param function a {@code Method0..Method3} instance
+     * @param function a {@code Method0..Method8} instance
      * @param arity    its number of arguments, not counting the actor
      * @return the resolved method
      * @throws IllegalArgumentException if the method cannot be resolved (never for a lambda or method reference)
@@ -55,6 +55,31 @@ public record MethodRef(Serializable function, int arity, String owner, String n
         String owner = implClass.substring(implClass.lastIndexOf('/') + 1);
         return new MethodRef(function, arity, owner, lambda.getImplMethodName(),
                 List.of(params), List.of(primitive), box(instantiated.returnType()));
+    }
+
+    /**
+     * Calls a bound method.
+     *
+     * @param function a {@code Method0..Method8} instance
+     * @param arity    its number of arguments
+     * @param actor    the actor instance
+     * @param args     the arguments (at least {@code arity} elements; extra ones are ignored)
+     * @return the method's result
+     * @throws Exception whatever the method throws
+     */
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    public static Object invoke(Serializable function, int arity, Object actor, Object[] args) throws Exception {
+        return switch (arity) {
+            case 0 -> ((Method0) function).apply(actor);
+            case 1 -> ((Method1) function).apply(actor, args[0]);
+            case 2 -> ((Method2) function).apply(actor, args[0], args[1]);
+            case 3 -> ((Method3) function).apply(actor, args[0], args[1], args[2]);
+            case 4 -> ((Method4) function).apply(actor, args[0], args[1], args[2], args[3]);
+            case 5 -> ((Method5) function).apply(actor, args[0], args[1], args[2], args[3], args[4]);
+            case 6 -> ((Method6) function).apply(actor, args[0], args[1], args[2], args[3], args[4], args[5]);
+            case 7 -> ((Method7) function).apply(actor, args[0], args[1], args[2], args[3], args[4], args[5], args[6]);
+            default -> ((Method8) function).apply(actor, args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7]);
+        };
     }
 
     /** The name shown in plans and errors, e.g. {@code Model.forward}. */
