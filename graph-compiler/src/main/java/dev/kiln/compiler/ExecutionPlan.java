@@ -205,11 +205,11 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
     @Override
     public String toString() {
         StringBuilder sb = new StringBuilder();
-        sb.append(String.format(Locale.ROOT, "ExecutionPlan: %d actors, %d channels, %d input args, %d outputs%s, maxInflight %d%n",
+        sb.append(String.format(Locale.ROOT, "ExecutionPlan: %d actors, %d channels, %d input args, %d outputs%s, maxInflight %d\n",
                 schedules.size(), channels.size(), inputArity, outputs.size(), multiOutput ? " (list)" : "", maxInflight));
         sb.append("channels:\n");
         for (ChannelSpec c : channels) {
-            sb.append(String.format(Locale.ROOT, "  c%d %s: %s -> %s, %s (%s), %d slots%n", c.id,
+            sb.append(String.format(Locale.ROOT, "  c%d %s: %s -> %s, %s (%s), %d slots\n", c.id,
                     c.node < 0 ? "input" : nodes.get(c.node).label,
                     participant(c.writer), c.readers.stream().map(this::participant).toList(), c.transport, c.reason, c.slots));
         }

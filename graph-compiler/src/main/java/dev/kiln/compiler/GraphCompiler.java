@@ -263,17 +263,20 @@ public final class GraphCompiler {
                 }
                 Class<?> given;
                 String source;
+                boolean fits;
                 if (arg instanceof Node<?> up) {
                     if (up.kind() != Node.Kind.CALL) {
                         continue; // input values are only known at execute time
                     }
                     given = up.method().returnType();
                     source = "upstream " + up.label() + " returns ";
+                    fits = castable(given, param);
                 } else {
                     given = arg.getClass();
                     source = "the constant passed is a ";
+                    fits = param.isInstance(arg); // a constant's class is exact, not a static type
                 }
-                if (!castable(given, param)) {
+                if (!fits) {
                     throw new GraphCompileException(call.label(), where + " takes " + param.getName() + " but "
                             + source + given.getName() + "; bind a node of a matching type or change the parameter");
                 }

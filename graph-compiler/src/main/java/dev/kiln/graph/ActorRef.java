@@ -72,6 +72,7 @@ public final class ActorRef<A> {
      * @param <P1>   the parameter type
      * @param <R>    the result type
      * @return the node of the call's result
+     * @throws IllegalArgumentException if the arguments come from two different {@code Graph.input()} nodes
      */
     public <P1, R> Node<R> bind(Method1<A, P1, R> method, Object arg1) {
         return call(method, 1, arg1);
@@ -87,6 +88,7 @@ public final class ActorRef<A> {
      * @param <P2>   the second parameter type
      * @param <R>    the result type
      * @return the node of the call's result
+     * @throws IllegalArgumentException if the arguments come from two different {@code Graph.input()} nodes
      */
     public <P1, P2, R> Node<R> bind(Method2<A, P1, P2, R> method, Object arg1, Object arg2) {
         return call(method, 2, arg1, arg2);
@@ -104,6 +106,7 @@ public final class ActorRef<A> {
      * @param <P3>   the third parameter type
      * @param <R>    the result type
      * @return the node of the call's result
+     * @throws IllegalArgumentException if the arguments come from two different {@code Graph.input()} nodes
      */
     public <P1, P2, P3, R> Node<R> bind(Method3<A, P1, P2, P3, R> method, Object arg1, Object arg2, Object arg3) {
         return call(method, 3, arg1, arg2, arg3);

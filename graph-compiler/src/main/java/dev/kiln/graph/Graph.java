@@ -24,7 +24,8 @@ public final class Graph {
      *
      * @param outputs the nodes whose values the graph returns, at least one
      * @return a node standing for the list of outputs; pass it to {@code Kiln.compile}
-     * @throws IllegalArgumentException if {@code outputs} is empty
+     * @throws IllegalArgumentException if {@code outputs} is empty, or its nodes come from two different
+     *                                  {@link #input()} nodes
      */
     public static Node<List<Object>> outputs(Node<?>... outputs) {
         if (outputs.length == 0) {

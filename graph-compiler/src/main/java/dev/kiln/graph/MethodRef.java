@@ -13,7 +13,7 @@ import java.util.List;
  *
  * @param function       the {@code Method0..Method8} instance the user bound; called on the actor's thread
  * @param arity          number of arguments, not counting the actor
- * @param owner          simple name of the class that declares the implementation
+ * @param owner          simple name of the class that declares the implementation ({@code Main$1} if anonymous)
  * @param name           the implementation method's name ({@code lambda$...} for a lambda)
  * @param parameterTypes the argument types as the function receives them (boxed)
  * @param primitive      for each argument, whether the implementation takes a primitive (so null is illegal)
@@ -51,9 +51,7 @@ public record MethodRef(Serializable function, int arity, String owner, String n
             params[i] = box(instantiated.parameterType(i + 1));
             primitive[i] = implOffset + i >= 0 && impl.parameterType(implOffset + i).isPrimitive();
         }
-        String implClass = lambda.getImplClass();
-        String owner = implClass.substring(implClass.lastIndexOf('/') + 1);
-        return new MethodRef(function, arity, owner, lambda.getImplMethodName(),
+        return new MethodRef(function, arity, implOwner(lambda, loader), lambda.getImplMethodName(),
                 List.of(params), List.of(primitive), box(instantiated.returnType()));
     }
 
@@ -100,22 +98,39 @@ public record MethodRef(Serializable function, int arity, String owner, String n
         }
     }
 
-    /** A plain class implementing MethodN: read the types of its non-bridge {@code apply}. */
+    /** A plain class implementing MethodN: read the types of its non-bridge {@code apply}, declared or inherited. */
     private static MethodRef ofClass(Serializable function, int arity) {
-        for (Method m : function.getClass().getDeclaredMethods()) {
-            if (m.getName().equals("apply") && !m.isBridge() && !Modifier.isStatic(m.getModifiers())
-                    && m.getParameterCount() == arity + 1) {
-                Class<?>[] params = new Class<?>[arity];
-                Boolean[] primitive = new Boolean[arity];
-                for (int i = 0; i < arity; i++) {
-                    params[i] = box(m.getParameterTypes()[i + 1]);
-                    primitive[i] = false; // apply receives references; a null reaches the user's code
+        for (Class<?> c = function.getClass(); c != null; c = c.getSuperclass()) {
+            for (Method m : c.getDeclaredMethods()) {
+                if (m.getName().equals("apply") && !m.isBridge() && !Modifier.isStatic(m.getModifiers())
+                        && m.getParameterCount() == arity + 1) {
+                    Class<?>[] params = new Class<?>[arity];
+                    Boolean[] primitive = new Boolean[arity];
+                    for (int i = 0; i < arity; i++) {
+                        params[i] = box(m.getParameterTypes()[i + 1]);
+                        primitive[i] = false; // apply receives references; a null reaches the user's code
+                    }
+                    return new MethodRef(function, arity, simpleName(c), "apply",
+                            List.of(params), List.of(primitive), box(m.getReturnType()));
                 }
-                return new MethodRef(function, arity, function.getClass().getSimpleName(), "apply",
-                        List.of(params), List.of(primitive), box(m.getReturnType()));
             }
         }
         throw new IllegalArgumentException("cannot resolve method of " + function.getClass().getName());
+    }
+
+    private static String implOwner(SerializedLambda lambda, ClassLoader loader) {
+        String implClass = lambda.getImplClass().replace('/', '.');
+        try {
+            return simpleName(Class.forName(implClass, false, loader));
+        } catch (ClassNotFoundException e) {
+            return implClass.substring(implClass.lastIndexOf('.') + 1); // not loadable by name (a hidden class)
+        }
+    }
+
+    /** The simple name, or for an anonymous class the binary name without its package (e.g. {@code Main$1}). */
+    private static String simpleName(Class<?> type) {
+        String simple = type.getSimpleName();
+        return simple.isEmpty() ? type.getName().substring(type.getName().lastIndexOf('.') + 1) : simple;
     }
 
     /**

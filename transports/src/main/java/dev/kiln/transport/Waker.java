@@ -1,5 +1,6 @@
 package dev.kiln.transport;
 
+import java.lang.invoke.VarHandle;
 import java.util.concurrent.locks.LockSupport;
 
 /**
@@ -22,6 +23,9 @@ public final class Waker {
     public void arm() {
         thread = Thread.currentThread();
         armed = true;
+        // The caller's re-check is often an acquire load (Channel.poll), which the memory model lets
+        // move before this store; then the caller and the peer could both miss each other's store.
+        VarHandle.fullFence();
     }
 
     /** Announces that the calling thread is busy again. */

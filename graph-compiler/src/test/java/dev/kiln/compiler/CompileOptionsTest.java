@@ -1,0 +1,89 @@
+package dev.kiln.compiler;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.function.Executable;
+
+import java.time.Duration;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+@Timeout(30)
+class CompileOptionsTest {
+
+    private static final CompileOptions DEFAULTS = CompileOptions.defaults();
+
+    @Test
+    void defaults() {
+        assertEquals(10, DEFAULTS.maxInflight());
+        assertEquals(1L << 20, DEFAULTS.bufferBytes());
+        assertEquals(Duration.ofSeconds(10), DEFAULTS.submitTimeout());
+        assertEquals(Duration.ofSeconds(10), DEFAULTS.getTimeout());
+        assertEquals(Duration.ofSeconds(5), DEFAULTS.teardownTimeout());
+        assertEquals(IdleMode.BACKOFF, DEFAULTS.idle());
+        assertSame(DEFAULTS, CompileOptions.defaults());
+    }
+
+    @Test
+    void withersChangeOneValueAndCopy() {
+        assertEquals(new CompileOptions(4, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
+                Duration.ofSeconds(5), IdleMode.BACKOFF), DEFAULTS.maxInflight(4));
+        assertEquals(new CompileOptions(10, 64, Duration.ofSeconds(10), Duration.ofSeconds(10),
+                Duration.ofSeconds(5), IdleMode.BACKOFF), DEFAULTS.bufferBytes(64));
+        assertEquals(new CompileOptions(10, 1 << 20, Duration.ofMillis(1), Duration.ofSeconds(10),
+                Duration.ofSeconds(5), IdleMode.BACKOFF), DEFAULTS.submitTimeout(Duration.ofMillis(1)));
+        assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofNanos(1),
+                Duration.ofSeconds(5), IdleMode.BACKOFF), DEFAULTS.getTimeout(Duration.ofNanos(1)));
+        assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
+                Duration.ofMinutes(1), IdleMode.BACKOFF), DEFAULTS.teardownTimeout(Duration.ofMinutes(1)));
+        assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
+                Duration.ofSeconds(5), IdleMode.BLOCKING), DEFAULTS.idle(IdleMode.BLOCKING));
+        assertEquals(10, DEFAULTS.maxInflight(), "the defaults are immutable");
+    }
+
+    @Test
+    void withersChain() {
+        CompileOptions o = DEFAULTS.maxInflight(1).bufferBytes(Long.MAX_VALUE).idle(IdleMode.SPIN)
+                .submitTimeout(Duration.ofDays(1));
+        assertEquals(1, o.maxInflight());
+        assertEquals(Long.MAX_VALUE, o.bufferBytes());
+        assertEquals(IdleMode.SPIN, o.idle());
+        assertEquals(Duration.ofDays(1), o.submitTimeout());
+        assertEquals(Duration.ofSeconds(10), o.getTimeout());
+        assertNotSame(DEFAULTS, DEFAULTS.maxInflight(10));
+        assertEquals(DEFAULTS, DEFAULTS.maxInflight(10));
+    }
+
+    @Test
+    void invalidValuesNameTheOption() {
+        rejects("maxInflight must be >= 1, got 0", () -> DEFAULTS.maxInflight(0));
+        rejects("maxInflight must be >= 1, got -3", () -> DEFAULTS.maxInflight(-3));
+        rejects("bufferBytes must be >= 1, got 0", () -> DEFAULTS.bufferBytes(0));
+        rejects("bufferBytes must be >= 1, got -1", () -> DEFAULTS.bufferBytes(-1));
+        rejects("submitTimeout must be > 0, got PT0S", () -> DEFAULTS.submitTimeout(Duration.ZERO));
+        rejects("getTimeout must be > 0, got PT-1S", () -> DEFAULTS.getTimeout(Duration.ofSeconds(-1)));
+        rejects("teardownTimeout must be > 0, got PT0S", () -> DEFAULTS.teardownTimeout(Duration.ZERO));
+    }
+
+    @Test
+    void nullValuesNameTheOption() {
+        nullRejected("submitTimeout", () -> DEFAULTS.submitTimeout(null));
+        nullRejected("getTimeout", () -> DEFAULTS.getTimeout(null));
+        nullRejected("teardownTimeout", () -> DEFAULTS.teardownTimeout(null));
+        nullRejected("idle", () -> DEFAULTS.idle(null));
+    }
+
+    private static void rejects(String message, Executable change) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, change);
+        assertEquals(message, e.getMessage());
+    }
+
+    private static void nullRejected(String option, Executable change) {
+        NullPointerException e = assertThrows(NullPointerException.class, change);
+        assertTrue(e.getMessage().contains(option), e::getMessage);
+    }
+}

@@ -1,0 +1,118 @@
+package dev.kiln.transport;
+
+import dev.kiln.compiler.IdleMode;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
+
+import static dev.kiln.transport.InProcessChannelTest.awaitParked;
+import static dev.kiln.transport.InProcessChannelTest.joinOrFail;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+@Timeout(value = 5, unit = TimeUnit.MINUTES)
+class KilnIdleStrategyTest {
+
+    /** 100 spins and 20 yields come before BACKOFF arms its waker. */
+    private static final int BACKOFF_BUSY_IDLES = 120;
+
+    @Test
+    void blockingArmsOnFirstIdleAndReturnsWithoutParking() throws InterruptedException {
+        Waker waker = new Waker();
+        AtomicBoolean armedAfterFirstIdle = new AtomicBoolean();
+        Thread t = new Thread(() -> {
+            KilnIdleStrategy idle = new KilnIdleStrategy(IdleMode.BLOCKING, waker);
+            LockSupport.unpark(Thread.currentThread()); // a permit that a park would consume
+            idle.idle();
+            armedAfterFirstIdle.set(waker.isArmed());
+            // Had idle() parked, the permit would be gone and this park would wait for the test's unpark.
+            LockSupport.park();
+        }, "blocking");
+        t.setDaemon(true);
+        t.start();
+        joinOrFail(t);
+        assertTrue(armedAfterFirstIdle.get());
+    }
+
+    @Test
+    void blockingThreadIsWokenBySignal() throws InterruptedException {
+        Waker waker = new Waker();
+        AtomicBoolean work = new AtomicBoolean();
+        AtomicInteger idles = new AtomicInteger();
+        Thread t = new Thread(() -> {
+            KilnIdleStrategy idle = new KilnIdleStrategy(IdleMode.BLOCKING, waker);
+            while (!work.get() && !Thread.currentThread().isInterrupted()) {
+                idle.idle(0); // arms, then parks; re-parks after each wake-up
+                idles.incrementAndGet();
+            }
+            idle.idle(1);
+        }, "blocking");
+        t.setDaemon(true);
+        t.start();
+        awaitParked(t);
+        assertTrue(waker.isArmed(), "armed before parking");
+        work.set(true);
+        waker.signal();
+        joinOrFail(t);
+        assertTrue(idles.get() >= 2, "armed on the first idle, parked on the next");
+        assertFalse(waker.isArmed(), "work disarms");
+    }
+
+    @Test
+    void resetDisarms() {
+        Waker waker = new Waker();
+        KilnIdleStrategy idle = new KilnIdleStrategy(IdleMode.BLOCKING, waker);
+        idle.idle();
+        assertTrue(waker.isArmed());
+        idle.reset();
+        assertFalse(waker.isArmed());
+        idle.idle(0);
+        assertTrue(waker.isArmed(), "no work: arms again");
+        idle.idle(3);
+        assertFalse(waker.isArmed(), "work resets");
+    }
+
+    @Test
+    void backoffSpinsAndYieldsBeforeArming() {
+        Waker waker = new Waker();
+        KilnIdleStrategy idle = new KilnIdleStrategy(IdleMode.BACKOFF, waker);
+        for (int round = 0; round < 2; round++) {
+            for (int i = 0; i < BACKOFF_BUSY_IDLES; i++) {
+                idle.idle(0);
+                assertFalse(waker.isArmed(), "idle " + i + " of round " + round);
+            }
+            idle.idle(0);
+            assertTrue(waker.isArmed());
+            for (int i = 0; i < 12; i++) {
+                idle.idle(0); // parks for growing periods (1 us to 4 ms in all), stays armed
+                assertTrue(waker.isArmed());
+            }
+            idle.reset(); // starts again with spinning
+            assertFalse(waker.isArmed());
+        }
+    }
+
+    @Test
+    void spinNeverArms() {
+        Waker waker = new Waker();
+        KilnIdleStrategy idle = new KilnIdleStrategy(IdleMode.SPIN, waker);
+        for (int i = 0; i < 10_000; i++) {
+            idle.idle();
+        }
+        assertFalse(waker.isArmed());
+    }
+
+    @ParameterizedTest
+    @EnumSource(IdleMode.class)
+    void alias(IdleMode mode) {
+        assertEquals("kiln-" + mode.name().toLowerCase(java.util.Locale.ROOT),
+                new KilnIdleStrategy(mode, new Waker()).alias());
+    }
+}
