@@ -144,7 +144,9 @@ public final class GraphCompiler {
                     if (down == root || !seen.add(down)) {
                         continue;
                     }
-                    if (!reachable.contains(down) && down.kind() == Node.Kind.INPUT_ARG) {
+                    if (!reachable.contains(down) && down.kind() == Node.Kind.INPUT_ARG
+                            && reachable.stream().noneMatch(r -> r.kind() == Node.Kind.INPUT_ARG
+                                    && r.argIndex() == down.argIndex())) {
                         throw new GraphCompileException(down.label(), "input argument " + down.argIndex()
                                 + " is never used: bind it as a method argument, or do not declare it");
                     }
@@ -226,13 +228,21 @@ public final class GraphCompiler {
 
         private int inputArity() {
             TreeSet<Integer> used = new TreeSet<>();
+            Node<?> whole = null;
             for (Node<?> n : order) {
                 if (n.kind() == Node.Kind.INPUT_ARG) {
                     used.add(n.argIndex());
                 } else if (n.kind() == Node.Kind.INPUT
                         && order.stream().anyMatch(d -> d.kind() == Node.Kind.CALL && d.args().contains(n))) {
-                    used.add(0); // the whole input stands for the single argument of execute(x)
+                    whole = n; // the whole input stands for the single argument of execute(x)
                 }
+            }
+            if (whole != null && !used.isEmpty() && used.last() > 0) {
+                throw new GraphCompileException("input", "the graph reads the whole input and input[" + used.last()
+                        + "]; with several arguments, bind in.arg(0) where the whole input is bound");
+            }
+            if (whole != null) {
+                used.add(0);
             }
             if (used.isEmpty()) {
                 return 0;

@@ -91,6 +91,21 @@ class GraphCompilerTest {
         }
 
         @Test
+        void wholeInputMixedWithLaterArgument() {
+            InputNode<Object> in = Graph.input();
+            Node<String> out = a.bind(Text::concat, in, in.arg(1));
+            rejects(out, "input", "reads the whole input and input[1]", "bind in.arg(0) where the whole input is bound");
+        }
+
+        @Test
+        void argumentDeclaredTwiceAndUsedOnceIsFine() {
+            InputNode<Object> in = Graph.input();
+            in.arg(0); // an unused second node for argument 0: the argument itself is used
+            ExecutionPlan plan = compile(a.bind(Text::upper, in.arg(0)));
+            assertEquals(1, plan.inputArity());
+        }
+
+        @Test
         void callThatReachesNoOutput() {
             InputNode<String> in = Graph.input();
             Node<String> x = a.bind(Text::upper, in);
