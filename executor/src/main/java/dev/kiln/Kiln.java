@@ -242,7 +242,8 @@ public final class Kiln implements AutoCloseable {
      * @param method the method
      * @param <A>    the actor's class
      * @param <R>    the result type
-     * @return the future of the result; fails with {@link ActorTaskException} if the method throws
+     * @return the future of the result; fails with {@link ActorTaskException} if the method throws, with
+     *         {@link ActorDiedException} if the actor is dead or ends before running the call
      * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, R> CompletableFuture<R> call(ActorRef<A> actor, Method0<A, R> method) {
@@ -258,7 +259,8 @@ public final class Kiln implements AutoCloseable {
      * @param <A>    the actor's class
      * @param <P1>   the parameter type
      * @param <R>    the result type
-     * @return the future of the result; fails with {@link ActorTaskException} if the method throws
+     * @return the future of the result; fails with {@link ActorTaskException} if the method throws, with
+     *         {@link ActorDiedException} if the actor is dead or ends before running the call
      * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, P1, R> CompletableFuture<R> call(ActorRef<A> actor, Method1<A, P1, R> method, P1 a1) {
@@ -276,7 +278,8 @@ public final class Kiln implements AutoCloseable {
      * @param <P1>   the first parameter type
      * @param <P2>   the second parameter type
      * @param <R>    the result type
-     * @return the future of the result; fails with {@link ActorTaskException} if the method throws
+     * @return the future of the result; fails with {@link ActorTaskException} if the method throws, with
+     *         {@link ActorDiedException} if the actor is dead or ends before running the call
      * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, P1, P2, R> CompletableFuture<R> call(ActorRef<A> actor, Method2<A, P1, P2, R> method, P1 a1, P2 a2) {
@@ -296,7 +299,8 @@ public final class Kiln implements AutoCloseable {
      * @param <P2>   the second parameter type
      * @param <P3>   the third parameter type
      * @param <R>    the result type
-     * @return the future of the result; fails with {@link ActorTaskException} if the method throws
+     * @return the future of the result; fails with {@link ActorTaskException} if the method throws, with
+     *         {@link ActorDiedException} if the actor is dead or ends before running the call
      * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, P1, P2, P3, R> CompletableFuture<R> call(ActorRef<A> actor, Method3<A, P1, P2, P3, R> method,
@@ -308,7 +312,8 @@ public final class Kiln implements AutoCloseable {
                                               Object a1, Object a2, Object a3) {
         ActorThread a = hosted(ref);
         Object holder = a.holder();
-        if (holder != null) {
+        // A dead actor stays held by the graph it died in; the call fails below with ActorDiedException.
+        if (holder != null && a.death() == null) {
             throw new IllegalStateException("actor " + a.name() + " is held by " + holder + "; kiln.call works on "
                     + "actors no open graph holds: close that graph, or create another actor for dynamic calls");
         }
