@@ -77,7 +77,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     private volatile Thread completer;
     private int outProgress;
 
-    /** Wires channels and loops; the actors are already held for this graph. */
+    /** Wires channels and loops; starts nothing. The caller holds the actors for this graph before {@link #start()}. */
     CompiledGraph(Kiln kiln, ExecutionPlan plan, CompileOptions options, Map<Integer, ActorThread> byId) {
         this.kiln = kiln;
         this.plan = plan;

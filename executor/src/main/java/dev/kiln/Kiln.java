@@ -178,25 +178,23 @@ public final class Kiln implements AutoCloseable {
         });
         ExecutionPlan plan = GraphCompiler.compile(output, new Topology(ActorPlacement.IN_DRIVER, placements), options);
         Map<Integer, ActorThread> byId = new HashMap<>();
+        for (ActorSchedule s : plan.schedules()) {
+            byId.put(s.actor(), actors.get(s.actor()));
+        }
+        // The graph starts nothing until start(): build it first, so the actors are held by the
+        // graph itself and a failed compile can free exactly the ones it took.
+        CompiledGraph<I, O> graph = new CompiledGraph<>(this, plan, options, byId);
         List<ActorThread> held = new ArrayList<>();
-        CompiledGraph<I, O> graph = null;
         try {
-            Object token = new Object();
             for (ActorSchedule s : plan.schedules()) {
-                ActorThread a = actors.get(s.actor());
-                Object holder = a.hold(token);
+                ActorThread a = byId.get(s.actor());
+                Object holder = a.hold(graph);
                 if (holder != null) {
                     throw new GraphCompileException(a.name(), "actor " + a.name() + " is in " + holder
                             + ", which is still open (or still finishing a method after close); an actor serves one "
                             + "graph at a time: close that graph first, or create another actor");
                 }
                 held.add(a);
-                byId.put(s.actor(), a);
-            }
-            graph = new CompiledGraph<>(this, plan, options, byId);
-            for (ActorThread a : held) {
-                a.release(token);
-                a.hold(graph);
             }
             claimNodes(output, graph);
             graphs.put(graph, Boolean.TRUE);
@@ -209,9 +207,7 @@ public final class Kiln implements AutoCloseable {
             for (ActorThread a : held) {
                 a.release(graph);
             }
-            if (graph != null) {
-                graphs.remove(graph);
-            }
+            graphs.remove(graph);
             throw e;
         }
     }
