@@ -8,6 +8,7 @@ import dev.kiln.graph.Graph;
 import dev.kiln.graph.InputNode;
 import dev.kiln.graph.Method1;
 import dev.kiln.transport.Channel;
+import dev.kiln.transport.Waker;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -188,8 +189,9 @@ class ActorThreadTest {
         a.created().get(10, TimeUnit.SECONDS);
         ActorRef<GraphLoopTest.Calc> ref = GraphLoopTest.ref(a.id());
         InputNode<Integer> in = Graph.input();
+        Waker driver = new Waker();
         GraphLoopTest.Wired w = GraphLoopTest.wire(ref.bind(GraphLoopTest.Calc::inc, in),
-                CompileOptions.defaults().maxInflight(4), a.id());
+                CompileOptions.defaults().maxInflight(4), p -> p == a.id() ? a.waker() : driver, a.id());
         List<Throwable> deaths = new CopyOnWriteArrayList<>();
         Object graph = "graph";
         GraphLoop loop = new GraphLoop(w.plan().schedules().getFirst(), w.channels(), 1, graph, IdleMode.BLOCKING,

@@ -21,6 +21,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.IntFunction;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -88,6 +89,11 @@ class GraphLoopTest {
     }
 
     static Wired wire(Node<?> output, CompileOptions options, int... actorIds) {
+        return wire(output, options, participant -> new Waker(), actorIds);
+    }
+
+    /** Wires the plan's channels; {@code wakers} gives each participant's waker (the driver is -1). */
+    static Wired wire(Node<?> output, CompileOptions options, IntFunction<Waker> wakers, int... actorIds) {
         Map<Integer, ActorPlacement> placements = new HashMap<>();
         for (int id : actorIds) {
             placements.put(id, ActorPlacement.IN_DRIVER);
@@ -97,9 +103,9 @@ class GraphLoopTest {
         for (ChannelSpec spec : plan.channels()) {
             Waker[] readers = new Waker[spec.readers().size()];
             for (int r = 0; r < readers.length; r++) {
-                readers[r] = new Waker();
+                readers[r] = wakers.apply(spec.readers().get(r));
             }
-            channels[spec.id()] = new InProcessChannel(spec, new Waker(), readers);
+            channels[spec.id()] = new InProcessChannel(spec, wakers.apply(spec.writer()), readers);
         }
         return new Wired(plan, channels);
     }
