@@ -324,6 +324,28 @@ class CompiledGraphTest {
     }
 
     @Test
+    void asyncCallbacksMayExecuteOnTheSameGraphWhileItIsFull() throws Exception {
+        try (Kiln kiln = Kiln.local()) {
+            ActorRef<Inc> a = kiln.actor(Inc::new);
+            InputNode<Integer> in = Graph.input();
+            // a short submitTimeout: a callback that cannot submit fails the test soon instead of stalling it
+            CompileOptions options = CompileOptions.defaults().maxInflight(2).submitTimeout(Duration.ofSeconds(5));
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(a.bind(Inc::inc, in), options)) {
+                List<CompletableFuture<Integer>> chained = new ArrayList<>();
+                for (int i = 0; i < 300; i++) {
+                    // the main thread keeps the graph full while callbacks submit the second step
+                    chained.add(g.executeAsync(i).thenCompose(v -> g.executeAsync(v + 1000))
+                            .thenApply(v -> v + g.execute(0).get(10, TimeUnit.SECONDS)));
+                }
+                CompletableFuture.allOf(chained.toArray(CompletableFuture<?>[]::new)).get(60, TimeUnit.SECONDS);
+                for (int i = 0; i < chained.size(); i++) {
+                    assertEquals(i + 1002 + 1, chained.get(i).getNow(null));
+                }
+            }
+        }
+    }
+
+    @Test
     void executeAsyncFailuresCompleteTheFutureExceptionally() throws Exception {
         try (Kiln kiln = Kiln.local()) {
             ActorRef<Inc> a = kiln.actor(Inc::new);
