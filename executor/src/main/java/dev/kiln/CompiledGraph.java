@@ -23,6 +23,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -75,7 +76,8 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     private final AtomicInteger asyncPending = new AtomicInteger();
     private volatile long submitted;
     private volatile long collected;
-    private volatile RuntimeException terminal;
+    /** Why the graph stopped; set once, before {@link #state} leaves OPEN, so whoever sees it closed finds the reason. */
+    private final AtomicReference<RuntimeException> terminal = new AtomicReference<>();
     private volatile Thread completer;
     private int outProgress;
 
@@ -268,7 +270,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
 
     private void ensureOpen() {
         if (state.get() != OPEN) {
-            RuntimeException t = terminal;
+            RuntimeException t = terminal.get();
             throw t instanceof ActorDiedException died ? new ActorDiedException(died.getMessage(), died)
                     : new GraphClosedException(name + " is closed; compile the graph again to run it");
         }
@@ -452,8 +454,8 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
      */
     @Override
     public void close() {
-        if (state.compareAndSet(OPEN, CLOSED)) {
-            terminal = new GraphClosedException(name + " was closed");
+        if (terminal.get() == null && terminal.compareAndSet(null, new GraphClosedException(name + " was closed"))) {
+            state.set(CLOSED);
             terminate(true);
         }
     }
@@ -464,15 +466,16 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     }
 
     private void actorDied(ActorThread actor, Throwable cause) {
-        if (state.compareAndSet(OPEN, DIED)) {
-            terminal = new ActorDiedException("actor " + actor.name() + " of " + name + " died of " + cause
-                    + "; the graph is closed: create new actors and compile again", cause);
+        ActorDiedException died = new ActorDiedException("actor " + actor.name() + " of " + name + " died of " + cause
+                + "; the graph is closed: create new actors and compile again", cause);
+        if (terminal.compareAndSet(null, died)) {
+            state.set(DIED);
             terminate(false);
         }
     }
 
     private RuntimeException terminalFor(long seq) {
-        RuntimeException t = terminal;
+        RuntimeException t = terminal.get();
         if (t instanceof ActorDiedException died) {
             return new ActorDiedException("execution #" + seq + " lost: " + died.getMessage(), died.getCause());
         }
