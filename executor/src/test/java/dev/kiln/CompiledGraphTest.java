@@ -295,6 +295,52 @@ class CompiledGraphTest {
         } // Kiln.close returns with a dead actor
     }
 
+    /** Dies of a StackOverflowError on input 30, at once. */
+    static final class DiesAt30 {
+        int f(int x) {
+            if (x == 30) {
+                throw new StackOverflowError("at 30");
+            }
+            return x;
+        }
+    }
+
+    @Test
+    void executionsRacingWithADeathAllFailWithActorDiedException() {
+        for (int round = 0; round < 60; round++) {
+            try (Kiln kiln = Kiln.local()) {
+                ActorRef<DiesAt30> a = kiln.actor(DiesAt30::new);
+                InputNode<Integer> in = Graph.input();
+                try (CompiledGraph<Integer, Integer> g = kiln.compile(a.bind(DiesAt30::f, in),
+                        CompileOptions.defaults().maxInflight(64))) {
+                    List<GraphFuture<Integer>> futures = new ArrayList<>();
+                    // submit as fast as possible while the actor dies: execute must start failing, and only
+                    // with ActorDiedException, never GraphClosedException
+                    ActorDiedException refused = assertThrows(ActorDiedException.class, () -> {
+                        for (int i = 0; i < 10_000_000; i++) {
+                            futures.add(g.execute(i));
+                        }
+                    }, "round " + round);
+                    assertTrue(refused.getMessage().contains(a.name()), refused.getMessage());
+                    for (int i = 0; i < futures.size(); i++) {
+                        GraphFuture<Integer> f = futures.get(i);
+                        if (i < 30) {
+                            // finished before the death, or lost with the graph
+                            try {
+                                assertEquals(i, f.get(10, TimeUnit.SECONDS));
+                            } catch (ActorDiedException lost) {
+                                // allowed: not collected before the actor died
+                            }
+                        } else {
+                            assertThrows(ActorDiedException.class, () -> f.get(10, TimeUnit.SECONDS),
+                                    "round " + round + ", execution " + i);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     private static List<Throwable> causes(Throwable t) {
         List<Throwable> chain = new ArrayList<>();
         for (Throwable c = t; c != null && !chain.contains(c); c = c.getCause()) {
