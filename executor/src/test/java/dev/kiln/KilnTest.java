@@ -218,6 +218,38 @@ class KilnTest {
         KilnTestSupport.awaitNoKilnThreads();
     }
 
+    /** Takes a little while per call. */
+    static final class Slow {
+        int nap(int x) throws InterruptedException {
+            Thread.sleep(20);
+            return x;
+        }
+    }
+
+    @Test
+    void closingTheKilnFailsQueuedDynamicCalls() throws Exception {
+        List<CompletableFuture<Integer>> calls = new ArrayList<>();
+        try (Kiln kiln = Kiln.local()) {
+            ActorRef<Slow> slow = kiln.actor(Slow::new);
+            for (int i = 0; i < 100; i++) {
+                calls.add(kiln.call(slow, Slow::nap, i));
+            }
+            calls.getFirst().get(10, TimeUnit.SECONDS); // the actor is working through its mailbox
+        }
+        KilnTestSupport.awaitNoKilnThreads();
+        int ran = 0;
+        for (CompletableFuture<Integer> c : calls) {
+            assertTrue(c.isDone(), "every call is finished once the Kiln is closed");
+            try {
+                c.get(10, TimeUnit.SECONDS);
+                ran++;
+            } catch (ExecutionException e) {
+                assertInstanceOf(ActorDiedException.class, e.getCause());
+            }
+        }
+        assertTrue(ran < 50, "calls still queued when the Kiln closed fail instead of running: " + ran + " ran");
+    }
+
     @Test
     void dynamicCallsWithZeroToThreeArguments() throws Exception {
         try (Kiln kiln = Kiln.local()) {
