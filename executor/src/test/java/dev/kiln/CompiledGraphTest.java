@@ -14,6 +14,8 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -187,6 +189,74 @@ class CompiledGraphTest {
                 throw new AssertionError(e);
             }
         });
+    }
+
+    @Test
+    void closeWakesAnExecuteWaitingForCapacity() throws Exception {
+        CountDownLatch open = new CountDownLatch(1);
+        AtomicInteger calls = new AtomicInteger();
+        try (Kiln kiln = Kiln.local()) {
+            ActorRef<Gate> gate = kiln.actor(() -> new Gate(open, calls));
+            InputNode<Integer> in = Graph.input();
+            CompiledGraph<Integer, Integer> g = kiln.compile(gate.bind(Gate::pass, in),
+                    fast().maxInflight(1).submitTimeout(Duration.ofSeconds(60)));
+            GraphFuture<Integer> first = g.execute(0);
+            CompletableFuture<GraphFuture<Integer>> blocked = CompletableFuture.supplyAsync(() -> g.execute(1));
+            KilnTestSupport.awaitTrue("the gate actor is inside its method", KilnTestSupport.SOON, () -> calls.get() == 1);
+            g.close();
+            ExecutionException e = assertThrows(ExecutionException.class, () -> blocked.get(10, TimeUnit.SECONDS));
+            assertInstanceOf(GraphClosedException.class, e.getCause());
+            assertThrows(GraphClosedException.class, () -> first.get(10, TimeUnit.SECONDS));
+            open.countDown();
+        }
+        assertEquals(1, calls.get(), "the execution that waited for capacity never ran");
+    }
+
+    @Test
+    void severalThreadsExecuteAndReadConcurrently() throws Exception {
+        int threads = 3;
+        int perThread = 3000;
+        ExecutorService pool = Executors.newFixedThreadPool(threads);
+        try (Kiln kiln = Kiln.local()) {
+            ActorRef<Inc> a = kiln.actor(Inc::new);
+            ActorRef<Inc> b = kiln.actor(Inc::new);
+            InputNode<Integer> in = Graph.input();
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(b.bind(Inc::inc, a.bind(Inc::inc, in)),
+                    CompileOptions.defaults().maxInflight(4))) {
+                List<CompletableFuture<Long>> workers = new ArrayList<>();
+                for (int t = 0; t < threads; t++) {
+                    int base = t * 1_000_000;
+                    workers.add(CompletableFuture.supplyAsync(() -> {
+                        List<GraphFuture<Integer>> mine = new ArrayList<>();
+                        long lastSequence = -1;
+                        for (int i = 0; i < perThread; i++) {
+                            GraphFuture<Integer> f = g.execute(base + i);
+                            assertTrue(f.sequence() > lastSequence, "sequences grow per thread");
+                            lastSequence = f.sequence();
+                            mine.add(f);
+                            if (mine.size() == 3) {
+                                for (int j = 0; j < mine.size(); j++) {
+                                    assertEquals(base + i - 2 + j + 2, mine.get(j).get(10, TimeUnit.SECONDS));
+                                }
+                                mine.clear();
+                            }
+                        }
+                        for (GraphFuture<Integer> f : mine) {
+                            f.get(10, TimeUnit.SECONDS);
+                        }
+                        return lastSequence;
+                    }, pool));
+                }
+                long maxSequence = 0;
+                for (CompletableFuture<Long> w : workers) {
+                    maxSequence = Math.max(maxSequence, w.get(60, TimeUnit.SECONDS));
+                }
+                assertEquals((long) threads * perThread - 1, maxSequence, "every execution got its own sequence");
+            }
+        } finally {
+            pool.shutdownNow();
+            assertTrue(pool.awaitTermination(10, TimeUnit.SECONDS));
+        }
     }
 
     @Test

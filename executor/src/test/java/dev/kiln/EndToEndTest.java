@@ -13,6 +13,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.BitSet;
 import java.util.List;
 import java.util.Random;
@@ -288,6 +289,79 @@ class EndToEndTest {
                 }
                 assertThrows(IllegalArgumentException.class, () -> g.execute(1));
                 assertThrows(IllegalArgumentException.class, () -> g.execute(1, 2, 3));
+            }
+        }
+    }
+
+    /** Methods without arguments, passing nulls, and throwing a plain Error. */
+    static final class Odd {
+        private int counter;
+
+        int next() {
+            return ++counter;
+        }
+
+        String echo(String s) {
+            return s;
+        }
+
+        String describe(String s, Integer n) {
+            return s + "/" + n;
+        }
+
+        int strict(int x) {
+            if (x == 3) {
+                throw new AssertionError("three");
+            }
+            return x;
+        }
+    }
+
+    @Test
+    void aGraphWithoutInputRunsOncePerExecution() {
+        try (Kiln kiln = Kiln.local()) {
+            ActorRef<Odd> a = kiln.actor(Odd::new);
+            ActorRef<Stage> s = kiln.actor(() -> new Stage(0));
+            Node<Integer> n = a.bind(Odd::next);
+            try (CompiledGraph<Object, Integer> g = kiln.compile(s.bind(Stage::sum, n, 100))) {
+                assertEquals(0, g.plan().inputArity());
+                for (int i = 1; i <= 50; i++) {
+                    assertEquals(100 + i, g.execute(null).get(10, TimeUnit.SECONDS));
+                }
+            }
+        }
+    }
+
+    @Test
+    void nullsFlowThroughTheGraph() {
+        try (Kiln kiln = Kiln.local()) {
+            ActorRef<Odd> a = kiln.actor(Odd::new);
+            ActorRef<Odd> b = kiln.actor(Odd::new);
+            InputNode<String> in = Graph.input();
+            Node<String> e = a.bind(Odd::echo, in);
+            Node<String> d = b.bind(Odd::describe, e, null);
+            try (CompiledGraph<String, List<Object>> g = kiln.compile(Graph.outputs(e, d))) {
+                assertEquals(Arrays.asList(null, "null/null"), g.execute(null).get(10, TimeUnit.SECONDS));
+                assertEquals(List.of("x", "x/null"), g.execute("x").get(10, TimeUnit.SECONDS));
+            }
+        }
+    }
+
+    @Test
+    void anErrorThatIsNotAVirtualMachineErrorFailsOnlyItsExecution() {
+        try (Kiln kiln = Kiln.local()) {
+            ActorRef<Odd> a = kiln.actor(Odd::new);
+            InputNode<Integer> in = Graph.input();
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(a.bind(Odd::strict, in))) {
+                for (int i = 0; i < 6; i++) {
+                    GraphFuture<Integer> f = g.execute(i);
+                    if (i == 3) {
+                        ActorTaskException e = assertThrows(ActorTaskException.class, () -> f.get(10, TimeUnit.SECONDS));
+                        assertInstanceOf(AssertionError.class, e.getCause());
+                    } else {
+                        assertEquals(i, f.get(10, TimeUnit.SECONDS));
+                    }
+                }
             }
         }
     }
