@@ -367,6 +367,7 @@ class EndToEndTest {
     }
 
     @Test
+    @Timeout(300) // about 1 s alone; a loaded shared 2-core machine can make it 30x slower
     void hundredThousandPipelinedExecutionsThroughAChainOfFour() {
         int maxInflight = 8;
         try (Kiln kiln = Kiln.local()) {
