@@ -23,6 +23,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -69,15 +70,18 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     private final KilnIdleStrategy driverIdle;
     private final ReentrantLock submitLock = new ReentrantLock();
     private final AtomicBoolean collecting = new AtomicBoolean();
+    /** Async futures settled by the collector and not yet published; guarded by {@link #collecting}. */
+    private final List<GraphFuture<?>> settledAsync = new ArrayList<>();
     private final AtomicInteger state = new AtomicInteger(OPEN);
     private final AtomicInteger asyncPending = new AtomicInteger();
     private volatile long submitted;
     private volatile long collected;
-    private volatile RuntimeException terminal;
+    /** Why the graph stopped; set once, before {@link #state} leaves OPEN, so whoever sees it closed finds the reason. */
+    private final AtomicReference<RuntimeException> terminal = new AtomicReference<>();
     private volatile Thread completer;
     private int outProgress;
 
-    /** Wires channels and loops; the actors are already held for this graph. */
+    /** Wires channels and loops; starts nothing. The caller holds the actors for this graph before {@link #start()}. */
     CompiledGraph(Kiln kiln, ExecutionPlan plan, CompileOptions options, Map<Integer, ActorThread> byId) {
         this.kiln = kiln;
         this.plan = plan;
@@ -185,6 +189,8 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     /**
      * Like {@link #execute(Object)}, with a {@link CompletableFuture} that completes without any
      * thread calling {@code get} (a driver thread collects results while async executions are pending).
+     * Its callbacks run on the thread that collected the result, after it stopped collecting, so
+     * they may call {@code execute}, {@code executeAsync} or {@code get} on this graph.
      *
      * @param input the input value
      * @return a future completed with the result or the execution's exception
@@ -234,10 +240,11 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         submitLock.lock();
         try {
             ensureOpen();
-            long seq = submitted;
-            if (seq - collected >= slots) {
-                awaitCapacity(seq);
+            if (submitted - collected >= slots) {
+                awaitCapacity();
             }
+            // Read after waiting: a callback run meanwhile on this thread may have submitted (the lock is reentrant).
+            long seq = submitted;
             GraphFuture<O> future = new GraphFuture<>(this, seq, async ? new CompletableFuture<>() : null);
             pending[(int) (seq % slots)] = future;
             if (async) {
@@ -263,28 +270,30 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
 
     private void ensureOpen() {
         if (state.get() != OPEN) {
-            RuntimeException t = terminal;
+            RuntimeException t = terminal.get();
             throw t instanceof ActorDiedException died ? new ActorDiedException(died.getMessage(), died)
                     : new GraphClosedException(name + " is closed; compile the graph again to run it");
         }
     }
 
-    private void awaitCapacity(long seq) {
+    private void awaitCapacity() {
         long deadline = System.nanoTime() + options.submitTimeout().toNanos();
-        if (!await(null, seq, deadline)) {
+        while (submitted - collected >= slots) {
+            if (!await(null, deadline)) {
+                ensureOpen();
+                throw new CapacityExceededException(name + ": " + slots + " executions in flight (maxInflight) and none "
+                        + "finished within " + options.submitTimeout() + " (submitTimeout); execution #" + submitted
+                        + " was not started. An actor may be slow or stuck; raise CompileOptions.maxInflight or "
+                        + "submitTimeout if the load is expected");
+            }
             ensureOpen();
-            throw new CapacityExceededException(name + ": " + slots + " executions in flight (maxInflight) and none "
-                    + "finished within " + options.submitTimeout() + " (submitTimeout); execution #" + seq
-                    + " was not started. An actor may be slow or stuck; raise CompileOptions.maxInflight or "
-                    + "submitTimeout if the load is expected");
         }
-        ensureOpen();
     }
 
     /** Called by {@link GraphFuture#get}. */
     void awaitResult(GraphFuture<?> future, Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
-        if (!await(future, 0, deadline)) {
+        if (!await(future, deadline)) {
             throw new ChannelTimeoutException(name + ": execution #" + future.sequence() + " did not finish within "
                     + timeout + " (getTimeout); it is still running: call get again, or look for an actor that is "
                     + "slow or stuck");
@@ -292,38 +301,71 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     }
 
     /**
-     * Waits until {@code future} is done (or, with no future, until execution {@code seq} fits
-     * in flight), collecting results meanwhile when no other thread does.
+     * Waits until {@code future} is done (or, with no future, until one more execution fits in
+     * flight), collecting results meanwhile when no other thread does. The collector completes
+     * the {@code CompletableFuture}s of {@code executeAsync} only after it let go of collecting,
+     * so that their callbacks may execute, or wait for, this graph.
      *
      * @return false on timeout
      */
-    private boolean await(GraphFuture<?> future, long seq, long deadline) {
+    private boolean await(GraphFuture<?> future, long deadline) {
         while (true) {
             if (collecting.compareAndSet(false, true)) {
+                int outcome; // 1 ready, 0 timed out, -1 async results to publish first
+                List<GraphFuture<?>> settled;
                 try {
                     while (true) {
                         int work = collect();
-                        if (future != null ? future.isDone() : seq - collected < slots || state.get() != OPEN) {
-                            return true;
+                        if (ready(future)) {
+                            outcome = 1;
+                            break;
+                        }
+                        if (!settledAsync.isEmpty()) {
+                            outcome = -1;
+                            break;
                         }
                         if (System.nanoTime() - deadline > 0) {
-                            return false;
+                            outcome = 0;
+                            break;
                         }
                         driverIdle.idle(work);
                     }
                 } finally {
-                    driverIdle.reset();
-                    collecting.set(false);
+                    settled = stopCollecting();
                 }
+                publish(settled);
+                if (outcome >= 0) {
+                    return outcome == 1;
+                }
+                continue;
             }
             // Another thread collects for us: wait for it to finish our future or to hand over.
-            if (future != null ? future.isDone() : seq - collected < slots || state.get() != OPEN) {
+            if (ready(future)) {
                 return true;
             }
             if (System.nanoTime() - deadline > 0) {
                 return false;
             }
             LockSupport.parkNanos(20_000);
+        }
+    }
+
+    private boolean ready(GraphFuture<?> future) {
+        return future != null ? future.isDone() : submitted - collected < slots || state.get() != OPEN;
+    }
+
+    /** Gives up the collector role; returns the async futures it settled, to publish once it let go. */
+    private List<GraphFuture<?>> stopCollecting() {
+        List<GraphFuture<?>> settled = settledAsync.isEmpty() ? List.of() : List.copyOf(settledAsync);
+        settledAsync.clear();
+        driverIdle.reset();
+        collecting.set(false);
+        return settled;
+    }
+
+    private static void publish(List<GraphFuture<?>> settled) {
+        for (GraphFuture<?> f : settled) {
+            f.publish();
         }
     }
 
@@ -347,10 +389,11 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
             pending[slot] = null;
             outProgress = 0;
             collected = ++seq;
+            future.complete(result());
             if (future.isAsync()) {
                 asyncPending.decrementAndGet();
+                settledAsync.add(future);
             }
-            future.complete(result());
             work++;
         }
         return work;
@@ -389,14 +432,15 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     private void completeAsync() {
         while (state.get() == OPEN) {
             if (asyncPending.get() > 0 && collecting.compareAndSet(false, true)) {
+                List<GraphFuture<?>> settled;
                 try {
-                    while (asyncPending.get() > 0 && state.get() == OPEN) {
+                    while (asyncPending.get() > 0 && state.get() == OPEN && settledAsync.isEmpty()) {
                         driverIdle.idle(collect());
                     }
                 } finally {
-                    driverIdle.reset();
-                    collecting.set(false);
+                    settled = stopCollecting();
                 }
+                publish(settled);
             } else {
                 LockSupport.parkNanos(asyncPending.get() > 0 ? 20_000 : 20_000_000);
             }
@@ -410,8 +454,8 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
      */
     @Override
     public void close() {
-        if (state.compareAndSet(OPEN, CLOSED)) {
-            terminal = new GraphClosedException(name + " was closed");
+        if (terminal.get() == null && terminal.compareAndSet(null, new GraphClosedException(name + " was closed"))) {
+            state.set(CLOSED);
             terminate(true);
         }
     }
@@ -422,15 +466,16 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     }
 
     private void actorDied(ActorThread actor, Throwable cause) {
-        if (state.compareAndSet(OPEN, DIED)) {
-            terminal = new ActorDiedException("actor " + actor.name() + " of " + name + " died of " + cause
-                    + "; the graph is closed: create new actors and compile again", cause);
+        ActorDiedException died = new ActorDiedException("actor " + actor.name() + " of " + name + " died of " + cause
+                + "; the graph is closed: create new actors and compile again", cause);
+        if (terminal.compareAndSet(null, died)) {
+            state.set(DIED);
             terminate(false);
         }
     }
 
     private RuntimeException terminalFor(long seq) {
-        RuntimeException t = terminal;
+        RuntimeException t = terminal.get();
         if (t instanceof ActorDiedException died) {
             return new ActorDiedException("execution #" + seq + " lost: " + died.getMessage(), died.getCause());
         }

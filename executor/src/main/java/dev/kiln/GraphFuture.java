@@ -19,6 +19,8 @@ public final class GraphFuture<T> {
     private static final int PENDING = 0;
     private static final int DONE = 1;
     private static final int FAILED = 2;
+    /** Claimed by one completing thread, which writes the outcome and then sets DONE or FAILED. */
+    private static final int SETTLING = 3;
     private static final AtomicIntegerFieldUpdater<GraphFuture<?>> STATE = stateUpdater();
 
     private final CompiledGraph<?, ?> graph;
@@ -41,7 +43,8 @@ public final class GraphFuture<T> {
 
     /** @return whether the execution finished (with a result or an error) */
     public boolean isDone() {
-        return state != PENDING;
+        int s = state;
+        return s == DONE || s == FAILED;
     }
 
     /**
@@ -83,7 +86,7 @@ public final class GraphFuture<T> {
      * @throws ChannelTimeoutException if the result did not arrive in time (the execution goes on)
      */
     public T get(Duration timeout) {
-        if (state == PENDING) {
+        if (!isDone()) {
             graph.awaitResult(this, timeout);
         }
         return report();
@@ -109,26 +112,49 @@ public final class GraphFuture<T> {
         return copy;
     }
 
-    /** Called by the collecting thread. */
+    /**
+     * Called by the collecting thread. The {@link CompletableFuture} of an async execution is
+     * completed later by {@link #publish()}, once the collector let go of collecting, so that
+     * its callbacks may use the graph.
+     */
     void complete(Object result) {
         if (result instanceof TaskError error) {
-            fail(new ActorTaskException(error.actor(), error.method(), error.sequence(), error.cause()));
-            return;
-        }
-        value = result;
-        if (STATE.compareAndSet(this, PENDING, DONE) && async != null) {
-            @SuppressWarnings("unchecked")
-            T t = (T) result;
-            async.complete(t);
+            settle(FAILED, null, new ActorTaskException(error.actor(), error.method(), error.sequence(), error.cause()));
+        } else {
+            settle(DONE, result, null);
         }
     }
 
-    /** Called by the collecting thread or by close. */
+    /** Called by close, or by an execute that raced with it; completes the async future at once. */
     void fail(RuntimeException error) {
-        failure = error;
-        if (STATE.compareAndSet(this, PENDING, FAILED) && async != null) {
-            async.completeExceptionally(error);
+        if (settle(FAILED, null, error)) {
+            publish();
         }
+    }
+
+    /** Completes the async future with the outcome; after {@link #complete}, by the thread that collected it. */
+    @SuppressWarnings("unchecked")
+    void publish() {
+        if (async == null) {
+            return;
+        }
+        int s = state;
+        if (s == DONE) {
+            async.complete((T) value);
+        } else if (s == FAILED) {
+            async.completeExceptionally(failure);
+        }
+    }
+
+    /** The first caller wins; the outcome is written before the state that publishes it. */
+    private boolean settle(int outcome, Object result, RuntimeException error) {
+        if (!STATE.compareAndSet(this, PENDING, SETTLING)) {
+            return false;
+        }
+        value = result;
+        failure = error;
+        state = outcome;
+        return true;
     }
 
     boolean isAsync() {
@@ -141,7 +167,8 @@ public final class GraphFuture<T> {
 
     @Override
     public String toString() {
-        return "GraphFuture(#" + sequence + ", " + (state == PENDING ? "pending" : state == DONE ? "done" : "failed") + ")";
+        int s = state;
+        return "GraphFuture(#" + sequence + ", " + (s == DONE ? "done" : s == FAILED ? "failed" : "pending") + ")";
     }
 
     @SuppressWarnings({"unchecked", "rawtypes"})

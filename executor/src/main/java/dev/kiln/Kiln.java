@@ -187,10 +187,13 @@ public final class Kiln implements AutoCloseable {
         for (ActorSchedule s : plan.schedules()) {
             byId.put(s.actor(), actors.get(s.actor()));
         }
+        // The graph starts nothing until start(): build it first, so the actors are held by the
+        // graph itself and a failed compile can free exactly the ones it took.
         CompiledGraph<I, O> graph = new CompiledGraph<>(this, plan, options, byId);
         List<ActorThread> held = new ArrayList<>();
         try {
-            for (ActorThread a : byId.values()) {
+            for (ActorSchedule s : plan.schedules()) {
+                ActorThread a = byId.get(s.actor());
                 Object holder = a.hold(graph);
                 if (holder != null) {
                     throw new GraphCompileException(a.name(), "actor " + a.name() + " is in " + holder
@@ -241,7 +244,8 @@ public final class Kiln implements AutoCloseable {
      * @param method the method
      * @param <A>    the actor's class
      * @param <R>    the result type
-     * @return the future of the result; fails with {@link ActorTaskException} if the method throws
+     * @return the future of the result; fails with {@link ActorTaskException} if the method throws, with
+     *         {@link ActorDiedException} if the actor is dead or ends before running the call
      * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, R> CompletableFuture<R> call(ActorRef<A> actor, Method0<A, R> method) {
@@ -257,7 +261,8 @@ public final class Kiln implements AutoCloseable {
      * @param <A>    the actor's class
      * @param <P1>   the parameter type
      * @param <R>    the result type
-     * @return the future of the result; fails with {@link ActorTaskException} if the method throws
+     * @return the future of the result; fails with {@link ActorTaskException} if the method throws, with
+     *         {@link ActorDiedException} if the actor is dead or ends before running the call
      * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, P1, R> CompletableFuture<R> call(ActorRef<A> actor, Method1<A, P1, R> method, P1 a1) {
@@ -275,7 +280,8 @@ public final class Kiln implements AutoCloseable {
      * @param <P1>   the first parameter type
      * @param <P2>   the second parameter type
      * @param <R>    the result type
-     * @return the future of the result; fails with {@link ActorTaskException} if the method throws
+     * @return the future of the result; fails with {@link ActorTaskException} if the method throws, with
+     *         {@link ActorDiedException} if the actor is dead or ends before running the call
      * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, P1, P2, R> CompletableFuture<R> call(ActorRef<A> actor, Method2<A, P1, P2, R> method, P1 a1, P2 a2) {
@@ -295,7 +301,8 @@ public final class Kiln implements AutoCloseable {
      * @param <P2>   the second parameter type
      * @param <P3>   the third parameter type
      * @param <R>    the result type
-     * @return the future of the result; fails with {@link ActorTaskException} if the method throws
+     * @return the future of the result; fails with {@link ActorTaskException} if the method throws, with
+     *         {@link ActorDiedException} if the actor is dead or ends before running the call
      * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, P1, P2, P3, R> CompletableFuture<R> call(ActorRef<A> actor, Method3<A, P1, P2, P3, R> method,
@@ -441,7 +448,8 @@ public final class Kiln implements AutoCloseable {
     private <R> CompletableFuture<R> dispatch(ActorRef<?> ref, Serializable method, int arity, Object[] args) {
         ActorThread a = hosted(ref);
         Object holder = a.holder();
-        if (holder != null) {
+        // A dead actor stays held by the graph it died in; the call fails below with ActorDiedException.
+        if (holder != null && a.death() == null) {
             throw new IllegalStateException("actor " + a.name() + " is held by " + holder + "; kiln.call works on "
                     + "actors no open graph holds: close that graph, or create another actor for dynamic calls");
         }

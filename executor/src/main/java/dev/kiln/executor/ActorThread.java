@@ -227,7 +227,8 @@ public final class ActorThread {
     private int drainMailbox() {
         int work = 0;
         Runnable call;
-        while ((call = mailbox.poll()) != null) {
+        // Once asked to stop, leave the rest queued: the thread's exit fails it with ActorDiedException.
+        while (!stopping && (call = mailbox.poll()) != null) {
             call.run();
             work++;
         }

@@ -1,0 +1,243 @@
+package dev.kiln.executor;
+
+import dev.kiln.compiler.CompileOptions;
+import dev.kiln.compiler.ExecutionPlan;
+import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
+import dev.kiln.compiler.GraphCompiler;
+import dev.kiln.compiler.IdleMode;
+import dev.kiln.compiler.Topology;
+import dev.kiln.compiler.Topology.ActorPlacement;
+import dev.kiln.graph.ActorRef;
+import dev.kiln.graph.Graph;
+import dev.kiln.graph.InputNode;
+import dev.kiln.graph.Node;
+import dev.kiln.transport.Channel;
+import dev.kiln.transport.InProcessChannel;
+import dev.kiln.transport.Waker;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.IntFunction;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Drives one actor's {@link GraphLoop} from the test thread, which plays both the driver
+ * and the actor's host: every step is deterministic.
+ */
+@Timeout(60)
+class GraphLoopTest {
+
+    /** A single-threaded actor that counts its calls. */
+    static final class Calc {
+        int calls;
+
+        int inc(int x) {
+            calls++;
+            return x + 1;
+        }
+
+        int mix(int a, int b, int c) {
+            calls++;
+            return a * 100 + b * 10 + c;
+        }
+
+        String join(String a, int b) {
+            calls++;
+            return a + b;
+        }
+
+        int failOdd(int x) {
+            calls++;
+            if (x % 2 != 0) {
+                throw new IllegalArgumentException("odd " + x);
+            }
+            return x;
+        }
+
+        int overflow(int x) {
+            throw new StackOverflowError("deep " + x);
+        }
+    }
+
+    /** A plan for actors hosted in the driver's JVM, with its channels. */
+    record Wired(ExecutionPlan plan, Channel[] channels) {
+        Channel input() {
+            return channels[ExecutionPlan.INPUT_CHANNEL];
+        }
+
+        Channel output() {
+            return channels[plan.outputs().getFirst().channel()];
+        }
+
+        int outputReader() {
+            return plan.outputs().getFirst().reader();
+        }
+    }
+
+    static ActorRef<Calc> ref(int id) {
+        return new ActorRef<>(id, "calc" + id, Calc.class, "test");
+    }
+
+    static Wired wire(Node<?> output, CompileOptions options, int... actorIds) {
+        return wire(output, options, participant -> new Waker(), actorIds);
+    }
+
+    /** Wires the plan's channels; {@code wakers} gives each participant's waker (the driver is -1). */
+    static Wired wire(Node<?> output, CompileOptions options, IntFunction<Waker> wakers, int... actorIds) {
+        Map<Integer, ActorPlacement> placements = new HashMap<>();
+        for (int id : actorIds) {
+            placements.put(id, ActorPlacement.IN_DRIVER);
+        }
+        ExecutionPlan plan = GraphCompiler.compile(output, new Topology(ActorPlacement.IN_DRIVER, placements), options);
+        Channel[] channels = new Channel[plan.channels().size()];
+        for (ChannelSpec spec : plan.channels()) {
+            Waker[] readers = new Waker[spec.readers().size()];
+            for (int r = 0; r < readers.length; r++) {
+                readers[r] = wakers.apply(spec.readers().get(r));
+            }
+            channels[spec.id()] = new InProcessChannel(spec, wakers.apply(spec.writer()), readers);
+        }
+        return new Wired(plan, channels);
+    }
+
+    static GraphLoop loop(Wired w, List<Throwable> deaths) {
+        return new GraphLoop(w.plan().schedules().getFirst(), w.channels(), w.plan().inputArity(), "owner",
+                IdleMode.BACKOFF, deaths::add);
+    }
+
+    private static Object take(Wired w, long seq) {
+        Object v = w.output().poll(w.outputReader(), seq);
+        if (v != Channel.NOT_READY) {
+            w.output().release(w.outputReader(), seq);
+        }
+        return v;
+    }
+
+    @Test
+    void runsOneExecutionPerDutyCycleAndWaitsForInput() {
+        ActorRef<Calc> a = ref(1);
+        InputNode<Integer> in = Graph.input();
+        Wired w = wire(a.bind(Calc::inc, in), CompileOptions.defaults().maxInflight(4), 1);
+        GraphLoop loop = loop(w, new ArrayList<>());
+        Calc calc = new Calc();
+        loop.bind(calc);
+
+        assertEquals(0, loop.doWork(), "no input yet");
+        assertTrue(w.input().offer(0, 5));
+        assertTrue(w.input().offer(1, 6));
+        assertEquals(3, loop.doWork(), "READ, COMPUTE, WRITE of execution 0, then back to the host");
+        assertEquals(6, take(w, 0));
+        assertEquals(3, loop.doWork());
+        assertEquals(7, take(w, 1));
+        assertEquals(0, loop.doWork());
+        assertEquals(2, calc.calls);
+    }
+
+    @Test
+    void waitsForTheReaderToReleaseASlot() {
+        ActorRef<Calc> a = ref(1);
+        InputNode<Integer> in = Graph.input();
+        Wired w = wire(a.bind(Calc::inc, in), CompileOptions.defaults().maxInflight(2), 1);
+        GraphLoop loop = loop(w, new ArrayList<>());
+        loop.bind(new Calc());
+
+        assertTrue(w.input().offer(0, 10));
+        assertTrue(w.input().offer(1, 11));
+        assertFalse(w.input().offer(2, 12), "two slots, none released");
+        assertEquals(3, loop.doWork());
+        assertEquals(3, loop.doWork());
+        assertTrue(w.input().offer(2, 12), "the loop released its input slots");
+        assertEquals(2, loop.doWork(), "READ and COMPUTE; the WRITE waits for output slot 0");
+        assertEquals(0, loop.doWork());
+        assertEquals(11, take(w, 0));
+        assertEquals(1, loop.doWork(), "the WRITE goes through once the slot is released");
+        assertEquals(12, take(w, 1));
+        assertEquals(13, take(w, 2));
+    }
+
+    @Test
+    void aUserExceptionBecomesATaskErrorAndDownstreamCallsAreSkipped() {
+        ActorRef<Calc> a = ref(1);
+        InputNode<Integer> in = Graph.input();
+        Node<Integer> checked = a.bind(Calc::failOdd, in);
+        Node<Integer> next = a.bind(Calc::inc, checked); // same actor: a local edge
+        Wired w = wire(next, CompileOptions.defaults().maxInflight(4), 1);
+        GraphLoop loop = loop(w, new ArrayList<>());
+        Calc calc = new Calc();
+        loop.bind(calc);
+
+        for (int i = 0; i < 4; i++) {
+            assertTrue(w.input().offer(i, i));
+            assertTrue(loop.doWork() > 0);
+            Object v = take(w, i);
+            if (i % 2 == 0) {
+                assertEquals(i + 1, v);
+            } else {
+                TaskError error = assertInstanceOf(TaskError.class, v);
+                assertEquals("calc1", error.actor());
+                assertTrue(error.method().endsWith("Calc.failOdd"), error.method());
+                assertEquals(i, error.sequence());
+                assertEquals("odd " + i, assertInstanceOf(IllegalArgumentException.class, error.cause()).getMessage());
+            }
+        }
+        assertEquals(4 + 2, calc.calls, "inc ran for the two even inputs only");
+    }
+
+    @Test
+    void passesInputArgumentsAndConstants() {
+        ActorRef<Calc> a = ref(1);
+        InputNode<Object> in = Graph.input();
+        Node<Integer> m = a.bind(Calc::mix, in.arg(1), 7, in.arg(0));
+        Node<String> j = a.bind(Calc::join, in.arg(2), m);
+        Wired w = wire(j, CompileOptions.defaults(), 1);
+        assertEquals(3, w.plan().inputArity());
+        GraphLoop loop = loop(w, new ArrayList<>());
+        loop.bind(new Calc());
+
+        assertTrue(w.input().offer(0, new Object[] {1, 2, "m="}));
+        assertTrue(loop.doWork() > 0);
+        assertEquals("m=" + (2 * 100 + 70 + 1), take(w, 0));
+    }
+
+    @Test
+    void aVirtualMachineErrorLeavesTheLoop() {
+        ActorRef<Calc> a = ref(1);
+        InputNode<Integer> in = Graph.input();
+        Wired w = wire(a.bind(Calc::overflow, in), CompileOptions.defaults(), 1);
+        List<Throwable> deaths = new ArrayList<>();
+        GraphLoop loop = loop(w, deaths);
+        loop.bind(new Calc());
+        assertTrue(w.input().offer(0, 3));
+        StackOverflowError e = assertThrows(StackOverflowError.class, loop::doWork);
+        assertEquals("deep 3", e.getMessage());
+        assertTrue(deaths.isEmpty(), "the host reports the death, not doWork");
+        loop.died(e);
+        assertEquals(List.of(e), deaths);
+        assertTrue(loop.isStopped());
+    }
+
+    @Test
+    void stopAndAccessors() {
+        ActorRef<Calc> a = ref(1);
+        InputNode<Integer> in = Graph.input();
+        Wired w = wire(a.bind(Calc::inc, in), CompileOptions.defaults(), 1);
+        GraphLoop loop = new GraphLoop(w.plan().schedules().getFirst(), w.channels(), 1, "graph-x", IdleMode.BLOCKING,
+                t -> { });
+        assertSame("graph-x", loop.owner());
+        assertEquals(IdleMode.BLOCKING, loop.idle());
+        assertFalse(loop.isStopped());
+        loop.stop();
+        assertTrue(loop.isStopped());
+        assertTrue(loop.toString().contains("graph-x"), loop.toString());
+    }
+}
