@@ -29,7 +29,8 @@ import java.util.stream.LongStream;
  * <p>Arguments: {@code --spin} compiles with {@link IdleMode#SPIN} instead of the default
  * {@link IdleMode#BACKOFF} (only sensible with a spare core per actor plus one for the
  * driver); {@code --executions N} sets the number of measured executions per run (default
- * {@value #DEFAULT_EXECUTIONS}). Exits with status 1 if a result differs.
+ * {@value #DEFAULT_EXECUTIONS}). Through Maven: {@code mvn -q -DskipTests -Pdemo verify -Ddemo.args=--spin}.
+ * Exits with status 1 if a result differs.
  */
 public final class PipelineDemo {
 
