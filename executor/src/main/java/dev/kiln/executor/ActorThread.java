@@ -133,6 +133,11 @@ public final class ActorThread {
             return false;
         }
         mailbox.add(call);
+        if ((death != null || stopping) && mailbox.remove(call)) {
+            // The thread may have drained its mailbox for the last time before our add: take the
+            // call back. If it is gone, the thread polled it and runs or abandons it.
+            return false;
+        }
         waker.signal();
         return true;
     }
