@@ -29,7 +29,7 @@ class ActorThreadSubmitRaceTest {
             Thread caller = Thread.ofPlatform().start(() -> {
                 started.countDown();
                 for (long n = 0; ; n++) {
-                    DynamicCall<Long> call = new DynamicCall<>(INC, 1, instance, actor.name(), n, n, null, null);
+                    DynamicCall<Long> call = new DynamicCall<>(INC, 1, instance, actor.name(), n, new Object[] {n});
                     futures.add(call.future());
                     if (!actor.submit(call)) {
                         call.abandon(actor.name(), actor.death()); // what Kiln.call does
