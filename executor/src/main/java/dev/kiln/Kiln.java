@@ -5,6 +5,7 @@ import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
 import dev.kiln.compiler.GraphCompileException;
 import dev.kiln.compiler.GraphCompiler;
+import dev.kiln.compiler.IdleMode;
 import dev.kiln.compiler.Topology;
 import dev.kiln.compiler.Topology.ActorPlacement;
 import dev.kiln.executor.ActorThread;
@@ -54,6 +55,7 @@ public final class Kiln implements AutoCloseable {
     private static final AtomicInteger ACTOR_IDS = new AtomicInteger();
     private static final AtomicLong KILN_IDS = new AtomicLong();
     private static final long STOP_TIMEOUT_MS = 5_000;
+    private static final System.Logger LOG = System.getLogger("dev.kiln");
     private static final Object[] NO_ARGS = {};
 
     private final String name = "kiln-" + KILN_IDS.incrementAndGet();
@@ -208,6 +210,7 @@ public final class Kiln implements AutoCloseable {
                 throw new IllegalStateException(name + " was closed during compile");
             }
             graph.start();
+            warnIfOversubscribed(graph, options);
             return graph;
         } catch (RuntimeException e) {
             for (ActorThread a : held) {
@@ -215,6 +218,18 @@ public final class Kiln implements AutoCloseable {
             }
             graphs.remove(graph);
             throw e;
+        }
+    }
+
+    /** SPIN with more spinning threads than CPUs turns every hand-off into a wait for the scheduler. */
+    private static void warnIfOversubscribed(CompiledGraph<?, ?> graph, CompileOptions options) {
+        int threads = graph.plan().schedules().size() + 1;
+        int cpus = Runtime.getRuntime().availableProcessors();
+        if (options.idle() == IdleMode.SPIN && threads > cpus) {
+            LOG.log(System.Logger.Level.WARNING, () -> graph + " spins " + threads + " threads ("
+                    + (threads - 1) + " actors and the driver) on " + cpus + " CPUs: with IdleMode.SPIN a waiting "
+                    + "thread holds its CPU, so hand-offs wait for the scheduler (milliseconds). Use IdleMode.BACKOFF "
+                    + "(the default) unless every actor has a core of its own.");
         }
     }
 

@@ -6,7 +6,7 @@ package dev.kiln.compiler;
 public enum IdleMode {
     /** Spin on the CPU: lowest latency, burns a core per waiting thread. Only with a core to spare per actor. */
     SPIN,
-    /** Spin briefly, then yield, then park with growing periods up to 1 ms; woken early by a peer. The default. */
+    /** Spin a few microseconds (yielding now and then), then park with growing periods up to 1 ms; woken early by a peer. The default. */
     BACKOFF,
     /** Park at once until a peer wakes the thread: idle-friendly, costs a wake-up (tens of microseconds) per hop. */
     BLOCKING

@@ -13,8 +13,13 @@ import java.util.concurrent.locks.LockSupport;
  */
 public final class KilnIdleStrategy implements IdleStrategy {
 
-    private static final int MAX_SPINS = 100;
-    private static final int MAX_YIELDS = 20;
+    /**
+     * Idle calls spent spinning before parking: a few microseconds, short because on a machine
+     * with fewer cores than Kiln threads a spinner takes the CPU its peer needs.
+     */
+    private static final int MAX_SPINS = 32;
+    /** Every fourth of those calls yields, so a peer waiting for this core runs at once. */
+    private static final int YIELD_EVERY_MASK = 3;
     private static final long MIN_PARK_NS = 1_000;
     private static final long MAX_BACKOFF_PARK_NS = 1_000_000;
     /** A safety net only: blocked threads are woken by their peers' signals. */
@@ -23,7 +28,6 @@ public final class KilnIdleStrategy implements IdleStrategy {
     private final IdleMode mode;
     private final Waker waker;
     private int spins;
-    private int yields;
     private long parkNs = MIN_PARK_NS;
 
     /**
@@ -50,11 +54,12 @@ public final class KilnIdleStrategy implements IdleStrategy {
             case SPIN -> Thread.onSpinWait();
             case BACKOFF -> {
                 if (spins < MAX_SPINS) {
-                    spins++;
-                    Thread.onSpinWait();
-                } else if (yields < MAX_YIELDS) {
-                    yields++;
-                    Thread.yield();
+                    // Yield now and then while spinning: a peer sharing this core gets to run at once.
+                    if ((++spins & YIELD_EVERY_MASK) == 0) {
+                        Thread.yield();
+                    } else {
+                        Thread.onSpinWait();
+                    }
                 } else if (!waker.isArmed()) {
                     waker.arm();
                 } else {
@@ -75,7 +80,6 @@ public final class KilnIdleStrategy implements IdleStrategy {
     @Override
     public void reset() {
         spins = 0;
-        yields = 0;
         parkNs = MIN_PARK_NS;
         waker.disarm();
     }

@@ -20,8 +20,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 @Timeout(value = 5, unit = TimeUnit.MINUTES)
 class KilnIdleStrategyTest {
 
-    /** 100 spins and 20 yields come before BACKOFF arms its waker. */
-    private static final int BACKOFF_BUSY_IDLES = 120;
+    /** 32 spins (every fourth a yield) come before BACKOFF arms its waker. */
+    private static final int BACKOFF_BUSY_IDLES = 32;
 
     @Test
     void blockingArmsOnFirstIdleAndReturnsWithoutParking() throws InterruptedException {
