@@ -251,9 +251,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                 asyncPending.incrementAndGet();
             }
             if (!input.offer(seq, record)) {
-                // Cannot happen while fewer than maxInflight executions are unfinished: the
-                // actors released the slot of seq - maxInflight before finishing it.
-                throw new IllegalStateException(name + ": input slot of execution #" + seq + " still in use");
+                offerSlowly(seq, record);
             }
             submitted = seq + 1;
             if (state.get() != OPEN) {
@@ -265,6 +263,28 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
             return future;
         } finally {
             submitLock.unlock();
+        }
+    }
+
+    /**
+     * The input slot of {@code seq - maxInflight} can still be held for a moment after that
+     * execution's result arrived: an actor releases its reads once its whole schedule is done.
+     */
+    private void offerSlowly(long seq, Object record) {
+        long deadline = System.nanoTime() + options.submitTimeout().toNanos();
+        int tries = 0;
+        while (!input.offer(seq, record)) {
+            ensureOpen();
+            if (System.nanoTime() - deadline > 0) {
+                throw new CapacityExceededException(name + ": the input slot of execution #" + (seq - slots)
+                        + " was not released within " + options.submitTimeout() + " (submitTimeout); execution #" + seq
+                        + " was not started. An actor may be stuck after its last method returned");
+            }
+            if (++tries < 64) {
+                Thread.onSpinWait();
+            } else {
+                LockSupport.parkNanos(10_000);
+            }
         }
     }
 

@@ -53,6 +53,7 @@ public final class GraphLoop {
     private final int[][] argIndex;
     private final Object[][] argConstant;
     private final Object[] frame;
+    private final int[] readSteps;
     private Object actor;
     private long sequence;
     private int pc;
@@ -87,6 +88,7 @@ public final class GraphLoop {
         this.argIndex = new int[n][];
         this.argConstant = new Object[n][];
         this.frame = new Object[schedule.frameSize()];
+        this.readSteps = java.util.stream.IntStream.range(0, n).filter(i -> ops.get(i) instanceof Read).toArray();
         for (int i = 0; i < n; i++) {
             switch (ops.get(i)) {
                 case Read r -> {
@@ -190,7 +192,6 @@ public final class GraphLoop {
                         return work;
                     }
                     frame[local[i]] = v;
-                    channel[i].release(reader[i], sequence);
                 }
                 case COMPUTE -> frame[local[i]] = compute(i);
                 default -> {
@@ -201,10 +202,24 @@ public final class GraphLoop {
             }
             work++;
             if (++pc == kind.length) {
+                releaseReads();
                 pc = 0;
                 sequence++;
                 return work; // one execution done: let the host check its stop flag and mailbox
             }
+        }
+    }
+
+    /**
+     * Gives back every slot this execution read, once all of its steps are done: a value read
+     * in place (a tensor view of a shared-memory slot) stays valid while any method of the
+     * execution may still use it, directly or through a result that aliases it.
+     */
+    private void releaseReads() {
+        for (int r = 0; r < readSteps.length; r++) {
+            int i = readSteps[r];
+            frame[local[i]] = null;
+            channel[i].release(reader[i], sequence);
         }
     }
 

@@ -297,7 +297,10 @@ public final class Tensor implements AutoCloseable {
         return data.toArray(I16);
     }
 
-    /** @return whether {@code other} has the same dtype, shape and bytes */
+    /**
+     * @param other another tensor, or null
+     * @return whether {@code other} has the same dtype, shape and bytes
+     */
     public boolean contentEquals(Tensor other) {
         return other != null && dtype == other.dtype && Arrays.equals(shape, other.shape)
                 && data.mismatch(other.data) < 0;
