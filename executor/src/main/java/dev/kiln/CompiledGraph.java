@@ -246,12 +246,18 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
             // Read after waiting: a callback run meanwhile on this thread may have submitted (the lock is reentrant).
             long seq = submitted;
             GraphFuture<O> future = new GraphFuture<>(this, seq, async ? new CompletableFuture<>() : null);
-            pending[(int) (seq % slots)] = future;
-            if (async) {
-                asyncPending.incrementAndGet();
-            }
+            int slot = (int) (seq % slots);
+            pending[slot] = future;
             if (!input.offer(seq, record)) {
-                offerSlowly(seq, record);
+                try {
+                    offerSlowly(seq, record);
+                } catch (RuntimeException e) {
+                    pending[slot] = null; // not started: nothing will complete it
+                    throw e;
+                }
+            }
+            if (async) {
+                asyncPending.incrementAndGet(); // before the collector can see the execution
             }
             submitted = seq + 1;
             if (state.get() != OPEN) {
