@@ -179,11 +179,7 @@ public final class Kiln implements AutoCloseable {
     public <I, O> CompiledGraph<I, O> compile(Node<O> output, CompileOptions options) {
         ensureOpen();
         Map<Integer, ActorPlacement> placements = new HashMap<>();
-        actors.forEach((id, a) -> {
-            if (a.death() == null && a.isAlive()) {
-                placements.put(id, ActorPlacement.IN_DRIVER);
-            }
-        });
+        actors.forEach((id, a) -> placements.put(id, ActorPlacement.IN_DRIVER));
         ExecutionPlan plan = GraphCompiler.compile(output, new Topology(ActorPlacement.IN_DRIVER, placements), options);
         Map<Integer, ActorThread> byId = new HashMap<>();
         for (ActorSchedule s : plan.schedules()) {
@@ -196,6 +192,11 @@ public final class Kiln implements AutoCloseable {
         try {
             for (ActorSchedule s : plan.schedules()) {
                 ActorThread a = byId.get(s.actor());
+                if (a.death() != null || !a.isAlive()) {
+                    throw new GraphCompileException(a.name(), "actor " + a.name() + " is dead ("
+                            + (a.death() != null ? "it died of " + a.death() : "its thread ended")
+                            + "); create a new actor and bind its methods instead");
+                }
                 Object holder = a.hold(graph);
                 if (holder != null) {
                     throw new GraphCompileException(a.name(), "actor " + a.name() + " is in " + holder

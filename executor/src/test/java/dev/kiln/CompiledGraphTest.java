@@ -359,8 +359,10 @@ class CompiledGraphTest {
                 }
             });
             InputNode<Integer> in2 = Graph.input();
-            assertThrows(dev.kiln.compiler.GraphCompileException.class,
+            dev.kiln.compiler.GraphCompileException refused = assertThrows(dev.kiln.compiler.GraphCompileException.class,
                     () -> kiln.compile(fragile.bind(Fragile::risky, in2)));
+            assertTrue(refused.getMessage().contains("is dead") && refused.getMessage().contains("create a new actor"),
+                    refused.getMessage());
             g.close();
         } // Kiln.close returns with a dead actor
     }
