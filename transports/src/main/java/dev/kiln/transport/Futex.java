@@ -114,6 +114,8 @@ public final class Futex {
         }
         try {
             return (long) SYSCALL.invokeExact(capture, SYS_FUTEX, word, op, value, timeout);
+        } catch (RuntimeException | Error e) {
+            throw e;
         } catch (Throwable t) {
             throw new IllegalStateException("futex call failed", t);
         }

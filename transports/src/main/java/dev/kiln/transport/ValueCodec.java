@@ -31,7 +31,8 @@ import java.util.Set;
  * multiple of 64 bytes from the region's start. Native byte order: both sides run on one host.
  *
  * <p>Thread-safety: {@link #register} before the codec is handed to channels; after that,
- * {@link #encode} and {@link #decode} may be called from any threads at once.
+ * {@link #encode} and {@link #decode} may be called from any threads at once. Loading this class
+ * turns Fory's own logging down to warnings, which it otherwise prints to stdout.
  */
 public final class ValueCodec {
 
