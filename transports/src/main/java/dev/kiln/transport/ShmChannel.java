@@ -65,7 +65,9 @@ import java.util.regex.Pattern;
  * word is unchanged; a publish or release stores its counter, and only if the waiter count is
  * not zero increments the word and wakes every sleeper. All of these are sequentially
  * consistent, so either the waiter sees the new counter or the peer sees the waiter. Where
- * {@link Futex#isAvailable()} is false, the waits poll with parks of 1 us growing to 1 ms.
+ * {@link Futex#isAvailable()} is false, the waits poll with parks of 1 us growing to 1 ms, and
+ * publications and releases wake nobody; processes of one channel run the same JVM with the same
+ * flags and so agree, else a futex sleeper would only wake at its timeout.
  *
  * <h2>Threads and processes</h2>
  * The process that {@link #create}s the channel is the writer; {@link #offer} and
@@ -495,7 +497,7 @@ public final class ShmChannel implements Channel {
         g.memory.set(ValueLayout.JAVA_LONG, at + SLOT_LENGTH, length);
         g.memory.set(ValueLayout.JAVA_INT, at + SLOT_KIND, kind);
         LONG.setVolatile(g.memory, PUBLISHED_AT, sequence + 1);
-        if ((int) INT.getVolatile(g.memory, PUBLISH_WAITERS_AT) != 0) {
+        if (futex && (int) INT.getVolatile(g.memory, PUBLISH_WAITERS_AT) != 0) {
             INT.getAndAdd(g.memory, PUBLISH_WORD_AT, 1);
             Futex.wake(g.publishWord, Integer.MAX_VALUE);
         }
@@ -658,7 +660,7 @@ public final class ShmChannel implements Channel {
 
     private void setReleased(Generation g, int reader, long count) {
         LONG.setVolatile(g.memory, releasedAt[reader], count);
-        if ((int) INT.getVolatile(g.memory, RELEASE_WAITERS_AT) != 0) {
+        if (futex && (int) INT.getVolatile(g.memory, RELEASE_WAITERS_AT) != 0) {
             INT.getAndAdd(g.memory, RELEASE_WORD_AT, 1);
             Futex.wake(g.releaseWord, Integer.MAX_VALUE);
         }

@@ -4,15 +4,17 @@ import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.concurrent.FutureTask;
 import java.util.concurrent.TimeUnit;
 
 /**
  * The other JVM of {@link ShmChannelCrossProcessTest}: passes {@link MixedValues} through a
  * {@link ShmChannel} as a reader or as the writer, waiting with the futex awaits.
  *
- * <p>Arguments: {@code reader <file> <count> <reader index>} or {@code writer <directory> <count> <name>}.
- * The writer creates {@code <directory>/ready} once the channel exists. Exit status: 0 every value
- * passed, 1 a value was wrong, 2 a wait timed out.
+ * <p>Arguments: {@code reader <file> <count> <reader index>}, {@code writer <directory> <count> <name>},
+ * or {@code both <directory> <count> <name>} for a writer thread and two reader threads in this JVM.
+ * The writer role creates {@code <directory>/ready} once the channel exists. Prints whether futexes are
+ * available first. Exit status: 0 every value passed, 1 a value was wrong, 2 a wait timed out.
  */
 public final class ShmChannelChild {
 
@@ -24,9 +26,25 @@ public final class ShmChannelChild {
 
     /** @param args see the class comment */
     public static void main(String[] args) throws Exception {
+        System.out.println(Futex.isAvailable() ? "futex available" : "futex unavailable");
         long count = Long.parseLong(args[2]);
         ChannelSpec spec = ShmChannelCrossProcessTest.spec();
-        if (args[0].equals("reader")) {
+        if (args[0].equals("both")) {
+            try (ShmChannel ch = ShmChannel.create(spec, Path.of(args[1]), args[3], MixedValues.codec(), true, null,
+                    new Waker[spec.readers().size()])) {
+                FutureTask<String> reader0 = new FutureTask<>(() -> read(ch, 0, count));
+                FutureTask<String> reader1 = new FutureTask<>(() -> read(ch, 1, count));
+                Thread.ofPlatform().daemon().name("reader-0").start(reader0);
+                Thread.ofPlatform().daemon().name("reader-1").start(reader1);
+                String failure = write(ch, count);
+                failure = failure != null ? failure : reader0.get(WAIT_NANOS, TimeUnit.NANOSECONDS);
+                failure = failure != null ? failure : reader1.get(WAIT_NANOS, TimeUnit.NANOSECONDS);
+                if (failure != null) {
+                    System.out.println(failure);
+                    System.exit(failure.startsWith("timeout") ? 2 : 1);
+                }
+            }
+        } else if (args[0].equals("reader")) {
             int reader = Integer.parseInt(args[3]);
             try (ShmChannel ch = ShmChannel.open(spec, Path.of(args[1]), MixedValues.codec(), new Waker[spec.readers().size()])) {
                 String failure = read(ch, reader, count);

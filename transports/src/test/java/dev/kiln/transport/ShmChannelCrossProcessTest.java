@@ -65,10 +65,14 @@ class ShmChannelCrossProcessTest {
     }
 
     private Process startChild(String... args) throws IOException {
+        return startChild(JVM_FLAGS, args);
+    }
+
+    private Process startChild(List<String> flags, String... args) throws IOException {
         List<String> command = new ArrayList<>();
         command.add(System.getProperty("java.home") + "/bin/java");
         command.add("-Xmx256m");
-        command.addAll(JVM_FLAGS);
+        command.addAll(flags);
         command.addAll(List.of("-cp", System.getProperty("java.class.path"), ShmChannelChild.class.getName()));
         command.addAll(List.of(args));
         return new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
@@ -105,6 +109,21 @@ class ShmChannelCrossProcessTest {
     }
 
     @Test
+    void withoutNativeAccessWaitsPoll() throws Exception {
+        // Denying native access makes the futex downcall fail to link: the JVM falls back to polling.
+        List<String> flags = new ArrayList<>(JVM_FLAGS);
+        flags.set(0, "--illegal-native-access=deny");
+        Process child = startChild(flags, "both", dir.toString(), "2000", "polling");
+        try {
+            assertChildSucceeded(child);
+            assertTrue(readLog().startsWith("futex unavailable"), this::readLog);
+            assertEquals(List.of(), files());
+        } finally {
+            child.destroyForcibly();
+        }
+    }
+
+    @Test
     void childReadsWhatThisProcessWrites() throws Exception {
         ShmChannel ch = ShmChannel.create(spec(), dir, "to-child", MixedValues.codec(), true, null, new Waker[2]);
         Process child = null;
@@ -115,6 +134,7 @@ class ShmChannelCrossProcessTest {
             assertNull(await(writer), this::readLog);
             assertNull(await(localReader), this::readLog);
             assertChildSucceeded(child);
+            assertTrue(readLog().startsWith("futex available"), this::readLog);
             assertTrue(ch.awaitReleased(COUNT - 1 + spec().slots(), 0), "every reader released everything");
         } finally {
             if (child != null) {
