@@ -1,0 +1,337 @@
+package dev.kiln.transport;
+
+import dev.kiln.tensor.DType;
+import dev.kiln.tensor.Tensor;
+import org.apache.fory.Fory;
+import org.apache.fory.ThreadSafeFory;
+import org.apache.fory.config.Language;
+import org.apache.fory.exception.ForyException;
+import org.apache.fory.logging.LogLevel;
+import org.apache.fory.logging.LoggerFactory;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
+import java.util.HashSet;
+import java.util.Set;
+
+/**
+ * Writes a channel value into a region of memory and reads it back, for channels whose
+ * writer and readers live in different processes.
+ *
+ * <p>Natively encoded: {@code null}, the boxed primitives ({@link Boolean}, {@link Byte},
+ * {@link Short}, {@link Character}, {@link Integer}, {@link Long}, {@link Float}, {@link Double}),
+ * {@link String} (UTF-8), {@code byte[]}, {@link Tensor} (dtype, shape and the raw data, copied
+ * once; decoded as a zero-copy {@link Tensor#view} of the region) and {@link RemoteError}. Any
+ * other class must be registered with {@link #register} in every process that reads or writes
+ * it; its values go through Apache Fory with class registration required, so a reader never
+ * instantiates a class nobody registered, and never runs Java deserialization.
+ *
+ * <p>Format: an int tag at offset 0, then the value's fields; a tensor's data starts at a
+ * multiple of 64 bytes from the region's start. Native byte order: both sides run on one host.
+ *
+ * <p>Thread-safety: {@link #register} before the codec is handed to channels; after that,
+ * {@link #encode} and {@link #decode} may be called from any threads at once. Loading this class
+ * turns Fory's own logging down to warnings, which it otherwise prints to stdout.
+ */
+public final class ValueCodec {
+
+    private static final int NULL = 0;
+    private static final int BOOLEAN = 1;
+    private static final int BYTE = 2;
+    private static final int SHORT = 3;
+    private static final int CHAR = 4;
+    private static final int INT = 5;
+    private static final int LONG = 6;
+    private static final int FLOAT = 7;
+    private static final int DOUBLE = 8;
+    private static final int STRING = 9;
+    private static final int BYTES = 10;
+    private static final int TENSOR = 11;
+    private static final int ERROR = 12;
+    private static final int REGISTERED = 13;
+
+    /** The tag and an int: a scalar, string or byte array starts right after. */
+    private static final long HEADER = 8;
+    /** Tag, dtype, rank, padding, then the shape. */
+    private static final long TENSOR_SHAPE = 16;
+    private static final long TENSOR_ALIGN = 64;
+
+    private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED;
+    private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED;
+    private static final DType[] DTYPES = DType.values();
+
+    static {
+        // Fory prints an INFO line per instance and per generated serializer; Kiln leaves stdout to the user.
+        LoggerFactory.setLogLevel(LogLevel.WARN_LEVEL);
+    }
+
+    private final ThreadSafeFory fory = Fory.builder()
+            .withLanguage(Language.JAVA)
+            .requireClassRegistration(true)
+            .withRefTracking(true)
+            .buildThreadSafeFory();
+    /** Replaced, never changed, so encode reads it without a lock. */
+    private volatile Set<Class<?>> registered = Set.of();
+
+    /** Creates a codec with no registered classes. */
+    public ValueCodec() {
+    }
+
+    /**
+     * Allows values of exactly {@code type} (not its subclasses). Registration is by class name,
+     * so processes may register in different orders; the classes of its fields must be
+     * registered too unless Fory knows them (JDK collections, boxed primitives, strings).
+     * Registering a class twice does nothing.
+     *
+     * @param type a class that is not natively encoded
+     * @throws IllegalArgumentException if {@code type} is natively encoded
+     */
+    public synchronized void register(Class<?> type) {
+        if (isNative(type)) {
+            throw new IllegalArgumentException(type.getName() + " is encoded natively and needs no registration");
+        }
+        if (registered.contains(type)) {
+            return;
+        }
+        fory.register(type, type.getName());
+        Set<Class<?>> next = new HashSet<>(registered);
+        next.add(type);
+        registered = Set.copyOf(next);
+    }
+
+    /**
+     * Writes {@code value} at the start of {@code target}. Nothing past the returned length is
+     * touched; if the value does not fit, the content of {@code target} is unspecified.
+     *
+     * @param value  the value
+     * @param target the region to write; align it to 64 bytes for aligned tensor data
+     * @return the bytes written ({@code > 0}), or minus the bytes needed if {@code target} is too small
+     * @throws IllegalArgumentException if the value's class is neither native nor registered,
+     *                                  or Fory cannot serialize it (for example an unregistered field class)
+     */
+    public long encode(Object value, MemorySegment target) {
+        return switch (value) {
+            case null -> tag(target, NULL, HEADER);
+            case Boolean b -> {
+                long n = tag(target, BOOLEAN, HEADER + 1);
+                if (n > 0) {
+                    target.set(ValueLayout.JAVA_BYTE, HEADER, (byte) (b ? 1 : 0));
+                }
+                yield n;
+            }
+            case Byte b -> {
+                long n = tag(target, BYTE, HEADER + 1);
+                if (n > 0) {
+                    target.set(ValueLayout.JAVA_BYTE, HEADER, b);
+                }
+                yield n;
+            }
+            case Short s -> {
+                long n = tag(target, SHORT, HEADER + 2);
+                if (n > 0) {
+                    target.set(ValueLayout.JAVA_SHORT_UNALIGNED, HEADER, s);
+                }
+                yield n;
+            }
+            case Character c -> {
+                long n = tag(target, CHAR, HEADER + 2);
+                if (n > 0) {
+                    target.set(ValueLayout.JAVA_CHAR_UNALIGNED, HEADER, c);
+                }
+                yield n;
+            }
+            case Integer i -> {
+                long n = tag(target, INT, HEADER + 4);
+                if (n > 0) {
+                    target.set(I32, HEADER, i);
+                }
+                yield n;
+            }
+            case Long l -> {
+                long n = tag(target, LONG, HEADER + 8);
+                if (n > 0) {
+                    target.set(I64, HEADER, l);
+                }
+                yield n;
+            }
+            case Float f -> {
+                long n = tag(target, FLOAT, HEADER + 4);
+                if (n > 0) {
+                    target.set(I32, HEADER, Float.floatToRawIntBits(f));
+                }
+                yield n;
+            }
+            case Double d -> {
+                long n = tag(target, DOUBLE, HEADER + 8);
+                if (n > 0) {
+                    target.set(I64, HEADER, Double.doubleToRawLongBits(d));
+                }
+                yield n;
+            }
+            case String s -> bytes(target, STRING, s.getBytes(StandardCharsets.UTF_8));
+            case byte[] b -> bytes(target, BYTES, b);
+            case Tensor t -> encodeTensor(t, target);
+            case RemoteError e -> encodeError(e, target);
+            default -> encodeRegistered(value, target);
+        };
+    }
+
+    /**
+     * Reads a value written by {@link #encode}.
+     *
+     * @param source exactly the bytes {@code encode} wrote
+     * @return the value; a {@link Tensor} is a view of {@code source}, valid as long as that memory
+     *         holds the encoded value; every other value is a new object
+     * @throws IllegalArgumentException if {@code source} does not hold an encoded value, or holds a
+     *                                  registered class this codec has not registered
+     */
+    public Object decode(MemorySegment source) {
+        int tag = source.get(I32, 0);
+        return switch (tag) {
+            case NULL -> null;
+            case BOOLEAN -> source.get(ValueLayout.JAVA_BYTE, HEADER) != 0;
+            case BYTE -> source.get(ValueLayout.JAVA_BYTE, HEADER);
+            case SHORT -> source.get(ValueLayout.JAVA_SHORT_UNALIGNED, HEADER);
+            case CHAR -> source.get(ValueLayout.JAVA_CHAR_UNALIGNED, HEADER);
+            case INT -> source.get(I32, HEADER);
+            case LONG -> source.get(I64, HEADER);
+            case FLOAT -> Float.intBitsToFloat(source.get(I32, HEADER));
+            case DOUBLE -> Double.longBitsToDouble(source.get(I64, HEADER));
+            case STRING -> new String(bytes(source), StandardCharsets.UTF_8);
+            case BYTES -> bytes(source);
+            case TENSOR -> decodeTensor(source);
+            case ERROR -> decodeError(source);
+            case REGISTERED -> decodeRegistered(source);
+            default -> throw new IllegalArgumentException("not an encoded value: tag " + tag);
+        };
+    }
+
+    private static boolean isNative(Class<?> type) {
+        return type == Boolean.class || type == Byte.class || type == Short.class || type == Character.class
+                || type == Integer.class || type == Long.class || type == Float.class || type == Double.class
+                || type == String.class || type == byte[].class || type == Tensor.class || type == RemoteError.class;
+    }
+
+    /** Writes the tag if {@code needed} bytes fit, and returns the {@link #encode} result. */
+    private static long tag(MemorySegment target, int tag, long needed) {
+        if (target.byteSize() < needed) {
+            return -needed;
+        }
+        target.set(I32, 0, tag);
+        return needed;
+    }
+
+    private static long bytes(MemorySegment target, int tag, byte[] bytes) {
+        long n = tag(target, tag, HEADER + bytes.length);
+        if (n > 0) {
+            target.set(I32, 4, bytes.length);
+            MemorySegment.copy(bytes, 0, target, ValueLayout.JAVA_BYTE, HEADER, bytes.length);
+        }
+        return n;
+    }
+
+    private static byte[] bytes(MemorySegment source) {
+        int length = source.get(I32, 4);
+        return source.asSlice(HEADER, length).toArray(ValueLayout.JAVA_BYTE);
+    }
+
+    private static long tensorDataOffset(int rank) {
+        long end = TENSOR_SHAPE + 8L * rank;
+        return (end + TENSOR_ALIGN - 1) & -TENSOR_ALIGN;
+    }
+
+    private static long encodeTensor(Tensor t, MemorySegment target) {
+        int rank = t.rank();
+        long dataOffset = tensorDataOffset(rank);
+        long n = tag(target, TENSOR, dataOffset + t.byteSize());
+        if (n > 0) {
+            target.set(I32, 4, t.dtype().ordinal());
+            target.set(I32, 8, rank);
+            for (int d = 0; d < rank; d++) {
+                target.set(I64, TENSOR_SHAPE + 8L * d, t.dim(d));
+            }
+            MemorySegment.copy(t.data(), 0, target, dataOffset, t.byteSize());
+        }
+        return n;
+    }
+
+    private static Tensor decodeTensor(MemorySegment source) {
+        DType dtype = DTYPES[source.get(I32, 4)];
+        int rank = source.get(I32, 8);
+        long[] shape = new long[rank];
+        for (int d = 0; d < rank; d++) {
+            shape[d] = source.get(I64, TENSOR_SHAPE + 8L * d);
+        }
+        return Tensor.view(source.asSlice(tensorDataOffset(rank)), dtype, shape);
+    }
+
+    /** Tag, padding, sequence, then five strings as (int length or -1 for null, UTF-8 bytes). */
+    private static long encodeError(RemoteError e, MemorySegment target) {
+        byte[][] strings = {utf8(e.actor()), utf8(e.method()), utf8(e.exceptionClass()), utf8(e.message()),
+                utf8(e.stackTrace())};
+        long needed = 16;
+        for (byte[] s : strings) {
+            needed += 4 + (s == null ? 0 : s.length);
+        }
+        long n = tag(target, ERROR, needed);
+        if (n > 0) {
+            target.set(I64, 8, e.sequence());
+            long at = 16;
+            for (byte[] s : strings) {
+                target.set(I32, at, s == null ? -1 : s.length);
+                at += 4;
+                if (s != null) {
+                    MemorySegment.copy(s, 0, target, ValueLayout.JAVA_BYTE, at, s.length);
+                    at += s.length;
+                }
+            }
+        }
+        return n;
+    }
+
+    private static RemoteError decodeError(MemorySegment source) {
+        long sequence = source.get(I64, 8);
+        String[] strings = new String[5];
+        long at = 16;
+        for (int i = 0; i < strings.length; i++) {
+            int length = source.get(I32, at);
+            at += 4;
+            if (length >= 0) {
+                strings[i] = new String(source.asSlice(at, length).toArray(ValueLayout.JAVA_BYTE), StandardCharsets.UTF_8);
+                at += length;
+            }
+        }
+        return new RemoteError(strings[0], strings[1], sequence, strings[2], strings[3], strings[4]);
+    }
+
+    private static byte[] utf8(String s) {
+        return s == null ? null : s.getBytes(StandardCharsets.UTF_8);
+    }
+
+    private long encodeRegistered(Object value, MemorySegment target) {
+        Class<?> type = value.getClass();
+        if (!registered.contains(type)) {
+            throw new IllegalArgumentException("cannot send a value of class " + type.getName()
+                    + " between processes: it is not registered; register it in every process of the graph"
+                    + " with codec.register(" + type.getSimpleName() + ".class)");
+        }
+        byte[] bytes;
+        try {
+            bytes = fory.serialize(value);
+        } catch (ForyException e) {
+            throw new IllegalArgumentException("cannot serialize a value of class " + type.getName() + ": "
+                    + e.getMessage(), e);
+        }
+        return bytes(target, REGISTERED, bytes);
+    }
+
+    private Object decodeRegistered(MemorySegment source) {
+        try {
+            return fory.deserialize(bytes(source));
+        } catch (ForyException e) {
+            throw new IllegalArgumentException("cannot deserialize a value: " + e.getMessage()
+                    + "; register its class in this process too with codec.register(...)", e);
+        }
+    }
+}

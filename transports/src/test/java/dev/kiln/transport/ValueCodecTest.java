@@ -1,0 +1,265 @@
+package dev.kiln.transport;
+
+import dev.kiln.tensor.DType;
+import dev.kiln.tensor.Tensor;
+import net.jqwik.api.Arbitraries;
+import net.jqwik.api.Arbitrary;
+import net.jqwik.api.Combinators;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.Provide;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Jupiter tests carry their own {@code @Timeout}: a class-level one would also sit on the jqwik property. */
+class ValueCodecTest {
+
+    record Unregistered(int x) {
+    }
+
+    record Holder(String name, Unregistered inner) {
+    }
+
+    static Stream<Object> nativeValues() {
+        return Stream.of(null, true, false, (byte) -7, Byte.MAX_VALUE, (short) -300, Short.MIN_VALUE, 'x', '\uffff',
+                0, -1, Integer.MIN_VALUE, Integer.MAX_VALUE, 0L, Long.MIN_VALUE, Long.MAX_VALUE,
+                1.5f, -0.0f, Float.NaN, Float.intBitsToFloat(0x7fc00001), Float.MIN_VALUE, Float.NEGATIVE_INFINITY,
+                2.25, -0.0, Double.NaN, Double.MAX_VALUE, Double.POSITIVE_INFINITY,
+                "", "hello", "ü€😀 mixed \u0000 nul", "x".repeat(10_000),
+                new byte[0], new byte[] {1, -2, 3}, new byte[5000],
+                new RemoteError("tok", "encode", 42, "java.lang.IllegalStateException", null, "trace"),
+                new RemoteError("a", "m", -1, "E", "message ü", ""),
+                RemoteError.of("model", "forward", 7, new IllegalArgumentException("bad shape")));
+    }
+
+    @ParameterizedTest
+    @Timeout(60)
+    @MethodSource("nativeValues")
+    void nativeValueRoundTrips(Object value) {
+        ValueCodec codec = new ValueCodec();
+        try (Arena arena = Arena.ofConfined()) {
+            Object back = roundTrip(codec, value, arena);
+            if (value instanceof byte[] b) {
+                assertArrayEquals(b, (byte[]) back);
+            } else if (value instanceof Float f) {
+                assertEquals(Float.floatToRawIntBits(f), Float.floatToRawIntBits((Float) back), "raw bits kept");
+            } else if (value instanceof Double d) {
+                assertEquals(Double.doubleToRawLongBits(d), Double.doubleToRawLongBits((Double) back), "raw bits kept");
+            } else {
+                assertEquals(value, back);
+            }
+            if (value != null) {
+                assertEquals(value.getClass(), back.getClass());
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @Timeout(60)
+    @EnumSource(DType.class)
+    void tensorRoundTripsAsAnAlignedViewOfTheRegion(DType dtype) {
+        ValueCodec codec = new ValueCodec();
+        for (long[] shape : List.of(new long[] {}, new long[] {0}, new long[] {5}, new long[] {2, 3, 7},
+                new long[] {1, 1, 1, 1, 1, 1, 1, 9})) {
+            long numel = Arrays.stream(shape).reduce(1, Math::multiplyExact);
+            try (Arena arena = Arena.ofConfined(); Tensor t = MixedValues.tensor(dtype, numel + 3, numel)) {
+                Tensor shaped = Tensor.view(t.data(), dtype, shape);
+                MemorySegment region = arena.allocate(4096, 64);
+                long n = codec.encode(shaped, region);
+                Tensor back = assertInstanceOf(Tensor.class, codec.decode(region.asSlice(0, n)));
+                assertTrue(shaped.contentEquals(back), () -> back + " differs from " + shaped);
+                assertFalse(back.ownsMemory(), "a view of the region, not a copy");
+                long offset = back.data().address() - region.address();
+                assertTrue(offset >= 0 && offset + back.byteSize() <= n, "inside the region");
+                assertEquals(0, offset % 64, "data is 64-byte aligned");
+                assertEquals(n, offset + back.byteSize(), "data is last");
+            }
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void tooSmallRegionReportsTheSizeNeededAndWritesNothing() {
+        ValueCodec codec = new ValueCodec();
+        List<Object> values = new ArrayList<>(nativeValues().toList());
+        values.add(new MixedValues.Point(1, "p", new double[] {1}, List.of()));
+        codec.register(MixedValues.Point.class);
+        try (Arena arena = Arena.ofConfined()) {
+            for (Object value : values) {
+                MemorySegment big = arena.allocate(64 * 1024, 64);
+                long n = codec.encode(value, big);
+                assertTrue(n > 0, () -> "fits: " + MixedValues.describe(value));
+                MemorySegment small = arena.allocate(n - 1, 64);
+                small.fill((byte) 0x5A);
+                assertEquals(-n, codec.encode(value, small), () -> "needs " + n + ": " + MixedValues.describe(value));
+                assertEquals(-1, small.asByteBuffer().mismatch(arena.allocate(n - 1).fill((byte) 0x5A).asByteBuffer()),
+                        "nothing written");
+                MemorySegment exact = arena.allocate(n, 64);
+                assertEquals(n, codec.encode(value, exact));
+                assertTrue(MixedValues.equal(value, codec.decode(exact)), () -> MixedValues.describe(value));
+            }
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void remoteErrorCapturesTheException() {
+        RemoteError e = RemoteError.of("model", "forward", 9, new IllegalStateException("no GPU"));
+        assertEquals("java.lang.IllegalStateException", e.exceptionClass());
+        assertEquals("no GPU", e.message());
+        assertTrue(e.stackTrace().startsWith("java.lang.IllegalStateException: no GPU"), e.stackTrace());
+        assertTrue(e.stackTrace().contains("remoteErrorCapturesTheException"), e.stackTrace());
+        assertNull(RemoteError.of("a", "b", 0, new RuntimeException()).message());
+        assertThrows(NullPointerException.class, () -> new RemoteError(null, "m", 0, "E", "x", "t"));
+    }
+
+    @Test
+    @Timeout(60)
+    void registeredClassRoundTrips() {
+        ValueCodec writer = new ValueCodec();
+        writer.register(MixedValues.Point.class);
+        writer.register(MixedValues.Point.class); // twice is harmless
+        ValueCodec reader = new ValueCodec();
+        reader.register(Unregistered.class); // a different order in the other process
+        reader.register(MixedValues.Point.class);
+        MixedValues.Point p = new MixedValues.Point(3, "p ü", new double[] {1.5, Double.NaN}, List.of("x", "y"));
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment region = arena.allocate(4096, 64);
+            long n = writer.encode(p, region);
+            assertEquals(p, reader.decode(region.asSlice(0, n)));
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void unregisteredClassIsRefusedWithHowToRegister() {
+        ValueCodec codec = new ValueCodec();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment region = arena.allocate(4096, 64);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> codec.encode(new Unregistered(1), region));
+            assertEquals("cannot send a value of class " + Unregistered.class.getName() + " between processes: it is"
+                    + " not registered; register it in every process of the graph with codec.register(Unregistered.class)",
+                    e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> codec.encode(new ArrayList<>(List.of(1)), region),
+                    "JDK classes too are refused unless registered");
+            assertThrows(IllegalArgumentException.class, () -> codec.encode(Map.of(), region));
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void unregisteredFieldClassIsRefused() {
+        ValueCodec codec = new ValueCodec();
+        codec.register(Holder.class);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment region = arena.allocate(4096, 64);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> codec.encode(new Holder("h", new Unregistered(2)), region));
+            assertTrue(e.getMessage().startsWith("cannot serialize a value of class " + Holder.class.getName()), e.getMessage());
+            assertTrue(e.getMessage().contains(Unregistered.class.getName()), e.getMessage());
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void readerWithoutTheRegistrationRefusesToDecode() {
+        ValueCodec writer = new ValueCodec();
+        writer.register(Unregistered.class);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment region = arena.allocate(4096, 64);
+            long n = writer.encode(new Unregistered(5), region);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> new ValueCodec().decode(region.asSlice(0, n)));
+            assertTrue(e.getMessage().contains("codec.register"), e.getMessage());
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void nativeClassesNeedNoRegistration() {
+        ValueCodec codec = new ValueCodec();
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> codec.register(String.class));
+        assertEquals("java.lang.String is encoded natively and needs no registration", e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> codec.register(Tensor.class));
+    }
+
+    @Test
+    @Timeout(60)
+    void garbageIsRefused() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment region = arena.allocate(64, 64);
+            region.set(java.lang.foreign.ValueLayout.JAVA_INT, 0, 999);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new ValueCodec().decode(region));
+            assertEquals("not an encoded value: tag 999", e.getMessage());
+        }
+    }
+
+    @Property(tries = 500)
+    void randomValuesRoundTrip(@ForAll("values") Object value) {
+        ValueCodec codec = MixedValues.codec();
+        try (Arena arena = Arena.ofConfined()) {
+            Object back = roundTrip(codec, value, arena);
+            assertTrue(MixedValues.equal(value, back), () -> MixedValues.describe(value) + " came back as "
+                    + MixedValues.describe(back));
+        } finally {
+            MixedValues.dispose(value);
+        }
+    }
+
+    @Provide
+    Arbitrary<Object> values() {
+        // Any code point but lone surrogates, which UTF-8 cannot carry.
+        Arbitrary<String> strings = Arbitraries.integers().between(0, Character.MAX_CODE_POINT)
+                .filter(cp -> cp < Character.MIN_SURROGATE || cp > Character.MAX_SURROGATE)
+                .list().ofMaxSize(100)
+                .map(cps -> cps.stream().collect(StringBuilder::new, StringBuilder::appendCodePoint, StringBuilder::append)
+                        .toString());
+        return Arbitraries.oneOf(
+                Arbitraries.just(null),
+                Arbitraries.of(true, false),
+                Arbitraries.bytes().map(b -> b),
+                Arbitraries.shorts().map(s -> s),
+                Arbitraries.chars().map(c -> c),
+                Arbitraries.integers().map(i -> i),
+                Arbitraries.longs().map(l -> l),
+                Arbitraries.floats().map(f -> f),
+                Arbitraries.doubles().map(d -> d),
+                strings.map(s -> s),
+                Arbitraries.bytes().array(byte[].class).ofMaxSize(2000).map(b -> b),
+                Combinators.combine(Arbitraries.of(DType.class), Arbitraries.longs().between(0, 50),
+                        Arbitraries.longs()).as((d, n, seed) -> MixedValues.tensor(d, seed, n)),
+                Combinators.combine(strings, strings, Arbitraries.longs(), strings, strings.injectNull(0.3), strings)
+                        .as(RemoteError::new),
+                Combinators.combine(Arbitraries.integers(), strings, Arbitraries.doubles().array(double[].class).ofMaxSize(20),
+                        strings.list().ofMaxSize(5)).as(MixedValues.Point::new));
+    }
+
+    /** Encodes into a region just large enough (found by asking with an empty one), then decodes. */
+    private static Object roundTrip(ValueCodec codec, Object value, Arena arena) {
+        long needed = -codec.encode(value, MemorySegment.NULL);
+        assertTrue(needed > 0);
+        MemorySegment region = arena.allocate(needed, 64);
+        assertEquals(needed, codec.encode(value, region));
+        return codec.decode(region);
+    }
+}
