@@ -205,13 +205,16 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
     @Override
     public String toString() {
         StringBuilder sb = new StringBuilder();
-        sb.append(String.format(Locale.ROOT, "ExecutionPlan: %d actors, %d channels, %d input args, %d outputs%s, maxInflight %d\n",
-                schedules.size(), channels.size(), inputArity, outputs.size(), multiOutput ? " (list)" : "", maxInflight));
+        sb.append("ExecutionPlan: ").append(count(schedules.size(), "actor")).append(", ")
+                .append(count(channels.size(), "channel")).append(", ").append(count(inputArity, "input arg")).append(", ")
+                .append(count(outputs.size(), "output")).append(multiOutput ? " (list)" : "")
+                .append(", maxInflight ").append(maxInflight).append('\n');
         sb.append("channels:\n");
         for (ChannelSpec c : channels) {
-            sb.append(String.format(Locale.ROOT, "  c%d %s: %s -> %s, %s (%s), %d slots\n", c.id,
+            sb.append(String.format(Locale.ROOT, "  c%d %s: %s -> %s, %s (%s), %s\n", c.id,
                     c.node < 0 ? "input" : nodes.get(c.node).label,
-                    participant(c.writer), c.readers.stream().map(this::participant).toList(), c.transport, c.reason, c.slots));
+                    participant(c.writer), c.readers.stream().map(this::participant).toList(), c.transport, c.reason,
+                    count(c.slots, "slot")));
         }
         for (ActorSchedule s : schedules) {
             sb.append("actor ").append(s.name).append(" @ ").append(s.placement).append(":\n");
@@ -284,6 +287,10 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
             case InputArg i -> inputArity > 1 ? "l" + i.local + "[" + i.index + "]" : "l" + i.local;
             case ConstantArg k -> k.value instanceof String s ? '"' + s + '"' : String.valueOf(k.value);
         };
+    }
+
+    private static String count(int n, String noun) {
+        return n + " " + noun + (n == 1 ? "" : "s");
     }
 
     private String participant(int id) {

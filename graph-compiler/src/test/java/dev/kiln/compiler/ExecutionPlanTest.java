@@ -49,7 +49,7 @@ class ExecutionPlanTest {
     void diamondAsText() {
         ExecutionPlan plan = GraphCompiler.compile(diamond(), topology, CompileOptions.defaults().maxInflight(4));
         assertEquals("""
-                ExecutionPlan: 3 actors, 5 channels, 1 input args, 1 outputs, maxInflight 4
+                ExecutionPlan: 3 actors, 5 channels, 1 input arg, 1 output, maxInflight 4
                 channels:
                   c0 input: driver -> [a], IN_PROCESS (AUTO: writer and readers in one JVM), 4 slots
                   c1 a.upper: a -> [b, c], IN_PROCESS (AUTO: writer and readers in one JVM), 4 slots
@@ -178,10 +178,10 @@ class ExecutionPlanTest {
     void graphWithoutInputAsText() {
         ExecutionPlan plan = GraphCompiler.compile(a.bind(Text::hello), topology, CompileOptions.defaults().maxInflight(1));
         assertEquals("""
-                ExecutionPlan: 1 actors, 2 channels, 0 input args, 1 outputs, maxInflight 1
+                ExecutionPlan: 1 actor, 2 channels, 0 input args, 1 output, maxInflight 1
                 channels:
-                  c0 input: driver -> [a], IN_PROCESS (AUTO: writer and readers in one JVM), 1 slots
-                  c1 a.hello: a -> [driver], IN_PROCESS (AUTO: writer and readers in one JVM), 1 slots
+                  c0 input: driver -> [a], IN_PROCESS (AUTO: writer and readers in one JVM), 1 slot
+                  c1 a.hello: a -> [driver], IN_PROCESS (AUTO: writer and readers in one JVM), 1 slot
                 actor a @ localhost/driver:
                   READ    c0 -> l0
                   COMPUTE Text.hello() -> l1
