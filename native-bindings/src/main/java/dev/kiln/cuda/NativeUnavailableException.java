@@ -1,0 +1,18 @@
+package dev.kiln.cuda;
+
+/**
+ * Thrown when a native binding is called but its library (or the GPU behind it) cannot be used.
+ * The message is the diagnosis: what was looked for, where, and how to fix it.
+ */
+public final class NativeUnavailableException extends IllegalStateException {
+    private static final long serialVersionUID = 1L;
+
+    /**
+     * Creates the exception.
+     *
+     * @param diagnosis why the library cannot be used and what to do about it
+     */
+    public NativeUnavailableException(String diagnosis) {
+        super(diagnosis);
+    }
+}

@@ -1,0 +1,88 @@
+package dev.kiln.nccl;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
+
+import dev.kiln.cuda.NativeUnavailableException;
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
+
+/** What every machine without a usable NCCL (CI) must see. */
+class NcclTest {
+    private static final MemorySegment NULL = MemorySegment.NULL;
+
+    @Test
+    void unavailableWithADiagnosisThatSaysWhatToDo() {
+        assumeFalse(Nccl.isAvailable(), "NCCL is available here");
+        String reason = Nccl.unavailableReason();
+        assertFalse(reason.isBlank());
+        if (!NcclLibrary.isLoaded()) {
+            assertTrue(reason.startsWith("no libnccl: looked for libnccl.so.2"), reason);
+            assertTrue(reason.contains("/site-packages/nvidia/nccl/lib"), reason);
+            assertTrue(reason.contains("set -Dkiln.nccl.path="), reason);
+        }
+    }
+
+    @Test
+    void everyFacadeCallThrowsTheDiagnosis() {
+        assumeFalse(Nccl.isAvailable(), "NCCL is available here");
+        List<Executable> calls = List.of(Nccl::version, Nccl::uniqueId, () -> Nccl.commInitRank(1, new byte[128], 0),
+                () -> Nccl.commDestroy(1), () -> Nccl.commAbort(1), () -> Nccl.commAsyncError(1),
+                () -> Nccl.send(1, 1, NcclDataType.FLOAT32, 0, 1, 0), () -> Nccl.recv(1, 1, NcclDataType.FLOAT32, 0, 1, 0),
+                () -> Nccl.allReduce(1, 1, 1, NcclDataType.FLOAT32, NcclRedOp.SUM, 1, 0), Nccl::groupStart,
+                Nccl::groupEnd);
+        for (Executable call : calls) {
+            NativeUnavailableException e = assertThrows(NativeUnavailableException.class, call);
+            assertEquals(Nccl.unavailableReason(), e.getMessage());
+        }
+    }
+
+    @Test
+    void everyRawBindingThrowsTheLoadFailure() {
+        assumeFalse(NcclLibrary.isLoaded(), "libnccl is loaded here");
+        List<Executable> calls = List.of(() -> NcclLibrary.ncclGetVersion(NULL), () -> NcclLibrary.ncclGetUniqueId(NULL),
+                () -> NcclLibrary.ncclCommInitRank(NULL, 1, NULL, 0), () -> NcclLibrary.ncclCommDestroy(NULL),
+                () -> NcclLibrary.ncclCommAbort(NULL), () -> NcclLibrary.ncclCommGetAsyncError(NULL, NULL),
+                () -> NcclLibrary.ncclSend(NULL, 1, 7, 0, NULL, NULL), () -> NcclLibrary.ncclRecv(NULL, 1, 7, 0, NULL, NULL),
+                () -> NcclLibrary.ncclAllReduce(NULL, NULL, 1, 7, 0, NULL, NULL), NcclLibrary::ncclGroupStart,
+                NcclLibrary::ncclGroupEnd, () -> NcclLibrary.ncclGetErrorString(0));
+        for (Executable call : calls) {
+            NativeUnavailableException e = assertThrows(NativeUnavailableException.class, call);
+            assertEquals(NcclLibrary.loadFailure(), e.getMessage());
+        }
+    }
+
+    @Test
+    void uniqueIdLayoutIs128Bytes() {
+        assertEquals(128, NcclLibrary.ncclUniqueId.byteSize());
+        assertEquals(Nccl.UNIQUE_ID_BYTES, NcclLibrary.ncclUniqueId.byteSize());
+    }
+
+    @Test
+    void enumsCarryTheirCValues() {
+        int[] types = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+        int[] sizes = {1, 1, 4, 4, 8, 8, 2, 4, 8, 2};
+        NcclDataType[] values = NcclDataType.values();
+        assertEquals(types.length, values.length);
+        for (int i = 0; i < values.length; i++) {
+            assertEquals(types[i], values[i].cValue(), values[i].name());
+            assertEquals(sizes[i], values[i].bytes(), values[i].name());
+        }
+        assertEquals(7, NcclDataType.FLOAT32.cValue());
+        assertEquals(9, NcclDataType.BFLOAT16.cValue());
+        assertEquals(List.of(0, 1, 2, 3, 4),
+                java.util.Arrays.stream(new NcclRedOp[] {NcclRedOp.SUM, NcclRedOp.PROD, NcclRedOp.MAX, NcclRedOp.MIN,
+                        NcclRedOp.AVG}).map(NcclRedOp::cValue).toList());
+    }
+
+    @Test
+    void folderPatternsIncludeThePythonNcclPackage() {
+        assertTrue(NcclLibrary.folders().contains("/usr/local/lib/python3*/dist-packages/nvidia/nccl/lib"));
+        assertEquals("/usr/local/cuda/lib64", NcclLibrary.folders().getFirst());
+    }
+}
