@@ -33,6 +33,7 @@ public final class CudaRuntime {
     public static final List<String> SONAMES = List.of("libcudart.so.13", "libcudart.so.12");
     /** The folders tried after the dynamic linker (patterns; see {@link NativeLibrary#expand}). */
     public static final List<String> FOLDERS = List.of("/usr/local/cuda/lib64", "/usr/local/cuda-13*/lib64",
+            "/usr/local/cuda-13*/lib",
             "/usr/local/cuda-12*/lib64", "/usr/lib/x86_64-linux-gnu");
 
     /** {@code cudaSuccess}. */
