@@ -159,13 +159,6 @@ public final class CudaRuntime {
         }
     }
 
-    private static RuntimeException rethrow(Throwable t) {
-        if (t instanceof Error e) {
-            throw e;
-        }
-        return t instanceof RuntimeException r ? r : new IllegalStateException("checked exception from a downcall", t);
-    }
-
     /**
      * {@code cudaError_t cudaGetDeviceCount(int* count)}.
      *
@@ -178,7 +171,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaGetDeviceCount.invokeExact(count);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -196,7 +189,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaDeviceGetAttribute.invokeExact(value, attr, device);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -212,7 +205,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaSetDevice.invokeExact(device);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -228,7 +221,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaGetDevice.invokeExact(device);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -245,7 +238,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaDriverGetVersion.invokeExact(driverVersion);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -261,7 +254,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaRuntimeGetVersion.invokeExact(runtimeVersion);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -278,7 +271,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaMalloc.invokeExact(devPtr, size);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -294,7 +287,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaFree.invokeExact(devPtr);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -311,7 +304,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaMallocHost.invokeExact(ptr, size);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -327,7 +320,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaFreeHost.invokeExact(ptr);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -346,7 +339,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaHostRegister.invokeExact(ptr, size, flags);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -362,7 +355,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaHostUnregister.invokeExact(ptr);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -381,7 +374,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaMemcpy.invokeExact(dst, src, count, kind);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -402,7 +395,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaMemcpyAsync.invokeExact(dst, src, count, kind, stream);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -420,7 +413,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaMemset.invokeExact(devPtr, value, count);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -437,7 +430,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaStreamCreateWithFlags.invokeExact(pStream, flags);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -453,7 +446,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaStreamDestroy.invokeExact(stream);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -469,7 +462,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaStreamSynchronize.invokeExact(stream);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -487,7 +480,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaStreamWaitEvent.invokeExact(stream, event, flags);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -504,7 +497,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaEventCreateWithFlags.invokeExact(event, flags);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -521,7 +514,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaEventRecord.invokeExact(event, stream);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -537,7 +530,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaEventSynchronize.invokeExact(event);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -555,7 +548,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaEventElapsedTime.invokeExact(ms, start, end);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -571,7 +564,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaEventDestroy.invokeExact(event);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -588,7 +581,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaIpcGetMemHandle.invokeExact(handle, devPtr);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -608,7 +601,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaIpcOpenMemHandle.invokeExact(devPtr, handle, flags);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -624,7 +617,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaIpcCloseMemHandle.invokeExact(devPtr);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -643,7 +636,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaIpcGetEventHandle.invokeExact(handle, event);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -661,7 +654,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaIpcOpenEventHandle.invokeExact(event, handle);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -678,7 +671,7 @@ public final class CudaRuntime {
         try {
             return (int) Handles.cudaMemGetInfo.invokeExact(free, total);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -694,7 +687,7 @@ public final class CudaRuntime {
         try {
             return (MemorySegment) Handles.cudaGetErrorName.invokeExact(error);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -710,7 +703,7 @@ public final class CudaRuntime {
         try {
             return (MemorySegment) Handles.cudaGetErrorString.invokeExact(error);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 }

@@ -235,4 +235,18 @@ public final class NativeLibrary {
             throw new IllegalArgumentException(handles + " is not accessible from " + lookup, e);
         }
     }
+
+    /**
+     * What a downcall's {@code catch (Throwable t)} throws: errors and runtime exceptions
+     * unchanged, anything else (no downcall declares one) wrapped.
+     *
+     * @param t what {@code invokeExact} threw
+     * @return the exception to throw; an {@link Error} is thrown directly
+     */
+    public static RuntimeException rethrow(Throwable t) {
+        if (t instanceof Error e) {
+            throw e;
+        }
+        return t instanceof RuntimeException r ? r : new IllegalStateException("checked exception from a downcall", t);
+    }
 }

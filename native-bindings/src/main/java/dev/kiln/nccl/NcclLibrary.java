@@ -132,13 +132,6 @@ public final class NcclLibrary {
         }
     }
 
-    private static RuntimeException rethrow(Throwable t) {
-        if (t instanceof Error e) {
-            throw e;
-        }
-        return t instanceof RuntimeException r ? r : new IllegalStateException("checked exception from a downcall", t);
-    }
-
     /**
      * {@code ncclResult_t ncclGetVersion(int* version)}.
      *
@@ -151,7 +144,7 @@ public final class NcclLibrary {
         try {
             return (int) Handles.ncclGetVersion.invokeExact(version);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -167,7 +160,7 @@ public final class NcclLibrary {
         try {
             return (int) Handles.ncclGetUniqueId.invokeExact(uniqueId);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -186,7 +179,7 @@ public final class NcclLibrary {
         try {
             return (int) Handles.ncclCommInitRank.invokeExact(comm, nranks, commId, rank);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -202,7 +195,7 @@ public final class NcclLibrary {
         try {
             return (int) Handles.ncclCommDestroy.invokeExact(comm);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -218,7 +211,7 @@ public final class NcclLibrary {
         try {
             return (int) Handles.ncclCommAbort.invokeExact(comm);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -235,7 +228,7 @@ public final class NcclLibrary {
         try {
             return (int) Handles.ncclCommGetAsyncError.invokeExact(comm, asyncError);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -256,7 +249,7 @@ public final class NcclLibrary {
         try {
             return (int) Handles.ncclSend.invokeExact(sendbuff, count, datatype, peer, comm, stream);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -277,7 +270,7 @@ public final class NcclLibrary {
         try {
             return (int) Handles.ncclRecv.invokeExact(recvbuff, count, datatype, peer, comm, stream);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -299,7 +292,7 @@ public final class NcclLibrary {
         try {
             return (int) Handles.ncclAllReduce.invokeExact(sendbuff, recvbuff, count, datatype, op, comm, stream);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -314,7 +307,7 @@ public final class NcclLibrary {
         try {
             return (int) Handles.ncclGroupStart.invokeExact();
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -329,7 +322,7 @@ public final class NcclLibrary {
         try {
             return (int) Handles.ncclGroupEnd.invokeExact();
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 
@@ -345,7 +338,7 @@ public final class NcclLibrary {
         try {
             return (MemorySegment) Handles.ncclGetErrorString.invokeExact(result);
         } catch (Throwable t) {
-            throw rethrow(t);
+            throw NativeLibrary.rethrow(t);
         }
     }
 }
