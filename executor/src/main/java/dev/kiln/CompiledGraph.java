@@ -390,8 +390,9 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     }
 
     private static void publish(List<GraphFuture<?>> settled) {
-        for (GraphFuture<?> f : settled) {
-            f.publish();
+        // By index: a for-each allocated an iterator of the empty list on every execution (32 B, -prof gc).
+        for (int i = 0; i < settled.size(); i++) {
+            settled.get(i).publish();
         }
     }
 

@@ -1,0 +1,97 @@
+package dev.kiln.bench;
+
+import dev.kiln.CompiledGraph;
+import dev.kiln.GraphFuture;
+import dev.kiln.Kiln;
+import dev.kiln.compiler.CompileOptions;
+import dev.kiln.compiler.IdleMode;
+import dev.kiln.graph.ActorRef;
+import dev.kiln.graph.Graph;
+import dev.kiln.graph.InputNode;
+import dev.kiln.graph.Node;
+
+import java.util.List;
+
+/**
+ * A compiled Kiln graph of the scenario, one actor per stage, each on its own thread
+ * ({@code Kiln.local()}); the JMH thread is the driver. {@link #submit} is {@code execute},
+ * {@link #next} the oldest future's {@code get}.
+ */
+final class CompiledPath extends Path {
+
+    private final Kiln kiln;
+    private final CompiledGraph<Object, Object> graph;
+    private final GraphFuture<?>[] ring;
+    private long submitted;
+    private long finished;
+
+    /**
+     * @param inflight the graph's {@code maxInflight}, at least {@code window}
+     */
+    @SuppressWarnings("unchecked")
+    CompiledPath(Scenario scenario, IdleMode idle, int window, int inflight) {
+        super(scenario, idle, window);
+        this.ring = new GraphFuture<?>[window];
+        this.kiln = Kiln.local();
+        try {
+            InputNode<Object> in = Graph.input();
+            Node<?> out = switch (scenario) {
+                case SINGLE -> stage(0).bind(Stage::step, in);
+                case CHAIN4 -> {
+                    Node<Long> x = stage(0).bind(Stage::step, in);
+                    for (int i = 1; i < 4; i++) {
+                        x = stage(i).bind(Stage::step, x);
+                    }
+                    yield x;
+                }
+                case SCATTER4 -> Graph.outputs(stage(0).bind(Stage::step, in), stage(1).bind(Stage::step, in),
+                        stage(2).bind(Stage::step, in), stage(3).bind(Stage::step, in));
+                case ARGS8 -> stage(0).bind(Stage::mix8, in.arg(0), in.arg(1), in.arg(2), in.arg(3), in.arg(4),
+                        in.arg(5), in.arg(6), in.arg(7));
+                case TENSOR_4K, TENSOR_1M, TENSOR_64M -> stage(0).bind(Stage::touch, in);
+            };
+            this.graph = kiln.compile((Node<Object>) out, CompileOptions.defaults().idle(idle).maxInflight(inflight));
+        } catch (RuntimeException e) {
+            kiln.close();
+            super.close();
+            throw e;
+        }
+    }
+
+    private ActorRef<Stage> stage(int i) {
+        return kiln.actor(() -> new Stage(i));
+    }
+
+    @Override
+    void submit(long x) {
+        ring[(int) (submitted++ % window)] = switch (scenario) {
+            case SINGLE, CHAIN4, SCATTER4 -> graph.execute(x);
+            // As an application writes it: execute's varargs array is part of the cost.
+            case ARGS8 -> graph.execute(x, Scenario.arg(x, 1), Scenario.arg(x, 2), Scenario.arg(x, 3),
+                    Scenario.arg(x, 4), Scenario.arg(x, 5), Scenario.arg(x, 6), Scenario.arg(x, 7));
+            case TENSOR_4K, TENSOR_1M, TENSOR_64M -> graph.execute(tensor);
+        };
+    }
+
+    @Override
+    long next() {
+        int at = (int) (finished++ % window);
+        Object result = ring[at].get();
+        ring[at] = null;
+        if (result instanceof List<?> outputs) {
+            long sum = 0;
+            for (int i = 0; i < outputs.size(); i++) {
+                sum += (Long) outputs.get(i);
+            }
+            return sum;
+        }
+        return (Long) result;
+    }
+
+    @Override
+    public void close() {
+        graph.close();
+        kiln.close();
+        super.close();
+    }
+}
