@@ -16,12 +16,14 @@ import java.util.Objects;
  * @param getTimeout      how long {@code GraphFuture.get()} waits before it throws {@code ChannelTimeoutException} (default 10 s)
  * @param teardownTimeout how long {@code close()} waits for actor loops to leave the graph (default 5 s)
  * @param idle            how waiting threads idle (default {@link IdleMode#BACKOFF})
+ * @param slotGrowth      whether a value larger than its channel's slot grows the slots (default true); when
+ *                        false, that execution fails with an error naming the edge, the size and this option
  */
 public record CompileOptions(int maxInflight, long bufferBytes, Duration submitTimeout, Duration getTimeout,
-                             Duration teardownTimeout, IdleMode idle) {
+                             Duration teardownTimeout, IdleMode idle, boolean slotGrowth) {
 
     private static final CompileOptions DEFAULTS = new CompileOptions(10, 1 << 20, Duration.ofSeconds(10),
-            Duration.ofSeconds(10), Duration.ofSeconds(5), IdleMode.BACKOFF);
+            Duration.ofSeconds(10), Duration.ofSeconds(5), IdleMode.BACKOFF, true);
 
     /**
      * Checks the values.
@@ -41,7 +43,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
         Objects.requireNonNull(idle, "idle");
     }
 
-    /** @return the defaults: maxInflight 10, bufferBytes 1 MiB, timeouts 10 s / 10 s / 5 s, BACKOFF */
+    /** @return the defaults: maxInflight 10, bufferBytes 1 MiB, timeouts 10 s / 10 s / 5 s, BACKOFF, slot growth on */
     public static CompileOptions defaults() {
         return DEFAULTS;
     }
@@ -51,7 +53,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      * @return a copy with that value
      */
     public CompileOptions maxInflight(int value) {
-        return new CompileOptions(value, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle);
+        return new CompileOptions(value, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth);
     }
 
     /**
@@ -59,7 +61,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      * @return a copy with that value
      */
     public CompileOptions bufferBytes(long value) {
-        return new CompileOptions(maxInflight, value, submitTimeout, getTimeout, teardownTimeout, idle);
+        return new CompileOptions(maxInflight, value, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth);
     }
 
     /**
@@ -67,7 +69,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      * @return a copy with that value
      */
     public CompileOptions submitTimeout(Duration value) {
-        return new CompileOptions(maxInflight, bufferBytes, value, getTimeout, teardownTimeout, idle);
+        return new CompileOptions(maxInflight, bufferBytes, value, getTimeout, teardownTimeout, idle, slotGrowth);
     }
 
     /**
@@ -75,7 +77,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      * @return a copy with that value
      */
     public CompileOptions getTimeout(Duration value) {
-        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, value, teardownTimeout, idle);
+        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, value, teardownTimeout, idle, slotGrowth);
     }
 
     /**
@@ -83,7 +85,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      * @return a copy with that value
      */
     public CompileOptions teardownTimeout(Duration value) {
-        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, value, idle);
+        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, value, idle, slotGrowth);
     }
 
     /**
@@ -91,7 +93,16 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      * @return a copy with that value
      */
     public CompileOptions idle(IdleMode value) {
-        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, value);
+        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, value, slotGrowth);
+    }
+
+    /**
+     * @param value whether a value larger than its slot grows the channel's slots (true), or fails its
+     *              execution with a clear error (false)
+     * @return a copy with that value
+     */
+    public CompileOptions slotGrowth(boolean value) {
+        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, value);
     }
 
     private static void positive(Duration d, String name) {

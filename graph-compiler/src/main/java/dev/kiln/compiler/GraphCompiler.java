@@ -466,16 +466,44 @@ public final class GraphCompiler {
 
             private ChannelSpec resolve(int id, int node, int writer, List<Integer> rs, Transport asked, String label) {
                 ActorPlacement from = placement(writer);
+                boolean oneProcess = true;
                 for (int r : rs) {
                     ActorPlacement to = placement(r);
-                    if (!from.equals(to)) {
+                    if (!from.host().equals(to.host())) {
                         throw new GraphCompileException(label, "no transport connects " + from + " and " + to
-                                + ": this version runs all actors in the driver's JVM");
+                                + ": actors on different hosts are not supported yet; place them on one host");
                     }
+                    oneProcess &= from.equals(to);
                 }
-                String reason = asked == Transport.AUTO ? "AUTO: writer and readers in one JVM" : "asked; one JVM";
-                return new ChannelSpec(id, node, writer, rs, options.maxInflight(), options.bufferBytes(),
-                        Transport.IN_PROCESS, reason);
+                Transport transport;
+                String reason;
+                switch (asked) {
+                    case AUTO -> {
+                        transport = oneProcess ? Transport.IN_PROCESS : Transport.SHARED_MEMORY;
+                        reason = oneProcess ? "AUTO: writer and readers in one JVM"
+                                : "AUTO: writer and readers in different JVMs on " + from.host();
+                    }
+                    case IN_PROCESS -> {
+                        if (!oneProcess) {
+                            throw new GraphCompileException(label, "Transport.IN_PROCESS was asked for, but the value "
+                                    + "goes from " + from + " to " + participants(rs) + ", other JVMs; use Transport.AUTO "
+                                    + "(shared memory between JVMs of one host)");
+                        }
+                        transport = Transport.IN_PROCESS;
+                        reason = "asked; one JVM";
+                    }
+                    case SHARED_MEMORY -> {
+                        transport = Transport.SHARED_MEMORY;
+                        reason = oneProcess ? "asked; one JVM" : "asked; different JVMs on " + from.host();
+                    }
+                    default -> throw new IllegalStateException("unknown transport " + asked);
+                }
+                return new ChannelSpec(id, node, writer, rs, options.maxInflight(), options.bufferBytes(), transport,
+                        reason);
+            }
+
+            private String participants(List<Integer> rs) {
+                return rs.stream().map(r -> placement(r).toString()).distinct().toList().toString();
             }
 
             private ActorPlacement placement(int participant) {

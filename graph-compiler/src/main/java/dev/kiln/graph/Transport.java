@@ -11,5 +11,12 @@ public enum Transport {
     /** Let the compiler pick the fastest transport that connects writer and readers. */
     AUTO,
     /** Writer and readers in one JVM: slots hold object references, nothing is copied. */
-    IN_PROCESS
+    IN_PROCESS,
+    /**
+     * A file in the shared-memory directory ({@code /dev/shm} by default) that the writer's and the
+     * readers' JVMs map: values are encoded into the slot once, tensors are read in place. AUTO picks it
+     * when writer and readers live in different JVMs of one host; asking for it between actors of one
+     * JVM is allowed (it then costs a copy per value, as it would across JVMs).
+     */
+    SHARED_MEMORY
 }

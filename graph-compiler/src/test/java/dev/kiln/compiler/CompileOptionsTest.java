@@ -31,17 +31,17 @@ class CompileOptionsTest {
     @Test
     void withersChangeOneValueAndCopy() {
         assertEquals(new CompileOptions(4, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BACKOFF), DEFAULTS.maxInflight(4));
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true), DEFAULTS.maxInflight(4));
         assertEquals(new CompileOptions(10, 64, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BACKOFF), DEFAULTS.bufferBytes(64));
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true), DEFAULTS.bufferBytes(64));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofMillis(1), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BACKOFF), DEFAULTS.submitTimeout(Duration.ofMillis(1)));
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true), DEFAULTS.submitTimeout(Duration.ofMillis(1)));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofNanos(1),
-                Duration.ofSeconds(5), IdleMode.BACKOFF), DEFAULTS.getTimeout(Duration.ofNanos(1)));
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true), DEFAULTS.getTimeout(Duration.ofNanos(1)));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofMinutes(1), IdleMode.BACKOFF), DEFAULTS.teardownTimeout(Duration.ofMinutes(1)));
+                Duration.ofMinutes(1), IdleMode.BACKOFF, true), DEFAULTS.teardownTimeout(Duration.ofMinutes(1)));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BLOCKING), DEFAULTS.idle(IdleMode.BLOCKING));
+                Duration.ofSeconds(5), IdleMode.BLOCKING, true), DEFAULTS.idle(IdleMode.BLOCKING));
         assertEquals(10, DEFAULTS.maxInflight(), "the defaults are immutable");
     }
 

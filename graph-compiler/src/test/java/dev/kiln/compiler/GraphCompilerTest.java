@@ -342,13 +342,24 @@ class GraphCompilerTest {
         }
 
         @Test
-        void actorInAnotherProcess() {
+        void actorOnAnotherHost() {
             InputNode<String> in = Graph.input();
             Node<String> y = b.bind(Text::lower, a.bind(Text::upper, in));
             Topology remote = new Topology(ActorPlacement.IN_DRIVER,
                     Map.of(a.id(), ActorPlacement.IN_DRIVER, b.id(), new ActorPlacement("host2", "worker")));
             rejects(() -> GraphCompiler.compile(y, remote, OPTIONS), "a.upper",
                     "no transport connects localhost/driver and host2/worker");
+        }
+
+        @Test
+        void inProcessAskedAcrossProcesses() {
+            InputNode<String> in = Graph.input();
+            Node<String> x = a.bind(Text::upper, in).withTransport(Transport.IN_PROCESS);
+            Node<String> y = b.bind(Text::lower, x);
+            Topology twoJvms = new Topology(ActorPlacement.IN_DRIVER,
+                    Map.of(a.id(), ActorPlacement.IN_DRIVER, b.id(), new ActorPlacement("localhost", "w1")));
+            rejects(() -> GraphCompiler.compile(y, twoJvms, OPTIONS), "a.upper",
+                    "Transport.IN_PROCESS was asked for, but the value goes from localhost/driver to [localhost/w1]");
         }
 
         @Test
@@ -366,6 +377,50 @@ class GraphCompilerTest {
 
     @Nested
     class Structure {
+
+        @Test
+        void sharedMemoryBetweenJvmsOfOneHost() {
+            InputNode<String> in = Graph.input();
+            Node<String> x = a.bind(Text::upper, in);
+            Node<String> y = b.bind(Text::lower, x);
+            Node<String> z = a.bind(Text::concat, x, y);
+            Topology twoJvms = new Topology(ActorPlacement.IN_DRIVER,
+                    Map.of(a.id(), ActorPlacement.IN_DRIVER, b.id(), new ActorPlacement("localhost", "w1")));
+            ExecutionPlan plan = GraphCompiler.compile(z, twoJvms, OPTIONS);
+            String shm = "AUTO: writer and readers in different JVMs on localhost";
+            String local = "AUTO: writer and readers in one JVM";
+            assertEquals(List.of(
+                    new ChannelSpec(0, 0, DRIVER, List.of(1), 10, 1 << 20, Transport.IN_PROCESS, local),
+                    new ChannelSpec(1, 1, 1, List.of(2), 10, 1 << 20, Transport.SHARED_MEMORY, shm),
+                    new ChannelSpec(2, 2, 2, List.of(1), 10, 1 << 20, Transport.SHARED_MEMORY, shm),
+                    new ChannelSpec(3, 3, 1, List.of(DRIVER), 10, 1 << 20, Transport.IN_PROCESS, local)),
+                    plan.channels());
+            assertEquals(new ActorPlacement("localhost", "w1"), plan.schedules().get(1).placement());
+        }
+
+        @Test
+        void readersInSeveralJvmsShareOneSharedMemoryChannel() {
+            InputNode<String> in = Graph.input();
+            Node<String> x = a.bind(Text::upper, in);
+            Node<String> y = b.bind(Text::lower, in);
+            Topology twoJvms = new Topology(ActorPlacement.IN_DRIVER,
+                    Map.of(a.id(), ActorPlacement.IN_DRIVER, b.id(), new ActorPlacement("localhost", "w1")));
+            ExecutionPlan plan = GraphCompiler.compile(Graph.outputs(x, y), twoJvms, OPTIONS);
+            ChannelSpec input = plan.channels().get(0);
+            assertEquals(List.of(1, 2), input.readers());
+            assertEquals(Transport.SHARED_MEMORY, input.transport());
+        }
+
+        @Test
+        void sharedMemoryAskedInOneJvm() {
+            InputNode<String> in = Graph.input();
+            Node<String> x = a.bind(Text::upper, in).withTransport(Transport.SHARED_MEMORY);
+            Node<String> y = b.bind(Text::lower, x);
+            ExecutionPlan plan = compile(y);
+            assertEquals(Transport.SHARED_MEMORY, plan.channels().get(1).transport());
+            assertEquals("asked; one JVM", plan.channels().get(1).reason());
+            assertEquals(Transport.IN_PROCESS, plan.channels().get(2).transport());
+        }
 
         @Test
         void chainAcrossTwoActors() {
