@@ -5,21 +5,37 @@ import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
 import dev.kiln.compiler.ExecutionPlan.OutputRead;
+import dev.kiln.compiler.GraphCompileException;
 import dev.kiln.executor.ActorThread;
+import dev.kiln.executor.Codecs;
+import dev.kiln.executor.GraphChannels;
 import dev.kiln.executor.GraphLoop;
+import dev.kiln.executor.GraphPart;
+import dev.kiln.executor.Message;
+import dev.kiln.executor.RemoteActor;
 import dev.kiln.executor.TaskError;
+import dev.kiln.executor.WorkerProcess;
 import dev.kiln.transport.Channel;
-import dev.kiln.transport.InProcessChannel;
 import dev.kiln.transport.KilnIdleStrategy;
+import dev.kiln.transport.RemoteError;
+import dev.kiln.transport.ShmChannel;
+import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.Waker;
 
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -29,7 +45,8 @@ import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * A compiled graph, ready to execute again and again: its channels are allocated and each of
- * its actors runs its schedule on its own thread. Created by {@link Kiln#compile}.
+ * its actors runs its schedule on its own thread, in the driver's JVM or in a worker JVM.
+ * Created by {@link Kiln#compile}.
  *
  * <p>{@code execute} writes the input into the input channel and returns a
  * {@link GraphFuture}; at most {@code maxInflight} executions are unfinished at once. Results
@@ -40,7 +57,9 @@ import java.util.concurrent.locks.ReentrantLock;
  * uncontended when one thread submits); futures may be read from any thread, in any order.
  * {@link #close()} fails every unfinished future with {@link GraphClosedException}, stops the
  * actor loops (the actors stay alive for other graphs and dynamic calls) and frees the
- * channels.
+ * channels, removing their shared-memory files. If a worker JVM of the graph dies, every
+ * pending and later execution fails with {@link ActorDiedException} naming it, and the graph
+ * closes.
  *
  * @param <I> the input type ({@code execute(I)}); for several arguments use {@code execute(a, b, ...)}
  * @param <O> the result type
@@ -52,17 +71,23 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     private static final int CLOSED = 1;
     private static final int DIED = 2;
 
-    private final String name = "graph-" + IDS.incrementAndGet();
+    private final long id = IDS.incrementAndGet();
+    private final String name = "graph-" + id;
     private final Kiln kiln;
     private final ExecutionPlan plan;
     private final CompileOptions options;
     private final int slots;
-    private final List<ActorThread> actors;
-    private final GraphLoop[] loops;
-    private final Channel[] channels;
-    private final Channel input;
+    private final GraphPart part;
+    private final List<RemoteActor> remoteActors;
+    private final List<WorkerProcess> workers;
+    private final Duration workerTimeout;
+    private final Path shmDirectory;
+    /** Set by {@link #start()}, before the graph is handed to its user. */
+    private Channel input;
+    private boolean inputCrosses;
     private final Channel[] outChannels;
     private final int[] outReaders;
+    private final boolean[] outCrosses;
     private final int[] outPosition;
     private final Object[] outValues;
     private final GraphFuture<?>[] pending;
@@ -81,23 +106,31 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     private volatile Thread completer;
     private int outProgress;
 
-    /** Wires channels and loops; starts nothing. The caller holds the actors for this graph before {@link #start()}. */
-    CompiledGraph(Kiln kiln, ExecutionPlan plan, CompileOptions options, Map<Integer, ActorThread> byId) {
+    /**
+     * Wires the driver's part of the graph; starts nothing. The caller holds the actors for this
+     * graph before {@link #start()}.
+     */
+    CompiledGraph(Kiln kiln, ExecutionPlan plan, CompileOptions options, Map<Integer, ActorThread> local,
+                  List<RemoteActor> remote, ValueCodec codec, Path shmDirectory, Duration workerTimeout) {
         this.kiln = kiln;
         this.plan = plan;
         this.options = options;
         this.slots = plan.maxInflight();
-        this.driverIdle = new KilnIdleStrategy(options.idle(), driverWaker);
-        this.pending = new GraphFuture<?>[slots];
-        this.channels = new Channel[plan.channels().size()];
-        for (ChannelSpec spec : plan.channels()) {
-            Waker[] readerWakers = new Waker[spec.readers().size()];
-            for (int r = 0; r < readerWakers.length; r++) {
-                readerWakers[r] = wakerOf(spec.readers().get(r), byId);
-            }
-            channels[spec.id()] = new InProcessChannel(spec, wakerOf(spec.writer(), byId), readerWakers);
+        this.remoteActors = List.copyOf(remote);
+        this.shmDirectory = shmDirectory;
+        this.workerTimeout = workerTimeout;
+        Set<WorkerProcess> ws = new LinkedHashSet<>();
+        Map<String, Long> pids = new HashMap<>();
+        pids.put("driver", ProcessHandle.current().pid());
+        for (RemoteActor r : remote) {
+            ws.add(r.worker());
+            pids.put(r.worker().name(), r.worker().pid());
         }
-        this.input = channels[ExecutionPlan.INPUT_CHANNEL];
+        this.workers = List.copyOf(ws);
+        this.part = new GraphPart(plan, options, "driver", name, pids, local, driverWaker, codec, shmDirectory, this,
+                this::actorDied);
+        this.driverIdle = new KilnIdleStrategy(options.idle(), driverWaker, this::sleepOnOutput);
+        this.pending = new GraphFuture<?>[slots];
         // Read each output channel once per execution, even if Graph.outputs lists a node twice.
         List<OutputRead> distinct = new ArrayList<>();
         this.outPosition = new int[plan.outputs().size()];
@@ -112,31 +145,95 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         }
         this.outChannels = new Channel[distinct.size()];
         this.outReaders = new int[distinct.size()];
+        this.outCrosses = new boolean[distinct.size()];
         for (int d = 0; d < distinct.size(); d++) {
-            outChannels[d] = channels[distinct.get(d).channel()];
             outReaders[d] = distinct.get(d).reader();
         }
         this.outValues = new Object[distinct.size()];
-        this.actors = new ArrayList<>();
-        this.loops = new GraphLoop[plan.schedules().size()];
-        for (int i = 0; i < loops.length; i++) {
-            ActorSchedule schedule = plan.schedules().get(i);
-            ActorThread actor = byId.get(schedule.actor());
-            actors.add(actor);
-            loops[i] = new GraphLoop(schedule, channels, plan.inputArity(), this, options.idle(),
-                    cause -> actorDied(actor, cause));
-        }
+        this.distinctOutputs = distinct;
     }
 
-    /** Starts the loops on the actors' threads. */
+    private final List<OutputRead> distinctOutputs;
+
+    /**
+     * Opens the graph in every JVM it spans, in two phases (each JVM creates the channels it
+     * writes, then maps those it reads), and starts the loops. On failure everything opened is
+     * closed again.
+     *
+     * @throws GraphCompileException if a worker JVM cannot take its part (naming the worker and why)
+     */
     void start() {
-        for (int i = 0; i < loops.length; i++) {
-            actors.get(i).attach(loops[i]);
+        List<WorkerProcess> prepared = new ArrayList<>();
+        try {
+            GraphChannels.checkSpace(plan, shmDirectory);
+            part.create();
+            if (!workers.isEmpty()) {
+                byte[] planBytes = Codecs.planBytes(plan, kiln.codec());
+                byte[] optionBytes = Codecs.optionsBytes(options);
+                for (WorkerProcess w : workers) {
+                    await(w, w.request(Message.PREPARE, m -> {
+                        m.putLong(id).putString(name).putBytes(planBytes).putBytes(optionBytes)
+                                .putString(shmDirectory.toString()).putInt(workers.size() + 1);
+                        m.putString("driver").putLong(ProcessHandle.current().pid());
+                        for (WorkerProcess x : workers) {
+                            m.putString(x.name()).putLong(x.pid());
+                        }
+                    }), "prepare");
+                    prepared.add(w);
+                }
+            }
+            part.open();
+            Channel[] channels = part.channels();
+            input = channels[ExecutionPlan.INPUT_CHANNEL];
+            inputCrosses = input.crossesProcesses();
+            for (int d = 0; d < outChannels.length; d++) {
+                outChannels[d] = channels[distinctOutputs.get(d).channel()];
+                outCrosses[d] = outChannels[d].crossesProcesses();
+            }
+            for (WorkerProcess w : workers) {
+                await(w, w.request(Message.START, m -> m.putLong(id)), "start");
+            }
+            part.attach();
+        } catch (RuntimeException e) {
+            for (WorkerProcess w : prepared) {
+                w.request(Message.STOP_GRAPH, m -> m.putLong(id));
+            }
+            part.stop();
+            throw e instanceof GraphCompileException ? e : new GraphCompileException(name, "cannot open " + name
+                    + ": " + e.getMessage());
         }
     }
 
-    private Waker wakerOf(int participant, Map<Integer, ActorThread> byId) {
-        return participant == ExecutionPlan.DRIVER ? driverWaker : byId.get(participant).waker();
+    /** Waits for a worker's reply to a set-up request; throws GraphCompileException naming the worker on failure. */
+    private Message await(WorkerProcess w, CompletableFuture<Message> reply, String what) {
+        Message m;
+        try {
+            m = reply.get(workerTimeout.toNanos(), TimeUnit.NANOSECONDS);
+        } catch (ExecutionException e) {
+            throw new GraphCompileException(w.name(), "worker JVM " + w.name() + " could not " + what + " " + name
+                    + ": " + e.getCause().getMessage());
+        } catch (TimeoutException e) {
+            throw new GraphCompileException(w.name(), "worker JVM " + w.name() + " did not " + what + " " + name
+                    + " within " + workerTimeout + " (KilnOptions.workerStartTimeout)");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new GraphCompileException(w.name(), "interrupted while " + w.name() + " set up " + name);
+        }
+        if (m.getInt() != Message.OK) {
+            throw new GraphCompileException(w.name(), "worker JVM " + w.name() + " could not " + what + " " + name
+                    + ": " + m.getString());
+        }
+        return m;
+    }
+
+    /** The driver's sleep while it waits for an output written in another JVM, whose writer cannot unpark it. */
+    private boolean sleepOnOutput(long nanos) {
+        int d = outProgress;
+        if (d < outChannels.length && outCrosses[d] && collected < submitted) {
+            outChannels[d].awaitPublished(outReaders[d], collected, nanos);
+            return true;
+        }
+        return false;
     }
 
     /** @return the plan this graph runs */
@@ -248,13 +345,17 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
             GraphFuture<O> future = new GraphFuture<>(this, seq, async ? new CompletableFuture<>() : null);
             int slot = (int) (seq % slots);
             pending[slot] = future;
-            if (!input.offer(seq, record)) {
-                try {
+            try {
+                if (!input.offer(seq, record)) {
                     offerSlowly(seq, record);
-                } catch (RuntimeException e) {
-                    pending[slot] = null; // not started: nothing will complete it
-                    throw e;
                 }
+            } catch (RuntimeException e) {
+                pending[slot] = null; // not started: nothing will complete it
+                if (inputCrosses && e instanceof IllegalArgumentException) {
+                    throw new IllegalArgumentException(name + ": cannot send the input of execution #" + seq
+                            + " to another JVM, it was not started: " + e.getMessage() + GraphLoop.REGISTRATION_HINT, e);
+                }
+                throw e;
             }
             if (async) {
                 asyncPending.incrementAndGet(); // before the collector can see the execution
@@ -407,7 +508,9 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                 if (v == Channel.NOT_READY) {
                     return work;
                 }
-                outValues[outProgress] = v;
+                // A value read in place from shared memory is valid until released: the future keeps a copy.
+                outValues[outProgress] = !outCrosses[outProgress] ? v
+                        : v instanceof RemoteError e ? TaskError.fromRemote(e) : Codecs.owned(v);
                 outChannels[outProgress].release(outReaders[outProgress], seq);
                 outProgress++;
             }
@@ -493,8 +596,32 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     }
 
     private void actorDied(ActorThread actor, Throwable cause) {
-        ActorDiedException died = new ActorDiedException("actor " + actor.name() + " of " + name + " died of " + cause
-                + "; the graph is closed: create new actors and compile again", cause);
+        died(new ActorDiedException("actor " + actor.name() + " of " + name + " died of " + cause
+                + "; the graph is closed: create new actors and compile again", cause));
+    }
+
+    /**
+     * An actor of this graph in a worker JVM died, or its worker JVM ended: every pending and
+     * later execution fails with {@link ActorDiedException} and the graph closes. Called by the
+     * runtime on its control-plane or process-reaper thread.
+     *
+     * @param why what happened, naming the actor or the worker JVM
+     */
+    void remoteDied(String why) {
+        died(new ActorDiedException(why + "; " + name + " is closed: create new actors and compile again"));
+    }
+
+    /** @return whether the graph uses an actor of {@code worker} */
+    boolean uses(WorkerProcess worker) {
+        return workers.contains(worker);
+    }
+
+    /** @return the graph's id, as sent to worker JVMs */
+    long id() {
+        return id;
+    }
+
+    private void died(ActorDiedException died) {
         if (terminal.compareAndSet(null, died)) {
             state.set(DIED);
             terminate(false);
@@ -510,10 +637,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     }
 
     private void terminate(boolean waitForLoops) {
-        for (int i = 0; i < loops.length; i++) {
-            loops[i].stop();
-            actors.get(i).wake();
-        }
+        part.stopLoops();
         LockSupport.unpark(completer);
         driverWaker.signal();
         long end = submitted;
@@ -524,24 +648,49 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
             }
         }
         kiln.forget(this);
-        if (!waitForLoops) {
-            return;
+        if (waitForLoops) {
+            tearDown();
+        } else {
+            // Called on a dying actor's thread or the control plane's: tear down elsewhere, never waiting here.
+            Thread.ofVirtual().name("kiln-teardown-" + name).start(this::tearDown);
         }
+    }
+
+    /**
+     * Stops the graph in every JVM: asks each live worker to stop its part and waits for it (up
+     * to {@code teardownTimeout}), stops the driver's loops and closes the driver's channels,
+     * which deletes the shared-memory files it wrote. Files of a worker that died are removed
+     * here too.
+     */
+    private void tearDown() {
+        List<CompletableFuture<Message>> stops = new ArrayList<>();
+        for (WorkerProcess w : workers) {
+            if (w.death() == null) {
+                stops.add(w.request(Message.STOP_GRAPH, m -> m.putLong(id)));
+            }
+        }
+        part.stop();
         long deadline = System.nanoTime() + options.teardownTimeout().toNanos();
-        boolean left = true;
-        for (ActorThread a : actors) {
-            while (a.holder() == this && a.isAlive() && System.nanoTime() - deadline < 0) {
-                LockSupport.parkNanos(100_000);
-            }
-            left &= a.holder() != this || !a.isAlive();
-        }
-        if (left) {
-            for (Channel c : channels) {
-                c.close();
+        for (CompletableFuture<Message> stop : stops) {
+            try {
+                stop.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+            } catch (ExecutionException | TimeoutException e) {
+                // A worker that died meanwhile is cleaned up below; one that hangs is killed by Kiln.close.
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
             }
         }
-        // else: an actor is still inside a method; it leaves the graph when the method returns,
-        // and the in-process channels it may touch until then are reclaimed by the GC.
+        for (RemoteActor r : remoteActors) {
+            r.release(this);
+        }
+        if (workers.stream().anyMatch(w -> w.death() != null)) {
+            try {
+                ShmChannel.removeStale(shmDirectory); // the files a dead worker wrote
+            } catch (java.io.IOException e) {
+                // Left for the next Kiln to remove; nothing else can be done here.
+            }
+        }
     }
 
     @Override

@@ -9,7 +9,13 @@ import dev.kiln.compiler.IdleMode;
 import dev.kiln.compiler.Topology;
 import dev.kiln.compiler.Topology.ActorPlacement;
 import dev.kiln.executor.ActorThread;
+import dev.kiln.executor.Codecs;
+import dev.kiln.executor.ControlPlane;
 import dev.kiln.executor.DynamicCall;
+import dev.kiln.executor.GraphLoop;
+import dev.kiln.executor.Message;
+import dev.kiln.executor.RemoteActor;
+import dev.kiln.executor.WorkerProcess;
 import dev.kiln.graph.ActorRef;
 import dev.kiln.graph.Method0;
 import dev.kiln.graph.Method1;
@@ -21,8 +27,13 @@ import dev.kiln.graph.Method6;
 import dev.kiln.graph.Method7;
 import dev.kiln.graph.Method8;
 import dev.kiln.graph.Node;
+import dev.kiln.transport.RemoteError;
+import dev.kiln.transport.ShmChannel;
+import dev.kiln.transport.ValueCodec;
 
+import java.io.IOException;
 import java.io.Serializable;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -31,6 +42,8 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -47,7 +60,14 @@ import java.util.concurrent.atomic.AtomicLong;
  * }
  * }</pre>
  *
- * <p>Thread-safe. {@link #close()} closes every graph compiled here and ends every actor.
+ * <p>Actors live in this JVM by default; {@link ActorOptions#process()} puts one in a worker JVM
+ * that the runtime starts (same {@code java}, class path and JVM flags) and ends with
+ * {@link #close()}. Values cross JVMs through shared memory: natively for primitives,
+ * strings, byte arrays, object arrays and tensors, and for the classes registered in
+ * {@link KilnOptions#register}.
+ *
+ * <p>Thread-safe. {@link #close()} closes every graph compiled here and ends every actor and
+ * every worker JVM.
  */
 public final class Kiln implements AutoCloseable {
 
@@ -59,22 +79,62 @@ public final class Kiln implements AutoCloseable {
     private static final Object[] NO_ARGS = {};
 
     private final String name = "kiln-" + KILN_IDS.incrementAndGet();
+    private final KilnOptions options;
+    private final ValueCodec codec = new ValueCodec();
     private final Map<Integer, ActorThread> actors = new ConcurrentHashMap<>();
+    private final Map<Integer, RemoteActor> remoteActors = new ConcurrentHashMap<>();
+    private final Map<String, WorkerProcess> workers = new ConcurrentHashMap<>();
+    /** Started with the first worker JVM; guarded by {@code this}. */
+    private ControlPlane plane;
     private final Map<String, Integer> names = new ConcurrentHashMap<>();
     private final Map<CompiledGraph<?, ?>, Boolean> graphs = new ConcurrentHashMap<>();
     private final Map<Integer, AtomicLong> callCounters = new ConcurrentHashMap<>();
     private volatile boolean closed;
 
-    private Kiln() {
+    private Kiln(KilnOptions options) {
+        this.options = options;
+        for (Class<?> type : options.types()) {
+            codec.register(type);
+        }
+        try {
+            // Files of runtimes that died without closing: nothing else would ever remove them.
+            if (java.nio.file.Files.isDirectory(options.shmDirectory())) {
+                ShmChannel.removeStale(options.shmDirectory());
+            }
+        } catch (IOException e) {
+            LOG.log(System.Logger.Level.WARNING, () -> "cannot remove stale shared-memory files in "
+                    + options.shmDirectory() + ": " + e);
+        }
     }
 
     /**
-     * Creates the embedded runtime: actors live in this JVM, each on a thread of its own; no GPU needed.
+     * Creates the embedded runtime with default options: actors live in this JVM, each on a
+     * thread of its own, unless placed in worker JVMs; no GPU needed.
      *
      * @return a new runtime; close it when done
      */
     public static Kiln local() {
-        return new Kiln();
+        return new Kiln(KilnOptions.defaults());
+    }
+
+    /**
+     * Creates the embedded runtime with options (registered classes, directories, worker JVM flags).
+     * Removes the shared-memory files that runtimes of dead processes left behind.
+     *
+     * @param options the runtime's options
+     * @return a new runtime; close it when done
+     */
+    public static Kiln local(KilnOptions options) {
+        return new Kiln(options);
+    }
+
+    /** @return the runtime's options */
+    public KilnOptions options() {
+        return options;
+    }
+
+    ValueCodec codec() {
+        return codec;
     }
 
     /**
@@ -108,6 +168,16 @@ public final class Kiln implements AutoCloseable {
             throw new IllegalArgumentException("an actor named '" + actorName + "' exists in " + name
                     + "; actor names must be unique");
         }
+        if (options.inWorker()) {
+            try {
+                return remoteActor(factory, options, id, actorName);
+            } catch (RuntimeException e) {
+                if (actorName != null) {
+                    names.remove(actorName);
+                }
+                throw e;
+            }
+        }
         ActorThread thread = new ActorThread(id, actorName != null ? actorName : "actor-" + id, () -> {
             try {
                 return factory.create();
@@ -133,7 +203,7 @@ public final class Kiln implements AutoCloseable {
             thread.stop(STOP_TIMEOUT_MS);
             throw new ActorCreationException("the factory of actor " + thread.name() + " returned null");
         }
-        String finalName = actorName != null ? actorName : defaultName(instance.getClass(), id);
+        String finalName = actorName != null ? actorName : ActorThread.defaultName(instance.getClass(), id);
         if (actorName == null) {
             thread.rename(finalName);
             names.put(finalName, id);
@@ -146,9 +216,119 @@ public final class Kiln implements AutoCloseable {
         return new ActorRef<>(id, finalName, instance.getClass(), this);
     }
 
-    private static String defaultName(Class<?> type, int id) {
-        String simple = type.getSimpleName().isEmpty() ? "actor" : type.getSimpleName();
-        return Character.toLowerCase(simple.charAt(0)) + simple.substring(1) + "-" + id;
+    /** Creates an actor in a worker JVM, starting the JVM if it is the first actor to name it. */
+    private <A> ActorRef<A> remoteActor(ActorFactory<A> factory, ActorOptions options, int id, String actorName) {
+        String processName = options.processName().isEmpty() ? "worker-" + id : options.processName();
+        byte[] factoryBytes;
+        try {
+            factoryBytes = Codecs.lambdaBytes(factory, codec);
+        } catch (IllegalArgumentException e) {
+            throw new ActorCreationException("the factory of actor " + (actorName != null ? actorName : "#" + id)
+                    + " cannot be sent to worker JVM " + processName + ": " + e.getMessage(), e);
+        }
+        WorkerProcess worker;
+        try {
+            worker = worker(processName);
+        } catch (IllegalStateException e) {
+            throw new ActorCreationException(e.getMessage(), e);
+        }
+        Message reply = awaitReply(worker, worker.request(Message.CREATE_ACTOR,
+                m -> m.putInt(id).putString(actorName).putBytes(factoryBytes)), "create actor #" + id);
+        if (reply.getInt() != Message.OK) {
+            String error = reply.getString();
+            throw new ActorCreationException("the factory of actor " + (actorName != null ? actorName : "#" + id)
+                    + " in worker JVM " + processName + " threw " + error, new RemoteActorException(
+                    new RemoteError(actorName != null ? actorName : "#" + id, "<init>", 0, error, null,
+                            String.valueOf(reply.getString()))));
+        }
+        String className = reply.getString();
+        String finalName = reply.getString();
+        Class<?> type;
+        try {
+            type = Class.forName(className, false, factory.getClass().getClassLoader());
+        } catch (ClassNotFoundException e) {
+            type = Object.class; // a class only the worker can load: bind still resolves methods by reference
+        }
+        if (actorName == null) {
+            names.put(finalName, id);
+        }
+        remoteActors.put(id, new RemoteActor(id, finalName, worker));
+        return new ActorRef<>(id, finalName, type, this);
+    }
+
+    /** The worker JVM called {@code processName}, started (with the control plane) if it does not run. */
+    private synchronized WorkerProcess worker(String processName) {
+        ensureOpen();
+        WorkerProcess w = workers.get(processName);
+        if (w != null && w.death() == null) {
+            return w;
+        }
+        if (plane == null) {
+            plane = ControlPlane.start(options.runDirectory(), name);
+        }
+        w = WorkerProcess.start(processName, plane, new WorkerEvents(), options.workerJvmOptions(),
+                options.workerStartTimeout());
+        workers.put(processName, w);
+        if (!options.types().isEmpty()) {
+            WorkerProcess started = w;
+            Message reply = awaitReply(w, w.request(Message.REGISTER, m -> {
+                m.putInt(options.types().size());
+                options.types().forEach(t -> m.putString(t.getName()));
+            }), "register classes");
+            if (reply.getInt() != Message.OK) {
+                started.kill();
+                throw new IllegalStateException("worker JVM " + processName + " cannot register "
+                        + options.types() + ": " + reply.getString());
+            }
+        }
+        return w;
+    }
+
+    private Message awaitReply(WorkerProcess worker, CompletableFuture<Message> reply, String what) {
+        Duration timeout = options.workerStartTimeout();
+        try {
+            return reply.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+        } catch (ExecutionException e) {
+            throw new ActorDiedException("worker JVM " + worker.name() + " could not " + what + ": "
+                    + e.getCause().getMessage(), e.getCause());
+        } catch (TimeoutException e) {
+            throw new IllegalStateException("worker JVM " + worker.name() + " did not " + what + " within " + timeout
+                    + " (KilnOptions.workerStartTimeout)");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for worker JVM " + worker.name(), e);
+        }
+    }
+
+    /** Fails the graphs and actors of worker JVMs that die. */
+    private final class WorkerEvents implements WorkerProcess.Listener {
+        @Override
+        public void loopDied(WorkerProcess worker, long graph, int actor, String cause) {
+            RemoteActor r = remoteActors.get(actor);
+            String who = "actor " + (r != null ? r.name() : "#" + actor) + " in worker JVM " + worker.name();
+            if (r != null) {
+                r.died(who + " died of " + cause);
+            }
+            for (CompiledGraph<?, ?> g : graphs.keySet()) {
+                if (g.id() == graph) {
+                    g.remoteDied(who + " died of " + cause);
+                }
+            }
+        }
+
+        @Override
+        public void workerDied(WorkerProcess worker, String why) {
+            for (RemoteActor r : remoteActors.values()) {
+                if (r.worker() == worker) {
+                    r.died(why);
+                }
+            }
+            for (CompiledGraph<?, ?> g : graphs.keySet()) {
+                if (g.uses(worker)) {
+                    g.remoteDied(why);
+                }
+            }
+        }
     }
 
     /**
@@ -180,18 +360,30 @@ public final class Kiln implements AutoCloseable {
         ensureOpen();
         Map<Integer, ActorPlacement> placements = new HashMap<>();
         actors.forEach((id, a) -> placements.put(id, ActorPlacement.IN_DRIVER));
+        remoteActors.forEach((id, r) -> placements.put(id, new ActorPlacement("localhost", r.worker().name())));
         ExecutionPlan plan = GraphCompiler.compile(output, new Topology(ActorPlacement.IN_DRIVER, placements), options);
-        Map<Integer, ActorThread> byId = new HashMap<>();
+        Map<Integer, ActorThread> local = new HashMap<>();
+        List<RemoteActor> remote = new ArrayList<>();
         for (ActorSchedule s : plan.schedules()) {
-            byId.put(s.actor(), actors.get(s.actor()));
+            ActorThread a = actors.get(s.actor());
+            if (a != null) {
+                local.put(s.actor(), a);
+            } else {
+                remote.add(remoteActors.get(s.actor()));
+            }
         }
         // The graph starts nothing until start(): build it first, so the actors are held by the
         // graph itself and a failed compile can free exactly the ones it took.
-        CompiledGraph<I, O> graph = new CompiledGraph<>(this, plan, options, byId);
+        CompiledGraph<I, O> graph = new CompiledGraph<>(this, plan, options, local, remote, codec,
+                this.options.shmDirectory(), this.options.workerStartTimeout());
         List<ActorThread> held = new ArrayList<>();
+        List<RemoteActor> heldRemote = new ArrayList<>();
         try {
             for (ActorSchedule s : plan.schedules()) {
-                ActorThread a = byId.get(s.actor());
+                ActorThread a = local.get(s.actor());
+                if (a == null) {
+                    continue;
+                }
                 if (a.death() != null || !a.isAlive()) {
                     throw new GraphCompileException(a.name(), "actor " + a.name() + " is dead ("
                             + (a.death() != null ? "it died of " + a.death() : "its thread ended")
@@ -205,6 +397,19 @@ public final class Kiln implements AutoCloseable {
                 }
                 held.add(a);
             }
+            for (RemoteActor r : remote) {
+                if (r.death() != null) {
+                    throw new GraphCompileException(r.name(), "actor " + r.name() + " is dead (" + r.death()
+                            + "); create a new actor and bind its methods instead");
+                }
+                Object holder = r.hold(graph);
+                if (holder != null) {
+                    throw new GraphCompileException(r.name(), "actor " + r.name() + " is in " + holder
+                            + ", which is still open; an actor serves one graph at a time: close that graph first, "
+                            + "or create another actor");
+                }
+                heldRemote.add(r);
+            }
             claimNodes(output, graph);
             graphs.put(graph, Boolean.TRUE);
             if (closed) {
@@ -216,6 +421,9 @@ public final class Kiln implements AutoCloseable {
         } catch (RuntimeException e) {
             for (ActorThread a : held) {
                 a.release(graph);
+            }
+            for (RemoteActor r : heldRemote) {
+                r.release(graph);
             }
             graphs.remove(graph);
             throw e;
@@ -462,6 +670,9 @@ public final class Kiln implements AutoCloseable {
     }
 
     private <R> CompletableFuture<R> dispatch(ActorRef<?> ref, Serializable method, int arity, Object[] args) {
+        if (ref.owner() == this && remoteActors.containsKey(ref.id())) {
+            return dispatchRemote(remoteActors.get(ref.id()), method, arity, args);
+        }
         ActorThread a = hosted(ref);
         Object holder = a.holder();
         // A dead actor stays held by the graph it died in; the call fails below with ActorDiedException.
@@ -475,6 +686,58 @@ public final class Kiln implements AutoCloseable {
             call.abandon(a.name(), a.death());
         }
         return call.future();
+    }
+
+    /** A dynamic call to an actor in a worker JVM: the method and arguments travel in a control message. */
+    @SuppressWarnings("unchecked")
+    private <R> CompletableFuture<R> dispatchRemote(RemoteActor actor, Serializable method, int arity, Object[] args) {
+        Object holder = actor.holder();
+        if (holder != null && actor.death() == null) {
+            throw new IllegalStateException("actor " + actor.name() + " is held by " + holder + "; kiln.call works on "
+                    + "actors no open graph holds: close that graph, or create another actor for dynamic calls");
+        }
+        CompletableFuture<R> result = new CompletableFuture<>();
+        String death = actor.death();
+        if (death != null) {
+            result.completeExceptionally(new ActorDiedException("actor " + actor.name() + " is dead: " + death));
+            return result;
+        }
+        long number = callCounters.computeIfAbsent(actor.id(), k -> new AtomicLong()).getAndIncrement();
+        byte[] function = Codecs.lambdaBytes(method, codec);
+        byte[] arguments;
+        try {
+            arguments = Codecs.valueBytes(args, codec);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("cannot send the arguments of a call to actor " + actor.name()
+                    + " in worker JVM " + actor.worker().name() + ": " + e.getMessage() + GraphLoop.REGISTRATION_HINT, e);
+        }
+        String methodName = dev.kiln.graph.MethodRef.of(method, arity).displayName();
+        actor.worker().request(Message.CALL, m -> m.putInt(actor.id()).putLong(number).putBytes(function)
+                .putInt(arity).putBytes(arguments)).whenComplete((reply, error) -> {
+            if (error != null) {
+                result.completeExceptionally(new ActorDiedException("actor " + actor.name() + " died before call #"
+                        + number + " returned: " + error.getMessage(), error));
+                return;
+            }
+            try {
+                switch (reply.getInt()) {
+                    case Message.OK -> result.complete((R) Codecs.value(reply.getBytes(), codec));
+                    case Message.TASK_ERROR -> {
+                        String m = reply.getString();
+                        result.completeExceptionally(new ActorTaskException(actor.name(), m, number,
+                                new RemoteActorException(new RemoteError(actor.name(), m, number, reply.getString(),
+                                        reply.getString(), reply.getString()))));
+                    }
+                    case Message.DIED -> result.completeExceptionally(new ActorDiedException("actor " + actor.name()
+                            + " died before running call #" + number + ": " + reply.getString()));
+                    default -> result.completeExceptionally(new ActorTaskException(actor.name(), methodName, number,
+                            new IllegalStateException(reply.getString())));
+                }
+            } catch (RuntimeException e) {
+                result.completeExceptionally(new ActorTaskException(actor.name(), methodName, number, e));
+            }
+        });
+        return result;
     }
 
     private ActorThread hosted(ActorRef<?> ref) {
@@ -497,8 +760,8 @@ public final class Kiln implements AutoCloseable {
 
     /**
      * Closes every graph compiled here (their unfinished futures fail with
-     * {@link GraphClosedException}) and ends every actor thread; pending dynamic calls fail
-     * with {@link ActorDiedException}. Returns in bounded time (a few seconds at most when an
+     * {@link GraphClosedException}), ends every actor thread and every worker JVM (killing one
+     * that does not exit in time); pending dynamic calls fail with {@link ActorDiedException}. Returns in bounded time (a few seconds at most when an
      * actor method does not return). Idempotent.
      */
     @Override
@@ -516,6 +779,14 @@ public final class Kiln implements AutoCloseable {
         long deadline = System.nanoTime() + STOP_TIMEOUT_MS * 1_000_000;
         for (ActorThread a : actors.values()) {
             a.stop(Math.max(1, (deadline - System.nanoTime()) / 1_000_000));
+        }
+        for (WorkerProcess w : workers.values()) {
+            w.shutdown(Duration.ofNanos(Math.max(1_000_000, deadline - System.nanoTime())));
+        }
+        synchronized (this) {
+            if (plane != null) {
+                plane.close();
+            }
         }
     }
 

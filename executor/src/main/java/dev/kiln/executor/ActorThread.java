@@ -46,6 +46,18 @@ public final class ActorThread {
         thread.start();
     }
 
+    /**
+     * The name of an actor created without one: its class's simple name in lower camel case and its id.
+     *
+     * @param type the actor's class
+     * @param id   the actor's id
+     * @return e.g. {@code tokenizer-3}
+     */
+    public static String defaultName(Class<?> type, int id) {
+        String simple = type.getSimpleName().isEmpty() ? "actor" : type.getSimpleName();
+        return Character.toLowerCase(simple.charAt(0)) + simple.substring(1) + "-" + id;
+    }
+
     /** @return the actor's id */
     public int id() {
         return id;
@@ -194,7 +206,7 @@ public final class ActorThread {
                     current = loop;
                     if (loop != null) {
                         loop.bind(instance);
-                        loopIdle = new KilnIdleStrategy(loop.idle(), waker);
+                        loopIdle = new KilnIdleStrategy(loop.idle(), waker, loop);
                     }
                 }
                 if (loop != null) {

@@ -12,8 +12,11 @@ import dev.kiln.compiler.ExecutionPlan.Write;
 import dev.kiln.compiler.IdleMode;
 import dev.kiln.graph.MethodRef;
 import dev.kiln.transport.Channel;
+import dev.kiln.transport.KilnIdleStrategy;
+import dev.kiln.transport.RemoteError;
 
 import java.io.Serializable;
+import java.io.UncheckedIOException;
 import java.util.Arrays;
 import java.util.List;
 import java.util.function.Consumer;
@@ -24,10 +27,16 @@ import java.util.function.Consumer;
  * would wait (a value not yet published, a slot not yet released) and returns the number of
  * steps done, so the hosting thread idles with its idle strategy instead of blocking.
  *
+ * <p>Channels shared with other processes carry a user exception as a {@link RemoteError} (strings
+ * only); the loop converts {@link TaskError}s on the way out and back on the way in, and
+ * sleeps in such a channel (see {@link #sleep}) when it waits on it. A value that cannot be
+ * sent (a class the codec does not know, a value larger than its slot while slot growth is
+ * off) fails that execution, not the loop.
+ *
  * <p>Called only by the actor's thread, except {@link #stop()}. Allocates nothing per
  * execution except what user methods allocate (and the error record when one throws).
  */
-public final class GraphLoop {
+public final class GraphLoop implements KilnIdleStrategy.Sleeper {
 
     private static final int READ = 0;
     private static final int COMPUTE = 1;
@@ -35,6 +44,9 @@ public final class GraphLoop {
     private static final int ARG_LOCAL = 0;
     private static final int ARG_INPUT = 1;
     private static final int ARG_CONSTANT = 2;
+    /** Appended to codec errors: how a Kiln user registers a class. */
+    public static final String REGISTRATION_HINT = " (with Kiln, register classes for every JVM of the runtime: "
+            + "Kiln.local(KilnOptions.defaults().register(TheClass.class)))";
 
     private final String actorName;
     private final Object owner;
@@ -43,6 +55,9 @@ public final class GraphLoop {
     private final int inputArity;
     private final int[] kind;
     private final Channel[] channel;
+    private final boolean[] crossing;
+    /** For each WRITE: the method whose result it writes, for error messages. */
+    private final String[] writes;
     private final int[] reader;
     private final int[] local;
     private final Serializable[] function;
@@ -78,6 +93,8 @@ public final class GraphLoop {
         this.inputArity = inputArity;
         this.kind = new int[n];
         this.channel = new Channel[n];
+        this.crossing = new boolean[n];
+        this.writes = new String[n];
         this.reader = new int[n];
         this.local = new int[n];
         this.function = new Serializable[n];
@@ -101,6 +118,12 @@ public final class GraphLoop {
                     kind[i] = WRITE;
                     channel[i] = channels[w.channel()];
                     local[i] = w.local();
+                    for (int j = i - 1; j >= 0; j--) {
+                        if (ops.get(j) instanceof Compute c && c.local() == w.local()) {
+                            writes[i] = c.method().displayName();
+                            break;
+                        }
+                    }
                 }
                 case Compute c -> {
                     kind[i] = COMPUTE;
@@ -133,6 +156,9 @@ public final class GraphLoop {
                     }
                 }
             }
+        }
+        for (int i = 0; i < n; i++) {
+            crossing[i] = channel[i] != null && channel[i].crossesProcesses();
         }
     }
 
@@ -191,11 +217,11 @@ public final class GraphLoop {
                     if (v == Channel.NOT_READY) {
                         return work;
                     }
-                    frame[local[i]] = v;
+                    frame[local[i]] = crossing[i] && v instanceof RemoteError e ? TaskError.fromRemote(e) : v;
                 }
                 case COMPUTE -> frame[local[i]] = compute(i);
                 default -> {
-                    if (!channel[i].offer(sequence, frame[local[i]])) {
+                    if (!(crossing[i] ? offerAcross(i) : channel[i].offer(sequence, frame[local[i]]))) {
                         return work;
                     }
                 }
@@ -208,6 +234,41 @@ public final class GraphLoop {
                 return work; // one execution done: let the host check its stop flag and mailbox
             }
         }
+    }
+
+    /** Writes into a channel shared with another process: errors as strings, and a value that cannot go fails its execution. */
+    private boolean offerAcross(int i) {
+        Object v = frame[local[i]];
+        try {
+            return channel[i].offer(sequence, v instanceof TaskError e ? e.toRemote() : v);
+        } catch (IllegalArgumentException | UncheckedIOException e) {
+            // Nothing was published: fail this execution in place of its value, and offer that on the next try.
+            frame[local[i]] = new TaskError(actorName, writes[i], sequence, new IllegalArgumentException("cannot send the "
+                    + "result of " + writes[i] + " through c" + channel[i].spec().id() + " to another JVM: "
+                    + e.getMessage() + REGISTRATION_HINT, e));
+            return false;
+        }
+    }
+
+    /**
+     * Sleeps in the channel the loop waits on, if that channel is shared with another process
+     * (whose writer or readers cannot unpark this thread); the actor's thread only.
+     *
+     * @param nanos longest sleep
+     * @return whether it slept; false when the loop waits on an in-process channel
+     */
+    @Override
+    public boolean sleep(long nanos) {
+        int i = pc;
+        if (!crossing[i]) {
+            return false;
+        }
+        if (kind[i] == READ) {
+            channel[i].awaitPublished(reader[i], sequence, nanos);
+        } else {
+            channel[i].awaitReleased(sequence, nanos);
+        }
+        return true;
     }
 
     /**

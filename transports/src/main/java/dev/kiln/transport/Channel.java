@@ -52,6 +52,44 @@ public interface Channel extends AutoCloseable {
      */
     void release(int reader, long sequence);
 
+    /**
+     * Whether a writer or reader of this channel may run in another process. Such a peer cannot
+     * signal this process's {@link Waker}s, so a waiting thread sleeps in {@link #awaitPublished}
+     * or {@link #awaitReleased} instead of parking.
+     *
+     * @return true for channels shared between processes
+     */
+    default boolean crossesProcesses() {
+        return false;
+    }
+
+    /**
+     * Sleeps until {@code sequence} is published for {@code reader}, the timeout expires or the
+     * thread is interrupted; the reader's thread only. Channels that do not cross processes do not
+     * sleep here (their peers signal the reader's {@link Waker}) and return at once.
+     *
+     * @param reader       the reader index
+     * @param sequence     the sequence to wait for
+     * @param timeoutNanos longest wait in nanoseconds
+     * @return whether the sequence is published
+     */
+    default boolean awaitPublished(int reader, long sequence, long timeoutNanos) {
+        return false;
+    }
+
+    /**
+     * Sleeps until every reader released {@code sequence - slots}, so that {@link #offer} of
+     * {@code sequence} finds its slot free, the timeout expires or the thread is interrupted; the
+     * writer's thread only. Channels that do not cross processes return at once.
+     *
+     * @param sequence     the sequence the writer wants to offer
+     * @param timeoutNanos longest wait in nanoseconds
+     * @return whether the slot is free
+     */
+    default boolean awaitReleased(long sequence, long timeoutNanos) {
+        return false;
+    }
+
     /** Frees the channel's memory; no call may follow. */
     @Override
     void close();

@@ -9,7 +9,10 @@ import java.util.concurrent.locks.LockSupport;
  * The idle strategy of actor loops and of the driver, for the three {@link IdleMode}s. In
  * the parking phases it arms a {@link Waker} first and returns once, so the caller's duty
  * cycle re-checks its work before the thread really parks; peers then unpark it as soon as
- * they make progress for it. Not thread-safe: one instance per waiting thread.
+ * they make progress for it. A thread that waits on a channel shared with another process,
+ * whose peer cannot unpark it, passes a {@link Sleeper} that sleeps in the channel instead (a
+ * futex wait that the peer's publication or release ends). Not thread-safe: one instance per
+ * waiting thread.
  */
 public final class KilnIdleStrategy implements IdleStrategy {
 
@@ -27,6 +30,7 @@ public final class KilnIdleStrategy implements IdleStrategy {
 
     private final IdleMode mode;
     private final Waker waker;
+    private final Sleeper sleeper;
     private int spins;
     private long parkNs = MIN_PARK_NS;
 
@@ -35,8 +39,29 @@ public final class KilnIdleStrategy implements IdleStrategy {
      * @param waker the waker of the thread that will use this strategy
      */
     public KilnIdleStrategy(IdleMode mode, Waker waker) {
+        this(mode, waker, null);
+    }
+
+    /**
+     * @param mode    how to idle
+     * @param waker   the waker of the thread that will use this strategy
+     * @param sleeper sleeps in place of a park when the thread waits on a channel shared with
+     *                another process; null to always park
+     */
+    public KilnIdleStrategy(IdleMode mode, Waker waker, Sleeper sleeper) {
         this.mode = mode;
         this.waker = waker;
+        this.sleeper = sleeper;
+    }
+
+    /** Sleeps for the waiting thread where a park would not be ended by the peer it waits for. */
+    @FunctionalInterface
+    public interface Sleeper {
+        /**
+         * @param nanos longest sleep in nanoseconds
+         * @return true if it slept (or found the wait over); false to let the caller park instead
+         */
+        boolean sleep(long nanos);
     }
 
     @Override
@@ -63,7 +88,7 @@ public final class KilnIdleStrategy implements IdleStrategy {
                 } else if (!waker.isArmed()) {
                     waker.arm();
                 } else {
-                    LockSupport.parkNanos(parkNs);
+                    park(parkNs);
                     parkNs = Math.min(parkNs << 1, MAX_BACKOFF_PARK_NS);
                 }
             }
@@ -71,9 +96,15 @@ public final class KilnIdleStrategy implements IdleStrategy {
                 if (!waker.isArmed()) {
                     waker.arm();
                 } else {
-                    LockSupport.parkNanos(MAX_BLOCKING_PARK_NS);
+                    park(MAX_BLOCKING_PARK_NS);
                 }
             }
+        }
+    }
+
+    private void park(long nanos) {
+        if (sleeper == null || !sleeper.sleep(nanos)) {
+            LockSupport.parkNanos(nanos);
         }
     }
 

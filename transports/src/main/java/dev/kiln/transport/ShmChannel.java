@@ -262,6 +262,23 @@ public final class ShmChannel implements Channel {
         return removed;
     }
 
+    /**
+     * The size of the file {@link #create} makes for {@code spec}, before any growth: what a
+     * plan's shared-memory channels need of their directory.
+     *
+     * @param spec the plan's channel
+     * @return bytes; {@link Long#MAX_VALUE} if the size overflows
+     */
+    public static long fileBytes(ChannelSpec spec) {
+        return fileSize(spec.readers().size(), spec.slots(), Math.max(64, roundUp(spec.slotBytes(), 64)));
+    }
+
+    /** @return true: the writer and readers may be in different processes */
+    @Override
+    public boolean crossesProcesses() {
+        return true;
+    }
+
     /** @return the file of the first generation: what readers in other processes {@link #open} */
     public Path path() {
         return directory.resolve(fileName(0));
@@ -378,6 +395,7 @@ public final class ShmChannel implements Channel {
      * @return whether {@code sequence} is published; false on timeout or interrupt (the interrupt
      *         status stays set)
      */
+    @Override
     public boolean awaitPublished(int reader, long sequence, long timeoutNanos) {
         long deadline = System.nanoTime() + timeoutNanos;
         long pause = MIN_POLL_NANOS;
@@ -417,6 +435,7 @@ public final class ShmChannel implements Channel {
      * @return whether the slot is free; false on timeout or interrupt (the interrupt status stays set)
      * @throws IllegalStateException if this process opened the channel rather than created it
      */
+    @Override
     public boolean awaitReleased(long sequence, long timeoutNanos) {
         if (!writer) {
             throw new IllegalStateException("channel c" + spec.id() + " was opened by a reader; it has no writer here");
@@ -565,7 +584,7 @@ public final class ShmChannel implements Channel {
         if (!growth) {
             throw new IllegalArgumentException("channel c" + spec.id() + ": a value of " + needed
                     + " encoded bytes does not fit its slots of " + g.capacity + " bytes and slot growth is disabled;"
-                    + " raise bufferBytes to at least " + needed + " or enable slot growth");
+                    + " raise CompileOptions.bufferBytes to at least " + needed + " or enable CompileOptions.slotGrowth");
         }
         long capacity = Math.max(2 * g.capacity, roundUp(needed, PAGE));
         try {
@@ -706,8 +725,12 @@ public final class ShmChannel implements Channel {
     }
 
     private long fileSize(long capacity) {
+        return fileSize(readerCount, slotCount, capacity);
+    }
+
+    private static long fileSize(int readers, int slots, long capacity) {
         try {
-            return Math.addExact(slotsAt(readerCount), Math.multiplyExact(slotCount, Math.addExact(SLOT_HEADER, capacity)));
+            return Math.addExact(slotsAt(readers), Math.multiplyExact(slots, Math.addExact(SLOT_HEADER, capacity)));
         } catch (ArithmeticException e) {
             return Long.MAX_VALUE;
         }

@@ -343,7 +343,7 @@ class ShmChannelTest {
         try (ShmChannel ch = create(2, 1, 100, false)) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ch.offer(0, new byte[500]));
             assertEquals("channel c3: a value of 508 encoded bytes does not fit its slots of 128 bytes and slot growth is"
-                    + " disabled; raise bufferBytes to at least 508 or enable slot growth", e.getMessage());
+                    + " disabled; raise CompileOptions.bufferBytes to at least 508 or enable CompileOptions.slotGrowth", e.getMessage());
             assertSame(NOT_READY, ch.poll(0, 0), "nothing published");
             assertTrue(ch.offer(0, new byte[120]), "a value that fits may still be offered for the same sequence");
             assertEquals(120, ((byte[]) ch.poll(0, 0)).length);

@@ -1,0 +1,118 @@
+package dev.kiln.executor;
+
+import dev.kiln.compiler.CompileOptions;
+import dev.kiln.compiler.ExecutionPlan;
+import dev.kiln.tensor.Tensor;
+import dev.kiln.transport.ValueCodec;
+
+import java.io.Serializable;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * What the control plane sends as bytes: values (through the {@link ValueCodec}), lambdas
+ * (actor factories and method references) and plans. Never Java deserialization. Thread-safe.
+ */
+public final class Codecs {
+
+    private Codecs() {
+    }
+
+    /**
+     * @param value a value the codec can encode
+     * @param codec the runtime's codec
+     * @return its encoding
+     * @throws IllegalArgumentException if the codec cannot encode it (an unregistered class)
+     */
+    public static byte[] valueBytes(Object value, ValueCodec codec) {
+        byte[] bytes = new byte[256];
+        long n = codec.encode(value, MemorySegment.ofArray(bytes));
+        if (n < 0) {
+            bytes = new byte[Math.toIntExact(-n)];
+            n = codec.encode(value, MemorySegment.ofArray(bytes));
+        }
+        return java.util.Arrays.copyOf(bytes, Math.toIntExact(n));
+    }
+
+    /**
+     * @param bytes an encoding from {@link #valueBytes}
+     * @param codec the runtime's codec
+     * @return the value, owning its memory (tensors are copied out of {@code bytes})
+     */
+    public static Object value(byte[] bytes, ValueCodec codec) {
+        return owned(codec.decode(MemorySegment.ofArray(bytes)));
+    }
+
+    /**
+     * A value that stays valid after the memory it was decoded from is reused: a tensor view is
+     * copied, in arrays too; anything else is returned as is.
+     *
+     * @param value a decoded value
+     * @return the value or its copy
+     */
+    public static Object owned(Object value) {
+        if (value instanceof Tensor t && !t.ownsMemory()) {
+            return Tensor.copyOf(t);
+        }
+        if (value instanceof Object[] array) {
+            for (int i = 0; i < array.length; i++) {
+                array[i] = owned(array[i]);
+            }
+        }
+        return value;
+    }
+
+    /**
+     * @param function an actor factory or a {@code Method0..Method8}
+     * @param codec    encodes its captured values
+     * @return its encoding
+     * @throws IllegalArgumentException if it captures a value the codec cannot encode
+     */
+    public static byte[] lambdaBytes(Serializable function, ValueCodec codec) {
+        throw new UnsupportedOperationException("pending");
+    }
+
+    /**
+     * @param bytes  an encoding from {@link #lambdaBytes}
+     * @param codec  decodes its captured values
+     * @param loader loads its classes
+     * @return the function
+     */
+    public static Serializable lambda(byte[] bytes, ValueCodec codec, ClassLoader loader) {
+        throw new UnsupportedOperationException("pending");
+    }
+
+    /**
+     * @param plan  a plan
+     * @param codec encodes its constants
+     * @return its encoding
+     */
+    public static byte[] planBytes(ExecutionPlan plan, ValueCodec codec) {
+        throw new UnsupportedOperationException("pending");
+    }
+
+    /**
+     * @param bytes  an encoding from {@link #planBytes}
+     * @param codec  decodes its constants
+     * @param loader loads its classes
+     * @return the plan
+     */
+    public static ExecutionPlan plan(byte[] bytes, ValueCodec codec, ClassLoader loader) {
+        throw new UnsupportedOperationException("pending");
+    }
+
+    /**
+     * @param options compile options
+     * @return their encoding
+     */
+    public static byte[] optionsBytes(CompileOptions options) {
+        throw new UnsupportedOperationException("pending");
+    }
+
+    /**
+     * @param bytes an encoding from {@link #optionsBytes}
+     * @return the options
+     */
+    public static CompileOptions options(byte[] bytes) {
+        throw new UnsupportedOperationException("pending");
+    }
+}
