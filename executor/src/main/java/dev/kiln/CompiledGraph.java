@@ -353,7 +353,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                 pending[slot] = null; // not started: nothing will complete it
                 if (inputCrosses && e instanceof IllegalArgumentException) {
                     throw new IllegalArgumentException(name + ": cannot send the input of execution #" + seq
-                            + " to another JVM, it was not started: " + e.getMessage() + GraphLoop.REGISTRATION_HINT, e);
+                            + " to another JVM, it was not started: " + GraphLoop.explain(e), e);
                 }
                 throw e;
             }

@@ -709,7 +709,7 @@ public final class Kiln implements AutoCloseable {
             arguments = Codecs.valueBytes(args, codec);
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("cannot send the arguments of a call to actor " + actor.name()
-                    + " in worker JVM " + actor.worker().name() + ": " + e.getMessage() + GraphLoop.REGISTRATION_HINT, e);
+                    + " in worker JVM " + actor.worker().name() + ": " + GraphLoop.explain(e), e);
         }
         String methodName = dev.kiln.graph.MethodRef.of(method, arity).displayName();
         actor.worker().request(Message.CALL, m -> m.putInt(actor.id()).putLong(number).putBytes(function)

@@ -2,6 +2,10 @@ package dev.kiln.executor;
 
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.ExecutionPlan;
+import dev.kiln.executor.wire.LambdaCodec;
+import dev.kiln.executor.wire.PlanCodec;
+import dev.kiln.executor.wire.WireIn;
+import dev.kiln.executor.wire.WireOut;
 import dev.kiln.tensor.Tensor;
 import dev.kiln.transport.ValueCodec;
 
@@ -68,7 +72,9 @@ public final class Codecs {
      * @throws IllegalArgumentException if it captures a value the codec cannot encode
      */
     public static byte[] lambdaBytes(Serializable function, ValueCodec codec) {
-        throw new UnsupportedOperationException("pending");
+        WireOut out = new WireOut();
+        LambdaCodec.write(out, function, codec);
+        return out.toByteArray();
     }
 
     /**
@@ -78,7 +84,10 @@ public final class Codecs {
      * @return the function
      */
     public static Serializable lambda(byte[] bytes, ValueCodec codec, ClassLoader loader) {
-        throw new UnsupportedOperationException("pending");
+        WireIn in = new WireIn(bytes);
+        Serializable function = LambdaCodec.read(in, codec, loader);
+        in.expectEnd();
+        return function;
     }
 
     /**
@@ -87,7 +96,7 @@ public final class Codecs {
      * @return its encoding
      */
     public static byte[] planBytes(ExecutionPlan plan, ValueCodec codec) {
-        throw new UnsupportedOperationException("pending");
+        return PlanCodec.encode(plan, codec);
     }
 
     /**
@@ -97,7 +106,7 @@ public final class Codecs {
      * @return the plan
      */
     public static ExecutionPlan plan(byte[] bytes, ValueCodec codec, ClassLoader loader) {
-        throw new UnsupportedOperationException("pending");
+        return PlanCodec.decode(bytes, codec, loader);
     }
 
     /**
@@ -105,7 +114,7 @@ public final class Codecs {
      * @return their encoding
      */
     public static byte[] optionsBytes(CompileOptions options) {
-        throw new UnsupportedOperationException("pending");
+        return PlanCodec.encode(options);
     }
 
     /**
@@ -113,6 +122,6 @@ public final class Codecs {
      * @return the options
      */
     public static CompileOptions options(byte[] bytes) {
-        throw new UnsupportedOperationException("pending");
+        return PlanCodec.decodeOptions(bytes);
     }
 }

@@ -92,17 +92,20 @@ public final class ControlPlane implements AutoCloseable {
     }
 
     /**
-     * Reserves the stream pair of a new worker and adds it to those the receiver polls.
+     * Reserves the stream pair of a new worker.
      *
-     * @param worker the worker
      * @return its index: it reads stream {@code 100 + 2 * index} and writes {@code 101 + 2 * index}
      */
-    synchronized int add(WorkerProcess worker) {
+    synchronized int reserveIndex() {
         if (closed) {
             throw new IllegalStateException("the control plane is closed");
         }
-        workers.add(worker);
         return nextIndex++;
+    }
+
+    /** @param worker a worker whose streams are open, to poll from now on */
+    void add(WorkerProcess worker) {
+        workers.add(worker);
     }
 
     /** @param worker a worker that ended */

@@ -44,8 +44,7 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     private static final int ARG_LOCAL = 0;
     private static final int ARG_INPUT = 1;
     private static final int ARG_CONSTANT = 2;
-    /** Appended to codec errors: how a Kiln user registers a class. */
-    public static final String REGISTRATION_HINT = " (with Kiln, register classes for every JVM of the runtime: "
+    private static final String REGISTRATION_HINT = " (with Kiln, register classes for every JVM of the runtime: "
             + "Kiln.local(KilnOptions.defaults().register(TheClass.class)))";
 
     private final String actorName;
@@ -245,9 +244,18 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
             // Nothing was published: fail this execution in place of its value, and offer that on the next try.
             frame[local[i]] = new TaskError(actorName, writes[i], sequence, new IllegalArgumentException("cannot send the "
                     + "result of " + writes[i] + " through c" + channel[i].spec().id() + " to another JVM: "
-                    + e.getMessage() + REGISTRATION_HINT, e));
+                    + explain(e), e));
             return false;
         }
+    }
+
+    /**
+     * @param e why a value could not be encoded for another JVM
+     * @return the message, with how to register a class with Kiln when that is the fix
+     */
+    public static String explain(RuntimeException e) {
+        String m = String.valueOf(e.getMessage());
+        return m.contains("not registered") ? m + REGISTRATION_HINT : m;
     }
 
     /**

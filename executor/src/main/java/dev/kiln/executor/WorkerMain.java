@@ -184,7 +184,7 @@ public final class WorkerMain {
                     r.putBytes(Codecs.valueBytes(value, codec));
                 } catch (RuntimeException e) {
                     send(reply(c, Message.FAILED).putString("cannot send the result of the call back to the driver: "
-                            + e.getMessage() + GraphLoop.REGISTRATION_HINT));
+                            + GraphLoop.explain(e)));
                     return;
                 }
                 send(r);

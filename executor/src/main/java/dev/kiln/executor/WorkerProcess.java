@@ -70,11 +70,12 @@ public final class WorkerProcess {
         this.name = name;
         this.plane = plane;
         this.listener = listener;
-        this.index = plane.add(this);
+        this.index = plane.reserveIndex();
         this.toWorker = plane.aeron().addPublication(ControlPlane.CHANNEL, 100 + 2 * index);
         this.fromWorker = plane.aeron().addSubscription(ControlPlane.CHANNEL, 101 + 2 * index);
         this.assembler = new FragmentAssembler((buffer, offset, length, header) ->
                 onMessage(Message.read(buffer, offset, length)));
+        plane.add(this);
         List<String> command = new ArrayList<>();
         command.add(new File(System.getProperty("java.home"), "bin/java").getPath());
         for (String arg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {

@@ -1,0 +1,341 @@
+package dev.kiln;
+
+import dev.kiln.compiler.CompileOptions;
+import dev.kiln.compiler.IdleMode;
+import dev.kiln.graph.ActorRef;
+import dev.kiln.graph.Graph;
+import dev.kiln.graph.InputNode;
+import dev.kiln.graph.Node;
+import dev.kiln.graph.Transport;
+import dev.kiln.tensor.DType;
+import dev.kiln.tensor.Tensor;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Actors in worker JVMs: graphs across JVMs through shared memory, dynamic calls, registered
+ * and unregistered classes, a worker killed with SIGKILL, and nothing left behind by close.
+ */
+@Timeout(value = 180, unit = TimeUnit.SECONDS)
+class WorkerJvmTest {
+
+    private static final Path SHM = Path.of("/dev/shm");
+    private static final CompileOptions OPTIONS = CompileOptions.defaults().idle(IdleMode.BACKOFF)
+            .getTimeout(Duration.ofSeconds(60)).submitTimeout(Duration.ofSeconds(60));
+
+    private Kiln kiln;
+
+    @BeforeEach
+    void setUp() {
+        kiln = Kiln.local(KilnOptions.defaults().register(Point.class));
+    }
+
+    @AfterEach
+    void tearDown() throws Exception {
+        List<ProcessHandle> workers = ProcessHandle.current().children().toList();
+        kiln.close();
+        for (ProcessHandle w : workers) {
+            w.onExit().get(10, TimeUnit.SECONDS);
+        }
+        assertTrue(ProcessHandle.current().children().noneMatch(ProcessHandle::isAlive), "no worker JVM outlives close");
+        assertEquals(List.of(), shmFilesOf(ProcessHandle.current().pid()), "the driver's shared-memory files");
+        for (ProcessHandle w : workers) {
+            assertEquals(List.of(), shmFilesOf(w.pid()), "the worker's shared-memory files");
+        }
+    }
+
+    /** Adds one to every element; a new tensor each call, as a model layer would return. */
+    public static final class Inc {
+        private final float step;
+
+        public Inc(float step) {
+            this.step = step;
+        }
+
+        public Tensor add(Tensor t) {
+            float[] v = t.toFloatArray();
+            for (int i = 0; i < v.length; i++) {
+                v[i] += step;
+            }
+            return Tensor.of(v, t.shape());
+        }
+
+        public long pid() {
+            return ProcessHandle.current().pid();
+        }
+
+        public String fail(String why) {
+            throw new IllegalStateException(why);
+        }
+
+        public int die(int x) {
+            throw new OutOfMemoryError("simulated: actor cannot go on");
+        }
+
+        public int sleepThenEcho(int x) throws InterruptedException {
+            Thread.sleep(200);
+            return x;
+        }
+    }
+
+    /** A registered value class. */
+    public record Point(int x, int y) {
+    }
+
+    /** Never registered. */
+    public record Secret(String value) {
+    }
+
+    /** Works on points and strings. */
+    public static final class Geo {
+        public Point flip(Point p) {
+            return new Point(p.y(), p.x());
+        }
+
+        public Secret hide(String s) {
+            return new Secret(s);
+        }
+
+        public String upper(String s) {
+            return s.toUpperCase(java.util.Locale.ROOT);
+        }
+
+        public String join(String a, String b) {
+            return a + "|" + b;
+        }
+    }
+
+    @Test
+    void chainDriverToWorkerToWorkerToDriverCarriesTensorsExactly() throws Exception {
+        ActorRef<Inc> a = kiln.actor(() -> new Inc(1f), ActorOptions.process("a"));
+        ActorRef<Inc> b = kiln.actor(() -> new Inc(2f), ActorOptions.process("b"));
+        InputNode<Tensor> in = Graph.input();
+        Node<Tensor> out = b.bind(Inc::add, a.bind(Inc::add, in));
+        // Two slots: 64 MiB values grow every channel from 1 MiB to 2 x 64 MiB slots.
+        try (CompiledGraph<Tensor, Tensor> g = kiln.compile(out, OPTIONS.maxInflight(2))) {
+            assertTrue(g.plan().toString().contains("SHARED_MEMORY"), g.plan().toString());
+            for (long bytes : new long[] {4 << 10, 1 << 20, 64 << 20}) {
+                int n = (int) (bytes / Float.BYTES);
+                float[] x = new float[n];
+                for (int i = 0; i < n; i++) {
+                    x[i] = i % 1000;
+                }
+                try (Tensor t = Tensor.of(x, n)) {
+                    Tensor y = g.execute(t).get();
+                    assertEquals(DType.F32, y.dtype());
+                    float[] got = y.toFloatArray();
+                    assertEquals(n, got.length);
+                    for (int i = 0; i < n; i++) {
+                        if (got[i] != x[i] + 3f) {
+                            throw new AssertionError("element " + i + " of a " + bytes + "-byte tensor: " + got[i]);
+                        }
+                    }
+                    y.close();
+                }
+            }
+        }
+    }
+
+    @Test
+    void actorsRunInTheirWorkerJvms() throws Exception {
+        ActorRef<Inc> a = kiln.actor(() -> new Inc(1f), ActorOptions.process("w1"));
+        ActorRef<Inc> b = kiln.actor(() -> new Inc(1f), ActorOptions.process("w1"));
+        ActorRef<Inc> c = kiln.actor(() -> new Inc(1f), ActorOptions.process());
+        long pa = kiln.call(a, Inc::pid).get(60, TimeUnit.SECONDS);
+        long pb = kiln.call(b, Inc::pid).get(60, TimeUnit.SECONDS);
+        long pc = kiln.call(c, Inc::pid).get(60, TimeUnit.SECONDS);
+        assertEquals(pa, pb, "actors of one named worker share its JVM");
+        assertNotEquals(pa, pc);
+        assertNotEquals(ProcessHandle.current().pid(), pa);
+        assertEquals(2, ProcessHandle.current().children().filter(ProcessHandle::isAlive).count());
+    }
+
+    @Test
+    void mixedInProcessAndWorkerActorsInOneGraph() throws Exception {
+        ActorRef<Geo> local = kiln.actor(Geo::new);
+        ActorRef<Geo> remote = kiln.actor(Geo::new, ActorOptions.process("geo"));
+        ActorRef<Geo> sibling = kiln.actor(Geo::new, ActorOptions.process("geo"));
+        InputNode<String> in = Graph.input();
+        Node<String> up = remote.bind(Geo::upper, in);
+        Node<String> same = sibling.bind(Geo::join, up, in);         // in process inside the worker
+        Node<String> back = local.bind(Geo::join, same, up);         // worker -> driver
+        try (CompiledGraph<String, String> g = kiln.compile(back, OPTIONS)) {
+            String plan = g.plan().toString();
+            assertTrue(plan.contains("IN_PROCESS") && plan.contains("SHARED_MEMORY"), plan);
+            List<GraphFuture<String>> futures = new ArrayList<>();
+            for (int i = 0; i < 200; i++) {
+                futures.add(g.execute("x" + i));
+            }
+            for (int i = 0; i < 200; i++) {
+                assertEquals("X" + i + "|x" + i + "|X" + i, futures.get(i).get());
+            }
+        }
+    }
+
+    @Test
+    void registeredClassesCrossAndUnregisteredOnesFailTheExecutionWithHowToRegister() throws Exception {
+        ActorRef<Geo> geo = kiln.actor(Geo::new, ActorOptions.process());
+        InputNode<Point> in = Graph.input();
+        try (CompiledGraph<Point, Point> g = kiln.compile(geo.bind(Geo::flip, in), OPTIONS)) {
+            assertEquals(new Point(2, 1), g.execute(new Point(1, 2)).get());
+        }
+        InputNode<String> s = Graph.input();
+        try (CompiledGraph<String, Secret> g = kiln.compile(geo.bind(Geo::hide, s), OPTIONS)) {
+            ActorTaskException e = assertThrows(ActorTaskException.class, () -> g.execute("x").get());
+            assertTrue(e.getMessage().contains(Secret.class.getName()) && e.getMessage().contains("KilnOptions"),
+                    e.getMessage());
+            ActorTaskException again = assertThrows(ActorTaskException.class, () -> g.execute("y").get());
+            assertEquals(1, again.sequence(), "the graph stays usable and fails each such execution");
+        }
+        InputNode<Secret> secretIn = Graph.input();
+        ActorRef<Geo> other = kiln.actor(Geo::new, ActorOptions.process());
+        try (CompiledGraph<Secret, String> g = kiln.compile(other.bind((Geo x, Secret v) -> v.value(), secretIn),
+                OPTIONS)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> g.execute(new Secret("s")));
+            assertTrue(e.getMessage().contains("KilnOptions"), e.getMessage());
+        }
+    }
+
+    @Test
+    void dynamicCallsReachWorkerActors() throws Exception {
+        ActorRef<Geo> geo = kiln.actor(Geo::new, ActorOptions.process());
+        assertEquals("AB", kiln.call(geo, Geo::upper, "ab").get(60, TimeUnit.SECONDS));
+        assertEquals(new Point(4, 3), kiln.call(geo, Geo::flip, new Point(3, 4)).get(60, TimeUnit.SECONDS));
+        ActorRef<Inc> inc = kiln.actor(() -> new Inc(0.5f), ActorOptions.process());
+        try (Tensor t = Tensor.of(new float[] {1, 2, 3}, 3)) {
+            assertEquals(List.of(1.5f, 2.5f, 3.5f), floats(kiln.call(inc, Inc::add, t).get(60, TimeUnit.SECONDS)));
+        }
+        ExecutionException e = assertThrows(ExecutionException.class,
+                () -> kiln.call(inc, Inc::fail, "boom").get(60, TimeUnit.SECONDS));
+        ActorTaskException task = assertInstanceOf(ActorTaskException.class, e.getCause());
+        RemoteActorException remote = assertInstanceOf(RemoteActorException.class, task.getCause());
+        assertEquals(IllegalStateException.class.getName(), remote.exceptionClass());
+        assertEquals("boom", remote.remoteMessage());
+        assertTrue(remote.remoteStackTrace().contains("Inc.fail"), remote.remoteStackTrace());
+    }
+
+    @Test
+    void aFactoryThatThrowsInTheWorkerFailsActorCreation() {
+        ActorCreationException e = assertThrows(ActorCreationException.class,
+                () -> kiln.actor(() -> new Inc(Float.parseFloat("not a number")), ActorOptions.process()));
+        assertTrue(e.getMessage().contains("NumberFormatException"), e.getMessage());
+    }
+
+    @Test
+    void aWorkerKilledWithSigkillFailsEveryPendingExecutionWithinTwoSeconds() throws Exception {
+        ActorRef<Inc> slow = kiln.actor(() -> new Inc(0f), ActorOptions.process("victim"));
+        long pid = kiln.call(slow, Inc::pid).get(60, TimeUnit.SECONDS);
+        InputNode<Integer> in = Graph.input();
+        CompiledGraph<Integer, Integer> g = kiln.compile(slow.bind(Inc::sleepThenEcho, in), OPTIONS);
+        assertEquals(7, g.execute(7).get());
+        List<GraphFuture<Integer>> pending = new ArrayList<>();
+        for (int i = 0; i < 5; i++) {
+            pending.add(g.execute(i));
+        }
+        List<Path> filesBefore = shmFilesOf(pid);
+        assertFalse(filesBefore.isEmpty(), "the worker writes the graph's output channel");
+        long killed = System.nanoTime();
+        ProcessHandle.of(pid).orElseThrow().destroyForcibly();
+        for (GraphFuture<Integer> f : pending) {
+            ActorDiedException e = assertThrows(ActorDiedException.class, () -> f.get(Duration.ofSeconds(10)));
+            assertTrue(e.getMessage().contains("victim"), e.getMessage());
+        }
+        long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - killed);
+        assertTrue(millis < 2_000, "futures failed " + millis + " ms after the kill");
+        assertTrue(g.isClosed());
+        assertThrows(ActorDiedException.class, () -> g.execute(1));
+        ExecutionException call = assertThrows(ExecutionException.class,
+                () -> kiln.call(slow, Inc::pid).get(10, TimeUnit.SECONDS));
+        assertInstanceOf(ActorDiedException.class, call.getCause());
+        awaitNoFiles(pid);
+    }
+
+    @Test
+    void aLoopThatDiesInAWorkerFailsItsGraphAndNotTheOthers() throws Exception {
+        ActorRef<Inc> doomed = kiln.actor(() -> new Inc(0f), ActorOptions.process("shared").name("doomed"));
+        ActorRef<Inc> healthy = kiln.actor(() -> new Inc(0f), ActorOptions.process("shared"));
+        InputNode<Integer> in = Graph.input();
+        InputNode<Tensor> tin = Graph.input();
+        try (CompiledGraph<Integer, Integer> bad = kiln.compile(doomed.bind(Inc::die, in), OPTIONS);
+             CompiledGraph<Tensor, Tensor> good = kiln.compile(healthy.bind(Inc::add, tin), OPTIONS);
+             Tensor t = Tensor.of(new float[] {1}, 1)) {
+            ActorDiedException e = assertThrows(ActorDiedException.class, () -> bad.execute(1).get());
+            assertTrue(e.getMessage().contains("doomed") && e.getMessage().contains("OutOfMemoryError"), e.getMessage());
+            assertTrue(bad.isClosed());
+            for (int i = 0; i < 20; i++) {
+                assertEquals(List.of(1f), floats(good.execute(t).get()), "the other graph of the same worker runs on");
+            }
+        }
+    }
+
+    @Test
+    void slotGrowthOffFailsTheExecutionNamingTheEdgeSizeAndOption() throws Exception {
+        ActorRef<Inc> a = kiln.actor(() -> new Inc(1f), ActorOptions.process());
+        InputNode<Tensor> in = Graph.input();
+        try (CompiledGraph<Tensor, Tensor> g = kiln.compile(a.bind(Inc::add, in),
+                OPTIONS.bufferBytes(64 << 10).slotGrowth(false));
+             Tensor small = Tensor.of(new float[1024], 1024);
+             Tensor big = Tensor.of(new float[64 << 10], 64 << 10)) {
+            assertEquals(1024, g.execute(small).get().numel());
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> g.execute(big));
+            assertTrue(e.getMessage().contains("slotGrowth") && e.getMessage().contains("c0"), e.getMessage());
+            assertEquals(1024, g.execute(small).get().numel(), "nothing was lost or stuck");
+        }
+    }
+
+    @Test
+    void sharedMemoryCanBeAskedForInOneJvm() throws Exception {
+        ActorRef<Geo> a = kiln.actor(Geo::new);
+        ActorRef<Geo> b = kiln.actor(Geo::new);
+        InputNode<String> in = Graph.input();
+        Node<String> out = b.bind(Geo::join, a.bind(Geo::upper, in).withTransport(Transport.SHARED_MEMORY), in);
+        try (CompiledGraph<String, String> g = kiln.compile(out, OPTIONS)) {
+            for (int i = 0; i < 100; i++) {
+                assertEquals("Q" + i + "|q" + i, g.execute("q" + i).get());
+            }
+            assertFalse(shmFilesOf(ProcessHandle.current().pid()).isEmpty());
+        }
+        assertEquals(List.of(), shmFilesOf(ProcessHandle.current().pid()));
+    }
+
+    private static List<Float> floats(Tensor t) {
+        List<Float> out = new ArrayList<>();
+        for (float f : t.toFloatArray()) {
+            out.add(f);
+        }
+        return out;
+    }
+
+    private static void awaitNoFiles(long pid) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (!shmFilesOf(pid).isEmpty() && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        assertEquals(List.of(), shmFilesOf(pid), "files of the killed worker are removed");
+    }
+
+    private static List<Path> shmFilesOf(long pid) throws IOException {
+        try (Stream<Path> files = Files.list(SHM)) {
+            return files.filter(f -> f.getFileName().toString().startsWith("kiln-" + pid + "-")).toList();
+        }
+    }
+}
