@@ -22,13 +22,20 @@ import java.util.Set;
  * <p>Natively encoded: {@code null}, the boxed primitives ({@link Boolean}, {@link Byte},
  * {@link Short}, {@link Character}, {@link Integer}, {@link Long}, {@link Float}, {@link Double}),
  * {@link String} (UTF-8), {@code byte[]}, {@link Tensor} (dtype, shape and the raw data, copied
- * once; decoded as a zero-copy {@link Tensor#view} of the region) and {@link RemoteError}. Any
- * other class must be registered with {@link #register} in every process that reads or writes
- * it; its values go through Apache Fory with class registration required, so a reader never
- * instantiates a class nobody registered, and never runs Java deserialization.
+ * once; decoded as a zero-copy {@link Tensor#view} of the region), {@link RemoteError}, and
+ * {@code Object[]} (exactly that class, not {@code String[]} and the like) whose elements are
+ * encodable, recursively up to {@value #MAX_DEPTH} levels; it is decoded as a new {@code Object[]}
+ * whose tensors are views of the region too. Any other class must be registered with
+ * {@link #register} in every process that reads or writes it; its values go through Apache Fory
+ * with class registration required, so a reader never instantiates a class nobody registered,
+ * and never runs Java deserialization.
  *
  * <p>Format: an int tag at offset 0, then the value's fields; a tensor's data starts at a
- * multiple of 64 bytes from the region's start. Native byte order: both sides run on one host.
+ * multiple of 64 bytes from the region's start. An {@code Object[]} is the tag, the element count,
+ * a table of (offset, length) longs per element, then the elements; an element that is a tensor
+ * or an array starts at a multiple of 64 bytes from the array's start (others at a multiple of 8),
+ * so tensor data inside arrays is 64-byte aligned from the region's start as well. Native byte
+ * order: both sides run on one host.
  *
  * <p>Thread-safety: {@link #register} before the codec is handed to channels; after that,
  * {@link #encode} and {@link #decode} may be called from any threads at once. Loading this class
@@ -50,12 +57,18 @@ public final class ValueCodec {
     private static final int TENSOR = 11;
     private static final int ERROR = 12;
     private static final int REGISTERED = 13;
+    private static final int ARRAY = 14;
+
+    /** How deep {@code Object[]} may nest; deeper (or an array that contains itself) is refused. */
+    public static final int MAX_DEPTH = 32;
 
     /** The tag and an int: a scalar, string or byte array starts right after. */
     private static final long HEADER = 8;
     /** Tag, dtype, rank, padding, then the shape. */
     private static final long TENSOR_SHAPE = 16;
     private static final long TENSOR_ALIGN = 64;
+    /** Tag, count, then an (offset, length) pair of longs per element. */
+    private static final long ARRAY_TABLE = 8;
 
     private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED;
     private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED;
@@ -107,10 +120,15 @@ public final class ValueCodec {
      * @param value  the value
      * @param target the region to write; align it to 64 bytes for aligned tensor data
      * @return the bytes written ({@code > 0}), or minus the bytes needed if {@code target} is too small
-     * @throws IllegalArgumentException if the value's class is neither native nor registered,
-     *                                  or Fory cannot serialize it (for example an unregistered field class)
+     * @throws IllegalArgumentException if the value's class (or an array element's) is neither native nor
+     *                                  registered, Fory cannot serialize it (for example an unregistered field
+     *                                  class), or arrays nest deeper than {@value #MAX_DEPTH} levels
      */
     public long encode(Object value, MemorySegment target) {
+        return encode(value, target, 0);
+    }
+
+    private long encode(Object value, MemorySegment target, int depth) {
         return switch (value) {
             case null -> tag(target, NULL, HEADER);
             case Boolean b -> {
@@ -173,6 +191,7 @@ public final class ValueCodec {
             case byte[] b -> bytes(target, BYTES, b);
             case Tensor t -> encodeTensor(t, target);
             case RemoteError e -> encodeError(e, target);
+            case Object[] a when a.getClass() == Object[].class -> encodeArray(a, target, depth);
             default -> encodeRegistered(value, target);
         };
     }
@@ -181,12 +200,21 @@ public final class ValueCodec {
      * Reads a value written by {@link #encode}.
      *
      * @param source exactly the bytes {@code encode} wrote
-     * @return the value; a {@link Tensor} is a view of {@code source}, valid as long as that memory
-     *         holds the encoded value; every other value is a new object
+     * @return the value; a {@link Tensor}, also one inside an {@code Object[]}, is a view of {@code source},
+     *         valid as long as that memory holds the encoded value; every other value is a new object
      * @throws IllegalArgumentException if {@code source} does not hold an encoded value, or holds a
      *                                  registered class this codec has not registered
      */
     public Object decode(MemorySegment source) {
+        try {
+            return decode(source, 0);
+        } catch (IndexOutOfBoundsException | NegativeArraySizeException | ArithmeticException e) {
+            // A length or count that points outside the source: corrupt bytes, not a codec bug.
+            throw new IllegalArgumentException("not an encoded value: " + e.getMessage(), e);
+        }
+    }
+
+    private Object decode(MemorySegment source, int depth) {
         int tag = source.get(I32, 0);
         return switch (tag) {
             case NULL -> null;
@@ -203,6 +231,7 @@ public final class ValueCodec {
             case TENSOR -> decodeTensor(source);
             case ERROR -> decodeError(source);
             case REGISTERED -> decodeRegistered(source);
+            case ARRAY -> decodeArray(source, depth);
             default -> throw new IllegalArgumentException("not an encoded value: tag " + tag);
         };
     }
@@ -210,7 +239,8 @@ public final class ValueCodec {
     private static boolean isNative(Class<?> type) {
         return type == Boolean.class || type == Byte.class || type == Short.class || type == Character.class
                 || type == Integer.class || type == Long.class || type == Float.class || type == Double.class
-                || type == String.class || type == byte[].class || type == Tensor.class || type == RemoteError.class;
+                || type == String.class || type == byte[].class || type == Tensor.class || type == RemoteError.class
+                || type == Object[].class;
     }
 
     /** Writes the tag if {@code needed} bytes fit, and returns the {@link #encode} result. */
@@ -259,6 +289,10 @@ public final class ValueCodec {
     private static Tensor decodeTensor(MemorySegment source) {
         DType dtype = DTYPES[source.get(I32, 4)];
         int rank = source.get(I32, 8);
+        if (rank < 0 || TENSOR_SHAPE + 8L * rank > source.byteSize()) {
+            throw new IllegalArgumentException("not an encoded value: tensor rank " + rank + " in " + source.byteSize()
+                    + " bytes");
+        }
         long[] shape = new long[rank];
         for (int d = 0; d < rank; d++) {
             shape[d] = source.get(I64, TENSOR_SHAPE + 8L * d);
@@ -307,6 +341,64 @@ public final class ValueCodec {
 
     private static byte[] utf8(String s) {
         return s == null ? null : s.getBytes(StandardCharsets.UTF_8);
+    }
+
+    /**
+     * Writes the elements one after the other, each into the rest of {@code target}; once one does not
+     * fit, the rest are only measured (into {@link MemorySegment#NULL}) so the result is the full size.
+     */
+    private long encodeArray(Object[] array, MemorySegment target, int depth) {
+        if (depth >= MAX_DEPTH) {
+            throw new IllegalArgumentException("cannot encode an Object[] nested more than " + MAX_DEPTH
+                    + " levels deep (does an array contain itself?)");
+        }
+        long at = ARRAY_TABLE + 16L * array.length;
+        boolean fits = target.byteSize() >= at;
+        for (int i = 0; i < array.length; i++) {
+            Object element = array[i];
+            long align = element instanceof Tensor || element instanceof Object[] ? TENSOR_ALIGN : 8;
+            at = (at + align - 1) & -align;
+            fits &= at <= target.byteSize();
+            long n = encode(element, fits ? target.asSlice(at) : MemorySegment.NULL, depth + 1);
+            if (n < 0) {
+                fits = false;
+                n = -n;
+            } else {
+                target.set(I64, ARRAY_TABLE + 16L * i, at);
+                target.set(I64, ARRAY_TABLE + 16L * i + 8, n);
+            }
+            at += n;
+        }
+        if (!fits) {
+            return -at;
+        }
+        target.set(I32, 0, ARRAY);
+        target.set(I32, 4, array.length);
+        return at;
+    }
+
+    private Object[] decodeArray(MemorySegment source, int depth) {
+        if (depth >= MAX_DEPTH) {
+            throw new IllegalArgumentException("not an encoded value: Object[] nested more than " + MAX_DEPTH + " levels");
+        }
+        int count = source.get(I32, 4);
+        long size = source.byteSize();
+        if (count < 0 || ARRAY_TABLE + 16L * count > size) {
+            throw new IllegalArgumentException("not an encoded value: Object[] of " + count + " elements in " + size
+                    + " bytes");
+        }
+        long elements = ARRAY_TABLE + 16L * count;
+        Object[] array = new Object[count];
+        for (int i = 0; i < count; i++) {
+            long offset = source.get(I64, ARRAY_TABLE + 16L * i);
+            long length = source.get(I64, ARRAY_TABLE + 16L * i + 8);
+            if (offset < elements || length < 0 || offset > size || length > size - offset) {
+                throw new IllegalArgumentException("not an encoded value: element " + i + " at " + offset + " (+"
+                        + length + ") outside the Object[] of " + size + " bytes");
+            }
+            array[i] = decode(source.asSlice(offset, length), depth + 1);
+        }
+        return array;
     }
 
     private long encodeRegistered(Object value, MemorySegment target) {

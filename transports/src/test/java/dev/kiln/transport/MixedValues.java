@@ -70,7 +70,8 @@ final class MixedValues {
     /**
      * @param expected a value from {@link #of}
      * @param actual   a value read back
-     * @return whether they are equal (arrays by content, tensors by dtype, shape and bytes)
+     * @return whether they are equal (arrays by content, {@code Object[]} element by element, tensors by dtype,
+     *         shape and bytes)
      */
     static boolean equal(Object expected, Object actual) {
         if (expected instanceof byte[] e) {
@@ -78,6 +79,17 @@ final class MixedValues {
         }
         if (expected instanceof Tensor e) {
             return actual instanceof Tensor a && e.contentEquals(a);
+        }
+        if (expected instanceof Object[] e) {
+            if (!(actual instanceof Object[] a) || a.getClass() != Object[].class || a.length != e.length) {
+                return false;
+            }
+            for (int i = 0; i < e.length; i++) {
+                if (!equal(e[i], a[i])) {
+                    return false;
+                }
+            }
+            return true;
         }
         return Objects.equals(expected, actual);
     }
@@ -87,14 +99,18 @@ final class MixedValues {
         if (value instanceof byte[] b) {
             return "byte[" + b.length + "]";
         }
-        String s = String.valueOf(value);
+        String s = value instanceof Object[] a ? Arrays.deepToString(a) : String.valueOf(value);
         return s.length() > 120 ? s.substring(0, 120) + "..." : s;
     }
 
-    /** Closes {@code value} if it is a tensor that owns its memory. */
+    /** Closes {@code value} if it is a tensor that owns its memory, and every such tensor in an {@code Object[]}. */
     static void dispose(Object value) {
         if (value instanceof Tensor t) {
             t.close();
+        } else if (value instanceof Object[] a) {
+            for (Object element : a) {
+                dispose(element);
+            }
         }
     }
 

@@ -8,9 +8,11 @@ import net.jqwik.api.Combinators;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
 import net.jqwik.api.Provide;
+import net.jqwik.api.Tuple;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -214,6 +216,138 @@ class ValueCodecTest {
         }
     }
 
+    static Stream<Arguments> objectArrays() {
+        return Stream.<Object[]>of(new Object[] {},
+                new Object[] {1, "x", null},
+                new Object[] {new byte[] {1, 2}, 'c', 2.5, true, (short) 3, (byte) 4, 5L, 6f},
+                new Object[] {1, new Object[] {2, new Object[] {"deep ü", null}}, new Object[] {}},
+                new Object[] {new Object[] {}},
+                new Object[] {new RemoteError("a", "m", 3, "E", null, "t"), "x".repeat(3000)})
+                .map(array -> Arguments.of((Object) array));
+    }
+
+    @ParameterizedTest
+    @Timeout(60)
+    @MethodSource("objectArrays")
+    void objectArrayRoundTripsAsANewArray(Object[] array) {
+        ValueCodec codec = new ValueCodec();
+        try (Arena arena = Arena.ofConfined()) {
+            Object back = roundTrip(codec, array, arena);
+            assertEquals(Object[].class, back.getClass());
+            assertTrue(back != array);
+            assertTrue(MixedValues.equal(array, back), () -> MixedValues.describe(back));
+        }
+    }
+
+    @ParameterizedTest
+    @Timeout(60)
+    @MethodSource("objectArrays")
+    void objectArrayInATooSmallRegionReportsTheSizeNeeded(Object[] array) {
+        ValueCodec codec = new ValueCodec();
+        try (Arena arena = Arena.ofConfined()) {
+            long n = codec.encode(array, arena.allocate(64 * 1024, 64));
+            assertTrue(n >= 8 + 16L * array.length);
+            for (long size = 0; size < n; size++) {
+                assertEquals(-n, codec.encode(array, arena.allocate(Math.max(size, 1), 64).asSlice(0, size)),
+                        "region of " + size + " bytes");
+            }
+            MemorySegment exact = arena.allocate(n, 64);
+            assertEquals(n, codec.encode(array, exact));
+            assertTrue(MixedValues.equal(array, codec.decode(exact)));
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void tensorsInsideArraysAreAlignedViewsOfTheRegion() {
+        ValueCodec codec = MixedValues.codec();
+        try (Arena arena = Arena.ofConfined(); Tensor t1 = MixedValues.tensor(DType.F32, 1, 7);
+             Tensor t2 = MixedValues.tensor(DType.I8, 2, 13)) {
+            MixedValues.Point p = new MixedValues.Point(1, "p", new double[] {2}, List.of("t"));
+            Object[] array = {(byte) 1, t1, "odd length", new Object[] {p, 'c', t2}, t2};
+            MemorySegment region = arena.allocate(8192, 64);
+            long n = codec.encode(array, region);
+            Object[] back = (Object[]) codec.decode(region.asSlice(0, n));
+            assertTrue(MixedValues.equal(array, back), () -> MixedValues.describe(back));
+            List<Tensor> tensors = List.of((Tensor) back[1], (Tensor) ((Object[]) back[3])[2], (Tensor) back[4]);
+            for (Tensor t : tensors) {
+                assertFalse(t.ownsMemory(), "a view of the region, not a copy");
+                long offset = t.data().address() - region.address();
+                assertTrue(offset >= 0 && offset + t.byteSize() <= n, "inside the region");
+                assertEquals(0, offset % 64, () -> t + " at " + offset + " is not 64-byte aligned");
+            }
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void unregisteredArrayElementIsRefusedWithHowToRegister() {
+        ValueCodec codec = new ValueCodec();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment region = arena.allocate(4096, 64);
+            Object[] array = {1, new Object[] {"x", new Unregistered(1)}};
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> codec.encode(array, region));
+            assertEquals("cannot send a value of class " + Unregistered.class.getName() + " between processes: it is"
+                    + " not registered; register it in every process of the graph with codec.register(Unregistered.class)",
+                    e.getMessage());
+            codec.register(Unregistered.class);
+            long n = codec.encode(array, region);
+            assertTrue(MixedValues.equal(array, codec.decode(region.asSlice(0, n))));
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void onlyPlainObjectArraysAreNative() {
+        ValueCodec codec = new ValueCodec();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment region = arena.allocate(4096, 64);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> codec.encode(new String[] {"a"}, region));
+            assertTrue(e.getMessage().startsWith("cannot send a value of class [Ljava.lang.String;"), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> codec.register(Object[].class));
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void arrayThatContainsItselfIsRefused() {
+        Object[] cycle = new Object[2];
+        cycle[0] = 1;
+        cycle[1] = new Object[] {cycle};
+        try (Arena arena = Arena.ofConfined()) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> new ValueCodec().encode(cycle, arena.allocate(1 << 20, 64)));
+            assertEquals("cannot encode an Object[] nested more than 32 levels deep (does an array contain itself?)",
+                    e.getMessage());
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void corruptArrayIsRefused() {
+        ValueCodec codec = new ValueCodec();
+        try (Arena arena = Arena.ofConfined()) {
+            Object[] array = {"abc", 42L, new Object[] {1.5}};
+            MemorySegment region = arena.allocate(4096, 64);
+            long n = codec.encode(array, region);
+            for (long size = 0; size < n; size++) {
+                long s = size;
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> codec.decode(region.asSlice(0, s)), () -> "truncated to " + s + " bytes");
+                assertTrue(e.getMessage().startsWith("not an encoded value"), e.getMessage());
+            }
+            MemorySegment copy = arena.allocate(n, 64).copyFrom(region.asSlice(0, n));
+            copy.set(java.lang.foreign.ValueLayout.JAVA_INT, 4, Integer.MAX_VALUE);
+            assertEquals("not an encoded value: Object[] of 2147483647 elements in " + n + " bytes",
+                    assertThrows(IllegalArgumentException.class, () -> codec.decode(copy)).getMessage());
+            copy.copyFrom(region.asSlice(0, n));
+            copy.set(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, 8 + 16, n - 4); // element 1 starts near the end
+            assertEquals("not an encoded value: element 1 at " + (n - 4) + " (+16) outside the Object[] of " + n + " bytes",
+                    assertThrows(IllegalArgumentException.class, () -> codec.decode(copy)).getMessage());
+        }
+    }
+
     @Property(tries = 500)
     void randomValuesRoundTrip(@ForAll("values") Object value) {
         ValueCodec codec = MixedValues.codec();
@@ -234,7 +368,7 @@ class ValueCodecTest {
                 .list().ofMaxSize(100)
                 .map(cps -> cps.stream().collect(StringBuilder::new, StringBuilder::appendCodePoint, StringBuilder::append)
                         .toString());
-        return Arbitraries.oneOf(
+        Arbitrary<Object> leaves = Arbitraries.oneOf(
                 Arbitraries.just(null),
                 Arbitraries.of(true, false),
                 Arbitraries.bytes().map(b -> b),
@@ -252,6 +386,9 @@ class ValueCodecTest {
                         .as(RemoteError::new),
                 Combinators.combine(Arbitraries.integers(), strings, Arbitraries.doubles().array(double[].class).ofMaxSize(20),
                         strings.list().ofMaxSize(5)).as(MixedValues.Point::new));
+        Arbitrary<Object> arrays = leaves.list().ofMaxSize(6).map(l -> (Object) l.toArray());
+        Arbitrary<Object> nested = Arbitraries.oneOf(leaves, arrays).list().ofMaxSize(4).map(l -> (Object) l.toArray());
+        return Arbitraries.frequencyOf(Tuple.of(8, leaves), Tuple.of(1, arrays), Tuple.of(1, nested));
     }
 
     /** Encodes into a region just large enough (found by asking with an empty one), then decodes. */

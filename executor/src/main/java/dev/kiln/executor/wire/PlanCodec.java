@@ -1,0 +1,420 @@
+package dev.kiln.executor.wire;
+
+import dev.kiln.compiler.CompileOptions;
+import dev.kiln.compiler.ExecutionPlan;
+import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
+import dev.kiln.compiler.ExecutionPlan.Arg;
+import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
+import dev.kiln.compiler.ExecutionPlan.Compute;
+import dev.kiln.compiler.ExecutionPlan.ConstantArg;
+import dev.kiln.compiler.ExecutionPlan.InputArg;
+import dev.kiln.compiler.ExecutionPlan.LocalArg;
+import dev.kiln.compiler.ExecutionPlan.NodeSpec;
+import dev.kiln.compiler.ExecutionPlan.Operation;
+import dev.kiln.compiler.ExecutionPlan.OutputRead;
+import dev.kiln.compiler.ExecutionPlan.Read;
+import dev.kiln.compiler.ExecutionPlan.Write;
+import dev.kiln.compiler.IdleMode;
+import dev.kiln.compiler.Topology.ActorPlacement;
+import dev.kiln.graph.MethodRef;
+import dev.kiln.graph.Transport;
+import dev.kiln.transport.ValueCodec;
+
+import java.io.Serializable;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.BiConsumer;
+import java.util.function.Function;
+
+/**
+ * Sends an {@link ExecutionPlan} and {@link CompileOptions} to a worker JVM without Java object
+ * serialization: every record component in order, methods through {@link LambdaCodec}, constant
+ * arguments through the {@link ValueCodec}, enums by name. The reader rebuilds each
+ * {@link MethodRef} with {@link MethodRef#of}, so its names and types are resolved in the
+ * worker's class loader.
+ *
+ * <p>Each record has one write and one read method listing its components in the same order, so
+ * a new component is one line on each side. A message starts with a magic number and a format
+ * version; bump {@code VERSION} when the layout changes.
+ *
+ * <p>Stateless and thread-safe.
+ */
+public final class PlanCodec {
+
+    /** "KPLN" and "KOPT" as little-endian ints: the first bytes of a plan and of options. */
+    private static final int PLAN_MAGIC = 0x4E4C504B;
+    private static final int OPTIONS_MAGIC = 0x54504F4B;
+    private static final int VERSION = 1;
+
+    private static final int READ = 1;
+    private static final int COMPUTE = 2;
+    private static final int WRITE = 3;
+    private static final int LOCAL_ARG = 1;
+    private static final int INPUT_ARG = 2;
+    private static final int CONSTANT_ARG = 3;
+
+    private PlanCodec() {
+    }
+
+    /**
+     * Encodes a plan as one message.
+     *
+     * @param plan  a compiled plan
+     * @param codec encodes constant arguments and captured values; the reader needs the same registrations
+     * @return the plan as bytes for {@link #decode(byte[], ValueCodec, ClassLoader)}
+     * @throws IllegalArgumentException if a constant or a method cannot be sent; the message names the
+     *                                  method and what to register
+     */
+    public static byte[] encode(ExecutionPlan plan, ValueCodec codec) {
+        WireOut out = new WireOut();
+        write(out, plan, codec);
+        return out.toByteArray();
+    }
+
+    /**
+     * Decodes a plan, resolving its methods in this process.
+     *
+     * @param bytes  what {@link #encode(ExecutionPlan, ValueCodec)} returned, and nothing more
+     * @param codec  decodes constants and captured values; needs the writer's registrations
+     * @param loader loads the actors' classes and the classes that declare the methods
+     * @return the plan; constant tensors own their memory
+     * @throws IllegalArgumentException if the bytes are truncated, corrupt, from another format version, or
+     *                                  name classes or methods this process does not have
+     */
+    public static ExecutionPlan decode(byte[] bytes, ValueCodec codec, ClassLoader loader) {
+        WireIn in = new WireIn(bytes);
+        ExecutionPlan plan = readPlan(in, codec, loader);
+        in.expectEnd();
+        return plan;
+    }
+
+    /**
+     * Encodes compile options as one message.
+     *
+     * @param options compile options
+     * @return them as bytes for {@link #decodeOptions(byte[])}
+     */
+    public static byte[] encode(CompileOptions options) {
+        WireOut out = new WireOut();
+        write(out, options);
+        return out.toByteArray();
+    }
+
+    /**
+     * Decodes compile options.
+     *
+     * @param bytes what {@link #encode(CompileOptions)} returned, and nothing more
+     * @return the options
+     * @throws IllegalArgumentException if the bytes are truncated, corrupt (including values {@code CompileOptions}
+     *                                  refuses) or from another format version
+     */
+    public static CompileOptions decodeOptions(byte[] bytes) {
+        WireIn in = new WireIn(bytes);
+        CompileOptions options = readOptions(in);
+        in.expectEnd();
+        return options;
+    }
+
+    /**
+     * Appends a plan to a message, for messages that carry more than a plan.
+     *
+     * @param out   the message
+     * @param plan  a compiled plan
+     * @param codec encodes constant arguments and captured values
+     * @throws IllegalArgumentException as {@link #encode(ExecutionPlan, ValueCodec)}; the content of {@code out}
+     *                                  is then unspecified
+     */
+    public static void write(WireOut out, ExecutionPlan plan, ValueCodec codec) {
+        out.writeInt(PLAN_MAGIC);
+        out.writeInt(VERSION);
+        out.writeInt(plan.inputArity());
+        out.writeInt(plan.maxInflight());
+        writeList(out, plan.nodes(), PlanCodec::writeNode);
+        writeList(out, plan.channels(), PlanCodec::writeChannel);
+        writeList(out, plan.schedules(), (o, s) -> writeSchedule(o, s, codec));
+        writeList(out, plan.outputs(), PlanCodec::writeOutput);
+        out.writeBoolean(plan.multiOutput());
+    }
+
+    /**
+     * Reads a plan written by {@link #write(WireOut, ExecutionPlan, ValueCodec)}.
+     *
+     * @param in     the message
+     * @param codec  decodes constants and captured values
+     * @param loader loads the classes the plan names
+     * @return the plan
+     * @throws IllegalArgumentException as {@link #decode(byte[], ValueCodec, ClassLoader)}
+     */
+    public static ExecutionPlan readPlan(WireIn in, ValueCodec codec, ClassLoader loader) {
+        readHeader(in, PLAN_MAGIC, "ExecutionPlan");
+        return new ExecutionPlan(
+                in.readInt(),
+                in.readInt(),
+                readList(in, PlanCodec::readNode),
+                readList(in, PlanCodec::readChannel),
+                readList(in, i -> readSchedule(i, codec, loader)),
+                readList(in, PlanCodec::readOutput),
+                in.readBoolean());
+    }
+
+    /**
+     * Appends compile options to a message.
+     *
+     * @param out     the message
+     * @param options compile options
+     */
+    public static void write(WireOut out, CompileOptions options) {
+        out.writeInt(OPTIONS_MAGIC);
+        out.writeInt(VERSION);
+        out.writeInt(options.maxInflight());
+        out.writeLong(options.bufferBytes());
+        out.writeLong(nanos(options.submitTimeout()));
+        out.writeLong(nanos(options.getTimeout()));
+        out.writeLong(nanos(options.teardownTimeout()));
+        writeEnum(out, options.idle());
+        out.writeBoolean(options.slotGrowth());
+    }
+
+    /**
+     * Reads options written by {@link #write(WireOut, CompileOptions)}.
+     *
+     * @param in the message
+     * @return the options
+     * @throws IllegalArgumentException as {@link #decodeOptions(byte[])}
+     */
+    public static CompileOptions readOptions(WireIn in) {
+        readHeader(in, OPTIONS_MAGIC, "CompileOptions");
+        return new CompileOptions(
+                in.readInt(),
+                in.readLong(),
+                Duration.ofNanos(in.readLong()),
+                Duration.ofNanos(in.readLong()),
+                Duration.ofNanos(in.readLong()),
+                readEnum(in, IdleMode.class),
+                in.readBoolean());
+    }
+
+    private static void writeNode(WireOut out, NodeSpec node) {
+        out.writeInt(node.id());
+        out.writeString(node.label());
+        out.writeInt(node.actor());
+        writeList(out, node.upstream(), WireOut::writeInt);
+    }
+
+    private static NodeSpec readNode(WireIn in) {
+        return new NodeSpec(
+                in.readInt(),
+                in.readString(),
+                in.readInt(),
+                readList(in, WireIn::readInt));
+    }
+
+    private static void writeChannel(WireOut out, ChannelSpec channel) {
+        out.writeInt(channel.id());
+        out.writeInt(channel.node());
+        out.writeInt(channel.writer());
+        writeList(out, channel.readers(), WireOut::writeInt);
+        out.writeInt(channel.slots());
+        out.writeLong(channel.slotBytes());
+        writeEnum(out, channel.transport());
+        out.writeString(channel.reason());
+    }
+
+    private static ChannelSpec readChannel(WireIn in) {
+        return new ChannelSpec(
+                in.readInt(),
+                in.readInt(),
+                in.readInt(),
+                readList(in, WireIn::readInt),
+                in.readInt(),
+                in.readLong(),
+                readEnum(in, Transport.class),
+                in.readString());
+    }
+
+    private static void writeSchedule(WireOut out, ActorSchedule schedule, ValueCodec codec) {
+        out.writeInt(schedule.actor());
+        out.writeString(schedule.name());
+        writePlacement(out, schedule.placement());
+        out.writeInt(schedule.frameSize());
+        writeList(out, schedule.ops(), (o, op) -> writeOperation(o, op, codec));
+    }
+
+    private static ActorSchedule readSchedule(WireIn in, ValueCodec codec, ClassLoader loader) {
+        return new ActorSchedule(
+                in.readInt(),
+                in.readString(),
+                readPlacement(in),
+                in.readInt(),
+                readList(in, i -> readOperation(i, codec, loader)));
+    }
+
+    private static void writePlacement(WireOut out, ActorPlacement placement) {
+        out.writeString(placement.host());
+        out.writeString(placement.process());
+    }
+
+    private static ActorPlacement readPlacement(WireIn in) {
+        return new ActorPlacement(
+                in.readString(),
+                in.readString());
+    }
+
+    private static void writeOperation(WireOut out, Operation op, ValueCodec codec) {
+        switch (op) {
+            case Read r -> {
+                out.writeInt(READ);
+                out.writeInt(r.channel());
+                out.writeInt(r.reader());
+                out.writeInt(r.local());
+            }
+            case Compute c -> {
+                out.writeInt(COMPUTE);
+                out.writeInt(c.node());
+                out.writeInt(c.method().arity());
+                LambdaCodec.write(out, c.method().function(), codec);
+                writeList(out, c.args(), (o, arg) -> writeArg(o, arg, c.method(), codec));
+                out.writeInt(c.local());
+            }
+            case Write w -> {
+                out.writeInt(WRITE);
+                out.writeInt(w.channel());
+                out.writeInt(w.local());
+            }
+        }
+    }
+
+    private static Operation readOperation(WireIn in, ValueCodec codec, ClassLoader loader) {
+        int tag = in.readInt();
+        return switch (tag) {
+            case READ -> new Read(
+                    in.readInt(),
+                    in.readInt(),
+                    in.readInt());
+            case COMPUTE -> new Compute(
+                    in.readInt(),
+                    readMethod(in, codec, loader),
+                    readList(in, i -> readArg(i, codec)),
+                    in.readInt());
+            case WRITE -> new Write(
+                    in.readInt(),
+                    in.readInt());
+            default -> throw new IllegalArgumentException("corrupt wire message: unknown operation tag " + tag);
+        };
+    }
+
+    private static MethodRef readMethod(WireIn in, ValueCodec codec, ClassLoader loader) {
+        int arity = in.readInt();
+        Serializable function = LambdaCodec.read(in, codec, loader);
+        try {
+            return MethodRef.of(function, arity);
+        } catch (RuntimeException e) {
+            // TypeNotPresentException when a parameter type is missing here, IllegalArgumentException on a wrong arity.
+            throw new IllegalArgumentException("cannot resolve the method " + function.getClass().getName()
+                    + " with " + arity + " arguments in this process: " + e.getMessage(), e);
+        }
+    }
+
+    private static void writeArg(WireOut out, Arg arg, MethodRef method, ValueCodec codec) {
+        switch (arg) {
+            case LocalArg l -> {
+                out.writeInt(LOCAL_ARG);
+                out.writeInt(l.local());
+            }
+            case InputArg i -> {
+                out.writeInt(INPUT_ARG);
+                out.writeInt(i.local());
+                out.writeInt(i.index());
+            }
+            case ConstantArg k -> {
+                out.writeInt(CONSTANT_ARG);
+                try {
+                    out.writeValue(codec, k.value());
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException("cannot send the plan: a constant argument of "
+                            + method.displayName() + " cannot be encoded: " + e.getMessage(), e);
+                }
+            }
+        }
+    }
+
+    private static Arg readArg(WireIn in, ValueCodec codec) {
+        int tag = in.readInt();
+        return switch (tag) {
+            case LOCAL_ARG -> new LocalArg(
+                    in.readInt());
+            case INPUT_ARG -> new InputArg(
+                    in.readInt(),
+                    in.readInt());
+            case CONSTANT_ARG -> new ConstantArg(
+                    in.readValue(codec));
+            default -> throw new IllegalArgumentException("corrupt wire message: unknown argument tag " + tag);
+        };
+    }
+
+    private static void writeOutput(WireOut out, OutputRead output) {
+        out.writeInt(output.channel());
+        out.writeInt(output.reader());
+    }
+
+    private static OutputRead readOutput(WireIn in) {
+        return new OutputRead(
+                in.readInt(),
+                in.readInt());
+    }
+
+    private static <T> void writeList(WireOut out, List<T> list, BiConsumer<WireOut, T> element) {
+        out.writeInt(list.size());
+        for (T t : list) {
+            element.accept(out, t);
+        }
+    }
+
+    private static <T> List<T> readList(WireIn in, Function<WireIn, T> element) {
+        int size = in.readInt();
+        // Every element takes at least a byte: a larger count is corrupt, and must not size an allocation.
+        if (size < 0 || size > in.remaining()) {
+            throw new IllegalArgumentException("corrupt wire message: a list of " + size + " elements with "
+                    + in.remaining() + " bytes left");
+        }
+        List<T> list = new ArrayList<>(size);
+        for (int i = 0; i < size; i++) {
+            list.add(element.apply(in));
+        }
+        return list;
+    }
+
+    private static void writeEnum(WireOut out, Enum<?> value) {
+        out.writeString(value.name());
+    }
+
+    private static <E extends Enum<E>> E readEnum(WireIn in, Class<E> type) {
+        String name = in.readString();
+        for (E e : type.getEnumConstants()) {
+            if (e.name().equals(name)) {
+                return e;
+            }
+        }
+        throw new IllegalArgumentException("corrupt wire message: " + type.getSimpleName() + " has no constant "
+                + name + "; is the sender running another version of Kiln?");
+    }
+
+    /** Saturates at about 292 years rather than fail on a timeout nobody will wait for. */
+    private static long nanos(Duration d) {
+        return d.compareTo(Duration.ofNanos(Long.MAX_VALUE)) >= 0 ? Long.MAX_VALUE : d.toNanos();
+    }
+
+    private static void readHeader(WireIn in, int magic, String what) {
+        int actual = in.readInt();
+        if (actual != magic) {
+            throw new IllegalArgumentException("not an encoded " + what + ": it starts with 0x"
+                    + Integer.toHexString(actual) + ", not 0x" + Integer.toHexString(magic));
+        }
+        int version = in.readInt();
+        if (version != VERSION) {
+            throw new IllegalArgumentException("cannot read an encoded " + what + " of format version " + version
+                    + ": this Kiln reads version " + VERSION + "; run the same Kiln build in every process");
+        }
+    }
+}

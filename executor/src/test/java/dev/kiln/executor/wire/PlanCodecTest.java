@@ -1,0 +1,381 @@
+package dev.kiln.executor.wire;
+
+import dev.kiln.compiler.CompileOptions;
+import dev.kiln.compiler.ExecutionPlan;
+import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
+import dev.kiln.compiler.ExecutionPlan.Arg;
+import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
+import dev.kiln.compiler.ExecutionPlan.Compute;
+import dev.kiln.compiler.ExecutionPlan.ConstantArg;
+import dev.kiln.compiler.ExecutionPlan.InputArg;
+import dev.kiln.compiler.ExecutionPlan.LocalArg;
+import dev.kiln.compiler.ExecutionPlan.Operation;
+import dev.kiln.compiler.GraphCompiler;
+import dev.kiln.compiler.IdleMode;
+import dev.kiln.compiler.Topology;
+import dev.kiln.compiler.Topology.ActorPlacement;
+import dev.kiln.executor.wire.WireActors.Config;
+import dev.kiln.executor.wire.WireActors.Over;
+import dev.kiln.executor.wire.WireActors.Secret;
+import dev.kiln.executor.wire.WireActors.Text;
+import dev.kiln.graph.ActorRef;
+import dev.kiln.graph.Graph;
+import dev.kiln.graph.InputNode;
+import dev.kiln.graph.Method1;
+import dev.kiln.graph.MethodRef;
+import dev.kiln.graph.Node;
+import dev.kiln.graph.Transport;
+import dev.kiln.tensor.Tensor;
+import dev.kiln.transport.ValueCodec;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.stream.Collectors;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+@Timeout(60)
+class PlanCodecTest {
+
+    private static final Object RUNTIME = new Object();
+    private static final ActorPlacement WORKER_1 = new ActorPlacement("localhost", "worker-1");
+    private static final ActorPlacement WORKER_2 = new ActorPlacement("localhost", "worker-2");
+
+    private final ActorRef<Text> a = new ActorRef<>(1, "a", Text.class, RUNTIME);
+    private final ActorRef<Text> b = new ActorRef<>(2, "b", Text.class, RUNTIME);
+    private final ActorRef<Text> c = new ActorRef<>(3, "c", Text.class, RUNTIME);
+    private final ActorRef<Over> o = new ActorRef<>(4, "o", Over.class, RUNTIME);
+    /** a and o in the driver's JVM, b and c in two workers: in-process and shared-memory channels. */
+    private final Topology topology = new Topology(ActorPlacement.IN_DRIVER,
+            Map.of(1, ActorPlacement.IN_DRIVER, 2, WORKER_1, 3, WORKER_2, 4, ActorPlacement.IN_DRIVER));
+    private final Map<Integer, Class<?>> actorClasses = Map.of(1, Text.class, 2, Text.class, 3, Text.class, 4, Over.class);
+    private final ValueCodec codec = new ValueCodec();
+    private final List<Tensor> tensors = new ArrayList<>();
+
+    PlanCodecTest() {
+        codec.register(Config.class);
+    }
+
+    @AfterEach
+    void closeTensors() {
+        tensors.forEach(Tensor::close);
+    }
+
+    private ExecutionPlan compile(Node<?> output) {
+        return GraphCompiler.compile(output, topology, CompileOptions.defaults().maxInflight(4));
+    }
+
+    /** Encodes and decodes, checks the copy against the original, and returns it. */
+    private ExecutionPlan roundTrip(ExecutionPlan plan) throws Exception {
+        ExecutionPlan back = PlanCodec.decode(PlanCodec.encode(plan, codec), codec, getClass().getClassLoader());
+        assertEquals(comparable(plan), comparable(back));
+        List<Compute> computes = computes(plan);
+        List<Compute> backComputes = computes(back);
+        assertEquals(computes.size(), backComputes.size());
+        for (int i = 0; i < computes.size(); i++) {
+            Compute original = computes.get(i);
+            Compute decoded = backComputes.get(i);
+            assertNotSame(original.method().function(), decoded.method().function());
+            int actor = plan.nodes().get(original.node()).actor();
+            Object expected = invoke(original, actor);
+            assertEquals(expected, invoke(decoded, actor), () -> "node " + original.node() + " "
+                    + original.method().displayName());
+        }
+        return back;
+    }
+
+    @Test
+    void chainAcrossProcesses() throws Exception {
+        InputNode<String> in = Graph.input();
+        Node<Integer> out = c.bind(Text::length, b.bind(Text::lower, a.bind(Text::upper, in)));
+        ExecutionPlan plan = compile(out);
+        assertEquals(Set.of(Transport.IN_PROCESS, Transport.SHARED_MEMORY),
+                plan.channels().stream().map(ChannelSpec::transport).collect(Collectors.toSet()), plan::toString);
+        ExecutionPlan back = roundTrip(plan);
+        assertEquals(plan.toString(), back.toString());
+        assertEquals(plan.toDot(), back.toDot());
+        assertEquals(WORKER_2, back.schedules().get(2).placement());
+        Compute upper = computes(back).getFirst();
+        assertEquals("Text.upper", upper.method().displayName());
+        assertEquals("AB", MethodRef.invoke(upper.method().function(), 1, new Text(), new Object[] {"aB"}));
+    }
+
+    @Test
+    void fanOutWithTheSameActorTwiceAndSeveralOutputs() throws Exception {
+        InputNode<String> in = Graph.input();
+        Node<String> x = a.bind(Text::upper, in);
+        Node<String> y = b.bind(Text::lower, x);
+        Node<String> z = c.bind(Text::concat, x, y);
+        Node<String> w = a.bind(Text::lower, x);
+        ExecutionPlan plan = compile(Graph.outputs(y, z, w));
+        assertTrue(plan.multiOutput());
+        assertEquals(2, computes(plan).stream().filter(cp -> plan.nodes().get(cp.node()).actor() == 1).count());
+        ExecutionPlan back = roundTrip(plan);
+        assertEquals(plan.toString(), back.toString());
+        assertEquals(3, back.outputs().size());
+    }
+
+    @Test
+    void threeArgumentInput() throws Exception {
+        InputNode<Object> in = Graph.input();
+        ExecutionPlan plan = compile(b.bind(Text::join3, in.arg(0), in.arg(1), in.arg(2)));
+        assertEquals(3, plan.inputArity());
+        ExecutionPlan back = roundTrip(plan);
+        assertEquals(plan.toString(), back.toString());
+        Compute join = computes(back).getFirst();
+        assertEquals(List.of(new InputArg(0, 0), new InputArg(0, 1), new InputArg(0, 2)), join.args());
+    }
+
+    @Test
+    void constantsOfNativeAndRegisteredTypes() throws Exception {
+        InputNode<String> in = Graph.input();
+        Tensor tensor = track(Tensor.of(new float[] {1.5f, -2f, 3f, 0f}, 2, 2));
+        Node<String> described = a.bind(Text::describe, in, 7L, 2.5, true, 'c', new byte[] {1, -2}, tensor, null);
+        Node<String> repeated = b.bind(Text::repeat, described, 2);
+        Node<String> concat = c.bind(Text::concat, repeated, "const ü");
+        Method1<Over, Object, String> fmt = Over::fmt;
+        Node<String> config = o.bind(fmt, new Config(5, "cfg"));
+        Node<String> array = o.bind(fmt, new Object[] {(short) 1, (byte) 2, 3f, "x", new Object[] {tensor}});
+        ExecutionPlan plan = compile(Graph.outputs(concat, config, array));
+        ExecutionPlan back = roundTrip(plan);
+        List<Object> constants = computes(back).stream().flatMap(cp -> cp.args().stream())
+                .filter(arg -> arg instanceof ConstantArg).map(arg -> ((ConstantArg) arg).value()).toList();
+        assertEquals(11, constants.size(), constants::toString);
+        assertTrue(constants.contains(new Config(5, "cfg")), constants::toString);
+        Tensor decoded = only(constants, Tensor.class);
+        Object[] decodedArray = only(constants, Object[].class);
+        Tensor nested = (Tensor) ((Object[]) decodedArray[4])[0];
+        try (decoded; nested) {
+            assertTrue(decoded.ownsMemory() && tensor.contentEquals(decoded), decoded::toString);
+            assertNotSame(tensor, decoded);
+            assertTrue(nested.ownsMemory() && tensor.contentEquals(nested), nested::toString);
+        }
+    }
+
+    private static <T> T only(List<Object> values, Class<T> type) {
+        List<T> found = values.stream().filter(type::isInstance).map(type::cast).toList();
+        assertEquals(1, found.size(), () -> type + " in " + values);
+        return found.getFirst();
+    }
+
+    @Test
+    void lambdasWithCapturesInThePlan() throws Exception {
+        InputNode<String> in = Graph.input();
+        int times = 3;
+        Tensor weights = track(Tensor.of(new int[] {4, 5}));
+        Config config = new Config(2, "c");
+        Node<String> x = a.bind((Text t, String s) -> t.repeat(s, times) + weights.getInt(1), in);
+        Node<String> y = b.bind((Text t, String s) -> config.name() + t.repeat(s, config.n()), x);
+        ExecutionPlan back = roundTrip(compile(y));
+        List<Compute> computes = computes(back);
+        assertEquals("ababab5", MethodRef.invoke(computes.get(0).method().function(), 1, new Text(), new Object[] {"ab"}));
+        assertEquals("cxx", MethodRef.invoke(computes.get(1).method().function(), 1, new Text(), new Object[] {"x"}));
+    }
+
+    @Test
+    void unregisteredConstantFailsAtEncodeSayingHowToRegister() {
+        Method1<Over, Object, String> fmt = Over::fmt;
+        ExecutionPlan plan = compile(o.bind(fmt, new Secret(1)));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PlanCodec.encode(plan, codec));
+        assertEquals("cannot send the plan: a constant argument of Over.fmt cannot be encoded: cannot send a value of"
+                + " class " + Secret.class.getName() + " between processes: it is not registered; register it in every"
+                + " process of the graph with codec.register(Secret.class)", e.getMessage());
+    }
+
+    @Test
+    void unregisteredCaptureFailsAtEncodeNamingTheLambda() {
+        Secret secret = new Secret(2);
+        ExecutionPlan plan = compile(a.bind((Text t, String s) -> s + secret.x(), Graph.<String>input()));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PlanCodec.encode(plan, codec));
+        assertTrue(e.getMessage().startsWith("cannot send lambda " + PlanCodecTest.class.getName() + ".lambda$"),
+                e.getMessage());
+        assertTrue(e.getMessage().contains("codec.register(Secret.class). Fix: register that class"), e.getMessage());
+    }
+
+    @Test
+    void readerWithoutTheRegistrationSaysHowToRegister() {
+        Method1<Over, Object, String> fmt = Over::fmt;
+        byte[] bytes = PlanCodec.encode(compile(o.bind(fmt, new Config(1, "x"))), codec);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> PlanCodec.decode(bytes, new ValueCodec(), getClass().getClassLoader()));
+        assertTrue(e.getMessage().contains("codec.register"), e.getMessage());
+    }
+
+    @Test
+    void truncatedPlanIsAnIllegalArgumentAtEveryLength() {
+        byte[] bytes = PlanCodec.encode(sampleWithEverything(), codec);
+        for (int length = 0; length < bytes.length; length++) {
+            byte[] prefix = Arrays.copyOf(bytes, length);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> PlanCodec.decode(prefix, codec, getClass().getClassLoader()), "truncated to " + length);
+            assertTrue(e.getMessage().startsWith("truncated wire message") || e.getMessage().startsWith("corrupt wire"),
+                    e.getMessage());
+        }
+    }
+
+    @Test
+    void corruptPlanIsAnIllegalArgumentOrADifferentPlan() {
+        byte[] bytes = PlanCodec.encode(sampleWithEverything(), codec);
+        int refused = 0;
+        for (int i = 0; i < bytes.length; i++) {
+            for (int mask : new int[] {0x01, 0x80, 0xFF}) {
+                byte[] flipped = bytes.clone();
+                flipped[i] ^= (byte) mask;
+                try {
+                    PlanCodec.decode(flipped, codec, getClass().getClassLoader());
+                } catch (IllegalArgumentException e) {
+                    refused++;
+                }
+            }
+        }
+        assertTrue(refused > bytes.length, "most flips are caught: " + refused);
+    }
+
+    @Test
+    void foreignOrTrailingBytesAreRefused() {
+        byte[] plan = PlanCodec.encode(sampleWithEverything(), codec);
+        byte[] options = PlanCodec.encode(CompileOptions.defaults());
+        ClassLoader loader = getClass().getClassLoader();
+        assertEquals("not an encoded ExecutionPlan: it starts with 0x54504f4b, not 0x4e4c504b",
+                assertThrows(IllegalArgumentException.class, () -> PlanCodec.decode(options, codec, loader)).getMessage());
+        assertEquals("not an encoded CompileOptions: it starts with 0x4e4c504b, not 0x54504f4b",
+                assertThrows(IllegalArgumentException.class, () -> PlanCodec.decodeOptions(plan)).getMessage());
+        byte[] longer = Arrays.copyOf(plan, plan.length + 3);
+        assertEquals("corrupt wire message: 3 bytes left over after the end at offset " + plan.length,
+                assertThrows(IllegalArgumentException.class, () -> PlanCodec.decode(longer, codec, loader)).getMessage());
+        byte[] nextVersion = plan.clone();
+        nextVersion[4]++;
+        assertEquals("cannot read an encoded ExecutionPlan of format version 2: this Kiln reads version 1; run the"
+                + " same Kiln build in every process",
+                assertThrows(IllegalArgumentException.class, () -> PlanCodec.decode(nextVersion, codec, loader))
+                        .getMessage());
+    }
+
+    @Test
+    void planAndOptionsShareOneMessage() throws Exception {
+        ExecutionPlan plan = compile(a.bind(Text::upper, Graph.<String>input()));
+        CompileOptions options = CompileOptions.defaults().idle(IdleMode.SPIN);
+        WireOut out = new WireOut();
+        PlanCodec.write(out, options);
+        PlanCodec.write(out, plan, codec);
+        WireIn in = new WireIn(out.toByteArray());
+        assertEquals(options, PlanCodec.readOptions(in));
+        assertEquals(comparable(plan), comparable(PlanCodec.readPlan(in, codec, getClass().getClassLoader())));
+        in.expectEnd();
+    }
+
+    @Test
+    void optionsRoundTripEveryComponent() {
+        CompileOptions defaults = CompileOptions.defaults();
+        assertEquals(defaults, PlanCodec.decodeOptions(PlanCodec.encode(defaults)));
+        CompileOptions custom = defaults.maxInflight(3).bufferBytes(12_345).submitTimeout(Duration.ofNanos(1))
+                .getTimeout(Duration.ofMillis(2)).teardownTimeout(Duration.ofMinutes(3)).idle(IdleMode.BLOCKING)
+                .slotGrowth(false);
+        for (var component : CompileOptions.class.getRecordComponents()) {
+            try {
+                assertNotEquals(component.getAccessor().invoke(defaults), component.getAccessor().invoke(custom),
+                        component.getName() + " differs from the default, so a dropped field shows");
+            } catch (ReflectiveOperationException e) {
+                throw new AssertionError(e);
+            }
+        }
+        assertEquals(custom, PlanCodec.decodeOptions(PlanCodec.encode(custom)));
+        CompileOptions forever = defaults.getTimeout(Duration.ofDays(365L * 1000));
+        assertEquals(Duration.ofNanos(Long.MAX_VALUE), PlanCodec.decodeOptions(PlanCodec.encode(forever)).getTimeout());
+    }
+
+    @Test
+    void corruptOptionsAreAnIllegalArgument() {
+        byte[] bytes = PlanCodec.encode(CompileOptions.defaults());
+        for (int length = 0; length < bytes.length; length++) {
+            byte[] prefix = Arrays.copyOf(bytes, length);
+            assertThrows(IllegalArgumentException.class, () -> PlanCodec.decodeOptions(prefix));
+        }
+        byte[] zeroInflight = bytes.clone();
+        Arrays.fill(zeroInflight, 8, 12, (byte) 0);
+        assertEquals("maxInflight must be >= 1, got 0",
+                assertThrows(IllegalArgumentException.class, () -> PlanCodec.decodeOptions(zeroInflight)).getMessage());
+        WireOut out = new WireOut();
+        out.writeInt(0x54504F4B);
+        out.writeInt(1);
+        out.writeInt(1);
+        out.writeLong(1);
+        out.writeLong(1);
+        out.writeLong(1);
+        out.writeLong(1);
+        out.writeString("SLEEPY");
+        out.writeBoolean(true);
+        assertEquals("corrupt wire message: IdleMode has no constant SLEEPY; is the sender running another version of"
+                + " Kiln?", assertThrows(IllegalArgumentException.class, () -> PlanCodec.decodeOptions(out.toByteArray()))
+                .getMessage());
+    }
+
+    /** A plan with every kind of operation, argument, transport and a captured value. */
+    private ExecutionPlan sampleWithEverything() {
+        InputNode<Object> in = Graph.input();
+        int times = 2;
+        Node<String> x = a.bind((Text t, String s) -> t.repeat(s, times), in.arg(0));
+        Node<String> y = b.bind(Text::concat, x, in.arg(1));
+        Node<String> z = c.bind(Text::describe, y, 1L, 2.5, "s", 'c', new byte[] {3}, null, new Object[] {1});
+        return compile(Graph.outputs(z, x));
+    }
+
+    private Tensor track(Tensor t) {
+        tensors.add(t);
+        return t;
+    }
+
+    private static List<Compute> computes(ExecutionPlan plan) {
+        return plan.schedules().stream().flatMap(s -> s.ops().stream()).filter(op -> op instanceof Compute)
+                .map(op -> (Compute) op).toList();
+    }
+
+    /** Calls a compute on a new actor: arguments from the input or locals get sample values, constants their own. */
+    private Object invoke(Compute compute, int actor) throws Exception {
+        MethodRef m = compute.method();
+        Object[] args = new Object[m.arity()];
+        for (int i = 0; i < args.length; i++) {
+            Class<?> type = m.parameterTypes().get(i);
+            args[i] = switch (compute.args().get(i)) {
+                case ConstantArg k -> k.value();
+                case LocalArg l -> type == Integer.class ? 2 : "sample" + l.local();
+                case InputArg in -> type == Integer.class ? 3 : "input" + in.index();
+            };
+        }
+        Object instance = actorClasses.get(actor).getDeclaredConstructor().newInstance();
+        return WireActors.describe(MethodRef.invoke(m.function(), m.arity(), instance, args));
+    }
+
+    /**
+     * The plan with what has no value equality made comparable: a method without its function object (its
+     * names and types stay), a constant as its description.
+     */
+    private static ExecutionPlan comparable(ExecutionPlan plan) {
+        List<ActorSchedule> schedules = plan.schedules().stream().map(s -> new ActorSchedule(s.actor(), s.name(),
+                s.placement(), s.frameSize(), s.ops().stream().map(PlanCodecTest::comparable).toList())).toList();
+        return new ExecutionPlan(plan.inputArity(), plan.maxInflight(), plan.nodes(), plan.channels(), schedules,
+                plan.outputs(), plan.multiOutput());
+    }
+
+    private static Operation comparable(Operation op) {
+        if (!(op instanceof Compute c)) {
+            return op;
+        }
+        MethodRef m = c.method();
+        List<Arg> args = c.args().stream().map(arg -> arg instanceof ConstantArg k
+                ? new ConstantArg(WireActors.describe(k.value())) : arg).toList();
+        return new Compute(c.node(), new MethodRef(null, m.arity(), m.owner(), m.name(), m.parameterTypes(),
+                m.primitive(), m.returnType()), args, c.local());
+    }
+}
