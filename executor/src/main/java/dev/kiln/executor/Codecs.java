@@ -6,11 +6,9 @@ import dev.kiln.executor.wire.LambdaCodec;
 import dev.kiln.executor.wire.PlanCodec;
 import dev.kiln.executor.wire.WireIn;
 import dev.kiln.executor.wire.WireOut;
-import dev.kiln.tensor.Tensor;
 import dev.kiln.transport.ValueCodec;
 
 import java.io.Serializable;
-import java.lang.foreign.MemorySegment;
 
 /**
  * What the control plane sends as bytes: values (through the {@link ValueCodec}), lambdas
@@ -28,13 +26,9 @@ public final class Codecs {
      * @throws IllegalArgumentException if the codec cannot encode it (an unregistered class)
      */
     public static byte[] valueBytes(Object value, ValueCodec codec) {
-        byte[] bytes = new byte[256];
-        long n = codec.encode(value, MemorySegment.ofArray(bytes));
-        if (n < 0) {
-            bytes = new byte[Math.toIntExact(-n)];
-            n = codec.encode(value, MemorySegment.ofArray(bytes));
-        }
-        return java.util.Arrays.copyOf(bytes, Math.toIntExact(n));
+        WireOut out = new WireOut();
+        out.writeValue(codec, value);
+        return out.toByteArray();
     }
 
     /**
@@ -43,26 +37,18 @@ public final class Codecs {
      * @return the value, owning its memory (tensors are copied out of {@code bytes})
      */
     public static Object value(byte[] bytes, ValueCodec codec) {
-        return owned(codec.decode(MemorySegment.ofArray(bytes)));
+        WireIn in = new WireIn(bytes);
+        Object value = in.readValue(codec);
+        in.expectEnd();
+        return value;
     }
 
     /**
-     * A value that stays valid after the memory it was decoded from is reused: a tensor view is
-     * copied, in arrays too; anything else is returned as is.
-     *
-     * @param value a decoded value
-     * @return the value or its copy
+     * @param value a value read in place from a channel
+     * @return the value, owning its memory (see {@link WireIn#own})
      */
     public static Object owned(Object value) {
-        if (value instanceof Tensor t && !t.ownsMemory()) {
-            return Tensor.copyOf(t);
-        }
-        if (value instanceof Object[] array) {
-            for (int i = 0; i < array.length; i++) {
-                array[i] = owned(array[i]);
-            }
-        }
-        return value;
+        return WireIn.own(value);
     }
 
     /**

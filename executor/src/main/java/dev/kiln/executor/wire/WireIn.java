@@ -131,8 +131,15 @@ public final class WireIn {
         }
     }
 
-    private static Object own(Object value) {
-        if (value instanceof Tensor t) {
+    /**
+     * A decoded value that stays valid after the memory it was decoded from is reused: a tensor
+     * view is copied, in arrays too; anything else is returned as is.
+     *
+     * @param value a decoded value
+     * @return the value or its copy
+     */
+    public static Object own(Object value) {
+        if (value instanceof Tensor t && !t.ownsMemory()) {
             return Tensor.copyOf(t);
         }
         if (value instanceof Object[] array) {
