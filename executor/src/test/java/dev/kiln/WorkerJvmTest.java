@@ -97,6 +97,30 @@ class WorkerJvmTest {
         }
     }
 
+    /** Builds its result in the outgoing slot; remembers addresses to show nothing was copied. */
+    public static final class Builder {
+        volatile long builtAt;
+        volatile long readAt;
+
+        public Tensor ramp(Integer n) {
+            Tensor t = Outputs.tensor(DType.F32, n);
+            for (int i = 0; i < n; i++) {
+                t.setFloat(i, i);
+            }
+            builtAt = t.data().address();
+            return t;
+        }
+
+        public Float sum(Tensor t) {
+            readAt = t.data().address();
+            float s = 0;
+            for (long i = 0; i < t.numel(); i++) {
+                s += t.getFloat(i);
+            }
+            return s;
+        }
+    }
+
     /** A registered value class. */
     public record Point(int x, int y) {
     }
@@ -315,6 +339,29 @@ class WorkerJvmTest {
             assertFalse(shmFilesOf(ProcessHandle.current().pid()).isEmpty());
         }
         assertEquals(List.of(), shmFilesOf(ProcessHandle.current().pid()));
+    }
+
+    @Test
+    void outputsTensorIsBuiltInTheSlotAndReadInPlace() throws Exception {
+        Builder producer = new Builder();
+        Builder consumer = new Builder();
+        ActorRef<Builder> a = kiln.actor(() -> producer);
+        ActorRef<Builder> b = kiln.actor(() -> consumer);
+        InputNode<Integer> in = Graph.input();
+        Node<Float> out = b.bind(Builder::sum, a.bind(Builder::ramp, in).withTransport(Transport.SHARED_MEMORY));
+        try (CompiledGraph<Integer, Float> g = kiln.compile(out, OPTIONS)) {
+            for (int n = 1; n <= 64; n++) {
+                assertEquals(n * (n - 1) / 2f, g.execute(n).get());
+                assertEquals(producer.builtAt, consumer.readAt, "the consumer reads the bytes the producer wrote");
+            }
+        }
+        ActorRef<Builder> remote = kiln.actor(Builder::new, ActorOptions.process());
+        InputNode<Integer> in2 = Graph.input();
+        try (CompiledGraph<Integer, Tensor> g = kiln.compile(remote.bind(Builder::ramp, in2), OPTIONS)) {
+            assertEquals(List.of(0f, 1f, 2f, 3f), floats(g.execute(4).get()));
+        }
+        assertEquals(List.of(0f, 1f), floats(kiln.call(a, Builder::ramp, 2).get(10, TimeUnit.SECONDS)),
+                "outside a graph it allocates");
     }
 
     private static List<Float> floats(Tensor t) {

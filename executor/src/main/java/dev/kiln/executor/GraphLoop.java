@@ -11,12 +11,15 @@ import dev.kiln.compiler.ExecutionPlan.Read;
 import dev.kiln.compiler.ExecutionPlan.Write;
 import dev.kiln.compiler.IdleMode;
 import dev.kiln.graph.MethodRef;
+import dev.kiln.tensor.DType;
+import dev.kiln.tensor.Tensor;
 import dev.kiln.transport.Channel;
 import dev.kiln.transport.KilnIdleStrategy;
 import dev.kiln.transport.RemoteError;
 
 import java.io.Serializable;
 import java.io.UncheckedIOException;
+import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.List;
 import java.util.function.Consumer;
@@ -55,6 +58,9 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     private final int[] kind;
     private final Channel[] channel;
     private final boolean[] crossing;
+    /** For each COMPUTE: the channel its result alone goes to, if that one crosses JVMs; else null. */
+    private final Channel[] output;
+    private OutputTarget target;
     /** For each WRITE: the method whose result it writes, for error messages. */
     private final String[] writes;
     private final int[] reader;
@@ -93,6 +99,7 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
         this.kind = new int[n];
         this.channel = new Channel[n];
         this.crossing = new boolean[n];
+        this.output = new Channel[n];
         this.writes = new String[n];
         this.reader = new int[n];
         this.local = new int[n];
@@ -159,6 +166,50 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
         for (int i = 0; i < n; i++) {
             crossing[i] = channel[i] != null && channel[i].crossesProcesses();
         }
+        for (int i = 0; i < n; i++) {
+            if (ops.get(i) instanceof Compute c) {
+                int writes = 0;
+                int at = -1;
+                for (int j = i + 1; j < n; j++) {
+                    if (ops.get(j) instanceof Write w && w.local() == c.local()) {
+                        writes++;
+                        at = j;
+                    }
+                }
+                output[i] = writes == 1 && crossing[at] ? channel[at] : null;
+            }
+        }
+    }
+
+    /** Where {@link #outputTensor} builds the result of the method an actor thread runs now. */
+    private static final class OutputTarget {
+        Channel channel;
+        long sequence;
+    }
+
+    private static final ThreadLocal<OutputTarget> TARGET = ThreadLocal.withInitial(OutputTarget::new);
+
+    /**
+     * A tensor for the result of the actor method running on this thread: a view of the slot of
+     * the channel the result goes to, when that channel crosses JVMs and has room (returning it
+     * then copies nothing), else a newly allocated tensor. One slot per method call: a second
+     * call in the same method allocates.
+     *
+     * @param dtype the element type
+     * @param shape the shape
+     * @return the tensor to fill and return
+     */
+    public static Tensor outputTensor(DType dtype, long... shape) {
+        OutputTarget t = TARGET.get();
+        Channel c = t.channel;
+        if (c != null) {
+            t.channel = null;
+            MemorySegment slot = c.claimTensor(t.sequence, dtype, shape);
+            if (slot != null) {
+                return Tensor.view(slot, dtype, shape);
+            }
+        }
+        return Tensor.allocate(dtype, shape);
     }
 
     /**
@@ -168,6 +219,7 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
      */
     public void bind(Object instance) {
         this.actor = instance;
+        this.target = TARGET.get();
     }
 
     /** Asks the loop to leave the graph at its next duty cycle; any thread. */
@@ -307,6 +359,9 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
             }
             args[a] = v;
         }
+        OutputTarget out = target;
+        out.channel = output[i];
+        out.sequence = sequence;
         try {
             return MethodRef.invoke(function[i], kinds.length, actor, args);
         } catch (VirtualMachineError fatal) {
@@ -314,6 +369,7 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
         } catch (Throwable t) {
             return new TaskError(actorName, methodName[i], sequence, t);
         } finally {
+            out.channel = null;
             Arrays.fill(args, null); // do not keep this execution's values alive
         }
     }

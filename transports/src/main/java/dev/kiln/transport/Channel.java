@@ -90,6 +90,22 @@ public interface Channel extends AutoCloseable {
         return false;
     }
 
+    /**
+     * Memory in the slot of {@code sequence} where the writer may build a tensor's data in place,
+     * so that offering a {@link dev.kiln.tensor.Tensor#view} of it copies nothing. Writer thread
+     * only; the view must be offered for {@code sequence} (or not used at all) and not touched
+     * after the offer.
+     *
+     * @param sequence the writer's next sequence
+     * @param dtype    the tensor's element type
+     * @param shape    the tensor's shape
+     * @return the data region, or null when the channel passes values by reference (no copy to save),
+     *         the slot is not free yet, or the tensor does not fit in it
+     */
+    default java.lang.foreign.MemorySegment claimTensor(long sequence, dev.kiln.tensor.DType dtype, long[] shape) {
+        return null;
+    }
+
     /** Frees the channel's memory; no call may follow. */
     @Override
     void close();

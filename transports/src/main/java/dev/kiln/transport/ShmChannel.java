@@ -335,6 +335,34 @@ public final class ShmChannel implements Channel {
     }
 
     /**
+     * The data region of a tensor encoded in the slot of {@code sequence}, for the writer to fill
+     * in place; see {@link Channel#claimTensor}. Writer thread of the creating process only.
+     */
+    @Override
+    public MemorySegment claimTensor(long sequence, dev.kiln.tensor.DType dtype, long[] shape) {
+        if (!writer) {
+            return null;
+        }
+        long wrap = sequence - slotCount;
+        if (minReleased <= wrap) {
+            minReleased = scanReleased();
+            if (minReleased <= wrap) {
+                return null;
+            }
+        }
+        long bytes = dtype.byteSize();
+        for (long d : shape) {
+            if (d < 0) {
+                return null;
+            }
+            bytes = Math.multiplyHigh(bytes, d) != 0 ? Long.MAX_VALUE : bytes * d;
+        }
+        MemorySegment data = writeGeneration.data[(int) (sequence % slotCount)];
+        long offset = ValueCodec.tensorDataOffset(shape.length);
+        return bytes <= data.byteSize() - offset ? data.asSlice(offset, bytes) : null;
+    }
+
+    /**
      * Reads the value of {@code sequence}; see {@link Channel#poll}. A tensor comes back as a view of the
      * slot, valid until this reader releases the sequence (after {@link #close()} access throws
      * {@link IllegalStateException}); copy it with {@link Tensor#copyOf} to keep it. Other values are

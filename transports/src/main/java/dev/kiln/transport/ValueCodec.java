@@ -266,7 +266,15 @@ public final class ValueCodec {
         return source.asSlice(HEADER, length).toArray(ValueLayout.JAVA_BYTE);
     }
 
-    private static long tensorDataOffset(int rank) {
+    /**
+     * Where a tensor's data starts in its encoding: a writer that builds a tensor straight in a
+     * channel slot ({@link Channel#claimTensor}) puts it there, and {@link #encode} then writes
+     * only the header.
+     *
+     * @param rank the tensor's rank
+     * @return the offset from the start of the encoded value, a multiple of 64
+     */
+    public static long tensorDataOffset(int rank) {
         long end = TENSOR_SHAPE + 8L * rank;
         return (end + TENSOR_ALIGN - 1) & -TENSOR_ALIGN;
     }
@@ -281,7 +289,9 @@ public final class ValueCodec {
             for (int d = 0; d < rank; d++) {
                 target.set(I64, TENSOR_SHAPE + 8L * d, t.dim(d));
             }
-            MemorySegment.copy(t.data(), 0, target, dataOffset, t.byteSize());
+            if (t.data().address() != target.address() + dataOffset || !t.data().isNative() || !target.isNative()) {
+                MemorySegment.copy(t.data(), 0, target, dataOffset, t.byteSize());
+            } // else: built in place (Channel.claimTensor), nothing to copy
         }
         return n;
     }

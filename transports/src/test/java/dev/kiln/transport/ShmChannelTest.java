@@ -1,5 +1,9 @@
 package dev.kiln.transport;
 
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+
+import java.lang.foreign.MemorySegment;
+
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
 import dev.kiln.compiler.IdleMode;
 import dev.kiln.graph.Transport;
@@ -152,6 +156,45 @@ class ShmChannelTest {
             ch.release(0, 0);
             assertTrue(ch.offer(1, "next"));
             assertEquals("next", ch.poll(0, 1));
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void tensorBuiltInTheClaimedSlotIsPublishedWithoutACopy() throws IOException {
+        try (ShmChannel ch = create(2, 1, 4096, true)) {
+            for (long seq = 0; seq < 6; seq++) {
+                MemorySegment slot = ch.claimTensor(seq, DType.F32, new long[] {3, 4});
+                assertNotNull(slot, "slot of #" + seq + " is free");
+                Tensor built = Tensor.view(slot, DType.F32, 3, 4);
+                for (int i = 0; i < 12; i++) {
+                    built.setFloat(i, seq * 100 + i);
+                }
+                assertTrue(ch.offer(seq, built));
+                Tensor read = assertInstanceOf(Tensor.class, ch.poll(0, seq));
+                assertEquals(slot.address(), read.data().address(), "the reader sees the very bytes the writer built");
+                assertArrayEquals(new long[] {3, 4}, read.shape());
+                for (int i = 0; i < 12; i++) {
+                    assertEquals(seq * 100 + i, read.getFloat(i));
+                }
+                ch.release(0, seq);
+            }
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void claimRefusesABusySlotATensorTooLargeAndAReader() throws IOException {
+        try (ShmChannel ch = create(1, 1, 4096, true)) {
+            assertNull(ch.claimTensor(0, DType.F32, new long[] {2048}), "does not fit beside its header");
+            assertNotNull(ch.claimTensor(0, DType.F32, new long[] {1000}));
+            assertTrue(ch.offer(0, "taken"));
+            assertNull(ch.claimTensor(1, DType.F32, new long[] {4}), "#0 not released yet");
+            try (ShmChannel reader = ShmChannel.open(ch.spec(), ch.path(), new ValueCodec(), new Waker[1])) {
+                assertNull(reader.claimTensor(1, DType.F32, new long[] {4}));
+            }
+            ch.release(0, 0);
+            assertNotNull(ch.claimTensor(1, DType.F32, new long[] {4}));
         }
     }
 
