@@ -1,5 +1,6 @@
 package dev.kiln.bench;
 
+import dev.kiln.ActorOptions;
 import dev.kiln.CompiledGraph;
 import dev.kiln.GraphFuture;
 import dev.kiln.Kiln;
@@ -20,6 +21,7 @@ import java.util.List;
 final class CompiledPath extends Path {
 
     private final Kiln kiln;
+    private final boolean worker;
     private final CompiledGraph<Object, Object> graph;
     private final GraphFuture<?>[] ring;
     private long submitted;
@@ -27,10 +29,12 @@ final class CompiledPath extends Path {
 
     /**
      * @param inflight the graph's {@code maxInflight}, at least {@code window}
+     * @param worker   whether the actors live in a worker JVM (one for all stages), reached through shared memory
      */
     @SuppressWarnings("unchecked")
-    CompiledPath(Scenario scenario, IdleMode idle, int window, int inflight) {
+    CompiledPath(Scenario scenario, IdleMode idle, int window, int inflight, boolean worker) {
         super(scenario, idle, window);
+        this.worker = worker;
         this.ring = new GraphFuture<?>[window];
         this.kiln = Kiln.local();
         try {
@@ -59,7 +63,7 @@ final class CompiledPath extends Path {
     }
 
     private ActorRef<Stage> stage(int i) {
-        return kiln.actor(() -> new Stage(i));
+        return worker ? kiln.actor(() -> new Stage(i), ActorOptions.process("bench-worker")) : kiln.actor(() -> new Stage(i));
     }
 
     @Override

@@ -1,5 +1,6 @@
 package dev.kiln.bench;
 
+import dev.kiln.ActorOptions;
 import dev.kiln.Kiln;
 import dev.kiln.compiler.IdleMode;
 import dev.kiln.graph.ActorRef;
@@ -25,14 +26,15 @@ final class DynamicPath extends Path {
     private long finished;
 
     @SuppressWarnings("unchecked")
-    DynamicPath(Scenario scenario, int window) {
+    DynamicPath(Scenario scenario, int window, boolean worker) {
         super(scenario, IdleMode.BLOCKING, window);
         this.ring = new CompletableFuture<?>[window][scenario == Scenario.SCATTER4 ? 4 : 1];
         this.kiln = Kiln.local();
         this.stages = new ActorRef[scenario.actors()];
         for (int i = 0; i < stages.length; i++) {
             int salt = i;
-            stages[i] = kiln.actor(() -> new Stage(salt));
+            stages[i] = worker ? kiln.actor(() -> new Stage(salt), ActorOptions.process("bench-worker"))
+                    : kiln.actor(() -> new Stage(salt));
         }
         this.then = new Function[stages.length - 1];
         for (int i = 0; i < then.length; i++) {

@@ -68,6 +68,35 @@ public class LatencyBenchmark {
         }
     }
 
+    /** The actors in a worker JVM: the driver's JVM and the worker's, through shared memory or the control plane. */
+    @State(Scope.Benchmark)
+    public static class Worker {
+        /** What one execution does (dynamic calls carry at most 8 MiB, so no 64 MiB tensor). */
+        @Param({"SINGLE", "TENSOR_4K", "TENSOR_1M"})
+        public Scenario scenario;
+        /** How Kiln's actor loops and driver wait. */
+        @Param(Scenario.AUTO)
+        public String idle;
+
+        Run run = new Run();
+
+        /**
+         * Starts the worker JVM, the actors and the path the benchmark method names.
+         *
+         * @param params the benchmark being run
+         */
+        @Setup(Level.Trial)
+        public void setUp(BenchmarkParams params) {
+            run.path = Path.open(method(params), scenario, scenario.idle(idle), 1, CompileOptions.defaults().maxInflight());
+        }
+
+        /** Stops the path and its worker JVM. */
+        @TearDown(Level.Trial)
+        public void tearDown() {
+            run.path.close();
+        }
+    }
+
     /** The Aeron ping-pong: a second JVM, one hop there and one back. */
     @State(Scope.Benchmark)
     public static class Ipc {
@@ -140,6 +169,24 @@ public class LatencyBenchmark {
     @Benchmark
     public long dynamic(Run r) {
         return r.roundTrip();
+    }
+
+    /**
+     * @param w the compiled graph, its actor in a worker JVM
+     * @return the execution's result
+     */
+    @Benchmark
+    public long compiledWorker(Worker w) {
+        return w.run.roundTrip();
+    }
+
+    /**
+     * @param w the actor in a worker JVM, called through {@code kiln.call}
+     * @return the execution's result
+     */
+    @Benchmark
+    public long dynamicWorker(Worker w) {
+        return w.run.roundTrip();
     }
 
     /**

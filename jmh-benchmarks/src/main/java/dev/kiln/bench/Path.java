@@ -36,7 +36,8 @@ abstract class Path implements AutoCloseable {
     /**
      * Opens the path a benchmark method stands for.
      *
-     * @param name     the path: {@code compiled}, {@code dynamic}, {@code executor}, {@code pekko}, {@code disruptor}, {@code aeron}
+     * @param name     the path: {@code compiled}, {@code dynamic}, {@code compiledWorker}, {@code dynamicWorker} (the
+     *                 actors in worker JVMs), {@code executor}, {@code pekko}, {@code disruptor}, {@code aeron}
      * @param scenario what one execution does
      * @param idle     how waiting threads idle, where the path has a choice
      * @param window   executions in flight at most (the compiled graph's {@code maxInflight} in throughput runs)
@@ -45,8 +46,10 @@ abstract class Path implements AutoCloseable {
      */
     static Path open(String name, Scenario scenario, IdleMode idle, int window, int inflight) {
         Path p = switch (name) {
-            case "compiled" -> new CompiledPath(scenario, idle, window, inflight);
-            case "dynamic" -> new DynamicPath(scenario, window);
+            case "compiled" -> new CompiledPath(scenario, idle, window, inflight, false);
+            case "dynamic" -> new DynamicPath(scenario, window, false);
+            case "compiledWorker" -> new CompiledPath(scenario, idle, window, inflight, true);
+            case "dynamicWorker" -> new DynamicPath(scenario, window, true);
             case "executor" -> new ExecutorPath(scenario, window);
             case "pekko" -> new PekkoPath(scenario, window);
             case "disruptor" -> new DisruptorPath(scenario, idle, window);
