@@ -669,8 +669,23 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                 stops.add(w.request(Message.STOP_GRAPH, m -> m.putLong(id)));
             }
         }
-        part.stop();
         long deadline = System.nanoTime() + options.teardownTimeout().toNanos();
+        // No driver thread may touch a channel while it is closed: wait for a submit in progress and
+        // take the collector role for good (later waiters find their futures failed without collecting).
+        submitLock.lock();
+        try {
+            boolean collector = false;
+            while (!(collector = collecting.compareAndSet(false, true)) && System.nanoTime() - deadline < 0) {
+                LockSupport.parkNanos(100_000);
+            }
+            if (collector) {
+                part.stop();
+            } else {
+                part.stopLoops(); // a collector is stuck: leave the channels to the GC rather than pull them away
+            }
+        } finally {
+            submitLock.unlock();
+        }
         for (CompletableFuture<Message> stop : stops) {
             try {
                 stop.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
