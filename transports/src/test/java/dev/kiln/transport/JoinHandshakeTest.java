@@ -1,0 +1,189 @@
+package dev.kiln.transport;
+
+import org.junit.jupiter.api.Test;
+
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class JoinHandshakeTest {
+
+    private static final byte[] SECRET = "correct horse battery staple".getBytes(StandardCharsets.UTF_8);
+    private static final byte[] OTHER_SECRET = "correct horse battery stapler".getBytes(StandardCharsets.UTF_8);
+    private static final WorkerInfo INFO = new WorkerInfo("gpu-node-7", Map.of("zone", "a", "rack", "r12"), 32,
+            List.of(80L << 30, 79L << 30));
+
+    private static byte[] flip(byte[] b, int bit) {
+        byte[] copy = b.clone();
+        copy[bit / 8] ^= (byte) (1 << (bit % 8));
+        return copy;
+    }
+
+    @Test
+    void bothSidesAcceptWithTheRightSecret() {
+        JoinHandshake.DriverSide driver = new JoinHandshake.DriverSide(SECRET);
+        JoinHandshake.WorkerSide worker = new JoinHandshake.WorkerSide(SECRET, "worker-1", INFO);
+        byte[] challenge = driver.challenge();
+        assertEquals(JoinHandshake.NONCE_BYTES, challenge.length);
+        byte[] wire = worker.respond(challenge).encode();
+        JoinHandshake.Response received = JoinHandshake.Response.decode(wire);
+        assertTrue(driver.accept(received));
+        assertEquals("worker-1", received.workerName());
+        assertEquals(INFO, received.info());
+        byte[] proof = driver.proof();
+        assertEquals(JoinHandshake.MAC_BYTES, proof.length);
+        assertTrue(worker.acceptDriver(proof));
+        assertFalse(Arrays.equals(wire, proof), "sanity");
+        String everything = new String(wire, StandardCharsets.ISO_8859_1) + new String(challenge, StandardCharsets.ISO_8859_1)
+                + new String(proof, StandardCharsets.ISO_8859_1);
+        assertFalse(everything.contains(new String(SECRET, StandardCharsets.ISO_8859_1)), "the secret is not on the wire");
+    }
+
+    @Test
+    void aWorkerWithAWrongSecretIsRefused() {
+        JoinHandshake.DriverSide driver = new JoinHandshake.DriverSide(SECRET);
+        JoinHandshake.WorkerSide worker = new JoinHandshake.WorkerSide(OTHER_SECRET, "worker-1", INFO);
+        assertFalse(driver.accept(JoinHandshake.Response.decode(worker.respond(driver.challenge()).encode())));
+        assertEquals("no response was accepted: there is no proof to send",
+                assertThrows(IllegalStateException.class, driver::proof).getMessage());
+    }
+
+    @Test
+    void aDriverWithoutTheSecretIsRefusedByTheWorker() {
+        // An impostor driver cannot compute a proof: neither guessing nor replaying another session's proof works.
+        JoinHandshake.WorkerSide worker = new JoinHandshake.WorkerSide(SECRET, "worker-1", INFO);
+        JoinHandshake.DriverSide impostor = new JoinHandshake.DriverSide(OTHER_SECRET);
+        JoinHandshake.Response response = worker.respond(impostor.challenge());
+        assertFalse(impostor.accept(response));
+        assertFalse(worker.acceptDriver(new byte[JoinHandshake.MAC_BYTES]));
+
+        JoinHandshake.DriverSide earlierDriver = new JoinHandshake.DriverSide(SECRET);
+        JoinHandshake.WorkerSide earlierWorker = new JoinHandshake.WorkerSide(SECRET, "worker-1", INFO);
+        assertTrue(earlierDriver.accept(earlierWorker.respond(earlierDriver.challenge())));
+        assertFalse(worker.acceptDriver(earlierDriver.proof()), "a recorded proof answers another worker nonce");
+
+        JoinHandshake.DriverSide otherSecret = new JoinHandshake.DriverSide(OTHER_SECRET);
+        JoinHandshake.WorkerSide otherWorker = new JoinHandshake.WorkerSide(OTHER_SECRET, "worker-1", INFO);
+        assertTrue(otherSecret.accept(otherWorker.respond(otherSecret.challenge())));
+        assertFalse(worker.acceptDriver(otherSecret.proof()));
+    }
+
+    @Test
+    void aReplayedResponseIsRefused() {
+        JoinHandshake.DriverSide first = new JoinHandshake.DriverSide(SECRET);
+        JoinHandshake.WorkerSide worker = new JoinHandshake.WorkerSide(SECRET, "worker-1", INFO);
+        byte[] recorded = worker.respond(first.challenge()).encode();
+        assertTrue(first.accept(JoinHandshake.Response.decode(recorded)));
+        assertFalse(first.accept(JoinHandshake.Response.decode(recorded)), "the same join accepts once");
+        JoinHandshake.DriverSide second = new JoinHandshake.DriverSide(SECRET);
+        assertNotEquals(Arrays.toString(first.challenge()), Arrays.toString(second.challenge()), "fresh nonces");
+        assertFalse(second.accept(JoinHandshake.Response.decode(recorded)), "a recorded response answers another challenge");
+    }
+
+    @Test
+    void aTamperedResponseIsRefused() {
+        JoinHandshake.DriverSide probe = new JoinHandshake.DriverSide(SECRET);
+        byte[] wire = new JoinHandshake.WorkerSide(SECRET, "worker-1", INFO).respond(probe.challenge()).encode();
+        int nameAt = 8;
+        int infoAt = nameAt + "worker-1".length() + 4;
+        int macAt = wire.length - JoinHandshake.MAC_BYTES;
+        int nonceAt = macAt - JoinHandshake.NONCE_BYTES;
+        // Bits of the name, of the host name inside the info, of the worker nonce and of the MAC.
+        for (int bit : new int[] {nameAt * 8, nameAt * 8 + 5, (infoAt + 6) * 8, nonceAt * 8 + 3, macAt * 8,
+                (wire.length - 1) * 8 + 7}) {
+            JoinHandshake.DriverSide driver = new JoinHandshake.DriverSide(SECRET);
+            byte[] honest = new JoinHandshake.WorkerSide(SECRET, "worker-1", INFO).respond(driver.challenge()).encode();
+            assertFalse(driver.accept(JoinHandshake.Response.decode(flip(honest, bit))), "bit " + bit + " flipped");
+        }
+        // A worker that claims more than it signed: the same MAC over other info.
+        JoinHandshake.DriverSide driver = new JoinHandshake.DriverSide(SECRET);
+        JoinHandshake.Response honest = new JoinHandshake.WorkerSide(SECRET, "worker-1", INFO).respond(driver.challenge());
+        byte[] bigger = new WorkerInfo("gpu-node-7", Map.of("zone", "a", "rack", "r12"), 64,
+                List.of(80L << 30, 79L << 30)).encode();
+        byte[] honestWire = honest.encode();
+        byte[] tail = Arrays.copyOfRange(honestWire, honestWire.length - 64, honestWire.length);
+        byte[] forged = ByteBuffer.allocate(honestWire.length).put(honestWire, 0, infoAt)
+                .put(bigger).put(tail).array();
+        assertFalse(driver.accept(JoinHandshake.Response.decode(forged)));
+    }
+
+    @Test
+    void malformedInputIsRejectedClearly() {
+        assertEquals("a join secret needs at least 16 bytes, got 5", assertThrows(IllegalArgumentException.class,
+                () -> new JoinHandshake.DriverSide("short".getBytes(StandardCharsets.UTF_8))).getMessage());
+        assertEquals("a worker name has 1 to 255 bytes of UTF-8, got 0", assertThrows(IllegalArgumentException.class,
+                () -> new JoinHandshake.WorkerSide(SECRET, "", INFO)).getMessage());
+        JoinHandshake.WorkerSide worker = new JoinHandshake.WorkerSide(SECRET, "w", INFO);
+        assertEquals("respond to the driver's challenge first",
+                assertThrows(IllegalStateException.class, () -> worker.acceptDriver(new byte[32])).getMessage());
+        assertEquals("a challenge has 32 bytes, got 3",
+                assertThrows(IllegalArgumentException.class, () -> worker.respond(new byte[3])).getMessage());
+        byte[] wire = worker.respond(new byte[32]).encode();
+        assertEquals("this worker side already responded; a join answers one challenge",
+                assertThrows(IllegalStateException.class, () -> worker.respond(new byte[32])).getMessage());
+        assertThrows(IllegalArgumentException.class, () -> JoinHandshake.Response.decode(Arrays.copyOf(wire, wire.length - 1)));
+        assertThrows(IllegalArgumentException.class, () -> JoinHandshake.Response.decode(Arrays.copyOf(wire, wire.length + 1)));
+        assertEquals("not a join response (bad magic)", assertThrows(IllegalArgumentException.class,
+                () -> JoinHandshake.Response.decode(flip(wire, 0))).getMessage());
+        byte[] hugeName = wire.clone();
+        hugeName[4] = 0x7f;
+        assertThrows(IllegalArgumentException.class, () -> JoinHandshake.Response.decode(hugeName));
+    }
+
+    @Test
+    void workerInfoHasAStableEncoding() {
+        WorkerInfo a = new WorkerInfo("h", Map.of("b", "2", "a", "1"), 4, List.of(5L));
+        java.util.LinkedHashMap<String, String> reversed = new java.util.LinkedHashMap<>();
+        reversed.put("a", "1");
+        reversed.put("b", "2");
+        WorkerInfo b = new WorkerInfo("h", reversed, 4, List.of(5L));
+        assertEquals(a, b);
+        assertArrayEquals(a.encode(), b.encode());
+        assertEquals(List.of("a", "b"), List.copyOf(a.labels().keySet()), "sorted by key");
+        // magic KWI1, "h", 2 labels a=1 b=2, 4 cores, 1 GPU with 5 bytes free
+        assertEquals("4b57493101680201610131016201320000000400000001" + "0000000000000005", hex(a.encode()));
+        assertEquals(a, WorkerInfo.decode(a.encode()));
+        assertEquals(1, a.gpus());
+        assertEquals(INFO, WorkerInfo.decode(INFO.encode()));
+        WorkerInfo none = new WorkerInfo("cpu-only", Map.of(), 1, List.of());
+        assertEquals(none, WorkerInfo.decode(none.encode()));
+        assertEquals(0, none.gpus());
+    }
+
+    @Test
+    void workerInfoChecksItsValues() {
+        assertEquals("cores must be >= 1, got 0", assertThrows(IllegalArgumentException.class,
+                () -> new WorkerInfo("h", Map.of(), 0, List.of())).getMessage());
+        assertEquals("free device memory must be >= 0 bytes, got -1", assertThrows(IllegalArgumentException.class,
+                () -> new WorkerInfo("h", Map.of(), 1, List.of(-1L))).getMessage());
+        assertEquals("hostName must have 1 to 255 bytes of UTF-8, has 0", assertThrows(IllegalArgumentException.class,
+                () -> new WorkerInfo("", Map.of(), 1, List.of())).getMessage());
+        assertEquals("label key must have 1 to 255 bytes of UTF-8, has 0", assertThrows(IllegalArgumentException.class,
+                () -> new WorkerInfo("h", Map.of("", "x"), 1, List.of())).getMessage());
+        assertThrows(UnsupportedOperationException.class, () -> INFO.labels().put("x", "y"));
+        byte[] good = new WorkerInfo("h", Map.of("b", "2", "a", "1"), 4, List.of(5L)).encode();
+        byte[] outOfOrder = good.clone();
+        // swap the labels a=1 and b=2 (each: length 1, key, length 1, value)
+        System.arraycopy(good, 11, outOfOrder, 7, 4);
+        System.arraycopy(good, 7, outOfOrder, 11, 4);
+        assertEquals("not the stable encoding of a WorkerInfo: labels out of key order",
+                assertThrows(IllegalArgumentException.class, () -> WorkerInfo.decode(outOfOrder)).getMessage());
+        assertThrows(IllegalArgumentException.class, () -> WorkerInfo.decode(Arrays.copyOf(good, good.length - 1)));
+        assertThrows(IllegalArgumentException.class, () -> WorkerInfo.decode(Arrays.copyOf(good, good.length + 1)));
+        assertEquals("not an encoded WorkerInfo (bad magic)",
+                assertThrows(IllegalArgumentException.class, () -> WorkerInfo.decode(new byte[8])).getMessage());
+    }
+
+    private static String hex(byte[] b) {
+        return java.util.HexFormat.of().formatHex(b);
+    }
+}
