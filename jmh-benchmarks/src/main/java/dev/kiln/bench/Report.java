@@ -27,15 +27,16 @@ import java.util.Map;
 import java.util.function.ToDoubleFunction;
 
 /**
- * Turns a JMH JSON result of {@link LatencyBenchmark} and {@link ThroughputBenchmark} into the
- * report's generated parts, in one folder:
+ * Turns a JMH JSON result of {@link LatencyBenchmark}, {@link ThroughputBenchmark} and
+ * {@link ShmTransferBenchmark} into the report's generated parts, in one folder:
  *
  * <ul>
  *   <li>{@code results.json}: the JMH result without the raw samples, histograms and confidence
  *       intervals (sample-time histograms make the raw file megabytes), one entry per line; this
  *       class reads it back as well;
  *   <li>{@code results.md}: the machine, the run, one table of every figure, the ratios, the
- *       targets, and the published Ray figures (labelled as published, not measured here);
+ *       shared-memory transfer against memcpy, the targets, and the published Ray figures
+ *       (labelled as published, not measured here);
  *   <li>{@code chart.png}: median latency and pipelined throughput per scenario and path.
  * </ul>
  *
@@ -78,8 +79,8 @@ public final class Report {
     private static final int[] WINDOWS = {1, 4, 16};
 
     /** One benchmark, one parameter set: what the report needs of JMH's entry. */
-    record Result(String method, String mode, Map<String, String> params, double score, double p50, double p99,
-                  double allocPerOp) {
+    record Result(String benchmark, String method, String mode, Map<String, String> params, double score, double p50,
+                  double p99, double allocPerOp) {
 
         Scenario scenario() {
             String s = params.get("scenario");
@@ -194,9 +195,9 @@ public final class Report {
             if (secondary != null && secondary.has("gc.alloc.rate.norm")) {
                 alloc = secondary.getAsJsonObject("gc.alloc.rate.norm").get("score").getAsDouble();
             }
-            String kind = benchmark.contains("Latency") ? "sample" : "thrpt";
-            results.add(new Result(benchmark.substring(benchmark.lastIndexOf('.') + 1), kind, params,
-                    primary.get("score").getAsDouble(), p50, p99, alloc));
+            String[] names = benchmark.split("\\.");
+            results.add(new Result(names[names.length - 2], names[names.length - 1], o.get("mode").getAsString(),
+                    params, primary.get("score").getAsDouble(), p50, p99, alloc));
         }
         return results;
     }
@@ -212,11 +213,36 @@ public final class Report {
 
     private Result throughput(String method, Scenario scenario, int window) {
         for (Result r : results) {
-            if (!r.latency() && r.method().equals(method) && r.scenario() == scenario && r.window() == window) {
+            if (r.benchmark().equals("ThroughputBenchmark") && r.method().equals(method) && r.scenario() == scenario
+                    && r.window() == window) {
                 return r;
             }
         }
         return null;
+    }
+
+    /** @return operations per second of {@link ShmTransferBenchmark} for a size and a way, or null if not run */
+    private Result transfer(long bytes, ShmTransferBenchmark.Way way) {
+        for (Result r : results) {
+            if (r.benchmark().equals("ShmTransferBenchmark") && Long.parseLong(r.params().get("bytes")) == bytes
+                    && r.params().get("way").equals(way.name())) {
+                return r;
+            }
+        }
+        return null;
+    }
+
+    /** @return the tensor sizes {@link ShmTransferBenchmark} ran, ascending */
+    private List<Long> transferSizes() {
+        return results.stream().filter(r -> r.benchmark().equals("ShmTransferBenchmark"))
+                .map(r -> Long.parseLong(r.params().get("bytes"))).distinct().sorted().toList();
+    }
+
+    /** @return bytes per second of a transfer over the copy's, or NaN if either did not run */
+    private double transferRatio(long bytes, ShmTransferBenchmark.Way way) {
+        Result r = transfer(bytes, way);
+        Result copy = transfer(bytes, ShmTransferBenchmark.Way.MEMCPY);
+        return r == null || copy == null ? Double.NaN : r.score() / copy.score();
     }
 
     private double median(String method, Scenario scenario) {
@@ -251,6 +277,7 @@ public final class Report {
         table(md);
         ratios(md);
         tensors(md);
+        transfers(md);
         targets(md);
         published(md);
         return md.toString();
@@ -367,6 +394,42 @@ public final class Report {
         md.append('\n');
     }
 
+    private void transfers(StringBuilder md) {
+        List<Long> sizes = transferSizes();
+        if (sizes.isEmpty()) {
+            return;
+        }
+        md.append("## Shared-memory transfer vs memcpy\n\n");
+        md.append("`ShmTransferBenchmark` (throughput mode): one operation moves one tensor of the size through a ")
+                .append("`ShmChannel` in `/dev/shm` (slots sized to fit, growth off), or copies it with ")
+                .append("`MemorySegment.copy` between two off-heap segments (the floor). GB/s = operations/s x size / ")
+                .append("10^9; % is the channel's bytes/s over the copy's, both of this run, measured one after the ")
+                .append("other. Same process: one thread offers (one copy into the slot), polls (a zero-copy view), ")
+                .append("reads the view's first and last element and releases. Cross-process: this JVM writes, a ")
+                .append("second JVM maps the file, checks each view's first and last element and releases it; 1 or 4 ")
+                .append("tensors in flight. B/op: `gc.alloc.rate.norm` of the benchmark JVM (the writer's, for ")
+                .append("cross-process); at large sizes it is JMH's own background allocation over few operations, as ")
+                .append("the memcpy column shows. The target (DESIGN.md): at least 70 % of memcpy at 64 MiB. On a ")
+                .append("shared machine the ratio swings with the load: benchmarks.md has repeated runs.\n\n");
+        md.append("| tensor | memcpy (GB/s) | same process (GB/s) | % | cross-process, 1 in flight (GB/s) | % "
+                + "| cross-process, 4 in flight (GB/s) | % | B/op: memcpy / same / cross 1 / cross 4 |\n");
+        md.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        for (long bytes : sizes) {
+            md.append("| ").append(size(bytes));
+            StringBuilder allocs = new StringBuilder();
+            for (ShmTransferBenchmark.Way way : ShmTransferBenchmark.Way.values()) {
+                Result r = transfer(bytes, way);
+                md.append(" | ").append(r == null ? "—" : gbps(bytes * r.score()));
+                if (way != ShmTransferBenchmark.Way.MEMCPY) {
+                    md.append(" | ").append(percent(transferRatio(bytes, way)));
+                }
+                allocs.append(allocs.isEmpty() ? "" : " / ").append(r == null ? "—" : bytes(r.allocPerOp()));
+            }
+            md.append(" | ").append(allocs).append(" |\n");
+        }
+        md.append('\n');
+    }
+
     private void targets(StringBuilder md) {
         double single = median("compiled", Scenario.SINGLE);
         double dynamic = median("dynamic", Scenario.SINGLE);
@@ -380,6 +443,13 @@ public final class Report {
             md.append("| within 3x of the Disruptor floor per hop (").append(label(s)).append(") | ").append(ratio(r))
                     .append(" | ").append(met(r, r <= 3)).append(" |\n");
         }
+        long largest = 64L << 20;
+        double cross4 = transferRatio(largest, ShmTransferBenchmark.Way.CROSS_PROCESS_4);
+        md.append("| shared-memory channel, 64 MiB tensor: >= 70 % of memcpy in the same run (cross-process, 4 in flight)"
+                        + " | ").append(percent(cross4)).append(" (1 in flight ")
+                .append(percent(transferRatio(largest, ShmTransferBenchmark.Way.CROSS_PROCESS_1))).append(", same process ")
+                .append(percent(transferRatio(largest, ShmTransferBenchmark.Way.SAME_PROCESS))).append(") | ")
+                .append(met(cross4, cross4 >= 0.7)).append(" |\n");
         md.append("| cross-process within 2x of the Aeron floor | Aeron floor ").append(us(median("aeron", Scenario.SINGLE)))
                 .append(" us; Kiln's cross-process transport has not landed | not measurable yet |\n");
         StringBuilder allocs = new StringBuilder();
@@ -600,6 +670,22 @@ public final class Report {
         }
         double v = bytes / (micros * 1e-6) / 1e9;
         return v >= 100 ? String.format(Locale.ROOT, "%,.0f", v) : String.format(Locale.ROOT, "%.1f", v);
+    }
+
+    /** Gigabytes (10^9 bytes) per second. */
+    private static String gbps(double bytesPerSecond) {
+        double v = bytesPerSecond / 1e9;
+        return v >= 100 ? String.format(Locale.ROOT, "%,.0f", v)
+                : v >= 10 ? String.format(Locale.ROOT, "%.1f", v) : String.format(Locale.ROOT, "%.2f", v);
+    }
+
+    private static String percent(double v) {
+        return Double.isNaN(v) ? "—" : String.format(Locale.ROOT, "%.0f %%", 100 * v);
+    }
+
+    /** A power-of-two size as KiB or MiB. */
+    private static String size(long bytes) {
+        return bytes >= 1 << 20 ? (bytes >> 20) + " MiB" : (bytes >> 10) + " KiB";
     }
 
     private static String met(double measured, boolean yes) {
