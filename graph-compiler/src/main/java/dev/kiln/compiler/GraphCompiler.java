@@ -513,10 +513,11 @@ public final class GraphCompiler {
                         transport = Transport.SHARED_MEMORY;
                         reason = oneProcess ? "asked; one JVM" : "asked; different JVMs on " + from.host();
                     }
-                    default -> throw new GraphCompileException(label, // a GPU transport
-                            "Transport." + asked + " carries DeviceTensor values, but " + label + " is declared to return "
-                                    + source.method().returnType().getName() + "; declare it to return "
-                                    + DeviceTensor.class.getName() + ", or use Transport.AUTO, IN_PROCESS or SHARED_MEMORY");
+                    default -> throw new GraphCompileException(label, "Transport." + asked // a GPU transport
+                            + " carries DeviceTensor values, but " + (source.kind() == Node.Kind.CALL
+                            ? label + " is declared to return " + source.method().returnType().getName()
+                            + "; declare it to return " + DeviceTensor.class.getName() + ", or use "
+                            : "the graph's input is a host value; use ") + "Transport.AUTO, IN_PROCESS or SHARED_MEMORY");
                 }
                 return new ChannelSpec(id, node, writer, rs, options.maxInflight(), options.bufferBytes(), transport,
                         reason);

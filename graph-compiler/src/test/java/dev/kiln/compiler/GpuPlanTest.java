@@ -258,6 +258,15 @@ class GpuPlanTest {
     }
 
     @Test
+    void gpuTransportOnTheInputIsRejected() {
+        InputNode<String> in = Graph.input();
+        in.withTransport(Transport.NCCL);
+        rejects(a.bind(Gpu::load, in), places().put(a, gpu(0)).topology(), OPTIONS, "input: Transport.NCCL carries "
+                + "DeviceTensor values, but the graph's input is a host value; use Transport.AUTO, IN_PROCESS or "
+                + "SHARED_MEMORY");
+    }
+
+    @Test
     void twoRanksOnOneGpuFallBackToStaged() {
         // a (gpu0) sends to b (gpu1) by NCCL; c is also on gpu0, so its edge to b cannot join the communicator.
         InputNode<String> in = Graph.input();
