@@ -18,9 +18,21 @@ import java.util.Objects;
  * @param idle            how waiting threads idle (default {@link IdleMode#BACKOFF})
  * @param slotGrowth      whether a value larger than its channel's slot grows the slots (default true); when
  *                        false, that execution fails with an error naming the edge, the size and this option
+ * @param gpuMemoryFraction the share of each GPU's free memory (as the topology reports it at compile time)
+ *                        that the plan may hold in device receive slots, in (0, 1] (default 0.9); a GPU edge
+ *                        whose receive slots do not fit falls back to {@code Transport.STAGED}
+ * @param overlapGpuCommunication whether the compiler places each NCCL receive where its send is issued (as early
+ *                        as the data allows, ahead of the reader's earlier computes) so that an executor can run
+ *                        receives on a communication stream while those computes run, as Ray's overlap option does
+ *                        (default false: a receive stays where its actor first needs it, in bind order unless that
+ *                        could deadlock). Only the plan's order changes; no executor acts on it yet
  */
 public record CompileOptions(int maxInflight, long bufferBytes, Duration submitTimeout, Duration getTimeout,
-                             Duration teardownTimeout, IdleMode idle, boolean slotGrowth) {
+                             Duration teardownTimeout, IdleMode idle, boolean slotGrowth, double gpuMemoryFraction,
+                             boolean overlapGpuCommunication) {
+
+    /** The default of {@link #gpuMemoryFraction()}. */
+    public static final double DEFAULT_GPU_MEMORY_FRACTION = 0.9;
 
     private static final CompileOptions DEFAULTS = new CompileOptions(10, 1 << 20, Duration.ofSeconds(10),
             Duration.ofSeconds(10), Duration.ofSeconds(5), IdleMode.BACKOFF, true);
@@ -41,9 +53,34 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
         positive(getTimeout, "getTimeout");
         positive(teardownTimeout, "teardownTimeout");
         Objects.requireNonNull(idle, "idle");
+        if (!(gpuMemoryFraction > 0 && gpuMemoryFraction <= 1)) {
+            throw new IllegalArgumentException("gpuMemoryFraction must be in (0, 1], got " + gpuMemoryFraction);
+        }
     }
 
-    /** @return the defaults: maxInflight 10, bufferBytes 1 MiB, timeouts 10 s / 10 s / 5 s, BACKOFF, slot growth on */
+    /**
+     * The options without the GPU ones, which take their defaults ({@link #DEFAULT_GPU_MEMORY_FRACTION},
+     * no overlap).
+     *
+     * @param maxInflight     executions in flight at most
+     * @param bufferBytes     bytes per channel slot
+     * @param submitTimeout   how long {@code execute} waits for capacity
+     * @param getTimeout      how long {@code get()} waits
+     * @param teardownTimeout how long {@code close()} waits for actor loops
+     * @param idle            how waiting threads idle
+     * @param slotGrowth      whether slots grow for larger values
+     * @throws IllegalArgumentException on a value out of range, naming the option
+     */
+    public CompileOptions(int maxInflight, long bufferBytes, Duration submitTimeout, Duration getTimeout,
+                          Duration teardownTimeout, IdleMode idle, boolean slotGrowth) {
+        this(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
+                DEFAULT_GPU_MEMORY_FRACTION, false);
+    }
+
+    /**
+     * @return the defaults: maxInflight 10, bufferBytes 1 MiB, timeouts 10 s / 10 s / 5 s, BACKOFF, slot growth on,
+     * gpuMemoryFraction 0.9, no GPU communication overlap
+     */
     public static CompileOptions defaults() {
         return DEFAULTS;
     }
@@ -53,7 +90,8 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      * @return a copy with that value
      */
     public CompileOptions maxInflight(int value) {
-        return new CompileOptions(value, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth);
+        return new CompileOptions(value, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
+                gpuMemoryFraction, overlapGpuCommunication);
     }
 
     /**
@@ -61,7 +99,8 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      * @return a copy with that value
      */
     public CompileOptions bufferBytes(long value) {
-        return new CompileOptions(maxInflight, value, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth);
+        return new CompileOptions(maxInflight, value, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
+                gpuMemoryFraction, overlapGpuCommunication);
     }
 
     /**
@@ -69,7 +108,8 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      * @return a copy with that value
      */
     public CompileOptions submitTimeout(Duration value) {
-        return new CompileOptions(maxInflight, bufferBytes, value, getTimeout, teardownTimeout, idle, slotGrowth);
+        return new CompileOptions(maxInflight, bufferBytes, value, getTimeout, teardownTimeout, idle, slotGrowth,
+                gpuMemoryFraction, overlapGpuCommunication);
     }
 
     /**
@@ -77,7 +117,8 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      * @return a copy with that value
      */
     public CompileOptions getTimeout(Duration value) {
-        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, value, teardownTimeout, idle, slotGrowth);
+        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, value, teardownTimeout, idle, slotGrowth,
+                gpuMemoryFraction, overlapGpuCommunication);
     }
 
     /**
@@ -85,7 +126,8 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      * @return a copy with that value
      */
     public CompileOptions teardownTimeout(Duration value) {
-        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, value, idle, slotGrowth);
+        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, value, idle, slotGrowth,
+                gpuMemoryFraction, overlapGpuCommunication);
     }
 
     /**
@@ -93,7 +135,8 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      * @return a copy with that value
      */
     public CompileOptions idle(IdleMode value) {
-        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, value, slotGrowth);
+        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, value, slotGrowth,
+                gpuMemoryFraction, overlapGpuCommunication);
     }
 
     /**
@@ -102,7 +145,27 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      * @return a copy with that value
      */
     public CompileOptions slotGrowth(boolean value) {
-        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, value);
+        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, value,
+                gpuMemoryFraction, overlapGpuCommunication);
+    }
+
+    /**
+     * @param value the share of each GPU's free memory the plan may hold in receive slots, in (0, 1]
+     * @return a copy with that value
+     */
+    public CompileOptions gpuMemoryFraction(double value) {
+        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
+                value, overlapGpuCommunication);
+    }
+
+    /**
+     * @param value whether NCCL receives are placed as early as the data allows (see
+     *              {@link #overlapGpuCommunication()})
+     * @return a copy with that value
+     */
+    public CompileOptions overlapGpuCommunication(boolean value) {
+        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
+                gpuMemoryFraction, value);
     }
 
     private static void positive(Duration d, String name) {

@@ -17,6 +17,7 @@ import dev.kiln.graph.ActorRef;
 import dev.kiln.graph.MethodRef;
 import dev.kiln.graph.Node;
 import dev.kiln.graph.Transport;
+import dev.kiln.tensor.DeviceTensor;
 
 import java.lang.reflect.Modifier;
 import java.util.ArrayDeque;
@@ -34,8 +35,12 @@ import java.util.TreeSet;
 /**
  * Turns a graph into an {@link ExecutionPlan}: validation, topological order, one channel per
  * value that crosses actors, one READ / COMPUTE / WRITE schedule per actor in bind order,
- * transport resolution. A pure function of (graph, topology, options): it starts no thread,
- * opens no channel and changes no node. Thread-safe.
+ * transport resolution. A value whose method is declared to return {@code DeviceTensor} makes a
+ * GPU edge, resolved against the GPUs and free device memory of the topology and
+ * {@link CompileOptions#gpuMemoryFraction()}; when some edge uses NCCL, the schedules are reordered
+ * so that NCCL sends and receives cannot deadlock, and the plan carries each rank's groups. A pure
+ * function of (graph, topology, options): it starts no thread, opens no channel and changes no
+ * node. Thread-safe.
  */
 public final class GraphCompiler {
 
@@ -392,16 +397,27 @@ public final class GraphCompiler {
                     schedules.add(new ActorSchedule(actor, actors.get(actor).name(), topology.actors().get(actor),
                             frames.get(actor), ops));
                 }
+                List<Integer> participants = new ArrayList<>(actors.keySet());
+                participants.add(ExecutionPlan.DRIVER);
+                GpuPlanner gpu = new GpuPlanner(options, participants, this::placement, this::name);
                 List<ChannelSpec> channels = new ArrayList<>();
                 for (int c = 0; c < readers.size(); c++) {
                     List<Integer> rs = List.copyOf(readers.get(c));
                     Node<?> node = channelNode.get(c) >= 0 ? order.get(channelNode.get(c)) : null;
                     Transport asked = node == null ? Transport.AUTO : node.transport();
-                    channels.add(resolve(c, channelNode.get(c), channelWriter.get(c), rs, asked,
-                            node == null ? "input" : node.label()));
+                    String label = node == null ? "input" : node.label();
+                    boolean gpuEdge = node != null && node.kind() == Node.Kind.CALL
+                            && node.method().returnType() == DeviceTensor.class;
+                    channels.add(gpuEdge ? gpu.resolve(c, channelNode.get(c), channelWriter.get(c), rs, asked, label)
+                            : resolve(c, channelNode.get(c), channelWriter.get(c), rs, asked, label, node));
                 }
+                schedules = NcclScheduler.order(schedules, channels, options.overlapGpuCommunication());
                 return new ExecutionPlan(inputArity, options.maxInflight(), nodeSpecs, channels, schedules,
-                        outputReads, multiOutput);
+                        outputReads, multiOutput, gpu.devices(), NcclScheduler.schedule(schedules, channels));
+            }
+
+            private String name(int participant) {
+                return participant == ExecutionPlan.DRIVER ? "driver" : actors.get(participant).name();
             }
 
             private int indexIn(int channel, int participant) {
@@ -464,7 +480,8 @@ public final class GraphCompiler {
                 return local;
             }
 
-            private ChannelSpec resolve(int id, int node, int writer, List<Integer> rs, Transport asked, String label) {
+            private ChannelSpec resolve(int id, int node, int writer, List<Integer> rs, Transport asked, String label,
+                                        Node<?> source) {
                 ActorPlacement from = placement(writer);
                 boolean oneProcess = true;
                 for (int r : rs) {
@@ -473,7 +490,7 @@ public final class GraphCompiler {
                         throw new GraphCompileException(label, "no transport connects " + from + " and " + to
                                 + ": actors on different hosts are not supported yet; place them on one host");
                     }
-                    oneProcess &= from.equals(to);
+                    oneProcess &= from.sameProcess(to);
                 }
                 Transport transport;
                 String reason;
@@ -496,7 +513,11 @@ public final class GraphCompiler {
                         transport = Transport.SHARED_MEMORY;
                         reason = oneProcess ? "asked; one JVM" : "asked; different JVMs on " + from.host();
                     }
-                    default -> throw new IllegalStateException("unknown transport " + asked);
+                    default -> throw new GraphCompileException(label, "Transport." + asked // a GPU transport
+                            + " carries DeviceTensor values, but " + (source.kind() == Node.Kind.CALL
+                            ? label + " is declared to return " + source.method().returnType().getName()
+                            + "; declare it to return " + DeviceTensor.class.getName() + ", or use "
+                            : "the graph's input is a host value; use ") + "Transport.AUTO, IN_PROCESS or SHARED_MEMORY");
                 }
                 return new ChannelSpec(id, node, writer, rs, options.maxInflight(), options.bufferBytes(), transport,
                         reason);

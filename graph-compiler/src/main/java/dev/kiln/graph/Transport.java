@@ -6,6 +6,11 @@ package dev.kiln.graph;
  * <p>Set per node with {@link Node#withTransport(Transport)}; the compiler resolves
  * {@link #AUTO} from where the writer and readers live and records the choice, with the
  * reason, in the plan.
+ *
+ * <p>The last four carry GPU edges: the value of a node whose method is declared to return
+ * {@code dev.kiln.tensor.DeviceTensor}. Host values cannot use them, and GPU edges cannot use
+ * {@link #IN_PROCESS} or {@link #SHARED_MEMORY}. The compiler plans the GPU transports; their
+ * channels are not implemented yet and nothing GPU-side is verified on a GPU (see {@code docs/gpu.md}).
  */
 public enum Transport {
     /** Let the compiler pick the fastest transport that connects writer and readers. */
@@ -18,5 +23,31 @@ public enum Transport {
      * when writer and readers live in different JVMs of one host; asking for it between actors of one
      * JVM is allowed (it then costs a copy per value, as it would across JVMs).
      */
-    SHARED_MEMORY
+    SHARED_MEMORY,
+    /**
+     * Writer and every reader in one JVM on one GPU: the value is copied device to device into the
+     * channel's device slots on a stream, ordered by an event. AUTO picks it when every reader shares
+     * the writer's JVM and device.
+     */
+    GPU_SAME_DEVICE,
+    /**
+     * Some reader in another JVM of the writer's host, every participant on a GPU: each reader's
+     * device slots are exported with {@code cudaIpcGetMemHandle} and the writer copies into them peer
+     * to peer. AUTO picks it when all participants live on one host, some in another JVM.
+     */
+    CUDA_IPC,
+    /**
+     * Readers on other GPUs of the writer's JVM, or on other hosts: {@code ncclSend} by the writer,
+     * {@code ncclRecv} into each reader's device slots, in a per-rank order the compiler fixes
+     * ({@code ExecutionPlan.NcclSchedule}) so that no pair of ranks deadlocks.
+     */
+    NCCL,
+    /**
+     * CPU staging: the writer copies device to host into pinned host slots, and each reader with a GPU
+     * copies host to device into one device buffer before its call. AUTO picks it when the writer or a
+     * reader has no GPU, when a reader's device cannot hold the edge's receive slots within
+     * {@code CompileOptions.gpuMemoryFraction}, or when NCCL cannot connect the participants; asking
+     * for it forces it for that edge.
+     */
+    STAGED
 }

@@ -7,6 +7,7 @@ import org.junit.jupiter.api.function.Executable;
 import java.time.Duration;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -25,6 +26,8 @@ class CompileOptionsTest {
         assertEquals(Duration.ofSeconds(10), DEFAULTS.getTimeout());
         assertEquals(Duration.ofSeconds(5), DEFAULTS.teardownTimeout());
         assertEquals(IdleMode.BACKOFF, DEFAULTS.idle());
+        assertEquals(0.9, DEFAULTS.gpuMemoryFraction());
+        assertFalse(DEFAULTS.overlapGpuCommunication());
         assertSame(DEFAULTS, CompileOptions.defaults());
     }
 
@@ -42,7 +45,23 @@ class CompileOptionsTest {
                 Duration.ofMinutes(1), IdleMode.BACKOFF, true), DEFAULTS.teardownTimeout(Duration.ofMinutes(1)));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
                 Duration.ofSeconds(5), IdleMode.BLOCKING, true), DEFAULTS.idle(IdleMode.BLOCKING));
+        assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.5, false), DEFAULTS.gpuMemoryFraction(0.5));
+        assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, true), DEFAULTS.overlapGpuCommunication(true));
         assertEquals(10, DEFAULTS.maxInflight(), "the defaults are immutable");
+    }
+
+    @Test
+    void withersKeepTheGpuOptions() {
+        CompileOptions gpu = DEFAULTS.gpuMemoryFraction(0.25).overlapGpuCommunication(true);
+        CompileOptions changed = gpu.maxInflight(2).bufferBytes(8).submitTimeout(Duration.ofSeconds(1))
+                .getTimeout(Duration.ofSeconds(2)).teardownTimeout(Duration.ofSeconds(3)).idle(IdleMode.SPIN)
+                .slotGrowth(false);
+        assertEquals(0.25, changed.gpuMemoryFraction());
+        assertTrue(changed.overlapGpuCommunication());
+        assertEquals(new CompileOptions(2, 8, Duration.ofSeconds(1), Duration.ofSeconds(2), Duration.ofSeconds(3),
+                IdleMode.SPIN, false, 0.25, true), changed);
     }
 
     @Test
@@ -67,6 +86,10 @@ class CompileOptionsTest {
         rejects("submitTimeout must be > 0, got PT0S", () -> DEFAULTS.submitTimeout(Duration.ZERO));
         rejects("getTimeout must be > 0, got PT-1S", () -> DEFAULTS.getTimeout(Duration.ofSeconds(-1)));
         rejects("teardownTimeout must be > 0, got PT0S", () -> DEFAULTS.teardownTimeout(Duration.ZERO));
+        rejects("gpuMemoryFraction must be in (0, 1], got 0.0", () -> DEFAULTS.gpuMemoryFraction(0));
+        rejects("gpuMemoryFraction must be in (0, 1], got 1.5", () -> DEFAULTS.gpuMemoryFraction(1.5));
+        rejects("gpuMemoryFraction must be in (0, 1], got NaN", () -> DEFAULTS.gpuMemoryFraction(Double.NaN));
+        assertEquals(1.0, DEFAULTS.gpuMemoryFraction(1).gpuMemoryFraction());
     }
 
     @Test

@@ -251,6 +251,15 @@ class ExecutionPlanTest {
         outputs.clear();
         assertEquals(List.of(new OutputRead(1, 0)), plan.outputs());
         assertThrows(UnsupportedOperationException.class, () -> plan.channels().clear());
+        assertEquals(List.of(), plan.devices(), "the seven-argument plan has no GPUs");
+        assertEquals(ExecutionPlan.NcclSchedule.NONE, plan.nccl());
+
+        List<ExecutionPlan.DeviceMemory> devices = new ArrayList<>(List.of(new ExecutionPlan.DeviceMemory("h", 0, 9, 8, 7)));
+        ExecutionPlan gpu = new ExecutionPlan(0, 1, List.of(node), List.of(channel), List.of(schedule), List.of(), false,
+                devices, ExecutionPlan.NcclSchedule.NONE);
+        devices.clear();
+        assertEquals(java.util.Map.of("h/gpu0", 7L), gpu.deviceBytes());
+        assertThrows(UnsupportedOperationException.class, () -> gpu.deviceBytes().clear());
     }
 
     private static List<Compute> computes(ExecutionPlan plan) {

@@ -1,0 +1,437 @@
+package dev.kiln.compiler;
+
+import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
+import dev.kiln.compiler.ExecutionPlan.CommGroup;
+import dev.kiln.compiler.ExecutionPlan.CommOp;
+import dev.kiln.compiler.ExecutionPlan.DeviceMemory;
+import dev.kiln.compiler.ExecutionPlan.NcclSchedule;
+import dev.kiln.compiler.GpuActors.Gpu;
+import dev.kiln.compiler.TestActors.Text;
+import dev.kiln.compiler.Topology.ActorPlacement;
+import dev.kiln.graph.ActorRef;
+import dev.kiln.graph.Graph;
+import dev.kiln.graph.InputNode;
+import dev.kiln.graph.Node;
+import dev.kiln.graph.Transport;
+import dev.kiln.tensor.DeviceTensor;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.util.List;
+import java.util.Map;
+
+import static dev.kiln.compiler.ExecutionPlan.DRIVER;
+import static dev.kiln.compiler.GpuActors.GIB;
+import static dev.kiln.compiler.GpuActors.MIB;
+import static dev.kiln.compiler.GpuActors.gpu;
+import static dev.kiln.compiler.GpuActors.gpuActor;
+import static dev.kiln.compiler.GpuActors.places;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Transport resolution, memory budgets and NCCL ranks of GPU edges. */
+@Timeout(30)
+class GpuPlanTest {
+
+    private static final CompileOptions OPTIONS = CompileOptions.defaults();
+    private static final long SLOTS = 10 * MIB; // maxInflight 10 x bufferBytes 1 MiB
+
+    private final ActorRef<Gpu> a = gpuActor(1, "a");
+    private final ActorRef<Gpu> b = gpuActor(2, "b");
+    private final ActorRef<Gpu> c = gpuActor(3, "c");
+    private final ActorRef<Gpu> d = gpuActor(4, "d");
+
+    /** input -> a.load -> b.f; the channels are c0 input, c1 a.load, c2 b.f (to the driver). */
+    private Node<DeviceTensor> pipeline() {
+        InputNode<String> in = Graph.input();
+        return b.bind(Gpu::f, a.bind(Gpu::load, in));
+    }
+
+    private static ExecutionPlan compile(Node<?> out, Topology topology) {
+        return GraphCompiler.compile(out, topology, OPTIONS);
+    }
+
+    private static void assertChannel(ChannelSpec channel, Transport transport, String reason) {
+        assertEquals(transport, channel.transport(), channel::toString);
+        assertEquals(reason, channel.reason());
+    }
+
+    private static GraphCompileException rejects(Node<?> out, Topology topology, CompileOptions options,
+                                                 String... fragments) {
+        GraphCompileException e = assertThrows(GraphCompileException.class,
+                () -> GraphCompiler.compile(out, topology, options));
+        for (String f : fragments) {
+            assertTrue(e.getMessage().contains(f), () -> "expected \"" + f + "\" in: " + e.getMessage());
+        }
+        return e;
+    }
+
+    @Test
+    void sameGpuSameJvmIsSameDevice() {
+        ExecutionPlan plan = compile(pipeline(), places().put(a, gpu(0)).put(b, gpu(0)).topology());
+        assertChannel(plan.channels().get(0), Transport.IN_PROCESS, "AUTO: writer and readers in one JVM");
+        assertChannel(plan.channels().get(1), Transport.GPU_SAME_DEVICE,
+                "AUTO: writer and readers in one JVM on localhost/gpu0");
+        assertChannel(plan.channels().get(2), Transport.STAGED, "AUTO: the driver has no GPU");
+        assertEquals(Map.of("localhost/gpu0", SLOTS), plan.deviceBytes());
+        assertEquals(List.of(new DeviceMemory("localhost", 0, 16 * GIB, (long) (16 * GIB * 0.9), SLOTS)),
+                plan.devices());
+        assertEquals(NcclSchedule.NONE, plan.nccl());
+    }
+
+    @Test
+    void otherJvmOfTheHostIsCudaIpc() {
+        ExecutionPlan plan = compile(pipeline(), places().put(a, gpu("w1", 0, GIB)).put(b, gpu("w2", 1, GIB)).topology());
+        assertChannel(plan.channels().get(0), Transport.SHARED_MEMORY, "AUTO: writer and readers in different JVMs on localhost");
+        assertChannel(plan.channels().get(1), Transport.CUDA_IPC, "AUTO: b in another JVM of localhost, all on GPUs");
+        assertEquals(Map.of("localhost/gpu0", 0L, "localhost/gpu1", SLOTS), plan.deviceBytes());
+        assertEquals(NcclSchedule.NONE, plan.nccl());
+    }
+
+    @Test
+    void sameGpuInAnotherJvmIsCudaIpc() {
+        ExecutionPlan plan = compile(pipeline(), places().put(a, gpu("w1", 0, GIB)).put(b, gpu("w2", 0, GIB)).topology());
+        assertChannel(plan.channels().get(1), Transport.CUDA_IPC, "AUTO: b in another JVM of localhost, all on GPUs");
+        assertEquals(Map.of("localhost/gpu0", SLOTS), plan.deviceBytes());
+    }
+
+    @Test
+    void otherGpuOfTheJvmIsNccl() {
+        ExecutionPlan plan = compile(pipeline(), places().put(a, gpu(0)).put(b, gpu(1)).topology());
+        assertChannel(plan.channels().get(1), Transport.NCCL, "AUTO: b on another GPU (localhost/driver/gpu1)");
+        assertEquals(new NcclSchedule(List.of(1, 2), List.of(
+                List.of(new CommGroup(List.of(new CommOp(CommOp.Kind.SEND, 1, 1)))),
+                List.of(new CommGroup(List.of(new CommOp(CommOp.Kind.RECV, 1, 0)))))), plan.nccl());
+        assertEquals(0, plan.nccl().rankOf(a.id()));
+        assertEquals(1, plan.nccl().rankOf(b.id()));
+        assertEquals(-1, plan.nccl().rankOf(c.id()));
+        assertEquals(Map.of("localhost/gpu0", 0L, "localhost/gpu1", SLOTS), plan.deviceBytes());
+        assertEquals(1, ScheduleChecker.simulate(plan, 1));
+    }
+
+    @Test
+    void otherHostIsNccl() {
+        // a (localhost) -> b (host2) -> c (localhost) -> driver: NCCL both ways, staged to the driver on its host.
+        InputNode<String> in = Graph.input();
+        Node<DeviceTensor> out = c.bind(Gpu::f, b.bind(Gpu::f, a.bind(Gpu::load, in)));
+        Topology topology = places().put(a, gpu(0)).put(b, new ActorPlacement("host2", "w", 0, GIB)).put(c, gpu(1))
+                .topology();
+        ExecutionPlan plan = compile(out, topology);
+        assertChannel(plan.channels().get(1), Transport.NCCL, "AUTO: b on another host (host2/w/gpu0)");
+        assertChannel(plan.channels().get(2), Transport.NCCL, "AUTO: c on another host (localhost/driver/gpu1)");
+        assertChannel(plan.channels().get(3), Transport.STAGED, "AUTO: the driver has no GPU");
+        assertEquals(List.of(1, 2, 3), plan.nccl().ranks());
+        assertEquals(Map.of("host2/gpu0", SLOTS, "localhost/gpu0", 0L, "localhost/gpu1", SLOTS), plan.deviceBytes());
+        assertEquals(List.of("host2/gpu0", "localhost/gpu0", "localhost/gpu1"),
+                plan.devices().stream().map(DeviceMemory::name).toList());
+        assertEquals(6, ScheduleChecker.simulate(plan, 3));
+    }
+
+    @Test
+    void readerOrWriterWithoutGpuIsStaged() {
+        ExecutionPlan plan = compile(pipeline(), places().put(a, gpu(0)).put(b, ActorPlacement.IN_DRIVER).topology());
+        assertChannel(plan.channels().get(1), Transport.STAGED, "AUTO: reader b has no GPU");
+        assertEquals(Map.of("localhost/gpu0", 0L), plan.deviceBytes(), "a staged reader without a GPU holds no device memory");
+
+        plan = compile(pipeline(), places().put(a, ActorPlacement.IN_DRIVER).put(b, gpu(0)).topology());
+        assertChannel(plan.channels().get(1), Transport.STAGED, "AUTO: writer a has no GPU");
+        assertEquals(Map.of("localhost/gpu0", MIB), plan.deviceBytes(), "one staging buffer on the reader's GPU");
+    }
+
+    @Test
+    void slotsThatDoNotFitFallBackToStagedWithTheNumbers() {
+        Topology topology = places().put(a, gpu(0)).put(b, gpu("driver", 1, 10 * MIB)).topology();
+        ExecutionPlan plan = compile(pipeline(), topology);
+        assertChannel(plan.channels().get(1), Transport.STAGED, "AUTO would pick NCCL (b on another GPU "
+                + "(localhost/driver/gpu1)), but its receive slots do not fit on localhost/gpu1: b needs 10485760 B "
+                + "(10 slots x 1048576 B each), 0 B are already held there, budget 9437184 B (free 10485760 B x "
+                + "CompileOptions.gpuMemoryFraction 0.9)");
+        assertEquals(Map.of("localhost/gpu0", 0L, "localhost/gpu1", MIB), plan.deviceBytes());
+        assertEquals(NcclSchedule.NONE, plan.nccl());
+
+        ExecutionPlan whole = GraphCompiler.compile(pipeline(), topology, OPTIONS.gpuMemoryFraction(1.0));
+        assertEquals(Transport.NCCL, whole.channels().get(1).transport(), "10 MiB fit in all of 10 MiB");
+        assertEquals(Map.of("localhost/gpu0", 0L, "localhost/gpu1", SLOTS), whole.deviceBytes());
+
+        ExecutionPlan fewer = GraphCompiler.compile(pipeline(), topology, OPTIONS.maxInflight(9));
+        assertEquals(Transport.NCCL, fewer.channels().get(1).transport(), "9 MiB fit in 9 MiB");
+    }
+
+    @Test
+    void budgetCountsEdgesPlacedBeforeInChannelOrder() {
+        // a.load and c.load both go to b on gpu1, which has room for one set of receive slots.
+        InputNode<String> in = Graph.input();
+        Node<DeviceTensor> out = b.bind(Gpu::add, a.bind(Gpu::load, in), c.bind(Gpu::load, in));
+        Topology topology = places().put(a, gpu(0)).put(b, gpu("driver", 1, 12 * MIB)).put(c, gpu(2)).topology();
+        ExecutionPlan plan = GraphCompiler.compile(out, topology, OPTIONS.gpuMemoryFraction(1.0));
+        assertEquals("a.load", plan.nodes().get(plan.channels().get(1).node()).label());
+        assertEquals(Transport.NCCL, plan.channels().get(1).transport());
+        assertChannel(plan.channels().get(2), Transport.STAGED, "AUTO would pick NCCL (b on another GPU "
+                + "(localhost/driver/gpu1)), but its receive slots do not fit on localhost/gpu1: b needs 10485760 B "
+                + "(10 slots x 1048576 B each), 10485760 B are already held there, budget 12582912 B (free 12582912 B x "
+                + "CompileOptions.gpuMemoryFraction 1.0)");
+        assertEquals(SLOTS + MIB, plan.deviceBytes().get("localhost/gpu1"));
+        assertEquals(List.of(1, 2), plan.nccl().ranks(), "c is not a rank: its edge is staged");
+        ScheduleChecker.simulate(plan, 4);
+    }
+
+    @Test
+    void freeMemoryOfADeviceIsTheSmallestReport() {
+        // b and c share gpu1; c reports less free memory, which is what the budget uses.
+        InputNode<String> in = Graph.input();
+        Node<DeviceTensor> x = a.bind(Gpu::load, in);
+        Node<List<Object>> out = Graph.outputs(b.bind(Gpu::f, x), c.bind(Gpu::f, x));
+        Topology topology = places().put(a, gpu(0)).put(b, gpu("w1", 1, GIB)).put(c, gpu("w2", 1, 30 * MIB)).topology();
+        ExecutionPlan plan = compile(out, topology);
+        DeviceMemory gpu1 = plan.devices().get(1);
+        assertEquals(new DeviceMemory("localhost", 1, 30 * MIB, (long) Math.floor(30 * MIB * 0.9), 2 * SLOTS), gpu1);
+        assertChannel(plan.channels().get(1), Transport.CUDA_IPC, "AUTO: b in another JVM of localhost, all on GPUs");
+    }
+
+    @Test
+    void stagedCanBeForcedPerEdge() {
+        InputNode<String> in = Graph.input();
+        Node<DeviceTensor> x = a.bind(Gpu::load, in).withTransport(Transport.STAGED);
+        Node<DeviceTensor> out = c.bind(Gpu::f, b.bind(Gpu::f, x));
+        ExecutionPlan plan = compile(out, places().put(a, gpu(0)).put(b, gpu(0)).put(c, gpu(0)).topology());
+        assertChannel(plan.channels().get(1), Transport.STAGED, "asked");
+        assertChannel(plan.channels().get(2), Transport.GPU_SAME_DEVICE,
+                "AUTO: writer and readers in one JVM on localhost/gpu0");
+        assertEquals(Map.of("localhost/gpu0", MIB + SLOTS), plan.deviceBytes());
+    }
+
+    @Test
+    void askedGpuTransportsAreCheckedAndRecorded() {
+        InputNode<String> in = Graph.input();
+        Node<DeviceTensor> x = a.bind(Gpu::load, in).withTransport(Transport.NCCL);
+        ExecutionPlan plan = compile(b.bind(Gpu::f, x), places().put(a, gpu(0)).put(b, gpu(1)).topology());
+        assertChannel(plan.channels().get(1), Transport.NCCL, "asked");
+
+        InputNode<String> in2 = Graph.input();
+        Node<DeviceTensor> y = a.bind(Gpu::load, in2).withTransport(Transport.CUDA_IPC);
+        plan = compile(b.bind(Gpu::f, y), places().put(a, gpu("w1", 0, GIB)).put(b, gpu("w1", 1, GIB)).topology());
+        assertChannel(plan.channels().get(1), Transport.CUDA_IPC, "asked");
+    }
+
+    @Test
+    void askedGpuTransportThatCannotConnectIsRejected() {
+        Topology twoGpus = places().put(a, gpu(0)).put(b, gpu(1)).topology();
+        InputNode<String> in = Graph.input();
+        Node<DeviceTensor> x = a.bind(Gpu::load, in).withTransport(Transport.GPU_SAME_DEVICE);
+        rejects(b.bind(Gpu::f, x), twoGpus, OPTIONS, "a.load: Transport.GPU_SAME_DEVICE was asked for, but b "
+                + "(localhost/driver/gpu1) is not in a's JVM on its GPU (localhost/driver/gpu0); use Transport.AUTO");
+
+        InputNode<String> in2 = Graph.input();
+        Node<DeviceTensor> y = a.bind(Gpu::load, in2).withTransport(Transport.NCCL);
+        rejects(b.bind(Gpu::f, y), places().put(a, gpu(0)).put(b, ActorPlacement.IN_DRIVER).topology(), OPTIONS,
+                "Transport.NCCL was asked for, but reader b has no GPU; use Transport.AUTO or STAGED");
+
+        InputNode<String> in3 = Graph.input();
+        Node<DeviceTensor> z = a.bind(Gpu::load, in3).withTransport(Transport.NCCL);
+        rejects(b.bind(Gpu::f, z), places().put(a, gpu(0)).put(b, gpu("driver", 1, MIB)).topology(), OPTIONS,
+                "Transport.NCCL was asked for, but its receive slots do not fit on localhost/gpu1: b needs 10485760 B",
+                "raise CompileOptions.gpuMemoryFraction, lower bufferBytes or maxInflight, or use Transport.AUTO or STAGED");
+
+        InputNode<String> in4 = Graph.input();
+        Node<DeviceTensor> w = a.bind(Gpu::load, in4).withTransport(Transport.NCCL);
+        rejects(b.bind(Gpu::f, w), places().put(a, gpu(0)).put(b, gpu("w2", 0, GIB)).topology(), OPTIONS,
+                "Transport.NCCL was asked for, but NCCL cannot hold two ranks on one GPU: a and b both use localhost/gpu0");
+    }
+
+    @Test
+    void hostTransportsAreRejectedForDeviceTensorsAndGpuTransportsForHostValues() {
+        Topology topology = places().put(a, gpu(0)).put(b, gpu(0)).topology();
+        for (Transport host : List.of(Transport.IN_PROCESS, Transport.SHARED_MEMORY)) {
+            InputNode<String> in = Graph.input();
+            Node<DeviceTensor> x = a.bind(Gpu::load, in).withTransport(host);
+            rejects(b.bind(Gpu::f, x), topology, OPTIONS, "a.load: Transport." + host + " was asked for, but a.load "
+                    + "returns a DeviceTensor (device memory), which it cannot carry");
+        }
+        for (Transport device : List.of(Transport.GPU_SAME_DEVICE, Transport.CUDA_IPC, Transport.NCCL, Transport.STAGED)) {
+            InputNode<String> in = Graph.input();
+            Node<String> x = a.bind(Gpu::label, in).withTransport(device);
+            rejects(b.bind(Gpu::load, x), topology, OPTIONS, "a.label: Transport." + device + " carries DeviceTensor "
+                    + "values, but a.label is declared to return java.lang.String; declare it to return "
+                    + "dev.kiln.tensor.DeviceTensor, or use Transport.AUTO, IN_PROCESS or SHARED_MEMORY");
+        }
+    }
+
+    @Test
+    void gpuTransportOnTheInputIsRejected() {
+        InputNode<String> in = Graph.input();
+        in.withTransport(Transport.NCCL);
+        rejects(a.bind(Gpu::load, in), places().put(a, gpu(0)).topology(), OPTIONS, "input: Transport.NCCL carries "
+                + "DeviceTensor values, but the graph's input is a host value; use Transport.AUTO, IN_PROCESS or "
+                + "SHARED_MEMORY");
+    }
+
+    @Test
+    void twoRanksOnOneGpuFallBackToStaged() {
+        // a (gpu0) sends to b (gpu1) by NCCL; c is also on gpu0, so its edge to b cannot join the communicator.
+        InputNode<String> in = Graph.input();
+        Node<DeviceTensor> out = b.bind(Gpu::add, a.bind(Gpu::load, in), c.bind(Gpu::load, in));
+        ExecutionPlan plan = compile(out, places().put(a, gpu(0)).put(b, gpu(1)).put(c, gpu(0)).topology());
+        assertEquals(Transport.NCCL, plan.channels().get(1).transport());
+        assertChannel(plan.channels().get(2), Transport.STAGED, "AUTO would pick NCCL (b on another GPU "
+                + "(localhost/driver/gpu1)), but NCCL cannot hold two ranks on one GPU: a and c both use localhost/gpu0");
+    }
+
+    @Test
+    void driverCannotBeARank() {
+        InputNode<String> in = Graph.input();
+        Node<DeviceTensor> out = a.bind(Gpu::load, in);
+        Topology topology = new Topology(gpu(1), Map.of(a.id(), gpu(0)));
+        ExecutionPlan plan = compile(out, topology);
+        assertChannel(plan.channels().get(1), Transport.STAGED, "AUTO would pick NCCL (driver on another GPU "
+                + "(localhost/driver/gpu1)), but the driver reads it and cannot be an NCCL rank");
+        assertEquals(List.of("localhost/gpu0", "localhost/gpu1"), List.copyOf(plan.deviceBytes().keySet()));
+    }
+
+    @Test
+    void stagingBetweenHostsIsRejected() {
+        InputNode<String> in = Graph.input();
+        Node<DeviceTensor> x = a.bind(Gpu::load, in);
+        Topology topology = places().put(a, gpu(0)).put(b, new ActorPlacement("host2", "w", 0, MIB)).topology();
+        rejects(b.bind(Gpu::toHost, x), topology, OPTIONS, "a.load: Transport.STAGED (AUTO would pick NCCL (b on "
+                + "another host (host2/w/gpu0)), but its receive slots do not fit on host2/gpu0",
+                "staging between hosts is not supported yet");
+    }
+
+    @Test
+    void fanOutSendsToEveryReaderInOneGroup() {
+        InputNode<String> in = Graph.input();
+        Node<DeviceTensor> x = a.bind(Gpu::load, in);
+        Node<DeviceTensor> out = d.bind(Gpu::add3, b.bind(Gpu::f, x), c.bind(Gpu::f, x), x);
+        ExecutionPlan plan = compile(out, places().put(a, gpu(0)).put(b, gpu(1)).put(c, gpu(2)).put(d, gpu(3)).topology());
+        assertEquals(List.of(b.id(), c.id(), d.id()), plan.channels().get(1).readers());
+        assertChannel(plan.channels().get(1), Transport.NCCL, "AUTO: b on another GPU (localhost/driver/gpu1)");
+        assertEquals(List.of(1, 2, 3, 4), plan.nccl().ranks());
+        assertEquals(List.of(new CommGroup(List.of(new CommOp(CommOp.Kind.SEND, 1, 1),
+                new CommOp(CommOp.Kind.SEND, 1, 2), new CommOp(CommOp.Kind.SEND, 1, 3)))), plan.nccl().groups().get(0));
+        assertEquals("group(SEND c1 -> r1, SEND c1 -> r2, SEND c1 -> r3)", plan.nccl().groups().get(0).getFirst().toString());
+        assertEquals(Map.of("localhost/gpu0", 0L, "localhost/gpu1", SLOTS, "localhost/gpu2", SLOTS,
+                "localhost/gpu3", 3 * SLOTS), plan.deviceBytes());
+        assertEquals(15, ScheduleChecker.simulate(plan, 3));
+    }
+
+    @Test
+    void mixedCpuAndGpuGraph() {
+        // input -> t.upper (CPU) -> a.load (gpu0) -> b.f (gpu1) -> h.toHost (CPU) -> driver
+        ActorRef<Text> t = TestActors.text(5, "t");
+        ActorRef<Gpu> h = gpuActor(6, "h");
+        InputNode<String> in = Graph.input();
+        Node<String> out = h.bind(Gpu::toHost, b.bind(Gpu::f, a.bind(Gpu::load, t.bind(Text::upper, in))));
+        Topology topology = places().put(t, ActorPlacement.IN_DRIVER).put(a, gpu(0)).put(b, gpu(1))
+                .put(h, new ActorPlacement("localhost", "w1")).topology();
+        ExecutionPlan plan = compile(out, topology);
+        assertEquals(List.of(Transport.IN_PROCESS, Transport.IN_PROCESS, Transport.NCCL, Transport.STAGED,
+                Transport.SHARED_MEMORY), plan.channels().stream().map(ChannelSpec::transport).toList());
+        assertEquals("AUTO: reader h has no GPU", plan.channels().get(3).reason());
+        assertEquals(List.of(a.id(), b.id()), plan.nccl().ranks());
+        assertEquals(3, ScheduleChecker.simulate(plan, 3));
+    }
+
+    @Test
+    void cpuEdgesBetweenGpusOfOneJvmStayInProcess() {
+        InputNode<String> in = Graph.input();
+        Node<String> out = b.bind(Gpu::label, a.bind(Gpu::label, in));
+        ExecutionPlan plan = compile(out, places().put(a, gpu(0)).put(b, gpu(1)).topology());
+        assertChannel(plan.channels().get(1), Transport.IN_PROCESS, "AUTO: writer and readers in one JVM");
+        assertEquals(Map.of("localhost/gpu0", 0L, "localhost/gpu1", 0L), plan.deviceBytes());
+    }
+
+    @Test
+    void cpuPlansHaveNoDevicesAndNoNccl() {
+        InputNode<String> in = Graph.input();
+        ExecutionPlan plan = compile(b.bind(Gpu::label, a.bind(Gpu::label, in)),
+                places().put(a, ActorPlacement.IN_DRIVER).put(b, ActorPlacement.IN_DRIVER).topology());
+        assertEquals(List.of(), plan.devices());
+        assertEquals(Map.of(), plan.deviceBytes());
+        assertEquals(NcclSchedule.NONE, plan.nccl());
+    }
+
+    @Test
+    void slotBytesSaturateInsteadOfOverflowing() {
+        CompileOptions huge = OPTIONS.bufferBytes(Long.MAX_VALUE / 2);
+        ExecutionPlan plan = GraphCompiler.compile(pipeline(), places().put(a, gpu(0)).put(b, gpu(1)).topology(), huge);
+        assertEquals(Transport.STAGED, plan.channels().get(1).transport());
+        assertTrue(plan.channels().get(1).reason().contains("b needs 9223372036854775807 B"), plan.channels().get(1)::reason);
+    }
+
+    /** Every GPU transport in one plan: NCCL fan-out, CUDA IPC fan-in, same device, staged to the driver. */
+    private ExecutionPlan everyTransport() {
+        ActorRef<Gpu> e = gpuActor(5, "e");
+        InputNode<String> in = Graph.input();
+        Node<DeviceTensor> x = a.bind(Gpu::load, in);
+        Node<DeviceTensor> u = c.bind(Gpu::add, b.bind(Gpu::f, x), e.bind(Gpu::f, x));
+        Node<DeviceTensor> out = d.bind(Gpu::scale, u, "2");
+        Topology topology = places().put(a, gpu(0)).put(b, gpu(1)).put(e, gpu(2)).put(c, gpu("w1", 1, 20 * MIB))
+                .put(d, gpu("w1", 1, 20 * MIB)).topology();
+        return GraphCompiler.compile(out, topology, OPTIONS.maxInflight(4));
+    }
+
+    @Test
+    void gpuPlanAsText() {
+        assertEquals("""
+                ExecutionPlan: 5 actors, 6 channels, 1 input arg, 1 output, maxInflight 4
+                channels:
+                  c0 input: driver -> [a], IN_PROCESS (AUTO: writer and readers in one JVM), 4 slots
+                  c1 a.load: a -> [b, e], NCCL (AUTO: b on another GPU (localhost/driver/gpu1)), 4 slots
+                  c2 b.f: b -> [c], CUDA_IPC (AUTO: c in another JVM of localhost, all on GPUs), 4 slots
+                  c3 e.f: e -> [c], CUDA_IPC (AUTO: c in another JVM of localhost, all on GPUs), 4 slots
+                  c4 c.add: c -> [d], GPU_SAME_DEVICE (AUTO: writer and readers in one JVM on localhost/gpu1), 4 slots
+                  c5 d.scale: d -> [driver], STAGED (AUTO: the driver has no GPU), 4 slots
+                actor a @ localhost/driver/gpu0:
+                  READ    c0 -> l0
+                  COMPUTE Gpu.load(l0) -> l1
+                  WRITE   l1 -> c1
+                actor b @ localhost/driver/gpu1:
+                  READ    c1 -> l0
+                  COMPUTE Gpu.f(l0) -> l1
+                  WRITE   l1 -> c2
+                actor e @ localhost/driver/gpu2:
+                  READ    c1 -> l0
+                  COMPUTE Gpu.f(l0) -> l1
+                  WRITE   l1 -> c3
+                actor c @ localhost/w1/gpu1:
+                  READ    c2 -> l0
+                  READ    c3 -> l1
+                  COMPUTE Gpu.add(l0, l1) -> l2
+                  WRITE   l2 -> c4
+                actor d @ localhost/w1/gpu1:
+                  READ    c4 -> l0
+                  COMPUTE Gpu.scale(l0, "2") -> l1
+                  WRITE   l1 -> c5
+                driver: WRITE c0, READ c5
+                devices:
+                  localhost/gpu0: holds 0 B, budget 15461882265 B of 17179869184 B free
+                  localhost/gpu1: holds 16777216 B, budget 18874368 B of 20971520 B free
+                  localhost/gpu2: holds 4194304 B, budget 15461882265 B of 17179869184 B free
+                nccl: 3 ranks
+                  r0 a: group(SEND c1 -> r1, SEND c1 -> r2)
+                  r1 b: RECV c1 <- r0
+                  r2 e: RECV c1 <- r0
+                """, everyTransport().toString());
+    }
+
+    @Test
+    void gpuPlanAsDot() {
+        String dot = everyTransport().toDot();
+        assertTrue(dot.contains("""
+                  subgraph cluster_a1 {
+                    label="a (gpu0)";
+                    n1 [label="a.load"];
+                  }
+                """), dot);
+        assertTrue(dot.contains("  n1 -> n2 [label=\"c1 NCCL\"];\n"), dot);
+        assertTrue(dot.contains("  n2 -> n4 [label=\"c2 CUDA_IPC\"];\n"), dot);
+        assertTrue(dot.contains("  n4 -> n5 [label=\"c4 GPU_SAME_DEVICE\"];\n"), dot);
+        assertTrue(dot.contains("  n5 -> n_out [label=\"c5 STAGED\"];\n"), dot);
+    }
+
+    @Test
+    void everyTransportPlanCompletes() {
+        assertEquals(2 * 5, ScheduleChecker.simulate(everyTransport(), 5));
+    }
+}
