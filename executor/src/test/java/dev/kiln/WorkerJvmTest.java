@@ -364,6 +364,23 @@ class WorkerJvmTest {
                 "outside a graph it allocates");
     }
 
+    @Test
+    void compileRefusesAPlanTheSharedMemoryDirectoryCannotHold() throws Exception {
+        ActorRef<Geo> a = kiln.actor(Geo::new);
+        ActorRef<Geo> b = kiln.actor(Geo::new);
+        InputNode<String> in = Graph.input();
+        Node<String> out = b.bind(Geo::upper, a.bind(Geo::upper, in).withTransport(Transport.SHARED_MEMORY));
+        dev.kiln.compiler.GraphCompileException e = assertThrows(dev.kiln.compiler.GraphCompileException.class,
+                () -> kiln.compile(out, OPTIONS.bufferBytes(1L << 50)));
+        assertTrue(e.getMessage().contains("bufferBytes") && e.getMessage().contains(SHM.toString()), e.getMessage());
+        assertEquals(List.of(), shmFilesOf(ProcessHandle.current().pid()), "nothing was created");
+        ActorRef<Geo> c = kiln.actor(Geo::new);
+        InputNode<String> in2 = Graph.input();
+        try (CompiledGraph<String, String> g = kiln.compile(c.bind(Geo::upper, b.bind(Geo::upper, in2)), OPTIONS)) {
+            assertEquals("OK", g.execute("ok").get(), "the actors were let go");
+        }
+    }
+
     private static List<Float> floats(Tensor t) {
         List<Float> out = new ArrayList<>();
         for (float f : t.toFloatArray()) {

@@ -117,6 +117,11 @@ public final class GraphChannels {
         try {
             for (ChannelSpec spec : plan.channels()) {
                 boolean writes = here(spec.writer());
+                if (spec.transport() != Transport.IN_PROCESS && spec.transport() != Transport.SHARED_MEMORY) {
+                    throw new IllegalStateException("channel c" + spec.id() + " was planned as " + spec.transport()
+                            + "; this executor runs IN_PROCESS and SHARED_MEMORY channels only (GPU channels are "
+                            + "planned, not built yet)");
+                }
                 if (spec.transport() == Transport.IN_PROCESS) {
                     if (writes) {
                         channels[spec.id()] = new InProcessChannel(spec, wakers.apply(spec.writer()), readerWakers(spec));

@@ -126,6 +126,11 @@ public final class PlanCodec {
      *                                  is then unspecified
      */
     public static void write(WireOut out, ExecutionPlan plan, ValueCodec codec) {
+        if (!plan.devices().isEmpty() || !plan.nccl().equals(ExecutionPlan.NcclSchedule.NONE)) {
+            // The GPU half of a plan (device budgets, NCCL schedule) is planned but not executed yet.
+            throw new IllegalArgumentException("cannot send a plan with GPU edges to a worker JVM: GPU channels are "
+                    + "planned but not built yet");
+        }
         out.writeInt(PLAN_MAGIC);
         out.writeInt(VERSION);
         out.writeInt(plan.inputArity());
@@ -174,6 +179,8 @@ public final class PlanCodec {
         out.writeLong(nanos(options.teardownTimeout()));
         writeEnum(out, options.idle());
         out.writeBoolean(options.slotGrowth());
+        out.writeLong(Double.doubleToRawLongBits(options.gpuMemoryFraction()));
+        out.writeBoolean(options.overlapGpuCommunication());
     }
 
     /**
@@ -192,6 +199,8 @@ public final class PlanCodec {
                 Duration.ofNanos(in.readLong()),
                 Duration.ofNanos(in.readLong()),
                 readEnum(in, IdleMode.class),
+                in.readBoolean(),
+                Double.longBitsToDouble(in.readLong()),
                 in.readBoolean());
     }
 
@@ -253,12 +262,16 @@ public final class PlanCodec {
     private static void writePlacement(WireOut out, ActorPlacement placement) {
         out.writeString(placement.host());
         out.writeString(placement.process());
+        out.writeInt(placement.device());
+        out.writeLong(placement.freeDeviceBytes());
     }
 
     private static ActorPlacement readPlacement(WireIn in) {
         return new ActorPlacement(
                 in.readString(),
-                in.readString());
+                in.readString(),
+                in.readInt(),
+                in.readLong());
     }
 
     private static void writeOperation(WireOut out, Operation op, ValueCodec codec) {

@@ -281,7 +281,7 @@ class PlanCodecTest {
         assertEquals(defaults, PlanCodec.decodeOptions(PlanCodec.encode(defaults)));
         CompileOptions custom = defaults.maxInflight(3).bufferBytes(12_345).submitTimeout(Duration.ofNanos(1))
                 .getTimeout(Duration.ofMillis(2)).teardownTimeout(Duration.ofMinutes(3)).idle(IdleMode.BLOCKING)
-                .slotGrowth(false);
+                .slotGrowth(false).gpuMemoryFraction(0.5).overlapGpuCommunication(true);
         for (var component : CompileOptions.class.getRecordComponents()) {
             try {
                 assertNotEquals(component.getAccessor().invoke(defaults), component.getAccessor().invoke(custom),
