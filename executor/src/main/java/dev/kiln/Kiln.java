@@ -162,6 +162,14 @@ public final class Kiln implements AutoCloseable {
      */
     public <A> ActorRef<A> actor(ActorFactory<A> factory, ActorOptions options) {
         ensureOpen();
+        if (options.onJoinedWorker()) {
+            throw new IllegalArgumentException("no joined worker matches host " + options.host() + " and labels "
+                    + options.labels() + ": no worker has joined " + name);
+        }
+        if (options.hasGpu()) {
+            throw new UnsupportedOperationException("actor placement on GPU " + options.gpu()
+                    + " is not supported by this executor yet");
+        }
         int id = ACTOR_IDS.incrementAndGet();
         String actorName = options.name();
         if (actorName != null && names.putIfAbsent(actorName, id) != null) {
