@@ -105,7 +105,7 @@ final class GpuPlanner {
     ChannelSpec resolve(int id, int node, int writer, List<Integer> readers, Transport asked, String label) {
         ActorPlacement from = placements.apply(writer);
         String refusal = switch (asked) {
-            case IN_PROCESS, SHARED_MEMORY -> "Transport." + asked + " was asked for, but " + label
+            case IN_PROCESS, SHARED_MEMORY, AERON_UDP -> "Transport." + asked + " was asked for, but " + label
                     + " returns a DeviceTensor (device memory), which it cannot carry; use Transport.AUTO, "
                     + "GPU_SAME_DEVICE, CUDA_IPC, NCCL or STAGED";
             default -> null;

@@ -484,40 +484,54 @@ public final class GraphCompiler {
                                         Node<?> source) {
                 ActorPlacement from = placement(writer);
                 boolean oneProcess = true;
+                boolean oneHost = true;
+                ActorPlacement elsewhere = null;
                 for (int r : rs) {
                     ActorPlacement to = placement(r);
-                    if (!from.host().equals(to.host())) {
-                        throw new GraphCompileException(label, "no transport connects " + from + " and " + to
-                                + ": actors on different hosts are not supported yet; place them on one host");
+                    if (!from.host().equals(to.host()) && elsewhere == null) {
+                        elsewhere = to;
                     }
+                    oneHost &= from.host().equals(to.host());
                     oneProcess &= from.sameProcess(to);
                 }
                 Transport transport;
                 String reason;
                 switch (asked) {
                     case AUTO -> {
-                        transport = oneProcess ? Transport.IN_PROCESS : Transport.SHARED_MEMORY;
+                        transport = oneProcess ? Transport.IN_PROCESS : oneHost ? Transport.SHARED_MEMORY
+                                : Transport.AERON_UDP;
                         reason = oneProcess ? "AUTO: writer and readers in one JVM"
-                                : "AUTO: writer and readers in different JVMs on " + from.host();
+                                : oneHost ? "AUTO: writer and readers in different JVMs on " + from.host()
+                                : "AUTO: " + elsewhere + " is on another host than the writer (" + from.host() + ")";
                     }
                     case IN_PROCESS -> {
                         if (!oneProcess) {
                             throw new GraphCompileException(label, "Transport.IN_PROCESS was asked for, but the value "
                                     + "goes from " + from + " to " + participants(rs) + ", other JVMs; use Transport.AUTO "
-                                    + "(shared memory between JVMs of one host)");
+                                    + "(shared memory between JVMs of one host, Aeron UDP between hosts)");
                         }
                         transport = Transport.IN_PROCESS;
                         reason = "asked; one JVM";
                     }
                     case SHARED_MEMORY -> {
+                        if (!oneHost) {
+                            throw new GraphCompileException(label, "Transport.SHARED_MEMORY was asked for, but the "
+                                    + "value goes from " + from + " to " + elsewhere + ", another host; use Transport.AUTO "
+                                    + "or AERON_UDP");
+                        }
                         transport = Transport.SHARED_MEMORY;
                         reason = oneProcess ? "asked; one JVM" : "asked; different JVMs on " + from.host();
+                    }
+                    case AERON_UDP -> {
+                        transport = Transport.AERON_UDP;
+                        reason = oneHost ? "asked; one host (" + from.host() + ")" : "asked; different hosts";
                     }
                     default -> throw new GraphCompileException(label, "Transport." + asked // a GPU transport
                             + " carries DeviceTensor values, but " + (source.kind() == Node.Kind.CALL
                             ? label + " is declared to return " + source.method().returnType().getName()
                             + "; declare it to return " + DeviceTensor.class.getName() + ", or use "
-                            : "the graph's input is a host value; use ") + "Transport.AUTO, IN_PROCESS or SHARED_MEMORY");
+                            : "the graph's input is a host value; use ") + "Transport.AUTO, IN_PROCESS, SHARED_MEMORY "
+                            + "or AERON_UDP");
                 }
                 return new ChannelSpec(id, node, writer, rs, options.maxInflight(), options.bufferBytes(), transport,
                         reason);

@@ -9,7 +9,7 @@ package dev.kiln.graph;
  *
  * <p>The last four carry GPU edges: the value of a node whose method is declared to return
  * {@code dev.kiln.tensor.DeviceTensor}. Host values cannot use them, and GPU edges cannot use
- * {@link #IN_PROCESS} or {@link #SHARED_MEMORY}. The compiler plans the GPU transports; their
+ * {@link #IN_PROCESS}, {@link #SHARED_MEMORY} or {@link #AERON_UDP}. The compiler plans the GPU transports; their
  * channels are not implemented yet and nothing GPU-side is verified on a GPU (see {@code docs/gpu.md}).
  */
 public enum Transport {
@@ -24,6 +24,14 @@ public enum Transport {
      * JVM is allowed (it then costs a copy per value, as it would across JVMs).
      */
     SHARED_MEMORY,
+    /**
+     * Aeron UDP (reliable, ordered, flow-controlled): the writer sends each reader its own copy of the
+     * encoded value, which the reader reassembles straight into its preallocated slot; tensors are read
+     * in place there. AUTO picks it when some reader lives on another host than the writer (hosts are
+     * the names workers advertise when they join). Asking for it between JVMs of one host is allowed
+     * (it then goes over loopback).
+     */
+    AERON_UDP,
     /**
      * Writer and every reader in one JVM on one GPU: the value is copied device to device into the
      * channel's device slots on a stream, ordered by an event. AUTO picks it when every reader shares

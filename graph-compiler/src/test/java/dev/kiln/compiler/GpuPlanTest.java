@@ -253,7 +253,7 @@ class GpuPlanTest {
             Node<String> x = a.bind(Gpu::label, in).withTransport(device);
             rejects(b.bind(Gpu::load, x), topology, OPTIONS, "a.label: Transport." + device + " carries DeviceTensor "
                     + "values, but a.label is declared to return java.lang.String; declare it to return "
-                    + "dev.kiln.tensor.DeviceTensor, or use Transport.AUTO, IN_PROCESS or SHARED_MEMORY");
+                    + "dev.kiln.tensor.DeviceTensor, or use Transport.AUTO, IN_PROCESS, SHARED_MEMORY or AERON_UDP");
         }
     }
 
@@ -262,8 +262,8 @@ class GpuPlanTest {
         InputNode<String> in = Graph.input();
         in.withTransport(Transport.NCCL);
         rejects(a.bind(Gpu::load, in), places().put(a, gpu(0)).topology(), OPTIONS, "input: Transport.NCCL carries "
-                + "DeviceTensor values, but the graph's input is a host value; use Transport.AUTO, IN_PROCESS or "
-                + "SHARED_MEMORY");
+                + "DeviceTensor values, but the graph's input is a host value; use Transport.AUTO, IN_PROCESS, "
+                + "SHARED_MEMORY or AERON_UDP");
     }
 
     @Test

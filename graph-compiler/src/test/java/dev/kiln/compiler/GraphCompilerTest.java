@@ -342,16 +342,6 @@ class GraphCompilerTest {
         }
 
         @Test
-        void actorOnAnotherHost() {
-            InputNode<String> in = Graph.input();
-            Node<String> y = b.bind(Text::lower, a.bind(Text::upper, in));
-            Topology remote = new Topology(ActorPlacement.IN_DRIVER,
-                    Map.of(a.id(), ActorPlacement.IN_DRIVER, b.id(), new ActorPlacement("host2", "worker")));
-            rejects(() -> GraphCompiler.compile(y, remote, OPTIONS), "a.upper",
-                    "no transport connects localhost/driver and host2/worker");
-        }
-
-        @Test
         void inProcessAskedAcrossProcesses() {
             InputNode<String> in = Graph.input();
             Node<String> x = a.bind(Text::upper, in).withTransport(Transport.IN_PROCESS);
@@ -396,6 +386,61 @@ class GraphCompilerTest {
                     new ChannelSpec(3, 3, 1, List.of(DRIVER), 10, 1 << 20, Transport.IN_PROCESS, local)),
                     plan.channels());
             assertEquals(new ActorPlacement("localhost", "w1"), plan.schedules().get(1).placement());
+        }
+
+        @Test
+        void aeronUdpWhenSomeReaderIsOnAnotherHost() {
+            InputNode<String> in = Graph.input();
+            Node<String> x = a.bind(Text::upper, in);
+            Node<String> y = b.bind(Text::lower, x);
+            Node<String> z = a.bind(Text::concat, x, y);
+            ActorPlacement remote = new ActorPlacement("node-2", "w2");
+            Topology twoHosts = new Topology(ActorPlacement.IN_DRIVER,
+                    Map.of(a.id(), ActorPlacement.IN_DRIVER, b.id(), remote));
+            ExecutionPlan plan = GraphCompiler.compile(z, twoHosts, OPTIONS);
+            String local = "AUTO: writer and readers in one JVM";
+            assertEquals(List.of(
+                    new ChannelSpec(0, 0, DRIVER, List.of(1), 10, 1 << 20, Transport.IN_PROCESS, local),
+                    new ChannelSpec(1, 1, 1, List.of(2), 10, 1 << 20, Transport.AERON_UDP,
+                            "AUTO: node-2/w2 is on another host than the writer (localhost)"),
+                    new ChannelSpec(2, 2, 2, List.of(1), 10, 1 << 20, Transport.AERON_UDP,
+                            "AUTO: localhost/driver is on another host than the writer (node-2)"),
+                    new ChannelSpec(3, 3, 1, List.of(DRIVER), 10, 1 << 20, Transport.IN_PROCESS, local)),
+                    plan.channels());
+        }
+
+        @Test
+        void aFanOutWithOneReaderOnAnotherHostGoesOverUdpForEveryReader() {
+            InputNode<String> in = Graph.input();
+            Node<String> x = a.bind(Text::upper, in);
+            Node<String> y = b.bind(Text::lower, in);
+            Topology twoHosts = new Topology(ActorPlacement.IN_DRIVER,
+                    Map.of(a.id(), ActorPlacement.IN_DRIVER, b.id(), new ActorPlacement("node-2", "w2")));
+            ExecutionPlan plan = GraphCompiler.compile(Graph.outputs(x, y), twoHosts, OPTIONS);
+            ChannelSpec input = plan.channels().get(0);
+            assertEquals(List.of(1, 2), input.readers());
+            assertEquals(Transport.AERON_UDP, input.transport());
+        }
+
+        @Test
+        void sharedMemoryAskedAcrossHostsIsRefusedAndUdpMayBeAskedOnOneHost() {
+            InputNode<String> in = Graph.input();
+            Node<String> x = a.bind(Text::upper, in).withTransport(Transport.SHARED_MEMORY);
+            Node<String> y = b.bind(Text::lower, x);
+            Topology twoHosts = new Topology(ActorPlacement.IN_DRIVER,
+                    Map.of(a.id(), ActorPlacement.IN_DRIVER, b.id(), new ActorPlacement("node-2", "w2")));
+            GraphCompileException e = assertThrows(GraphCompileException.class,
+                    () -> GraphCompiler.compile(y, twoHosts, OPTIONS));
+            assertTrue(e.getMessage().contains("another host; use Transport.AUTO or AERON_UDP"), e.getMessage());
+
+            InputNode<String> in2 = Graph.input();
+            Node<String> u = c.bind(Text::upper, in2).withTransport(Transport.AERON_UDP);
+            Node<String> v = d.bind(Text::lower, u);
+            Topology oneHost = new Topology(ActorPlacement.IN_DRIVER,
+                    Map.of(c.id(), ActorPlacement.IN_DRIVER, d.id(), new ActorPlacement("localhost", "w1")));
+            ChannelSpec udp = GraphCompiler.compile(v, oneHost, OPTIONS).channels().get(1);
+            assertEquals(Transport.AERON_UDP, udp.transport());
+            assertEquals("asked; one host (localhost)", udp.reason());
         }
 
         @Test
