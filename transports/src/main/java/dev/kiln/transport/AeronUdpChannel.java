@@ -124,7 +124,9 @@ public final class AeronUdpChannel implements Channel {
      *
      * @param writerEndpoint  where the writer receives releases
      * @param readerEndpoints per reader index, where that reader receives data
-     * @param dataStreamId    the Aeron stream id of the data frames
+     * @param dataStreamId    the Aeron stream id of the data frames to reader 0; reader {@code r} receives on
+     *                        {@code dataStreamId + r}, so that readers sharing an endpoint (one JVM, or one media
+     *                        driver) never see each other's frames
      * @param releaseStreamId the Aeron stream id of the release messages; differs from the data stream's
      * @param mtuLength       the data publications' MTU in bytes: a multiple of 32 from 128 to 65504; 1408 (Aeron's
      *                        default) fits any Ethernet path, loopback takes up to 65504
@@ -148,8 +150,10 @@ public final class AeronUdpChannel implements Channel {
             for (String e : readerEndpoints) {
                 checkEndpoint(e, "readerEndpoints");
             }
-            if (dataStreamId == releaseStreamId) {
-                throw new IllegalArgumentException("dataStreamId and releaseStreamId must differ, both are " + dataStreamId);
+            if (releaseStreamId - dataStreamId >= 0 && releaseStreamId - dataStreamId < readerEndpoints.size()) {
+                throw new IllegalArgumentException("releaseStreamId " + releaseStreamId + " must lie outside the data "
+                        + "streams " + dataStreamId + " to " + (dataStreamId + readerEndpoints.size() - 1)
+                        + " (one per reader)");
             }
             if (mtuLength < 128 || mtuLength > 65504 || mtuLength % 32 != 0) {
                 throw new IllegalArgumentException("mtuLength must be a multiple of 32 from 128 to 65504, got " + mtuLength);
@@ -158,6 +162,14 @@ public final class AeronUdpChannel implements Channel {
                 throw new IllegalArgumentException("termLength must be a power of two from 64 KiB to 1 GiB, got "
                         + termLength);
             }
+        }
+
+        /**
+         * @param reader a reader index
+         * @return the stream id on which that reader receives data
+         */
+        public int dataStreamId(int reader) {
+            return dataStreamId + reader;
         }
 
         private static void checkEndpoint(String endpoint, String name) {
@@ -310,7 +322,7 @@ public final class AeronUdpChannel implements Channel {
             for (int r = 0; r < publications.length; r++) {
                 publications[r] = aeron.addExclusivePublication(new ChannelUriStringBuilder().media("udp")
                         .endpoint(route.readerEndpoints().get(r)).mtu(route.mtuLength()).termLength(route.termLength())
-                        .build(), route.dataStreamId());
+                        .build(), route.dataStreamId(r));
             }
             return new AeronUdpChannel(spec, route, codec, growth, WRITER, peerTimeoutNs, publications, releases,
                     null, null);
@@ -350,7 +362,7 @@ public final class AeronUdpChannel implements Channel {
         Subscription data = null;
         ExclusivePublication releases = null;
         try {
-            data = aeron.addSubscription(subscriptionUri(route.readerEndpoints().get(reader)), route.dataStreamId());
+            data = aeron.addSubscription(subscriptionUri(route.readerEndpoints().get(reader)), route.dataStreamId(reader));
             releases = aeron.addExclusivePublication(new ChannelUriStringBuilder().media("udp")
                     .endpoint(route.writerEndpoint()).termLength(RELEASE_TERM_LENGTH).build(), route.releaseStreamId());
             return new AeronUdpChannel(spec, route, codec, growth, reader, peerTimeoutNs, null, null, data, releases);

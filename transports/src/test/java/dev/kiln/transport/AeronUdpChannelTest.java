@@ -41,7 +41,8 @@ class AeronUdpChannelTest {
     private static final long PEER_TIMEOUT_NS = TimeUnit.SECONDS.toNanos(20);
     private static final long WAIT_NS = TimeUnit.SECONDS.toNanos(60);
     private static final int DATA_STREAM = 1001;
-    private static final int RELEASE_STREAM = 1002;
+    /** Below the data streams, which take one stream id per reader from DATA_STREAM up. */
+    private static final int RELEASE_STREAM = 1000;
     /** Loopback takes jumbo datagrams: 8 KiB frames carry a 64 MiB value in about 8,200 frames. */
     private static final int MTU = 8192;
     private static final int TERM = 1 << 20;
@@ -95,13 +96,19 @@ class AeronUdpChannelTest {
 
     private Wiring wire(int readerCount, int slots, long slotBytes, boolean writerGrowth, boolean readerGrowth,
                         long peerTimeoutNs) {
+        return wire(readerCount, slots, slotBytes, writerGrowth, readerGrowth, peerTimeoutNs, false);
+    }
+
+    /** With {@code oneReaderHost}, every reader lives on one host and listens on one endpoint. */
+    private Wiring wire(int readerCount, int slots, long slotBytes, boolean writerGrowth, boolean readerGrowth,
+                        long peerTimeoutNs, boolean oneReaderHost) {
         ChannelSpec spec = ShmChannelTest.spec(slots, readerCount, slotBytes);
         UdpHost writerHost = host("writer");
         List<UdpHost> readerHosts = new ArrayList<>();
         List<String> endpoints = new ArrayList<>();
         for (int r = 0; r < readerCount; r++) {
-            readerHosts.add(host("reader" + r));
-            endpoints.add(UdpHost.freeEndpoint());
+            readerHosts.add(oneReaderHost && r > 0 ? readerHosts.get(0) : host("reader" + r));
+            endpoints.add(oneReaderHost && r > 0 ? endpoints.get(0) : UdpHost.freeEndpoint());
         }
         AeronUdpChannel.Route route = new AeronUdpChannel.Route(UdpHost.freeEndpoint(), endpoints, DATA_STREAM,
                 RELEASE_STREAM, MTU, TERM);
@@ -168,6 +175,19 @@ class AeronUdpChannelTest {
                 LockSupport.parkNanos(50_000);
             }
         }
+    }
+
+    @Test
+    @Timeout(120)
+    void readersSharingOneEndpointEachGetTheirOwnStream() {
+        Wiring w = wire(3, 4, 4096, true, true, PEER_TIMEOUT_NS, true);
+        assertEquals(1, w.readers().stream().map(r -> r.route().readerEndpoints().get(r.side())).distinct().count());
+        List<Object> values = new ArrayList<>();
+        for (int i = 0; i < 50; i++) {
+            values.add(i % 3 == 0 ? MixedValues.tensor(dev.kiln.tensor.DType.F32, i, 1000 + i) : "value-" + i);
+        }
+        transfer(w, values);
+        assertNoClientErrors();
     }
 
     private void assertNoClientErrors() {
@@ -498,16 +518,16 @@ class AeronUdpChannelTest {
         assertEquals("channel c3 has 2 readers, its route 1 reader endpoints", assertThrows(IllegalArgumentException.class,
                 () -> AeronUdpChannel.writer(h.aeron(), spec, oneReader, new ValueCodec(), true, 1)).getMessage());
         AeronUdpChannel.Route twoReaders = new AeronUdpChannel.Route("127.0.0.1:1",
-                List.of("127.0.0.1:2", "127.0.0.1:3"), 1, 2, 1408, 65536);
+                List.of("127.0.0.1:2", "127.0.0.1:3"), 1, 3, 1408, 65536);
         assertEquals("channel c3 has readers 0 to 1, got reader 2", assertThrows(IllegalArgumentException.class,
                 () -> AeronUdpChannel.reader(h.aeron(), spec, twoReaders, 2, new ValueCodec(), true, 1)).getMessage());
         assertEquals("peerTimeoutNs must be > 0, got 0", assertThrows(IllegalArgumentException.class,
                 () -> AeronUdpChannel.writer(h.aeron(), spec, twoReaders, new ValueCodec(), true, 0)).getMessage());
         assertEquals("writerEndpoint: 'localhost' is not host:port", assertThrows(IllegalArgumentException.class,
                 () -> new AeronUdpChannel.Route("localhost", List.of("127.0.0.1:2"), 1, 2, 1408, 65536)).getMessage());
-        assertEquals("dataStreamId and releaseStreamId must differ, both are 1", assertThrows(
-                IllegalArgumentException.class,
-                () -> new AeronUdpChannel.Route("127.0.0.1:1", List.of("127.0.0.1:2"), 1, 1, 1408, 65536)).getMessage());
+        assertEquals("releaseStreamId 2 must lie outside the data streams 1 to 2 (one per reader)", assertThrows(
+                IllegalArgumentException.class, () -> new AeronUdpChannel.Route("127.0.0.1:1",
+                        List.of("127.0.0.1:2", "127.0.0.1:3"), 1, 2, 1408, 65536)).getMessage());
         assertEquals("mtuLength must be a multiple of 32 from 128 to 65504, got 1500", assertThrows(
                 IllegalArgumentException.class,
                 () -> new AeronUdpChannel.Route("127.0.0.1:1", List.of("127.0.0.1:2"), 1, 2, 1500, 65536)).getMessage());
