@@ -1,8 +1,10 @@
 package dev.kiln;
 
 import dev.kiln.compiler.CompileOptions;
-import dev.kiln.compiler.ExecutionPlan;
+import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
+import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
 import dev.kiln.compiler.ExecutionPlan.OutputRead;
+import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.GraphCompileException;
 import dev.kiln.executor.ActorThread;
 import dev.kiln.executor.Codecs;
@@ -10,15 +12,19 @@ import dev.kiln.executor.GraphChannels;
 import dev.kiln.executor.GraphLoop;
 import dev.kiln.executor.GraphPart;
 import dev.kiln.executor.Message;
+import dev.kiln.executor.Peer;
 import dev.kiln.executor.RemoteActor;
+import dev.kiln.executor.RemoteHost;
 import dev.kiln.executor.TaskError;
-import dev.kiln.executor.WorkerProcess;
+import dev.kiln.executor.UdpSettings;
+import dev.kiln.graph.Transport;
 import dev.kiln.transport.Channel;
 import dev.kiln.transport.KilnIdleStrategy;
 import dev.kiln.transport.RemoteError;
 import dev.kiln.transport.ShmChannel;
 import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.Waker;
+import io.aeron.Aeron;
 
 import java.nio.file.Path;
 import java.time.Duration;
@@ -77,9 +83,11 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     private final int slots;
     private final GraphPart part;
     private final List<RemoteActor> remoteActors;
-    private final List<WorkerProcess> workers;
+    private final List<RemoteHost> workers;
+    private final Map<String, Peer> peers;
+    private final Peer driver;
+    private final UdpSettings udp;
     private final Duration workerTimeout;
-    private final Path shmDirectory;
     /** Set by {@link #start()}, before the graph is handed to its user. */
     private Channel input;
     private boolean inputCrosses;
@@ -109,24 +117,28 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
      * graph before {@link #start()}.
      */
     CompiledGraph(Kiln kiln, ExecutionPlan plan, CompileOptions options, Map<Integer, ActorThread> local,
-                  List<RemoteActor> remote, ValueCodec codec, Path shmDirectory, Duration workerTimeout) {
+                  List<RemoteActor> remote, ValueCodec codec, Peer driver, Aeron aeron, UdpSettings udp,
+                  Duration workerTimeout) {
         this.kiln = kiln;
         this.plan = plan;
         this.options = options;
         this.slots = plan.maxInflight();
         this.remoteActors = List.copyOf(remote);
-        this.shmDirectory = shmDirectory;
+        this.driver = driver;
+        this.udp = udp;
         this.workerTimeout = workerTimeout;
-        Set<WorkerProcess> ws = new LinkedHashSet<>();
-        Map<String, Long> pids = new HashMap<>();
-        pids.put("driver", ProcessHandle.current().pid());
+        Set<RemoteHost> ws = new LinkedHashSet<>();
+        Map<String, Peer> all = new HashMap<>();
+        all.put(driver.process(), driver);
         for (RemoteActor r : remote) {
-            ws.add(r.worker());
-            pids.put(r.worker().name(), r.worker().pid());
+            RemoteHost w = r.worker();
+            ws.add(w);
+            all.put(w.name(), new Peer(w.name(), w.pid(), w.hostName(), w.endpoint(), w.shmDirectory()));
         }
         this.workers = List.copyOf(ws);
-        this.part = new GraphPart(plan, options, "driver", name, pids, local, driverWaker, codec, shmDirectory, this,
-                this::actorDied);
+        this.peers = Map.copyOf(all);
+        this.part = new GraphPart(plan, options, "driver", name, peers, local, driverWaker, codec, aeron, udp, this,
+                this::actorDied, this::remoteDied);
         this.driverIdle = new KilnIdleStrategy(options.idle(), driverWaker, this::sleepOnOutput);
         this.pending = new GraphFuture<?>[slots];
         // Read each output channel once per execution, even if Graph.outputs lists a node twice.
@@ -161,21 +173,18 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
      * @throws GraphCompileException if a worker JVM cannot take its part (naming the worker and why)
      */
     void start() {
-        List<WorkerProcess> prepared = new ArrayList<>();
+        List<RemoteHost> prepared = new ArrayList<>();
         try {
-            GraphChannels.checkSpace(plan, shmDirectory);
+            checkSharedMemory();
             part.create();
             if (!workers.isEmpty()) {
                 byte[] planBytes = Codecs.planBytes(plan, kiln.codec());
                 byte[] optionBytes = Codecs.optionsBytes(options);
-                for (WorkerProcess w : workers) {
+                for (RemoteHost w : workers) {
                     await(w, w.request(Message.PREPARE, m -> {
-                        m.putLong(id).putString(name).putBytes(planBytes).putBytes(optionBytes)
-                                .putString(shmDirectory.toString()).putInt(workers.size() + 1);
-                        m.putString("driver").putLong(ProcessHandle.current().pid());
-                        for (WorkerProcess x : workers) {
-                            m.putString(x.name()).putLong(x.pid());
-                        }
+                        m.putLong(id).putString(name).putBytes(planBytes).putBytes(optionBytes);
+                        Codecs.putUdp(m, udp);
+                        Codecs.putPeers(m, peers.values());
                     }), "prepare");
                     prepared.add(w);
                 }
@@ -188,12 +197,12 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                 outChannels[d] = channels[distinctOutputs.get(d).channel()];
                 outCrosses[d] = outChannels[d].crossesProcesses();
             }
-            for (WorkerProcess w : workers) {
+            for (RemoteHost w : workers) {
                 await(w, w.request(Message.START, m -> m.putLong(id)), "start");
             }
             part.attach();
         } catch (RuntimeException e) {
-            for (WorkerProcess w : prepared) {
+            for (RemoteHost w : prepared) {
                 w.request(Message.STOP_GRAPH, m -> m.putLong(id));
             }
             part.stop();
@@ -203,7 +212,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     }
 
     /** Waits for a worker's reply to a set-up request; throws GraphCompileException naming the worker on failure. */
-    private Message await(WorkerProcess w, CompletableFuture<Message> reply, String what) {
+    private Message await(RemoteHost w, CompletableFuture<Message> reply, String what) {
         Message m;
         try {
             m = reply.get(workerTimeout.toNanos(), TimeUnit.NANOSECONDS);
@@ -224,11 +233,61 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         return m;
     }
 
-    /** The driver's sleep while it waits for an output written in another JVM, whose writer cannot unpark it. */
+    /**
+     * Before anything is created: every shared-memory channel's processes share its writer's
+     * directory (workers that report one host name but another directory are on another host in
+     * truth), and the channels this host writes fit in its directory.
+     */
+    private void checkSharedMemory() {
+        List<ChannelSpec> onThisHost = new ArrayList<>();
+        for (ChannelSpec c : plan.channels()) {
+            if (c.transport() != Transport.SHARED_MEMORY) {
+                continue;
+            }
+            Peer writer = peerOf(c.writer());
+            for (int r : c.readers()) {
+                Peer reader = peerOf(r);
+                if (!reader.shmDirectory().equals(writer.shmDirectory())) {
+                    throw new GraphCompileException(name, "channel c" + c.id() + " goes through shared memory from "
+                            + writer.process() + " to " + reader.process() + ", both on host " + writer.host()
+                            + ", but they use different shared-memory directories (" + writer.shmDirectory() + ", "
+                            + reader.shmDirectory() + "): if they are on different machines, give each its own host "
+                            + "name (KilnOptions.hostName, kiln-worker --host-name); else give them one directory "
+                            + "(KilnOptions.shmDirectory, kiln-worker --shm-dir)");
+                }
+            }
+            if (writer.host().equals(driver.host()) && writer.shmDirectory().equals(driver.shmDirectory())) {
+                onThisHost.add(c);
+            }
+        }
+        GraphChannels.checkSpace(onThisHost, Path.of(driver.shmDirectory()));
+    }
+
+    private Peer peerOf(int participant) {
+        if (participant == ExecutionPlan.DRIVER) {
+            return driver;
+        }
+        for (ActorSchedule s : plan.schedules()) {
+            if (s.actor() == participant) {
+                return peers.get(s.placement().process());
+            }
+        }
+        throw new IllegalStateException("participant " + participant + " is not in the plan");
+    }
+
+    /**
+     * The driver's sleep while it waits for an output written in another JVM, whose writer cannot
+     * unpark it. A writer on another host that stays unreachable fails the graph.
+     */
     private boolean sleepOnOutput(long nanos) {
         int d = outProgress;
         if (d < outChannels.length && outCrosses[d] && collected < submitted) {
-            outChannels[d].awaitPublished(outReaders[d], collected, nanos);
+            if (!outChannels[d].awaitPublished(outReaders[d], collected, nanos)) {
+                String lost = outChannels[d].peerLoss(outReaders[d]);
+                if (lost != null) {
+                    remoteDied(lost);
+                }
+            }
             return true;
         }
         return false;
@@ -610,7 +669,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     }
 
     /** @return whether the graph uses an actor of {@code worker} */
-    boolean uses(WorkerProcess worker) {
+    boolean uses(RemoteHost worker) {
         return workers.contains(worker);
     }
 
@@ -662,7 +721,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
      */
     private void tearDown() {
         List<CompletableFuture<Message>> stops = new ArrayList<>();
-        for (WorkerProcess w : workers) {
+        for (RemoteHost w : workers) {
             if (w.death() == null) {
                 stops.add(w.request(Message.STOP_GRAPH, m -> m.putLong(id)));
             }
@@ -697,9 +756,9 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         for (RemoteActor r : remoteActors) {
             r.release(this);
         }
-        if (workers.stream().anyMatch(w -> w.death() != null)) {
+        if (workers.stream().anyMatch(w -> w.death() != null && w.shmDirectory().equals(driver.shmDirectory()))) {
             try {
-                ShmChannel.removeStale(shmDirectory); // the files a dead worker wrote
+                ShmChannel.removeStale(Path.of(driver.shmDirectory())); // the files a dead worker of this host wrote
             } catch (java.io.IOException e) {
                 // Left for the next Kiln to remove; nothing else can be done here.
             }

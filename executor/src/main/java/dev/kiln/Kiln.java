@@ -1,20 +1,25 @@
 package dev.kiln;
 
 import dev.kiln.compiler.CompileOptions;
-import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
+import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.GraphCompileException;
 import dev.kiln.compiler.GraphCompiler;
 import dev.kiln.compiler.IdleMode;
-import dev.kiln.compiler.Topology;
 import dev.kiln.compiler.Topology.ActorPlacement;
+import dev.kiln.compiler.Topology;
 import dev.kiln.executor.ActorThread;
 import dev.kiln.executor.Codecs;
 import dev.kiln.executor.ControlPlane;
 import dev.kiln.executor.DynamicCall;
 import dev.kiln.executor.GraphLoop;
+import dev.kiln.executor.JoinedWorker;
 import dev.kiln.executor.Message;
+import dev.kiln.executor.Peer;
 import dev.kiln.executor.RemoteActor;
+import dev.kiln.executor.RemoteHost;
+import dev.kiln.executor.ThreadHost;
+import dev.kiln.executor.UdpSettings;
 import dev.kiln.executor.WorkerProcess;
 import dev.kiln.graph.ActorRef;
 import dev.kiln.graph.Method0;
@@ -30,6 +35,7 @@ import dev.kiln.graph.Node;
 import dev.kiln.transport.RemoteError;
 import dev.kiln.transport.ShmChannel;
 import dev.kiln.transport.ValueCodec;
+import dev.kiln.transport.WorkerInfo;
 
 import java.io.IOException;
 import java.io.Serializable;
@@ -39,9 +45,9 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -77,18 +83,25 @@ public final class Kiln implements AutoCloseable {
     private static final long STOP_TIMEOUT_MS = 5_000;
     private static final System.Logger LOG = System.getLogger("dev.kiln");
     private static final Object[] NO_ARGS = {};
+    /** Far above the control streams (10, 11, 100 + 2i): a graph's UDP streams never meet them. */
+    private static final int FIRST_UDP_STREAM = 1_000_000;
 
     private final String name = "kiln-" + KILN_IDS.incrementAndGet();
     private final KilnOptions options;
     private final ValueCodec codec = new ValueCodec();
-    private final Map<Integer, ActorThread> actors = new ConcurrentHashMap<>();
+    /** The actors of this JVM, each on a thread of its own. */
+    private final ThreadHost local;
     private final Map<Integer, RemoteActor> remoteActors = new ConcurrentHashMap<>();
-    private final Map<String, WorkerProcess> workers = new ConcurrentHashMap<>();
-    /** Started with the first worker JVM; guarded by {@code this}. */
+    /** Child JVMs and joined workers, by name; a dead child stays until replaced, a dead joined worker leaves. */
+    private final Map<String, RemoteHost> workers = new ConcurrentHashMap<>();
+    private final WorkerEvents events = new WorkerEvents();
+    /** Started with the runtime when it accepts workers, else with the first child JVM; guarded by {@code this}. */
     private ControlPlane plane;
     private final Map<String, Integer> names = new ConcurrentHashMap<>();
     private final Map<CompiledGraph<?, ?>, Boolean> graphs = new ConcurrentHashMap<>();
     private final Map<Integer, AtomicLong> callCounters = new ConcurrentHashMap<>();
+    /** The next free Aeron stream id for a graph's UDP channels; ids are never reused by one runtime. */
+    private final AtomicInteger udpStreams = new AtomicInteger(FIRST_UDP_STREAM);
     private volatile boolean closed;
 
     private Kiln(KilnOptions options) {
@@ -96,6 +109,8 @@ public final class Kiln implements AutoCloseable {
         for (Class<?> type : options.types()) {
             codec.register(type);
         }
+        this.local = new ThreadHost("driver", new WorkerInfo(options.hostName(), Map.of(),
+                Runtime.getRuntime().availableProcessors(), List.of()), STOP_TIMEOUT_MS);
         try {
             // Files of runtimes that died without closing: nothing else would ever remove them.
             if (java.nio.file.Files.isDirectory(options.shmDirectory())) {
@@ -104,6 +119,11 @@ public final class Kiln implements AutoCloseable {
         } catch (IOException e) {
             LOG.log(System.Logger.Level.WARNING, () -> "cannot remove stale shared-memory files in "
                     + options.shmDirectory() + ": " + e);
+        }
+        if (options.acceptsWorkers()) {
+            plane = ControlPlane.start(options.runDirectory(), name, new ControlPlane.Listen(options.listen(),
+                    options.joinSecret(), options.workerTimeout(), new Joins()));
+            LOG.log(System.Logger.Level.INFO, () -> name + " accepts workers on " + plane.endpoint());
         }
     }
 
@@ -118,11 +138,14 @@ public final class Kiln implements AutoCloseable {
     }
 
     /**
-     * Creates the embedded runtime with options (registered classes, directories, worker JVM flags).
-     * Removes the shared-memory files that runtimes of dead processes left behind.
+     * Creates the embedded runtime with options (registered classes, directories, worker JVM flags,
+     * and whether workers may join from other hosts). Removes the shared-memory files that runtimes
+     * of dead processes left behind. With a {@link KilnOptions#joinSecret}, listens for workers on
+     * {@link KilnOptions#listen} at once ({@link #joinEndpoint()}).
      *
      * @param options the runtime's options
      * @return a new runtime; close it when done
+     * @throws IllegalStateException if it accepts workers and cannot listen on the address given
      */
     public static Kiln local(KilnOptions options) {
         return new Kiln(options);
@@ -138,6 +161,68 @@ public final class Kiln implements AutoCloseable {
     }
 
     /**
+     * @return the {@code address:port} where workers join this runtime (give it to {@link KilnWorker}), or empty
+     *         when it accepts no workers ({@link KilnOptions#joinSecret} unset)
+     */
+    public Optional<String> joinEndpoint() {
+        synchronized (this) {
+            return Optional.ofNullable(plane != null ? plane.endpoint() : null);
+        }
+    }
+
+    /**
+     * @return the hosts of this runtime's actors that can run actors now: this JVM ({@code driver}) first,
+     *         then the live child JVMs and joined workers, by name
+     */
+    public List<ActorHost> hosts() {
+        List<ActorHost> all = new ArrayList<>();
+        all.add(local);
+        workers.values().stream().filter(w -> w.death() == null)
+                .sorted(java.util.Comparator.comparing(RemoteHost::name)).forEach(all::add);
+        return all;
+    }
+
+    /**
+     * Waits until at least {@code count} workers have joined and are alive.
+     *
+     * @param count   how many joined workers to wait for
+     * @param timeout how long to wait
+     * @return the live joined workers, by name
+     * @throws TimeoutException      if fewer joined in time (saying how many did, and where they join)
+     * @throws InterruptedException  if interrupted
+     * @throws IllegalStateException if this runtime accepts no workers, or is closed
+     */
+    public List<ActorHost> awaitWorkers(int count, Duration timeout) throws TimeoutException, InterruptedException {
+        ensureOpen();
+        if (!options.acceptsWorkers()) {
+            throw new IllegalStateException(name + " accepts no workers: set KilnOptions.joinSecret (and listen)");
+        }
+        long deadline = System.nanoTime() + timeout.toNanos();
+        synchronized (events) {
+            while (true) {
+                List<ActorHost> joined = joinedWorkers();
+                if (joined.size() >= count) {
+                    return joined;
+                }
+                ensureOpen();
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    throw new TimeoutException(joined.size() + " of " + count + " workers joined " + name + " on "
+                            + joinEndpoint().orElse("?") + " within " + timeout + ": " + joined);
+                }
+                TimeUnit.NANOSECONDS.timedWait(events, left);
+            }
+        }
+    }
+
+    private List<ActorHost> joinedWorkers() {
+        List<ActorHost> joined = new ArrayList<>();
+        workers.values().stream().filter(w -> w instanceof JoinedWorker && w.death() == null)
+                .sorted(java.util.Comparator.comparing(RemoteHost::name)).forEach(joined::add);
+        return joined;
+    }
+
+    /**
      * Creates an actor with default options: in this JVM, on its own thread.
      *
      * @param factory creates the actor on its thread, e.g. {@code Model::new}
@@ -150,25 +235,25 @@ public final class Kiln implements AutoCloseable {
     }
 
     /**
-     * Creates an actor. Blocks until the factory has returned on the actor's thread.
+     * Creates an actor where {@code options} place it: in this JVM (the default), in a child JVM
+     * ({@link ActorOptions#process}), or on a joined worker ({@link ActorOptions#host},
+     * {@link ActorOptions#label}; of the live workers that match, the one with the fewest actors).
+     * Blocks until the factory has returned on the actor's thread.
      *
      * @param factory creates the actor on its thread
      * @param options where and how to host it
      * @param <A>     the actor's class
      * @return a handle to bind the actor's methods into graphs or call them
-     * @throws ActorCreationException   if the factory throws
+     * @throws ActorCreationException   if the factory throws, or no joined worker matches the placement (the
+     *                                  message lists the workers there are)
      * @throws IllegalArgumentException if the name is taken
      * @throws IllegalStateException    if this runtime is closed
      */
     public <A> ActorRef<A> actor(ActorFactory<A> factory, ActorOptions options) {
         ensureOpen();
-        if (options.onJoinedWorker()) {
-            throw new IllegalArgumentException("no joined worker matches host " + options.host() + " and labels "
-                    + options.labels() + ": no worker has joined " + name);
-        }
         if (options.hasGpu()) {
             throw new UnsupportedOperationException("actor placement on GPU " + options.gpu()
-                    + " is not supported by this executor yet");
+                    + " is not supported by this executor yet (GPU channels are planned, not run; see docs/gpu.md)");
         }
         int id = ACTOR_IDS.incrementAndGet();
         String actorName = options.name();
@@ -176,144 +261,147 @@ public final class Kiln implements AutoCloseable {
             throw new IllegalArgumentException("an actor named '" + actorName + "' exists in " + name
                     + "; actor names must be unique");
         }
-        if (options.inWorker()) {
-            try {
-                return remoteActor(factory, options, id, actorName);
-            } catch (RuntimeException e) {
-                if (actorName != null) {
-                    names.remove(actorName);
+        try {
+            ActorHost host;
+            if (options.onJoinedWorker()) {
+                host = joinedWorkerFor(options, actorName != null ? actorName : "#" + id);
+            } else if (options.inWorker()) {
+                String processName = options.processName().isEmpty() ? "worker-" + id : options.processName();
+                try {
+                    host = child(processName);
+                } catch (IllegalStateException e) {
+                    throw new ActorCreationException(e.getMessage(), e);
                 }
-                throw e;
+            } else {
+                host = local;
             }
-        }
-        ActorThread thread = new ActorThread(id, actorName != null ? actorName : "actor-" + id, () -> {
-            try {
-                return factory.create();
-            } catch (Exception e) {
-                throw new FactoryFailure(e);
+            ActorHost.Started started = host.startActor(id, actorName, factory);
+            if (actorName == null) {
+                names.put(started.name(), id);
             }
-        });
-        Object instance;
-        try {
-            instance = thread.created().get();
-        } catch (ExecutionException e) {
+            if (host instanceof RemoteHost remote) {
+                remoteActors.put(id, new RemoteActor(id, started.name(), remote));
+            }
+            if (closed) {
+                host.stopActor(id);
+                throw new IllegalStateException(name + " was closed while actor " + started.name()
+                        + " was being created");
+            }
+            return new ActorRef<>(id, started.name(), classOf(started.className(), factory), this);
+        } catch (RuntimeException e) {
             if (actorName != null) {
-                names.remove(actorName);
+                names.remove(actorName, id);
             }
-            Throwable cause = e.getCause() instanceof FactoryFailure f ? f.getCause() : e.getCause();
-            throw new ActorCreationException("the factory of actor " + thread.name() + " threw " + cause, cause);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            thread.stop(STOP_TIMEOUT_MS);
-            throw new ActorCreationException("interrupted while actor " + thread.name() + " was being created", e);
+            throw e;
         }
-        if (instance == null) {
-            thread.stop(STOP_TIMEOUT_MS);
-            throw new ActorCreationException("the factory of actor " + thread.name() + " returned null");
-        }
-        String finalName = actorName != null ? actorName : ActorThread.defaultName(instance.getClass(), id);
-        if (actorName == null) {
-            thread.rename(finalName);
-            names.put(finalName, id);
-        }
-        actors.put(id, thread);
-        if (closed) {
-            thread.stop(STOP_TIMEOUT_MS);
-            throw new IllegalStateException(name + " was closed while actor " + finalName + " was being created");
-        }
-        return new ActorRef<>(id, finalName, instance.getClass(), this);
     }
 
-    /** Creates an actor in a worker JVM, starting the JVM if it is the first actor to name it. */
-    private <A> ActorRef<A> remoteActor(ActorFactory<A> factory, ActorOptions options, int id, String actorName) {
-        String processName = options.processName().isEmpty() ? "worker-" + id : options.processName();
-        byte[] factoryBytes;
+    private static Class<?> classOf(String className, ActorFactory<?> factory) {
         try {
-            factoryBytes = Codecs.lambdaBytes(factory, codec);
-        } catch (IllegalArgumentException e) {
-            throw new ActorCreationException("the factory of actor " + (actorName != null ? actorName : "#" + id)
-                    + " cannot be sent to worker JVM " + processName + ": " + e.getMessage(), e);
-        }
-        WorkerProcess worker;
-        try {
-            worker = worker(processName);
-        } catch (IllegalStateException e) {
-            throw new ActorCreationException(e.getMessage(), e);
-        }
-        Message reply = awaitReply(worker, worker.request(Message.CREATE_ACTOR,
-                m -> m.putInt(id).putString(actorName).putBytes(factoryBytes)), "create actor #" + id);
-        if (reply.getInt() != Message.OK) {
-            String error = reply.getString();
-            throw new ActorCreationException("the factory of actor " + (actorName != null ? actorName : "#" + id)
-                    + " in worker JVM " + processName + " threw " + error, new RemoteActorException(
-                    new RemoteError(actorName != null ? actorName : "#" + id, "<init>", 0, error, null,
-                            String.valueOf(reply.getString()))));
-        }
-        String className = reply.getString();
-        String finalName = reply.getString();
-        Class<?> type;
-        try {
-            type = Class.forName(className, false, factory.getClass().getClassLoader());
+            return Class.forName(className, false, factory.getClass().getClassLoader());
         } catch (ClassNotFoundException e) {
-            type = Object.class; // a class only the worker can load: bind still resolves methods by reference
+            return Object.class; // a class only the worker can load: bind still resolves methods by reference
         }
-        if (actorName == null) {
-            names.put(finalName, id);
-        }
-        remoteActors.put(id, new RemoteActor(id, finalName, worker));
-        return new ActorRef<>(id, finalName, type, this);
     }
 
-    /** The worker JVM called {@code processName}, started (with the control plane) if it does not run. */
-    private synchronized WorkerProcess worker(String processName) {
+    /** The live joined worker with the fewest actors among those that match the placement. */
+    private RemoteHost joinedWorkerFor(ActorOptions options, String actor) {
+        RemoteHost best = null;
+        List<String> available = new ArrayList<>();
+        for (ActorHost h : joinedWorkers()) {
+            RemoteHost w = (RemoteHost) h;
+            WorkerInfo info = w.resources();
+            available.add(w.name() + " (host " + info.hostName() + ", labels " + info.labels() + ", " + info.cores()
+                    + " cores, " + info.gpus() + " GPUs)");
+            boolean matches = (options.host() == null || options.host().equals(info.hostName()))
+                    && info.labels().entrySet().containsAll(options.labels().entrySet());
+            if (matches && (best == null || w.actorCount() < best.actorCount())) {
+                best = w;
+            }
+        }
+        if (best != null) {
+            return best;
+        }
+        String wanted = (options.host() != null ? "host " + options.host() : "any host")
+                + (options.labels().isEmpty() ? "" : " with labels " + options.labels());
+        if (!this.options.acceptsWorkers()) {
+            throw new ActorCreationException("actor " + actor + " asks for a joined worker on " + wanted + ", but "
+                    + name + " accepts no workers: set KilnOptions.joinSecret (and listen) and start kiln-worker on "
+                    + "that host");
+        }
+        throw new ActorCreationException("no joined worker of " + name + " matches " + wanted + " for actor " + actor
+                + "; " + (available.isEmpty() ? "no worker has joined (they join at " + joinEndpoint().orElse("?")
+                + ")" : "joined: " + String.join(", ", available)));
+    }
+
+    /** The child JVM called {@code processName}, started (with the control plane) if it does not run. */
+    private synchronized RemoteHost child(String processName) {
         ensureOpen();
-        WorkerProcess w = workers.get(processName);
+        RemoteHost w = workers.get(processName);
+        if (w instanceof JoinedWorker) {
+            throw new IllegalStateException("'" + processName + "' is a joined worker, not a child JVM: place actors "
+                    + "on joined workers with ActorOptions.host or label");
+        }
         if (w != null && w.death() == null) {
             return w;
         }
         if (plane == null) {
-            plane = ControlPlane.start(options.runDirectory(), name);
+            plane = ControlPlane.start(options.runDirectory(), name, null);
         }
-        w = WorkerProcess.start(processName, plane, new WorkerEvents(), options.workerJvmOptions(),
-                options.workerStartTimeout());
-        workers.put(processName, w);
-        if (!options.types().isEmpty()) {
-            WorkerProcess started = w;
-            Message reply = awaitReply(w, w.request(Message.REGISTER, m -> {
-                m.putInt(options.types().size());
-                options.types().forEach(t -> m.putString(t.getName()));
-            }), "register classes");
-            if (reply.getInt() != Message.OK) {
-                started.kill();
-                throw new IllegalStateException("worker JVM " + processName + " cannot register "
-                        + options.types() + ": " + reply.getString());
+        WorkerProcess started = WorkerProcess.start(processName, plane, events, options.workerJvmOptions(),
+                local.resources(), options.shmDirectory().toString(), codec, options.workerStartTimeout());
+        workers.put(processName, started);
+        try {
+            started.register(options.types());
+        } catch (RuntimeException e) {
+            started.kill();
+            throw e;
+        }
+        return started;
+    }
+
+    /** Admits joining workers whose names are free while the runtime is open. */
+    private final class Joins implements ControlPlane.Joins {
+        @Override
+        public String refusal(ControlPlane.Hello hello) {
+            if (closed) {
+                return name + " is closing";
+            }
+            if (hello.name().equals("driver") || workers.containsKey(hello.name())) {
+                return "the worker name '" + hello.name() + "' is taken in " + name
+                        + "; give each worker its own name (kiln-worker --name)";
+            }
+            return null;
+        }
+
+        @Override
+        public JoinedWorker admit(ControlPlane.Hello hello, WorkerInfo info, io.aeron.Publication link) {
+            synchronized (Kiln.this) {
+                String refusal = refusal(hello);
+                if (refusal != null) {
+                    throw new IllegalStateException(refusal);
+                }
+                JoinedWorker w = JoinedWorker.admitted(hello, info, link, events, codec, options.workerStartTimeout());
+                workers.put(hello.name(), w);
+                synchronized (events) {
+                    events.notifyAll();
+                }
+                return w;
             }
         }
-        return w;
-    }
 
-    private Message awaitReply(WorkerProcess worker, CompletableFuture<Message> reply, String what) {
-        Duration timeout = options.workerStartTimeout();
-        try {
-            return reply.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
-        } catch (ExecutionException e) {
-            throw new ActorDiedException("worker JVM " + worker.name() + " could not " + what + ": "
-                    + e.getCause().getMessage(), e.getCause());
-        } catch (TimeoutException e) {
-            throw new IllegalStateException("worker JVM " + worker.name() + " did not " + what + " within " + timeout
-                    + " (KilnOptions.workerStartTimeout)");
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for worker JVM " + worker.name(), e);
+        @Override
+        public List<String> classes() {
+            return options.types().stream().map(Class::getName).toList();
         }
     }
 
-    /** Fails the graphs and actors of worker JVMs that die. */
-    private final class WorkerEvents implements WorkerProcess.Listener {
+    /** Fails the graphs and actors of workers that die or lose a peer. */
+    private final class WorkerEvents implements RemoteHost.Listener {
         @Override
-        public void loopDied(WorkerProcess worker, long graph, int actor, String cause) {
+        public void loopDied(RemoteHost worker, long graph, int actor, String cause) {
             RemoteActor r = remoteActors.get(actor);
-            String who = "actor " + (r != null ? r.name() : "#" + actor) + " in worker JVM " + worker.name();
+            String who = "actor " + (r != null ? r.name() : "#" + actor) + " in worker " + worker.name();
             if (r != null) {
                 r.died(who + " died of " + cause);
             }
@@ -325,7 +413,20 @@ public final class Kiln implements AutoCloseable {
         }
 
         @Override
-        public void workerDied(WorkerProcess worker, String why) {
+        public void graphFailed(RemoteHost worker, long graph, String why) {
+            for (CompiledGraph<?, ?> g : graphs.keySet()) {
+                if (g.id() == graph) {
+                    g.remoteDied("worker " + worker.name() + " reports: " + why);
+                }
+            }
+        }
+
+        @Override
+        public void workerDied(RemoteHost worker, String why) {
+            if (worker instanceof JoinedWorker) {
+                workers.remove(worker.name(), worker);
+                LOG.log(System.Logger.Level.WARNING, () -> name + ": " + why);
+            }
             for (RemoteActor r : remoteActors.values()) {
                 if (r.worker() == worker) {
                     r.died(why);
@@ -367,28 +468,39 @@ public final class Kiln implements AutoCloseable {
     public <I, O> CompiledGraph<I, O> compile(Node<O> output, CompileOptions options) {
         ensureOpen();
         Map<Integer, ActorPlacement> placements = new HashMap<>();
-        actors.forEach((id, a) -> placements.put(id, ActorPlacement.IN_DRIVER));
-        remoteActors.forEach((id, r) -> placements.put(id, new ActorPlacement("localhost", r.worker().name())));
-        ExecutionPlan plan = GraphCompiler.compile(output, new Topology(ActorPlacement.IN_DRIVER, placements), options);
-        Map<Integer, ActorThread> local = new HashMap<>();
+        ActorPlacement driver = new ActorPlacement(this.options.hostName(), "driver");
+        Map<Integer, ActorThread> actors = local.threads();
+        actors.forEach((id, a) -> placements.put(id, driver));
+        remoteActors.forEach((id, r) -> placements.put(id, new ActorPlacement(r.worker().hostName(), r.worker().name())));
+        ExecutionPlan plan = GraphCompiler.compile(output, new Topology(driver, placements), options);
+        Map<Integer, ActorThread> here = new HashMap<>();
         List<RemoteActor> remote = new ArrayList<>();
         for (ActorSchedule s : plan.schedules()) {
             ActorThread a = actors.get(s.actor());
             if (a != null) {
-                local.put(s.actor(), a);
+                here.put(s.actor(), a);
             } else {
                 remote.add(remoteActors.get(s.actor()));
             }
         }
+        int streams = UdpSettings.streams(plan);
+        UdpSettings udp = streams == 0 ? null : new UdpSettings(udpStreams.getAndAdd(streams), this.options.udpMtu(),
+                this.options.udpTermLength(), this.options.workerTimeout().toNanos());
+        ControlPlane controlPlane;
+        synchronized (this) {
+            controlPlane = plane;
+        }
         // The graph starts nothing until start(): build it first, so the actors are held by the
         // graph itself and a failed compile can free exactly the ones it took.
-        CompiledGraph<I, O> graph = new CompiledGraph<>(this, plan, options, local, remote, codec,
-                this.options.shmDirectory(), this.options.workerStartTimeout());
+        CompiledGraph<I, O> graph = new CompiledGraph<>(this, plan, options, here, remote, codec,
+                new Peer("driver", ProcessHandle.current().pid(), this.options.hostName(),
+                        controlPlane != null ? controlPlane.endpoint() : null, this.options.shmDirectory().toString()),
+                controlPlane != null ? controlPlane.aeron() : null, udp, this.options.workerStartTimeout());
         List<ActorThread> held = new ArrayList<>();
         List<RemoteActor> heldRemote = new ArrayList<>();
         try {
             for (ActorSchedule s : plan.schedules()) {
-                ActorThread a = local.get(s.actor());
+                ActorThread a = here.get(s.actor());
                 if (a == null) {
                     continue;
                 }
@@ -749,7 +861,7 @@ public final class Kiln implements AutoCloseable {
     }
 
     private ActorThread hosted(ActorRef<?> ref) {
-        ActorThread a = ref.owner() == this ? actors.get(ref.id()) : null;
+        ActorThread a = ref.owner() == this ? local.thread(ref.id()) : null;
         if (a == null) {
             throw new IllegalArgumentException("actor " + ref.name() + " does not belong to " + name);
         }
@@ -781,14 +893,9 @@ public final class Kiln implements AutoCloseable {
         for (CompiledGraph<?, ?> g : List.copyOf(graphs.keySet())) {
             g.close();
         }
-        for (ActorThread a : actors.values()) {
-            a.requestStop();
-        }
         long deadline = System.nanoTime() + STOP_TIMEOUT_MS * 1_000_000;
-        for (ActorThread a : actors.values()) {
-            a.stop(Math.max(1, (deadline - System.nanoTime()) / 1_000_000));
-        }
-        for (WorkerProcess w : workers.values()) {
+        local.close(STOP_TIMEOUT_MS);
+        for (RemoteHost w : List.copyOf(workers.values())) {
             w.shutdown(Duration.ofNanos(Math.max(1_000_000, deadline - System.nanoTime())));
         }
         synchronized (this) {
@@ -800,16 +907,8 @@ public final class Kiln implements AutoCloseable {
 
     @Override
     public String toString() {
-        return name + String.format(Locale.ROOT, "(%d actors, %d graphs%s)", actors.size(), graphs.size(),
+        return name + String.format(Locale.ROOT, "(%d actors, %d graphs%s)", local.threads().size() + remoteActors.size(),
+                graphs.size(),
                 closed ? ", closed" : "");
-    }
-
-    /** Carries a checked factory exception through the {@code Supplier} of {@link ActorThread}. */
-    private static final class FactoryFailure extends RuntimeException {
-        private static final long serialVersionUID = 1L;
-
-        FactoryFailure(Exception cause) {
-            super(cause);
-        }
     }
 }

@@ -1,5 +1,7 @@
 package dev.kiln;
 
+import dev.kiln.transport.JoinHandshake;
+
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -11,6 +13,9 @@ import java.util.Objects;
  *
  * <pre>{@code
  * Kiln.local(KilnOptions.defaults().register(Order.class, Quote.class))
+ *
+ * // a driver that accepts workers from other hosts (see KilnWorker)
+ * Kiln.local(KilnOptions.defaults().listen("10.0.0.5:7400").joinSecret(secret).hostName("head-node"))
  * }</pre>
  *
  * @param runDirectory       where the runtime keeps its working files (the control plane's Aeron directory);
@@ -20,40 +25,100 @@ import java.util.Objects;
  *                           {@code byte[]}, {@code Object[]}, {@code Tensor}), whose values may cross JVMs
  * @param workerJvmOptions   JVM options appended to those the driver's JVM was started with, when starting a worker JVM
  * @param workerStartTimeout how long starting a worker JVM (or creating an actor in one) may take
+ * @param listen             {@code address:port} where the runtime accepts workers that join from other hosts,
+ *                           and receives their Aeron UDP channels; port 0 picks a free port. Default
+ *                           {@code 127.0.0.1:0}: loopback only. Used only with a {@link #joinSecret}
+ * @param joinSecret         the secret a joining worker must prove it knows (an HMAC over a fresh nonce; the
+ *                           secret never travels), at least {@value JoinHandshake#MIN_SECRET_BYTES} bytes; null
+ *                           (the default) accepts no workers and opens no UDP endpoint
+ * @param hostName           this JVM's host as compiled plans name it; workers must join with other host names
+ *                           unless they share this host's shared memory. Default {@code localhost}
+ * @param workerTimeout      how long a joined worker, or a peer of a cross-host channel, may stay silent
+ *                           before it counts as lost; default 10 s
+ * @param udpMtu             MTU of the Aeron UDP data channels between hosts, in bytes; default 1408
+ * @param udpTermLength      term length of each Aeron UDP data publication, in bytes (a power of two from 64 KiB
+ *                           to 1 GiB; bounds the bytes in flight per reader); default 4 MiB
  */
 public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> types, List<String> workerJvmOptions,
-                          Duration workerStartTimeout) {
+                          Duration workerStartTimeout, String listen, byte[] joinSecret, String hostName,
+                          Duration workerTimeout, int udpMtu, int udpTermLength) {
 
     private static final KilnOptions DEFAULTS = new KilnOptions(
             Path.of(System.getProperty("java.io.tmpdir"), "kiln-" + System.getProperty("user.name", "user")),
-            Path.of("/dev/shm"), List.of(), List.of(), Duration.ofSeconds(60));
+            Path.of("/dev/shm"), List.of(), List.of(), Duration.ofSeconds(60), "127.0.0.1:0", null, "localhost",
+            Duration.ofSeconds(10), 1408, 4 * 1024 * 1024);
 
     /**
      * Checks the values.
      *
-     * @throws NullPointerException     on a null component
-     * @throws IllegalArgumentException on a non-positive timeout
+     * @throws NullPointerException     on a null component (other than {@code joinSecret})
+     * @throws IllegalArgumentException on a non-positive timeout, a short secret, a bad endpoint, MTU or term length
      */
     public KilnOptions {
         Objects.requireNonNull(runDirectory, "runDirectory");
         Objects.requireNonNull(shmDirectory, "shmDirectory");
         types = List.copyOf(types);
         workerJvmOptions = List.copyOf(workerJvmOptions);
-        Objects.requireNonNull(workerStartTimeout, "workerStartTimeout");
-        if (workerStartTimeout.isNegative() || workerStartTimeout.isZero()) {
-            throw new IllegalArgumentException("workerStartTimeout must be > 0, got " + workerStartTimeout);
+        positive(workerStartTimeout, "workerStartTimeout");
+        positive(workerTimeout, "workerTimeout");
+        Objects.requireNonNull(listen, "listen");
+        int colon = listen.lastIndexOf(':');
+        if (colon <= 0 || !listen.substring(colon + 1).matches("[0-9]{1,5}")
+                || Integer.parseInt(listen.substring(colon + 1)) > 65535) {
+            throw new IllegalArgumentException("listen must be address:port (port 0 for any free port), got '" + listen
+                    + "'");
+        }
+        if (joinSecret != null) {
+            if (joinSecret.length < JoinHandshake.MIN_SECRET_BYTES) {
+                throw new IllegalArgumentException("joinSecret must have at least " + JoinHandshake.MIN_SECRET_BYTES
+                        + " bytes, got " + joinSecret.length + "; use random bytes, e.g. 32 from SecureRandom");
+            }
+            joinSecret = joinSecret.clone();
+        }
+        Objects.requireNonNull(hostName, "hostName");
+        if (hostName.isBlank() || hostName.contains("/")) {
+            throw new IllegalArgumentException("hostName must be non-blank and contain no '/', got '" + hostName + "'");
+        }
+        if (udpMtu < 576 || udpMtu > 65504 || udpMtu % 32 != 0) {
+            throw new IllegalArgumentException("udpMtu must be a multiple of 32 from 576 to 65504, got " + udpMtu);
+        }
+        if (Integer.bitCount(udpTermLength) != 1 || udpTermLength < 64 * 1024 || udpTermLength > (1 << 30)) {
+            throw new IllegalArgumentException("udpTermLength must be a power of two from 64 KiB to 1 GiB, got "
+                    + udpTermLength);
         }
     }
 
-    /** @return the defaults: run directory under java.io.tmpdir, /dev/shm, no registered types, 60 s worker start */
+    private static void positive(Duration d, String name) {
+        Objects.requireNonNull(d, name);
+        if (d.isNegative() || d.isZero()) {
+            throw new IllegalArgumentException(name + " must be > 0, got " + d);
+        }
+    }
+
+    /**
+     * @return the defaults: run directory under java.io.tmpdir, /dev/shm, no registered types, 60 s worker start,
+     *         no joined workers (loopback listen address, no secret), host name {@code localhost}, 10 s worker
+     *         timeout, UDP MTU 1408 and 4 MiB terms
+     */
     public static KilnOptions defaults() {
         return DEFAULTS;
+    }
+
+    /** @return a copy of the join secret, or null when the runtime accepts no workers */
+    @Override
+    public byte[] joinSecret() {
+        return joinSecret == null ? null : joinSecret.clone();
+    }
+
+    /** @return whether the runtime accepts workers that join ({@link #joinSecret} is set) */
+    public boolean acceptsWorkers() {
+        return joinSecret != null;
     }
 
     /**
      * Allows values of these exact classes to cross JVMs (through Apache Fory with class
      * registration required; never Java deserialization). Register the classes of their fields too
-     * unless they are JDK types.
+     * unless they are JDK types. Joined workers must have these classes on their class path.
      *
      * @param classes classes to add
      * @return a copy with them added (a class already present is not added twice)
@@ -65,7 +130,8 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
                 all.add(c);
             }
         }
-        return new KilnOptions(runDirectory, shmDirectory, all, workerJvmOptions, workerStartTimeout);
+        return new KilnOptions(runDirectory, shmDirectory, all, workerJvmOptions, workerStartTimeout, listen,
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength);
     }
 
     /**
@@ -73,7 +139,8 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @return a copy with that value
      */
     public KilnOptions runDirectory(Path value) {
-        return new KilnOptions(value, shmDirectory, types, workerJvmOptions, workerStartTimeout);
+        return new KilnOptions(value, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen, joinSecret,
+                hostName, workerTimeout, udpMtu, udpTermLength);
     }
 
     /**
@@ -81,7 +148,8 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @return a copy with that value
      */
     public KilnOptions shmDirectory(Path value) {
-        return new KilnOptions(runDirectory, value, types, workerJvmOptions, workerStartTimeout);
+        return new KilnOptions(runDirectory, value, types, workerJvmOptions, workerStartTimeout, listen, joinSecret,
+                hostName, workerTimeout, udpMtu, udpTermLength);
     }
 
     /**
@@ -89,7 +157,8 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @return a copy with that value
      */
     public KilnOptions workerJvmOptions(List<String> value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, value, workerStartTimeout);
+        return new KilnOptions(runDirectory, shmDirectory, types, value, workerStartTimeout, listen, joinSecret,
+                hostName, workerTimeout, udpMtu, udpTermLength);
     }
 
     /**
@@ -97,6 +166,80 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @return a copy with that value
      */
     public KilnOptions workerStartTimeout(Duration value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, value);
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, value, listen, joinSecret,
+                hostName, workerTimeout, udpMtu, udpTermLength);
+    }
+
+    /**
+     * @param value {@code address:port} to accept workers on, e.g. {@code 10.0.0.5:7400}; only this interface
+     *              is listened on
+     * @return a copy with that value
+     */
+    public KilnOptions listen(String value) {
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, value,
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength);
+    }
+
+    /**
+     * @param value the shared join secret (copied), or null to accept no workers
+     * @return a copy with that value
+     */
+    public KilnOptions joinSecret(byte[] value) {
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
+                value, hostName, workerTimeout, udpMtu, udpTermLength);
+    }
+
+    /**
+     * @param value this JVM's host name in plans
+     * @return a copy with that value
+     */
+    public KilnOptions hostName(String value) {
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
+                joinSecret, value, workerTimeout, udpMtu, udpTermLength);
+    }
+
+    /**
+     * @param value how long a joined worker or cross-host peer may stay silent before it counts as lost
+     * @return a copy with that value
+     */
+    public KilnOptions workerTimeout(Duration value) {
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
+                joinSecret, hostName, value, udpMtu, udpTermLength);
+    }
+
+    /**
+     * @param mtu        MTU of cross-host data channels, in bytes
+     * @param termLength term length of each cross-host data publication, in bytes
+     * @return a copy with those values
+     */
+    public KilnOptions udp(int mtu, int termLength) {
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
+                joinSecret, hostName, workerTimeout, mtu, termLength);
+    }
+
+    /** Compares the secret by content, like every other component. */
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof KilnOptions k && runDirectory.equals(k.runDirectory) && shmDirectory.equals(k.shmDirectory)
+                && types.equals(k.types) && workerJvmOptions.equals(k.workerJvmOptions)
+                && workerStartTimeout.equals(k.workerStartTimeout) && listen.equals(k.listen)
+                && java.util.Arrays.equals(joinSecret, k.joinSecret) && hostName.equals(k.hostName)
+                && workerTimeout.equals(k.workerTimeout) && udpMtu == k.udpMtu && udpTermLength == k.udpTermLength;
+    }
+
+    @Override
+    public int hashCode() {
+        return Objects.hash(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
+                java.util.Arrays.hashCode(joinSecret), hostName, workerTimeout, udpMtu, udpTermLength);
+    }
+
+    /** Never shows the secret, only whether one is set. */
+    @Override
+    public String toString() {
+        return "KilnOptions[runDirectory=" + runDirectory + ", shmDirectory=" + shmDirectory + ", types=" + types
+                + ", workerJvmOptions=" + workerJvmOptions + ", workerStartTimeout=" + workerStartTimeout + ", listen="
+                + listen + ", joinSecret=" + (joinSecret == null ? "none" : "(" + joinSecret.length + " bytes)")
+                + ", hostName=" + hostName + ", workerTimeout=" + workerTimeout + ", udpMtu=" + udpMtu
+                + ", udpTermLength=" + udpTermLength + "]";
     }
 }

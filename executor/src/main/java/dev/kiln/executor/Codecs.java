@@ -110,4 +110,52 @@ public final class Codecs {
     public static CompileOptions options(byte[] bytes) {
         return PlanCodec.decodeOptions(bytes);
     }
+
+    /**
+     * Writes the processes of a graph into a control message.
+     *
+     * @param m     the message
+     * @param peers the processes
+     */
+    public static void putPeers(Message m, java.util.Collection<Peer> peers) {
+        m.putInt(peers.size());
+        for (Peer p : peers) {
+            m.putString(p.process()).putLong(p.pid()).putString(p.host()).putString(p.endpoint())
+                    .putString(p.shmDirectory());
+        }
+    }
+
+    /**
+     * @param m a control message positioned at what {@link #putPeers} wrote
+     * @return the processes, by process name
+     */
+    public static java.util.Map<String, Peer> peers(Message m) {
+        int n = m.getInt();
+        java.util.Map<String, Peer> peers = new java.util.HashMap<>();
+        for (int i = 0; i < n; i++) {
+            Peer p = new Peer(m.getString(), m.getLong(), m.getString(), m.getString(), m.getString());
+            peers.put(p.process(), p);
+        }
+        return peers;
+    }
+
+    /**
+     * @param m   the message
+     * @param udp how a graph's UDP channels are laid out, or null if it has none
+     */
+    public static void putUdp(Message m, UdpSettings udp) {
+        if (udp == null) {
+            m.putInt(0);
+            return;
+        }
+        m.putInt(1).putInt(udp.streamBase()).putInt(udp.mtuLength()).putInt(udp.termLength()).putLong(udp.peerTimeoutNs());
+    }
+
+    /**
+     * @param m a control message positioned at what {@link #putUdp} wrote
+     * @return the settings, or null
+     */
+    public static UdpSettings udp(Message m) {
+        return m.getInt() == 0 ? null : new UdpSettings(m.getInt(), m.getInt(), m.getInt(), m.getLong());
+    }
 }

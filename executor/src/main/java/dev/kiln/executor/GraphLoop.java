@@ -54,6 +54,7 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     private final Object owner;
     private final IdleMode idle;
     private final Consumer<Throwable> onDeath;
+    private final Consumer<String> onPeerLost;
     private final int inputArity;
     private final int[] kind;
     private final Channel[] channel;
@@ -86,15 +87,18 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
      * @param owner      the compiled graph, for messages
      * @param idle       how the actor's thread idles while it runs this loop
      * @param onDeath    told (on the actor's thread) when the loop dies of an error it cannot turn into a task error
+     * @param onPeerLost told (on the actor's thread) when a channel it waits on lost its peer in another
+     *                   process for good; the loop has stopped, the actor lives on
      */
     public GraphLoop(ActorSchedule schedule, Channel[] channels, int inputArity, Object owner, IdleMode idle,
-                     Consumer<Throwable> onDeath) {
+                     Consumer<Throwable> onDeath, Consumer<String> onPeerLost) {
         List<Operation> ops = schedule.ops();
         int n = ops.size();
         this.actorName = schedule.name();
         this.owner = owner;
         this.idle = idle;
         this.onDeath = onDeath;
+        this.onPeerLost = onPeerLost;
         this.inputArity = inputArity;
         this.kind = new int[n];
         this.channel = new Channel[n];
@@ -312,7 +316,9 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
 
     /**
      * Sleeps in the channel the loop waits on, if that channel is shared with another process
-     * (whose writer or readers cannot unpark this thread); the actor's thread only.
+     * (whose writer or readers cannot unpark this thread); the actor's thread only. If the wait
+     * ends unfinished and the channel says its peer is lost for good (a UDP peer's host gone), the
+     * loop stops and reports it.
      *
      * @param nanos longest sleep
      * @return whether it slept; false when the loop waits on an in-process channel
@@ -323,10 +329,15 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
         if (!crossing[i]) {
             return false;
         }
-        if (kind[i] == READ) {
-            channel[i].awaitPublished(reader[i], sequence, nanos);
-        } else {
-            channel[i].awaitReleased(sequence, nanos);
+        int side = kind[i] == READ ? reader[i] : Channel.WRITER_SIDE;
+        boolean done = side == Channel.WRITER_SIDE ? channel[i].awaitReleased(sequence, nanos)
+                : channel[i].awaitPublished(side, sequence, nanos);
+        if (!done && !stopped) {
+            String lost = channel[i].peerLoss(side);
+            if (lost != null) {
+                stopped = true; // the graph cannot finish an execution any more; the actor serves other graphs
+                onPeerLost.accept(actorName + " in " + owner + ": " + lost);
+            }
         }
         return true;
     }

@@ -1,18 +1,19 @@
 package dev.kiln.executor;
 
 import dev.kiln.compiler.CompileOptions;
-import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
+import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.transport.Channel;
 import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.Waker;
+import io.aeron.Aeron;
 
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.BiConsumer;
+import java.util.function.Consumer;
 
 /**
  * The part of a compiled graph that runs in one JVM (the driver's or a worker's): the channels
@@ -32,6 +33,7 @@ public final class GraphPart {
     private final List<ActorSchedule> schedules = new ArrayList<>();
     private final GraphChannels channels;
     private final BiConsumer<ActorThread, Throwable> onLoopDeath;
+    private final Consumer<String> onPeerLost;
     private GraphLoop[] loops = new GraphLoop[0];
     private boolean attached;
 
@@ -40,21 +42,25 @@ public final class GraphPart {
      * @param options     the graph's options
      * @param process     this JVM's process name in the plan ({@code driver} for the driver's JVM)
      * @param graphName   the graph's name, unique among the driver's graphs
-     * @param pids        pid by process name, for every process of the graph
+     * @param peers       every process of the graph, by process name
      * @param hosted      the actor threads of this JVM, by actor id (those of other JVMs are ignored)
      * @param driverWaker the driver thread's waker in the driver's JVM, else null
      * @param codec       encodes values that cross JVMs
-     * @param shm         the shared-memory directory
+     * @param aeron       the client of this host's media driver, for UDP channels; null if the plan has none
+     * @param udp         how the plan's UDP channels are laid out; null if it has none
      * @param owner       the graph object the loops belong to (the actors' holder)
      * @param onLoopDeath told, on the actor's thread, when a loop dies
+     * @param onPeerLost  told, on the actor's thread, when a loop stopped because a channel lost its peer
      */
     public GraphPart(ExecutionPlan plan, CompileOptions options, String process, String graphName,
-                     Map<String, Long> pids, Map<Integer, ActorThread> hosted, Waker driverWaker, ValueCodec codec,
-                     Path shm, Object owner, BiConsumer<ActorThread, Throwable> onLoopDeath) {
+                     Map<String, Peer> peers, Map<Integer, ActorThread> hosted, Waker driverWaker, ValueCodec codec,
+                     Aeron aeron, UdpSettings udp, Object owner, BiConsumer<ActorThread, Throwable> onLoopDeath,
+                     Consumer<String> onPeerLost) {
         this.plan = plan;
         this.options = options;
         this.owner = owner;
         this.onLoopDeath = onLoopDeath;
+        this.onPeerLost = onPeerLost;
         for (ActorSchedule s : plan.schedules()) {
             if (s.placement().process().equals(process)) {
                 ActorThread a = hosted.get(s.actor());
@@ -65,8 +71,9 @@ public final class GraphPart {
                 actors.add(a);
             }
         }
-        this.channels = new GraphChannels(plan, process, graphName, pids,
-                p -> p == ExecutionPlan.DRIVER ? driverWaker : hosted.get(p).waker(), codec, shm, options.slotGrowth());
+        this.channels = new GraphChannels(plan, process, graphName, peers,
+                p -> p == ExecutionPlan.DRIVER ? driverWaker : hosted.get(p).waker(), codec, options.slotGrowth(),
+                aeron, udp);
     }
 
     /** @return the actor threads of this part, in schedule order */
@@ -96,7 +103,7 @@ public final class GraphPart {
         for (int i = 0; i < loops.length; i++) {
             ActorThread a = actors.get(i);
             loops[i] = new GraphLoop(schedules.get(i), all, plan.inputArity(), owner, options.idle(),
-                    cause -> onLoopDeath.accept(a, cause));
+                    cause -> onLoopDeath.accept(a, cause), onPeerLost);
         }
         return this;
     }

@@ -23,6 +23,8 @@ public final class Message {
     public static final int REPLY = 2;
     /** Worker to driver: a graph loop died; body {@code graph, actor, cause}. */
     public static final int LOOP_DIED = 3;
+    /** Worker to driver: a graph lost a peer in another JVM, its actors live on; body {@code graph, why}. */
+    public static final int GRAPH_FAILED = 4;
     /** Driver to worker: body {@code count, class names}. */
     public static final int REGISTER = 10;
     /** Driver to worker: body {@code actor id, name, factory}. */
@@ -37,6 +39,27 @@ public final class Message {
     public static final int STOP_GRAPH = 15;
     /** Driver to worker: no body; the worker stops its actors and exits. */
     public static final int SHUTDOWN = 16;
+    /** Driver to worker: body {@code actor id}; the actor's thread ends, later calls to it fail. */
+    public static final int STOP_ACTOR = 17;
+
+    /**
+     * Joining worker to driver, on the driver's join stream: body {@code protocol version, worker name,
+     * worker endpoint, pid, shared-memory directory}.
+     */
+    public static final int HELLO = 30;
+    /** Driver to joining worker: body {@code challenge (the driver's nonce)}. */
+    public static final int CHALLENGE = 31;
+    /** Joining worker to driver: body {@code the encoded JoinHandshake.Response}. */
+    public static final int RESPONSE = 32;
+    /**
+     * Driver to joining worker: body {@code proof, count, class names to register}; the worker checks the
+     * proof, registers the classes and answers {@link #READY} (admitted) or {@link #JOIN_FAILED}.
+     */
+    public static final int ACCEPT = 33;
+    /** Driver to joining worker: body {@code why}; the join failed. */
+    public static final int REFUSED = 34;
+    /** Joining worker to driver: body {@code why}; it gives up joining (a bad proof, a class it cannot load). */
+    public static final int JOIN_FAILED = 35;
 
     /** Reply status: done; the body holds the result, if any. */
     public static final int OK = 0;

@@ -10,7 +10,7 @@ public final class RemoteActor {
 
     private final int id;
     private final String name;
-    private final WorkerProcess worker;
+    private final RemoteHost worker;
     private final AtomicReference<Object> holder = new AtomicReference<>();
     private volatile String death;
 
@@ -19,7 +19,7 @@ public final class RemoteActor {
      * @param name   the actor's name
      * @param worker the worker JVM hosting it
      */
-    public RemoteActor(int id, String name, WorkerProcess worker) {
+    public RemoteActor(int id, String name, RemoteHost worker) {
         this.id = id;
         this.name = name;
         this.worker = worker;
@@ -36,7 +36,7 @@ public final class RemoteActor {
     }
 
     /** @return the worker JVM hosting it */
-    public WorkerProcess worker() {
+    public RemoteHost worker() {
         return worker;
     }
 

@@ -112,7 +112,7 @@ class GraphLoopTest {
 
     static GraphLoop loop(Wired w, List<Throwable> deaths) {
         return new GraphLoop(w.plan().schedules().getFirst(), w.channels(), w.plan().inputArity(), "owner",
-                IdleMode.BACKOFF, deaths::add);
+                IdleMode.BACKOFF, deaths::add, lost -> { });
     }
 
     private static Object take(Wired w, long seq) {
@@ -232,7 +232,7 @@ class GraphLoopTest {
         InputNode<Integer> in = Graph.input();
         Wired w = wire(a.bind(Calc::inc, in), CompileOptions.defaults(), 1);
         GraphLoop loop = new GraphLoop(w.plan().schedules().getFirst(), w.channels(), 1, "graph-x", IdleMode.BLOCKING,
-                t -> { });
+                t -> { }, lost -> { });
         assertSame("graph-x", loop.owner());
         assertEquals(IdleMode.BLOCKING, loop.idle());
         assertFalse(loop.isStopped());

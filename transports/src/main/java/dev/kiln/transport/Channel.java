@@ -90,6 +90,22 @@ public interface Channel extends AutoCloseable {
         return false;
     }
 
+    /** The side argument of {@link #peerLoss} for the writer's side. */
+    int WRITER_SIDE = -1;
+
+    /**
+     * Whether a peer of one side of this channel is lost for good: its process or host is gone, or
+     * unreachable past the channel's peer timeout. The thread of that side only; call it while the
+     * side waits. Channels whose peers share the host return null: the runtime notices a dead JVM
+     * of its host by itself.
+     *
+     * @param side the calling side: its reader index, or {@link #WRITER_SIDE}
+     * @return null while the side's peers are reachable, else who was lost and why
+     */
+    default String peerLoss(int side) {
+        return null;
+    }
+
     /**
      * Memory in the slot of {@code sequence} where the writer may build a tensor's data in place,
      * so that offering a {@link dev.kiln.tensor.Tensor#view} of it copies nothing. Writer thread

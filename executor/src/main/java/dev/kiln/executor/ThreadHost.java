@@ -1,0 +1,177 @@
+package dev.kiln.executor;
+
+import dev.kiln.ActorCreationException;
+import dev.kiln.ActorFactory;
+import dev.kiln.ActorHost;
+import dev.kiln.transport.WorkerInfo;
+
+import java.util.Collection;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+
+/**
+ * The {@link ActorHost} of one JVM's own threads: each actor on an {@link ActorThread} of its own.
+ * The driver's JVM has one (named {@code driver}), and so does every worker JVM, for the actors the
+ * driver places there.
+ *
+ * <p>Thread-safe.
+ */
+public final class ThreadHost implements ActorHost {
+
+    private final String name;
+    private final WorkerInfo resources;
+    private final long stopTimeoutMs;
+    private final Map<Integer, ActorThread> actors = new ConcurrentHashMap<>();
+
+    /**
+     * @param name          the host's name
+     * @param resources     what the JVM offers
+     * @param stopTimeoutMs how long {@link #startActor} waits for the thread of an actor whose creation failed
+     */
+    public ThreadHost(String name, WorkerInfo resources, long stopTimeoutMs) {
+        this.name = name;
+        this.resources = resources;
+        this.stopTimeoutMs = stopTimeoutMs;
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public WorkerInfo resources() {
+        return resources;
+    }
+
+    /** @return null: the JVM's own threads live as long as the JVM */
+    @Override
+    public String death() {
+        return null;
+    }
+
+    @Override
+    public int actorCount() {
+        int n = 0;
+        for (ActorThread a : actors.values()) {
+            n += a.isAlive() ? 1 : 0;
+        }
+        return n;
+    }
+
+    @Override
+    public Started startActor(int id, String actorName, ActorFactory<?> factory) {
+        try {
+            return startAsync(id, actorName, factory).get();
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof ActorCreationException a ? a
+                    : new ActorCreationException(String.valueOf(e.getCause()), e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            ActorThread a = actors.remove(id);
+            if (a != null) {
+                a.stop(stopTimeoutMs);
+            }
+            throw new ActorCreationException("interrupted while actor " + (actorName != null ? actorName : "#" + id)
+                    + " was being created", e);
+        }
+    }
+
+    /**
+     * Starts an actor without waiting: the future completes on the actor's thread once the factory
+     * returned, or fails with {@link ActorCreationException} (the thread is then gone).
+     *
+     * @param id        the actor's id
+     * @param actorName the actor's name, or null for {@code <class>-<id>}
+     * @param factory   creates the actor
+     * @return the started actor's name and class
+     */
+    public CompletableFuture<Started> startAsync(int id, String actorName, ActorFactory<?> factory) {
+        String label = actorName != null ? actorName : "actor-" + id;
+        ActorThread thread = new ActorThread(id, label, () -> {
+            try {
+                return factory.create();
+            } catch (RuntimeException | Error e) {
+                throw e;
+            } catch (Exception e) {
+                throw new FactoryFailure(e);
+            }
+        });
+        actors.put(id, thread);
+        CompletableFuture<Started> started = new CompletableFuture<>();
+        thread.created().whenComplete((instance, error) -> {
+            if (error != null) {
+                actors.remove(id);
+                Throwable cause = error instanceof FactoryFailure f ? f.getCause() : error;
+                started.completeExceptionally(new ActorCreationException("the factory of actor " + label + " threw "
+                        + cause, cause));
+            } else if (instance == null) {
+                actors.remove(id);
+                thread.requestStop();
+                started.completeExceptionally(new ActorCreationException("the factory of actor " + label
+                        + " returned null"));
+            } else {
+                String finalName = actorName != null ? actorName : ActorThread.defaultName(instance.getClass(), id);
+                if (actorName == null) {
+                    thread.rename(finalName);
+                }
+                started.complete(new Started(finalName, instance.getClass().getName()));
+            }
+        });
+        return started;
+    }
+
+    /**
+     * @param id an actor's id
+     * @return its thread, or null if this host has no such actor
+     */
+    public ActorThread thread(int id) {
+        return actors.get(id);
+    }
+
+    /** @return the threads of every actor started here, live or dead, by actor id */
+    public Map<Integer, ActorThread> threads() {
+        return actors;
+    }
+
+    @Override
+    public void stopActor(int id) {
+        ActorThread a = actors.get(id);
+        if (a != null) {
+            a.requestStop();
+        }
+    }
+
+    /**
+     * Ends every actor thread: each finishes the method it runs; one still inside a method when the
+     * time is up is interrupted.
+     *
+     * @param timeoutMillis how long all of them may take together
+     */
+    public void close(long timeoutMillis) {
+        Collection<ActorThread> all = actors.values();
+        for (ActorThread a : all) {
+            a.requestStop();
+        }
+        long deadline = System.nanoTime() + timeoutMillis * 1_000_000;
+        for (ActorThread a : all) {
+            a.stop(Math.max(1, (deadline - System.nanoTime()) / 1_000_000));
+        }
+    }
+
+    @Override
+    public String toString() {
+        return name + " (" + actorCount() + " actors, in-process threads)";
+    }
+
+    /** Carries a checked factory exception through the {@code Supplier} of {@link ActorThread}. */
+    private static final class FactoryFailure extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        FactoryFailure(Exception cause) {
+            super(cause);
+        }
+    }
+}

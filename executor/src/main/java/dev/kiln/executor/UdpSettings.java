@@ -1,0 +1,52 @@
+package dev.kiln.executor;
+
+import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
+import dev.kiln.compiler.ExecutionPlan;
+import dev.kiln.graph.Transport;
+
+/**
+ * How one compiled graph's Aeron UDP channels are laid out, the same in every process of the
+ * graph: the stream ids start at {@code streamBase}; each UDP channel, in plan order, takes one
+ * data stream per reader and then one release stream ({@link #streams}). Stream ids are unique
+ * among the live graphs of a driver, so channels of several graphs share each host's endpoint.
+ *
+ * @param streamBase    the first stream id of the graph
+ * @param mtuLength     the MTU of the data publications, in bytes
+ * @param termLength    the term length of the data publications, in bytes
+ * @param peerTimeoutNs how long a peer may stay unreachable before the channel counts it as lost
+ */
+public record UdpSettings(int streamBase, int mtuLength, int termLength, long peerTimeoutNs) {
+
+    /**
+     * @param plan a plan
+     * @return how many stream ids its UDP channels take
+     */
+    public static int streams(ExecutionPlan plan) {
+        int n = 0;
+        for (ChannelSpec c : plan.channels()) {
+            if (c.transport() == Transport.AERON_UDP) {
+                n += c.readers().size() + 1;
+            }
+        }
+        return n;
+    }
+
+    /**
+     * @param plan    the plan
+     * @param channel a UDP channel of it
+     * @return the data stream id of its reader 0 (reader {@code r} uses that plus {@code r}); its release
+     *         stream follows its last reader's
+     */
+    public int dataStream(ExecutionPlan plan, int channel) {
+        int at = streamBase;
+        for (ChannelSpec c : plan.channels()) {
+            if (c.id() == channel) {
+                return at;
+            }
+            if (c.transport() == Transport.AERON_UDP) {
+                at += c.readers().size() + 1;
+            }
+        }
+        throw new IllegalArgumentException("the plan has no channel c" + channel);
+    }
+}

@@ -1,0 +1,402 @@
+package dev.kiln;
+
+import dev.kiln.compiler.CompileOptions;
+import dev.kiln.compiler.IdleMode;
+import dev.kiln.executor.WorkerNode;
+import dev.kiln.graph.ActorRef;
+import dev.kiln.graph.Graph;
+import dev.kiln.graph.InputNode;
+import dev.kiln.graph.Node;
+import dev.kiln.tensor.Tensor;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.logging.Handler;
+import java.util.logging.Level;
+import java.util.logging.LogRecord;
+import java.util.logging.Logger;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Many hosts, simulated on one machine: each "host" is a {@link KilnWorker} JVM with its own host
+ * name, its own Aeron media driver directory and its own shared-memory directory, talking to the
+ * driver over Aeron UDP on loopback only. Chains and fan-outs across hosts with exact results,
+ * joins refused for a wrong secret or a taken name, a worker killed with SIGKILL, a worker frozen
+ * with SIGSTOP past the worker timeout, and placement errors.
+ */
+@Timeout(value = 240, unit = TimeUnit.SECONDS)
+class MultiHostTest {
+
+    private static final Duration WORKER_TIMEOUT = Duration.ofSeconds(3);
+    private static final Duration JOIN_WAIT = Duration.ofSeconds(90);
+    private static final CompileOptions OPTIONS = CompileOptions.defaults().idle(IdleMode.BACKOFF)
+            .getTimeout(Duration.ofSeconds(60)).submitTimeout(Duration.ofSeconds(60));
+
+    @TempDir
+    Path tmp;
+
+    private byte[] secret;
+    private Path secretFile;
+    private Kiln kiln;
+    private final List<Process> processes = new ArrayList<>();
+    private final List<LogRecord> warnings = new CopyOnWriteArrayList<>();
+    private final Handler capture = new Handler() {
+        @Override
+        public void publish(LogRecord r) {
+            if (r.getLevel().intValue() >= Level.WARNING.intValue()) {
+                warnings.add(r);
+            }
+        }
+
+        @Override
+        public void flush() {
+        }
+
+        @Override
+        public void close() {
+        }
+    };
+
+    @BeforeEach
+    void setUp() throws IOException {
+        secret = new byte[32];
+        new SecureRandom().nextBytes(secret);
+        for (int i = 0; i < secret.length; i++) {
+            secret[i] = (byte) ('a' + (secret[i] & 15)); // printable, as a secret file would hold
+        }
+        secretFile = Files.write(tmp.resolve("secret"), secret);
+        Logger.getLogger("dev.kiln").addHandler(capture);
+        kiln = Kiln.local(KilnOptions.defaults().hostName("host-a").joinSecret(secret).listen("127.0.0.1:0")
+                .workerTimeout(WORKER_TIMEOUT).runDirectory(tmp.resolve("run-a")).register(Sum.class));
+    }
+
+    @AfterEach
+    void tearDown() throws Exception {
+        try {
+            kiln.close();
+            for (Process p : processes) {
+                if (!p.waitFor(20, TimeUnit.SECONDS)) {
+                    p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+                    throw new AssertionError("worker pid " + p.pid() + " did not leave when the driver closed");
+                }
+            }
+        } finally {
+            for (Process p : processes) {
+                p.destroyForcibly();
+            }
+            Logger.getLogger("dev.kiln").removeHandler(capture);
+        }
+    }
+
+    /** A stage of a chain. */
+    public static final class Stage {
+        private final int add;
+
+        public Stage(int add) {
+            this.add = add;
+        }
+
+        public int add(int x) {
+            return x + add;
+        }
+
+        public Tensor scale(Tensor t) {
+            float[] v = t.toFloatArray();
+            for (int i = 0; i < v.length; i++) {
+                v[i] = v[i] * 2 + add;
+            }
+            return Tensor.of(v, t.shape());
+        }
+
+        public Sum sum(Tensor t) {
+            double s = 0;
+            for (long i = 0; i < t.numel(); i++) {
+                s += t.getFloat(i);
+            }
+            return new Sum(t.numel(), s);
+        }
+
+        public String host() {
+            return System.getProperty("kiln.test.host", "driver") + "/" + ProcessHandle.current().pid();
+        }
+
+        public int plus(int x, int y) {
+            return x + y;
+        }
+
+        public int slowAdd(int x) throws InterruptedException {
+            Thread.sleep(100);
+            return x + add;
+        }
+    }
+
+    /** A registered value class that crosses hosts. */
+    public record Sum(long count, double total) {
+    }
+
+    /** Starts a worker JVM that joins the driver as {@code name} on {@code host}. */
+    private Process startWorker(String name, String host, Path secretPath, String... labels) throws IOException {
+        List<String> command = new ArrayList<>();
+        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        for (String arg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+            if (!arg.startsWith("-agentlib:jdwp") && !arg.startsWith("-Xrunjdwp") && !arg.startsWith("-javaagent")) {
+                command.add(arg);
+            }
+        }
+        command.addAll(List.of("-Dkiln.test.host=" + host, "-Xmx256m", "-cp", System.getProperty("java.class.path"),
+                KilnWorker.class.getName(), "--driver", kiln.joinEndpoint().orElseThrow(), "--secret-file",
+                secretPath.toString(), "--name", name, "--host-name", host, "--listen", "127.0.0.1:0",
+                "--run-dir", tmp.resolve("run-" + name).toString(), "--shm-dir", shm(name).toString(),
+                "--timeout", Long.toString(WORKER_TIMEOUT.toSeconds())));
+        for (String label : labels) {
+            command.addAll(List.of("--label", label));
+        }
+        Process p = new ProcessBuilder(command).redirectErrorStream(true)
+                .redirectOutput(tmp.resolve(name + ".log").toFile()).start();
+        processes.add(p);
+        return p;
+    }
+
+    private Path shm(String name) throws IOException {
+        return Files.createDirectories(tmp.resolve("shm-" + name));
+    }
+
+    private String log(String name) {
+        try {
+            return Files.readString(tmp.resolve(name + ".log"));
+        } catch (IOException e) {
+            return "(no log: " + e + ")";
+        }
+    }
+
+    @Test
+    void aChainAcrossThreeHostsGivesExactResults() throws Exception {
+        startWorker("w-b", "host-b", secretFile, "zone=east");
+        startWorker("w-c", "host-c", secretFile, "zone=west", "role=sink");
+        List<ActorHost> joined = kiln.awaitWorkers(2, JOIN_WAIT);
+        assertEquals(List.of("w-b", "w-c"), joined.stream().map(ActorHost::name).toList());
+        assertEquals(Map.of("zone", "west", "role", "sink"), joined.get(1).resources().labels());
+        assertEquals("host-c", joined.get(1).resources().hostName());
+        assertTrue(joined.get(0).resources().cores() >= 1);
+
+        ActorRef<Stage> b = kiln.actor(() -> new Stage(1), ActorOptions.host("host-b"));
+        ActorRef<Stage> c = kiln.actor(() -> new Stage(10), ActorOptions.label("role", "sink"));
+        ActorRef<Stage> d = kiln.actor(() -> new Stage(100));
+        assertTrue(kiln.call(b, Stage::host).get(30, TimeUnit.SECONDS).startsWith("host-b/"));
+        assertTrue(kiln.call(c, Stage::host).get(30, TimeUnit.SECONDS).startsWith("host-c/"));
+        assertEquals(2, joined.get(0).actorCount() + joined.get(1).actorCount());
+
+        // driver -> host-b -> host-c -> driver's own actor -> driver
+        InputNode<Integer> in = Graph.input();
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(d.bind(Stage::add, c.bind(Stage::add, b.bind(Stage::add,
+                in))), OPTIONS)) {
+            assertTrue(g.plan().toString().contains("AERON_UDP"), g.plan().toString());
+            List<GraphFuture<Integer>> futures = new ArrayList<>();
+            for (int i = 0; i < 500; i++) {
+                futures.add(g.execute(i));
+            }
+            for (int i = 0; i < 500; i++) {
+                assertEquals(i + 111, futures.get(i).get(Duration.ofSeconds(60)));
+            }
+        }
+        // tensors larger than one UDP frame, and a registered class back to the driver
+        InputNode<Tensor> tin = Graph.input();
+        try (CompiledGraph<Tensor, Sum> g = kiln.compile(c.bind(Stage::sum, b.bind(Stage::scale, tin)), OPTIONS)) {
+            for (int n : new int[] {1, 1000, 300_000}) {
+                float[] v = new float[n];
+                for (int i = 0; i < n; i++) {
+                    v[i] = i % 1000;
+                }
+                Sum s = g.execute(Tensor.of(v, n)).get(Duration.ofSeconds(60));
+                double expected = 0;
+                for (float x : v) {
+                    expected += x * 2 + 1;
+                }
+                assertEquals(new Sum(n, expected), s);
+            }
+        }
+        // a tensor back to the driver, element by element
+        try (CompiledGraph<Tensor, Tensor> g = kiln.compile(c.bind(Stage::scale, Graph.<Tensor>input()), OPTIONS)) {
+            float[] v = {1, 2, 3, 4.5f};
+            try (Tensor out = g.execute(Tensor.of(v, 2, 2)).get(Duration.ofSeconds(60))) {
+                assertArrayEquals(new float[] {12, 14, 16, 19}, out.toFloatArray());
+                assertArrayEquals(new long[] {2, 2}, out.shape());
+            }
+        }
+    }
+
+    @Test
+    void aFanOutAndFanInAcrossHostsAndTheDriversChildJvm() throws Exception {
+        startWorker("w-b", "host-b", secretFile);
+        startWorker("w-c", "host-c", secretFile);
+        kiln.awaitWorkers(2, JOIN_WAIT);
+        ActorRef<Stage> b = kiln.actor(() -> new Stage(1), ActorOptions.host("host-b"));
+        ActorRef<Stage> c = kiln.actor(() -> new Stage(2), ActorOptions.host("host-c"));
+        ActorRef<Stage> child = kiln.actor(() -> new Stage(3), ActorOptions.process("child"));
+        ActorRef<Stage> join = kiln.actor(() -> new Stage(0), ActorOptions.host("host-c"));
+        InputNode<Integer> in = Graph.input();
+        Node<Integer> x = b.bind(Stage::add, in);              // host-b, read by host-c and the child JVM
+        Node<Integer> y = c.bind(Stage::add, x);
+        Node<Integer> z = child.bind(Stage::add, x);           // the driver's host, another JVM
+        try (CompiledGraph<Integer, List<Object>> g = kiln.compile(Graph.outputs(join.bind(Stage::plus, y, z), x),
+                OPTIONS)) {
+            for (int i = 0; i < 200; i++) {
+                List<Object> r = g.execute(i).get(Duration.ofSeconds(60));
+                assertEquals((i + 1 + 2) + (i + 1 + 3), r.get(0));
+                assertEquals(i + 1, r.get(1));
+            }
+        }
+    }
+
+    @Test
+    void aWorkerWithTheWrongSecretIsRefusedAndLogged() throws Exception {
+        Path wrong = Files.writeString(tmp.resolve("wrong"), "not-the-secret-at-all-0123456789");
+        Process p = startWorker("intruder", "host-x", wrong);
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the refused worker exits");
+        assertEquals(KilnWorker.EXIT_REFUSED, p.exitValue(), log("intruder"));
+        assertTrue(log("intruder").contains("the join secret does not match"), log("intruder"));
+        assertTrue(kiln.hosts().stream().noneMatch(h -> h.name().equals("intruder")), kiln.hosts().toString());
+        assertTrue(warnings.stream().anyMatch(r -> r.getMessage().contains("refused worker intruder")
+                && r.getMessage().contains("does not know the join secret")), warnings.toString());
+        ActorCreationException e = assertThrows(ActorCreationException.class,
+                () -> kiln.actor(() -> new Stage(0), ActorOptions.host("host-x")));
+        assertTrue(e.getMessage().contains("no worker has joined"), e.getMessage());
+    }
+
+    @Test
+    void aSecondWorkerWithATakenNameIsRefused() throws Exception {
+        startWorker("same", "host-b", secretFile);
+        kiln.awaitWorkers(1, JOIN_WAIT);
+        Process second = startWorker("same", "host-c", secretFile);
+        assertTrue(second.waitFor(60, TimeUnit.SECONDS), "the second worker exits");
+        assertEquals(KilnWorker.EXIT_REFUSED, second.exitValue(), log("same"));
+        assertEquals(1, kiln.awaitWorkers(1, JOIN_WAIT).size());
+    }
+
+    @Test
+    void placementThatNoWorkerSatisfiesListsTheWorkers() throws Exception {
+        startWorker("w-b", "host-b", secretFile, "zone=east");
+        kiln.awaitWorkers(1, JOIN_WAIT);
+        ActorCreationException host = assertThrows(ActorCreationException.class,
+                () -> kiln.actor(() -> new Stage(0), ActorOptions.host("host-z")));
+        assertTrue(host.getMessage().contains("host host-z") && host.getMessage().contains("w-b (host host-b, labels "
+                + "{zone=east}"), host.getMessage());
+        ActorCreationException label = assertThrows(ActorCreationException.class,
+                () -> kiln.actor(() -> new Stage(0), ActorOptions.label("zone", "west")));
+        assertTrue(label.getMessage().contains("labels {zone=west}") && label.getMessage().contains("w-b"),
+                label.getMessage());
+        // the name of an actor whose placement failed is free again
+        kiln.actor(() -> new Stage(0), ActorOptions.label("zone", "east").name("n"));
+        try (Kiln closedDoor = Kiln.local(KilnOptions.defaults().runDirectory(tmp.resolve("run-closed")))) {
+            ActorCreationException none = assertThrows(ActorCreationException.class,
+                    () -> closedDoor.actor(() -> new Stage(0), ActorOptions.host("host-b")));
+            assertTrue(none.getMessage().contains("accepts no workers"), none.getMessage());
+            assertTrue(closedDoor.joinEndpoint().isEmpty());
+        }
+    }
+
+    @Test
+    void aKilledWorkerFailsTheGraphsThatUseItAndNoOther() throws Exception {
+        Process victim = startWorker("victim", "host-b", secretFile);
+        startWorker("survivor", "host-c", secretFile);
+        kiln.awaitWorkers(2, JOIN_WAIT);
+        ActorRef<Stage> v = kiln.actor(() -> new Stage(1), ActorOptions.host("host-b"));
+        ActorRef<Stage> s = kiln.actor(() -> new Stage(2), ActorOptions.host("host-c"));
+        ActorRef<Stage> local = kiln.actor(() -> new Stage(3));
+        CompiledGraph<Integer, Integer> doomed = kiln.compile(local.bind(Stage::add, v.bind(Stage::slowAdd,
+                Graph.input())), OPTIONS);
+        CompiledGraph<Integer, Integer> other = kiln.compile(s.bind(Stage::add, Graph.<Integer>input()), OPTIONS);
+        assertEquals(5, doomed.execute(1).get(Duration.ofSeconds(60)));
+        List<GraphFuture<Integer>> pending = new ArrayList<>();
+        for (int i = 0; i < 5; i++) {
+            pending.add(doomed.execute(i));
+        }
+        long killed = System.nanoTime();
+        victim.destroyForcibly();
+        for (GraphFuture<Integer> f : pending) {
+            try {
+                f.get(Duration.ofSeconds(30));
+            } catch (ActorDiedException e) {
+                assertTrue(e.getMessage().contains("victim"), e.getMessage());
+            }
+        }
+        ActorDiedException later = assertThrows(ActorDiedException.class,
+                () -> pending.getLast().get(Duration.ofSeconds(30)));
+        assertTrue(later.getMessage().contains("victim"), later.getMessage());
+        long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - killed);
+        assertTrue(millis < WORKER_TIMEOUT.toMillis() + 10_000, "failed " + millis + " ms after the kill");
+        assertTrue(doomed.isClosed());
+        for (int i = 0; i < 50; i++) {
+            assertEquals(i + 2, other.execute(i).get(Duration.ofSeconds(60)), "the other graph keeps running");
+        }
+        other.close();
+        assertTrue(kiln.hosts().stream().noneMatch(h -> h.name().equals("victim")), kiln.hosts().toString());
+    }
+
+    @Test
+    void aFrozenWorkerIsLostAfterTheWorkerTimeout() throws Exception {
+        Process frozen = startWorker("frozen", "host-b", secretFile);
+        kiln.awaitWorkers(1, JOIN_WAIT);
+        ActorRef<Stage> f = kiln.actor(() -> new Stage(1), ActorOptions.host("host-b"));
+        CompiledGraph<Integer, Integer> g = kiln.compile(f.bind(Stage::add, Graph.<Integer>input()), OPTIONS);
+        assertEquals(2, g.execute(1).get(Duration.ofSeconds(60)));
+        long stopped = System.nanoTime();
+        assertEquals(0, new ProcessBuilder("kill", "-STOP", Long.toString(frozen.pid())).start().waitFor());
+        try {
+            ActorDiedException e = assertThrows(ActorDiedException.class,
+                    () -> g.execute(2).get(Duration.ofSeconds(60)));
+            long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - stopped);
+            assertTrue(e.getMessage().contains("frozen"), e.getMessage());
+            assertTrue(millis >= WORKER_TIMEOUT.toMillis() - 500, "lost after " + millis + " ms");
+            assertTrue(e.getMessage().contains("KilnOptions.workerTimeout") || e.getMessage().contains("lost"),
+                    e.getMessage());
+        } finally {
+            frozen.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
+    @Test
+    void aWorkerEmbeddedInThisJvmJoinsServesAndLeaves() throws Exception {
+        KilnWorker w = KilnWorker.join(KilnWorker.Options.of(kiln.joinEndpoint().orElseThrow(), secret)
+                .name("embedded").hostName("host-e").label("kind", "embedded").runDirectory(tmp.resolve("run-e"))
+                .shmDirectory(shm("embedded")).timeout(WORKER_TIMEOUT));
+        try {
+            assertEquals("embedded", kiln.awaitWorkers(1, JOIN_WAIT).getFirst().name());
+            ActorRef<Stage> e = kiln.actor(() -> new Stage(5), ActorOptions.label("kind", "embedded"));
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(e.bind(Stage::add, Graph.<Integer>input()), OPTIONS)) {
+                for (int i = 0; i < 100; i++) {
+                    assertEquals(i + 5, g.execute(i).get(Duration.ofSeconds(60)));
+                }
+            }
+        } finally {
+            w.close();
+        }
+        assertTrue(w.awaitTermination(Duration.ofSeconds(30)));
+        assertFalse(w.lostDriver());
+        KilnTestSupport.awaitTrue("the driver sees the worker leave", Duration.ofSeconds(30),
+                () -> kiln.hosts().stream().noneMatch(h -> h.name().equals("embedded")));
+        WorkerNode.JoinFailedException refused = assertThrows(WorkerNode.JoinFailedException.class,
+                () -> KilnWorker.join(KilnWorker.Options.of(kiln.joinEndpoint().orElseThrow(), secret).name("driver")
+                        .runDirectory(tmp.resolve("run-f")).timeout(Duration.ofSeconds(20))));
+        assertTrue(refused.refused() && refused.getMessage().contains("taken"), refused.getMessage());
+    }
+}
