@@ -68,12 +68,14 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>Actors live in this JVM by default; {@link ActorOptions#process()} puts one in a worker JVM
  * that the runtime starts (same {@code java}, class path and JVM flags) and ends with
- * {@link #close()}. Values cross JVMs through shared memory: natively for primitives,
- * strings, byte arrays, object arrays and tensors, and for the classes registered in
- * {@link KilnOptions#register}.
+ * {@link #close()}; {@link ActorOptions#host} and {@link ActorOptions#label} put one on a
+ * {@link KilnWorker} that joined from another host (with a {@link KilnOptions#joinSecret}).
+ * Values cross JVMs through shared memory on one host and Aeron UDP between hosts: natively
+ * for primitives, strings, byte arrays, object arrays and tensors, and for the classes
+ * registered in {@link KilnOptions#register}.
  *
- * <p>Thread-safe. {@link #close()} closes every graph compiled here and ends every actor and
- * every worker JVM.
+ * <p>Thread-safe. {@link #close()} closes every graph compiled here, ends every actor and
+ * every child JVM, and shuts down the joined workers (they exit).
  */
 public final class Kiln implements AutoCloseable {
 
@@ -425,7 +427,7 @@ public final class Kiln implements AutoCloseable {
         public void workerDied(RemoteHost worker, String why) {
             if (worker instanceof JoinedWorker) {
                 workers.remove(worker.name(), worker);
-                LOG.log(System.Logger.Level.WARNING, () -> name + ": " + why);
+                LOG.log(closed ? System.Logger.Level.INFO : System.Logger.Level.WARNING, () -> name + ": " + why);
             }
             for (RemoteActor r : remoteActors.values()) {
                 if (r.worker() == worker) {
@@ -895,8 +897,19 @@ public final class Kiln implements AutoCloseable {
         }
         long deadline = System.nanoTime() + STOP_TIMEOUT_MS * 1_000_000;
         local.close(STOP_TIMEOUT_MS);
+        // In parallel: each may take up to the deadline, and one slow worker must not eat the others' time.
+        List<Thread> stops = new ArrayList<>();
         for (RemoteHost w : List.copyOf(workers.values())) {
-            w.shutdown(Duration.ofNanos(Math.max(1_000_000, deadline - System.nanoTime())));
+            stops.add(Thread.ofVirtual().name("kiln-stop-" + w.name()).start(() ->
+                    w.shutdown(Duration.ofNanos(Math.max(1_000_000, deadline - System.nanoTime())))));
+        }
+        for (Thread t : stops) {
+            try {
+                t.join(Duration.ofNanos(Math.max(0, deadline - System.nanoTime()) + 10_000_000_000L));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
         }
         synchronized (this) {
             if (plane != null) {

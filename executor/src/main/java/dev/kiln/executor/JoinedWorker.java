@@ -101,6 +101,15 @@ public final class JoinedWorker extends RemoteHost {
         died(why);
     }
 
+    /** The worker says it stopped its actors and leaves: it is gone at once, without waiting for its stream to end. */
+    @Override
+    void onOtherMessage(Message m) {
+        if (m.type() != Message.LEFT) {
+            super.onOtherMessage(m);
+        }
+        died("worker " + name() + " left: " + m.getString());
+    }
+
     /** A malformed message from the worker: it can no longer be trusted, so it is dropped. */
     void protocolError(RuntimeException e) {
         kill("worker " + name() + " sent a malformed control message (" + e.getMessage() + "); it was dropped");

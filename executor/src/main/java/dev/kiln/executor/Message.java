@@ -41,6 +41,8 @@ public final class Message {
     public static final int SHUTDOWN = 16;
     /** Driver to worker: body {@code actor id}; the actor's thread ends, later calls to it fail. */
     public static final int STOP_ACTOR = 17;
+    /** Joined worker to driver: body {@code why}; it stopped its actors and leaves (after a SHUTDOWN, or closed). */
+    public static final int LEFT = 18;
 
     /**
      * Joining worker to driver, on the driver's join stream: body {@code protocol version, worker name,

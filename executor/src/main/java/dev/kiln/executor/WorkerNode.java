@@ -276,6 +276,10 @@ public final class WorkerNode implements AutoCloseable {
         } finally {
             finishing = true;
             runtime.stopAll();
+            if (lost == null) {
+                // Tell the driver at once; else it would notice only when the stream's end reaches it.
+                Message.write(Message.LEFT, 0).putString(why).sendTo(toDriver, TimeUnit.SECONDS.toNanos(1));
+            }
             closeResources();
             ended.complete(why);
         }
