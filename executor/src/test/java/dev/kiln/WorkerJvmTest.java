@@ -293,6 +293,34 @@ class WorkerJvmTest {
         awaitNoFiles(pid);
     }
 
+    /** Keeps the tensor it was given, against the rules, and reads the previous one on the next call. */
+    public static final class Hoarder {
+        private Tensor kept;
+
+        public float readPreviousThenKeep(Tensor t) {
+            float previous = kept == null ? -1 : kept.getFloat(0);
+            kept = t;
+            return previous;
+        }
+    }
+
+    @Test
+    void withCheckViewsATensorKeptPastItsMethodFailsLoudlyInTheWorker() throws Exception {
+        ActorRef<Hoarder> h = kiln.actor(Hoarder::new, ActorOptions.process("hoarder"));
+        InputNode<Tensor> in = Graph.input();
+        try (CompiledGraph<Tensor, Float> g = kiln.compile(h.bind(Hoarder::readPreviousThenKeep, in),
+                OPTIONS.checkViews(true))) {
+            assertEquals(-1f, g.execute(Tensor.of(new float[] {5}, 1)).get());
+            ActorTaskException e = assertThrows(ActorTaskException.class,
+                    () -> g.execute(Tensor.of(new float[] {6}, 1)).get());
+            RemoteActorException remote = assertInstanceOf(RemoteActorException.class, e.getCause());
+            assertEquals(IllegalStateException.class.getName(), remote.exceptionClass());
+            assertTrue(remote.remoteMessage().contains("closed"), remote.remoteMessage());
+            // the first view is still the one kept, and still closed: later calls fail the same way
+            assertThrows(ActorTaskException.class, () -> g.execute(Tensor.of(new float[] {7}, 1)).get());
+        }
+    }
+
     @Test
     void aLoopThatDiesInAWorkerFailsItsGraphAndNotTheOthers() throws Exception {
         ActorRef<Inc> doomed = kiln.actor(() -> new Inc(0f), ActorOptions.process("shared").name("doomed"));

@@ -6,6 +6,7 @@ import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.graph.Transport;
 import dev.kiln.transport.AeronUdpChannel;
 import dev.kiln.transport.Channel;
+import dev.kiln.transport.CheckedViewsChannel;
 import dev.kiln.transport.InProcessChannel;
 import dev.kiln.transport.ShmChannel;
 import dev.kiln.transport.ValueCodec;
@@ -46,6 +47,7 @@ public final class GraphChannels {
     private final IntFunction<Waker> wakers;
     private final ValueCodec codec;
     private final boolean growth;
+    private final boolean checkViews;
     private final Aeron aeron;
     private final UdpSettings udp;
     private final Map<Integer, String> processOf = new HashMap<>();
@@ -59,11 +61,13 @@ public final class GraphChannels {
      * @param wakers  the waker of a participant (actor id or {@link ExecutionPlan#DRIVER}) of this process
      * @param codec   encodes values for shared-memory and UDP channels
      * @param growth  whether channels that copy grow their slots for larger values
+     * @param checkViews whether tensors read from copying channels are closed on release ({@link CheckedViewsChannel})
      * @param aeron   the client of this host's media driver, for UDP channels; null if the plan has none
      * @param udp     how the plan's UDP channels are laid out; null if it has none
      */
     public GraphChannels(ExecutionPlan plan, String process, String graph, Map<String, Peer> peers,
-                         IntFunction<Waker> wakers, ValueCodec codec, boolean growth, Aeron aeron, UdpSettings udp) {
+                         IntFunction<Waker> wakers, ValueCodec codec, boolean growth, boolean checkViews, Aeron aeron,
+                         UdpSettings udp) {
         this.plan = plan;
         this.process = process;
         this.graph = graph;
@@ -71,6 +75,7 @@ public final class GraphChannels {
         this.wakers = wakers;
         this.codec = codec;
         this.growth = growth;
+        this.checkViews = checkViews;
         this.aeron = aeron;
         this.udp = udp;
         this.channels = new Channel[plan.channels().size()];
@@ -136,13 +141,13 @@ public final class GraphChannels {
                     }
                     case SHARED_MEMORY -> {
                         if (writes) {
-                            channels[spec.id()] = ShmChannel.create(spec, Path.of(peer(process).shmDirectory()),
-                                    name(spec), codec, growth, wakers.apply(spec.writer()), readerWakers(spec));
+                            channels[spec.id()] = checked(ShmChannel.create(spec, Path.of(peer(process).shmDirectory()),
+                                    name(spec), codec, growth, wakers.apply(spec.writer()), readerWakers(spec)));
                         }
                     }
                     case AERON_UDP -> {
                         if (writes || readsHere(spec)) {
-                            channels[spec.id()] = udpEnds(spec, writes);
+                            channels[spec.id()] = checked(udpEnds(spec, writes));
                         }
                     }
                     default -> throw new IllegalStateException("channel c" + spec.id() + " was planned as "
@@ -158,6 +163,11 @@ public final class GraphChannels {
             close();
             throw e;
         }
+    }
+
+    /** In debug mode, a channel whose reads are slot views closes each view when its slot is released. */
+    private Channel checked(Channel channel) {
+        return checkViews ? new CheckedViewsChannel(channel) : channel;
     }
 
     /** The sides of a UDP channel in this process: the writer's, if it writes, and those of its readers here. */
@@ -223,7 +233,7 @@ public final class GraphChannels {
         try {
             for (ChannelSpec spec : plan.channels()) {
                 if (channels[spec.id()] == null && spec.transport() == Transport.SHARED_MEMORY && readsHere(spec)) {
-                    channels[spec.id()] = ShmChannel.open(spec, file(spec), codec, readerWakers(spec));
+                    channels[spec.id()] = checked(ShmChannel.open(spec, file(spec), codec, readerWakers(spec)));
                 }
             }
             return this;

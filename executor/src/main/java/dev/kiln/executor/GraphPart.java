@@ -73,7 +73,7 @@ public final class GraphPart {
         }
         this.channels = new GraphChannels(plan, process, graphName, peers,
                 p -> p == ExecutionPlan.DRIVER ? driverWaker : hosted.get(p).waker(), codec, options.slotGrowth(),
-                aeron, udp);
+                options.checkViews(), aeron, udp);
     }
 
     /** @return the actor threads of this part, in schedule order */

@@ -26,10 +26,15 @@ import java.util.Objects;
  *                        receives on a communication stream while those computes run, as Ray's overlap option does
  *                        (default false: a receive stays where its actor first needs it, in bind order unless that
  *                        could deadlock). Only the plan's order changes; no executor acts on it yet
+ * @param checkViews      debug mode (default false): a tensor that a method receives from a shared-memory or UDP
+ *                        channel is a view of the channel's slot, valid until the method returns; with this on,
+ *                        every such view is closed when its slot is released, so code that keeps one and touches
+ *                        it later fails with {@code IllegalStateException} ("Already closed") instead of reading
+ *                        a later execution's data. Costs a shared arena per value read; leave off in production
  */
 public record CompileOptions(int maxInflight, long bufferBytes, Duration submitTimeout, Duration getTimeout,
                              Duration teardownTimeout, IdleMode idle, boolean slotGrowth, double gpuMemoryFraction,
-                             boolean overlapGpuCommunication) {
+                             boolean overlapGpuCommunication, boolean checkViews) {
 
     /** The default of {@link #gpuMemoryFraction()}. */
     public static final double DEFAULT_GPU_MEMORY_FRACTION = 0.9;
@@ -74,12 +79,33 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     public CompileOptions(int maxInflight, long bufferBytes, Duration submitTimeout, Duration getTimeout,
                           Duration teardownTimeout, IdleMode idle, boolean slotGrowth) {
         this(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                DEFAULT_GPU_MEMORY_FRACTION, false);
+                DEFAULT_GPU_MEMORY_FRACTION, false, false);
+    }
+
+    /**
+     * The options without the debug ones, which take their defaults (no view checks).
+     *
+     * @param maxInflight             executions in flight at most
+     * @param bufferBytes             bytes per channel slot
+     * @param submitTimeout           how long {@code execute} waits for capacity
+     * @param getTimeout              how long {@code get()} waits
+     * @param teardownTimeout         how long {@code close()} waits for actor loops
+     * @param idle                    how waiting threads idle
+     * @param slotGrowth              whether slots grow for larger values
+     * @param gpuMemoryFraction       the share of free GPU memory the plan may hold
+     * @param overlapGpuCommunication whether NCCL receives go as early as the data allows
+     * @throws IllegalArgumentException on a value out of range, naming the option
+     */
+    public CompileOptions(int maxInflight, long bufferBytes, Duration submitTimeout, Duration getTimeout,
+                          Duration teardownTimeout, IdleMode idle, boolean slotGrowth, double gpuMemoryFraction,
+                          boolean overlapGpuCommunication) {
+        this(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
+                gpuMemoryFraction, overlapGpuCommunication, false);
     }
 
     /**
      * @return the defaults: maxInflight 10, bufferBytes 1 MiB, timeouts 10 s / 10 s / 5 s, BACKOFF, slot growth on,
-     * gpuMemoryFraction 0.9, no GPU communication overlap
+     * gpuMemoryFraction 0.9, no GPU communication overlap, no view checks
      */
     public static CompileOptions defaults() {
         return DEFAULTS;
@@ -91,7 +117,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions maxInflight(int value) {
         return new CompileOptions(value, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews);
     }
 
     /**
@@ -100,7 +126,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions bufferBytes(long value) {
         return new CompileOptions(maxInflight, value, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews);
     }
 
     /**
@@ -109,7 +135,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions submitTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, value, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews);
     }
 
     /**
@@ -118,7 +144,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions getTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, value, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews);
     }
 
     /**
@@ -127,7 +153,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions teardownTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, value, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews);
     }
 
     /**
@@ -136,7 +162,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions idle(IdleMode value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, value, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews);
     }
 
     /**
@@ -146,7 +172,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions slotGrowth(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, value,
-                gpuMemoryFraction, overlapGpuCommunication);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews);
     }
 
     /**
@@ -155,7 +181,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions gpuMemoryFraction(double value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                value, overlapGpuCommunication);
+                value, overlapGpuCommunication, checkViews);
     }
 
     /**
@@ -165,7 +191,17 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions overlapGpuCommunication(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, value);
+                gpuMemoryFraction, value, checkViews);
+    }
+
+    /**
+     * @param value whether values read from copying channels are checked for use after release (see
+     *              {@link #checkViews()}); a debugging aid that costs an arena per read
+     * @return a copy with that value
+     */
+    public CompileOptions checkViews(boolean value) {
+        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
+                gpuMemoryFraction, overlapGpuCommunication, value);
     }
 
     private static void positive(Duration d, String name) {

@@ -45,7 +45,7 @@ public final class PlanCodec {
     /** "KPLN" and "KOPT" as little-endian ints: the first bytes of a plan and of options. */
     private static final int PLAN_MAGIC = 0x4E4C504B;
     private static final int OPTIONS_MAGIC = 0x54504F4B;
-    private static final int VERSION = 1;
+    private static final int VERSION = 2;
 
     private static final int READ = 1;
     private static final int COMPUTE = 2;
@@ -181,6 +181,7 @@ public final class PlanCodec {
         out.writeBoolean(options.slotGrowth());
         out.writeLong(Double.doubleToRawLongBits(options.gpuMemoryFraction()));
         out.writeBoolean(options.overlapGpuCommunication());
+        out.writeBoolean(options.checkViews());
     }
 
     /**
@@ -201,6 +202,7 @@ public final class PlanCodec {
                 readEnum(in, IdleMode.class),
                 in.readBoolean(),
                 Double.longBitsToDouble(in.readLong()),
+                in.readBoolean(),
                 in.readBoolean());
     }
 
