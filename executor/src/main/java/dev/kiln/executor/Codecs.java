@@ -9,6 +9,9 @@ import dev.kiln.executor.wire.WireOut;
 import dev.kiln.transport.ValueCodec;
 
 import java.io.Serializable;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.Map;
 
 /**
  * What the control plane sends as bytes: values (through the {@link ValueCodec}), lambdas
@@ -117,7 +120,7 @@ public final class Codecs {
      * @param m     the message
      * @param peers the processes
      */
-    public static void putPeers(Message m, java.util.Collection<Peer> peers) {
+    public static void putPeers(Message m, Collection<Peer> peers) {
         m.putInt(peers.size());
         for (Peer p : peers) {
             m.putString(p.process()).putLong(p.pid()).putString(p.host()).putString(p.endpoint())
@@ -129,9 +132,9 @@ public final class Codecs {
      * @param m a control message positioned at what {@link #putPeers} wrote
      * @return the processes, by process name
      */
-    public static java.util.Map<String, Peer> peers(Message m) {
+    public static Map<String, Peer> peers(Message m) {
         int n = m.getInt();
-        java.util.Map<String, Peer> peers = new java.util.HashMap<>();
+        Map<String, Peer> peers = new HashMap<>();
         for (int i = 0; i < n; i++) {
             Peer p = new Peer(m.getString(), m.getLong(), m.getString(), m.getString(), m.getString());
             peers.put(p.process(), p);

@@ -123,6 +123,79 @@ class GraphLoopTest {
         return v;
     }
 
+    /** An input channel from another host whose writer is gone for good. */
+    static final class LostPeerChannel implements Channel {
+        private final Channel inner;
+        int awaits;
+
+        LostPeerChannel(Channel inner) {
+            this.inner = inner;
+        }
+
+        @Override
+        public ChannelSpec spec() {
+            return inner.spec();
+        }
+
+        @Override
+        public boolean offer(long sequence, Object value) {
+            return inner.offer(sequence, value);
+        }
+
+        @Override
+        public Object poll(int reader, long sequence) {
+            return inner.poll(reader, sequence);
+        }
+
+        @Override
+        public void release(int reader, long sequence) {
+            inner.release(reader, sequence);
+        }
+
+        @Override
+        public boolean crossesProcesses() {
+            return true;
+        }
+
+        @Override
+        public boolean awaitPublished(int reader, long sequence, long timeoutNanos) {
+            awaits++;
+            return false;
+        }
+
+        @Override
+        public String peerLoss(int side) {
+            return side == 0 && awaits > 1 ? "c0 lost driver: its image closed" : null;
+        }
+
+        @Override
+        public void close() {
+            inner.close();
+        }
+    }
+
+    @Test
+    void aLoopWhoseChannelLostItsPeerStopsAndReportsItOnce() {
+        ActorRef<Calc> a = ref(1);
+        InputNode<Integer> in = Graph.input();
+        Wired w = wire(a.bind(Calc::inc, in), CompileOptions.defaults().maxInflight(4), 1);
+        LostPeerChannel input = new LostPeerChannel(w.input());
+        w.channels()[ExecutionPlan.INPUT_CHANNEL] = input;
+        List<String> lost = new ArrayList<>();
+        GraphLoop loop = new GraphLoop(w.plan().schedules().getFirst(), w.channels(), w.plan().inputArity(), "g",
+                IdleMode.BACKOFF, cause -> { }, lost::add);
+        loop.bind(new Calc());
+        assertEquals(0, loop.doWork());
+        assertTrue(loop.sleep(1_000), "a channel shared with another process: the loop sleeps in it");
+        assertEquals(List.of(), lost, "a wait that ends unfinished with the peer still there is just a wait");
+        assertFalse(loop.isStopped());
+        assertTrue(loop.sleep(1_000));
+        assertEquals(List.of("calc1 in g: c0 lost driver: its image closed"), lost);
+        assertTrue(loop.isStopped());
+        loop.sleep(1_000);
+        assertEquals(1, lost.size(), "reported once");
+    }
+
     @Test
     void runsOneExecutionPerDutyCycleAndWaitsForInput() {
         ActorRef<Calc> a = ref(1);
