@@ -155,6 +155,11 @@ class MultiHostTest {
 
     /** Starts a worker JVM that joins the driver as {@code name} on {@code host}. */
     private Process startWorker(String name, String host, Path secretPath, String... labels) throws IOException {
+        return startWorker(name, host, shm(name), secretPath, labels);
+    }
+
+    private Process startWorker(String name, String host, Path shmDir, Path secretPath, String... labels)
+            throws IOException {
         List<String> command = new ArrayList<>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         for (String arg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
@@ -165,7 +170,7 @@ class MultiHostTest {
         command.addAll(List.of("-Dkiln.test.host=" + host, "-Xmx256m", "-cp", System.getProperty("java.class.path"),
                 KilnWorker.class.getName(), "--driver", kiln.joinEndpoint().orElseThrow(), "--secret-file",
                 secretPath.toString(), "--name", name, "--host-name", host, "--listen", "127.0.0.1:0",
-                "--run-dir", tmp.resolve("run-" + name).toString(), "--shm-dir", shm(name).toString(),
+                "--run-dir", tmp.resolve("run-" + name).toString(), "--shm-dir", shmDir.toString(),
                 "--timeout", Long.toString(WORKER_TIMEOUT.toSeconds())));
         for (String label : labels) {
             command.addAll(List.of("--label", label));
@@ -265,6 +270,32 @@ class MultiHostTest {
                 assertEquals(i + 1, r.get(1));
             }
         }
+    }
+
+    @Test
+    void aWorkerOnTheDriversHostAndShmDirectoryGetsSharedMemoryAndADirectoryMismatchIsRefused() throws Exception {
+        startWorker("near", "host-a", kiln.options().shmDirectory(), secretFile, "dir=shared");
+        startWorker("odd", "host-a", secretFile, "dir=own"); // the driver's host name, its own directory
+        kiln.awaitWorkers(2, JOIN_WAIT);
+        ActorRef<Stage> near = kiln.actor(() -> new Stage(1), ActorOptions.host("host-a").withLabel("dir", "shared"));
+        ActorRef<Stage> odd = kiln.actor(() -> new Stage(2), ActorOptions.host("host-a").withLabel("dir", "own"));
+        ActorRef<Stage> local = kiln.actor(() -> new Stage(100));
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(local.bind(Stage::add, near.bind(Stage::add,
+                Graph.<Integer>input())), OPTIONS)) {
+            assertTrue(g.plan().toString().contains("SHARED_MEMORY") && !g.plan().toString().contains("AERON_UDP"),
+                    g.plan().toString());
+            for (int i = 0; i < 100; i++) {
+                assertEquals(i + 101, g.execute(i).get(Duration.ofSeconds(60)));
+            }
+        }
+        dev.kiln.compiler.GraphCompileException e = assertThrows(dev.kiln.compiler.GraphCompileException.class,
+                () -> kiln.compile(local.bind(Stage::add, odd.bind(Stage::add, Graph.<Integer>input())), OPTIONS));
+        assertTrue(e.getMessage().contains("different shared-memory directories")
+                && e.getMessage().contains(kiln.options().shmDirectory().toString())
+                && e.getMessage().contains("--host-name"), e.getMessage());
+        // the failed compile held nothing: kiln.call works only on actors no graph holds
+        assertEquals(3, kiln.call(odd, Stage::add, 1).get(30, TimeUnit.SECONDS));
+        assertEquals(101, kiln.call(local, Stage::add, 1).get(30, TimeUnit.SECONDS));
     }
 
     @Test
