@@ -50,13 +50,15 @@ public interface ActorHost {
      *
      * @param id      the actor's id, unique within the runtime
      * @param name    the actor's name, or null to let the host name it {@code <class>-<id>}
+     * @param gpu     the CUDA device the actor uses, made its thread's current device before the factory runs,
+     *                or {@link ActorOptions#NO_GPU}
      * @param factory creates the actor; for a host in another JVM it must be serializable (a lambda or
      *                method reference of an {@link ActorFactory} is)
      * @return the actor's final name and the name of its class
      * @throws ActorCreationException if the factory throws or returns null, cannot be sent to the host,
-     *                                or the host is dead
+     *                                the host has no such GPU, or the host is dead
      */
-    Started startActor(int id, String name, ActorFactory<?> factory);
+    Started startActor(int id, String name, int gpu, ActorFactory<?> factory);
 
     /**
      * Ends an actor: its thread finishes the method it runs, if any, then stops; later calls to it

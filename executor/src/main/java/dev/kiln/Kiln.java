@@ -13,6 +13,7 @@ import dev.kiln.executor.Codecs;
 import dev.kiln.executor.ControlPlane;
 import dev.kiln.executor.DynamicCall;
 import dev.kiln.executor.GraphLoop;
+import dev.kiln.executor.Gpus;
 import dev.kiln.executor.JoinedWorker;
 import dev.kiln.executor.Message;
 import dev.kiln.executor.Peer;
@@ -94,6 +95,8 @@ public final class Kiln implements AutoCloseable {
     /** The actors of this JVM, each on a thread of its own. */
     private final ThreadHost local;
     private final Map<Integer, RemoteActor> remoteActors = new ConcurrentHashMap<>();
+    /** The GPU of each actor that uses one. */
+    private final Map<Integer, Integer> actorGpus = new ConcurrentHashMap<>();
     /** Child JVMs and joined workers, by name; a dead child stays until replaced, a dead joined worker leaves. */
     private final Map<String, RemoteHost> workers = new ConcurrentHashMap<>();
     private final WorkerEvents events = new WorkerEvents();
@@ -111,8 +114,8 @@ public final class Kiln implements AutoCloseable {
         for (Class<?> type : options.types()) {
             codec.register(type);
         }
-        this.local = new ThreadHost("driver", new WorkerInfo(options.hostName(), Map.of(),
-                Runtime.getRuntime().availableProcessors(), List.of()), STOP_TIMEOUT_MS);
+        this.local = new ThreadHost("driver", () -> new WorkerInfo(options.hostName(), Map.of(),
+                Runtime.getRuntime().availableProcessors(), Gpus.freeBytes()), STOP_TIMEOUT_MS);
         try {
             // Files of runtimes that died without closing: nothing else would ever remove them.
             if (java.nio.file.Files.isDirectory(options.shmDirectory())) {
@@ -253,10 +256,6 @@ public final class Kiln implements AutoCloseable {
      */
     public <A> ActorRef<A> actor(ActorFactory<A> factory, ActorOptions options) {
         ensureOpen();
-        if (options.hasGpu()) {
-            throw new UnsupportedOperationException("actor placement on GPU " + options.gpu()
-                    + " is not supported by this executor yet (GPU channels are planned, not run; see docs/gpu.md)");
-        }
         int id = ACTOR_IDS.incrementAndGet();
         String actorName = options.name();
         if (actorName != null && names.putIfAbsent(actorName, id) != null) {
@@ -277,9 +276,12 @@ public final class Kiln implements AutoCloseable {
             } else {
                 host = local;
             }
-            ActorHost.Started started = host.startActor(id, actorName, factory);
+            ActorHost.Started started = host.startActor(id, actorName, options.gpu(), factory);
             if (actorName == null) {
                 names.put(started.name(), id);
+            }
+            if (options.hasGpu()) {
+                actorGpus.put(id, options.gpu());
             }
             if (host instanceof RemoteHost remote) {
                 remoteActors.put(id, new RemoteActor(id, started.name(), remote));
@@ -316,7 +318,8 @@ public final class Kiln implements AutoCloseable {
             available.add(w.name() + " (host " + info.hostName() + ", labels " + info.labels() + ", " + info.cores()
                     + " cores, " + info.gpus() + " GPUs)");
             boolean matches = (options.host() == null || options.host().equals(info.hostName()))
-                    && info.labels().entrySet().containsAll(options.labels().entrySet());
+                    && info.labels().entrySet().containsAll(options.labels().entrySet())
+                    && options.gpu() < info.gpus();
             if (matches && (best == null || w.actorCount() < best.actorCount())) {
                 best = w;
             }
@@ -325,7 +328,8 @@ public final class Kiln implements AutoCloseable {
             return best;
         }
         String wanted = (options.host() != null ? "host " + options.host() : "any host")
-                + (options.labels().isEmpty() ? "" : " with labels " + options.labels());
+                + (options.labels().isEmpty() ? "" : " with labels " + options.labels())
+                + (options.hasGpu() ? " with GPU " + options.gpu() : "");
         if (!this.options.acceptsWorkers()) {
             throw new ActorCreationException("actor " + actor + " asks for a joined worker on " + wanted + ", but "
                     + name + " accepts no workers: set KilnOptions.joinSecret (and listen) and start kiln-worker on "
@@ -351,7 +355,8 @@ public final class Kiln implements AutoCloseable {
             plane = ControlPlane.start(options.runDirectory(), name, null);
         }
         WorkerProcess started = WorkerProcess.start(processName, plane, events, options.workerJvmOptions(),
-                local.resources(), options.shmDirectory().toString(), codec, options.workerStartTimeout());
+                options.hostName(), local::resources, options.shmDirectory().toString(), codec,
+                options.workerStartTimeout());
         workers.put(processName, started);
         try {
             started.register(options.types());
@@ -472,8 +477,9 @@ public final class Kiln implements AutoCloseable {
         Map<Integer, ActorPlacement> placements = new HashMap<>();
         ActorPlacement driver = new ActorPlacement(this.options.hostName(), "driver");
         Map<Integer, ActorThread> actors = local.threads();
-        actors.forEach((id, a) -> placements.put(id, driver));
-        remoteActors.forEach((id, r) -> placements.put(id, new ActorPlacement(r.worker().hostName(), r.worker().name())));
+        actors.forEach((id, a) -> placements.put(id, placement(id, local, driver.host(), driver.process())));
+        remoteActors.forEach((id, r) -> placements.put(id, placement(id, r.worker(), r.worker().hostName(),
+                r.worker().name())));
         ExecutionPlan plan = GraphCompiler.compile(output, new Topology(driver, placements), options);
         Map<Integer, ActorThread> here = new HashMap<>();
         List<RemoteActor> remote = new ArrayList<>();
@@ -550,6 +556,16 @@ public final class Kiln implements AutoCloseable {
             graphs.remove(graph);
             throw e;
         }
+    }
+
+    /** Where an actor lives, with its GPU and that GPU's free memory as its host last reported it. */
+    private ActorPlacement placement(int id, ActorHost host, String hostName, String process) {
+        Integer gpu = actorGpus.get(id);
+        if (gpu == null) {
+            return new ActorPlacement(hostName, process);
+        }
+        List<Long> free = host.resources().gpuFreeBytes();
+        return new ActorPlacement(hostName, process, gpu, gpu < free.size() ? free.get(gpu) : 0);
     }
 
     /** SPIN with more spinning threads than CPUs turns every hand-off into a wait for the scheduler. */

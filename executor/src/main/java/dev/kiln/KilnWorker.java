@@ -1,6 +1,6 @@
 package dev.kiln;
 
-import dev.kiln.cuda.Cuda;
+import dev.kiln.executor.Gpus;
 import dev.kiln.executor.WorkerNode;
 import dev.kiln.transport.WorkerInfo;
 
@@ -216,29 +216,10 @@ public final class KilnWorker implements AutoCloseable {
      */
     public static KilnWorker join(Options options) {
         WorkerInfo info = new WorkerInfo(options.hostName(), options.labels(),
-                Runtime.getRuntime().availableProcessors(), gpuFreeBytes());
+                Runtime.getRuntime().availableProcessors(), Gpus.freeBytes());
         return new KilnWorker(WorkerNode.join(new WorkerNode.Settings(options.driver(), options.secret(),
                 options.name(), options.listen(), info, options.runDirectory(), options.shmDirectory(),
                 options.timeout())));
-    }
-
-    /** The free memory of each GPU, or none when CUDA is unavailable (never verified on a GPU yet). */
-    private static List<Long> gpuFreeBytes() {
-        List<Long> free = new ArrayList<>();
-        try {
-            if (Cuda.isAvailable()) {
-                int current = Cuda.device();
-                for (int d = 0; d < Cuda.deviceCount(); d++) {
-                    Cuda.setDevice(d);
-                    free.add(Cuda.memoryInfo().freeBytes());
-                }
-                Cuda.setDevice(current);
-            }
-        } catch (RuntimeException | LinkageError e) {
-            LOG.log(System.Logger.Level.WARNING, () -> "cannot read GPU memory; advertising no GPUs: " + e);
-            return List.of();
-        }
-        return free;
     }
 
     /** @return the worker's name */

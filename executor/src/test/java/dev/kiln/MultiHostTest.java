@@ -331,6 +331,12 @@ class MultiHostTest {
                 () -> kiln.actor(() -> new Stage(0), ActorOptions.host("host-z")));
         assertTrue(host.getMessage().contains("host host-z") && host.getMessage().contains("w-b (host host-b, labels "
                 + "{zone=east}"), host.getMessage());
+        if (!dev.kiln.cuda.Cuda.isAvailable()) { // the workers run here, so they advertise this machine's GPUs
+            ActorCreationException gpu = assertThrows(ActorCreationException.class,
+                    () -> kiln.actor(() -> new Stage(0), ActorOptions.host("host-b").gpu(0)));
+            assertTrue(gpu.getMessage().contains("with GPU 0") && gpu.getMessage().contains("0 GPUs"),
+                    gpu.getMessage());
+        }
         ActorCreationException label = assertThrows(ActorCreationException.class,
                 () -> kiln.actor(() -> new Stage(0), ActorOptions.label("zone", "west")));
         assertTrue(label.getMessage().contains("labels {zone=west}") && label.getMessage().contains("w-b"),

@@ -27,7 +27,7 @@ public final class Message {
     public static final int GRAPH_FAILED = 4;
     /** Driver to worker: body {@code count, class names}. */
     public static final int REGISTER = 10;
-    /** Driver to worker: body {@code actor id, name, factory}. */
+    /** Driver to worker: body {@code actor id, name, GPU (or -1), factory}. */
     public static final int CREATE_ACTOR = 11;
     /** Driver to worker: body {@code actor id, call number, method, arity, arguments}. */
     public static final int CALL = 12;

@@ -107,7 +107,7 @@ public abstract sealed class RemoteHost implements ActorHost permits WorkerProce
     public abstract long pid();
 
     /** @return the host name that compiled plans use for this worker */
-    public final String hostName() {
+    public String hostName() {
         return resources().hostName();
     }
 
@@ -193,7 +193,7 @@ public abstract sealed class RemoteHost implements ActorHost permits WorkerProce
     }
 
     @Override
-    public final Started startActor(int id, String actorName, ActorFactory<?> factory) {
+    public final Started startActor(int id, String actorName, int gpu, ActorFactory<?> factory) {
         String label = actorName != null ? actorName : "#" + id;
         byte[] factoryBytes;
         try {
@@ -204,7 +204,8 @@ public abstract sealed class RemoteHost implements ActorHost permits WorkerProce
         }
         Message reply;
         try {
-            reply = await(request(Message.CREATE_ACTOR, m -> m.putInt(id).putString(actorName).putBytes(factoryBytes)),
+            reply = await(request(Message.CREATE_ACTOR, m -> m.putInt(id).putString(actorName).putInt(gpu)
+                    .putBytes(factoryBytes)),
                     "create actor " + label);
         } catch (ActorDiedException | IllegalStateException e) {
             throw new ActorCreationException(e.getMessage(), e);

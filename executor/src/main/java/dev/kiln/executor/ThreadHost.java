@@ -2,6 +2,7 @@ package dev.kiln.executor;
 
 import dev.kiln.ActorCreationException;
 import dev.kiln.ActorFactory;
+import dev.kiln.ActorOptions;
 import dev.kiln.ActorHost;
 import dev.kiln.transport.WorkerInfo;
 
@@ -10,6 +11,7 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
+import java.util.function.Supplier;
 
 /**
  * The {@link ActorHost} of one JVM's own threads: each actor on an {@link ActorThread} of its own.
@@ -21,18 +23,18 @@ import java.util.concurrent.ExecutionException;
 public final class ThreadHost implements ActorHost {
 
     private final String name;
-    private final WorkerInfo resources;
+    private final Supplier<WorkerInfo> resources;
     private final long stopTimeoutMs;
     private final Map<Integer, ActorThread> actors = new ConcurrentHashMap<>();
 
     /**
      * @param name          the host's name
-     * @param resources     what the JVM offers
+     * @param resources     what the JVM offers; asked once, when first needed (reading GPUs is costly)
      * @param stopTimeoutMs how long {@link #startActor} waits for the thread of an actor whose creation failed
      */
-    public ThreadHost(String name, WorkerInfo resources, long stopTimeoutMs) {
+    public ThreadHost(String name, Supplier<WorkerInfo> resources, long stopTimeoutMs) {
         this.name = name;
-        this.resources = resources;
+        this.resources = memoize(resources);
         this.stopTimeoutMs = stopTimeoutMs;
     }
 
@@ -43,7 +45,27 @@ public final class ThreadHost implements ActorHost {
 
     @Override
     public WorkerInfo resources() {
-        return resources;
+        return resources.get();
+    }
+
+    private static Supplier<WorkerInfo> memoize(Supplier<WorkerInfo> s) {
+        return new Supplier<>() {
+            private volatile WorkerInfo value;
+
+            @Override
+            public WorkerInfo get() {
+                WorkerInfo v = value;
+                if (v == null) {
+                    synchronized (this) {
+                        if (value == null) {
+                            value = s.get();
+                        }
+                        v = value;
+                    }
+                }
+                return v;
+            }
+        };
     }
 
     /** @return null: the JVM's own threads live as long as the JVM */
@@ -62,9 +84,9 @@ public final class ThreadHost implements ActorHost {
     }
 
     @Override
-    public Started startActor(int id, String actorName, ActorFactory<?> factory) {
+    public Started startActor(int id, String actorName, int gpu, ActorFactory<?> factory) {
         try {
-            return startAsync(id, actorName, factory).get();
+            return startAsync(id, actorName, gpu, factory).get();
         } catch (ExecutionException e) {
             throw e.getCause() instanceof ActorCreationException a ? a
                     : new ActorCreationException(String.valueOf(e.getCause()), e.getCause());
@@ -85,13 +107,22 @@ public final class ThreadHost implements ActorHost {
      *
      * @param id        the actor's id
      * @param actorName the actor's name, or null for {@code <class>-<id>}
+     * @param gpu       the CUDA device to make the thread's current one first, or {@link ActorOptions#NO_GPU}
      * @param factory   creates the actor
      * @return the started actor's name and class
      */
-    public CompletableFuture<Started> startAsync(int id, String actorName, ActorFactory<?> factory) {
+    public CompletableFuture<Started> startAsync(int id, String actorName, int gpu, ActorFactory<?> factory) {
         String label = actorName != null ? actorName : "actor-" + id;
+        if (gpu != ActorOptions.NO_GPU && gpu >= resources().gpus()) {
+            return CompletableFuture.failedFuture(new ActorCreationException("actor " + label + " asks for GPU " + gpu
+                    + ", but " + name + " (host " + resources().hostName() + ") has " + resources().gpus() + " GPUs"
+                    + (resources().gpus() == 0 ? " (" + Gpus.whyNone() + ")" : "")));
+        }
         ActorThread thread = new ActorThread(id, label, () -> {
             try {
+                if (gpu != ActorOptions.NO_GPU) {
+                    Gpus.use(gpu);
+                }
                 return factory.create();
             } catch (RuntimeException | Error e) {
                 throw e;

@@ -7,7 +7,6 @@ import io.aeron.Publication;
 import io.aeron.Subscription;
 import org.agrona.concurrent.BackoffIdleStrategy;
 
-import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
@@ -51,8 +50,9 @@ public final class WorkerMain {
                 }));
         Publication toDriver = aeron.addPublication(ControlPlane.CHANNEL, 101 + 2 * index);
         Subscription fromDriver = aeron.addSubscription(ControlPlane.CHANNEL, 100 + 2 * index);
-        WorkerInfo resources = new WorkerInfo(args[4], Map.of(), Runtime.getRuntime().availableProcessors(), List.of());
-        WorkerRuntime worker = new WorkerRuntime(processName, resources, toDriver, aeron);
+        String hostName = args[4];
+        WorkerRuntime worker = new WorkerRuntime(processName, () -> new WorkerInfo(hostName, Map.of(),
+                Runtime.getRuntime().availableProcessors(), Gpus.freeBytes()), toDriver, aeron);
         String failure = Message.write(Message.READY, 0).putLong(ProcessHandle.current().pid())
                 .sendTo(toDriver, TimeUnit.SECONDS.toNanos(60));
         if (failure != null) {

@@ -92,7 +92,7 @@ public final class WorkerNode implements AutoCloseable {
         this.aeron = aeron;
         this.bound = bound;
         this.toDriver = toDriver;
-        this.runtime = new WorkerRuntime(settings.name(), settings.info(), toDriver, aeron);
+        this.runtime = new WorkerRuntime(settings.name(), settings::info, toDriver, aeron);
         this.loop = Thread.ofPlatform().name("kiln-worker-" + settings.name()).unstarted(this::serve);
     }
 

@@ -16,6 +16,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.Supplier;
 
 /**
  * The driver's handle on a child worker JVM it started on its own host: the child process (same
@@ -31,7 +32,8 @@ import java.util.concurrent.TimeoutException;
 public final class WorkerProcess extends RemoteHost {
 
     private final ControlPlane plane;
-    private final WorkerInfo resources;
+    private final String hostName;
+    private final Supplier<WorkerInfo> resources;
     private final String shmDirectory;
     private final int index;
     private final Process process;
@@ -41,9 +43,11 @@ public final class WorkerProcess extends RemoteHost {
     private final CompletableFuture<Long> ready = new CompletableFuture<>();
 
     private WorkerProcess(String name, ControlPlane plane, Listener listener, List<String> jvmOptions,
-                          WorkerInfo resources, String shmDirectory, ValueCodec codec, Duration timeout) {
+                          String hostName, Supplier<WorkerInfo> resources, String shmDirectory, ValueCodec codec,
+                          Duration timeout) {
         super(name, listener, codec, timeout);
         this.plane = plane;
+        this.hostName = hostName;
         this.resources = resources;
         this.shmDirectory = shmDirectory;
         this.index = plane.reserveIndex();
@@ -62,7 +66,7 @@ public final class WorkerProcess extends RemoteHost {
         command.addAll(jvmOptions);
         command.addAll(List.of("-cp", System.getProperty("java.class.path"), WorkerMain.class.getName(),
                 plane.directory().toString(), Integer.toString(index), name,
-                Long.toString(ProcessHandle.current().pid()), resources.hostName()));
+                Long.toString(ProcessHandle.current().pid()), hostName));
         try {
             this.process = new ProcessBuilder(command).inheritIO().start();
         } catch (IOException e) {
@@ -80,7 +84,8 @@ public final class WorkerProcess extends RemoteHost {
      * @param plane        the control plane
      * @param listener     told of the worker's events
      * @param jvmOptions   JVM options added after the driver JVM's own
-     * @param resources    what the worker offers (the driver's host)
+     * @param hostName     the driver's host name in plans, which the child shares
+     * @param resources    what the worker offers: the driver's host's (asked when first needed)
      * @param shmDirectory the shared-memory directory of the driver's host
      * @param codec        the runtime's codec
      * @param timeout      how long the JVM may take to start and connect, and an actor to be created in it
@@ -88,8 +93,10 @@ public final class WorkerProcess extends RemoteHost {
      * @throws IllegalStateException if it does not start in time (it is then killed)
      */
     public static WorkerProcess start(String name, ControlPlane plane, Listener listener, List<String> jvmOptions,
-                                      WorkerInfo resources, String shmDirectory, ValueCodec codec, Duration timeout) {
-        WorkerProcess w = new WorkerProcess(name, plane, listener, jvmOptions, resources, shmDirectory, codec, timeout);
+                                      String hostName, Supplier<WorkerInfo> resources, String shmDirectory,
+                                      ValueCodec codec, Duration timeout) {
+        WorkerProcess w = new WorkerProcess(name, plane, listener, jvmOptions, hostName, resources, shmDirectory, codec,
+                timeout);
         try {
             w.ready.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
             return w;
@@ -110,7 +117,12 @@ public final class WorkerProcess extends RemoteHost {
 
     @Override
     public WorkerInfo resources() {
-        return resources;
+        return resources.get();
+    }
+
+    @Override
+    public String hostName() {
+        return hostName;
     }
 
     /** @return the worker JVM's pid */

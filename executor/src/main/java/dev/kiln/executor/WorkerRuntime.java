@@ -17,6 +17,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 
 /**
  * What a worker JVM does for its driver, whichever way it came (a child JVM, {@link WorkerMain},
@@ -44,11 +45,11 @@ public final class WorkerRuntime {
 
     /**
      * @param processName the worker's name in plans
-     * @param resources   what this JVM offers
+     * @param resources   what this JVM offers; asked when first needed
      * @param toDriver    the control stream to the driver
      * @param aeron       the client of this host's media driver, for Aeron UDP channels
      */
-    public WorkerRuntime(String processName, WorkerInfo resources, Publication toDriver, Aeron aeron) {
+    public WorkerRuntime(String processName, Supplier<WorkerInfo> resources, Publication toDriver, Aeron aeron) {
         this.processName = processName;
         this.toDriver = toDriver;
         this.aeron = aeron;
@@ -90,7 +91,7 @@ public final class WorkerRuntime {
                     register(names);
                     ok(c);
                 }
-                case Message.CREATE_ACTOR -> createActor(c, m.getInt(), m.getString(), m.getBytes());
+                case Message.CREATE_ACTOR -> createActor(c, m.getInt(), m.getString(), m.getInt(), m.getBytes());
                 case Message.STOP_ACTOR -> actors.stopActor(m.getInt());
                 case Message.CALL -> call(c, m);
                 case Message.PREPARE -> prepare(c, m);
@@ -120,9 +121,9 @@ public final class WorkerRuntime {
     }
 
     /** Creates an actor; {@code name} is null for a generated one, named like the driver names in-process actors. */
-    private void createActor(long c, int id, String givenName, byte[] factoryBytes) {
+    private void createActor(long c, int id, String givenName, int gpu, byte[] factoryBytes) {
         Serializable factory = Codecs.lambda(factoryBytes, codec, loader);
-        actors.startAsync(id, givenName, (ActorFactory<?>) factory).whenComplete((started, error) -> {
+        actors.startAsync(id, givenName, gpu, (ActorFactory<?>) factory).whenComplete((started, error) -> {
             if (error == null) {
                 send(reply(c, Message.OK).putString(started.className()).putString(started.name()));
                 return;
