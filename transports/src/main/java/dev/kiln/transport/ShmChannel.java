@@ -29,8 +29,9 @@ import java.util.regex.Pattern;
  * and every reader map, so that they may run in different processes of one host. Same
  * semantics as {@link InProcessChannel}, except that values are copied into the slot by a
  * {@link ValueCodec}: {@link #poll} returns a zero-copy {@link Tensor#view} of the slot for a
- * tensor, valid until the reader releases its sequence, and a new decoded object for any other
- * value.
+ * tensor, valid until the reader releases its sequence (the same {@code Tensor} object each time a
+ * slot holds a tensor of the same type and shape, so reading them allocates nothing), and a new
+ * decoded object for any other value.
  *
  * <h2>File layout</h2>
  * A 4 KiB header page: magic {@code KILNSHM1}, version, slot count, reader count, generation,
@@ -140,6 +141,8 @@ public final class ShmChannel implements Channel {
     private Generation oldest;
     /** Per reader: the oldest generation it has not moved past. Touched by that reader's thread only. */
     private final Generation[] readerGenerations;
+    /** Per reader and slot, the tensor view it read last: handed out again while it still fits (reader threads only). */
+    private final Tensor[][] views;
     /** Writer thread only: the generation it writes into. */
     private Generation writeGeneration;
     /** Writer thread only: the least released count seen, so the writer rarely scans the readers. */
@@ -171,6 +174,7 @@ public final class ShmChannel implements Channel {
             releasedAt[r] = PUBLISHED_AT + (r + 1) * STRIDE;
         }
         this.readerGenerations = new Generation[readerCount];
+        this.views = new Tensor[readerCount][slotCount];
     }
 
     /**
@@ -387,10 +391,25 @@ public final class ShmChannel implements Channel {
                     throw new IllegalStateException("channel c" + spec.id() + ": reader " + reader + " polled sequence "
                             + sequence + ", its slot holds " + held + "; a sequence may be polled only until released");
                 }
-                return codec.decode(g.data[slot].asSlice(0, g.memory.get(ValueLayout.JAVA_LONG, at + SLOT_LENGTH)));
+                return decode(reader, slot, g.data[slot], g.memory.get(ValueLayout.JAVA_LONG, at + SLOT_LENGTH));
             }
             g = follow(g, slot, sequence);
         }
+    }
+
+    /**
+     * Decodes a slot's value; a tensor that has the element type, shape and place of the last one this
+     * reader read from the slot is that same view object, so a steady stream of like tensors allocates
+     * nothing.
+     */
+    private Object decode(int reader, int slot, MemorySegment data, long length) {
+        Tensor last = views[reader][slot];
+        if (last != null && ValueCodec.stillDescribes(data, length, last)) {
+            return last;
+        }
+        Object value = codec.decode(data.asSlice(0, length));
+        views[reader][slot] = value instanceof Tensor t ? t : null;
+        return value;
     }
 
     /**

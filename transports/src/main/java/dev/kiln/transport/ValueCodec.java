@@ -296,6 +296,34 @@ public final class ValueCodec {
         return n;
     }
 
+    /**
+     * Whether {@code view}, a tensor this codec decoded earlier from the same memory, still describes
+     * the value encoded there now: same element type and shape, data at the same address. A channel
+     * that hands each reader a view of a slot can then hand out the same {@link Tensor} object again
+     * instead of decoding a new one, so reading allocates nothing. Reads the header only; allocates
+     * nothing.
+     *
+     * @param source the start of the encoded value (a slot's data)
+     * @param length the encoded value's length in bytes
+     * @param view   the tensor decoded from this memory before
+     * @return true if decoding {@code source} now would give a tensor equal to {@code view}
+     */
+    public static boolean stillDescribes(MemorySegment source, long length, Tensor view) {
+        if (length < TENSOR_SHAPE || source.get(I32, 0) != TENSOR || source.get(I32, 4) != view.dtype().ordinal()) {
+            return false;
+        }
+        int rank = source.get(I32, 8);
+        if (rank != view.rank() || length != tensorDataOffset(rank) + view.byteSize()) {
+            return false;
+        }
+        for (int d = 0; d < rank; d++) {
+            if (source.get(I64, TENSOR_SHAPE + 8L * d) != view.dim(d)) {
+                return false;
+            }
+        }
+        return view.data().address() == source.address() + tensorDataOffset(rank);
+    }
+
     private static Tensor decodeTensor(MemorySegment source) {
         DType dtype = DTYPES[source.get(I32, 4)];
         int rank = source.get(I32, 8);

@@ -81,6 +81,52 @@ class ShmChannelTest {
         }
     }
 
+    @Test
+    @Timeout(60)
+    void aReaderOfLikeTensorsGetsTheSameViewObjectPerSlotAndAllocatesNothing() throws IOException {
+        try (ShmChannel ch = ShmChannel.create(spec(2, 1, 4096), dir, "views", new ValueCodec(), false, new Waker(),
+                InProcessChannelTest.wakers(1))) {
+            Tensor source = Tensor.of(new float[] {0, 0, 0, 0}, 2, 2);
+            Tensor[] first = new Tensor[2];
+            for (long seq = 0; seq < 6; seq++) {
+                source.setFloat(0, seq);
+                assertTrue(ch.offer(seq, source));
+                Tensor view = (Tensor) ch.poll(0, seq);
+                assertEquals(seq, view.getFloat(0), "the view shows this sequence's value");
+                int slot = (int) (seq % 2);
+                if (first[slot] == null) {
+                    first[slot] = view;
+                }
+                assertSame(first[slot], view, "the same view object for the same slot, shape and type");
+                ch.release(0, seq);
+            }
+            assertTrue(ch.offer(6, Tensor.of(new float[] {1, 2, 3}, 3)));
+            Tensor other = (Tensor) ch.poll(0, 6);
+            assertArrayEquals(new long[] {3}, other.shape(), "another shape decodes a new view");
+            ch.release(0, 6);
+            assertTrue(ch.offer(7, Tensor.of(new int[] {9, 9, 9, 9}, 2, 2)));
+            assertEquals(DType.I32, ((Tensor) ch.poll(0, 7)).dtype(), "another type decodes a new view");
+            ch.release(0, 7);
+
+            com.sun.management.ThreadMXBean threads =
+                    (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+            long seq = 8;
+            for (int warm = 0; warm < 20_000; warm++, seq++) { // let the JIT settle
+                assertTrue(ch.offer(seq, source));
+                ch.poll(0, seq);
+                ch.release(0, seq);
+            }
+            long before = threads.getCurrentThreadAllocatedBytes();
+            for (int i = 0; i < 10_000; i++, seq++) {
+                ch.offer(seq, source);
+                ch.poll(0, seq);
+                ch.release(0, seq);
+            }
+            long perRound = (threads.getCurrentThreadAllocatedBytes() - before) / 10_000;
+            assertTrue(perRound < 8, perRound + " bytes allocated per offer, poll and release of a like tensor");
+        }
+    }
+
     /** Minor page faults of this process so far, from {@code /proc/self/stat} (field 10). */
     private static long minorFaults() throws IOException {
         String stat = Files.readString(Path.of("/proc/self/stat"));
