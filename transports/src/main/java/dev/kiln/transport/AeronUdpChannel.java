@@ -223,6 +223,8 @@ public final class AeronUdpChannel implements Channel {
     private final Arena[] slotArenas;
     private final MemorySegment[] slots;
     private final long[] slotLengths;
+    /** Reader side: per slot, the tensor view handed out last, handed out again while it still fits. */
+    private final Tensor[] views;
     private Image dataImage;
     /** Sequences fully received. */
     private long complete;
@@ -268,6 +270,7 @@ public final class AeronUdpChannel implements Channel {
             this.slotArenas = null;
             this.slots = null;
             this.slotLengths = null;
+            this.views = null;
             this.stagingArena = Arena.ofShared();
             this.staging = stagingArena.allocate(capacity, SLOT_ALIGN);
         } else {
@@ -278,6 +281,7 @@ public final class AeronUdpChannel implements Channel {
             this.slotArenas = new Arena[slotCount];
             this.slots = new MemorySegment[slotCount];
             this.slotLengths = new long[slotCount];
+            this.views = new Tensor[slotCount];
             for (int s = 0; s < slotCount; s++) {
                 slotArenas[s] = Arena.ofShared();
                 try {
@@ -711,7 +715,13 @@ public final class AeronUdpChannel implements Channel {
             }
         }
         int slot = (int) (sequence % slotCount);
-        return codec.decode(slots[slot].asSlice(0, slotLengths[slot]));
+        Tensor last = views[slot];
+        if (last != null && ValueCodec.stillDescribes(slots[slot], slotLengths[slot], last)) {
+            return last; // a like tensor in the same slot: the same view, nothing allocated
+        }
+        Object value = codec.decode(slots[slot].asSlice(0, slotLengths[slot]));
+        views[slot] = value instanceof Tensor t ? t : null;
+        return value;
     }
 
     /**
@@ -889,6 +899,7 @@ public final class AeronUdpChannel implements Channel {
         Arena grown = Arena.ofShared();
         try {
             slots[slot] = grown.allocate(grownCapacity, SLOT_ALIGN);
+            views[slot] = null;
         } catch (RuntimeException | OutOfMemoryError e) {
             grown.close();
             fail(edge + ", reader " + side + ": cannot grow slot " + slot + " to " + grownCapacity + " bytes for a value"

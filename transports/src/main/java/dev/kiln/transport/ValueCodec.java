@@ -306,7 +306,8 @@ public final class ValueCodec {
      * @param source the start of the encoded value (a slot's data)
      * @param length the encoded value's length in bytes
      * @param view   the tensor decoded from this memory before
-     * @return true if decoding {@code source} now would give a tensor equal to {@code view}
+     * @return true if decoding {@code source} now would give a tensor equal to {@code view}, whose memory is
+     *         still open
      */
     public static boolean stillDescribes(MemorySegment source, long length, Tensor view) {
         if (length < TENSOR_SHAPE || source.get(I32, 0) != TENSOR || source.get(I32, 4) != view.dtype().ordinal()) {
@@ -321,7 +322,9 @@ public final class ValueCodec {
                 return false;
             }
         }
-        return view.data().address() == source.address() + tensorDataOffset(rank);
+        // The place must match, and the view's memory must still be mapped: a slot that grew or moved to a new
+        // mapping may have landed at the address of the old one, whose views are closed.
+        return view.data().address() == source.address() + tensorDataOffset(rank) && view.data().scope().isAlive();
     }
 
     private static Tensor decodeTensor(MemorySegment source) {

@@ -238,6 +238,42 @@ class AeronUdpChannelTest {
     }
 
     @Test
+    void likeTensorsInASlotComeBackAsTheSameViewUntilTheSlotGrows() {
+        Wiring w = wire(1, 1, 4096);
+        AeronUdpChannel reader = w.readers().getFirst();
+        Tensor first = null;
+        long seq = 0;
+        for (; seq < 4; seq++) {
+            try (Tensor t = Tensor.of(new float[] {seq, 1, 2, 3}, 2, 2)) {
+                assertTrue(w.writer().offer(seq, t));
+            }
+            assertTrue(reader.awaitPublished(0, seq, WAIT_NS));
+            Tensor view = (Tensor) reader.poll(0, seq);
+            assertEquals(seq, view.getFloat(0));
+            if (first == null) {
+                first = view;
+            }
+            assertSame(first, view, "a like tensor in the same slot: the same view object");
+            reader.release(0, seq);
+            assertTrue(w.writer().awaitReleased(seq + 1, WAIT_NS));
+        }
+        try (Tensor big = Tensor.allocate(DType.F32, 4096)) { // grows the slot: its old memory is freed
+            assertTrue(w.writer().offer(seq, big));
+        }
+        assertTrue(reader.awaitPublished(0, seq, WAIT_NS));
+        assertEquals(4096, ((Tensor) reader.poll(0, seq)).numel());
+        reader.release(0, seq);
+        assertTrue(w.writer().awaitReleased(++seq, WAIT_NS));
+        try (Tensor t = Tensor.of(new float[] {42, 1, 2, 3}, 2, 2)) {
+            assertTrue(w.writer().offer(seq, t));
+        }
+        assertTrue(reader.awaitPublished(0, seq, WAIT_NS));
+        Tensor after = (Tensor) reader.poll(0, seq);
+        assertEquals(42f, after.getFloat(0), "a fresh view of the grown slot, not the closed old one");
+        reader.release(0, seq);
+    }
+
+    @Test
     void slotsGrowOneByOneAndKeepWorking() {
         Wiring w = wire(1, 2, 64);
         AeronUdpChannel reader = w.readers().getFirst();
