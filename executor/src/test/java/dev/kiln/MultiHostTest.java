@@ -398,6 +398,7 @@ class MultiHostTest {
         assertEquals(2, g.execute(1).get(Duration.ofSeconds(60)));
         long stopped = System.nanoTime();
         assertEquals(0, new ProcessBuilder("kill", "-STOP", Long.toString(frozen.pid())).start().waitFor());
+        KilnTestSupport.awaitTrue("the worker is stopped", Duration.ofSeconds(10), () -> stopped(frozen.pid()));
         try {
             ActorDiedException e = assertThrows(ActorDiedException.class,
                     () -> g.execute(2).get(Duration.ofSeconds(60)));
@@ -408,6 +409,22 @@ class MultiHostTest {
                     e.getMessage());
         } finally {
             frozen.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
+    /** Whether every thread of the process is stopped (state T in /proc/PID/task/TID/stat). */
+    private static boolean stopped(long pid) {
+        try (var tasks = Files.list(Path.of("/proc", Long.toString(pid), "task"))) {
+            return tasks.allMatch(t -> {
+                try {
+                    String stat = Files.readString(t.resolve("stat"));
+                    return stat.charAt(stat.lastIndexOf(')') + 2) == 'T';
+                } catch (IOException e) {
+                    return true; // the thread is gone
+                }
+            });
+        } catch (IOException e) {
+            return false;
         }
     }
 

@@ -28,6 +28,7 @@ class CompileOptionsTest {
         assertEquals(IdleMode.BACKOFF, DEFAULTS.idle());
         assertEquals(0.9, DEFAULTS.gpuMemoryFraction());
         assertFalse(DEFAULTS.overlapGpuCommunication());
+        assertFalse(DEFAULTS.checkViews());
         assertSame(DEFAULTS, CompileOptions.defaults());
     }
 
@@ -49,6 +50,10 @@ class CompileOptionsTest {
                 Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.5, false), DEFAULTS.gpuMemoryFraction(0.5));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
                 Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, true), DEFAULTS.overlapGpuCommunication(true));
+        assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, true), DEFAULTS.checkViews(true));
+        assertTrue(DEFAULTS.checkViews(true).maxInflight(3).slotGrowth(false).gpuMemoryFraction(0.5).checkViews(),
+                "the other withers keep checkViews");
         assertEquals(10, DEFAULTS.maxInflight(), "the defaults are immutable");
     }
 

@@ -256,7 +256,7 @@ class PlanCodecTest {
                 assertThrows(IllegalArgumentException.class, () -> PlanCodec.decode(longer, codec, loader)).getMessage());
         byte[] nextVersion = plan.clone();
         nextVersion[4]++;
-        assertEquals("cannot read an encoded ExecutionPlan of format version 2: this Kiln reads version 1; run the"
+        assertEquals("cannot read an encoded ExecutionPlan of format version 3: this Kiln reads version 2; run the"
                 + " same Kiln build in every process",
                 assertThrows(IllegalArgumentException.class, () -> PlanCodec.decode(nextVersion, codec, loader))
                         .getMessage());
@@ -281,7 +281,7 @@ class PlanCodecTest {
         assertEquals(defaults, PlanCodec.decodeOptions(PlanCodec.encode(defaults)));
         CompileOptions custom = defaults.maxInflight(3).bufferBytes(12_345).submitTimeout(Duration.ofNanos(1))
                 .getTimeout(Duration.ofMillis(2)).teardownTimeout(Duration.ofMinutes(3)).idle(IdleMode.BLOCKING)
-                .slotGrowth(false).gpuMemoryFraction(0.5).overlapGpuCommunication(true);
+                .slotGrowth(false).gpuMemoryFraction(0.5).overlapGpuCommunication(true).checkViews(true);
         for (var component : CompileOptions.class.getRecordComponents()) {
             try {
                 assertNotEquals(component.getAccessor().invoke(defaults), component.getAccessor().invoke(custom),
@@ -308,7 +308,7 @@ class PlanCodecTest {
                 assertThrows(IllegalArgumentException.class, () -> PlanCodec.decodeOptions(zeroInflight)).getMessage());
         WireOut out = new WireOut();
         out.writeInt(0x54504F4B);
-        out.writeInt(1);
+        out.writeInt(2);
         out.writeInt(1);
         out.writeLong(1);
         out.writeLong(1);
