@@ -1,6 +1,5 @@
 package dev.kiln.bench;
 
-import dev.kiln.compiler.IdleMode;
 import io.aeron.Aeron;
 import io.aeron.ChannelUriStringBuilder;
 import io.aeron.ExclusivePublication;
@@ -35,7 +34,8 @@ import java.util.concurrent.TimeUnit;
  * into a preallocated buffer at its offset, as a receiver of a tensor must, and when the message is
  * complete answers with a 4-byte ack: the message's last int plus one. So a 4-byte message is a
  * ping-pong round trip, and a large one a one-way transfer with an ack per message. One message in
- * flight at a time; every thread waits with a {@code BackoffIdleStrategy}.
+ * flight at a time; every thread waits with a {@code BackoffIdleStrategy} whose parks stop growing at
+ * 100 us ({@link #backoff}).
  *
  * <p>{@link #exchange} and {@link #close} belong to one thread.
  */
@@ -61,7 +61,7 @@ final class UdpEcho implements AutoCloseable {
     private final Subscription acks;
     private final Thread echo;
     private final UnsafeBuffer message;
-    private final IdleStrategy idle = AeronPath.idleStrategy(IdleMode.BACKOFF);
+    private final IdleStrategy idle = backoff();
     private final FragmentHandler onAck = (buffer, offset, length, header) -> acked(buffer.getInt(offset));
     private int ack;
     private boolean acked;
@@ -139,6 +139,15 @@ final class UdpEcho implements AutoCloseable {
                 .termBufferSparseFile(true));
     }
 
+    /**
+     * Spins, yields, then parks from 1 us doubling up to 100 us, as the media drivers here do. Parks of up to
+     * 1 ms (Aeron's default {@code BackoffIdleStrategy}) made this floor slower than Kiln, whose waits on a UDP
+     * channel restart their parks at 1 us on every idle call.
+     */
+    private static IdleStrategy backoff() {
+        return new BackoffIdleStrategy(24, 8, 1_000, 100_000);
+    }
+
     private static String udp(String endpoint) {
         return new ChannelUriStringBuilder().media("udp").endpoint(endpoint).build();
     }
@@ -156,7 +165,7 @@ final class UdpEcho implements AutoCloseable {
     private void echo(Subscription in, ExclusivePublication out) {
         UnsafeBuffer into = new UnsafeBuffer(ByteBuffer.allocateDirect(messageBytes));
         UnsafeBuffer ack = new UnsafeBuffer(ByteBuffer.allocateDirect(Integer.BYTES));
-        IdleStrategy waiting = AeronPath.idleStrategy(IdleMode.BACKOFF);
+        IdleStrategy waiting = backoff();
         int[] received = {0};
         boolean[] complete = {false};
         FragmentHandler reassemble = (buffer, offset, length, header) -> {
