@@ -27,15 +27,16 @@ import java.util.Map;
 import java.util.function.ToDoubleFunction;
 
 /**
- * Turns a JMH JSON result of {@link LatencyBenchmark}, {@link ThroughputBenchmark} and
- * {@link ShmTransferBenchmark} into the report's generated parts, in one folder:
+ * Turns a JMH JSON result of {@link LatencyBenchmark}, {@link ThroughputBenchmark},
+ * {@link ShmTransferBenchmark} and {@link CrossHostBenchmark} into the report's generated parts, in one folder:
  *
  * <ul>
  *   <li>{@code results.json}: the JMH result without the raw samples, histograms and confidence
  *       intervals (sample-time histograms make the raw file megabytes), one entry per line; this
  *       class reads it back as well;
  *   <li>{@code results.md}: the machine, the run, one table of every figure, the ratios, the
- *       shared-memory transfer against memcpy, the targets, and the published Ray figures
+ *       shared-memory transfer against memcpy, Kiln across hosts against raw Aeron UDP, the targets, and the
+ *       published Ray figures
  *       (labelled as published, not measured here);
  *   <li>{@code chart.png}: median latency and pipelined throughput per scenario and path.
  * </ul>
@@ -278,6 +279,7 @@ public final class Report {
         ratios(md);
         tensors(md);
         transfers(md);
+        crossHost(md);
         targets(md);
         published(md);
         return md.toString();
@@ -426,6 +428,59 @@ public final class Report {
                 allocs.append(allocs.isEmpty() ? "" : " / ").append(r == null ? "—" : bytes(r.allocPerOp()));
             }
             md.append(" | ").append(allocs).append(" |\n");
+        }
+        md.append('\n');
+    }
+
+    /** @return the result of a {@link CrossHostBenchmark} method for an MTU (and a size, or 0), or null if not run */
+    private Result crossHost(String method, int mtu, long bytes) {
+        for (Result r : results) {
+            if (r.benchmark().equals("CrossHostBenchmark") && r.method().equals(method)
+                    && Integer.parseInt(r.params().get("mtu")) == mtu
+                    && (bytes == 0 || Long.parseLong(r.params().get("bytes")) == bytes)) {
+                return r;
+            }
+        }
+        return null;
+    }
+
+    private void crossHost(StringBuilder md) {
+        List<Integer> mtus = results.stream().filter(r -> r.benchmark().equals("CrossHostBenchmark"))
+                .map(r -> Integer.parseInt(r.params().get("mtu"))).distinct().sorted().toList();
+        if (mtus.isEmpty()) {
+            return;
+        }
+        md.append("## Across hosts: Aeron UDP over loopback\n\n");
+        md.append("`CrossHostBenchmark`: a Kiln driver (`host-a`) and one joined `KilnWorker` JVM (`host-b`, its own ")
+                .append("Aeron and shared-memory directories), the actor on the worker, both edges AERON_UDP; against raw ")
+                .append("Aeron UDP between two embedded media drivers of one JVM (`UdpEcho`), measured in the same run. ")
+                .append("Loopback only; both \"hosts\" share this machine's cores. Round trip: sample time, one ")
+                .append("execution at a time, an int there and back (raw: a 4-byte ping and a 4-byte ack). Bandwidth: ")
+                .append("throughput mode, one tensor (raw: one message in MTU-sized frames, reassembled and acked) at a ")
+                .append("time, MB/s = operations/s x size / 10^6. Ratio: Kiln over raw Aeron (latency: above 1, Kiln is ")
+                .append("slower; bandwidth: below 1, Kiln is slower).\n\n");
+        md.append("| MTU | round trip: Kiln median / p99 / mean (us) | raw Aeron median / p99 / mean (us) | Kiln / raw (median) ");
+        List<Long> sizes = results.stream().filter(r -> r.benchmark().equals("CrossHostBenchmark") && r.params().containsKey("bytes"))
+                .map(r -> Long.parseLong(r.params().get("bytes"))).distinct().sorted().toList();
+        for (long bytes : sizes) {
+            md.append("| ").append(size(bytes)).append(": Kiln / raw (MB/s) | Kiln / raw ");
+        }
+        md.append("|\n| ---: | ---: | ---: | ---: |").append(" ---: | ---: |".repeat(sizes.size())).append('\n');
+        for (int mtu : mtus) {
+            Result k = crossHost("kilnRoundTrip", mtu, 0);
+            Result a = crossHost("aeronUdpRoundTrip", mtu, 0);
+            md.append("| ").append(mtu).append(" | ").append(k == null ? "—" : us(k.p50()) + " / " + us(k.p99()) + " / "
+                            + us(k.score()))
+                    .append(" | ").append(a == null ? "—" : us(a.p50()) + " / " + us(a.p99()) + " / " + us(a.score()))
+                    .append(" | ").append(k == null || a == null ? "—" : ratio(k.p50() / a.p50()));
+            for (long bytes : sizes) {
+                Result kt = crossHost("kilnTensor", mtu, bytes);
+                Result at = crossHost("aeronUdpBulk", mtu, bytes);
+                md.append(" | ").append(kt == null ? "—" : mbps(bytes * kt.score())).append(" / ")
+                        .append(at == null ? "—" : mbps(bytes * at.score()))
+                        .append(" | ").append(kt == null || at == null ? "—" : ratio(kt.score() / at.score()));
+            }
+            md.append(" |\n");
         }
         md.append('\n');
     }
@@ -677,6 +732,12 @@ public final class Report {
         double v = bytesPerSecond / 1e9;
         return v >= 100 ? String.format(Locale.ROOT, "%,.0f", v)
                 : v >= 10 ? String.format(Locale.ROOT, "%.1f", v) : String.format(Locale.ROOT, "%.2f", v);
+    }
+
+    /** Megabytes (10^6 bytes) per second. */
+    private static String mbps(double bytesPerSecond) {
+        double v = bytesPerSecond / 1e6;
+        return v >= 100 ? String.format(Locale.ROOT, "%,.0f", v) : String.format(Locale.ROOT, "%.1f", v);
     }
 
     private static String percent(double v) {
