@@ -1,10 +1,10 @@
 package dev.kiln;
 
 import dev.kiln.compiler.CompileOptions;
+import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
 import dev.kiln.compiler.ExecutionPlan.OutputRead;
-import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.GraphCompileException;
 import dev.kiln.executor.ActorThread;
 import dev.kiln.executor.Codecs;

@@ -1,19 +1,19 @@
 package dev.kiln;
 
 import dev.kiln.compiler.CompileOptions;
-import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
 import dev.kiln.compiler.ExecutionPlan;
+import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
 import dev.kiln.compiler.GraphCompileException;
 import dev.kiln.compiler.GraphCompiler;
 import dev.kiln.compiler.IdleMode;
-import dev.kiln.compiler.Topology.ActorPlacement;
 import dev.kiln.compiler.Topology;
+import dev.kiln.compiler.Topology.ActorPlacement;
 import dev.kiln.executor.ActorThread;
 import dev.kiln.executor.Codecs;
 import dev.kiln.executor.ControlPlane;
 import dev.kiln.executor.DynamicCall;
-import dev.kiln.executor.GraphLoop;
 import dev.kiln.executor.Gpus;
+import dev.kiln.executor.GraphLoop;
 import dev.kiln.executor.JoinedWorker;
 import dev.kiln.executor.Message;
 import dev.kiln.executor.Peer;

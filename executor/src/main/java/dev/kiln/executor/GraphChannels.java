@@ -1,8 +1,8 @@
 package dev.kiln.executor;
 
+import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
-import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.graph.Transport;
 import dev.kiln.transport.AeronUdpChannel;
 import dev.kiln.transport.Channel;

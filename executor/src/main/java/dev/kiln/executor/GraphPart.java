@@ -1,8 +1,8 @@
 package dev.kiln.executor;
 
 import dev.kiln.compiler.CompileOptions;
-import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
 import dev.kiln.compiler.ExecutionPlan;
+import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
 import dev.kiln.transport.Channel;
 import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.Waker;

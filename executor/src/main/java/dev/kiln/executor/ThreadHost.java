@@ -2,8 +2,8 @@ package dev.kiln.executor;
 
 import dev.kiln.ActorCreationException;
 import dev.kiln.ActorFactory;
-import dev.kiln.ActorOptions;
 import dev.kiln.ActorHost;
+import dev.kiln.ActorOptions;
 import dev.kiln.transport.WorkerInfo;
 
 import java.util.Collection;

@@ -1,7 +1,7 @@
 package dev.kiln.executor;
 
-import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
 import dev.kiln.compiler.ExecutionPlan;
+import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
 import dev.kiln.graph.Transport;
 
 /**
