@@ -75,6 +75,34 @@ final class GpuSlots {
         return new DeviceTensor(device, pointer, like.dtype(), stream, like.shape());
     }
 
+    /**
+     * @return {@code last} if it already describes {@code pointer} as the host tensor {@code like}'s type and
+     *         shape on {@code stream}, else a new view
+     */
+    static DeviceTensor view(DeviceTensor last, int device, long pointer, long stream, Tensor like) {
+        if (last != null && last.pointer() == pointer && last.stream() == stream && last.dtype() == like.dtype()
+                && last.rank() == like.rank()) {
+            boolean same = true;
+            for (int d = 0; d < like.rank() && same; d++) {
+                same = last.dim(d) == like.dim(d);
+            }
+            if (same) {
+                return last;
+            }
+        }
+        return new DeviceTensor(device, pointer, like.dtype(), stream, like.shape());
+    }
+
+    /**
+     * @throws IllegalArgumentException if {@code t} has more than {@link #MAX_RANK} dimensions
+     */
+    static void checkRank(ChannelSpec spec, DeviceTensor t) {
+        if (t.rank() > MAX_RANK) {
+            throw new IllegalArgumentException("channel c" + spec.id() + " (" + spec.transport() + ") sends shapes"
+                    + " of at most " + MAX_RANK + " dimensions, got " + t.rank() + "; reshape the tensor");
+        }
+    }
+
     /** @return whether {@code value} is a header that {@link Headers#encode} made */
     static boolean isHeader(Object value) {
         return value instanceof Tensor t && t.dtype() == DType.I64 && t.rank() == 1 && t.dim(0) >= 1;
@@ -93,7 +121,7 @@ final class GpuSlots {
      * @return {@code last} if it already describes {@code pointer} as the header's type and shape on
      *         {@code stream}, else a new view
      */
-    static DeviceTensor view(DeviceTensor last, int device, long pointer, long stream, Tensor header) {
+    static DeviceTensor fromHeader(DeviceTensor last, int device, long pointer, long stream, Tensor header) {
         DType dtype = DTYPES[(int) header.getLong(0)];
         int rank = (int) header.dim(0) - 1;
         if (last != null && last.pointer() == pointer && last.stream() == stream && last.dtype() == dtype
@@ -136,11 +164,8 @@ final class GpuSlots {
          * @throws IllegalArgumentException if the tensor has more than {@link #MAX_RANK} dimensions
          */
         Tensor encode(ChannelSpec spec, int slot, DeviceTensor t) {
+            checkRank(spec, t);
             int rank = t.rank();
-            if (rank > MAX_RANK) {
-                throw new IllegalArgumentException("channel c" + spec.id() + " (" + spec.transport() + ") sends shapes"
-                        + " of at most " + MAX_RANK + " dimensions, got " + rank + "; reshape the tensor");
-            }
             MemorySegment m = memory[slot];
             m.set(ValueLayout.JAVA_LONG, 0, t.dtype().ordinal());
             for (int d = 0; d < rank; d++) {
