@@ -332,7 +332,8 @@ public final class NcclChannel implements Channel {
 
     /**
      * Frees this end's slots, buffers and events; leaves {@code meta} and the communicator to the caller.
-     * Idempotent; no other call may follow or race.
+     * The writer end frees the header memory that an in-process {@code meta} hands its readers by reference,
+     * so close it after its readers stop reading. Idempotent; no other call may follow or race.
      */
     @Override
     public void close() {

@@ -99,7 +99,9 @@ class NcclChannelTest {
             }));
         }
         long sourceBytes = 0;
-        try (NcclChannel w = NcclChannel.writer(spec, SCHEDULE, meta, comms.get(0), gpu, GPU, 0)) {
+        // Closed after the readers: an in-process side channel hands them the writer's header memory by reference.
+        NcclChannel w = NcclChannel.writer(spec, SCHEDULE, meta, comms.get(0), gpu, GPU, 0);
+        try {
             w.warm();
             for (long seq = 0; seq < count && failure.get() == null; seq++) {
                 int n = 1 + (int) (seq % 4);
@@ -111,10 +113,12 @@ class NcclChannelTest {
                     waitUntil(deadline);
                 }
             }
-        }
-        for (Thread t : readers) {
-            t.join(TimeUnit.SECONDS.toMillis(50));
-            assertFalse(t.isAlive(), "reader stuck");
+            for (Thread t : readers) {
+                t.join(TimeUnit.SECONDS.toMillis(50));
+                assertFalse(t.isAlive(), "reader stuck");
+            }
+        } finally {
+            w.close();
         }
         if (failure.get() != null) {
             throw new AssertionError(failure.get());
@@ -162,9 +166,9 @@ class NcclChannelTest {
             while (!w.offer(2, third)) {
                 waitUntil(deadline);
             }
+            reader.join(TimeUnit.SECONDS.toMillis(50)); // before the writer end frees the headers it reads
+            assertFalse(reader.isAlive());
         }
-        reader.join(TimeUnit.SECONDS.toMillis(50));
-        assertFalse(reader.isAlive());
         if (failure.get() != null) {
             throw new AssertionError(failure.get());
         }
