@@ -54,6 +54,26 @@ public final class InProcessChannel implements Channel {
 
     @Override
     public boolean offer(long sequence, Object value) {
+        if (!isFree(sequence)) {
+            return false;
+        }
+        slots[(int) (sequence % slotCount)] = value;
+        COUNTERS.setVolatile(counters, STRIDE, sequence + 1);
+        for (Waker w : readerWakers) {
+            w.signal();
+        }
+        return true;
+    }
+
+    /**
+     * Whether every reader has released {@code sequence - slots}, so that {@link #offer} of
+     * {@code sequence} would publish; the writer thread only. Lets a writer that must prepare the
+     * slot's contents elsewhere first (a GPU copy) check before it starts.
+     *
+     * @param sequence the writer's next sequence
+     * @return true if its slot is free
+     */
+    public boolean isFree(long sequence) {
         long wrap = sequence - slotCount;
         if (minReleased <= wrap) {
             long min = Long.MAX_VALUE;
@@ -61,14 +81,7 @@ public final class InProcessChannel implements Channel {
                 min = Math.min(min, (long) COUNTERS.getAcquire(counters, (r + 2) * STRIDE));
             }
             minReleased = min;
-            if (min <= wrap) {
-                return false;
-            }
-        }
-        slots[(int) (sequence % slotCount)] = value;
-        COUNTERS.setVolatile(counters, STRIDE, sequence + 1);
-        for (Waker w : readerWakers) {
-            w.signal();
+            return min > wrap;
         }
         return true;
     }

@@ -309,12 +309,8 @@ public final class ShmChannel implements Channel {
             throw new IllegalStateException("channel c" + spec.id() + " was opened by a reader; only the process that"
                     + " created it may offer");
         }
-        long wrap = sequence - slotCount;
-        if (minReleased <= wrap) {
-            minReleased = scanReleased();
-            if (minReleased <= wrap) {
-                return false;
-            }
+        if (!isFree(sequence)) {
+            return false;
         }
         int slot = (int) (sequence % slotCount);
         int kind = value instanceof RemoteError ? KIND_ERROR : KIND_VALUE;
@@ -339,6 +335,46 @@ public final class ShmChannel implements Channel {
     }
 
     /**
+     * Whether every reader has released {@code sequence - slots}, so that {@link #offer} of
+     * {@code sequence} would publish; writer thread of the creating process only. Lets a writer that
+     * fills the slot by other means first (a GPU copy into {@link #claimTensor} memory) check before
+     * it starts.
+     *
+     * @param sequence the writer's next sequence
+     * @return true if its slot is free
+     * @throws IllegalStateException if this process opened the channel rather than created it
+     */
+    public boolean isFree(long sequence) {
+        if (!writer) {
+            throw new IllegalStateException("channel c" + spec.id() + " was opened by a reader; it has no writer here");
+        }
+        long wrap = sequence - slotCount;
+        if (minReleased <= wrap) {
+            minReleased = scanReleased();
+            return minReleased > wrap;
+        }
+        return true;
+    }
+
+    /**
+     * The slots of the first generation in this process's mapping (headers and data, page aligned),
+     * for a GPU transport to pin with {@code cudaHostRegister} once; later generations are not
+     * included, so pinning callers create the channel without growth.
+     *
+     * @return the slot area of generation 0
+     * @throws IllegalStateException after {@link #close()}
+     */
+    public MemorySegment slotMemory() {
+        synchronized (lock) {
+            Generation g = oldest;
+            if (closed || g.number != 0) {
+                throw new IllegalStateException("channel c" + spec.id() + ": its first generation is no longer mapped");
+            }
+            return g.memory.asSlice(g.slotsAt, g.memory.byteSize() - g.slotsAt);
+        }
+    }
+
+    /**
      * The data region of a tensor encoded in the slot of {@code sequence}, for the writer to fill
      * in place; see {@link Channel#claimTensor}. Writer thread of the creating process only.
      */
@@ -347,12 +383,8 @@ public final class ShmChannel implements Channel {
         if (!writer) {
             return null;
         }
-        long wrap = sequence - slotCount;
-        if (minReleased <= wrap) {
-            minReleased = scanReleased();
-            if (minReleased <= wrap) {
-                return null;
-            }
+        if (!isFree(sequence)) {
+            return null;
         }
         long bytes = dtype.byteSize();
         for (long d : shape) {

@@ -1,0 +1,117 @@
+package dev.kiln.transport.gpu;
+
+import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
+import dev.kiln.cuda.Cuda;
+import dev.kiln.cuda.MemcpyKind;
+import dev.kiln.graph.Transport;
+import dev.kiln.tensor.DType;
+import dev.kiln.tensor.DeviceTensor;
+import dev.kiln.tensor.Tensor;
+import dev.kiln.transport.ValueCodec;
+import dev.kiln.transport.Waker;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+
+import static dev.kiln.transport.gpu.SameDeviceChannelTest.spec;
+import static dev.kiln.transport.gpu.SameDeviceChannelTest.wakers;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The GPU channels over the real CUDA runtime. The GPU tests run only where CUDA works and are reported as
+ * skipped elsewhere; <b>they have not run on a GPU yet</b>. CUDA IPC needs two processes and NCCL channels two
+ * GPUs, so those are covered by the simulated tests only.
+ */
+@Timeout(120)
+class GpuChannelsCudaTest {
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void withoutCudaTheDeviceOpsRefuseToStartAndSayWhy() {
+        assumeFalse(Cuda.isAvailable(), "CUDA is available here");
+        IllegalStateException e = assertThrows(IllegalStateException.class, CudaDeviceOps::new);
+        assertEquals("GPU channels need CUDA: " + Cuda.unavailableReason(), e.getMessage());
+    }
+
+    @Test
+    void sameDeviceChannelCopiesOnTheGpu() {
+        assumeTrue(Cuda.isAvailable(), () -> "no GPU: " + Cuda.unavailableReason());
+        CudaDeviceOps ops = new CudaDeviceOps();
+        Cuda.setDevice(0);
+        long src = Cuda.malloc(4096);
+        try (SameDeviceChannel ch = new SameDeviceChannel(spec(Transport.GPU_SAME_DEVICE, 2, 4096, 1), ops, 0,
+                new long[] {0}, new Waker(), wakers(1))) {
+            for (long seq = 0; seq < 5; seq++) {
+                upload(src, seq);
+                assertTrue(ch.offer(seq, new DeviceTensor(0, src, DType.I32, 0, 1024)));
+                DeviceTensor v = (DeviceTensor) ch.poll(0, seq);
+                Cuda.streamSynchronize(0);
+                assertArrayEquals(pattern(seq), download(v.pointer()), "sequence " + seq);
+                ch.release(0, seq);
+            }
+        } finally {
+            Cuda.free(src);
+        }
+    }
+
+    @Test
+    void stagedChannelReachesAGpuReaderAndAHostReader() throws Exception {
+        assumeTrue(Cuda.isAvailable(), () -> "no GPU: " + Cuda.unavailableReason());
+        CudaDeviceOps ops = new CudaDeviceOps();
+        Cuda.setDevice(0);
+        ChannelSpec spec = spec(Transport.STAGED, 2, 4096, 2);
+        ValueCodec codec = new ValueCodec();
+        long src = Cuda.malloc(4096);
+        try (StagedChannel w = StagedChannel.createWriter(spec, dir, "staged-gpu", codec, ops, 0, null, new Waker[2]);
+             StagedChannel gpuReader = StagedChannel.openReader(spec, w.path(), codec, ops, 0, 0, 0, null);
+             StagedChannel hostReader = StagedChannel.openReader(spec, w.path(), codec, ops, 1, -1, 0, null)) {
+            for (long seq = 0; seq < 5; seq++) {
+                upload(src, seq);
+                assertTrue(w.offer(seq, new DeviceTensor(0, src, DType.I32, 0, 1024)));
+                DeviceTensor d = (DeviceTensor) gpuReader.poll(0, seq);
+                Cuda.streamSynchronize(0);
+                assertArrayEquals(pattern(seq), download(d.pointer()));
+                assertArrayEquals(pattern(seq), ((Tensor) hostReader.poll(1, seq)).toIntArray());
+                gpuReader.release(0, seq);
+                hostReader.release(1, seq);
+            }
+        } finally {
+            Cuda.free(src);
+        }
+    }
+
+    private static int[] pattern(long seq) {
+        int[] v = new int[1024];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = (int) (seq * 1_000_000 + i);
+        }
+        return v;
+    }
+
+    private static void upload(long device, long seq) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocateFrom(ValueLayout.JAVA_INT, pattern(seq));
+            Cuda.memcpy(device, host.address(), host.byteSize(), MemcpyKind.HOST_TO_DEVICE);
+        }
+    }
+
+    private static int[] download(long device) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(4096);
+            Cuda.memcpy(host.address(), device, 4096, MemcpyKind.DEVICE_TO_HOST);
+            return host.toArray(ValueLayout.JAVA_INT);
+        }
+    }
+}
