@@ -33,13 +33,20 @@ final class GpuSlots {
     /**
      * Checks that a value a writer offers can go into a device slot of {@code spec.slotBytes()}.
      *
+     * @param device the writer's device, which a device tensor must be on
      * @return the value as a device tensor, or null when it is another value (an error record, null), which
      *         the channels pass on without a copy
-     * @throws IllegalArgumentException for a host {@link Tensor}, or a device tensor that is larger than a
-     *                                  slot; the message names the channel, the size and the option to raise
+     * @throws IllegalArgumentException for a host {@link Tensor}, a device tensor of another device, or one that is
+     *                                  larger than a slot; the message names the channel, the devices or the size and
+     *                                  the option to raise
      */
-    static DeviceTensor check(ChannelSpec spec, Object value) {
+    static DeviceTensor check(ChannelSpec spec, Object value, int device) {
         if (value instanceof DeviceTensor t) {
+            if (t.device() != device) {
+                throw new IllegalArgumentException("channel c" + spec.id() + " (" + spec.transport() + ") sends from gpu"
+                        + device + ", the writer's device, but the tensor is on gpu" + t.device() + ": return tensors on the"
+                        + " actor's own device (GpuContext.device())");
+            }
             if (t.byteSize() > spec.slotBytes()) {
                 throw new IllegalArgumentException("channel c" + spec.id() + " (" + spec.transport() + "): a " + t.dtype()
                         + java.util.Arrays.toString(t.shape()) + " device tensor of " + t.byteSize()
