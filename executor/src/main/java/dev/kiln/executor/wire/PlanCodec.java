@@ -3,12 +3,19 @@ package dev.kiln.executor.wire;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
+import dev.kiln.compiler.ExecutionPlan.AllReduce;
 import dev.kiln.compiler.ExecutionPlan.Arg;
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
+import dev.kiln.compiler.ExecutionPlan.CollectiveSpec;
+import dev.kiln.compiler.ExecutionPlan.CommGroup;
+import dev.kiln.compiler.ExecutionPlan.CommOp;
+import dev.kiln.compiler.ExecutionPlan.CommunicatorSpec;
 import dev.kiln.compiler.ExecutionPlan.Compute;
 import dev.kiln.compiler.ExecutionPlan.ConstantArg;
+import dev.kiln.compiler.ExecutionPlan.DeviceMemory;
 import dev.kiln.compiler.ExecutionPlan.InputArg;
 import dev.kiln.compiler.ExecutionPlan.LocalArg;
+import dev.kiln.compiler.ExecutionPlan.NcclSchedule;
 import dev.kiln.compiler.ExecutionPlan.NodeSpec;
 import dev.kiln.compiler.ExecutionPlan.Operation;
 import dev.kiln.compiler.ExecutionPlan.OutputRead;
@@ -45,11 +52,12 @@ public final class PlanCodec {
     /** "KPLN" and "KOPT" as little-endian ints: the first bytes of a plan and of options. */
     private static final int PLAN_MAGIC = 0x4E4C504B;
     private static final int OPTIONS_MAGIC = 0x54504F4B;
-    private static final int VERSION = 2;
+    private static final int VERSION = 3;
 
     private static final int READ = 1;
     private static final int COMPUTE = 2;
     private static final int WRITE = 3;
+    private static final int ALL_REDUCE = 4;
     private static final int LOCAL_ARG = 1;
     private static final int INPUT_ARG = 2;
     private static final int CONSTANT_ARG = 3;
@@ -126,11 +134,6 @@ public final class PlanCodec {
      *                                  is then unspecified
      */
     public static void write(WireOut out, ExecutionPlan plan, ValueCodec codec) {
-        if (!plan.devices().isEmpty() || !plan.nccl().equals(ExecutionPlan.NcclSchedule.NONE)) {
-            // The GPU half of a plan (device budgets, NCCL schedule) is planned but not executed yet.
-            throw new IllegalArgumentException("cannot send a plan with GPU edges to a worker JVM: GPU channels are "
-                    + "planned but not built yet");
-        }
         out.writeInt(PLAN_MAGIC);
         out.writeInt(VERSION);
         out.writeInt(plan.inputArity());
@@ -140,6 +143,11 @@ public final class PlanCodec {
         writeList(out, plan.schedules(), (o, s) -> writeSchedule(o, s, codec));
         writeList(out, plan.outputs(), PlanCodec::writeOutput);
         out.writeBoolean(plan.multiOutput());
+        writeList(out, plan.devices(), PlanCodec::writeDevice);
+        writeList(out, plan.nccl().ranks(), WireOut::writeInt);
+        writeList(out, plan.nccl().groups(), (o, groups) -> writeList(o, groups, PlanCodec::writeGroup));
+        writeList(out, plan.communicators(), PlanCodec::writeCommunicator);
+        writeList(out, plan.collectives(), PlanCodec::writeCollective);
     }
 
     /**
@@ -160,7 +168,74 @@ public final class PlanCodec {
                 readList(in, PlanCodec::readChannel),
                 readList(in, i -> readSchedule(i, codec, loader)),
                 readList(in, PlanCodec::readOutput),
-                in.readBoolean());
+                in.readBoolean(),
+                readList(in, PlanCodec::readDevice),
+                new NcclSchedule(readList(in, WireIn::readInt),
+                        readList(in, i -> readList(i, PlanCodec::readGroup))),
+                readList(in, PlanCodec::readCommunicator),
+                readList(in, PlanCodec::readCollective));
+    }
+
+    private static void writeDevice(WireOut out, DeviceMemory d) {
+        out.writeString(d.host());
+        out.writeInt(d.device());
+        out.writeString(d.uuid());
+        out.writeLong(d.freeBytes());
+        out.writeLong(d.budgetBytes());
+        out.writeLong(d.heldBytes());
+        out.writeLong(d.ncclBytes());
+    }
+
+    private static DeviceMemory readDevice(WireIn in) {
+        return new DeviceMemory(
+                in.readString(),
+                in.readInt(),
+                in.readString(),
+                in.readLong(),
+                in.readLong(),
+                in.readLong(),
+                in.readLong());
+    }
+
+    private static void writeGroup(WireOut out, CommGroup group) {
+        writeList(out, group.ops(), (o, op) -> {
+            writeEnum(o, op.kind());
+            o.writeInt(op.channel());
+            o.writeInt(op.peer());
+        });
+    }
+
+    private static CommGroup readGroup(WireIn in) {
+        return new CommGroup(readList(in, i -> new CommOp(
+                readEnum(i, CommOp.Kind.class),
+                i.readInt(),
+                i.readInt())));
+    }
+
+    private static void writeCommunicator(WireOut out, CommunicatorSpec c) {
+        out.writeInt(c.id());
+        writeList(out, c.ranks(), WireOut::writeInt);
+    }
+
+    private static CommunicatorSpec readCommunicator(WireIn in) {
+        return new CommunicatorSpec(
+                in.readInt(),
+                readList(in, WireIn::readInt));
+    }
+
+    private static void writeCollective(WireOut out, CollectiveSpec c) {
+        out.writeInt(c.id());
+        writeList(out, c.members(), WireOut::writeInt);
+        out.writeInt(c.communicator());
+        writeList(out, c.nodes(), WireOut::writeInt);
+    }
+
+    private static CollectiveSpec readCollective(WireIn in) {
+        return new CollectiveSpec(
+                in.readInt(),
+                readList(in, WireIn::readInt),
+                in.readInt(),
+                readList(in, WireIn::readInt));
     }
 
     /**
@@ -265,6 +340,7 @@ public final class PlanCodec {
         out.writeString(placement.host());
         out.writeString(placement.process());
         out.writeInt(placement.device());
+        out.writeString(placement.deviceUuid());
         out.writeLong(placement.freeDeviceBytes());
     }
 
@@ -273,6 +349,7 @@ public final class PlanCodec {
                 in.readString(),
                 in.readString(),
                 in.readInt(),
+                in.readString(),
                 in.readLong());
     }
 
@@ -297,6 +374,13 @@ public final class PlanCodec {
                 out.writeInt(w.channel());
                 out.writeInt(w.local());
             }
+            case AllReduce a -> {
+                out.writeInt(ALL_REDUCE);
+                out.writeInt(a.collective());
+                out.writeInt(a.member());
+                out.writeInt(a.inputLocal());
+                out.writeInt(a.local());
+            }
         }
     }
 
@@ -313,6 +397,11 @@ public final class PlanCodec {
                     readList(in, i -> readArg(i, codec)),
                     in.readInt());
             case WRITE -> new Write(
+                    in.readInt(),
+                    in.readInt());
+            case ALL_REDUCE -> new AllReduce(
+                    in.readInt(),
+                    in.readInt(),
                     in.readInt(),
                     in.readInt());
             default -> throw new IllegalArgumentException("corrupt wire message: unknown operation tag " + tag);

@@ -126,6 +126,41 @@ class PlanCodecTest {
         assertEquals(3, back.outputs().size());
     }
 
+    /**
+     * A GPU plan crosses JVMs whole (it was refused before, even for a GPU actor whose edges are all host edges): device
+     * placements with UUIDs, device budgets, the NCCL schedule, communicators, collectives and all-reduce steps.
+     */
+    @Test
+    void gpuPlansCrossJvmsWhole() {
+        ActorRef<WireActors.Dev> g0 = new ActorRef<>(11, "g0", WireActors.Dev.class, RUNTIME);
+        ActorRef<WireActors.Dev> g1 = new ActorRef<>(12, "g1", WireActors.Dev.class, RUNTIME);
+        ActorRef<WireActors.Dev> g2 = new ActorRef<>(13, "g2", WireActors.Dev.class, RUNTIME);
+        ActorRef<WireActors.Dev> cpu = new ActorRef<>(14, "cpu", WireActors.Dev.class, RUNTIME);
+        long free = 8L << 30;
+        Topology gpus = new Topology(ActorPlacement.IN_DRIVER, Map.of(
+                11, new ActorPlacement("host-a", "worker-1", 0, "GPU-aaaa", free),
+                12, new ActorPlacement("host-a", "worker-2", 1, "GPU-bbbb", free),
+                13, new ActorPlacement("host-b", "worker-3", 0, "GPU-cccc", free),
+                14, new ActorPlacement("host-a", "worker-2")));
+        InputNode<String> in = Graph.input();
+        Node<dev.kiln.tensor.DeviceTensor> x = g0.bind(WireActors.Dev::make, in);
+        Node<dev.kiln.tensor.DeviceTensor> y = g1.bind(WireActors.Dev::pass, x);
+        Node<dev.kiln.tensor.DeviceTensor> z = g2.bind(WireActors.Dev::pass, x);
+        List<Node<dev.kiln.tensor.DeviceTensor>> sums = Graph.allReduce(List.of(y, z));
+        Node<String> shown = cpu.bind(WireActors.Dev::show, sums.get(0));
+        Node<String> hostOnly = g0.bind(WireActors.Dev::label, in);
+        ExecutionPlan plan = GraphCompiler.compile(Graph.outputs(shown, g2.bind(WireActors.Dev::show, sums.get(1)),
+                hostOnly), gpus, CompileOptions.defaults().maxInflight(4).bufferBytes(1 << 16));
+        assertTrue(!plan.devices().isEmpty() && plan.nccl().size() > 0 && !plan.collectives().isEmpty(), plan::toString);
+        ExecutionPlan back = PlanCodec.decode(PlanCodec.encode(plan, codec), codec, getClass().getClassLoader());
+        assertEquals(comparable(plan), comparable(back));
+        assertEquals(plan.toString(), back.toString());
+        assertEquals("GPU-cccc", back.schedules().stream().filter(s -> s.actor() == 13).findFirst().orElseThrow()
+                .placement().deviceUuid());
+        assertTrue(back.schedules().stream().flatMap(s -> s.ops().stream())
+                .anyMatch(op -> op instanceof ExecutionPlan.AllReduce), back::toString);
+    }
+
     @Test
     void threeArgumentInput() throws Exception {
         InputNode<Object> in = Graph.input();
@@ -256,7 +291,7 @@ class PlanCodecTest {
                 assertThrows(IllegalArgumentException.class, () -> PlanCodec.decode(longer, codec, loader)).getMessage());
         byte[] nextVersion = plan.clone();
         nextVersion[4]++;
-        assertEquals("cannot read an encoded ExecutionPlan of format version 3: this Kiln reads version 2; run the"
+        assertEquals("cannot read an encoded ExecutionPlan of format version 4: this Kiln reads version 3; run the"
                 + " same Kiln build in every process",
                 assertThrows(IllegalArgumentException.class, () -> PlanCodec.decode(nextVersion, codec, loader))
                         .getMessage());
@@ -308,7 +343,7 @@ class PlanCodecTest {
                 assertThrows(IllegalArgumentException.class, () -> PlanCodec.decodeOptions(zeroInflight)).getMessage());
         WireOut out = new WireOut();
         out.writeInt(0x54504F4B);
-        out.writeInt(2);
+        out.writeInt(3);
         out.writeInt(1);
         out.writeLong(1);
         out.writeLong(1);
@@ -365,7 +400,7 @@ class PlanCodecTest {
         List<ActorSchedule> schedules = plan.schedules().stream().map(s -> new ActorSchedule(s.actor(), s.name(),
                 s.placement(), s.frameSize(), s.ops().stream().map(PlanCodecTest::comparable).toList())).toList();
         return new ExecutionPlan(plan.inputArity(), plan.maxInflight(), plan.nodes(), plan.channels(), schedules,
-                plan.outputs(), plan.multiOutput());
+                plan.outputs(), plan.multiOutput(), plan.devices(), plan.nccl(), plan.communicators(), plan.collectives());
     }
 
     private static Operation comparable(Operation op) {
