@@ -38,6 +38,7 @@ import dev.kiln.transport.ShmChannel;
 import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.WorkerInfo;
 import dev.kiln.transport.gpu.CudaIpcChannel;
+import dev.kiln.transport.gpu.SimulatedDeviceOps;
 
 import java.io.IOException;
 import java.io.Serializable;
@@ -128,9 +129,10 @@ public final class Kiln implements AutoCloseable {
             if (java.nio.file.Files.isDirectory(options.shmDirectory())) {
                 ShmChannel.removeStale(options.shmDirectory());
                 CudaIpcChannel.removeStale(options.shmDirectory());
+                SimulatedDeviceOps.removeAbandoned(options.shmDirectory());
             }
         } catch (IOException e) {
-            LOG.log(System.Logger.Level.WARNING, () -> "cannot remove stale shared-memory files in "
+            LOG.log(System.Logger.Level.WARNING, () -> "cannot remove stale shared-memory files or simulated GPUs in "
                     + options.shmDirectory() + ": " + e);
         }
         if (options.acceptsWorkers()) {

@@ -74,35 +74,111 @@ final class SimMachine implements AutoCloseable {
         try {
             Files.createDirectories(directory, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
             Path path = directory.resolve("machine");
-            if (!Files.exists(path)) {
-                create(directory, path, gpus);
-            }
-            FileChannel channel = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
-            Arena arena = Arena.ofShared();
-            try {
-                if (channel.size() != FILE_BYTES) {
-                    throw new IllegalStateException(path + " is not a simulated machine (" + channel.size() + " bytes)");
+            for (int attempt = 0; ; attempt++) {
+                if (!Files.exists(path)) {
+                    create(directory, path, gpus);
                 }
-                MemorySegment file = channel.map(FileChannel.MapMode.READ_WRITE, 0, FILE_BYTES, arena);
-                SimulatedGpus existing = new SimulatedGpus(file.get(ValueLayout.JAVA_INT, 12), file.get(ValueLayout.JAVA_LONG, 16),
-                        file.get(ValueLayout.JAVA_INT, 24) != 0);
-                if (file.get(ValueLayout.JAVA_LONG, 0) != MAGIC || file.get(ValueLayout.JAVA_INT, 8) != VERSION) {
-                    throw new IllegalStateException(path + " is not a simulated machine of this Kiln version");
+                FileChannel channel = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
+                Arena arena = Arena.ofShared();
+                String mismatch;
+                try {
+                    MemorySegment file = channel.size() == FILE_BYTES
+                            ? channel.map(FileChannel.MapMode.READ_WRITE, 0, FILE_BYTES, arena) : null;
+                    if (file == null || file.get(ValueLayout.JAVA_LONG, 0) != MAGIC
+                            || file.get(ValueLayout.JAVA_INT, 8) != VERSION) {
+                        mismatch = "is not a simulated machine of this Kiln version";
+                    } else {
+                        SimulatedGpus existing = new SimulatedGpus(file.get(ValueLayout.JAVA_INT, 12),
+                                file.get(ValueLayout.JAVA_LONG, 16), file.get(ValueLayout.JAVA_INT, 24) != 0);
+                        if (existing.equals(gpus)) {
+                            return new SimMachine(directory, gpus, file.get(ValueLayout.JAVA_LONG, 32), arena, channel,
+                                    file);
+                        }
+                        mismatch = "has " + existing;
+                    }
+                } catch (RuntimeException | IOException e) {
+                    channel.close();
+                    arena.close();
+                    throw e;
                 }
-                if (!existing.equals(gpus)) {
-                    throw new IllegalStateException("the simulated machine in " + directory + " has " + existing
+                // Another machine is here: if no live process uses it (its last process crashed), it is replaced.
+                boolean abandoned;
+                try {
+                    FileLock lock = channel.lock();
+                    try {
+                        abandoned = !anyLive(directory);
+                        if (abandoned) {
+                            // its dead processes' files go with it: their memory was booked on the old machine
+                            try (DirectoryStream<Path> files = Files.newDirectoryStream(directory, "p*")) {
+                                for (Path f : files) {
+                                    Files.deleteIfExists(f);
+                                }
+                            }
+                            Files.deleteIfExists(path);
+                        }
+                    } finally {
+                        lock.release();
+                    }
+                } finally {
+                    channel.close();
+                    arena.close();
+                }
+                if (!abandoned || attempt == 3) {
+                    throw new IllegalStateException("the simulated machine in " + directory + " " + mismatch
                             + ", this process asked for " + gpus + ": give every process of a host the same "
                             + "KilnOptions.simulatedGpus");
                 }
-                return new SimMachine(directory, gpus, file.get(ValueLayout.JAVA_LONG, 32), arena, channel, file);
-            } catch (RuntimeException | IOException e) {
-                channel.close();
-                arena.close();
-                throw e;
             }
         } catch (IOException e) {
             throw new UncheckedIOException("cannot open the simulated machine in " + directory + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * Removes the simulated machines ({@code kiln-gpusim-*} directories) in {@code parent} that no live process uses
+     * any more: what runtimes and tests that crashed left behind.
+     *
+     * @param parent a shared-memory directory
+     * @return how many machines were removed
+     * @throws IOException if the directory cannot be listed
+     */
+    static int removeAbandoned(Path parent) throws IOException {
+        int removed = 0;
+        try (DirectoryStream<Path> dirs = Files.newDirectoryStream(parent, "kiln-gpusim-*")) {
+            for (Path dir : dirs) {
+                Path machine = dir.resolve("machine");
+                if (!Files.isDirectory(dir) || !Files.isRegularFile(machine)) {
+                    continue;
+                }
+                try (FileChannel channel = FileChannel.open(machine, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+                    FileLock lock = channel.lock();
+                    try {
+                        if (!anyLive(dir)) {
+                            remove(dir);
+                            removed++;
+                        }
+                    } finally {
+                        lock.release();
+                    }
+                } catch (java.nio.file.AccessDeniedException | NoSuchFileException e) {
+                    // another user's machine, or removed meanwhile
+                }
+            }
+        }
+        return removed;
+    }
+
+    /** @return whether a process that still runs has a table in the machine's directory */
+    private static boolean anyLive(Path directory) throws IOException {
+        try (DirectoryStream<Path> files = Files.newDirectoryStream(directory, "p*.tab")) {
+            for (Path table : files) {
+                Matcher m = PROCESS_FILE.matcher(table.getFileName().toString());
+                if (m.matches() && alive(Long.parseLong(m.group(1)))) {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 
     /** Writes the file aside, then links it in place: exactly one of several racing processes wins. */

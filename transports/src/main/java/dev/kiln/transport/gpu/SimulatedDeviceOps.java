@@ -188,6 +188,18 @@ public final class SimulatedDeviceOps implements DeviceOps {
         return open(machine.directory(), gpus, id, false);
     }
 
+    /**
+     * Removes the simulated machines in a directory that no live process uses any more (left by crashed runtimes and
+     * tests); Kiln runtimes call it on their shared-memory directory when they start.
+     *
+     * @param directory a shared-memory directory
+     * @return how many machines were removed
+     * @throws IOException if the directory cannot be listed
+     */
+    public static int removeAbandoned(Path directory) throws IOException {
+        return SimMachine.removeAbandoned(directory);
+    }
+
     /** @return the machine's directory */
     public Path machineDirectory() {
         return machine.directory();

@@ -569,6 +569,39 @@ class SimulatedDeviceOpsTest {
         assertTrue(Files.exists(dir.resolve("machine")));
     }
 
+    /** A machine whose processes all died (a crashed test run) is replaced by one of another shape, not refused. */
+    @Test
+    void anAbandonedMachineOfAnotherShapeIsReplaced(@TempDir Path temp) throws Exception {
+        Path dir = temp.resolve("machine-of-a-host");
+        long dead = deadPid();
+        try (SimMachine m = SimMachine.open(dir, SimulatedGpus.of(1, MEMORY))) {
+            m.reserve(0, MIB);
+            try (SimTable table = SimTable.create(m.tableFile(dead))) {
+                table.addUsed(0, MIB);
+            }
+        }
+        SimulatedGpus other = SimulatedGpus.of(2, 2 * MEMORY);
+        SimulatedDeviceOps gpu = keep(SimulatedDeviceOps.attach(dir, other));
+        assertEquals(2, gpu.deviceCount());
+        assertEquals(2 * MEMORY, gpu.freeBytes(0), "nothing of the old machine is booked on the new one");
+        assertEquals(List.of(), filesOf(dir, dead));
+    }
+
+    /** Machines left by crashed runtimes are removed when a runtime starts; one in use stays. */
+    @Test
+    void abandonedMachinesAreRemovedAndLiveOnesStay(@TempDir Path temp) throws Exception {
+        Path abandoned = temp.resolve("kiln-gpusim-crashed");
+        try (SimMachine m = SimMachine.open(abandoned, SimulatedGpus.of(1, MEMORY));
+             SimTable table = SimTable.create(m.tableFile(deadPid()))) {
+            table.addUsed(0, 0);
+        }
+        SimulatedDeviceOps live = keep(SimulatedDeviceOps.attach(temp.resolve("kiln-gpusim-live"), SimulatedGpus.of(1,
+                MEMORY)));
+        assertEquals(1, SimulatedDeviceOps.removeAbandoned(temp));
+        assertFalse(Files.exists(abandoned));
+        assertTrue(Files.exists(live.machineDirectory().resolve("machine")));
+    }
+
     @Test
     void attachingTwiceSharesOneViewAndTheLastProcessToLeaveRemovesTheMachine(@TempDir Path temp) {
         Path dir = temp.resolve("machine-of-a-host");
