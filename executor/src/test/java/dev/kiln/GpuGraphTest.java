@@ -42,8 +42,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * GPU graphs end to end on simulated GPUs ({@link KilnOptions#simulatedGpus}): every GPU transport in one JVM, across
- * child JVMs and between joined workers on two hosts, with kernels launched by the actors on their own streams, exact
- * contents over many pipelined executions; staging when the memory budget is small; all-reduce nodes; failures that
+ * child JVMs and across joined worker processes, with kernels launched by the actors on their own streams, exact
+ * contents over 10,000 pipelined executions; staging when the memory budget is small; all-reduce nodes; failures that
  * must fail an execution or a graph, never hang it.
  */
 @Timeout(value = 300, unit = TimeUnit.SECONDS)
@@ -265,7 +265,7 @@ class GpuGraphTest {
             assertTrue(plan.channels().stream().anyMatch(c -> c.transport() == Transport.STAGED), plan::toString);
             assertEquals(2, plan.channels().stream().filter(c -> c.transport() == Transport.CUDA_IPC).count(),
                     plan::toString);
-            pipelined(g, 2_000, 8, (e, out) -> {
+            pipelined(g, 10_000, 8, (e, out) -> {
                 float[] want = affine(made(e), 2, 1);
                 assertArrayEquals(want, (float[]) out.get(0), "CUDA IPC, execution " + e);
                 assertArrayEquals(GpuActors.bytes(want), (byte[]) out.get(1), "staged, execution " + e);
@@ -365,6 +365,70 @@ class GpuGraphTest {
         }
         assertNotEquals(kiln.hosts().get(1).resources().gpus().getFirst().uuid(),
                 kiln.hosts().get(2).resources().gpus().getFirst().uuid(), "two hosts, two machines");
+    }
+
+    /**
+     * Two worker processes joined from one host (one host name and shared-memory directory, so one simulated machine)
+     * and a driver on another: CUDA IPC between the workers' JVMs, staging to a CPU actor there, NCCL to the driver's
+     * host over a UDP side channel; exact results.
+     */
+    @Test
+    void betweenWorkerProcessesOfOneHostAndTheDriversHostEveryTransportIsExact() throws Exception {
+        byte[] secret = "a join secret of more than thirty-two bytes".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        Path secretFile = Files.write(tmp.resolve("secret"), secret);
+        Kiln kiln = Kiln.local(KilnOptions.defaults().hostName("host-a").joinSecret(secret).listen("127.0.0.1:0")
+                .runDirectory(tmp.resolve("run-a")).shmDirectory(Files.createDirectories(tmp.resolve("shm-a")))
+                .workerTimeout(Duration.ofSeconds(5)).simulatedGpus(1, 256L << 20));
+        closing.add(kiln);
+        Path shmB = Files.createDirectories(tmp.resolve("shm-b"));
+        List<Process> workers = new ArrayList<>();
+        closing.addFirst(() -> { // runs last: the workers leave when the driver closes
+            for (Process w : workers) {
+                if (!w.waitFor(20, TimeUnit.SECONDS)) {
+                    w.destroyForcibly();
+                }
+            }
+        });
+        for (String name : List.of("b1", "b2")) {
+            List<String> command = new ArrayList<>();
+            command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+            for (String arg : java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+                if (!arg.startsWith("-agentlib:jdwp") && !arg.startsWith("-Xrunjdwp") && !arg.startsWith("-javaagent")) {
+                    command.add(arg);
+                }
+            }
+            command.addAll(List.of("-Xmx256m", "-cp", System.getProperty("java.class.path"), KilnWorker.class.getName(),
+                    "--driver", kiln.joinEndpoint().orElseThrow(), "--secret-file", secretFile.toString(), "--name",
+                    name, "--host-name", "host-b", "--listen", "127.0.0.1:0", "--run-dir",
+                    tmp.resolve("run-" + name).toString(), "--shm-dir", shmB.toString(), "--timeout", "5",
+                    "--simulated-gpus", "2,256m"));
+            workers.add(new ProcessBuilder(command).redirectErrorStream(true)
+                    .redirectOutput(tmp.resolve(name + ".log").toFile()).start());
+        }
+        kiln.awaitWorkers(2, Duration.ofSeconds(90));
+        ActorRef<Producer> p = kiln.actor(Producer::new, ActorOptions.host("host-b").gpu(0).name("p"));
+        ActorRef<Scaler> s = kiln.actor(Scaler::new, ActorOptions.host("host-b").gpu(1).name("s"));
+        ActorRef<Reader> h = kiln.actor(Reader::new, ActorOptions.host("host-b").name("h"));
+        ActorRef<Reader> r = kiln.actor(Reader::new, ActorOptions.defaults().gpu(0).name("r"));
+        long pPid = kiln.call(h, Reader::pid).get(30, TimeUnit.SECONDS);
+        InputNode<Integer> in = Graph.input();
+        Node<DeviceTensor> x = p.bind(Producer::make, in);
+        Node<byte[]> staged = h.bind(Reader::hostBytes, s.bind(Scaler::again, x));
+        Node<float[]> nccl = r.bind(Reader::download, s.bind(Scaler::apply, x));
+        try (CompiledGraph<Integer, List<Object>> g = kiln.compile(Graph.outputs(nccl, staged), OPTIONS)) {
+            ExecutionPlan plan = g.plan();
+            assertTrue(plan.schedules().stream().map(sc -> sc.placement().process()).distinct().count() >= 3,
+                    "the actors are spread over the two workers and the driver: " + plan);
+            assertEquals(Transport.CUDA_IPC, transport(plan, 1), plan::toString);
+            assertTrue(plan.channels().stream().anyMatch(c -> c.transport() == Transport.NCCL), plan::toString);
+            assertTrue(plan.channels().stream().anyMatch(c -> c.transport() == Transport.STAGED), plan::toString);
+            pipelined(g, 10_000, 8, (e, out) -> {
+                float[] want = affine(made(e), 2, 1);
+                assertArrayEquals(want, (float[]) out.get(0), "NCCL to the driver's host, execution " + e);
+                assertArrayEquals(GpuActors.bytes(want), (byte[]) out.get(1), "staged, execution " + e);
+            });
+        }
+        assertTrue(pPid > 0);
     }
 
     /** Closing the runtime removes its simulated machine: nothing is left in the shared-memory directory. */
