@@ -27,7 +27,9 @@ import java.util.Objects;
  *                        as the data allows, ahead of the reader's earlier computes) so that an executor can run
  *                        receives on a communication stream while those computes run, as Ray's overlap option does
  *                        (default false: a receive stays where its actor first needs it, in bind order unless that
- *                        could deadlock). Only the plan's order changes; no executor acts on it yet
+ *                        could deadlock). The executor issues each receive where the plan puts it, on the rank's
+ *                        communication stream, but the reader's stream waits for it at once: kernels of the earlier
+ *                        computes do not overlap it yet
  * @param checkViews      debug mode (default false): a tensor that a method receives from a shared-memory or UDP
  *                        channel is a view of the channel's slot, valid until the method returns; with this on,
  *                        every such view is closed when its slot is released, so code that keeps one and touches
