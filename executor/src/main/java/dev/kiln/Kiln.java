@@ -496,7 +496,8 @@ public final class Kiln implements AutoCloseable {
         Map<Integer, ActorThread> actors = local.threads();
         actors.forEach((id, a) -> placements.put(id, placement(id, driver.host(), driver.process())));
         remoteActors.forEach((id, r) -> placements.put(id, placement(id, r.worker().hostName(), r.worker().name())));
-        ExecutionPlan plan = GraphCompiler.compile(output, new Topology(driver, placements, peerAccess()), options);
+        ExecutionPlan plan = GraphCompiler.compile(output, new Topology(driver, placements,
+                actorGpus.isEmpty() ? Topology.PeerAccess.NONE : peerAccess()), options);
         Map<Integer, ActorThread> here = new HashMap<>();
         List<RemoteActor> remote = new ArrayList<>();
         for (ActorSchedule s : plan.schedules()) {

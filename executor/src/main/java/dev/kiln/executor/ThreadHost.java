@@ -116,7 +116,7 @@ public final class ThreadHost implements ActorHost {
      */
     public CompletableFuture<Started> startAsync(int id, String actorName, int gpu, ActorFactory<?> factory) {
         String label = actorName != null ? actorName : "actor-" + id;
-        int devices = gpus.count();
+        int devices = gpu == ActorOptions.NO_GPU ? 0 : gpus.count(); // CUDA is probed only for GPU actors
         if (gpu != ActorOptions.NO_GPU && gpu >= devices) {
             return CompletableFuture.failedFuture(new ActorCreationException("actor " + label + " asks for GPU " + gpu
                     + ", but " + name + " (host " + resources().hostName() + ") has " + devices + " GPUs"
