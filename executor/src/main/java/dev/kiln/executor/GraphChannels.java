@@ -359,20 +359,25 @@ public final class GraphChannels {
                 }
             }
         } catch (IOException | RuntimeException e) {
-            for (Channel r : readers) {
-                if (r != null) {
-                    try {
-                        r.close();
-                    } catch (RuntimeException suppressed) {
-                        e.addSuppressed(suppressed);
-                    }
-                }
-            }
+            closeOpened(readers, e);
             throw e;
         }
         writerEnds[spec.id()] = null;
         Channel ends = new ChannelEnds(spec, writer, readers, null, List.of());
         return spec.transport() == Transport.STAGED ? checked(ends) : ends;
+    }
+
+    /** Closes the ends opened before {@code failure}, adding what their closing throws to it. */
+    private static void closeOpened(Channel[] opened, Exception failure) {
+        for (Channel end : opened) {
+            if (end != null) {
+                try {
+                    end.close();
+                } catch (RuntimeException suppressed) {
+                    failure.addSuppressed(suppressed);
+                }
+            }
+        }
     }
 
     /** The NCCL ends here over the channel's side channel (opened now if another process made its file). */
@@ -403,15 +408,7 @@ public final class GraphChannels {
                 }
             }
         } catch (RuntimeException e) {
-            for (NcclChannel end : ends) {
-                if (end != null) {
-                    try {
-                        end.close();
-                    } catch (RuntimeException suppressed) {
-                        e.addSuppressed(suppressed);
-                    }
-                }
-            }
+            closeOpened(ends, e);
             throw e;
         }
         ncclEnds.put(id, ends);

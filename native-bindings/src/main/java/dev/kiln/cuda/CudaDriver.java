@@ -191,6 +191,19 @@ public final class CudaDriver {
     }
 
     /**
+     * Binds a context to the calling thread ({@code cuCtxSetCurrent}); 0 unbinds the thread's current context,
+     * leaving the thread as a new thread is, without releasing the context.
+     *
+     * @param context a {@code CUcontext} handle from {@link #currentContext()}, or 0
+     * @throws NativeUnavailableException when the driver is unavailable
+     * @throws CudaDriverException        on a driver error
+     */
+    public static void setCurrentContext(long context) {
+        require();
+        check(CudaDriverLibrary.cuCtxSetCurrent(MemorySegment.ofAddress(context)), "cuCtxSetCurrent");
+    }
+
+    /**
      * Loads a module into the calling thread's current context: PTX text (JIT-compiled by the
      * driver for the device), a cubin or a fatbin. The bytes are copied; the array may be reused.
      *

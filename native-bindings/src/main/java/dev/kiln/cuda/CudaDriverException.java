@@ -4,11 +4,8 @@ package dev.kiln.cuda;
  * A CUDA driver API call returned an error. Carries the {@code CUresult} code, its name
  * ({@code cuGetErrorName}) and its description ({@code cuGetErrorString}).
  */
-public final class CudaDriverException extends RuntimeException {
+public final class CudaDriverException extends NativeCallException {
     private static final long serialVersionUID = 1L;
-
-    private final int code;
-    private final String errorName;
 
     /**
      * Creates the exception.
@@ -20,26 +17,6 @@ public final class CudaDriverException extends RuntimeException {
      *                    where the facade knows
      */
     public CudaDriverException(String call, int code, String errorName, String description) {
-        super(call + " failed: " + errorName + " (" + code + "): " + description);
-        this.code = code;
-        this.errorName = errorName;
-    }
-
-    /**
-     * The error code.
-     *
-     * @return the {@code CUresult} value
-     */
-    public int code() {
-        return code;
-    }
-
-    /**
-     * The error's name.
-     *
-     * @return e.g. {@code CUDA_ERROR_INVALID_PTX}
-     */
-    public String errorName() {
-        return errorName;
+        super(call + " failed: " + errorName + " (" + code + "): " + description, call, code, errorName);
     }
 }

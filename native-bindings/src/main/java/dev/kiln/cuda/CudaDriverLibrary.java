@@ -70,6 +70,7 @@ public final class CudaDriverLibrary {
         static final MethodHandle cuDeviceTotalMem_v2 = bind("cuDeviceTotalMem_v2",
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
         static final MethodHandle cuCtxGetCurrent = bind("cuCtxGetCurrent", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        static final MethodHandle cuCtxSetCurrent = bind("cuCtxSetCurrent", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         static final MethodHandle cuModuleLoadData = bind("cuModuleLoadData",
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
         static final MethodHandle cuModuleGetFunction = bind("cuModuleGetFunction",
@@ -200,6 +201,23 @@ public final class CudaDriverLibrary {
         require();
         try {
             return (int) Handles.cuCtxGetCurrent.invokeExact(pctx);
+        } catch (Throwable t) {
+            throw NativeLibrary.rethrow(t);
+        }
+    }
+
+    /**
+     * {@code CUresult cuCtxSetCurrent(CUcontext ctx)}: binds {@code ctx} to the calling thread, replacing the
+     * context on top of its stack; NULL unbinds the current one (the context itself lives on).
+     *
+     * @param ctx the {@code CUcontext} handle, {@code MemorySegment.NULL} to unbind
+     * @return the {@code CUresult}
+     * @throws NativeUnavailableException when libcuda cannot be loaded
+     */
+    public static int cuCtxSetCurrent(MemorySegment ctx) {
+        require();
+        try {
+            return (int) Handles.cuCtxSetCurrent.invokeExact(ctx);
         } catch (Throwable t) {
             throw NativeLibrary.rethrow(t);
         }

@@ -5,11 +5,9 @@ package dev.kiln.cuda;
  * ({@code nvrtcGetErrorString}) and, when compilation failed, the full program log (the compiler's
  * errors and warnings, with file names and line numbers).
  */
-public final class NvrtcException extends RuntimeException {
+public final class NvrtcException extends NativeCallException {
     private static final long serialVersionUID = 1L;
 
-    private final int code;
-    private final String errorName;
     private final String log;
 
     /**
@@ -21,28 +19,9 @@ public final class NvrtcException extends RuntimeException {
      * @param log       the program log, or an empty string when there is none
      */
     public NvrtcException(String call, int code, String errorName, String log) {
-        super(call + " failed: " + errorName + " (" + code + ")" + (log.isBlank() ? "" : "; program log:\n" + log));
-        this.code = code;
-        this.errorName = errorName;
+        super(call + " failed: " + errorName + " (" + code + ")" + (log.isBlank() ? "" : "; program log:\n" + log),
+                call, code, errorName);
         this.log = log;
-    }
-
-    /**
-     * The error code.
-     *
-     * @return the {@code nvrtcResult} value
-     */
-    public int code() {
-        return code;
-    }
-
-    /**
-     * The error's name.
-     *
-     * @return e.g. {@code NVRTC_ERROR_COMPILATION}
-     */
-    public String errorName() {
-        return errorName;
     }
 
     /**

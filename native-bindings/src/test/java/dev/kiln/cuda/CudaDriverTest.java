@@ -43,7 +43,7 @@ class CudaDriverTest {
     void everyFacadeCallThrowsTheDiagnosis() {
         assumeFalse(CudaDriver.isAvailable(), "the CUDA driver is available here");
         List<Executable> calls = List.of(() -> CudaDriver.deviceUuid(0), () -> CudaDriver.totalMemory(0),
-                CudaDriver::currentContext, () -> CudaDriver.loadModule(new byte[] {0}),
+                CudaDriver::currentContext, () -> CudaDriver.setCurrentContext(0), () -> CudaDriver.loadModule(new byte[] {0}),
                 () -> CudaDriver.function(1, "add_one"), () -> CudaDriver.unloadModule(1),
                 () -> CudaDriver.launch(1, 1, 1, 1, 1, 1, 1, 0, 0, NULL));
         for (Executable call : calls) {
@@ -57,7 +57,8 @@ class CudaDriverTest {
         assumeFalse(CudaDriverLibrary.isLoaded(), "libcuda is loaded here");
         List<Executable> calls = List.of(() -> CudaDriverLibrary.cuInit(0), () -> CudaDriverLibrary.cuDeviceGet(NULL, 0),
                 () -> CudaDriverLibrary.cuDeviceGetUuid_v2(NULL, 0), () -> CudaDriverLibrary.cuDeviceTotalMem_v2(NULL, 0),
-                () -> CudaDriverLibrary.cuCtxGetCurrent(NULL), () -> CudaDriverLibrary.cuModuleLoadData(NULL, NULL),
+                () -> CudaDriverLibrary.cuCtxGetCurrent(NULL), () -> CudaDriverLibrary.cuCtxSetCurrent(NULL),
+                () -> CudaDriverLibrary.cuModuleLoadData(NULL, NULL),
                 () -> CudaDriverLibrary.cuModuleGetFunction(NULL, NULL, NULL), () -> CudaDriverLibrary.cuModuleUnload(NULL),
                 () -> CudaDriverLibrary.cuLaunchKernel(NULL, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, NULL),
                 () -> CudaDriverLibrary.cuGetErrorName(0, NULL), () -> CudaDriverLibrary.cuGetErrorString(0, NULL));

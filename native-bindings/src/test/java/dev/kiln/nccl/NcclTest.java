@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
+import dev.kiln.cuda.NativeCallException;
 import dev.kiln.cuda.NativeUnavailableException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemoryLayout;
@@ -104,6 +105,19 @@ class NcclTest {
             assertEquals(Integer.MIN_VALUE, config.get(JAVA_INT, 28));
             assertEquals(0L, config.get(JAVA_LONG, 32));
         }
+    }
+
+    @Test
+    void anNcclErrorNamesItsResultAsNcclHDoes() {
+        NcclException e = new NcclException("ncclSend", 4, "invalid argument (run with NCCL_DEBUG=WARN for details)");
+        assertEquals("ncclSend failed: ncclInvalidArgument (4): invalid argument (run with NCCL_DEBUG=WARN for details)",
+                e.getMessage());
+        NativeCallException asNative = e;
+        assertEquals("ncclSend", asNative.call());
+        assertEquals(4, asNative.code());
+        assertEquals("ncclInvalidArgument", asNative.errorName());
+        assertEquals("ncclRemoteError", new NcclException("ncclGroupEnd", 6, "remote").errorName());
+        assertEquals("ncclResult 99", new NcclException("ncclSend", 99, "?").errorName());
     }
 
     @Test

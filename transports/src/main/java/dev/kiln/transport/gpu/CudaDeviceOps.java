@@ -20,12 +20,13 @@ import java.util.function.LongSupplier;
  * {@link DeviceOps} over CUDA ({@code dev.kiln.cuda}): the runtime for memory, streams (non-blocking), events
  * (without timing, {@code cudaEventInterprocess} when asked), pinning and IPC (opened with lazy peer access);
  * the driver API for device UUIDs, total memory and kernel launches; NVRTC to compile kernels; NCCL for
- * communicators ({@link NcclCommunicator}). Errors are {@code CudaException}s (driver and NVRTC errors their own
- * exceptions).
+ * communicators ({@link NcclCommunicator}). Errors are {@code NativeCallException}s: {@code CudaException},
+ * {@code CudaDriverException}, {@code NvrtcException} or {@code NcclException} after the library that failed.
  *
  * <p>Calls that CUDA resolves on the current device (allocations, creations, IPC opens, anything on stream 0)
- * make the named device current for the call and then restore the thread's device, unless the thread had no
- * CUDA context yet (restoring would create one on device 0): it then keeps the named device. Work on a
+ * make the named device current for the call and then restore the thread's device; a thread that had no CUDA
+ * context before the call is left without one ({@code cuCtxSetCurrent(NULL)}), as restoring device 0 would bind
+ * device 0's context to a thread that never asked for one. Work on a
  * non-default stream runs in the stream's context whatever the current device. Kernels are compiled once per
  * device and kernel (NVRTC, {@code --gpu-architecture=compute_XY}), loaded into the device's primary context.
  *
@@ -279,6 +280,8 @@ public final class CudaDeviceOps implements DeviceOps {
         } finally {
             if (hadContext) {
                 Cuda.setDevice(previous);
+            } else {
+                CudaDriver.setCurrentContext(0);
             }
         }
     }

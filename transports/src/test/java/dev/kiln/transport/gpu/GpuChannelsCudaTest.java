@@ -2,6 +2,7 @@ package dev.kiln.transport.gpu;
 
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
 import dev.kiln.cuda.Cuda;
+import dev.kiln.cuda.CudaDriver;
 import dev.kiln.cuda.MemcpyKind;
 import dev.kiln.graph.Transport;
 import dev.kiln.tensor.DType;
@@ -9,6 +10,7 @@ import dev.kiln.tensor.DeviceTensor;
 import dev.kiln.tensor.Tensor;
 import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.Waker;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -46,6 +48,7 @@ class GpuChannelsCudaTest {
     }
 
     @Test
+    @Tag("gpu")
     void sameDeviceChannelCopiesOnTheGpu() {
         assumeTrue(Cuda.isAvailable(), () -> "no GPU: " + Cuda.unavailableReason());
         try (CudaDeviceOps ops = new CudaDeviceOps()) {
@@ -68,6 +71,7 @@ class GpuChannelsCudaTest {
     }
 
     @Test
+    @Tag("gpu")
     void stagedChannelReachesAGpuReaderAndAHostReader() throws Exception {
         assumeTrue(Cuda.isAvailable(), () -> "no GPU: " + Cuda.unavailableReason());
         ChannelSpec spec = spec(Transport.STAGED, 2, 4096, 2);
@@ -95,6 +99,7 @@ class GpuChannelsCudaTest {
 
     /** Stream 0 of device 1 is device 1's default stream, from a thread whose current device is 0. */
     @Test
+    @Tag("gpu")
     void aSameDeviceChannelOnTheSecondGpuUsesItsDefaultStream() {
         assumeTrue(Cuda.isAvailable(), () -> "no GPU: " + Cuda.unavailableReason());
         assumeTrue(Cuda.deviceCount() >= 2, "one GPU only");
@@ -118,6 +123,7 @@ class GpuChannelsCudaTest {
 
     /** A kernel compiled with NVRTC and launched through the driver API, in stream order after a copy. */
     @Test
+    @Tag("gpu")
     void aKernelRunsOnTheGpu() {
         assumeTrue(Cuda.isAvailable(), () -> "no GPU: " + Cuda.unavailableReason());
         try (CudaDeviceOps ops = new CudaDeviceOps()) {
@@ -147,6 +153,34 @@ class GpuChannelsCudaTest {
             v[i] = (int) (seq * 1_000_000 + i);
         }
         return v;
+    }
+
+    @Test
+    @Tag("gpu")
+    void aThreadWithoutAContextIsLeftWithoutOneAndAThreadWithOneKeepsItsDevice() throws Exception {
+        assumeTrue(Cuda.isAvailable(), () -> "no GPU: " + Cuda.unavailableReason());
+        try (CudaDeviceOps ops = new CudaDeviceOps()) {
+            int last = ops.deviceCount() - 1;
+            long[] seen = new long[3];
+            Thread fresh = Thread.ofPlatform().start(() -> {
+                seen[0] = CudaDriver.currentContext();
+                long pointer = ops.allocate(last, 4096);
+                seen[1] = CudaDriver.currentContext();
+                ops.free(pointer);
+            });
+            fresh.join(60_000);
+            assertEquals(0L, seen[0], "a new thread has no CUDA context");
+            assertEquals(0L, seen[1], "allocating on gpu" + last + " left the thread without a context");
+
+            Thread bound = Thread.ofPlatform().start(() -> {
+                Cuda.setDevice(0);
+                long pointer = ops.allocate(last, 4096);
+                seen[2] = ops.currentDevice();
+                ops.free(pointer);
+            });
+            bound.join(60_000);
+            assertEquals(0L, seen[2], "the thread's device is gpu0 again after allocating on gpu" + last);
+        }
     }
 
     private static void upload(long device, long seq) {
