@@ -12,9 +12,11 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** Runs only where a GPU is usable; skipped (not passed) elsewhere. */
+@Tag("gpu")
 class CudaGpuTest {
     @BeforeEach
     void needsGpu() {

@@ -13,12 +13,14 @@ import java.lang.foreign.MemorySegment;
 import java.util.List;
 import java.util.concurrent.FutureTask;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
  * Compiles a kernel with NVRTC and runs it through the driver API on device 0; runs only where
  * CUDA, the driver API and NVRTC are all usable, skipped (not passed) elsewhere.
  */
+@Tag("gpu")
 class NvrtcGpuTest {
     private static final int COUNT = 1000;
 

@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 
@@ -91,6 +92,7 @@ class NvrtcTest {
     }
 
     @Test
+    @Tag("gpu")
     void compilesAKernelToNulTerminatedPtx() {
         assumeTrue(Nvrtc.isAvailable(), Nvrtc.unavailableReason());
         int version = Nvrtc.version();
@@ -102,6 +104,7 @@ class NvrtcTest {
     }
 
     @Test
+    @Tag("gpu")
     void aCompileErrorCarriesTheProgramLog() {
         assumeTrue(Nvrtc.isAvailable(), Nvrtc.unavailableReason());
         NvrtcException e = assertThrows(NvrtcException.class, () -> Nvrtc.compileToPtx(

@@ -11,9 +11,11 @@ import dev.kiln.cuda.Cuda;
 import dev.kiln.cuda.MemcpyKind;
 import java.lang.foreign.MemorySegment;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** One-rank communicator on GPU 0; runs only where NCCL is usable, skipped (not passed) elsewhere. */
+@Tag("gpu")
 class NcclGpuTest {
     private static final int COUNT = 1024;
 

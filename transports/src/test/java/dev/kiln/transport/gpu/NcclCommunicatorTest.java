@@ -6,6 +6,7 @@ import dev.kiln.cuda.NativeUnavailableException;
 import dev.kiln.nccl.Nccl;
 import dev.kiln.tensor.DType;
 import dev.kiln.tensor.DeviceTensor;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -52,6 +53,7 @@ class NcclCommunicatorTest {
     }
 
     @Test
+    @Tag("gpu")
     void oneRankSendsToItselfAndAllReduces() {
         assumeTrue(Cuda.isAvailable(), Cuda.unavailableReason());
         assumeTrue(Nccl.isAvailable(), Nccl.unavailableReason());
@@ -106,6 +108,7 @@ class NcclCommunicatorTest {
 
     /** Two ranks, each joining on its own thread with its device current, exchange in one group. */
     @Test
+    @Tag("gpu")
     void twoRanksOnTwoGpusExchange() throws InterruptedException {
         assumeTrue(Cuda.isAvailable(), Cuda.unavailableReason());
         assumeTrue(Nccl.isAvailable(), Nccl.unavailableReason());
@@ -158,6 +161,7 @@ class NcclCommunicatorTest {
     }
 
     @Test
+    @Tag("gpu")
     void aRankWhosePeerNeverJoinsTimesOut() {
         assumeTrue(Cuda.isAvailable(), Cuda.unavailableReason());
         assumeTrue(Nccl.isAvailable(), Nccl.unavailableReason());
@@ -170,6 +174,7 @@ class NcclCommunicatorTest {
     }
 
     @Test
+    @Tag("gpu")
     void closedRankRefusesWork() {
         assumeTrue(Cuda.isAvailable(), Cuda.unavailableReason());
         assumeTrue(Nccl.isAvailable(), Nccl.unavailableReason());
@@ -184,6 +189,7 @@ class NcclCommunicatorTest {
     }
 
     @Test
+    @Tag("gpu")
     void aRankJoinsOnlyOnAThreadWhoseCurrentDeviceIsItsOwn() {
         assumeTrue(Cuda.isAvailable(), Cuda.unavailableReason());
         assumeTrue(Cuda.deviceCount() >= 2, "one GPU only");
