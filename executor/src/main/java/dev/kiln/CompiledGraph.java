@@ -243,9 +243,9 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
             }
             Message reply = await(w, w.request(Message.COMMUNICATOR_ID, m -> { }), "make an NCCL id for");
             byte[] id = reply.getBytes();
-            if (id.length != dev.kiln.transport.gpu.Communicator.ID_BYTES) {
-                throw new GraphCompileException(w.name(), "worker " + w.name() + " sent an NCCL id of " + id.length
-                        + " bytes");
+            if (id == null || id.length != dev.kiln.transport.gpu.Communicator.ID_BYTES) {
+                throw new GraphCompileException(w.name(), "worker " + w.name() + " sent an NCCL id of "
+                        + (id == null ? "no" : id.length) + " bytes, not " + dev.kiln.transport.gpu.Communicator.ID_BYTES);
             }
             ids.add(id);
         }

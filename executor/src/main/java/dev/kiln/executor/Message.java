@@ -246,7 +246,8 @@ public final class Message {
     }
 
     private void check(int bytes) {
-        if (position + bytes > limit) {
+        // Not position + bytes: a length near Integer.MAX_VALUE would wrap around, pass, and size an allocation.
+        if (bytes > limit - position) {
             throw new IllegalArgumentException("control message of type " + type() + " ends at " + limit
                     + ", reading " + bytes + " bytes at " + position);
         }

@@ -221,7 +221,7 @@ public abstract sealed class RemoteHost implements ActorHost permits WorkerProce
         String finalName = reply.getString();
         String uuid = reply.getString();
         long free = reply.getLong();
-        if (gpu != ActorOptions.NO_GPU && (uuid.isEmpty() || free < 0)) {
+        if (gpu != ActorOptions.NO_GPU && (uuid == null || uuid.isEmpty() || free < 0)) {
             throw new ActorCreationException("worker JVM " + name + " started actor " + label + " on GPU " + gpu
                     + " but reported no device for it");
         }

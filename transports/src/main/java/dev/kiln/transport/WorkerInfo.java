@@ -8,9 +8,11 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.TreeMap;
 
 /**
@@ -23,8 +25,9 @@ import java.util.TreeMap;
  *                     to that; at most {@value #MAX_LABELS}; copied into an unmodifiable map sorted by key
  * @param cores        CPU cores the worker offers, >= 1
  * @param gpus         the worker's GPUs (index in this list = device ordinal in the worker's JVM): identity, memory and
- *                     peer access; empty for a worker without GPUs; at most {@value #MAX_GPUS}. Read without creating
- *                     a CUDA context; free memory is read on each actor's device when the actor starts
+ *                     peer access; empty for a worker without GPUs; at most {@value #MAX_GPUS}, each UUID once (a JVM
+ *                     sees a device at one ordinal). Read without creating a CUDA context; free memory is read on
+ *                     each actor's device when the actor starts
  */
 public record WorkerInfo(String hostName, Map<String, String> labels, int cores, List<Gpu> gpus) {
 
@@ -84,6 +87,14 @@ public record WorkerInfo(String hostName, Map<String, String> labels, int cores,
         gpus = List.copyOf(gpus);
         if (gpus.size() > MAX_GPUS) {
             throw new IllegalArgumentException("at most " + MAX_GPUS + " GPUs, got " + gpus.size());
+        }
+        // The driver takes a UUID for one device: two ordinals with one UUID would join a device to itself.
+        Set<String> uuids = new HashSet<>();
+        for (int d = 0; d < gpus.size(); d++) {
+            if (!uuids.add(gpus.get(d).uuid())) {
+                throw new IllegalArgumentException("GPU " + d + " has the UUID " + gpus.get(d).uuid() + " of an earlier"
+                        + " GPU: a worker lists each device once");
+            }
         }
     }
 

@@ -177,6 +177,16 @@ class JoinHandshakeTest {
         assertEquals("label key must have 1 to 255 bytes of UTF-8, has 0", assertThrows(IllegalArgumentException.class,
                 () -> new WorkerInfo("h", Map.of("", "x"), 1, List.of())).getMessage());
         assertThrows(UnsupportedOperationException.class, () -> INFO.labels().put("x", "y"));
+        // A worker that lists one device twice (with peer access to itself) would fail every GPU compile of the driver.
+        List<WorkerInfo.Gpu> twice = List.of(new WorkerInfo.Gpu("GPU-1", 5, 0b10),
+                new WorkerInfo.Gpu("GPU-1", 5, 0b01));
+        assertEquals("GPU 1 has the UUID GPU-1 of an earlier GPU: a worker lists each device once", assertThrows(
+                IllegalArgumentException.class, () -> new WorkerInfo("h", Map.of(), 1, twice)).getMessage());
+        byte[] twiceBytes = new WorkerInfo("h", Map.of(), 1, List.of(twice.getFirst(),
+                new WorkerInfo.Gpu("GPU-2", 5, 0b01))).encode();
+        twiceBytes[twiceBytes.length - 16 - 1] = '1'; // the second UUID's last character: GPU-2 becomes GPU-1
+        assertEquals("GPU 1 has the UUID GPU-1 of an earlier GPU: a worker lists each device once",
+                assertThrows(IllegalArgumentException.class, () -> WorkerInfo.decode(twiceBytes)).getMessage());
         byte[] good = new WorkerInfo("h", Map.of("b", "2", "a", "1"), 4, List.of(new WorkerInfo.Gpu("G", 5, 0))).encode();
         byte[] outOfOrder = good.clone();
         // swap the labels a=1 and b=2 (each: length 1, key, length 1, value)

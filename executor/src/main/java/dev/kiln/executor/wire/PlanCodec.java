@@ -161,7 +161,7 @@ public final class PlanCodec {
      */
     public static ExecutionPlan readPlan(WireIn in, ValueCodec codec, ClassLoader loader) {
         readHeader(in, PLAN_MAGIC, "ExecutionPlan");
-        return new ExecutionPlan(
+        ExecutionPlan plan = new ExecutionPlan(
                 in.readInt(),
                 in.readInt(),
                 readList(in, PlanCodec::readNode),
@@ -174,6 +174,70 @@ public final class PlanCodec {
                         readList(in, i -> readList(i, PlanCodec::readGroup))),
                 readList(in, PlanCodec::readCommunicator),
                 readList(in, PlanCodec::readCollective));
+        checkGpuReferences(plan);
+        return plan;
+    }
+
+    /**
+     * Checks what the GPU half of a received plan refers to, so that a corrupt plan is refused here, saying what is
+     * wrong, rather than failing with an index exception when the graph opens: device indices are not negative; every
+     * all-reduce step names a collective of the plan that has the step's actor as that member, and locals of the
+     * actor's frame; every collective's output nodes are nodes of the plan; every NCCL send and receive names a
+     * channel and a rank of the plan, and every NCCL all-reduce a collective and a rank of its communicator.
+     */
+    private static void checkGpuReferences(ExecutionPlan plan) {
+        for (DeviceMemory d : plan.devices()) {
+            if (d.device() < 0) {
+                throw corrupt("the plan's GPU " + d.host() + " [" + d.uuid() + "] has device index " + d.device());
+            }
+        }
+        for (CollectiveSpec c : plan.collectives()) {
+            for (int node : c.nodes()) {
+                checkIndex(node, plan.nodes().size(), "allreduce#" + c.id() + " outputs node", "nodes");
+            }
+        }
+        for (ActorSchedule s : plan.schedules()) {
+            for (Operation op : s.ops()) {
+                if (op instanceof AllReduce a) {
+                    String what = "actor #" + s.actor() + "'s ALLREDUCE";
+                    checkIndex(a.collective(), plan.collectives().size(), what + " names collective", "collectives");
+                    List<Integer> members = plan.collectives().get(a.collective()).members();
+                    if (a.member() < 0 || a.member() >= members.size() || members.get(a.member()) != s.actor()) {
+                        throw corrupt(what + " claims member " + a.member() + " of allreduce#" + a.collective()
+                                + ", whose members are actors " + members);
+                    }
+                    checkIndex(a.inputLocal(), s.frameSize(), what + " reads local", "locals");
+                    checkIndex(a.local(), s.frameSize(), what + " writes local", "locals");
+                }
+            }
+        }
+        NcclSchedule nccl = plan.nccl();
+        for (int r = 0; r < nccl.size(); r++) {
+            for (CommGroup group : nccl.groups().get(r)) {
+                for (CommOp op : group.ops()) {
+                    String what = "NCCL rank " + r + "'s " + op.kind();
+                    if (op.kind() == CommOp.Kind.ALL_REDUCE) {
+                        checkIndex(op.channel(), plan.collectives().size(), what + " names collective", "collectives");
+                        int ranks = plan.communicators().get(plan.collectives().get(op.channel()).communicator())
+                                .ranks().size();
+                        checkIndex(op.peer(), ranks, what + " is rank", "ranks in its communicator");
+                    } else {
+                        checkIndex(op.channel(), plan.channels().size(), what + " names channel", "channels");
+                        checkIndex(op.peer(), nccl.size(), what + " names peer rank", "NCCL ranks");
+                    }
+                }
+            }
+        }
+    }
+
+    private static void checkIndex(int index, int size, String what, String of) {
+        if (index < 0 || index >= size) {
+            throw corrupt(what + " " + index + ", but the plan has " + size + " " + of);
+        }
+    }
+
+    private static IllegalArgumentException corrupt(String why) {
+        return new IllegalArgumentException("corrupt wire message: " + why);
     }
 
     private static void writeDevice(WireOut out, DeviceMemory d) {
@@ -188,9 +252,9 @@ public final class PlanCodec {
 
     private static DeviceMemory readDevice(WireIn in) {
         return new DeviceMemory(
-                in.readString(),
+                readRequiredString(in, "a GPU's host"),
                 in.readInt(),
-                in.readString(),
+                readRequiredString(in, "a GPU's UUID"),
                 in.readLong(),
                 in.readLong(),
                 in.readLong(),
@@ -346,8 +410,8 @@ public final class PlanCodec {
 
     private static ActorPlacement readPlacement(WireIn in) {
         return new ActorPlacement(
-                in.readString(),
-                in.readString(),
+                readRequiredString(in, "an actor's host"),
+                readRequiredString(in, "an actor's process"),
                 in.readInt(),
                 in.readString(),
                 in.readLong());
@@ -487,6 +551,15 @@ public final class PlanCodec {
             list.add(element.apply(in));
         }
         return list;
+    }
+
+    /** A string its record requires: null (length -1) there is corrupt, and must not become a NullPointerException. */
+    private static String readRequiredString(WireIn in, String what) {
+        String s = in.readString();
+        if (s == null) {
+            throw corrupt(what + " is null");
+        }
+        return s;
     }
 
     private static void writeEnum(WireOut out, Enum<?> value) {

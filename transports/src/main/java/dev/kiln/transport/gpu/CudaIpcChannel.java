@@ -10,14 +10,26 @@ import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.Waker;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.channels.SeekableByteChannel;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.FileAttribute;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.nio.file.attribute.UserPrincipal;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 
@@ -36,8 +48,9 @@ import java.util.concurrent.locks.LockSupport;
  * events as events of its device. The writer opens each reader's slots and released events, as memory and events
  * of its own device, the first time it offers after the reader's file appears; until every reader's has,
  * {@link #offer} returns false, as for a full channel. A reader in the writer's own process is used directly,
- * since CUDA refuses to open a handle in the process that exported it. Each file is written whole, then renamed;
- * everything read from one is checked.
+ * since CUDA refuses to open a handle in the process that exported it: an end takes such an end's events and memory
+ * from what this JVM exported, never from a file. Each file is written whole (mode 0600), then renamed; everything
+ * read from one is checked and bounded.
  *
  * <p><b>Per value.</b> {@link #offer} has the writer's copy stream wait for an event recorded on the tensor's stream
  * and for each reader's released event of the slot, copies into each reader's slot, records the slot's ready
@@ -59,16 +72,35 @@ public final class CudaIpcChannel implements Channel {
 
     private static final long WRITER_MAGIC = 0x3157504943504749L; // "IGPCIPW1"
     private static final long READER_MAGIC = 0x3152504943504749L; // "IGPCIPR1"
-    /** Writer file: magic, pid, device, slots; then per slot the ready event's handle and raw id. */
+    /**
+     * Writer file: magic, pid, device, slots; then per slot the ready event's handle and raw id (the raw ids are
+     * informative: an end of the writer's process takes them from {@link #EXPORTED}).
+     */
     private static final int WRITER_HEAD = 8 + 8 + 4 + 4;
     private static final int WRITER_PER_SLOT = 64 + 8;
-    /** Reader file: magic, pid, device, slots, stride, slot bytes, memory handle, raw pointer; then per slot. */
+    /**
+     * Reader file: magic, pid, device, slots, stride, slot bytes, memory handle, raw pointer; then per slot the released
+     * event's handle and raw id (the raw pointer and ids are informative, as in the writer file).
+     */
     private static final int READER_HEAD = 8 + 8 + 4 + 4 + 8 + 8 + 64 + 8;
     private static final int READER_PER_SLOT = 64 + 8;
     /** Initial bytes of a metadata slot: a header of any rank, or a short error record (the slots grow for longer). */
     private static final long META_SLOT_BYTES = 1024;
     private static final long ATTACH_POLL_NANOS = 1_000_000;
     private static final int CLOSE_WAIT_SECONDS = 30;
+    private static final FileAttribute<Set<PosixFilePermission>> OWNER_ONLY =
+            PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------"));
+
+    /**
+     * What the ends of this JVM exported, by handle file: the raw ids of events and memory, which an end of the same
+     * (simulated) process uses instead of the handles, as CUDA refuses to open those there. A file only says which
+     * process wrote it; the ids come from here, so what a file holds never chooses an address this process uses.
+     */
+    private static final Map<Path, Exported> EXPORTED = new ConcurrentHashMap<>();
+
+    /** The raw ids one end exported: the writer's ready events, or a reader's slots and released events. */
+    private record Exported(long process, long memory, long[] events) {
+    }
 
     private final ChannelSpec spec;
     private final DeviceOps ops;
@@ -248,13 +280,61 @@ public final class CudaIpcChannel implements Channel {
             MemorySegment.copy(MemorySegment.ofArray(ops.exportEvent(ready[s])), 0, m, at, 64);
             m.set(ValueLayout.JAVA_LONG_UNALIGNED, at + 64, ready[s]);
         }
+        EXPORTED.put(key(writerFile(meta.path())), new Exported(ops.processId(), 0, ready.clone()));
         writeWhole(writerFile(meta.path()), bytes);
     }
 
+    private static Path key(Path file) {
+        return file.toAbsolutePath().normalize();
+    }
+
+    /**
+     * Writes a handle file aside, mode 0600 and as a new file (never through a link, or into a file someone else left
+     * there: the handles open this process's memory and events to whoever reads them), then renames it in place.
+     */
     private static void writeWhole(Path file, byte[] bytes) throws IOException {
         Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-        Files.write(tmp, bytes);
+        Files.deleteIfExists(tmp);
+        try (SeekableByteChannel out = Files.newByteChannel(tmp, Set.of(StandardOpenOption.CREATE_NEW,
+                StandardOpenOption.WRITE), OWNER_ONLY)) {
+            ByteBuffer b = ByteBuffer.wrap(bytes);
+            while (b.hasRemaining()) {
+                out.write(b);
+            }
+        }
         Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    /**
+     * Reads a handle file another process wrote, without following a link and no further than one byte past
+     * {@code expected}, so that neither a large file nor a device behind the name fills the heap. The file must
+     * belong to the owner of the channel's file, which only that user's processes can open (mode 0600): in a
+     * directory such as {@code /dev/shm} anyone may create a file of the name first, and its handles would have the
+     * writer copy values into memory of that user's choosing.
+     *
+     * @param channelFile the channel's file ({@link #path()})
+     * @return the bytes, which the caller checks: their length differs from {@code expected} when the file does
+     * @throws NoSuchFileException if the file does not exist (yet)
+     * @throws IOException         if it is no regular file, belongs to another user, or cannot be read
+     */
+    private static byte[] readHandles(Path file, long expected, Path channelFile) throws IOException {
+        if (!Files.isRegularFile(file, LinkOption.NOFOLLOW_LINKS)) {
+            if (Files.notExists(file, LinkOption.NOFOLLOW_LINKS)) {
+                throw new NoSuchFileException(file.toString());
+            }
+            throw new IOException(file + " is not a regular file");
+        }
+        // A file of the channel's owner cannot be replaced by anyone else in a sticky directory: checked, it stays so.
+        UserPrincipal owner = Files.getOwner(file, LinkOption.NOFOLLOW_LINKS);
+        UserPrincipal channelOwner = Files.getOwner(channelFile, LinkOption.NOFOLLOW_LINKS);
+        if (!owner.equals(channelOwner)) {
+            throw new IOException(file + " belongs to " + owner.getName() + ", not to " + channelOwner.getName()
+                    + ", who owns the channel's file " + channelFile
+                    + "; remove it if no channel of that user uses it");
+        }
+        try (InputStream in = Files.newInputStream(file, LinkOption.NOFOLLOW_LINKS)) {
+            return in.readNBytes((int) Math.min(expected + 1, Integer.MAX_VALUE - 8));
+        }
     }
 
     /**
@@ -270,7 +350,8 @@ public final class CudaIpcChannel implements Channel {
      * @param stream      the stream the reader's work runs on, on {@code device} (0: the device's default stream)
      * @param readerWaker the reader's waker if the writer runs in this process, else null
      * @return the reader end
-     * @throws IOException if the channel's files cannot be read, or the handle file cannot be written
+     * @throws IOException if the channel's files cannot be read (or the writer's handle file is no regular file of the
+     *                     channel file's owner), or the handle file cannot be written
      */
     public static CudaIpcChannel openReader(ChannelSpec spec, Path file, ValueCodec codec, DeviceOps ops, int reader,
                                             int device, long stream, Waker readerWaker) throws IOException {
@@ -286,9 +367,10 @@ public final class CudaIpcChannel implements Channel {
         long writer;
         CudaIpcChannel ch;
         try {
-            byte[] bytes = Files.readAllBytes(writerFile(file));
+            byte[] bytes = readHandles(writerFile(file), WRITER_HEAD + (long) WRITER_PER_SLOT * spec.slots(),
+                    meta.path());
             MemorySegment m = MemorySegment.ofArray(bytes);
-            if (bytes.length != WRITER_HEAD + WRITER_PER_SLOT * spec.slots()
+            if (bytes.length != WRITER_HEAD + (long) WRITER_PER_SLOT * spec.slots()
                     || m.get(ValueLayout.JAVA_LONG_UNALIGNED, 0) != WRITER_MAGIC
                     || m.get(ValueLayout.JAVA_INT_UNALIGNED, 20) != spec.slots()) {
                 throw new IllegalStateException("channel c" + spec.id() + ": " + writerFile(file) + " does not hold the"
@@ -296,10 +378,12 @@ public final class CudaIpcChannel implements Channel {
             }
             writer = m.get(ValueLayout.JAVA_LONG_UNALIGNED, 8);
             opened = writer != ops.processId();
+            long[] own = opened ? null : ownExport(spec, ops, writerFile(file), "the writer's ready events", false,
+                    ready.length);
             for (int s = 0; s < ready.length; s++) {
                 long at = WRITER_HEAD + (long) WRITER_PER_SLOT * s;
                 ready[s] = opened ? ops.openEvent(device, m.asSlice(at, 64).toArray(ValueLayout.JAVA_BYTE))
-                        : m.get(ValueLayout.JAVA_LONG_UNALIGNED, at + 64);
+                        : own[s + 1];
             }
             ch = new CudaIpcChannel(spec, ops, meta, reader, device, stream, ready, opened, writer);
         } catch (IOException | RuntimeException e) {
@@ -342,7 +426,28 @@ public final class CudaIpcChannel implements Channel {
             MemorySegment.copy(MemorySegment.ofArray(ops.exportEvent(released[s])), 0, m, at, 64);
             m.set(ValueLayout.JAVA_LONG_UNALIGNED, at + 64, released[s]);
         }
+        EXPORTED.put(key(readerFile(meta.path(), reader)), new Exported(ops.processId(), slots, released.clone()));
         writeWhole(readerFile(meta.path(), reader), bytes);
+    }
+
+    /**
+     * The ids an end of this process exported through {@code file}, for a file that names this process as its writer.
+     *
+     * @param memory whether the end exported memory (a reader's slots) besides {@code events} events
+     * @return the exported memory (0 for none), then the events
+     * @throws IllegalStateException if this process exported no such ids there: the file lies about its writer
+     */
+    private static long[] ownExport(ChannelSpec spec, DeviceOps ops, Path file, String what, boolean memory,
+                                    int events) {
+        Exported e = EXPORTED.get(key(file));
+        if (e == null || e.process() != ops.processId() || e.events().length != events || (e.memory() != 0) != memory) {
+            throw new IllegalStateException("channel c" + spec.id() + ": " + file + " names this process ("
+                    + ops.processId() + ") as its writer, but no end of this process exported " + what + " there");
+        }
+        long[] ids = new long[events + 1];
+        ids[0] = e.memory();
+        System.arraycopy(e.events(), 0, ids, 1, events);
+        return ids;
     }
 
     /** @return whether every reader's slots are open; opens those whose file has appeared */
@@ -361,14 +466,14 @@ public final class CudaIpcChannel implements Channel {
         byte[] bytes;
         Path file = readerFile(meta.path(), r);
         try {
-            bytes = Files.readAllBytes(file);
+            bytes = readHandles(file, READER_HEAD + (long) READER_PER_SLOT * slotCount, meta.path());
         } catch (NoSuchFileException e) {
             return null;
         } catch (IOException e) {
             throw new UncheckedIOException("channel c" + spec.id() + ": cannot read reader " + r + "'s handles", e);
         }
         MemorySegment m = MemorySegment.ofArray(bytes);
-        if (bytes.length != READER_HEAD + READER_PER_SLOT * slotCount
+        if (bytes.length != READER_HEAD + (long) READER_PER_SLOT * slotCount
                 || m.get(ValueLayout.JAVA_LONG_UNALIGNED, 0) != READER_MAGIC
                 || m.get(ValueLayout.JAVA_INT_UNALIGNED, 20) != slotCount
                 || m.get(ValueLayout.JAVA_LONG_UNALIGNED, 24) != stride
@@ -377,15 +482,16 @@ public final class CudaIpcChannel implements Channel {
                     + "'s handles for " + slotCount + " slots of " + spec.slotBytes() + " bytes");
         }
         boolean remote = m.get(ValueLayout.JAVA_LONG_UNALIGNED, 8) != ops.processId();
+        long[] own = remote ? null : ownExport(spec, ops, file, "reader " + r + "'s slots and released events", true,
+                slotCount);
         long[] releasedEvents = new long[slotCount];
         long base = 0;
         try {
-            base = remote ? ops.openMemory(device, m.asSlice(40, 64).toArray(ValueLayout.JAVA_BYTE))
-                    : m.get(ValueLayout.JAVA_LONG_UNALIGNED, 104);
+            base = remote ? ops.openMemory(device, m.asSlice(40, 64).toArray(ValueLayout.JAVA_BYTE)) : own[0];
             for (int s = 0; s < slotCount; s++) {
                 long at = READER_HEAD + (long) READER_PER_SLOT * s;
                 releasedEvents[s] = remote ? ops.openEvent(device, m.asSlice(at, 64).toArray(ValueLayout.JAVA_BYTE))
-                        : m.get(ValueLayout.JAVA_LONG_UNALIGNED, at + 64);
+                        : own[s + 1];
             }
         } catch (RuntimeException e) {
             if (remote) {
@@ -484,6 +590,9 @@ public final class CudaIpcChannel implements Channel {
      * stream, which waits for the writer's copy; borrowed until {@link #release}. This reader's end only.
      *
      * @throws IllegalArgumentException if {@code reader} is not this end's reader
+     * @throws IllegalStateException    if the header is corrupt (an unknown element type, more than
+     *                                  {@value GpuSlots#MAX_RANK} dimensions, a negative one) or announces more than a
+     *                                  slot holds: no view reaches past the slot
      */
     @Override
     public Object poll(int reader, long sequence) {
@@ -493,6 +602,7 @@ public final class CudaIpcChannel implements Channel {
             return value;
         }
         Tensor header = (Tensor) value;
+        GpuSlots.checkHeader(spec, sequence, header);
         int slot = (int) (sequence % slotCount);
         ops.waitEvent(device, stream, ready[slot]);
         held[slot] = true;
@@ -584,10 +694,12 @@ public final class CudaIpcChannel implements Channel {
         for (int r = 0; r < peers.length; r++) {
             failure = delete(readerFile(meta.path(), r), failure);
         }
+        EXPORTED.remove(key(writerFile(meta.path())));
         return delete(writerFile(meta.path()), failure);
     }
 
     private RuntimeException closeReader() {
+        EXPORTED.remove(key(readerFile(meta.path(), reader)));
         RuntimeException failure = delete(readerFile(meta.path(), reader), null);
         for (int s = 0; readyOpened && s < slotCount; s++) {
             failure = GpuResources.destroyEvent(ops, ready[s], failure);

@@ -115,16 +115,48 @@ final class GpuSlots {
         return value instanceof Tensor t && t.dtype() == DType.I64 && t.rank() == 1 && t.dim(0) >= 1;
     }
 
-    /** @return the bytes of the device tensor a header describes */
-    static long headerBytes(Tensor header) {
-        long bytes = DTYPES[(int) header.getLong(0)].byteSize();
-        for (long i = 1; i < header.dim(0); i++) {
-            bytes = Math.multiplyExact(bytes, header.getLong(i));
+    /**
+     * Checks a header as a reader receives it, from the writer's process, before anything is read into a slot or
+     * viewed through it: an element type this Kiln has, at most {@link #MAX_RANK} dimensions, none negative, and no
+     * more bytes than a slot holds.
+     *
+     * @param sequence the sequence the header came with, for the message
+     * @return the bytes of the device tensor the header describes
+     * @throws IllegalStateException naming the channel, the sequence and what is wrong with the header
+     */
+    static long checkHeader(ChannelSpec spec, long sequence, Tensor header) {
+        String at = "channel c" + spec.id() + " (" + spec.transport() + "): the writer's header of sequence "
+                + sequence;
+        long rank = header.dim(0) - 1;
+        if (rank > MAX_RANK) {
+            throw new IllegalStateException(at + " has " + rank + " dimensions, more than " + MAX_RANK);
+        }
+        long type = header.getLong(0);
+        if (type < 0 || type >= DTYPES.length) {
+            throw new IllegalStateException(at + " names element type " + type + ", not one of the " + DTYPES.length
+                    + " this Kiln has");
+        }
+        long bytes = DTYPES[(int) type].byteSize();
+        for (int d = 1; d <= rank; d++) {
+            long n = header.getLong(d);
+            if (n < 0) {
+                throw new IllegalStateException(at + " has dimension " + (d - 1) + " of " + n);
+            }
+            try {
+                bytes = Math.multiplyExact(bytes, n);
+            } catch (ArithmeticException e) {
+                throw new IllegalStateException(at + " announces more than " + Long.MAX_VALUE + " bytes, a slot holds "
+                        + spec.slotBytes());
+            }
+        }
+        if (bytes > spec.slotBytes()) {
+            throw new IllegalStateException(at + " announces " + bytes + " bytes, a slot holds " + spec.slotBytes());
         }
         return bytes;
     }
 
     /**
+     * @param header a header {@link #checkHeader} accepted
      * @return {@code last} if it already describes {@code pointer} as the header's type and shape on
      *         {@code stream}, else a new view
      */

@@ -273,7 +273,9 @@ public final class NcclChannel implements Channel {
      * come back as the side channel has them. This reader's end only.
      *
      * @throws IllegalArgumentException if {@code reader} is not this end's reader
-     * @throws IllegalStateException    if a header announces more than a slot holds, or from the communicator
+     * @throws IllegalStateException    if a header is corrupt (an unknown element type, more than
+     *                                  {@value GpuSlots#MAX_RANK} dimensions, a negative one) or announces more than a
+     *                                  slot holds, before anything is received; or from the communicator
      */
     @Override
     public Object poll(int reader, long sequence) {
@@ -287,11 +289,7 @@ public final class NcclChannel implements Channel {
             return views[slot];
         }
         Tensor header = (Tensor) value;
-        long bytes = GpuSlots.headerBytes(header);
-        if (bytes > spec.slotBytes()) {
-            throw new IllegalStateException("channel c" + spec.id() + ": the writer announced " + bytes + " bytes for"
-                    + " sequence " + sequence + ", a slot holds " + spec.slotBytes());
-        }
+        long bytes = GpuSlots.checkHeader(spec, sequence, header);
         long at = slots + slot * stride;
         if (bytes > 0) {
             ops.waitEvent(device, commStream, released[slot]);

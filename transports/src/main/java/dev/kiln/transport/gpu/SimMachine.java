@@ -13,9 +13,11 @@ import java.nio.channels.FileLock;
 import java.nio.file.DirectoryStream;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.util.HexFormat;
@@ -41,7 +43,8 @@ final class SimMachine implements AutoCloseable {
     private static final int FILE_BYTES = 4096;
     private static final int USED = 64;
     private static final VarHandle LONG = ValueLayout.JAVA_LONG.varHandle();
-    private static final Pattern PROCESS_FILE = Pattern.compile("p(-?[0-9]{1,19})\\.(tab|d[0-9]{1,2})");
+    /** At most 18 digits, so that every id that matches parses: a file of another name is not a process's. */
+    private static final Pattern PROCESS_FILE = Pattern.compile("p(-?[0-9]{1,18})\\.(tab|d[0-9]{1,2})");
 
     private final Path directory;
     private final SimulatedGpus gpus;
@@ -67,12 +70,20 @@ final class SimMachine implements AutoCloseable {
      * @param directory the machine's directory
      * @param gpus      what the machine simulates; must match the machine if it exists
      * @return the machine
-     * @throws IllegalStateException if the machine exists with other GPUs, or its file is not a machine file
+     * @throws IllegalStateException if the machine exists with other GPUs, or its file is not a machine file (and a
+     *                               live process uses it), or the directory is a link or open to other users
      * @throws UncheckedIOException  if the directory or file cannot be made or mapped
      */
     static SimMachine open(Path directory, SimulatedGpus gpus) {
         try {
             Files.createDirectories(directory, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+            if (!isPrivate(directory)) {
+                // Another user could have made it (its name is known) to have this process map and write files of
+                // their choosing through links in it.
+                throw new IllegalStateException("the simulated machine directory " + directory + " is a link, or open"
+                        + " to other users (" + PosixFilePermissions.toString(Files.getPosixFilePermissions(directory,
+                        LinkOption.NOFOLLOW_LINKS)) + "): remove it, and let Kiln make it (mode 0700)");
+            }
             Path path = directory.resolve("machine");
             for (int attempt = 0; ; attempt++) {
                 if (!Files.exists(path)) {
@@ -84,16 +95,13 @@ final class SimMachine implements AutoCloseable {
                 try {
                     MemorySegment file = channel.size() == FILE_BYTES
                             ? channel.map(FileChannel.MapMode.READ_WRITE, 0, FILE_BYTES, arena) : null;
-                    if (file == null || file.get(ValueLayout.JAVA_LONG, 0) != MAGIC
-                            || file.get(ValueLayout.JAVA_INT, 8) != VERSION) {
+                    SimulatedGpus existing = file == null ? null : recorded(file);
+                    if (existing == null) {
                         mismatch = "is not a simulated machine of this Kiln version";
+                    } else if (existing.equals(gpus)) {
+                        return new SimMachine(directory, gpus, file.get(ValueLayout.JAVA_LONG, 32), arena, channel,
+                                file);
                     } else {
-                        SimulatedGpus existing = new SimulatedGpus(file.get(ValueLayout.JAVA_INT, 12),
-                                file.get(ValueLayout.JAVA_LONG, 16), file.get(ValueLayout.JAVA_INT, 24) != 0);
-                        if (existing.equals(gpus)) {
-                            return new SimMachine(directory, gpus, file.get(ValueLayout.JAVA_LONG, 32), arena, channel,
-                                    file);
-                        }
                         mismatch = "has " + existing;
                     }
                 } catch (RuntimeException | IOException e) {
@@ -134,9 +142,37 @@ final class SimMachine implements AutoCloseable {
         }
     }
 
+    /** @return the GPUs a machine file records, or null if it is not the file of a machine of this version */
+    private static SimulatedGpus recorded(MemorySegment file) {
+        if (file.get(ValueLayout.JAVA_LONG, 0) != MAGIC || file.get(ValueLayout.JAVA_INT, 8) != VERSION) {
+            return null;
+        }
+        try {
+            return new SimulatedGpus(file.get(ValueLayout.JAVA_INT, 12), file.get(ValueLayout.JAVA_LONG, 16),
+                    file.get(ValueLayout.JAVA_INT, 24) != 0);
+        } catch (IllegalArgumentException e) {
+            return null; // a count or size no machine has: corrupt
+        }
+    }
+
+    /** @return whether {@code directory} is a directory, not a link, that only its owner may enter */
+    private static boolean isPrivate(Path directory) throws IOException {
+        if (!Files.isDirectory(directory, LinkOption.NOFOLLOW_LINKS)) {
+            return false;
+        }
+        for (PosixFilePermission p : Files.getPosixFilePermissions(directory, LinkOption.NOFOLLOW_LINKS)) {
+            if (p != PosixFilePermission.OWNER_READ && p != PosixFilePermission.OWNER_WRITE
+                    && p != PosixFilePermission.OWNER_EXECUTE) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /**
      * Removes the simulated machines ({@code kiln-gpusim-*} directories) in {@code parent} that no live process uses
-     * any more: what runtimes and tests that crashed left behind.
+     * any more: what runtimes and tests that crashed left behind. Links and directories open to other users are
+     * left alone: they are not machines this user's runtimes made.
      *
      * @param parent a shared-memory directory
      * @return how many machines were removed
@@ -147,7 +183,7 @@ final class SimMachine implements AutoCloseable {
         try (DirectoryStream<Path> dirs = Files.newDirectoryStream(parent, "kiln-gpusim-*")) {
             for (Path dir : dirs) {
                 Path machine = dir.resolve("machine");
-                if (!Files.isDirectory(dir) || !Files.isRegularFile(machine)) {
+                if (!isPrivate(dir) || !Files.isRegularFile(machine, LinkOption.NOFOLLOW_LINKS)) {
                     continue;
                 }
                 try (FileChannel channel = FileChannel.open(machine, StandardOpenOption.READ, StandardOpenOption.WRITE)) {

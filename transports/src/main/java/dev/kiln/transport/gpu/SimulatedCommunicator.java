@@ -918,8 +918,10 @@ public final class SimulatedCommunicator implements Communicator {
                         MemorySegment m = MemorySegment.ofArray(data);
                         int dtype = m.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.BIG_ENDIAN), 0);
                         long count = m.get(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(java.nio.ByteOrder.BIG_ENDIAN), 4);
+                        // By division: count * element size could wrap around to the length of the data.
                         if (dtype < 0 || dtype >= DType.values().length || count < 0
-                                || count * DType.values()[dtype].byteSize() != data.length - 12) {
+                                || (data.length - 12) % DType.values()[dtype].byteSize() != 0
+                                || count != (data.length - 12) / DType.values()[dtype].byteSize()) {
                             throw new IOException("a malformed all-reduce contribution");
                         }
                         contribute(sequence, peerRank, new Contribution(DType.values()[dtype], count,

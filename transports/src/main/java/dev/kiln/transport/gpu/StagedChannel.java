@@ -115,7 +115,7 @@ public final class StagedChannel implements Channel {
      * The host slots' spec: room for the tensor encoding's header (up to {@link GpuSlots#MAX_RANK} dimensions)
      * in front of {@code slotBytes} of data.
      */
-    private static ChannelSpec hostSpec(ChannelSpec spec) {
+    static ChannelSpec hostSpec(ChannelSpec spec) {
         return new ChannelSpec(spec.id(), spec.node(), spec.writer(), spec.readers(), spec.slots(),
                 spec.slotBytes() + ValueCodec.tensorDataOffset(GpuSlots.MAX_RANK), spec.transport(), spec.reason());
     }
@@ -280,6 +280,8 @@ public final class StagedChannel implements Channel {
      * Both are borrowed until {@link #release}. Other values are decoded. This reader's end and thread only.
      *
      * @throws IllegalArgumentException if {@code reader} is not this end's reader
+     * @throws IllegalStateException    for a GPU reader, if the host slot holds a tensor of more bytes than its device
+     *                                  buffer holds (a host tensor the writer's process offered): nothing is copied
      */
     @Override
     public Object poll(int reader, long sequence) {
@@ -287,6 +289,12 @@ public final class StagedChannel implements Channel {
         Object value = host.poll(reader, sequence);
         if (device < 0 || !(value instanceof Tensor t)) {
             return value;
+        }
+        if (t.byteSize() > spec.slotBytes()) {
+            throw new IllegalStateException("channel c" + spec.id() + " (STAGED): the host slot of sequence " + sequence
+                    + " holds a " + t.dtype() + " tensor of " + t.byteSize() + " bytes, more than the "
+                    + spec.slotBytes() + " bytes of reader " + reader + "'s device buffer; offer device tensors of at"
+                    + " most CompileOptions.bufferBytes");
         }
         if (t.byteSize() > 0) {
             ops.copyAsync(device, buffer, t.data().address(), t.byteSize(), MemcpyKind.HOST_TO_DEVICE, stream);

@@ -5,7 +5,9 @@ import dev.kiln.cuda.CudaException;
 import dev.kiln.graph.Transport;
 import dev.kiln.tensor.DType;
 import dev.kiln.tensor.DeviceTensor;
+import dev.kiln.tensor.Tensor;
 import dev.kiln.transport.RemoteError;
+import dev.kiln.transport.ShmChannel;
 import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.Waker;
 import org.junit.jupiter.api.AfterEach;
@@ -14,10 +16,13 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.nio.file.attribute.UserPrincipal;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -393,5 +398,151 @@ class CudaIpcChannelTest {
         Files.write(dir.resolve("kiln-notapid-x.r0.ipc"), new byte[8]);
         assertEquals(1, CudaIpcChannel.removeStale(dir));
         assertEquals(List.of(live, "kiln-notapid-x.r0.ipc"), files());
+    }
+    /** The file named {@code <channel>.<suffix>} beside a channel's file, as the channel names its handle files. */
+    private static Path sibling(Path channelFile, String suffix) {
+        String name = channelFile.getFileName().toString();
+        return channelFile.resolveSibling(name.substring(0, name.length() - ".shm".length()) + suffix);
+    }
+
+    /**
+     * A handle file that names the reading process as its writer chooses no address there: the ids of an end of the
+     * same process come from what that process exported, so a file that claims the process without its having
+     * exported anything is refused, its raw pointer and event ids never used.
+     */
+    @Test
+    void aHandleFileClaimingThisProcessChoosesNoAddress() throws IOException {
+        ChannelSpec spec = spec(Transport.CUDA_IPC, 2, 64, 1);
+        CudaIpcChannel w = writer(spec);
+        try {
+            byte[] forged = new byte[112 + 2 * 72];
+            MemorySegment m = MemorySegment.ofArray(forged);
+            m.set(ValueLayout.JAVA_LONG_UNALIGNED, 0, 0x3152504943504749L); // "IGPCIPR1"
+            m.set(ValueLayout.JAVA_LONG_UNALIGNED, 8, writerProcess.processId());
+            m.set(ValueLayout.JAVA_INT_UNALIGNED, 16, GPU);
+            m.set(ValueLayout.JAVA_INT_UNALIGNED, 20, 2);
+            m.set(ValueLayout.JAVA_LONG_UNALIGNED, 24, GpuSlots.stride(64));
+            m.set(ValueLayout.JAVA_LONG_UNALIGNED, 32, 64);
+            m.set(ValueLayout.JAVA_LONG_UNALIGNED, 104, 0x7f00_dead_0000L); // slots where the forger wants them
+            for (int slot = 0; slot < 2; slot++) {
+                m.set(ValueLayout.JAVA_LONG_UNALIGNED, 112 + 72L * slot + 64, 0x5010 + 16L * slot);
+            }
+            Path readerFile = sibling(w.path(), ".r0.ipc");
+            Files.write(readerFile, forged);
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> w.isFree(0));
+            assertEquals("channel c3: " + readerFile + " names this process (" + writerProcess.processId() + ") as its"
+                    + " writer, but no end of this process exported reader 0's slots and released events there",
+                    e.getMessage());
+
+            Path writerFile = sibling(w.path(), ".w.ipc");
+            byte[] claimed = Files.readAllBytes(writerFile);
+            MemorySegment.ofArray(claimed).set(ValueLayout.JAVA_LONG_UNALIGNED, 8, readerProcess.processId());
+            Files.write(writerFile, claimed);
+            e = assertThrows(IllegalStateException.class,
+                    () -> CudaIpcChannel.openReader(spec, w.path(), codec, readerProcess, 0, 1, 0, null));
+            assertEquals("channel c3: " + writerFile + " names this process (" + readerProcess.processId() + ") as its"
+                    + " writer, but no end of this process exported the writer's ready events there", e.getMessage());
+        } finally {
+            w.close();
+        }
+        assertEquals(0, readerProcess.allocatedBytes());
+        assertEquals(0, readerProcess.liveEvents());
+    }
+
+    /**
+     * Handle files are read no further than their size: one that is larger is refused as before, and a name that is
+     * no regular file (a link to an endless device) is an I/O error, not a read that fills the heap; one of another
+     * user than the channel's (made first, under a name anyone can work out) is not read. Handle files are written
+     * mode 0600, as a new file, so that a link left at the temporary name writes nothing elsewhere.
+     */
+    @Test
+    void handleFilesAreReadBoundedAndWrittenPrivately(@TempDir Path elsewhere) throws IOException {
+        ChannelSpec spec = spec(Transport.CUDA_IPC, 2, 64, 1);
+        String base = "kiln-" + ProcessHandle.current().pid() + "-ipc";
+        Path victim = Files.writeString(elsewhere.resolve("victim"), "untouched");
+        Files.createSymbolicLink(dir.resolve(base + ".w.ipc.tmp"), victim);
+        CudaIpcChannel w = writer(spec);
+        try {
+            assertEquals("untouched", Files.readString(victim));
+            assertEquals(PosixFilePermissions.fromString("rw-------"),
+                    Files.getPosixFilePermissions(sibling(w.path(), ".w.ipc")));
+            Path readerFile = sibling(w.path(), ".r0.ipc");
+            Files.write(readerFile, new byte[1 << 20]);
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> w.isFree(0));
+            assertTrue(e.getMessage().endsWith("does not hold reader 0's handles for 2 slots of 64 bytes"),
+                    e.getMessage());
+            Path zero = Path.of("/dev/zero");
+            if (Files.exists(zero)) {
+                Files.delete(readerFile);
+                Files.createSymbolicLink(readerFile, zero);
+                UncheckedIOException u = assertThrows(UncheckedIOException.class, () -> w.isFree(0));
+                assertEquals("channel c3: cannot read reader 0's handles", u.getMessage());
+                assertEquals(readerFile + " is not a regular file", u.getCause().getMessage());
+            }
+            Files.deleteIfExists(readerFile);
+            Files.write(readerFile, new byte[112 + 2 * 72]);
+            UserPrincipal channelOwner = Files.getOwner(w.path());
+            boolean chowned;
+            try {
+                UserPrincipal nobody = dir.getFileSystem().getUserPrincipalLookupService()
+                        .lookupPrincipalByName("nobody");
+                Files.setOwner(readerFile, nobody);
+                chowned = !nobody.equals(channelOwner);
+            } catch (IOException notPermitted) {
+                chowned = false; // only a privileged test run, where the user exists, can make a file of another user
+            }
+            if (chowned) {
+                UncheckedIOException u = assertThrows(UncheckedIOException.class, () -> w.isFree(0));
+                assertEquals(readerFile + " belongs to nobody, not to " + channelOwner.getName() + ", who owns the"
+                        + " channel's file " + w.path() + "; remove it if no channel of that user uses it",
+                        u.getCause().getMessage());
+            }
+        } finally {
+            w.close();
+        }
+    }
+
+    /**
+     * A header comes from the writer's process: one with an element type Kiln does not have, a negative dimension,
+     * more than {@value GpuSlots#MAX_RANK} dimensions, or more bytes than a slot holds (also by overflow) is refused
+     * with a message naming the channel and the sequence, so that no view reaches past the reader's slot.
+     */
+    @Test
+    void aCorruptHeaderIsRefusedBeforeAViewReachesPastTheSlot(@TempDir Path other) throws IOException {
+        ChannelSpec spec = spec(Transport.CUDA_IPC, 8, 64, 1);
+        CudaIpcChannel w = writer(spec);
+        // The channel's files again in another directory, with the writer's events but headers of the test's making.
+        ShmChannel forger = ShmChannel.create(new ChannelSpec(spec.id(), spec.node(), spec.writer(), spec.readers(),
+                spec.slots(), 1024, spec.transport(), spec.reason()), other, "ipc", codec, true, null, new Waker[1]);
+        Path forgedWriterFile = sibling(forger.path(), ".w.ipc");
+        Files.copy(sibling(w.path(), ".w.ipc"), forgedWriterFile);
+        CudaIpcChannel r = CudaIpcChannel.openReader(spec, forger.path(), codec, readerProcess, 0, 1, 0, null);
+        try {
+            long f32 = DType.F32.ordinal();
+            long[][] headers = {{99, 4}, {-1, 4}, {f32, -2, -8}, {f32, 1L << 40, 1L << 40}, {f32, 17}, new long[34]};
+            String[] why = {
+                "names element type 99, not one of the " + DType.values().length + " this Kiln has",
+                "names element type -1, not one of the " + DType.values().length + " this Kiln has",
+                "has dimension 0 of -2",
+                "announces more than " + Long.MAX_VALUE + " bytes, a slot holds 64",
+                "announces 68 bytes, a slot holds 64",
+                "has 33 dimensions, more than 32"};
+            for (int i = 0; i < headers.length; i++) {
+                long seq = i;
+                try (Tensor header = Tensor.of(headers[i], headers[i].length)) {
+                    assertTrue(forger.offer(seq, header));
+                }
+                IllegalStateException e = assertThrows(IllegalStateException.class, () -> r.poll(0, seq));
+                assertEquals("channel c3 (CUDA_IPC): the writer's header of sequence " + seq + " " + why[i],
+                        e.getMessage());
+            }
+        } finally {
+            Files.delete(forgedWriterFile); // the reader frees its slots once its writer's file is gone
+            r.close();
+            forger.close();
+            w.close();
+        }
+        assertEquals(0, readerProcess.allocatedBytes());
+        assertEquals(0, readerProcess.liveEvents());
     }
 }

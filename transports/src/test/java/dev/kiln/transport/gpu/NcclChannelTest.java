@@ -5,6 +5,7 @@ import dev.kiln.compiler.ExecutionPlan.NcclSchedule;
 import dev.kiln.graph.Transport;
 import dev.kiln.tensor.DType;
 import dev.kiln.tensor.DeviceTensor;
+import dev.kiln.tensor.Tensor;
 import dev.kiln.transport.Channel;
 import dev.kiln.transport.InProcessChannel;
 import dev.kiln.transport.Waker;
@@ -485,5 +486,38 @@ class NcclChannelTest {
         }
         assertEquals(0, gpu.allocatedBytes(), "slots and the writer's warm-up buffer are freed");
         assertEquals(0, gpu.liveEvents());
+    }
+    /**
+     * A header comes from the writer's process: one with an element type Kiln does not have, a negative dimension,
+     * more than {@value GpuSlots#MAX_RANK} dimensions, or more bytes than a slot holds (also by overflow) is refused
+     * with a message naming the channel and the sequence, before any receive is posted or view made.
+     */
+    @Test
+    void aCorruptHeaderIsRefusedBeforeAnythingIsReceived() {
+        ChannelSpec spec = spec(Transport.NCCL, 8, 64, 1);
+        List<Communicator> ranks = join(0, 1);
+        InProcessChannel meta = meta(spec);
+        long f32 = DType.F32.ordinal();
+        long[][] headers = {{99, 4}, {-1, 4}, {f32, -2, -8}, {f32, 1L << 40, 1L << 40}, {f32, 17}, new long[34]};
+        String[] why = {
+            "names element type 99, not one of the " + DType.values().length + " this Kiln has",
+            "names element type -1, not one of the " + DType.values().length + " this Kiln has",
+            "has dimension 0 of -2",
+            "announces more than " + Long.MAX_VALUE + " bytes, a slot holds 64",
+            "announces 68 bytes, a slot holds 64",
+            "has 33 dimensions, more than 32"};
+        try (NcclChannel r = NcclChannel.reader(spec, PAIR, meta, ranks.get(1), 0, gpu, 1, 0, 0)) {
+            for (int i = 0; i < headers.length; i++) {
+                long seq = i;
+                try (Tensor header = Tensor.of(headers[i], headers[i].length)) {
+                    assertTrue(meta.offer(seq, header));
+                    IllegalStateException e = assertThrows(IllegalStateException.class, () -> r.poll(0, seq));
+                    assertEquals("channel c3 (NCCL): the writer's header of sequence " + seq + " " + why[i],
+                            e.getMessage());
+                }
+            }
+            assertTrue(gpu.queryStream(1, 0), "no receive was posted");
+        }
+        assertEquals(0, gpu.allocatedBytes());
     }
 }

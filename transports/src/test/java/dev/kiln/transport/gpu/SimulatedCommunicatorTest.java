@@ -9,12 +9,18 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.net.InetAddress;
+import java.net.Socket;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicReference;
@@ -489,5 +495,59 @@ class SimulatedCommunicatorTest {
         assertFalse(c.get(0).finish(SHORT), "rank 1 never receives");
         assertTrue(idle(0), "the abort ended the pending send");
         assertNotNull(assertThrows(IllegalStateException.class, () -> c.get(0).send(buffer, 4, 1)));
+    }
+    /**
+     * Rank 1 played over raw sockets, as a peer whose bytes cannot be trusted: an all-reduce contribution whose element
+     * count times element size wraps around to the length of its data is malformed, not a contribution of that count.
+     */
+    @Test
+    void aContributionWhoseSizeOverflowsIsMalformed() throws Exception {
+        gpus = SimulatedDeviceOps.create(SimulatedGpus.of(2, MEMORY));
+        byte[] id = gpus.newCommunicatorId();
+        Communicator r0 = gpus.joinCommunicator(2, id, 0, 0, 0);
+        comms.add(r0);
+        MemorySegment idBytes = MemorySegment.ofArray(id);
+        byte[] nonce = Arrays.copyOfRange(id, 4, 20);
+        int magic = idBytes.get(ValueLayout.JAVA_INT_UNALIGNED, 0);
+        int ports0;
+        try (Socket rendezvous = new Socket(InetAddress.getLoopbackAddress(),
+                idBytes.get(ValueLayout.JAVA_INT_UNALIGNED, 20))) {
+            DataOutputStream out = new DataOutputStream(rendezvous.getOutputStream());
+            out.writeInt(magic);
+            out.write(nonce);
+            out.writeInt(2);
+            out.writeInt(1);
+            out.writeInt(0);
+            byte[] uuid = "GPU-rogue".getBytes(StandardCharsets.UTF_8);
+            out.writeShort(uuid.length);
+            out.write(uuid);
+            out.flush();
+            DataInputStream in = new DataInputStream(rendezvous.getInputStream());
+            assertEquals(0, in.readInt());
+            ports0 = in.readInt();
+            assertEquals(0, in.readInt(), "rank 1 said it listens on no port");
+        }
+        try (Socket toRank0 = new Socket(InetAddress.getLoopbackAddress(), ports0)) {
+            DataOutputStream out = new DataOutputStream(toRank0.getOutputStream());
+            out.writeInt(magic);
+            out.write(nonce);
+            out.writeInt(1);
+            out.flush();
+            r0.awaitReady(PATIENT);
+            long buffer = gpus.allocate(0, 4);
+            r0.allReduce(buffer, buffer, 1, DType.F32);
+            out.writeByte(3); // an all-reduce contribution
+            out.writeLong(0);
+            out.writeInt(12 + 4);
+            out.writeInt(DType.F32.ordinal());
+            out.writeLong((1L << 62) + 1); // times 4 bytes is 4 again, modulo 2^64
+            out.writeFloat(1f);
+            out.flush();
+            long deadline = System.nanoTime() + PATIENT.toNanos();
+            while (r0.asyncError() == null && System.nanoTime() - deadline < 0) {
+                LockSupport.parkNanos(1_000_000);
+            }
+            assertEquals("ncclRemoteError: rank 1 sent malformed all-reduce contribution", r0.asyncError());
+        }
     }
 }

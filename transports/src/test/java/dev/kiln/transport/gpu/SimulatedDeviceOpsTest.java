@@ -14,8 +14,12 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -633,5 +637,56 @@ class SimulatedDeviceOpsTest {
         b.waitEvent(0, stream, event);
         assertTrue(b.queryStream(0, stream), "like cudaStreamWaitEvent on an event never recorded");
         b.destroyStream(stream);
+    }
+    /**
+     * The machine's directory has a name other users can work out: one they made (open to them, or a link) is
+     * refused rather than used, so that no link they put in it has this process write elsewhere; and such a directory
+     * is not removed as an abandoned machine.
+     */
+    @Test
+    void aMachineDirectoryOpenToOthersOrALinkIsRefused(@TempDir Path temp) throws IOException {
+        SimulatedGpus gpus = SimulatedGpus.of(1, MEMORY);
+        Path open = Files.createDirectory(temp.resolve("kiln-gpusim-open"),
+                PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+        Files.setPosixFilePermissions(open, PosixFilePermissions.fromString("rwxrwxrwx"));
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> SimulatedDeviceOps.attach(open, gpus));
+        assertEquals("the simulated machine directory " + open + " is a link, or open to other users (rwxrwxrwx):"
+                + " remove it, and let Kiln make it (mode 0700)", e.getMessage());
+        try (Stream<Path> made = Files.list(open)) {
+            assertEquals(List.of(), made.toList(), "nothing was made in it");
+        }
+
+        Path target = Files.createDirectory(temp.resolve("elsewhere"));
+        Files.writeString(target.resolve("machine"), "not a machine");
+        Path link = Files.createSymbolicLink(temp.resolve("kiln-gpusim-link"), target);
+        e = assertThrows(IllegalStateException.class, () -> SimulatedDeviceOps.attach(link, gpus));
+        assertTrue(e.getMessage().startsWith("the simulated machine directory " + link + " is a link"), e.getMessage());
+        assertEquals(0, SimulatedDeviceOps.removeAbandoned(temp));
+        assertEquals("not a machine", Files.readString(target.resolve("machine")), "nothing behind the link removed");
+    }
+
+    /**
+     * Files in the machine's directory are what its processes wrote: a process file whose id does not fit a long is
+     * not a process's, and a machine file whose counts no machine has is not a machine's (and is replaced when no
+     * live process uses it), instead of an exception other than the documented ones.
+     */
+    @Test
+    void malformedMachineFilesAreNotTakenForAMachinesOrAProcesss(@TempDir Path temp) throws IOException {
+        Path dir = temp.resolve("kiln-gpusim-odd");
+        SimulatedGpus gpus = SimulatedGpus.of(1, MEMORY);
+        try (SimMachine m = SimMachine.open(dir, gpus)) {
+            assertEquals(gpus, m.gpus());
+        }
+        Files.createFile(dir.resolve("p9999999999999999999.tab")); // 19 digits: more than a long holds
+        try (FileChannel machine = FileChannel.open(dir.resolve("machine"), StandardOpenOption.WRITE)) {
+            machine.write(ByteBuffer.allocate(4), 12); // a machine of 0 GPUs
+        }
+        SimulatedDeviceOps gpu = keep(SimulatedDeviceOps.attach(dir, gpus));
+        assertEquals(1, gpu.deviceCount(), "the corrupt machine, which no live process used, was replaced");
+        assertEquals(MEMORY, gpu.freeBytes(0));
+        Files.createFile(dir.resolve("p9999999999999999998.tab"));
+        keep(gpu.anotherProcess()); // joining reclaims dead processes, and passes over what is none
+        assertEquals(0, SimulatedDeviceOps.removeAbandoned(temp), "the machine is in use");
     }
 }

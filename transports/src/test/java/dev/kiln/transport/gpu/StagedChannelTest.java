@@ -6,6 +6,7 @@ import dev.kiln.tensor.DType;
 import dev.kiln.tensor.DeviceTensor;
 import dev.kiln.tensor.Tensor;
 import dev.kiln.transport.RemoteError;
+import dev.kiln.transport.ShmChannel;
 import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.Waker;
 import org.junit.jupiter.api.AfterEach;
@@ -106,6 +107,28 @@ class StagedChannelTest {
             r.release(0, 0);
             assertTrue(w.offer(2, src));
             assertFalse(w.awaitReleased(3, 0), "sequence 3 needs sequence 1 released");
+        }
+    }
+
+    /**
+     * The writer's process may put any host tensor that fits a host slot there (here a plain shared-memory writer of
+     * the staged layout, as a hostile process would): a GPU reader copies none larger than its device buffer.
+     */
+    @Test
+    void aGpuReaderRefusesAHostTensorLargerThanItsDeviceBuffer() throws IOException {
+        ChannelSpec spec = spec(Transport.STAGED, 2, 16, 2);
+        try (ShmChannel w = ShmChannel.create(StagedChannel.hostSpec(spec), dir, "staged", codec, false, null,
+                new Waker[2]);
+             StagedChannel onGpu = StagedChannel.openReader(spec, w.path(), codec, gpu, 0, GPU, 0, null);
+             StagedChannel onHost = StagedChannel.openReader(spec, w.path(), codec, gpu, 1, -1, 0, null);
+             Tensor big = Tensor.of(new float[] {1, 2, 3, 4, 5, 6, 7, 8})) {
+            assertTrue(w.offer(0, big), "32 bytes fit the host slot, whose room is for headers of any rank");
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> onGpu.poll(0, 0));
+            assertEquals("channel c3 (STAGED): the host slot of sequence 0 holds a F32 tensor of 32 bytes, more than"
+                    + " the 16 bytes of reader 0's device buffer; offer device tensors of at most"
+                    + " CompileOptions.bufferBytes", e.getMessage());
+            assertArrayEquals(new float[] {1, 2, 3, 4, 5, 6, 7, 8}, ((Tensor) onHost.poll(1, 0)).toFloatArray(),
+                    "a reader without a GPU reads the host tensor as it is");
         }
     }
 
