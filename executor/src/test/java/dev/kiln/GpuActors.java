@@ -1,5 +1,7 @@
 package dev.kiln;
 
+import dev.kiln.compiler.ExecutionPlan;
+import dev.kiln.graph.Transport;
 import dev.kiln.tensor.DType;
 import dev.kiln.tensor.DeviceTensor;
 import dev.kiln.tensor.Tensor;
@@ -7,6 +9,8 @@ import dev.kiln.transport.gpu.GpuKernel;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.time.Duration;
+import java.util.ArrayDeque;
 
 /**
  * GPU actors and kernels for the executor's GPU tests. Every kernel has CUDA C source and a host implementation, so
@@ -47,6 +51,38 @@ final class GpuActors {
             });
 
     private GpuActors() {
+    }
+
+    /** How long a test waits for one result. */
+    static final Duration GET = Duration.ofSeconds(60);
+
+    /** Checks one execution's result. */
+    @FunctionalInterface
+    interface Check<O> {
+        void check(int execution, O result) throws Exception;
+    }
+
+    /** Runs {@code executions} pipelined executions, {@code window} in flight, checking each with {@code check}. */
+    static <O> void pipelined(CompiledGraph<Integer, O> g, int executions, int window, Check<O> check)
+            throws Exception {
+        ArrayDeque<GraphFuture<O>> inFlight = new ArrayDeque<>();
+        int done = 0;
+        for (int e = 0; e < executions; e++) {
+            if (inFlight.size() == window) {
+                check.check(done, inFlight.removeFirst().get(GET));
+                done++;
+            }
+            inFlight.add(g.execute(e));
+        }
+        while (!inFlight.isEmpty()) {
+            check.check(done, inFlight.removeFirst().get(GET));
+            done++;
+        }
+    }
+
+    /** @return the transport the plan chose for a channel */
+    static Transport transport(ExecutionPlan plan, int channel) {
+        return plan.channels().get(channel).transport();
     }
 
     /** @return the floats as little-endian bytes */

@@ -23,15 +23,16 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
-import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
+import static dev.kiln.GpuActors.GET;
 import static dev.kiln.GpuActors.N;
 import static dev.kiln.GpuActors.affine;
 import static dev.kiln.GpuActors.made;
+import static dev.kiln.GpuActors.pipelined;
+import static dev.kiln.GpuActors.transport;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -47,7 +48,6 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class GpuGraphCudaTest {
 
-    private static final Duration GET = Duration.ofSeconds(60);
     private static final CompileOptions OPTIONS = CompileOptions.defaults().maxInflight(8).bufferBytes(4L * N)
             .idle(IdleMode.BACKOFF).getTimeout(GET).submitTimeout(GET);
 
@@ -94,31 +94,6 @@ class GpuGraphCudaTest {
         return kiln;
     }
 
-    private static <O> void pipelined(CompiledGraph<Integer, O> g, int executions, Check<O> check) throws Exception {
-        ArrayDeque<GraphFuture<O>> inFlight = new ArrayDeque<>();
-        int done = 0;
-        for (int e = 0; e < executions; e++) {
-            if (inFlight.size() == OPTIONS.maxInflight()) {
-                check.check(done, inFlight.removeFirst().get(GET));
-                done++;
-            }
-            inFlight.add(g.execute(e));
-        }
-        while (!inFlight.isEmpty()) {
-            check.check(done, inFlight.removeFirst().get(GET));
-            done++;
-        }
-    }
-
-    @FunctionalInterface
-    private interface Check<O> {
-        void check(int execution, O result) throws Exception;
-    }
-
-    private static Transport transport(ExecutionPlan plan, int channel) {
-        return plan.channels().get(channel).transport();
-    }
-
     /** Producer -> Scaler -> Reader on GPU 0: kernels on the actors' streams, two same-device channels, exact. */
     @Test
     void kernelsOnOneGpuThroughSameDeviceChannelsGiveExactResultsOverTwoThousandPipelinedExecutions() throws Exception {
@@ -133,7 +108,8 @@ class GpuGraphCudaTest {
             ExecutionPlan plan = g.plan();
             assertEquals(Transport.GPU_SAME_DEVICE, transport(plan, 1), plan::toString);
             assertEquals(Transport.GPU_SAME_DEVICE, transport(plan, 2), plan::toString);
-            pipelined(g, 2_000, (e, out) -> assertArrayEquals(affine(made(e), 2, 1), out, "execution " + e));
+            pipelined(g, 2_000, OPTIONS.maxInflight(),
+                    (e, out) -> assertArrayEquals(affine(made(e), 2, 1), out, "execution " + e));
         }
     }
 
@@ -149,7 +125,7 @@ class GpuGraphCudaTest {
             ExecutionPlan plan = g.plan();
             assertEquals(Transport.STAGED, transport(plan, 1), plan::toString);
             assertEquals("AUTO: reader h has no GPU", plan.channels().get(1).reason(), plan::toString);
-            pipelined(g, 2_000, (e, out) -> assertArrayEquals(made(e), out, "execution " + e));
+            pipelined(g, 2_000, OPTIONS.maxInflight(), (e, out) -> assertArrayEquals(made(e), out, "execution " + e));
         }
     }
 
@@ -166,7 +142,8 @@ class GpuGraphCudaTest {
         try (CompiledGraph<Integer, float[]> g = kiln.compile(here.bind(Reader::download, child.bind(Uploader::make, in)),
                 OPTIONS)) {
             assertEquals(Transport.CUDA_IPC, transport(g.plan(), 1), g.plan()::toString);
-            pipelined(g, 1_000, (e, out) -> assertArrayEquals(made(e), out, "child to driver, execution " + e));
+            pipelined(g, 1_000, OPTIONS.maxInflight(),
+                    (e, out) -> assertArrayEquals(made(e), out, "child to driver, execution " + e));
         }
         ActorRef<Uploader> driver = kiln.actor(Uploader::new, ActorOptions.defaults().gpu(0).name("driver"));
         ActorRef<Reader> there = kiln.actor(Reader::new, ActorOptions.process("gpu-child").gpu(0).name("there"));
@@ -176,7 +153,7 @@ class GpuGraphCudaTest {
             assertEquals(Transport.CUDA_IPC, transport(g.plan(), 1), g.plan()::toString);
             assertTrue(g.plan().schedules().stream().map(sc -> sc.placement().process()).distinct().count() >= 2,
                     g.plan()::toString);
-            pipelined(g, 1_000, (e, out) -> assertArrayEquals(GpuActors.bytes(made(e)), out,
+            pipelined(g, 1_000, OPTIONS.maxInflight(), (e, out) -> assertArrayEquals(GpuActors.bytes(made(e)), out,
                     "driver to child, execution " + e));
         }
     }

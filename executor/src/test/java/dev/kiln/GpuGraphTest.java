@@ -23,15 +23,17 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
+import static dev.kiln.GpuActors.GET;
 import static dev.kiln.GpuActors.N;
 import static dev.kiln.GpuActors.affine;
 import static dev.kiln.GpuActors.made;
+import static dev.kiln.GpuActors.pipelined;
+import static dev.kiln.GpuActors.transport;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -49,7 +51,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 @Timeout(value = 300, unit = TimeUnit.SECONDS)
 class GpuGraphTest {
 
-    private static final Duration GET = Duration.ofSeconds(60);
     private static final CompileOptions OPTIONS = CompileOptions.defaults().maxInflight(8).bufferBytes(4L * N)
             .idle(IdleMode.BACKOFF).getTimeout(GET).submitTimeout(GET);
 
@@ -70,33 +71,6 @@ class GpuGraphTest {
                 .shmDirectory(tmp));
         closing.add(kiln);
         return kiln;
-    }
-
-    private static Transport transport(ExecutionPlan plan, int channel) {
-        return plan.channels().get(channel).transport();
-    }
-
-    /** Runs {@code executions} pipelined executions, {@code window} in flight, checking each with {@code check}. */
-    private static <O> void pipelined(CompiledGraph<Integer, O> g, int executions, int window, Check<O> check)
-            throws Exception {
-        ArrayDeque<GraphFuture<O>> inFlight = new ArrayDeque<>();
-        int done = 0;
-        for (int e = 0; e < executions; e++) {
-            if (inFlight.size() == window) {
-                check.check(done, inFlight.removeFirst().get(GET));
-                done++;
-            }
-            inFlight.add(g.execute(e));
-        }
-        while (!inFlight.isEmpty()) {
-            check.check(done, inFlight.removeFirst().get(GET));
-            done++;
-        }
-    }
-
-    @FunctionalInterface
-    private interface Check<O> {
-        void check(int execution, O result) throws Exception;
     }
 
     /**
