@@ -34,7 +34,7 @@ public interface ActorHost {
 
     /**
      * @return what the host offers: its host name (the one compiled plans use to tell hosts apart),
-     *         labels, cores, and the free memory of each GPU when it started or joined
+     *         labels, cores, and its GPUs (UUID, memory, peer access)
      */
     WorkerInfo resources();
 
@@ -71,9 +71,22 @@ public interface ActorHost {
     /**
      * What {@link #startActor} made.
      *
-     * @param name      the actor's name
-     * @param className the binary name of the actor's class
+     * @param name            the actor's name
+     * @param className       the binary name of the actor's class
+     * @param deviceUuid      the UUID of the actor's GPU, or null without one
+     * @param deviceFreeBytes the free memory of that GPU once the actor's factory returned (what the actor loaded is
+     *                        already taken), 0 without a GPU
      */
-    record Started(String name, String className) {
+    record Started(String name, String className, String deviceUuid, long deviceFreeBytes) {
+
+        /**
+         * An actor without a GPU.
+         *
+         * @param name      the actor's name
+         * @param className the binary name of the actor's class
+         */
+        public Started(String name, String className) {
+            this(name, className, null, 0);
+        }
     }
 }

@@ -8,6 +8,7 @@ import dev.kiln.compiler.ExecutionPlan.OutputRead;
 import dev.kiln.compiler.GraphCompileException;
 import dev.kiln.executor.ActorThread;
 import dev.kiln.executor.Codecs;
+import dev.kiln.executor.Gpus;
 import dev.kiln.executor.GraphChannels;
 import dev.kiln.executor.GraphLoop;
 import dev.kiln.executor.GraphPart;
@@ -24,6 +25,7 @@ import dev.kiln.transport.RemoteError;
 import dev.kiln.transport.ShmChannel;
 import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.Waker;
+import dev.kiln.transport.gpu.CudaIpcChannel;
 import io.aeron.Aeron;
 
 import java.nio.file.Path;
@@ -117,7 +119,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
      * graph before {@link #start()}.
      */
     CompiledGraph(Kiln kiln, ExecutionPlan plan, CompileOptions options, Map<Integer, ActorThread> local,
-                  List<RemoteActor> remote, ValueCodec codec, Peer driver, Aeron aeron, UdpSettings udp,
+                  List<RemoteActor> remote, ValueCodec codec, Gpus gpus, Peer driver, Aeron aeron, UdpSettings udp,
                   Duration workerTimeout) {
         this.kiln = kiln;
         this.plan = plan;
@@ -137,8 +139,10 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         }
         this.workers = List.copyOf(ws);
         this.peers = Map.copyOf(all);
-        this.part = new GraphPart(plan, options, "driver", name, peers, local, driverWaker, codec, aeron, udp, this,
-                this::actorDied, this::remoteDied);
+        this.gpus = gpus;
+        this.local = Map.copyOf(local);
+        this.part = new GraphPart(plan, options, "driver", name, peers, local, driverWaker, gpus, workerTimeout, codec,
+                aeron, udp, this, this::actorDied, this::remoteDied);
         this.driverIdle = new KilnIdleStrategy(options.idle(), driverWaker, this::sleepOnOutput);
         this.pending = new GraphFuture<?>[slots];
         // Read each output channel once per execution, even if Graph.outputs lists a node twice.
@@ -164,6 +168,8 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     }
 
     private final List<OutputRead> distinctOutputs;
+    private final Gpus gpus;
+    private final Map<Integer, ActorThread> local;
 
     /**
      * Opens the graph in every JVM it spans, in two phases (each JVM creates the channels it
@@ -176,7 +182,8 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         List<RemoteHost> prepared = new ArrayList<>();
         try {
             checkSharedMemory();
-            part.create();
+            List<byte[]> commIds = communicatorIds();
+            part.create(commIds);
             if (!workers.isEmpty()) {
                 byte[] planBytes = Codecs.planBytes(plan, kiln.codec());
                 byte[] optionBytes = Codecs.optionsBytes(options);
@@ -185,6 +192,8 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                         m.putLong(id).putString(name).putBytes(planBytes).putBytes(optionBytes);
                         Codecs.putUdp(m, udp);
                         Codecs.putPeers(m, peers.values());
+                        Codecs.putCommunicatorIds(m, commIds);
+                        m.putLong(workerTimeout.toNanos());
                     }), "prepare");
                     prepared.add(w);
                 }
@@ -203,12 +212,44 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
             part.attach();
         } catch (RuntimeException e) {
             for (RemoteHost w : prepared) {
-                w.request(Message.STOP_GRAPH, m -> m.putLong(id));
+                w.request(Message.STOP_GRAPH, m -> m.putLong(id).putInt(1));
             }
-            part.stop();
+            part.stop(true);
             throw e instanceof GraphCompileException ? e : new GraphCompileException(name, "cannot open " + name
                     + ": " + e.getMessage());
         }
+    }
+
+    /**
+     * The id of each of the plan's NCCL communicators, made (as {@code ncclGetUniqueId} must be) in the process of its
+     * rank 0: this JVM's GPUs, or a worker asked over the control plane.
+     */
+    private List<byte[]> communicatorIds() {
+        List<byte[]> ids = new ArrayList<>();
+        for (ExecutionPlan.CommunicatorSpec c : plan.communicators()) {
+            int root = c.ranks().getFirst();
+            if (local.containsKey(root)) {
+                ids.add(gpus.ops().newCommunicatorId());
+                continue;
+            }
+            RemoteHost w = null;
+            for (RemoteActor r : remoteActors) {
+                if (r.id() == root) {
+                    w = r.worker();
+                }
+            }
+            if (w == null) {
+                throw new IllegalStateException("the rank 0 of communicator " + c.id() + " is in no process of " + name);
+            }
+            Message reply = await(w, w.request(Message.COMMUNICATOR_ID, m -> { }), "make an NCCL id for");
+            byte[] id = reply.getBytes();
+            if (id == null || id.length != dev.kiln.transport.gpu.Communicator.ID_BYTES) {
+                throw new GraphCompileException(w.name(), "worker " + w.name() + " sent an NCCL id of "
+                        + (id == null ? "no" : id.length) + " bytes, not " + dev.kiln.transport.gpu.Communicator.ID_BYTES);
+            }
+            ids.add(id);
+        }
+        return ids;
     }
 
     /** Waits for a worker's reply to a set-up request; throws GraphCompileException naming the worker on failure. */
@@ -241,7 +282,12 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     private void checkSharedMemory() {
         List<ChannelSpec> onThisHost = new ArrayList<>();
         for (ChannelSpec c : plan.channels()) {
-            if (c.transport() != Transport.SHARED_MEMORY) {
+            boolean hostFile = switch (c.transport()) {
+                case SHARED_MEMORY, STAGED, CUDA_IPC -> true;
+                case NCCL -> GraphChannels.sideTransport(plan, c) == Transport.SHARED_MEMORY;
+                default -> false;
+            };
+            if (!hostFile) {
                 continue;
             }
             Peer writer = peerOf(c.writer());
@@ -260,7 +306,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                 onThisHost.add(c);
             }
         }
-        GraphChannels.checkSpace(onThisHost, Path.of(driver.shmDirectory()));
+        GraphChannels.checkSpace(plan, onThisHost, Path.of(driver.shmDirectory()));
     }
 
     private Peer peerOf(int participant) {
@@ -720,10 +766,12 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
      * here too.
      */
     private void tearDown() {
+        // After a death, NCCL transfers whose peer is gone would wait forever: every process aborts its communicators.
+        boolean abort = state.get() == DIED;
         List<CompletableFuture<Message>> stops = new ArrayList<>();
         for (RemoteHost w : workers) {
             if (w.death() == null) {
-                stops.add(w.request(Message.STOP_GRAPH, m -> m.putLong(id)));
+                stops.add(w.request(Message.STOP_GRAPH, m -> m.putLong(id).putInt(abort ? 1 : 0)));
             }
         }
         long deadline = System.nanoTime() + options.teardownTimeout().toNanos();
@@ -736,7 +784,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                 LockSupport.parkNanos(100_000);
             }
             if (collector) {
-                part.stop();
+                part.stop(abort);
             } else {
                 part.stopLoops(); // a collector is stuck: leave the channels to the GC rather than pull them away
             }
@@ -759,6 +807,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         if (workers.stream().anyMatch(w -> w.death() != null && w.shmDirectory().equals(driver.shmDirectory()))) {
             try {
                 ShmChannel.removeStale(Path.of(driver.shmDirectory())); // the files a dead worker of this host wrote
+                CudaIpcChannel.removeStale(Path.of(driver.shmDirectory()));
             } catch (java.io.IOException e) {
                 // Left for the next Kiln to remove; nothing else can be done here.
             }

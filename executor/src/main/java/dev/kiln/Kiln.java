@@ -37,16 +37,20 @@ import dev.kiln.transport.RemoteError;
 import dev.kiln.transport.ShmChannel;
 import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.WorkerInfo;
+import dev.kiln.transport.gpu.CudaIpcChannel;
+import dev.kiln.transport.gpu.SimulatedDeviceOps;
 
 import java.io.IOException;
 import java.io.Serializable;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
@@ -95,8 +99,10 @@ public final class Kiln implements AutoCloseable {
     /** The actors of this JVM, each on a thread of its own. */
     private final ThreadHost local;
     private final Map<Integer, RemoteActor> remoteActors = new ConcurrentHashMap<>();
-    /** The GPU of each actor that uses one. */
-    private final Map<Integer, Integer> actorGpus = new ConcurrentHashMap<>();
+    /** The GPU of each actor that uses one, as its host reported it when the actor started. */
+    private final Map<Integer, ActorDevice> actorGpus = new ConcurrentHashMap<>();
+    /** The GPUs this JVM's actors use: CUDA's, or simulated ones ({@link KilnOptions#simulatedGpus}). */
+    private final Gpus gpus;
     /** Child JVMs and joined workers, by name; a dead child stays until replaced, a dead joined worker leaves. */
     private final Map<String, RemoteHost> workers = new ConcurrentHashMap<>();
     private final WorkerEvents events = new WorkerEvents();
@@ -114,15 +120,19 @@ public final class Kiln implements AutoCloseable {
         for (Class<?> type : options.types()) {
             codec.register(type);
         }
+        this.gpus = options.simulatedGpus() != null
+                ? Gpus.simulated(options.shmDirectory(), options.hostName(), options.simulatedGpus()) : Gpus.detect();
         this.local = new ThreadHost("driver", () -> new WorkerInfo(options.hostName(), Map.of(),
-                Runtime.getRuntime().availableProcessors(), Gpus.freeBytes()), STOP_TIMEOUT_MS);
+                Runtime.getRuntime().availableProcessors(), gpus.describe()), gpus, STOP_TIMEOUT_MS);
         try {
             // Files of runtimes that died without closing: nothing else would ever remove them.
             if (java.nio.file.Files.isDirectory(options.shmDirectory())) {
                 ShmChannel.removeStale(options.shmDirectory());
+                CudaIpcChannel.removeStale(options.shmDirectory());
+                SimulatedDeviceOps.removeAbandoned(options.shmDirectory());
             }
         } catch (IOException e) {
-            LOG.log(System.Logger.Level.WARNING, () -> "cannot remove stale shared-memory files in "
+            LOG.log(System.Logger.Level.WARNING, () -> "cannot remove stale shared-memory files or simulated GPUs in "
                     + options.shmDirectory() + ": " + e);
         }
         if (options.acceptsWorkers()) {
@@ -281,7 +291,7 @@ public final class Kiln implements AutoCloseable {
                 names.put(started.name(), id);
             }
             if (options.hasGpu()) {
-                actorGpus.put(id, options.gpu());
+                actorGpus.put(id, new ActorDevice(options.gpu(), started.deviceUuid(), started.deviceFreeBytes()));
             }
             if (host instanceof RemoteHost remote) {
                 remoteActors.put(id, new RemoteActor(id, started.name(), remote));
@@ -316,10 +326,10 @@ public final class Kiln implements AutoCloseable {
             RemoteHost w = (RemoteHost) h;
             WorkerInfo info = w.resources();
             available.add(w.name() + " (host " + info.hostName() + ", labels " + info.labels() + ", " + info.cores()
-                    + " cores, " + info.gpus() + " GPUs)");
+                    + " cores, " + info.gpus().size() + " GPUs)");
             boolean matches = (options.host() == null || options.host().equals(info.hostName()))
                     && info.labels().entrySet().containsAll(options.labels().entrySet())
-                    && options.gpu() < info.gpus();
+                    && options.gpu() < info.gpus().size();
             if (matches && (best == null || w.actorCount() < best.actorCount())) {
                 best = w;
             }
@@ -355,7 +365,7 @@ public final class Kiln implements AutoCloseable {
             plane = ControlPlane.start(options.runDirectory(), name, null);
         }
         WorkerProcess started = WorkerProcess.start(processName, plane, events, options.workerJvmOptions(),
-                options.hostName(), local::resources, options.shmDirectory().toString(), codec,
+                options.hostName(), local::resources, options.shmDirectory().toString(), options.simulatedGpus(), codec,
                 options.workerStartTimeout());
         workers.put(processName, started);
         try {
@@ -474,13 +484,20 @@ public final class Kiln implements AutoCloseable {
      */
     public <I, O> CompiledGraph<I, O> compile(Node<O> output, CompileOptions options) {
         ensureOpen();
+        if (output != null && (output.kind() == Node.Kind.ALL_REDUCE || output.kind() == Node.Kind.CALL
+                && output.method().returnType() == dev.kiln.tensor.DeviceTensor.class)) {
+            throw new GraphCompileException(output.label(), "the graph's result is a DeviceTensor, but the driver has no"
+                    + " GPU: it would receive a host Tensor, not the DeviceTensor the graph's type promises; return a host"
+                    + " value from the last actor (GpuContext.download or downloadFloats), or list the node in"
+                    + " Graph.outputs(...), whose results are Objects (a host Tensor there, copied off the GPU)");
+        }
         Map<Integer, ActorPlacement> placements = new HashMap<>();
         ActorPlacement driver = new ActorPlacement(this.options.hostName(), "driver");
         Map<Integer, ActorThread> actors = local.threads();
-        actors.forEach((id, a) -> placements.put(id, placement(id, local, driver.host(), driver.process())));
-        remoteActors.forEach((id, r) -> placements.put(id, placement(id, r.worker(), r.worker().hostName(),
-                r.worker().name())));
-        ExecutionPlan plan = GraphCompiler.compile(output, new Topology(driver, placements), options);
+        actors.forEach((id, a) -> placements.put(id, placement(id, driver.host(), driver.process())));
+        remoteActors.forEach((id, r) -> placements.put(id, placement(id, r.worker().hostName(), r.worker().name())));
+        ExecutionPlan plan = GraphCompiler.compile(output, new Topology(driver, placements,
+                actorGpus.isEmpty() ? Topology.PeerAccess.NONE : peerAccess()), options);
         Map<Integer, ActorThread> here = new HashMap<>();
         List<RemoteActor> remote = new ArrayList<>();
         for (ActorSchedule s : plan.schedules()) {
@@ -500,7 +517,7 @@ public final class Kiln implements AutoCloseable {
         }
         // The graph starts nothing until start(): build it first, so the actors are held by the
         // graph itself and a failed compile can free exactly the ones it took.
-        CompiledGraph<I, O> graph = new CompiledGraph<>(this, plan, options, here, remote, codec,
+        CompiledGraph<I, O> graph = new CompiledGraph<>(this, plan, options, here, remote, codec, gpus,
                 new Peer("driver", ProcessHandle.current().pid(), this.options.hostName(),
                         controlPlane != null ? controlPlane.endpoint() : null, this.options.shmDirectory().toString()),
                 controlPlane != null ? controlPlane.aeron() : null, udp, this.options.workerStartTimeout());
@@ -558,14 +575,33 @@ public final class Kiln implements AutoCloseable {
         }
     }
 
-    /** Where an actor lives, with its GPU and that GPU's free memory as its host last reported it. */
-    private ActorPlacement placement(int id, ActorHost host, String hostName, String process) {
-        Integer gpu = actorGpus.get(id);
-        if (gpu == null) {
-            return new ActorPlacement(hostName, process);
+    /** Where an actor lives, with its GPU and that GPU's free memory as read when the actor started. */
+    private ActorPlacement placement(int id, String hostName, String process) {
+        ActorDevice gpu = actorGpus.get(id);
+        return gpu == null ? new ActorPlacement(hostName, process)
+                : new ActorPlacement(hostName, process, gpu.device(), gpu.uuid(), gpu.freeBytes());
+    }
+
+    /** Which devices of each host have peer access, as every live host of this runtime reports its GPUs. */
+    private Topology.PeerAccess peerAccess() {
+        Set<Topology.PeerAccess.Link> links = new HashSet<>();
+        for (ActorHost h : hosts()) {
+            WorkerInfo info = h.resources();
+            List<WorkerInfo.Gpu> devices = info.gpus();
+            for (int d = 0; d < devices.size(); d++) {
+                for (int p = d + 1; p < devices.size(); p++) {
+                    if (info.peerAccess(d, p) && info.peerAccess(p, d)) {
+                        links.add(new Topology.PeerAccess.Link(info.hostName(), devices.get(d).uuid(),
+                                devices.get(p).uuid()));
+                    }
+                }
+            }
         }
-        List<Long> free = host.resources().gpuFreeBytes();
-        return new ActorPlacement(hostName, process, gpu, gpu < free.size() ? free.get(gpu) : 0);
+        return Topology.PeerAccess.of(links);
+    }
+
+    /** The GPU of an actor: its index in its JVM, UUID, and free memory once its factory returned. */
+    private record ActorDevice(int device, String uuid, long freeBytes) {
     }
 
     /** SPIN with more spinning threads than CPUs turns every hand-off into a wait for the scheduler. */
@@ -594,6 +630,9 @@ public final class Kiln implements AutoCloseable {
                     if (arg instanceof Node<?> up) {
                         work.add(up);
                     }
+                }
+                if (n.kind() == Node.Kind.ALL_REDUCE) {
+                    work.addAll(n.collective());
                 }
             }
         }
@@ -932,6 +971,7 @@ public final class Kiln implements AutoCloseable {
                 plane.close();
             }
         }
+        gpus.close();
     }
 
     @Override

@@ -1,6 +1,7 @@
 package dev.kiln;
 
 import dev.kiln.transport.JoinHandshake;
+import dev.kiln.transport.gpu.SimulatedGpus;
 
 import java.nio.file.Path;
 import java.time.Duration;
@@ -38,15 +39,18 @@ import java.util.Objects;
  * @param udpMtu             MTU of the Aeron UDP data channels between hosts, in bytes; default 1408
  * @param udpTermLength      term length of each Aeron UDP data publication, in bytes (a power of two from 64 KiB
  *                           to 1 GiB; bounds the bytes in flight per reader); default 4 MiB
+ * @param simulatedGpus      null (the default): actors placed on GPUs use this machine's CUDA devices; else the
+ *                           runtime and its child JVMs use these simulated GPUs instead, which obey CUDA's rules on
+ *                           host memory (see {@link #simulatedGpus(int, long)})
  */
 public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> types, List<String> workerJvmOptions,
                           Duration workerStartTimeout, String listen, byte[] joinSecret, String hostName,
-                          Duration workerTimeout, int udpMtu, int udpTermLength) {
+                          Duration workerTimeout, int udpMtu, int udpTermLength, SimulatedGpus simulatedGpus) {
 
     private static final KilnOptions DEFAULTS = new KilnOptions(
             Path.of(System.getProperty("java.io.tmpdir"), "kiln-" + System.getProperty("user.name", "user")),
             Path.of("/dev/shm"), List.of(), List.of(), Duration.ofSeconds(60), "127.0.0.1:0", null, "localhost",
-            Duration.ofSeconds(10), 1408, 4 * 1024 * 1024);
+            Duration.ofSeconds(10), 1408, 4 * 1024 * 1024, null);
 
     /**
      * Checks the values.
@@ -131,7 +135,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
             }
         }
         return new KilnOptions(runDirectory, shmDirectory, all, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength);
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
     }
 
     /**
@@ -140,7 +144,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions runDirectory(Path value) {
         return new KilnOptions(value, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength);
+                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
     }
 
     /**
@@ -149,7 +153,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions shmDirectory(Path value) {
         return new KilnOptions(runDirectory, value, types, workerJvmOptions, workerStartTimeout, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength);
+                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
     }
 
     /**
@@ -158,7 +162,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions workerJvmOptions(List<String> value) {
         return new KilnOptions(runDirectory, shmDirectory, types, value, workerStartTimeout, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength);
+                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
     }
 
     /**
@@ -167,7 +171,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions workerStartTimeout(Duration value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, value, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength);
+                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
     }
 
     /**
@@ -177,7 +181,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions listen(String value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, value,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength);
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
     }
 
     /**
@@ -186,7 +190,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions joinSecret(byte[] value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                value, hostName, workerTimeout, udpMtu, udpTermLength);
+                value, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
     }
 
     /**
@@ -195,7 +199,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions hostName(String value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, value, workerTimeout, udpMtu, udpTermLength);
+                joinSecret, value, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
     }
 
     /**
@@ -204,7 +208,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions workerTimeout(Duration value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, value, udpMtu, udpTermLength);
+                joinSecret, hostName, value, udpMtu, udpTermLength, simulatedGpus);
     }
 
     /**
@@ -214,7 +218,36 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions udp(int mtu, int termLength) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, mtu, termLength);
+                joinSecret, hostName, workerTimeout, mtu, termLength, simulatedGpus);
+    }
+
+    /**
+     * Simulated GPUs for development and CI without a GPU: this runtime and the child JVMs it starts see
+     * {@code count} devices of {@code bytesEach} bytes with peer access between them, which obey CUDA's rules
+     * (a current device per thread, default streams per device, events recorded only on their device's streams,
+     * bounded memory, IPC handles opened only by other processes, NCCL's matching and blocking) and refuse what a
+     * GPU refuses with CUDA's error names. GPU actors, channels, communicators and kernels with a host
+     * implementation ({@code GpuKernel}) then run unchanged. JVMs with the same host name and shared-memory
+     * directory share one simulated machine; a joined worker simulates its own
+     * ({@code KilnWorker.Options.simulatedGpus}).
+     *
+     * @param count     devices, 1 to {@value SimulatedGpus#MAX_DEVICES}
+     * @param bytesEach memory of each device, at least 1 MiB (sparse: only what is written takes memory)
+     * @return a copy with those simulated GPUs
+     */
+    public KilnOptions simulatedGpus(int count, long bytesEach) {
+        return simulatedGpus(SimulatedGpus.of(count, bytesEach));
+    }
+
+    /**
+     * @param value simulated GPUs (for example without peer access: {@code SimulatedGpus.of(2, 1 << 30)
+     *              .withPeerAccess(false)}), or null to use this machine's CUDA devices
+     * @return a copy with that value
+     * @see #simulatedGpus(int, long)
+     */
+    public KilnOptions simulatedGpus(SimulatedGpus value) {
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, value);
     }
 
     /** Compares the secret by content, like every other component. */
@@ -224,13 +257,14 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
                 && types.equals(k.types) && workerJvmOptions.equals(k.workerJvmOptions)
                 && workerStartTimeout.equals(k.workerStartTimeout) && listen.equals(k.listen)
                 && java.util.Arrays.equals(joinSecret, k.joinSecret) && hostName.equals(k.hostName)
-                && workerTimeout.equals(k.workerTimeout) && udpMtu == k.udpMtu && udpTermLength == k.udpTermLength;
+                && workerTimeout.equals(k.workerTimeout) && udpMtu == k.udpMtu && udpTermLength == k.udpTermLength
+                && Objects.equals(simulatedGpus, k.simulatedGpus);
     }
 
     @Override
     public int hashCode() {
         return Objects.hash(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                java.util.Arrays.hashCode(joinSecret), hostName, workerTimeout, udpMtu, udpTermLength);
+                java.util.Arrays.hashCode(joinSecret), hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
     }
 
     /** Never shows the secret, only whether one is set. */
@@ -240,6 +274,6 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
                 + ", workerJvmOptions=" + workerJvmOptions + ", workerStartTimeout=" + workerStartTimeout + ", listen="
                 + listen + ", joinSecret=" + (joinSecret == null ? "none" : "(" + joinSecret.length + " bytes)")
                 + ", hostName=" + hostName + ", workerTimeout=" + workerTimeout + ", udpMtu=" + udpMtu
-                + ", udpTermLength=" + udpTermLength + "]";
+                + ", udpTermLength=" + udpTermLength + (simulatedGpus != null ? ", " + simulatedGpus : "") + "]";
     }
 }

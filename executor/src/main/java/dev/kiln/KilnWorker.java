@@ -3,6 +3,7 @@ package dev.kiln;
 import dev.kiln.executor.Gpus;
 import dev.kiln.executor.WorkerNode;
 import dev.kiln.transport.WorkerInfo;
+import dev.kiln.transport.gpu.SimulatedGpus;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -92,9 +93,13 @@ public final class KilnWorker implements AutoCloseable {
      * @param shmDirectory this host's shared-memory directory; default {@code /dev/shm}
      * @param timeout      how long joining may take, and how long the driver may stay silent before the worker
      *                     counts it as lost; default 10 s (match the driver's {@link KilnOptions#workerTimeout})
+     * @param simulatedGpus simulated GPUs for this worker instead of the machine's CUDA devices (see
+     *                     {@link KilnOptions#simulatedGpus(int, long)}), or null (the default); JVMs with one host
+     *                     name and shared-memory directory share one simulated machine
      */
     public record Options(String driver, byte[] secret, String name, String hostName, Map<String, String> labels,
-                          String listen, Path runDirectory, Path shmDirectory, Duration timeout) {
+                          String listen, Path runDirectory, Path shmDirectory, Duration timeout,
+                          SimulatedGpus simulatedGpus) {
 
         /**
          * Checks the values.
@@ -128,7 +133,7 @@ public final class KilnWorker implements AutoCloseable {
             String host = localHostName();
             return new Options(driver, secret, host + "-" + ProcessHandle.current().pid(), host, Map.of(),
                     "127.0.0.1:0", KilnOptions.defaults().runDirectory(), KilnOptions.defaults().shmDirectory(),
-                    Duration.ofSeconds(10));
+                    Duration.ofSeconds(10), null);
         }
 
         /** @return a copy of the secret */
@@ -142,7 +147,8 @@ public final class KilnWorker implements AutoCloseable {
          * @return a copy with that value
          */
         public Options name(String value) {
-            return new Options(driver, secret, value, hostName, labels, listen, runDirectory, shmDirectory, timeout);
+            return new Options(driver, secret, value, hostName, labels, listen, runDirectory, shmDirectory, timeout,
+                    simulatedGpus);
         }
 
         /**
@@ -150,7 +156,8 @@ public final class KilnWorker implements AutoCloseable {
          * @return a copy with that value
          */
         public Options hostName(String value) {
-            return new Options(driver, secret, name, value, labels, listen, runDirectory, shmDirectory, timeout);
+            return new Options(driver, secret, name, value, labels, listen, runDirectory, shmDirectory, timeout,
+                    simulatedGpus);
         }
 
         /**
@@ -161,7 +168,8 @@ public final class KilnWorker implements AutoCloseable {
         public Options label(String key, String value) {
             Map<String, String> all = new LinkedHashMap<>(labels);
             all.put(key, value);
-            return new Options(driver, secret, name, hostName, all, listen, runDirectory, shmDirectory, timeout);
+            return new Options(driver, secret, name, hostName, all, listen, runDirectory, shmDirectory, timeout,
+                    simulatedGpus);
         }
 
         /**
@@ -169,7 +177,8 @@ public final class KilnWorker implements AutoCloseable {
          * @return a copy with that value
          */
         public Options listen(String value) {
-            return new Options(driver, secret, name, hostName, labels, value, runDirectory, shmDirectory, timeout);
+            return new Options(driver, secret, name, hostName, labels, value, runDirectory, shmDirectory, timeout,
+                    simulatedGpus);
         }
 
         /**
@@ -177,7 +186,8 @@ public final class KilnWorker implements AutoCloseable {
          * @return a copy with that value
          */
         public Options runDirectory(Path value) {
-            return new Options(driver, secret, name, hostName, labels, listen, value, shmDirectory, timeout);
+            return new Options(driver, secret, name, hostName, labels, listen, value, shmDirectory, timeout,
+                    simulatedGpus);
         }
 
         /**
@@ -185,7 +195,8 @@ public final class KilnWorker implements AutoCloseable {
          * @return a copy with that value
          */
         public Options shmDirectory(Path value) {
-            return new Options(driver, secret, name, hostName, labels, listen, runDirectory, value, timeout);
+            return new Options(driver, secret, name, hostName, labels, listen, runDirectory, value, timeout,
+                    simulatedGpus);
         }
 
         /**
@@ -193,7 +204,17 @@ public final class KilnWorker implements AutoCloseable {
          * @return a copy with that value
          */
         public Options timeout(Duration value) {
-            return new Options(driver, secret, name, hostName, labels, listen, runDirectory, shmDirectory, value);
+            return new Options(driver, secret, name, hostName, labels, listen, runDirectory, shmDirectory, value,
+                    simulatedGpus);
+        }
+
+        /**
+         * @param value simulated GPUs for this worker, or null for the machine's CUDA devices
+         * @return a copy with that value
+         */
+        public Options simulatedGpus(SimulatedGpus value) {
+            return new Options(driver, secret, name, hostName, labels, listen, runDirectory, shmDirectory, timeout,
+                    value);
         }
 
         /** Never shows the secret. */
@@ -201,7 +222,7 @@ public final class KilnWorker implements AutoCloseable {
         public String toString() {
             return "KilnWorker.Options[driver=" + driver + ", name=" + name + ", hostName=" + hostName + ", labels="
                     + labels + ", listen=" + listen + ", runDirectory=" + runDirectory + ", shmDirectory="
-                    + shmDirectory + ", timeout=" + timeout + "]";
+                    + shmDirectory + ", timeout=" + timeout + (simulatedGpus != null ? ", " + simulatedGpus : "") + "]";
         }
     }
 
@@ -215,11 +236,18 @@ public final class KilnWorker implements AutoCloseable {
      * @throws IllegalStateException          if the listen address cannot be bound
      */
     public static KilnWorker join(Options options) {
-        WorkerInfo info = new WorkerInfo(options.hostName(), options.labels(),
-                Runtime.getRuntime().availableProcessors(), Gpus.freeBytes());
-        return new KilnWorker(WorkerNode.join(new WorkerNode.Settings(options.driver(), options.secret(),
-                options.name(), options.listen(), info, options.runDirectory(), options.shmDirectory(),
-                options.timeout())));
+        Gpus gpus = options.simulatedGpus() != null
+                ? Gpus.simulated(options.shmDirectory(), options.hostName(), options.simulatedGpus()) : Gpus.detect();
+        try {
+            WorkerInfo info = new WorkerInfo(options.hostName(), options.labels(),
+                    Runtime.getRuntime().availableProcessors(), gpus.describe());
+            return new KilnWorker(WorkerNode.join(new WorkerNode.Settings(options.driver(), options.secret(),
+                    options.name(), options.listen(), info, gpus, options.runDirectory(), options.shmDirectory(),
+                    options.timeout())));
+        } catch (RuntimeException e) {
+            gpus.close();
+            throw e;
+        }
     }
 
     /** @return the worker's name */
@@ -302,7 +330,7 @@ public final class KilnWorker implements AutoCloseable {
     private static final String USAGE = """
             usage: kiln-worker --driver HOST:PORT [--secret-file FILE] [--name NAME] [--host-name NAME]
                                [--label KEY=VALUE]... [--listen ADDRESS:PORT] [--run-dir DIR] [--shm-dir DIR]
-                               [--timeout SECONDS]
+                               [--timeout SECONDS] [--simulated-gpus COUNT,BYTES[,nopeer]]
               --driver       the driver's join endpoint (Kiln.joinEndpoint())
               --secret-file  file holding the join secret (trailing whitespace ignored); else $KILN_JOIN_SECRET
               --name         the worker's name, unique among the driver's workers (default HOST-PID)
@@ -312,6 +340,8 @@ public final class KilnWorker implements AutoCloseable {
               --run-dir      where the worker's Aeron directory goes (default <tmp>/kiln-<user>)
               --shm-dir      this host's shared-memory directory (default /dev/shm)
               --timeout      seconds to join, and of driver silence before it counts as lost (default 10)
+              --simulated-gpus  simulate COUNT GPUs of BYTES each (suffix k, m, g allowed), with peer access
+                             unless ",nopeer"; for development and CI without a GPU
             exit status: 0 shut down by the driver, 2 usage, 3 refused, 4 could not join, 5 driver lost
             """;
 
@@ -372,7 +402,8 @@ public final class KilnWorker implements AutoCloseable {
                     }
                     labels.add(new String[] {value.substring(0, eq), value.substring(eq + 1)});
                 }
-                case "--name", "--host-name", "--listen", "--run-dir", "--shm-dir", "--timeout" -> flags.put(flag, value);
+                case "--name", "--host-name", "--listen", "--run-dir", "--shm-dir", "--timeout", "--simulated-gpus" ->
+                        flags.put(flag, value);
                 default -> throw new IllegalArgumentException("unknown flag " + flag);
             }
         }
@@ -397,6 +428,7 @@ public final class KilnWorker implements AutoCloseable {
                 case "--run-dir" -> o.runDirectory(Path.of(f.getValue()));
                 case "--shm-dir" -> o.shmDirectory(Path.of(f.getValue()));
                 case "--timeout" -> o.timeout(seconds(f.getValue()));
+                case "--simulated-gpus" -> o.simulatedGpus(simulatedGpus(f.getValue()));
                 default -> o;
             };
         }
@@ -404,6 +436,21 @@ public final class KilnWorker implements AutoCloseable {
             o = o.label(l[0], l[1]);
         }
         return o;
+    }
+
+    private static SimulatedGpus simulatedGpus(String value) {
+        String[] parts = value.split(",");
+        if (parts.length < 2 || parts.length > 3 || (parts.length == 3 && !parts[2].equals("nopeer"))) {
+            throw new IllegalArgumentException("--simulated-gpus wants COUNT,BYTES[,nopeer], got '" + value + "'");
+        }
+        try {
+            String b = parts[1].toLowerCase(java.util.Locale.ROOT);
+            long unit = b.endsWith("g") ? 1L << 30 : b.endsWith("m") ? 1L << 20 : b.endsWith("k") ? 1L << 10 : 1;
+            long bytes = Math.multiplyExact(Long.parseLong(unit == 1 ? b : b.substring(0, b.length() - 1)), unit);
+            return new SimulatedGpus(Integer.parseInt(parts[0]), bytes, parts.length == 2);
+        } catch (NumberFormatException | ArithmeticException e) {
+            throw new IllegalArgumentException("--simulated-gpus wants COUNT,BYTES[,nopeer], got '" + value + "'");
+        }
     }
 
     private static Duration seconds(String value) {

@@ -2,6 +2,7 @@ package dev.kiln;
 
 import dev.kiln.cuda.Cuda;
 import dev.kiln.graph.ActorRef;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -49,6 +50,7 @@ class GpuPlacementTest {
     }
 
     @Test
+    @Tag("gpu")
     void actorsOnAGpuRunOnThatDevice() throws Exception {
         assumeTrue(Cuda.isAvailable(), "no GPU: " + (Cuda.isAvailable() ? "" : Cuda.unavailableReason()));
         try (Kiln kiln = Kiln.local(KilnOptions.defaults().runDirectory(tmp.resolve("run")))) {

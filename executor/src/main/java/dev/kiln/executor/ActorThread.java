@@ -3,6 +3,7 @@ package dev.kiln.executor;
 import dev.kiln.compiler.IdleMode;
 import dev.kiln.transport.KilnIdleStrategy;
 import dev.kiln.transport.Waker;
+import dev.kiln.transport.gpu.DeviceOps;
 
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
@@ -14,7 +15,9 @@ import java.util.function.Supplier;
  * Hosts one in-process actor on a thread of its own for the actor's whole life. The thread
  * creates the actor, then runs a duty cycle: the dynamic-call mailbox, and the
  * {@link GraphLoop} of the compiled graph that holds the actor, if any. So every method of an
- * actor, compiled or dynamic, runs on the same thread and sees the same thread-local state.
+ * actor, compiled or dynamic, runs on the same thread and sees the same thread-local state. An actor
+ * placed on a GPU has it bound to the thread ({@link ActorGpu}) before its factory runs, for the
+ * thread's whole life.
  *
  * <p>{@link #hold}, {@link #release}, {@link #attach}, {@link #submit} and {@link #stop} may
  * be called from any thread; everything else runs on the actor's thread.
@@ -31,6 +34,7 @@ public final class ActorThread {
     private volatile GraphLoop attached;
     private volatile boolean stopping;
     private volatile Throwable death;
+    private volatile ActorGpu gpu;
 
     /**
      * Starts the actor's thread, which creates the actor with {@code factory}.
@@ -40,9 +44,27 @@ public final class ActorThread {
      * @param factory creates the actor; may throw
      */
     public ActorThread(int id, String name, Supplier<Object> factory) {
+        this(id, name, null, -1, factory);
+    }
+
+    /**
+     * Starts the actor's thread, which binds its GPU ({@link ActorGpu}) and then creates the actor with
+     * {@code factory}; a failure to bind the GPU fails the creation as the factory would.
+     *
+     * @param id      the actor's id
+     * @param name    the actor's name (the thread is named {@code kiln-actor-<name>})
+     * @param ops     the runtime's device operations, or null for an actor without a GPU
+     * @param device  the actor's device, if {@code ops} is given
+     * @param factory creates the actor; may throw
+     */
+    public ActorThread(int id, String name, DeviceOps ops, int device, Supplier<Object> factory) {
         this.id = id;
         this.name = name;
-        this.thread = Thread.ofPlatform().name("kiln-actor-" + name).daemon(true).unstarted(() -> run(factory));
+        Supplier<Object> create = ops == null ? factory : () -> {
+            gpu = ActorGpu.bind(ops, device);
+            return factory.get();
+        };
+        this.thread = Thread.ofPlatform().name("kiln-actor-" + name).daemon(true).unstarted(() -> run(create));
         thread.start();
     }
 
@@ -86,6 +108,11 @@ public final class ActorThread {
     /** @return completes with the actor instance, or exceptionally with the factory's exception */
     public CompletableFuture<Object> created() {
         return created;
+    }
+
+    /** @return the actor's GPU, or null for an actor without one (or before its thread bound it) */
+    public ActorGpu gpu() {
+        return gpu;
     }
 
     /** @return the error the actor died of, or null while it lives */
@@ -193,6 +220,7 @@ public final class ActorThread {
         } catch (Throwable t) {
             death = t;
             created.completeExceptionally(t);
+            unbindGpu();
             return;
         }
         KilnIdleStrategy mailboxIdle = new KilnIdleStrategy(IdleMode.BLOCKING, waker);
@@ -237,6 +265,20 @@ public final class ActorThread {
                 if (call instanceof DynamicCall<?> dc) {
                     dc.abandon(name, death);
                 }
+            }
+            unbindGpu();
+        }
+    }
+
+    /** Ends the thread's GPU binding (its stream); a failure here is not worth more than a log line. */
+    private void unbindGpu() {
+        ActorGpu g = gpu;
+        if (g != null) {
+            try {
+                g.unbind();
+            } catch (RuntimeException e) {
+                System.getLogger("dev.kiln").log(System.Logger.Level.WARNING, () -> "actor " + name
+                        + " could not release its GPU stream: " + e);
             }
         }
     }

@@ -9,8 +9,10 @@ import dev.kiln.executor.wire.WireOut;
 import dev.kiln.transport.ValueCodec;
 
 import java.io.Serializable;
+import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -18,6 +20,9 @@ import java.util.Map;
  * (actor factories and method references) and plans. Never Java deserialization. Thread-safe.
  */
 public final class Codecs {
+
+    /** The most NCCL communicators a plan may have: one per actor would already be more than any plan makes. */
+    private static final int MAX_COMMUNICATORS = 4096;
 
     private Codecs() {
     }
@@ -140,6 +145,36 @@ public final class Codecs {
             peers.put(p.process(), p);
         }
         return peers;
+    }
+
+    /**
+     * Appends the ids of a plan's NCCL communicators to a message.
+     *
+     * @param m   the message
+     * @param ids the ids, one per communicator of the plan
+     */
+    public static void putCommunicatorIds(Message m, List<byte[]> ids) {
+        m.putInt(ids.size());
+        ids.forEach(m::putBytes);
+    }
+
+    /**
+     * Reads what {@link #putCommunicatorIds} wrote; each id is checked when the graph's communicators are made.
+     *
+     * @param m the message
+     * @return the ids
+     * @throws IllegalArgumentException on a count that no plan has
+     */
+    public static List<byte[]> communicatorIds(Message m) {
+        int n = m.getInt();
+        if (n < 0 || n > MAX_COMMUNICATORS) {
+            throw new IllegalArgumentException("a plan has 0 to " + MAX_COMMUNICATORS + " communicators, got " + n);
+        }
+        List<byte[]> ids = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            ids.add(m.getBytes());
+        }
+        return ids;
     }
 
     /**

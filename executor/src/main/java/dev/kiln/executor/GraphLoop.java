@@ -1,6 +1,7 @@
 package dev.kiln.executor;
 
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
+import dev.kiln.compiler.ExecutionPlan.AllReduce;
 import dev.kiln.compiler.ExecutionPlan.Arg;
 import dev.kiln.compiler.ExecutionPlan.Compute;
 import dev.kiln.compiler.ExecutionPlan.ConstantArg;
@@ -22,6 +23,7 @@ import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Consumer;
 
 /**
@@ -34,7 +36,12 @@ import java.util.function.Consumer;
  * only); the loop converts {@link TaskError}s on the way out and back on the way in, and
  * sleeps in such a channel (see {@link #sleep}) when it waits on it. A value that cannot be
  * sent (a class the codec does not know, a value larger than its slot while slot growth is
- * off) fails that execution, not the loop.
+ * off, a device tensor of another device or larger than a GPU slot) fails that execution, not the
+ * loop. A channel that fails otherwise (an aborted communicator, a broken peer) stops the loop and
+ * fails the graph through {@code onPeerLost}; the actor lives on for other graphs.
+ *
+ * <p>An optional prologue runs once on the actor's thread before the first execution (an NCCL rank
+ * warms its channels there, all ranks at once).
  *
  * <p>Called only by the actor's thread, except {@link #stop()}. Allocates nothing per
  * execution except what user methods allocate (and the error record when one throws).
@@ -44,6 +51,7 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     private static final int READ = 0;
     private static final int COMPUTE = 1;
     private static final int WRITE = 2;
+    private static final int ALL_REDUCE = 3;
     private static final int ARG_LOCAL = 0;
     private static final int ARG_INPUT = 1;
     private static final int ARG_CONSTANT = 2;
@@ -53,6 +61,7 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     private final String actorName;
     private final Object owner;
     private final IdleMode idle;
+    private Runnable prologue;
     private final Consumer<Throwable> onDeath;
     private final Consumer<String> onPeerLost;
     private final int inputArity;
@@ -73,6 +82,8 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     private final int[][] argLocal;
     private final int[][] argIndex;
     private final Object[][] argConstant;
+    /** For each ALL_REDUCE: this member's part of the collective. */
+    private final AllReduceStep[] allReduce;
     private final Object[] frame;
     private final int[] readSteps;
     private Object actor;
@@ -86,17 +97,21 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
      * @param inputArity the graph's input arity (how the input record is laid out)
      * @param owner      the compiled graph, for messages
      * @param idle       how the actor's thread idles while it runs this loop
+     * @param prologue   runs once on the actor's thread before the first execution, or null
+     * @param allReduces this actor's part of each all-reduce it is a member of, by collective id
      * @param onDeath    told (on the actor's thread) when the loop dies of an error it cannot turn into a task error
      * @param onPeerLost told (on the actor's thread) when a channel it waits on lost its peer in another
-     *                   process for good; the loop has stopped, the actor lives on
+     *                   process for good, or failed; the loop has stopped, the actor lives on
      */
     public GraphLoop(ActorSchedule schedule, Channel[] channels, int inputArity, Object owner, IdleMode idle,
-                     Consumer<Throwable> onDeath, Consumer<String> onPeerLost) {
+                     Runnable prologue, Map<Integer, AllReduceStep> allReduces, Consumer<Throwable> onDeath,
+                     Consumer<String> onPeerLost) {
         List<Operation> ops = schedule.ops();
         int n = ops.size();
         this.actorName = schedule.name();
         this.owner = owner;
         this.idle = idle;
+        this.prologue = prologue;
         this.onDeath = onDeath;
         this.onPeerLost = onPeerLost;
         this.inputArity = inputArity;
@@ -114,6 +129,7 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
         this.argLocal = new int[n][];
         this.argIndex = new int[n][];
         this.argConstant = new Object[n][];
+        this.allReduce = new AllReduceStep[n];
         this.frame = new Object[schedule.frameSize()];
         this.readSteps = java.util.stream.IntStream.range(0, n).filter(i -> ops.get(i) instanceof Read).toArray();
         for (int i = 0; i < n; i++) {
@@ -124,14 +140,25 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
                     reader[i] = r.reader();
                     local[i] = r.local();
                 }
+                case AllReduce a -> {
+                    kind[i] = ALL_REDUCE;
+                    local[i] = a.local();
+                    argLocal[i] = new int[] {a.inputLocal()};
+                    allReduce[i] = allReduces.get(a.collective());
+                    if (allReduce[i] == null) {
+                        throw new IllegalArgumentException("actor " + actorName + " has no part of allreduce#"
+                                + a.collective());
+                    }
+                }
                 case Write w -> {
                     kind[i] = WRITE;
                     channel[i] = channels[w.channel()];
                     local[i] = w.local();
-                    for (int j = i - 1; j >= 0; j--) {
+                    for (int j = i - 1; j >= 0 && writes[i] == null; j--) {
                         if (ops.get(j) instanceof Compute c && c.local() == w.local()) {
                             writes[i] = c.method().displayName();
-                            break;
+                        } else if (ops.get(j) instanceof AllReduce r && r.local() == w.local()) {
+                            writes[i] = "allreduce#" + r.collective();
                         }
                     }
                 }
@@ -264,43 +291,61 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     public int doWork() {
         int work = 0;
         final int[] kind = this.kind;
-        while (true) {
-            int i = pc;
-            switch (kind[i]) {
-                case READ -> {
-                    Object v = channel[i].poll(reader[i], sequence);
-                    if (v == Channel.NOT_READY) {
-                        return work;
+        try {
+            if (prologue != null) {
+                Runnable p = prologue;
+                prologue = null;
+                p.run();
+            }
+            while (true) {
+                int i = pc;
+                switch (kind[i]) {
+                    case READ -> {
+                        Object v = channel[i].poll(reader[i], sequence);
+                        if (v == Channel.NOT_READY) {
+                            return work;
+                        }
+                        frame[local[i]] = crossing[i] && v instanceof RemoteError e ? TaskError.fromRemote(e) : v;
                     }
-                    frame[local[i]] = crossing[i] && v instanceof RemoteError e ? TaskError.fromRemote(e) : v;
+                    case COMPUTE -> frame[local[i]] = compute(i);
+                    case ALL_REDUCE -> frame[local[i]] = allReduce[i].run(frame[argLocal[i][0]], sequence);
+                    default -> {
+                        if (!offer(i)) {
+                            return work;
+                        }
+                    }
                 }
-                case COMPUTE -> frame[local[i]] = compute(i);
-                default -> {
-                    if (!(crossing[i] ? offerAcross(i) : channel[i].offer(sequence, frame[local[i]]))) {
-                        return work;
-                    }
+                work++;
+                if (++pc == kind.length) {
+                    releaseReads();
+                    pc = 0;
+                    sequence++;
+                    return work; // one execution done: let the host check its stop flag and mailbox
                 }
             }
-            work++;
-            if (++pc == kind.length) {
-                releaseReads();
-                pc = 0;
-                sequence++;
-                return work; // one execution done: let the host check its stop flag and mailbox
+        } catch (RuntimeException e) {
+            // A channel failed (user code cannot get here: compute turns its exceptions into task errors).
+            if (!stopped) {
+                stopped = true;
+                onPeerLost.accept(actorName + " in " + owner + ": " + e);
             }
+            return work + 1;
         }
     }
 
-    /** Writes into a channel shared with another process: errors as strings, and a value that cannot go fails its execution. */
-    private boolean offerAcross(int i) {
+    /**
+     * Writes a value: into a channel shared with another process, errors go as strings; a value that
+     * cannot go (the channel refuses it with {@link IllegalArgumentException}) fails its execution.
+     */
+    private boolean offer(int i) {
         Object v = frame[local[i]];
         try {
-            return channel[i].offer(sequence, v instanceof TaskError e ? e.toRemote() : v);
+            return channel[i].offer(sequence, crossing[i] && v instanceof TaskError e ? e.toRemote() : v);
         } catch (IllegalArgumentException | UncheckedIOException e) {
             // Nothing was published: fail this execution in place of its value, and offer that on the next try.
             frame[local[i]] = new TaskError(actorName, writes[i], sequence, new IllegalArgumentException("cannot send the "
-                    + "result of " + writes[i] + " through c" + channel[i].spec().id() + " to another JVM: "
-                    + explain(e), e));
+                    + "result of " + writes[i] + " through c" + channel[i].spec().id()
+                    + (crossing[i] ? " to another JVM: " : ": ") + explain(e), e));
             return false;
         }
     }

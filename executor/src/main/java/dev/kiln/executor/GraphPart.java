@@ -6,9 +6,12 @@ import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
 import dev.kiln.transport.Channel;
 import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.Waker;
+import dev.kiln.transport.gpu.NcclChannel;
 import io.aeron.Aeron;
 
+import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.locks.LockSupport;
@@ -17,14 +20,20 @@ import java.util.function.Consumer;
 
 /**
  * The part of a compiled graph that runs in one JVM (the driver's or a worker's): the channels
- * its participants touch and the loops of the actors it hosts. The owner holds the actors for
- * the graph before {@link #create()} and runs the phases in step with the graph's other
- * processes: {@link #create()} everywhere, then {@link #open()} everywhere, then
- * {@link #attach()}.
+ * its participants touch, the NCCL ranks of its actors ({@link GraphComms}) and the loops of the
+ * actors it hosts. The owner holds the actors for the graph before {@link #create()} and runs the
+ * phases in step with the graph's other processes: {@link #create()} everywhere (the ranks start
+ * joining), then {@link #open()} everywhere (the ranks have joined), then {@link #attach()} (each
+ * NCCL rank first warms its channels, then runs executions). While attached, a watchdog polls the
+ * communicators and reports an error through {@code onPeerLost}. {@link #stop} ends the
+ * communicators before it frees the channels: in order when the loops left, by abort when a peer died
+ * or a loop is stuck.
  *
  * <p>Not thread-safe: one thread sets up and tears down; the loops run on the actors' threads.
  */
 public final class GraphPart {
+
+    private static final long WATCHDOG_PERIOD_NANOS = 100_000_000;
 
     private final ExecutionPlan plan;
     private final CompileOptions options;
@@ -32,10 +41,16 @@ public final class GraphPart {
     private final List<ActorThread> actors = new ArrayList<>();
     private final List<ActorSchedule> schedules = new ArrayList<>();
     private final GraphChannels channels;
+    private final Map<Integer, ActorThread> hosted;
+    /** This JVM's NCCL ranks of the graph; null until {@link #create} */
+    private GraphComms comms;
+    private final Duration joinTimeout;
     private final BiConsumer<ActorThread, Throwable> onLoopDeath;
     private final Consumer<String> onPeerLost;
     private GraphLoop[] loops = new GraphLoop[0];
+    private final List<AllReduceStep> allReduces = new ArrayList<>();
     private boolean attached;
+    private volatile boolean watching;
 
     /**
      * @param plan        the plan
@@ -45,17 +60,20 @@ public final class GraphPart {
      * @param peers       every process of the graph, by process name
      * @param hosted      the actor threads of this JVM, by actor id (those of other JVMs are ignored)
      * @param driverWaker the driver thread's waker in the driver's JVM, else null
+     * @param gpus        this JVM's GPUs
+     * @param joinTimeout how long joining the communicators may take
      * @param codec       encodes values that cross JVMs
      * @param aeron       the client of this host's media driver, for UDP channels; null if the plan has none
      * @param udp         how the plan's UDP channels are laid out; null if it has none
      * @param owner       the graph object the loops belong to (the actors' holder)
      * @param onLoopDeath told, on the actor's thread, when a loop dies
-     * @param onPeerLost  told, on the actor's thread, when a loop stopped because a channel lost its peer
+     * @param onPeerLost  told, on an actor's thread or the watchdog's, when the graph can no longer run here: a
+     *                    channel lost its peer, a channel failed, or a communicator reports an error
      */
     public GraphPart(ExecutionPlan plan, CompileOptions options, String process, String graphName,
-                     Map<String, Peer> peers, Map<Integer, ActorThread> hosted, Waker driverWaker, ValueCodec codec,
-                     Aeron aeron, UdpSettings udp, Object owner, BiConsumer<ActorThread, Throwable> onLoopDeath,
-                     Consumer<String> onPeerLost) {
+                     Map<String, Peer> peers, Map<Integer, ActorThread> hosted, Waker driverWaker, Gpus gpus,
+                     Duration joinTimeout, ValueCodec codec, Aeron aeron, UdpSettings udp, Object owner,
+                     BiConsumer<ActorThread, Throwable> onLoopDeath, Consumer<String> onPeerLost) {
         this.plan = plan;
         this.options = options;
         this.owner = owner;
@@ -71,8 +89,11 @@ public final class GraphPart {
                 actors.add(a);
             }
         }
+        this.hosted = hosted;
+        this.joinTimeout = joinTimeout;
         this.channels = new GraphChannels(plan, process, graphName, peers,
-                p -> p == ExecutionPlan.DRIVER ? driverWaker : hosted.get(p).waker(), codec, options.slotGrowth(),
+                p -> p == ExecutionPlan.DRIVER ? driverWaker : hosted.get(p).waker(),
+                p -> p == ExecutionPlan.DRIVER ? null : hosted.get(p).gpu(), gpus, codec, options.slotGrowth(),
                 options.checkViews(), aeron, udp);
     }
 
@@ -82,28 +103,62 @@ public final class GraphPart {
     }
 
     /**
-     * Phase one: creates the channels this JVM writes.
+     * Phase one: this JVM's NCCL ranks start joining their communicators, and the channels this JVM writes are
+     * created.
      *
+     * @param commIds the id of each of the plan's communicators (empty without NCCL), made by its rank 0's process
      * @return this
+     * @throws IllegalStateException if a rank cannot start joining, or a channel cannot be made (what was made is
+     *                               closed)
      */
-    public GraphPart create() {
-        channels.create();
+    public GraphPart create(List<byte[]> commIds) {
+        comms = new GraphComms(plan, hosted, commIds);
+        if (!comms.isEmpty()) {
+            comms.join(joinTimeout);
+        }
+        try {
+            channels.create();
+        } catch (RuntimeException e) {
+            comms.close();
+            throw e;
+        }
         return this;
     }
 
     /**
-     * Phase two: maps the channels this JVM reads and builds the loops.
+     * Phase two: waits until every rank of the graph's communicators joined, maps the channels this JVM reads, and
+     * builds the loops.
      *
      * @return this
+     * @throws IllegalStateException if the communicators did not all join within the timeout (they are aborted), or a
+     *                               channel cannot be opened
      */
     public GraphPart open() {
-        channels.open();
+        try {
+            if (comms != null && !comms.isEmpty()) {
+                comms.awaitReady(joinTimeout);
+            }
+            channels.open(comms);
+        } catch (RuntimeException e) {
+            if (comms != null) {
+                comms.close();
+            }
+            channels.close();
+            throw e;
+        }
         Channel[] all = channels.channels();
         loops = new GraphLoop[schedules.size()];
-        for (int i = 0; i < loops.length; i++) {
-            ActorThread a = actors.get(i);
-            loops[i] = new GraphLoop(schedules.get(i), all, plan.inputArity(), owner, options.idle(),
-                    cause -> onLoopDeath.accept(a, cause), onPeerLost);
+        try {
+            for (int i = 0; i < loops.length; i++) {
+                ActorThread a = actors.get(i);
+                List<NcclChannel> warm = channels.ncclEndsOf(a.id());
+                Runnable prologue = warm.isEmpty() ? null : () -> warm.forEach(NcclChannel::warm);
+                loops[i] = new GraphLoop(schedules.get(i), all, plan.inputArity(), owner, options.idle(), prologue,
+                        allReduceSteps(schedules.get(i), a), cause -> onLoopDeath.accept(a, cause), onPeerLost);
+            }
+        } catch (RuntimeException e) {
+            closeAll(Duration.ZERO);
+            throw e;
         }
         return this;
     }
@@ -113,11 +168,47 @@ public final class GraphPart {
         return channels.channels();
     }
 
-    /** Starts the loops on the actors' threads. */
+    /** This actor's part of each all-reduce it is a member of, by collective id; kept to be freed at close. */
+    private Map<Integer, AllReduceStep> allReduceSteps(ActorSchedule schedule, ActorThread actor) {
+        Map<Integer, AllReduceStep> steps = new HashMap<>();
+        for (ExecutionPlan.Operation op : schedule.ops()) {
+            if (op instanceof ExecutionPlan.AllReduce r) {
+                ExecutionPlan.CollectiveSpec c = plan.collectives().get(r.collective());
+                AllReduceStep step = new AllReduceStep(c, actor.name(), comms.comm(actor.id(), c.communicator()),
+                        actor.gpu(), comms.stream(actor.id()), options.bufferBytes());
+                allReduces.add(step);
+                steps.put(r.collective(), step);
+            }
+        }
+        return steps;
+    }
+
+    /** Starts the loops on the actors' threads, and the watchdog of the communicators, if any. */
     public void attach() {
         attached = true;
         for (int i = 0; i < loops.length; i++) {
             actors.get(i).attach(loops[i]);
+        }
+        if (comms != null && !comms.isEmpty()) {
+            watching = true;
+            Thread.ofVirtual().name("kiln-nccl-watchdog-" + owner).start(this::watch);
+        }
+    }
+
+    /**
+     * Polls the communicators ({@code ncclCommGetAsyncError}) while the graph runs; on an error, stops the loops and
+     * reports it (the owner then tears the graph down, aborting the communicators everywhere).
+     */
+    private void watch() {
+        while (watching) {
+            String error = comms.asyncError();
+            if (error != null) {
+                watching = false;
+                stopLoops();
+                onPeerLost.accept(error);
+                return;
+            }
+            LockSupport.parkNanos(WATCHDOG_PERIOD_NANOS);
         }
     }
 
@@ -131,32 +222,64 @@ public final class GraphPart {
 
     /**
      * Stops the loops, waits up to {@code teardownTimeout} for them to leave, frees the actors
-     * of a part that never started, and closes the channels (deleting the shared-memory files
-     * this JVM wrote) once no loop can touch them: at once, or, if a loop is still inside a
-     * method, by a background thread when it leaves.
+     * of a part that never started, ends the communicators and closes the channels (deleting the
+     * shared-memory files this JVM wrote) once no loop can touch them: at once, or, if a loop is
+     * still inside a method, by a background thread when it leaves. Communicators end in order
+     * (their pending work completes, then they are destroyed) when the loops left and
+     * {@code abort} is false; else they are aborted first, which also frees a loop that waits on
+     * the device behind a transfer whose peer is gone.
      *
+     * @param abort whether a peer of the graph died (or the communicators reported an error): abort at once
      * @return whether every loop left within the timeout
      */
-    public boolean stop() {
+    public boolean stop(boolean abort) {
+        watching = false;
         stopLoops();
+        if (abort && comms != null) {
+            comms.abort();
+        }
         if (!attached) {
             for (ActorThread a : actors) {
                 a.release(owner);
             }
-            channels.close();
+            closeAll(Duration.ZERO);
             return true;
         }
         long deadline = System.nanoTime() + options.teardownTimeout().toNanos();
         boolean left = awaitLeft(deadline);
         if (left) {
-            channels.close();
+            closeAll(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())));
         } else {
+            if (comms != null) {
+                comms.abort();
+            }
             Thread.ofVirtual().name("kiln-teardown-" + owner).start(() -> {
                 awaitLeft(Long.MAX_VALUE);
-                channels.close();
+                closeAll(Duration.ZERO);
             });
         }
         return left;
+    }
+
+    /** Ends the communicators (in order within {@code wait}, else by abort), then closes the channels. */
+    private void closeAll(Duration wait) {
+        try {
+            if (comms != null) {
+                if (!comms.isEmpty() && !wait.isZero()) {
+                    comms.finish(wait);
+                }
+                comms.close();
+            }
+        } finally {
+            try {
+                for (AllReduceStep s : allReduces) {
+                    s.close();
+                }
+                allReduces.clear();
+            } finally {
+                channels.close();
+            }
+        }
     }
 
     private boolean awaitLeft(long deadline) {
@@ -170,8 +293,4 @@ public final class GraphPart {
         return left;
     }
 
-    /** Closes the channels without waiting for loops: for a part whose loops never started. */
-    public void closeChannels() {
-        channels.close();
-    }
 }

@@ -31,11 +31,14 @@ public final class Message {
     public static final int CREATE_ACTOR = 11;
     /** Driver to worker: body {@code actor id, call number, method, arity, arguments}. */
     public static final int CALL = 12;
-    /** Driver to worker: body {@code graph id, graph name, plan, options, pids}. */
+    /**
+     * Driver to worker: body {@code graph id, graph name, plan, options, UDP layout, peers, communicator ids, NCCL join
+     * timeout}.
+     */
     public static final int PREPARE = 13;
     /** Driver to worker: body {@code graph id}. */
     public static final int START = 14;
-    /** Driver to worker: body {@code graph id}. */
+    /** Driver to worker: body {@code graph id, abort (1 when a peer of the graph died, else 0)}. */
     public static final int STOP_GRAPH = 15;
     /** Driver to worker: no body; the worker stops its actors and exits. */
     public static final int SHUTDOWN = 16;
@@ -43,6 +46,8 @@ public final class Message {
     public static final int STOP_ACTOR = 17;
     /** Joined worker to driver: body {@code why}; it stopped its actors and leaves (after a SHUTDOWN, or closed). */
     public static final int LEFT = 18;
+    /** Driver to worker: no body; the reply carries a new NCCL communicator id made in the worker's process. */
+    public static final int COMMUNICATOR_ID = 19;
 
     /**
      * Joining worker to driver, on the driver's join stream: body {@code protocol version, worker name,
@@ -241,7 +246,8 @@ public final class Message {
     }
 
     private void check(int bytes) {
-        if (position + bytes > limit) {
+        // Not position + bytes: a length near Integer.MAX_VALUE would wrap around, pass, and size an allocation.
+        if (bytes > limit - position) {
             throw new IllegalArgumentException("control message of type " + type() + " ends at " + limit
                     + ", reading " + bytes + " bytes at " + position);
         }

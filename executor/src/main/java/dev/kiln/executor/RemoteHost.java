@@ -4,6 +4,7 @@ import dev.kiln.ActorCreationException;
 import dev.kiln.ActorDiedException;
 import dev.kiln.ActorFactory;
 import dev.kiln.ActorHost;
+import dev.kiln.ActorOptions;
 import dev.kiln.RemoteActorException;
 import dev.kiln.transport.RemoteError;
 import dev.kiln.transport.ValueCodec;
@@ -218,8 +219,14 @@ public abstract sealed class RemoteHost implements ActorHost permits WorkerProce
         }
         String className = reply.getString();
         String finalName = reply.getString();
+        String uuid = reply.getString();
+        long free = reply.getLong();
+        if (gpu != ActorOptions.NO_GPU && (uuid == null || uuid.isEmpty() || free < 0)) {
+            throw new ActorCreationException("worker JVM " + name + " started actor " + label + " on GPU " + gpu
+                    + " but reported no device for it");
+        }
         actors.add(id);
-        return new Started(finalName, className);
+        return gpu == ActorOptions.NO_GPU ? new Started(finalName, className) : new Started(finalName, className, uuid, free);
     }
 
     @Override

@@ -24,17 +24,20 @@ public final class ThreadHost implements ActorHost {
 
     private final String name;
     private final Supplier<WorkerInfo> resources;
+    private final Gpus gpus;
     private final long stopTimeoutMs;
     private final Map<Integer, ActorThread> actors = new ConcurrentHashMap<>();
 
     /**
      * @param name          the host's name
-     * @param resources     what the JVM offers; asked once, when first needed (reading GPUs is costly)
+     * @param resources     what the JVM offers; asked once, when first needed
+     * @param gpus          the GPUs actors of this host may be placed on
      * @param stopTimeoutMs how long {@link #startActor} waits for the thread of an actor whose creation failed
      */
-    public ThreadHost(String name, Supplier<WorkerInfo> resources, long stopTimeoutMs) {
+    public ThreadHost(String name, Supplier<WorkerInfo> resources, Gpus gpus, long stopTimeoutMs) {
         this.name = name;
         this.resources = memoize(resources);
+        this.gpus = gpus;
         this.stopTimeoutMs = stopTimeoutMs;
     }
 
@@ -107,22 +110,20 @@ public final class ThreadHost implements ActorHost {
      *
      * @param id        the actor's id
      * @param actorName the actor's name, or null for {@code <class>-<id>}
-     * @param gpu       the CUDA device to make the thread's current one first, or {@link ActorOptions#NO_GPU}
+     * @param gpu       the device to bind to the actor's thread first ({@link ActorGpu}), or {@link ActorOptions#NO_GPU}
      * @param factory   creates the actor
-     * @return the started actor's name and class
+     * @return the started actor's name and class, and its GPU's UUID and free memory once the factory returned
      */
     public CompletableFuture<Started> startAsync(int id, String actorName, int gpu, ActorFactory<?> factory) {
         String label = actorName != null ? actorName : "actor-" + id;
-        if (gpu != ActorOptions.NO_GPU && gpu >= resources().gpus()) {
+        int devices = gpu == ActorOptions.NO_GPU ? 0 : gpus.count(); // CUDA is probed only for GPU actors
+        if (gpu != ActorOptions.NO_GPU && gpu >= devices) {
             return CompletableFuture.failedFuture(new ActorCreationException("actor " + label + " asks for GPU " + gpu
-                    + ", but " + name + " (host " + resources().hostName() + ") has " + resources().gpus() + " GPUs"
-                    + (resources().gpus() == 0 ? " (" + Gpus.whyNone() + ")" : "")));
+                    + ", but " + name + " (host " + resources().hostName() + ") has " + devices + " GPUs"
+                    + (devices == 0 ? " (" + gpus.whyNone() + ")" : "")));
         }
-        ActorThread thread = new ActorThread(id, label, () -> {
+        ActorThread thread = new ActorThread(id, label, gpu == ActorOptions.NO_GPU ? null : gpus.ops(), gpu, () -> {
             try {
-                if (gpu != ActorOptions.NO_GPU) {
-                    Gpus.use(gpu);
-                }
                 return factory.create();
             } catch (RuntimeException | Error e) {
                 throw e;
@@ -148,7 +149,17 @@ public final class ThreadHost implements ActorHost {
                 if (actorName == null) {
                     thread.rename(finalName);
                 }
-                started.complete(new Started(finalName, instance.getClass().getName()));
+                ActorGpu g = thread.gpu();
+                try {
+                    started.complete(g == null ? new Started(finalName, instance.getClass().getName())
+                            : new Started(finalName, instance.getClass().getName(), g.uuid(),
+                            g.ops().freeBytes(g.device())));
+                } catch (RuntimeException e) {
+                    actors.remove(id);
+                    thread.requestStop();
+                    started.completeExceptionally(new ActorCreationException("actor " + label + " cannot read the free"
+                            + " memory of its GPU " + gpu + ": " + e.getMessage(), e));
+                }
             }
         });
         return started;

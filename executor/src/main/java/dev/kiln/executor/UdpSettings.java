@@ -7,8 +7,10 @@ import dev.kiln.graph.Transport;
 /**
  * How one compiled graph's Aeron UDP channels are laid out, the same in every process of the
  * graph: the stream ids start at {@code streamBase}; each UDP channel, in plan order, takes one
- * data stream per reader and then one release stream ({@link #streams}). Stream ids are unique
- * among the live graphs of a driver, so channels of several graphs share each host's endpoint.
+ * data stream per reader and then one release stream ({@link #streams}). The side channel of an NCCL
+ * channel whose participants are on several hosts is such a channel too
+ * ({@link GraphChannels#sideTransport}). Stream ids are unique among the live graphs of a driver, so
+ * channels of several graphs share each host's endpoint.
  *
  * @param streamBase    the first stream id of the graph
  * @param mtuLength     the MTU of the data publications, in bytes
@@ -24,7 +26,7 @@ public record UdpSettings(int streamBase, int mtuLength, int termLength, long pe
     public static int streams(ExecutionPlan plan) {
         int n = 0;
         for (ChannelSpec c : plan.channels()) {
-            if (c.transport() == Transport.AERON_UDP) {
+            if (overUdp(plan, c)) {
                 n += c.readers().size() + 1;
             }
         }
@@ -33,7 +35,7 @@ public record UdpSettings(int streamBase, int mtuLength, int termLength, long pe
 
     /**
      * @param plan    the plan
-     * @param channel a UDP channel of it
+     * @param channel a UDP channel of it, or an NCCL channel whose side channel goes over UDP
      * @return the data stream id of its reader 0 (reader {@code r} uses that plus {@code r}); its release
      *         stream follows its last reader's
      */
@@ -43,10 +45,15 @@ public record UdpSettings(int streamBase, int mtuLength, int termLength, long pe
             if (c.id() == channel) {
                 return at;
             }
-            if (c.transport() == Transport.AERON_UDP) {
+            if (overUdp(plan, c)) {
                 at += c.readers().size() + 1;
             }
         }
         throw new IllegalArgumentException("the plan has no channel c" + channel);
+    }
+
+    private static boolean overUdp(ExecutionPlan plan, ChannelSpec c) {
+        return c.transport() == Transport.AERON_UDP
+                || (c.transport() == Transport.NCCL && GraphChannels.sideTransport(plan, c) == Transport.AERON_UDP);
     }
 }

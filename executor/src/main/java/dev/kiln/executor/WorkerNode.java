@@ -45,13 +45,14 @@ public final class WorkerNode implements AutoCloseable {
      * @param secret       the shared join secret
      * @param name         the worker's name, unique among the driver's workers
      * @param listen       {@code address:port} of this worker's endpoint; port 0 picks a free port
-     * @param info         what the worker advertises: host name, labels, cores, free GPU memory
+     * @param info         what the worker advertises: host name, labels, cores, GPUs
+     * @param gpus         the worker's GPUs; closed when the worker stops
      * @param runDirectory where the worker's media driver directory is made
      * @param shmDirectory the shared-memory directory of this worker's host
      * @param timeout      how long joining may take, and how long the driver may stay silent before the
      *                     worker counts it as lost
      */
-    public record Settings(String driver, byte[] secret, String name, String listen, WorkerInfo info,
+    public record Settings(String driver, byte[] secret, String name, String listen, WorkerInfo info, Gpus gpus,
                            Path runDirectory, Path shmDirectory, Duration timeout) {
     }
 
@@ -92,7 +93,7 @@ public final class WorkerNode implements AutoCloseable {
         this.aeron = aeron;
         this.bound = bound;
         this.toDriver = toDriver;
-        this.runtime = new WorkerRuntime(settings.name(), settings::info, toDriver, aeron);
+        this.runtime = new WorkerRuntime(settings.name(), settings::info, settings.gpus(), toDriver, aeron);
         this.loop = Thread.ofPlatform().name("kiln-worker-" + settings.name()).unstarted(this::serve);
     }
 
@@ -345,6 +346,7 @@ public final class WorkerNode implements AutoCloseable {
         }
         aeron.close();
         mediaDriver.close();
+        settings.gpus().close();
     }
 
     @Override

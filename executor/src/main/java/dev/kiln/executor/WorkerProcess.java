@@ -2,6 +2,7 @@ package dev.kiln.executor;
 
 import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.WorkerInfo;
+import dev.kiln.transport.gpu.SimulatedGpus;
 import io.aeron.FragmentAssembler;
 import io.aeron.Publication;
 import io.aeron.Subscription;
@@ -43,8 +44,8 @@ public final class WorkerProcess extends RemoteHost {
     private final CompletableFuture<Long> ready = new CompletableFuture<>();
 
     private WorkerProcess(String name, ControlPlane plane, Listener listener, List<String> jvmOptions,
-                          String hostName, Supplier<WorkerInfo> resources, String shmDirectory, ValueCodec codec,
-                          Duration timeout) {
+                          String hostName, Supplier<WorkerInfo> resources, String shmDirectory,
+                          SimulatedGpus simulatedGpus, ValueCodec codec, Duration timeout) {
         super(name, listener, codec, timeout);
         this.plane = plane;
         this.hostName = hostName;
@@ -66,7 +67,7 @@ public final class WorkerProcess extends RemoteHost {
         command.addAll(jvmOptions);
         command.addAll(List.of("-cp", System.getProperty("java.class.path"), WorkerMain.class.getName(),
                 plane.directory().toString(), Integer.toString(index), name,
-                Long.toString(ProcessHandle.current().pid()), hostName));
+                Long.toString(ProcessHandle.current().pid()), hostName, shmDirectory, WorkerMain.gpuArgument(simulatedGpus)));
         try {
             this.process = new ProcessBuilder(command).inheritIO().start();
         } catch (IOException e) {
@@ -87,6 +88,7 @@ public final class WorkerProcess extends RemoteHost {
      * @param hostName     the driver's host name in plans, which the child shares
      * @param resources    what the worker offers: the driver's host's (asked when first needed)
      * @param shmDirectory the shared-memory directory of the driver's host
+     * @param simulatedGpus the driver's simulated GPUs, which the child shares, or null for CUDA's
      * @param codec        the runtime's codec
      * @param timeout      how long the JVM may take to start and connect, and an actor to be created in it
      * @return the connected worker
@@ -94,9 +96,9 @@ public final class WorkerProcess extends RemoteHost {
      */
     public static WorkerProcess start(String name, ControlPlane plane, Listener listener, List<String> jvmOptions,
                                       String hostName, Supplier<WorkerInfo> resources, String shmDirectory,
-                                      ValueCodec codec, Duration timeout) {
-        WorkerProcess w = new WorkerProcess(name, plane, listener, jvmOptions, hostName, resources, shmDirectory, codec,
-                timeout);
+                                      SimulatedGpus simulatedGpus, ValueCodec codec, Duration timeout) {
+        WorkerProcess w = new WorkerProcess(name, plane, listener, jvmOptions, hostName, resources, shmDirectory,
+                simulatedGpus, codec, timeout);
         try {
             w.ready.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
             return w;

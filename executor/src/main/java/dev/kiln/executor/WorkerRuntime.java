@@ -12,6 +12,7 @@ import io.aeron.Aeron;
 import io.aeron.Publication;
 
 import java.io.Serializable;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -39,6 +40,7 @@ public final class WorkerRuntime {
     private final Aeron aeron;
     private final ValueCodec codec = new ValueCodec();
     private final ThreadHost actors;
+    private final Gpus gpus;
     private final Map<Long, GraphPart> graphs = new ConcurrentHashMap<>();
     private final ClassLoader loader = WorkerRuntime.class.getClassLoader();
     private volatile boolean running = true;
@@ -46,14 +48,17 @@ public final class WorkerRuntime {
     /**
      * @param processName the worker's name in plans
      * @param resources   what this JVM offers; asked when first needed
+     * @param gpus        the GPUs of this JVM's actors (the caller closes them after {@link #stopAll})
      * @param toDriver    the control stream to the driver
      * @param aeron       the client of this host's media driver, for Aeron UDP channels
      */
-    public WorkerRuntime(String processName, Supplier<WorkerInfo> resources, Publication toDriver, Aeron aeron) {
+    public WorkerRuntime(String processName, Supplier<WorkerInfo> resources, Gpus gpus, Publication toDriver,
+                         Aeron aeron) {
         this.processName = processName;
         this.toDriver = toDriver;
         this.aeron = aeron;
-        this.actors = new ThreadHost(processName, resources, STOP_TIMEOUT_MS);
+        this.gpus = gpus;
+        this.actors = new ThreadHost(processName, resources, gpus, STOP_TIMEOUT_MS);
     }
 
     /** @return false once the driver asked the worker to shut down */
@@ -96,22 +101,32 @@ public final class WorkerRuntime {
                 case Message.CALL -> call(c, m);
                 case Message.PREPARE -> prepare(c, m);
                 case Message.START -> {
-                    GraphPart g = graph(m.getLong());
-                    g.open();
-                    g.attach();
-                    ok(c);
+                    long id = m.getLong();
+                    GraphPart g = graph(id);
+                    // Opening waits for the graph's NCCL ranks to join: do not hold up the control stream.
+                    Thread.ofPlatform().name("kiln-start-graph-" + id).daemon(true).start(() -> {
+                        try {
+                            g.open();
+                            g.attach();
+                            ok(c);
+                        } catch (RuntimeException e) {
+                            failed(c, e.getMessage() != null ? e.getMessage() : e.toString());
+                        }
+                    });
                 }
                 case Message.STOP_GRAPH -> {
                     long id = m.getLong();
+                    boolean abort = m.getInt() != 0;
                     GraphPart g = graphs.remove(id);
                     // Waiting for the loops to leave may take a while: do not hold up the control stream.
                     Thread.ofPlatform().name("kiln-stop-graph-" + id).daemon(true).start(() -> {
                         if (g != null) {
-                            g.stop();
+                            g.stop(abort);
                         }
                         ok(c);
                     });
                 }
+                case Message.COMMUNICATOR_ID -> send(reply(c, Message.OK).putBytes(gpus.ops().newCommunicatorId()));
                 case Message.SHUTDOWN -> running = false;
                 default -> failed(c, "unknown control message type " + m.type());
             }
@@ -125,7 +140,9 @@ public final class WorkerRuntime {
         Serializable factory = Codecs.lambda(factoryBytes, codec, loader);
         actors.startAsync(id, givenName, gpu, (ActorFactory<?>) factory).whenComplete((started, error) -> {
             if (error == null) {
-                send(reply(c, Message.OK).putString(started.className()).putString(started.name()));
+                send(reply(c, Message.OK).putString(started.className()).putString(started.name())
+                        .putString(started.deviceUuid() != null ? started.deviceUuid() : "")
+                        .putLong(started.deviceFreeBytes()));
                 return;
             }
             Throwable cause = error instanceof ActorCreationException a && a.getCause() != null ? a.getCause() : null;
@@ -179,9 +196,11 @@ public final class WorkerRuntime {
         CompileOptions options = Codecs.options(m.getBytes());
         UdpSettings udp = Codecs.udp(m);
         Map<String, Peer> peers = Codecs.peers(m);
+        List<byte[]> commIds = Codecs.communicatorIds(m);
+        Duration joinTimeout = Duration.ofNanos(m.getLong());
         Object owner = new GraphToken(graphName);
-        GraphPart g = new GraphPart(plan, options, processName, graphName, peers, actors.threads(), null, codec, aeron,
-                udp, owner,
+        GraphPart g = new GraphPart(plan, options, processName, graphName, peers, actors.threads(), null, gpus,
+                joinTimeout, codec, aeron, udp, owner,
                 (actor, cause) -> send(Message.write(Message.LOOP_DIED, 0).putLong(id).putInt(actor.id())
                         .putString(cause.toString())),
                 why -> send(Message.write(Message.GRAPH_FAILED, 0).putLong(id).putString(why)));
@@ -197,7 +216,7 @@ public final class WorkerRuntime {
                 }
                 held.add(a);
             }
-            g.create();
+            g.create(commIds);
         } catch (RuntimeException e) {
             held.forEach(a -> a.release(owner));
             throw e;
@@ -225,7 +244,7 @@ public final class WorkerRuntime {
     /** Stops every graph's loops and closes their channels, then ends every actor. */
     public void stopAll() {
         for (GraphPart g : graphs.values()) {
-            g.stop();
+            g.stop(true);
         }
         graphs.clear();
         actors.close(STOP_TIMEOUT_MS);

@@ -112,7 +112,7 @@ class GraphLoopTest {
 
     static GraphLoop loop(Wired w, List<Throwable> deaths) {
         return new GraphLoop(w.plan().schedules().getFirst(), w.channels(), w.plan().inputArity(), "owner",
-                IdleMode.BACKOFF, deaths::add, lost -> { });
+                IdleMode.BACKOFF, null, java.util.Map.of(), deaths::add, lost -> { });
     }
 
     private static Object take(Wired w, long seq) {
@@ -140,6 +140,11 @@ class GraphLoopTest {
         @Override
         public boolean offer(long sequence, Object value) {
             return inner.offer(sequence, value);
+        }
+
+        @Override
+        public boolean isFree(long sequence) {
+            return inner.isFree(sequence);
         }
 
         @Override
@@ -183,7 +188,7 @@ class GraphLoopTest {
         w.channels()[ExecutionPlan.INPUT_CHANNEL] = input;
         List<String> lost = new ArrayList<>();
         GraphLoop loop = new GraphLoop(w.plan().schedules().getFirst(), w.channels(), w.plan().inputArity(), "g",
-                IdleMode.BACKOFF, cause -> { }, lost::add);
+                IdleMode.BACKOFF, null, java.util.Map.of(), cause -> { }, lost::add);
         loop.bind(new Calc());
         assertEquals(0, loop.doWork());
         assertTrue(loop.sleep(1_000), "a channel shared with another process: the loop sleeps in it");
@@ -305,7 +310,7 @@ class GraphLoopTest {
         InputNode<Integer> in = Graph.input();
         Wired w = wire(a.bind(Calc::inc, in), CompileOptions.defaults(), 1);
         GraphLoop loop = new GraphLoop(w.plan().schedules().getFirst(), w.channels(), 1, "graph-x", IdleMode.BLOCKING,
-                t -> { }, lost -> { });
+                null, java.util.Map.of(), t -> { }, lost -> { });
         assertSame("graph-x", loop.owner());
         assertEquals(IdleMode.BLOCKING, loop.idle());
         assertFalse(loop.isStopped());

@@ -19,13 +19,17 @@ import java.util.Objects;
  * @param slotGrowth      whether a value larger than its channel's slot grows the slots (default true); when
  *                        false, that execution fails with an error naming the edge, the size and this option
  * @param gpuMemoryFraction the share of each GPU's free memory (as the topology reports it at compile time)
- *                        that the plan may hold in device receive slots, in (0, 1] (default 0.9); a GPU edge
- *                        whose receive slots do not fit falls back to {@code Transport.STAGED}
+ *                        that the plan may hold in device receive slots, all-reduce output buffers and NCCL buffers
+ *                        ({@link #NCCL_RANK_BYTES}, {@link #NCCL_PEER_BYTES}), in (0, 1] (default 0.9); a GPU edge
+ *                        whose receive slots or NCCL buffers do not fit falls back to {@code Transport.STAGED}, an
+ *                        all-reduce that does not fit fails the compile
  * @param overlapGpuCommunication whether the compiler places each NCCL receive where its send is issued (as early
  *                        as the data allows, ahead of the reader's earlier computes) so that an executor can run
  *                        receives on a communication stream while those computes run, as Ray's overlap option does
  *                        (default false: a receive stays where its actor first needs it, in bind order unless that
- *                        could deadlock). Only the plan's order changes; no executor acts on it yet
+ *                        could deadlock). The executor issues each receive where the plan puts it, on the rank's
+ *                        communication stream, but the reader's stream waits for it at once: kernels of the earlier
+ *                        computes do not overlap it yet
  * @param checkViews      debug mode (default false): a tensor that a method receives from a shared-memory or UDP
  *                        channel is a view of the channel's slot, valid until the method returns; with this on,
  *                        every such view is closed when its slot is released, so code that keeps one and touches
@@ -38,6 +42,23 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
 
     /** The default of {@link #gpuMemoryFraction()}. */
     public static final double DEFAULT_GPU_MEMORY_FRACTION = 0.9;
+
+    /**
+     * Device memory the compiler books for each NCCL rank of each communicator of a plan, on the rank's GPU, for the
+     * communicator's device-side state: its device communicator and channel structures, work queues, and the
+     * small-message (LL/LL128) buffers of the connections NCCL sets up when the communicator is created. 64 MiB. An
+     * estimate, not a measurement: NCCL's real use depends on its version, the topology and its environment
+     * variables, and has not been measured on a GPU for Kiln.
+     */
+    public static final long NCCL_RANK_BYTES = 64L << 20;
+
+    /**
+     * Device memory the compiler books for each peer an NCCL rank talks to (a point-to-point peer, or a ring
+     * neighbour in a collective), on the rank's GPU: 2 channels x 2 directions (send and receive) x 4 MiB
+     * ({@code NCCL_BUFFSIZE}'s default, the simple protocol's buffer) = 16 MiB. An estimate, like
+     * {@link #NCCL_RANK_BYTES}.
+     */
+    public static final long NCCL_PEER_BYTES = 16L << 20;
 
     private static final CompileOptions DEFAULTS = new CompileOptions(10, 1 << 20, Duration.ofSeconds(10),
             Duration.ofSeconds(10), Duration.ofSeconds(5), IdleMode.BACKOFF, true);

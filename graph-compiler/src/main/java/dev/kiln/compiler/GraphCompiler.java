@@ -1,8 +1,11 @@
 package dev.kiln.compiler;
 
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
+import dev.kiln.compiler.ExecutionPlan.AllReduce;
 import dev.kiln.compiler.ExecutionPlan.Arg;
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
+import dev.kiln.compiler.ExecutionPlan.CollectiveSpec;
+import dev.kiln.compiler.ExecutionPlan.CommunicatorSpec;
 import dev.kiln.compiler.ExecutionPlan.Compute;
 import dev.kiln.compiler.ExecutionPlan.ConstantArg;
 import dev.kiln.compiler.ExecutionPlan.InputArg;
@@ -18,6 +21,7 @@ import dev.kiln.graph.MethodRef;
 import dev.kiln.graph.Node;
 import dev.kiln.graph.Transport;
 import dev.kiln.tensor.DeviceTensor;
+import dev.kiln.tensor.Tensor;
 
 import java.lang.reflect.Modifier;
 import java.util.ArrayDeque;
@@ -34,13 +38,14 @@ import java.util.TreeSet;
 
 /**
  * Turns a graph into an {@link ExecutionPlan}: validation, topological order, one channel per
- * value that crosses actors, one READ / COMPUTE / WRITE schedule per actor in bind order,
- * transport resolution. A value whose method is declared to return {@code DeviceTensor} makes a
- * GPU edge, resolved against the GPUs and free device memory of the topology and
- * {@link CompileOptions#gpuMemoryFraction()}; when some edge uses NCCL, the schedules are reordered
- * so that NCCL sends and receives cannot deadlock, and the plan carries each rank's groups. A pure
- * function of (graph, topology, options): it starts no thread, opens no channel and changes no
- * node. Thread-safe.
+ * value that crosses actors, one READ / COMPUTE / ALLREDUCE / WRITE schedule per actor in bind order,
+ * transport resolution. A value whose method is declared to return {@code DeviceTensor}, or an
+ * all-reduce output, makes a GPU edge, resolved against the GPUs, peer access and free device memory
+ * of the topology and {@link CompileOptions#gpuMemoryFraction()}. All-reduces ({@code Graph.allReduce})
+ * are checked, numbered in topological order and given a communicator. When some edge uses NCCL or the
+ * graph has an all-reduce, the schedules are reordered so that NCCL operations cannot deadlock, and the
+ * plan carries each rank's groups. A pure function of (graph, topology, options): it starts no thread,
+ * opens no channel and changes no node. Thread-safe.
  */
 public final class GraphCompiler {
 
@@ -68,6 +73,10 @@ public final class GraphCompiler {
         private final List<Node<?>> outputs = new ArrayList<>();
         private final List<Node<?>> order;
         private final Map<Node<?>, Integer> ids = new IdentityHashMap<>();
+        /** Each all-reduce's outputs in member order, by collective id (topological order of their first output). */
+        private final List<List<Node<?>>> collectives = new ArrayList<>();
+        /** Collective id by an all-reduce's first output. */
+        private final Map<Node<?>, Integer> collectiveIds = new IdentityHashMap<>();
 
         Run(Node<?> root, Topology topology, CompileOptions options) {
             if (root == null) {
@@ -82,7 +91,7 @@ public final class GraphCompiler {
                 outputs.add(root);
             }
             for (Node<?> out : outputs) {
-                if (out.kind() != Node.Kind.CALL) {
+                if (!onActor(out)) {
                     throw new GraphCompileException(out.label(), "an output must be an actor method call; "
                             + (out.kind() == Node.Kind.OUTPUTS ? "do not nest Graph.outputs(...)"
                             : "bind a method on the input instead of returning it"));
@@ -95,7 +104,23 @@ public final class GraphCompiler {
             this.order = topologicalOrder(reachable);
             for (int i = 0; i < order.size(); i++) {
                 ids.put(order.get(i), i);
+                Node<?> n = order.get(i);
+                if (n.kind() == Node.Kind.ALL_REDUCE && collectiveIds.putIfAbsent(n.collective().getFirst(),
+                        collectives.size()) == null) {
+                    collectives.add(n.collective());
+                }
             }
+        }
+
+        /** @return the node's label, {@code allreduce#k[i]} for member i's output of collective k */
+        private String label(Node<?> n) {
+            return n.kind() == Node.Kind.ALL_REDUCE
+                    ? "allreduce#" + collectiveIds.get(n.collective().getFirst()) + "[" + n.member() + "]" : n.label();
+        }
+
+        /** @return the collective id of an all-reduce output */
+        private int collectiveOf(Node<?> n) {
+            return collectiveIds.get(n.collective().getFirst());
         }
 
         private Set<Node<?>> backwardClosure() {
@@ -105,6 +130,9 @@ public final class GraphCompiler {
                 Node<?> n = work.pop();
                 if (!seen.add(n)) {
                     continue;
+                }
+                if (n.kind() == Node.Kind.ALL_REDUCE) {
+                    work.addAll(n.collective()); // every member takes part, whichever output is used
                 }
                 for (Object arg : n.args()) {
                     if (arg instanceof Node<?> up) {
@@ -158,6 +186,13 @@ public final class GraphCompiler {
                     if (!reachable.contains(down) && down.kind() == Node.Kind.CALL) {
                         throw new GraphCompileException(down.label(), "this call does not reach an output: its result is "
                                 + "never used; pass it to Graph.outputs(...) or use it as an argument, or do not bind it");
+                    }
+                    if (!reachable.contains(down) && down.kind() == Node.Kind.ALL_REDUCE) {
+                        throw new GraphCompileException(down.collective().getFirst().label(), "this all-reduce (of "
+                                + String.join(", ",
+                                down.collective().stream().map(o -> ((Node<?>) o.args().getFirst()).label()).toList())
+                                + ") does not reach an output: none of its results is used; pass one to "
+                                + "Graph.outputs(...) or use it as an argument, or do not build the all-reduce");
                     }
                     work.push(down);
                 }
@@ -214,6 +249,7 @@ public final class GraphCompiler {
                     checkArgumentTypes(n);
                 }
             }
+            checkCollectives();
             int inputArity = inputArity();
             List<NodeSpec> nodeSpecs = new ArrayList<>();
             for (Node<?> n : order) {
@@ -226,9 +262,46 @@ public final class GraphCompiler {
                 if (n.kind() == Node.Kind.INPUT_ARG) {
                     ups.clear(); // an argument is part of the input, not computed from it
                 }
-                nodeSpecs.add(new NodeSpec(ids.get(n), n.label(), writerOf(n), ups));
+                nodeSpecs.add(new NodeSpec(ids.get(n), label(n), writerOf(n), ups));
             }
             return new Layout(actors).build(inputArity, nodeSpecs);
+        }
+
+        /** Every all-reduce: at least 2 inputs, each a device tensor an actor computes, on distinct actors. */
+        private void checkCollectives() {
+            for (int k = 0; k < collectives.size(); k++) {
+                List<Node<?>> outs = collectives.get(k);
+                if (outs.size() < 2) {
+                    throw new GraphCompileException(label(outs.getFirst()), "an all-reduce needs at least 2 inputs, got "
+                            + "1 (" + ((Node<?>) outs.getFirst().args().getFirst()).label() + "); pass the tensor of "
+                            + "every member to one Graph.allReduce call, or use the input itself");
+                }
+                for (int i = 0; i < outs.size(); i++) {
+                    Node<?> in = (Node<?>) outs.get(i).args().getFirst();
+                    String where = "input " + i + " of allreduce#" + k;
+                    if (in.kind() == Node.Kind.INPUT || in.kind() == Node.Kind.INPUT_ARG) {
+                        throw new GraphCompileException(label(outs.get(i)), where + " is the graph's " + in.label()
+                                + ", which the driver passes and no actor computes; an all-reduce sums device tensors "
+                                + "of actors: bind an actor method declared to return " + DeviceTensor.class.getName()
+                                + " and pass its node");
+                    }
+                    if (in.kind() == Node.Kind.CALL && in.method().returnType() != DeviceTensor.class) {
+                        throw new GraphCompileException(label(outs.get(i)), where + " is " + in.label() + ", declared "
+                                + "to return " + in.method().returnType().getName() + "; an all-reduce sums device "
+                                + "tensors: pass a node whose method is declared to return "
+                                + DeviceTensor.class.getName());
+                    }
+                    for (int j = 0; j < i; j++) {
+                        Node<?> other = (Node<?>) outs.get(j).args().getFirst();
+                        if (other.actor().id() == in.actor().id()) {
+                            throw new GraphCompileException(label(outs.get(i)), "inputs " + j + " and " + i + " of allreduce#"
+                                    + k + " (" + label(other) + " and " + label(in) + ") are both on actor "
+                                    + in.actor().name() + "; an all-reduce has one member per actor: compute each "
+                                    + "input on a different actor");
+                        }
+                    }
+                }
+            }
         }
 
         private int inputArity() {
@@ -280,11 +353,18 @@ public final class GraphCompiler {
                 String source;
                 boolean fits;
                 if (arg instanceof Node<?> up) {
-                    if (up.kind() != Node.Kind.CALL) {
+                    if (up.kind() != Node.Kind.CALL && up.kind() != Node.Kind.ALL_REDUCE) {
                         continue; // input values are only known at execute time
                     }
-                    given = up.method().returnType();
-                    source = "upstream " + up.label() + " returns ";
+                    given = up.kind() == Node.Kind.CALL ? up.method().returnType() : DeviceTensor.class;
+                    source = "upstream " + label(up) + " returns ";
+                    ActorPlacement reader = topology.actors().get(call.actor().id());
+                    if (given == DeviceTensor.class && up.actor() != call.actor() && reader != null && !reader.hasGpu()) {
+                        // A GPU edge to an actor without a GPU is staged: the actor gets the host copy.
+                        given = Tensor.class;
+                        source = "upstream " + label(up) + " returns a DeviceTensor, which " + call.actor().name()
+                                + " (no GPU) receives as a host ";
+                    }
                     fits = castable(given, param);
                 } else {
                     given = arg.getClass();
@@ -299,7 +379,12 @@ public final class GraphCompiler {
         }
 
         private int writerOf(Node<?> n) {
-            return n.kind() == Node.Kind.CALL ? n.actor().id() : ExecutionPlan.DRIVER;
+            return onActor(n) ? n.actor().id() : ExecutionPlan.DRIVER;
+        }
+
+        /** @return whether an actor computes the node: a call, or an all-reduce output */
+        private static boolean onActor(Node<?> n) {
+            return n.kind() == Node.Kind.CALL || n.kind() == Node.Kind.ALL_REDUCE;
         }
 
         /** Allocates channels and locals and lays out each actor's schedule. */
@@ -319,14 +404,14 @@ public final class GraphCompiler {
                     byActor.put(id, new ArrayList<>());
                 }
                 for (Node<?> n : order) {
-                    if (n.kind() == Node.Kind.CALL) {
+                    if (onActor(n)) {
                         byActor.get(n.actor().id()).add(n);
                     }
                 }
                 // Channel 0 carries the input record, whatever part of it an actor uses.
                 newChannel(inputNodeId(), ExecutionPlan.DRIVER);
                 for (Node<?> n : order) {
-                    if (n.kind() == Node.Kind.CALL && crossesActors(n)) {
+                    if (onActor(n) && crossesActors(n)) {
                         channelOfNode.put(ids.get(n), newChannel(ids.get(n), n.actor().id()));
                     }
                 }
@@ -399,21 +484,37 @@ public final class GraphCompiler {
                 }
                 List<Integer> participants = new ArrayList<>(actors.keySet());
                 participants.add(ExecutionPlan.DRIVER);
-                GpuPlanner gpu = new GpuPlanner(options, participants, this::placement, this::name);
+                GpuPlanner gpu = new GpuPlanner(options, topology.peerAccess(), participants, this::placement,
+                        this::name);
+                List<List<Integer>> members = new ArrayList<>();
+                for (int k = 0; k < collectives.size(); k++) {
+                    List<Node<?>> outs = collectives.get(k);
+                    members.add(outs.stream().map(o -> o.actor().id()).toList());
+                    gpu.collective(k, members.get(k), i -> label(outs.get(i)));
+                }
                 List<ChannelSpec> channels = new ArrayList<>();
                 for (int c = 0; c < readers.size(); c++) {
                     List<Integer> rs = List.copyOf(readers.get(c));
                     Node<?> node = channelNode.get(c) >= 0 ? order.get(channelNode.get(c)) : null;
                     Transport asked = node == null ? Transport.AUTO : node.transport();
-                    String label = node == null ? "input" : node.label();
-                    boolean gpuEdge = node != null && node.kind() == Node.Kind.CALL
-                            && node.method().returnType() == DeviceTensor.class;
+                    String label = node == null ? "input" : label(node);
+                    boolean gpuEdge = node != null && (node.kind() == Node.Kind.ALL_REDUCE
+                            || node.kind() == Node.Kind.CALL && node.method().returnType() == DeviceTensor.class);
                     channels.add(gpuEdge ? gpu.resolve(c, channelNode.get(c), channelWriter.get(c), rs, asked, label)
                             : resolve(c, channelNode.get(c), channelWriter.get(c), rs, asked, label, node));
                 }
                 schedules = NcclScheduler.order(schedules, channels, options.overlapGpuCommunication());
+                List<CommunicatorSpec> communicators = NcclScheduler.communicators(schedules, channels, members);
+                List<CollectiveSpec> collectiveSpecs = new ArrayList<>();
+                for (int k = 0; k < collectives.size(); k++) {
+                    collectiveSpecs.add(new CollectiveSpec(k, members.get(k),
+                            NcclScheduler.communicatorOf(communicators, members.get(k)),
+                            collectives.get(k).stream().map(ids::get).toList()));
+                }
                 return new ExecutionPlan(inputArity, options.maxInflight(), nodeSpecs, channels, schedules,
-                        outputReads, multiOutput, gpu.devices(), NcclScheduler.schedule(schedules, channels));
+                        outputReads, multiOutput, gpu.devices(),
+                        NcclScheduler.schedule(schedules, channels, collectiveSpecs, communicators), communicators,
+                        collectiveSpecs);
             }
 
             private String name(int participant) {
@@ -438,6 +539,17 @@ public final class GraphCompiler {
                 Map<Node<?>, Integer> localOfNode = new IdentityHashMap<>();
                 int[] next = {0};
                 for (Node<?> call : calls) {
+                    if (call.kind() == Node.Kind.ALL_REDUCE) {
+                        int local = next[0]++;
+                        ops.add(new AllReduce(collectiveOf(call), call.member(),
+                                localOfNode.get((Node<?>) call.args().getFirst()), local));
+                        localOfNode.put(call, local);
+                        Integer channel = channelOfNode.get(ids.get(call));
+                        if (channel != null) {
+                            ops.add(new Write(channel, local));
+                        }
+                        continue;
+                    }
                     List<Arg> args = new ArrayList<>();
                     for (Object a : call.args()) {
                         if (!(a instanceof Node<?> up)) {

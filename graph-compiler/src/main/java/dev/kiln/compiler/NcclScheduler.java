@@ -1,9 +1,12 @@
 package dev.kiln.compiler;
 
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
+import dev.kiln.compiler.ExecutionPlan.AllReduce;
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
+import dev.kiln.compiler.ExecutionPlan.CollectiveSpec;
 import dev.kiln.compiler.ExecutionPlan.CommGroup;
 import dev.kiln.compiler.ExecutionPlan.CommOp;
+import dev.kiln.compiler.ExecutionPlan.CommunicatorSpec;
 import dev.kiln.compiler.ExecutionPlan.Compute;
 import dev.kiln.compiler.ExecutionPlan.NcclSchedule;
 import dev.kiln.compiler.ExecutionPlan.Operation;
@@ -13,30 +16,35 @@ import dev.kiln.graph.Transport;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 
 /**
- * Orders the operations of a plan that has NCCL channels so that NCCL sends and receives cannot
- * deadlock, and derives each rank's groups.
+ * Orders the operations of a plan that has NCCL channels or all-reduces so that NCCL operations cannot
+ * deadlock, assigns the communicators, and derives each rank's groups.
  *
  * <p>An NCCL send blocks until its receiver posts the matching receive (and a receive until its
- * send), so the actors' bind-order schedules may deadlock: actor A sends x to B and then y to C,
- * while B first receives z from C, which first receives y from A. Like Ray's compiled graphs, the
- * operations of one execution form a graph (on each actor: a READ before the COMPUTE it was laid
- * out for, COMPUTEs in bind order, a WRITE after its COMPUTE; across actors: a WRITE before the READs
- * of its channel), in which an NCCL WRITE and all the READs of its channel form one group. A
- * topological sort appends a group to all its members' schedules in one step, so every rank's NCCL
- * operations are the projection of one global order: for any pair of ranks the sends of one match the
- * receives of the other in order, and the schedules complete (the earliest unfinished group always
- * has all its members waiting at it).
+ * send), and a collective until every member has issued it, so the actors' bind-order schedules may
+ * deadlock: actor A sends x to B and then y to C, while B first receives z from C, which first receives
+ * y from A. Like Ray's compiled graphs, the operations of one execution form a graph (on each actor: a
+ * READ before the COMPUTE it was laid out for, COMPUTEs in bind order, a WRITE or an ALLREDUCE after the
+ * operation that fills its local, every operation before the next COMPUTE; across actors: a WRITE before
+ * the READs of its channel), in which an NCCL WRITE and all the READs of its channel form one group, and
+ * the ALLREDUCEs of all members of one all-reduce form one group. A topological sort appends a group to
+ * all its members' schedules in one step, so every rank's NCCL operations are the projection of one global
+ * order: for any pair of ranks the sends of one match the receives of the other in order, the members of a
+ * communicator issue its collectives in one order, and the schedules complete (the earliest unfinished
+ * group always has all its members waiting at it).
  *
  * <p>Without {@code overlapGpuCommunication}, each actor keeps its bind order where it can: an
  * operation is appended when it is its actor's next operation in bind order, a group when it is so
  * for every member; only when every actor waits that way is the first ready group (by actor, then
- * index) released out of bind order, which is what breaks the cycle above. With it, a group is
- * released as soon as its WRITE is ready, so receives move ahead of the reader's earlier computes.
- * Plans without NCCL channels keep their bind order: there a WRITE never waits for a reader within an
- * execution. Pure.
+ * index, of its WRITE or its first member) released out of bind order, which is what breaks the cycle
+ * above. With it, a group is released as soon as all its members are ready (a point-to-point group: its
+ * WRITE), so receives move ahead of the reader's earlier computes. Plans without NCCL channels and
+ * all-reduces keep their bind order: there a WRITE never waits for a reader within an execution. Pure.
  */
 final class NcclScheduler {
 
@@ -49,10 +57,10 @@ final class NcclScheduler {
     private final List<List<Integer>> successors = new ArrayList<>();
     private final int[] missing;
     private final boolean[] emitted;
-    /** For an operation of an NCCL group, the id of the group's WRITE; -1 for other operations. */
-    private final int[] groupWrite;
-    /** For the WRITE of an NCCL group, the ids of its READs. */
-    private final List<List<Integer>> groupReads = new ArrayList<>();
+    /** The group of each operation, -1 for an operation outside groups. */
+    private final int[] group;
+    /** Each group's operations: a point-to-point group's WRITE and then its READs; a collective's members. */
+    private final List<List<Integer>> groupOps = new ArrayList<>();
     private final List<List<Operation>> out = new ArrayList<>();
 
     private NcclScheduler(List<ActorSchedule> schedules, List<ChannelSpec> channels, boolean overlap) {
@@ -67,46 +75,99 @@ final class NcclScheduler {
         this.size = offset[schedules.size()];
         this.missing = new int[size];
         this.emitted = new boolean[size];
-        this.groupWrite = new int[size];
-        Arrays.fill(groupWrite, -1);
+        this.group = new int[size];
+        Arrays.fill(group, -1);
         for (int i = 0; i < size; i++) {
             successors.add(new ArrayList<>());
-            groupReads.add(new ArrayList<>());
         }
         buildGraph();
     }
 
     /**
-     * Reorders the schedules of a plan with NCCL channels; plans without keep their bind order.
+     * Reorders the schedules of a plan with NCCL channels or all-reduces; other plans keep their bind order.
      *
      * @param schedules the actors' schedules in bind order
      * @param channels  the resolved channels
      * @param overlap   {@link CompileOptions#overlapGpuCommunication()}
-     * @return the schedules, reordered if some channel is NCCL
+     * @return the schedules, reordered if some channel is NCCL or some operation an all-reduce
      */
     static List<ActorSchedule> order(List<ActorSchedule> schedules, List<ChannelSpec> channels, boolean overlap) {
-        if (channels.stream().noneMatch(c -> c.transport() == Transport.NCCL)) {
+        if (channels.stream().noneMatch(c -> c.transport() == Transport.NCCL) && schedules.stream()
+                .noneMatch(s -> s.ops().stream().anyMatch(op -> op instanceof AllReduce))) {
             return schedules;
         }
         return new NcclScheduler(schedules, channels, overlap).sort();
     }
 
     /**
-     * The NCCL schedule of ordered schedules: ranks are the actors that write or read an NCCL channel,
-     * in schedule order; each NCCL WRITE is a group of one send per reader, each NCCL READ a receive.
+     * The communicators of a plan: communicator 0 for point-to-point traffic when some channel is NCCL (its ranks
+     * are the actors that write or read one, in schedule order), then for each collective in order the communicator
+     * whose rank set equals its member set, or a new one whose ranks are its members in member order.
+     *
+     * @param schedules   the schedules
+     * @param channels    the resolved channels
+     * @param collectives each collective's members, in member order, by collective id
+     * @return the communicators, by id
+     */
+    static List<CommunicatorSpec> communicators(List<ActorSchedule> schedules, List<ChannelSpec> channels,
+                                                List<List<Integer>> collectives) {
+        List<CommunicatorSpec> communicators = new ArrayList<>();
+        List<Integer> pointToPoint = pointToPointRanks(schedules, channels);
+        if (!pointToPoint.isEmpty()) {
+            communicators.add(new CommunicatorSpec(0, pointToPoint));
+        }
+        for (List<Integer> members : collectives) {
+            if (communicatorOf(communicators, members) < 0) {
+                communicators.add(new CommunicatorSpec(communicators.size(), members));
+            }
+        }
+        return communicators;
+    }
+
+    /**
+     * @param communicators the communicators
+     * @param members       a collective's members
+     * @return the id of the first communicator whose rank set equals the member set, or -1
+     */
+    static int communicatorOf(List<CommunicatorSpec> communicators, List<Integer> members) {
+        Set<Integer> set = Set.copyOf(members);
+        for (CommunicatorSpec c : communicators) {
+            if (Set.copyOf(c.ranks()).equals(set)) {
+                return c.id();
+            }
+        }
+        return -1;
+    }
+
+    /**
+     * The NCCL schedule of ordered schedules of a plan without collectives.
      *
      * @param schedules the schedules as {@link #order} returned them
      * @param channels  the resolved channels
      * @return the schedule, {@link NcclSchedule#NONE} without NCCL channels
      */
     static NcclSchedule schedule(List<ActorSchedule> schedules, List<ChannelSpec> channels) {
-        List<Integer> ranks = new ArrayList<>();
+        return schedule(schedules, channels, List.of(), communicators(schedules, channels, List.of()));
+    }
+
+    /**
+     * The NCCL schedule of ordered schedules: ranks are the actors that write or read an NCCL channel (communicator
+     * 0's ranks, in its order), then the actors that take part only in collectives, in schedule order; each NCCL
+     * WRITE is a group of one send per reader, each NCCL READ a receive, each ALLREDUCE a group of one
+     * {@link CommOp.Kind#ALL_REDUCE} with the member's rank in its collective's communicator.
+     *
+     * @param schedules     the schedules as {@link #order} returned them
+     * @param channels      the resolved channels
+     * @param collectives   the collectives
+     * @param communicators the communicators, as {@link #communicators} returned them
+     * @return the schedule, {@link NcclSchedule#NONE} without NCCL channels and collectives
+     */
+    static NcclSchedule schedule(List<ActorSchedule> schedules, List<ChannelSpec> channels,
+                                 List<CollectiveSpec> collectives, List<CommunicatorSpec> communicators) {
+        List<Integer> ranks = new ArrayList<>(pointToPointRanks(schedules, channels));
         for (ActorSchedule s : schedules) {
-            for (ChannelSpec c : channels) {
-                if (c.transport() == Transport.NCCL && (c.writer() == s.actor() || c.readers().contains(s.actor()))) {
-                    ranks.add(s.actor());
-                    break;
-                }
+            if (!ranks.contains(s.actor()) && s.ops().stream().anyMatch(op -> op instanceof AllReduce)) {
+                ranks.add(s.actor());
             }
         }
         if (ranks.isEmpty()) {
@@ -123,11 +184,29 @@ final class NcclScheduler {
                 } else if (op instanceof Read r && channels.get(r.channel()).transport() == Transport.NCCL) {
                     mine.add(new CommGroup(List.of(new CommOp(CommOp.Kind.RECV, r.channel(),
                             ranks.indexOf(channels.get(r.channel()).writer())))));
+                } else if (op instanceof AllReduce r) {
+                    CommunicatorSpec comm = communicators.get(collectives.get(r.collective()).communicator());
+                    mine.add(new CommGroup(List.of(new CommOp(CommOp.Kind.ALL_REDUCE, r.collective(),
+                            comm.rankOf(actor)))));
                 }
             }
             groups.add(mine);
         }
         return new NcclSchedule(ranks, groups);
+    }
+
+    /** @return the actors that write or read an NCCL channel, in schedule order */
+    private static List<Integer> pointToPointRanks(List<ActorSchedule> schedules, List<ChannelSpec> channels) {
+        List<Integer> ranks = new ArrayList<>();
+        for (ActorSchedule s : schedules) {
+            for (ChannelSpec c : channels) {
+                if (c.transport() == Transport.NCCL && (c.writer() == s.actor() || c.readers().contains(s.actor()))) {
+                    ranks.add(s.actor());
+                    break;
+                }
+            }
+        }
+        return ranks;
     }
 
     private int id(int actor, int index) {
@@ -152,39 +231,62 @@ final class NcclScheduler {
         missing[to]++;
     }
 
+    private void join(int id, Map<Integer, Integer> groups, int key) {
+        int g = groups.computeIfAbsent(key, k -> {
+            groupOps.add(new ArrayList<>());
+            return groupOps.size() - 1;
+        });
+        group[id] = g;
+        groupOps.get(g).add(id);
+    }
+
     /**
      * Relies on how the compiler lays out a schedule: the READs right before a COMPUTE are the ones that
-     * call needs first, and its WRITE follows it.
+     * call needs first, and a WRITE follows the operation that fills its local.
      */
     private void buildGraph() {
         int[] writeOf = new int[channels.size()];
         Arrays.fill(writeOf, -1);
+        Map<Integer, Integer> collectiveGroups = new HashMap<>();
         for (int a = 0; a < schedules.size(); a++) {
             List<Operation> ops = schedules.get(a).ops();
+            Map<Integer, Integer> filledBy = new HashMap<>();
             int lastCompute = -1;
             for (int i = 0; i < ops.size(); i++) {
-                Operation op = ops.get(i);
-                if (op instanceof Compute) {
-                    // The previous COMPUTE, its WRITE, and the READs laid out for this call come first.
-                    for (int j = Math.max(lastCompute, 0); j < i; j++) {
-                        edge(id(a, j), id(a, i));
+                switch (ops.get(i)) {
+                    case Compute c -> {
+                        // The previous COMPUTE and everything after it (its WRITE, all-reduces, the READs laid out
+                        // for this call) come first.
+                        for (int j = Math.max(lastCompute, 0); j < i; j++) {
+                            edge(id(a, j), id(a, i));
+                        }
+                        lastCompute = i;
+                        filledBy.put(c.local(), i);
                     }
-                    lastCompute = i;
-                } else if (op instanceof Write w) {
-                    edge(id(a, lastCompute), id(a, i));
-                    writeOf[w.channel()] = id(a, i);
+                    case AllReduce r -> {
+                        edge(id(a, filledBy.get(r.inputLocal())), id(a, i));
+                        filledBy.put(r.local(), i);
+                        join(id(a, i), collectiveGroups, r.collective());
+                    }
+                    case Write w -> {
+                        edge(id(a, filledBy.get(w.local())), id(a, i));
+                        writeOf[w.channel()] = id(a, i);
+                    }
+                    case Read r -> filledBy.put(r.local(), i);
                 }
             }
         }
+        Map<Integer, Integer> channelGroups = new HashMap<>();
         for (int a = 0; a < schedules.size(); a++) {
             List<Operation> ops = schedules.get(a).ops();
             for (int i = 0; i < ops.size(); i++) {
                 if (ops.get(i) instanceof Read r && writeOf[r.channel()] >= 0) {
                     int write = writeOf[r.channel()];
                     if (channels.get(r.channel()).transport() == Transport.NCCL) {
-                        groupWrite[write] = write;
-                        groupWrite[id(a, i)] = write;
-                        groupReads.get(write).add(id(a, i));
+                        if (group[write] < 0) {
+                            join(write, channelGroups, r.channel());
+                        }
+                        join(id(a, i), channelGroups, r.channel());
                     } else {
                         edge(write, id(a, i));
                     }
@@ -215,27 +317,17 @@ final class NcclScheduler {
         }
     }
 
-    private int emitGroup(int write) {
-        emit(write);
-        for (int read : groupReads.get(write)) {
-            emit(read);
+    private int emitGroup(int g) {
+        for (int id : groupOps.get(g)) {
+            emit(id);
         }
-        return 1 + groupReads.get(write).size();
+        return groupOps.get(g).size();
     }
 
-    /** Its READs wait for nothing but the WRITE; in bind order, every member must also be next on its actor. */
-    private boolean releasable(int write, boolean inBindOrder) {
-        if (!ready(write)) {
-            return false;
-        }
-        if (!inBindOrder) {
-            return true;
-        }
-        if (front(actorOf(write)) != write) {
-            return false;
-        }
-        for (int read : groupReads.get(write)) {
-            if (front(actorOf(read)) != read) {
+    /** Every member is ready; in bind order, every member is also next on its actor. */
+    private boolean releasable(int g, boolean inBindOrder) {
+        for (int id : groupOps.get(g)) {
+            if (!ready(id) || inBindOrder && front(actorOf(id)) != id) {
                 return false;
             }
         }
@@ -248,12 +340,12 @@ final class NcclScheduler {
             int before = done;
             for (int a = 0; a < schedules.size(); a++) {
                 for (int next = front(a); next >= 0; next = front(a)) {
-                    int write = groupWrite[next];
-                    if (write < 0 && ready(next)) {
+                    int g = group[next];
+                    if (g < 0 && ready(next)) {
                         emit(next);
                         done++;
-                    } else if (write >= 0 && releasable(write, !overlap)) {
-                        done += emitGroup(write);
+                    } else if (g >= 0 && releasable(g, !overlap)) {
+                        done += emitGroup(g);
                     } else {
                         break;
                     }
@@ -272,17 +364,18 @@ final class NcclScheduler {
     }
 
     /**
-     * Every actor waits at its next operation: the bind orders wait on each other. The first ready group
-     * (by actor, then index) goes out of bind order; failing that, the first ready operation.
+     * Every actor waits at its next operation: the bind orders wait on each other. The first ready group (by actor,
+     * then index, of its WRITE or first member) goes out of bind order; failing that, the first ready operation.
      */
     private int outOfOrder() {
         for (int id = 0; id < size; id++) {
-            if (groupWrite[id] == id && releasable(id, false)) {
-                return emitGroup(id);
+            int g = group[id];
+            if (g >= 0 && groupOps.get(g).getFirst() == id && releasable(g, false)) {
+                return emitGroup(g);
             }
         }
         for (int id = 0; id < size; id++) {
-            if (groupWrite[id] < 0 && ready(id)) {
+            if (group[id] < 0 && ready(id)) {
                 emit(id);
                 return 1;
             }

@@ -1,7 +1,9 @@
 package dev.kiln.compiler;
 
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
+import dev.kiln.compiler.ExecutionPlan.AllReduce;
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
+import dev.kiln.compiler.ExecutionPlan.CollectiveSpec;
 import dev.kiln.compiler.ExecutionPlan.CommGroup;
 import dev.kiln.compiler.ExecutionPlan.CommOp;
 import dev.kiln.compiler.ExecutionPlan.Compute;
@@ -18,6 +20,8 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
 
 /**
  * Proves that schedules complete, by simulating them: no threads, no channels, a pure function of the
@@ -26,8 +30,11 @@ import java.util.Set;
  * <p>The simulated semantics are NCCL's, made blocking: a rank that reaches a group posts all its
  * operations at once and waits until every one of them is matched; the k-th send from rank a to rank b
  * matches the k-th receive of b from a (point-to-point operations of a pair match in issue order), and
- * both must be for the same channel. An ungrouped send therefore blocks until its receive is posted, and
- * a wrong order deadlocks, which the simulation reports with every participant's position. For a whole
+ * both must be for the same channel. A collective step ({@link CommOp.Kind#ALL_REDUCE}) completes when
+ * every member of its collective has reached it; the collectives of one communicator match in issue order,
+ * so its ranks must issue them in one order (the j-th collective each rank issues on it is the same one).
+ * An ungrouped send therefore blocks until its receive is posted, a collective until its last member
+ * arrives, and a wrong order deadlocks, which the simulation reports with every participant's position. For a whole
  * plan it also simulates the other channels: a WRITE waits for a free slot (every reader released the
  * value {@code slots} executions back; readers release when they finish an execution), a READ waits for
  * the value, the driver submits executions and reads the outputs.
@@ -39,7 +46,8 @@ public final class ScheduleChecker {
 
     /**
      * Checks that for every ordered pair of ranks (a, b), the channels a sends to b, in a's order,
-     * are the channels b receives from a, in b's order.
+     * are the channels b receives from a, in b's order. Collective steps are not point-to-point and are
+     * ignored here; the simulations check their order.
      *
      * @param schedule an NCCL schedule
      * @throws IllegalStateException naming the pair and the first difference
@@ -72,16 +80,21 @@ public final class ScheduleChecker {
     }
 
     /**
-     * Runs each rank's groups, {@code executions} times over, with blocking semantics.
+     * Runs each rank's groups, {@code executions} times over, with blocking semantics. The members of collective
+     * k are the ranks whose groups hold an {@code ALL_REDUCE} of k; collectives with equal member sets share a
+     * communicator (the compiler's rule).
      *
      * @param schedule   an NCCL schedule
      * @param executions how many executions to run, >= 1
-     * @return the number of transfers (matched send/receive pairs) that completed
-     * @throws IllegalStateException on a deadlock (every unfinished rank and the group it waits in) or on a
-     *                               send matched with a receive of another channel
+     * @return the NCCL operations that completed: matched send/receive pairs plus collective steps (one per
+     *         collective per execution)
+     * @throws IllegalStateException on a deadlock (every unfinished rank and the group it waits in), on a send
+     *                               matched with a receive of another channel, or on ranks of one communicator
+     *                               issuing its collectives in different orders
      */
     public static long simulate(NcclSchedule schedule, int executions) {
         Sim sim = new Sim(executions, new int[0]);
+        sim.collectivesOf(schedule, null);
         for (int r = 0; r < schedule.size(); r++) {
             List<Step> steps = new ArrayList<>();
             for (CommGroup g : schedule.groups().get(r)) {
@@ -95,20 +108,24 @@ public final class ScheduleChecker {
     /**
      * Runs a whole plan, {@code executions} times over: each actor's schedule in order, the driver's writes of
      * the input and reads of the outputs, every channel with its slots, NCCL channels through the plan's
-     * {@link NcclSchedule} with blocking semantics. Also checks that the NCCL schedule is the one the actor
-     * schedules imply (each NCCL WRITE or READ of an actor is its rank's next group) and its pair order.
+     * {@link NcclSchedule} with blocking semantics, all-reduces on their communicators. Also checks that the NCCL
+     * schedule is the one the actor schedules imply (each NCCL WRITE or READ and each ALLREDUCE of an actor is its
+     * rank's next group), that each collective's steps are issued by exactly its members, and the pair order.
      *
      * @param plan       a plan
      * @param executions how many executions to run, >= 1
-     * @return the number of NCCL transfers (matched send/receive pairs) that completed
-     * @throws IllegalStateException on a deadlock (every unfinished participant and what it waits for), or when
-     *                               the NCCL schedule disagrees with the actor schedules
+     * @return the NCCL operations that completed: matched send/receive pairs plus collective steps (one per
+     *         collective per execution)
+     * @throws IllegalStateException on a deadlock (every unfinished participant and what it waits for), when
+     *                               the NCCL schedule disagrees with the actor schedules or the collectives, or
+     *                               when ranks of one communicator issue its collectives in different orders
      */
     public static long simulate(ExecutionPlan plan, int executions) {
         NcclSchedule nccl = plan.nccl();
         checkPairOrder(nccl);
         int[] slots = plan.channels().stream().mapToInt(ChannelSpec::slots).toArray();
         Sim sim = new Sim(executions, slots);
+        sim.collectivesOf(nccl, plan);
         for (ChannelSpec c : plan.channels()) {
             sim.readers[c.id()] = c.readers().size();
             sim.released[c.id()] = new long[c.readers().size()];
@@ -138,10 +155,29 @@ public final class ScheduleChecker {
             int channel = switch (op) {
                 case Read r -> r.channel();
                 case Write w -> w.channel();
-                case Compute _ -> -1;
+                case Compute _, AllReduce _ -> -1;
             };
             ChannelSpec spec = channel < 0 ? null : plan.channels().get(channel);
-            if (spec == null) {
+            if (op instanceof AllReduce r) {
+                if (next >= groups.size()) {
+                    throw new IllegalStateException("actor " + s.name() + " has more NCCL operations than its rank's "
+                            + groups.size() + " groups" + (rank < 0 ? " (it has no rank)" : ""));
+                }
+                CommGroup group = groups.get(next++);
+                if (r.collective() < 0 || r.collective() >= plan.collectives().size()) {
+                    throw new IllegalStateException("actor " + s.name() + " takes part in allreduce#" + r.collective()
+                            + ", which the plan does not have");
+                }
+                CollectiveSpec c = plan.collectives().get(r.collective());
+                CommGroup expected = new CommGroup(List.of(new CommOp(CommOp.Kind.ALL_REDUCE, r.collective(),
+                        plan.communicators().get(c.communicator()).rankOf(s.actor()))));
+                if (!group.equals(expected)) {
+                    throw new IllegalStateException("actor " + s.name() + "'s NCCL operation " + next + " (ALLREDUCE #"
+                            + r.collective() + ") needs " + expected + " but rank " + rank + "'s group " + next + " is "
+                            + group);
+                }
+                steps.add(new Comm(rank, group));
+            } else if (spec == null) {
                 steps.add(new Local());
             } else if (spec.transport() != Transport.NCCL) {
                 steps.add(op instanceof Read r ? new ChannelRead(channel, r.reader()) : new ChannelWrite(channel));
@@ -201,6 +237,23 @@ public final class ScheduleChecker {
     private record Posted(Pair pair, boolean send, int index, int from, int to) {
     }
 
+    /**
+     * The collectives of one communicator: each member rank's collective ids in issue order, and how many steps
+     * have completed (on every member).
+     */
+    private static final class CommState {
+        final Map<Integer, List<Integer>> issued = new TreeMap<>();
+        int completed;
+
+        CommState(Set<Integer> members) {
+            members.forEach(m -> issued.put(m, new ArrayList<>()));
+        }
+    }
+
+    /** A posted collective step: its communicator, the posting rank, its index in that rank's issue order. */
+    private record PostedCollective(CommState comm, int rank, int index) {
+    }
+
     private static final class Sim {
         final int executions;
         final int[] slots;
@@ -212,8 +265,12 @@ public final class ScheduleChecker {
         final List<Integer> iteration = new ArrayList<>();
         final List<Integer> pc = new ArrayList<>();
         final List<List<Posted>> posted = new ArrayList<>();
+        final List<List<PostedCollective>> postedCollectives = new ArrayList<>();
         final Map<Long, Pair> pairs = new HashMap<>();
+        /** The communicator state of each collective id. */
+        final Map<Integer, CommState> comms = new HashMap<>();
         long transfers;
+        long collectives;
 
         Sim(int executions, int[] slots) {
             if (executions < 1) {
@@ -232,6 +289,46 @@ public final class ScheduleChecker {
             iteration.add(0);
             pc.add(0);
             posted.add(null);
+            postedCollectives.add(null);
+        }
+
+        /**
+         * Finds each collective's members (the ranks that issue it) and communicator: the plan's, or without a plan
+         * one per distinct member set.
+         *
+         * @throws IllegalStateException if the members disagree with the plan's collective
+         */
+        void collectivesOf(NcclSchedule schedule, ExecutionPlan plan) {
+            Map<Integer, Set<Integer>> members = new TreeMap<>();
+            for (int r = 0; r < schedule.size(); r++) {
+                for (CommGroup g : schedule.groups().get(r)) {
+                    for (CommOp op : g.ops()) {
+                        if (op.kind() == CommOp.Kind.ALL_REDUCE) {
+                            members.computeIfAbsent(op.channel(), k -> new TreeSet<>()).add(r);
+                        }
+                    }
+                }
+            }
+            Map<Object, CommState> byKey = new HashMap<>();
+            for (var e : members.entrySet()) {
+                Object key = e.getValue();
+                if (plan != null) {
+                    if (e.getKey() < 0 || e.getKey() >= plan.collectives().size()) {
+                        throw new IllegalStateException("the NCCL schedule issues allreduce#" + e.getKey()
+                                + ", which the plan does not have");
+                    }
+                    CollectiveSpec c = plan.collectives().get(e.getKey());
+                    Set<Integer> expected = new TreeSet<>();
+                    c.members().forEach(m -> expected.add(schedule.rankOf(m)));
+                    if (!expected.equals(e.getValue())) {
+                        throw new IllegalStateException("allreduce#" + e.getKey() + " is issued by ranks " + e.getValue()
+                                + ", but its members are ranks " + expected);
+                    }
+                    key = c.communicator();
+                }
+                Set<Integer> set = e.getValue();
+                comms.put(e.getKey(), byKey.computeIfAbsent(key, k -> new CommState(set)));
+            }
         }
 
         long run() {
@@ -243,7 +340,7 @@ public final class ScheduleChecker {
                     finished &= iteration.get(p) == executions;
                 }
                 if (finished) {
-                    return transfers;
+                    return transfers + collectives;
                 }
                 if (!progress) {
                     throw new IllegalStateException(deadlock());
@@ -301,7 +398,15 @@ public final class ScheduleChecker {
         private boolean communicate(int p, Comm c) {
             if (posted.get(p) == null) {
                 List<Posted> mine = new ArrayList<>();
+                List<PostedCollective> steps = new ArrayList<>();
                 for (CommOp op : c.group.ops()) {
+                    if (op.kind() == CommOp.Kind.ALL_REDUCE) {
+                        CommState comm = comms.get(op.channel());
+                        List<Integer> issued = comm.issued.get(c.rank);
+                        issued.add(op.channel());
+                        steps.add(new PostedCollective(comm, c.rank, issued.size() - 1));
+                        continue;
+                    }
                     boolean send = op.kind() == CommOp.Kind.SEND;
                     int from = send ? c.rank : op.peer();
                     int to = send ? op.peer() : c.rank;
@@ -311,6 +416,22 @@ public final class ScheduleChecker {
                     mine.add(new Posted(pair, send, side.size() - 1, from, to));
                 }
                 posted.set(p, mine);
+                postedCollectives.set(p, steps);
+            }
+            for (PostedCollective step : postedCollectives.get(p)) {
+                int mine = step.comm.issued.get(step.rank).get(step.index);
+                for (var member : step.comm.issued.entrySet()) {
+                    if (member.getValue().size() <= step.index) {
+                        return false;
+                    }
+                    int theirs = member.getValue().get(step.index);
+                    if (theirs != mine) {
+                        throw new IllegalStateException("rank " + step.rank + "'s collective " + step.index + " on its "
+                                + "communicator is allreduce#" + mine + ", but rank " + member.getKey() + "'s is "
+                                + "allreduce#" + theirs + ": the ranks of a communicator must issue its collectives in "
+                                + "the same order");
+                    }
+                }
             }
             for (Posted op : posted.get(p)) {
                 List<Integer> other = op.send ? op.pair.recvs : op.pair.sends;
@@ -330,7 +451,14 @@ public final class ScheduleChecker {
                     transfers++;
                 }
             }
+            for (PostedCollective step : postedCollectives.get(p)) {
+                if (step.index >= step.comm.completed) {
+                    step.comm.completed = step.index + 1;
+                    collectives++;
+                }
+            }
             posted.set(p, null);
+            postedCollectives.set(p, null);
             return true;
         }
 
@@ -348,8 +476,9 @@ public final class ScheduleChecker {
                     waiting.add(names.get(p) + " at execution " + iteration.get(p) + " waits in " + what);
                 }
             }
-            return "deadlock after " + transfers + (transfers == 1 ? " transfer: " : " transfers: ")
-                    + String.join("; ", waiting);
+            return "deadlock after " + transfers + (transfers == 1 ? " transfer" : " transfers")
+                    + (comms.isEmpty() ? "" : " and " + collectives + (collectives == 1 ? " collective" : " collectives"))
+                    + ": " + String.join("; ", waiting);
         }
     }
 }

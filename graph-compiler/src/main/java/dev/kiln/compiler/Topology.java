@@ -2,37 +2,140 @@ package dev.kiln.compiler;
 
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 
 /**
- * Where each actor of a runtime lives, as the compiler sees it. Actors missing from the
- * topology are not hosted by the runtime that compiles (their runtime was closed, or they
- * belong to another one).
+ * Where each actor of a runtime lives, as the compiler sees it, and which GPUs of a host can map each other's
+ * memory. Actors missing from the topology are not hosted by the runtime that compiles (their runtime was closed,
+ * or they belong to another one).
  *
  * @param driverProcess the process of the driver (the thread calling {@code execute})
  * @param actors        placement by actor id
+ * @param peerAccess    which pairs of GPUs of a host have CUDA peer access
  */
-public record Topology(ActorPlacement driverProcess, Map<Integer, ActorPlacement> actors) {
+public record Topology(ActorPlacement driverProcess, Map<Integer, ActorPlacement> actors, PeerAccess peerAccess) {
 
     /**
      * @param driverProcess the driver's placement
      * @param actors        placement by actor id (copied)
+     * @param peerAccess    the pairs of GPUs with peer access
+     * @throws NullPointerException if an argument is null
      */
     public Topology {
+        Objects.requireNonNull(driverProcess, "driverProcess");
         actors = Map.copyOf(actors);
+        Objects.requireNonNull(peerAccess, "peerAccess");
     }
 
     /**
-     * Where one actor lives: its host, its JVM, and the GPU it uses with the device memory it has free.
-     * Two placements are in one JVM when host and process are equal ({@link #sameProcess}); {@code equals}
-     * also compares the device and the free memory.
+     * A topology in which every pair of GPUs of a host has peer access ({@link PeerAccess#ALL}), as on a host whose
+     * GPUs are all joined by NVLink or allow PCIe peer-to-peer.
+     *
+     * @param driverProcess the driver's placement
+     * @param actors        placement by actor id (copied)
+     */
+    public Topology(ActorPlacement driverProcess, Map<Integer, ActorPlacement> actors) {
+        this(driverProcess, actors, PeerAccess.ALL);
+    }
+
+    /**
+     * Which pairs of GPUs of one host have CUDA peer access ({@code cudaDeviceCanAccessPeer} both ways), by GPU
+     * UUID. A process maps another device's memory ({@code cudaIpcOpenMemHandle} on a handle from another JVM)
+     * only through peer access, so a CUDA IPC edge between two different devices needs it. A device always
+     * reaches its own memory.
+     *
+     * @param all   whether every pair of devices of every host has peer access; {@code links} is then empty
+     * @param links the pairs that have it, when {@code all} is false
+     */
+    public record PeerAccess(boolean all, Set<Link> links) {
+
+        /** Every pair of devices of every host has peer access. */
+        public static final PeerAccess ALL = new PeerAccess(true, Set.of());
+
+        /** No two different devices have peer access. */
+        public static final PeerAccess NONE = new PeerAccess(false, Set.of());
+
+        /**
+         * @param all   whether every pair has peer access
+         * @param links the pairs (copied)
+         * @throws IllegalArgumentException if {@code all} comes with links
+         * @throws NullPointerException     if {@code links} or one of them is null
+         */
+        public PeerAccess {
+            links = Set.copyOf(links);
+            if (all && !links.isEmpty()) {
+                throw new IllegalArgumentException("PeerAccess.ALL takes no links, got " + links.size());
+            }
+        }
+
+        /**
+         * @param links the pairs of devices that have peer access (unordered; copied)
+         * @return peer access for exactly those pairs
+         */
+        public static PeerAccess of(Set<Link> links) {
+            return new PeerAccess(false, links);
+        }
+
+        /**
+         * @param host  the host of both devices
+         * @param uuidA one device's UUID
+         * @param uuidB the other's
+         * @return whether a process on one can map the other's memory: true for the same UUID, for {@link #ALL},
+         *         and for a listed pair (in either order)
+         */
+        public boolean has(String host, String uuidA, String uuidB) {
+            return uuidA.equals(uuidB) || all || links.contains(new Link(host, uuidA, uuidB));
+        }
+
+        /**
+         * An unordered pair of devices of one host with peer access: {@code Link(h, x, y)} equals
+         * {@code Link(h, y, x)} (the constructor puts the UUIDs in string order).
+         *
+         * @param host  the host
+         * @param uuidA one device's UUID
+         * @param uuidB the other device's UUID
+         */
+        public record Link(String host, String uuidA, String uuidB) {
+
+            /**
+             * @param host  host name
+             * @param uuidA a UUID
+             * @param uuidB another UUID
+             * @throws NullPointerException     if an argument is null
+             * @throws IllegalArgumentException if both UUIDs are equal (a device always reaches its own memory)
+             */
+            public Link {
+                Objects.requireNonNull(host, "host");
+                Objects.requireNonNull(uuidA, "uuidA");
+                Objects.requireNonNull(uuidB, "uuidB");
+                if (uuidA.equals(uuidB)) {
+                    throw new IllegalArgumentException("a link joins two different devices, got " + uuidA + " twice");
+                }
+                if (uuidA.compareTo(uuidB) > 0) {
+                    String first = uuidB;
+                    uuidB = uuidA;
+                    uuidA = first;
+                }
+            }
+        }
+    }
+
+    /**
+     * Where one actor lives: its host, its JVM, and the GPU it uses with the device memory it has free. A GPU is
+     * known by its UUID: JVMs of one host may see different {@code CUDA_VISIBLE_DEVICES}, so the same index in two
+     * JVMs may be two GPUs, and one GPU may have two indices. Two placements are in one JVM when host and process
+     * are equal ({@link #sameProcess}), on one GPU when host and UUID are equal ({@link #sameDevice});
+     * {@code equals} compares every component.
      *
      * @param host            host name
      * @param process         process name within the host ({@code driver} for the driver's JVM)
-     * @param device          the CUDA device index the actor uses, or {@link #NO_GPU}
+     * @param device          the CUDA device index the actor uses, as its JVM numbers it, or {@link #NO_GPU}
+     * @param deviceUuid      the UUID of that device ({@code cudaDeviceGetUuid}, e.g. {@code GPU-8f2c...}), the
+     *                        same in every JVM of the host; null without a GPU
      * @param freeDeviceBytes free memory of that device when the graph is compiled, in bytes
      *                        ({@code cudaMemGetInfo}); 0 without a GPU
      */
-    public record ActorPlacement(String host, String process, int device, long freeDeviceBytes) {
+    public record ActorPlacement(String host, String process, int device, String deviceUuid, long freeDeviceBytes) {
 
         /** The device index of a placement without a GPU. */
         public static final int NO_GPU = -1;
@@ -43,8 +146,9 @@ public record Topology(ActorPlacement driverProcess, Map<Integer, ActorPlacement
         /**
          * Checks the values.
          *
-         * @throws IllegalArgumentException if the device is below {@link #NO_GPU}, the free memory is
-         *                                  negative, or a placement without a GPU has free device memory
+         * @throws IllegalArgumentException if the device is below {@link #NO_GPU}, the free memory is negative, a
+         *                                  placement without a GPU has free device memory or a UUID, or a placement
+         *                                  with a GPU has a null or blank UUID
          * @throws NullPointerException     if host or process is null
          */
         public ActorPlacement {
@@ -60,6 +164,28 @@ public record Topology(ActorPlacement driverProcess, Map<Integer, ActorPlacement
                 throw new IllegalArgumentException("a placement without a GPU has no free device memory, got "
                         + freeDeviceBytes);
             }
+            if (device == NO_GPU && deviceUuid != null) {
+                throw new IllegalArgumentException("a placement without a GPU has no device UUID, got " + deviceUuid);
+            }
+            if (device != NO_GPU && (deviceUuid == null || deviceUuid.isBlank())) {
+                throw new IllegalArgumentException("a placement on gpu" + device + " needs the device's UUID, got "
+                        + (deviceUuid == null ? "null" : "\"" + deviceUuid + "\""));
+            }
+        }
+
+        /**
+         * A placement whose device index means the same GPU in every JVM of its host: its UUID is
+         * {@code "gpu" + device} (null for {@link #NO_GPU}). Use the canonical constructor with the real UUID when
+         * JVMs of one host may number their GPUs differently.
+         *
+         * @param host            host name
+         * @param process         process name within the host
+         * @param device          the CUDA device index, or {@link #NO_GPU}
+         * @param freeDeviceBytes free memory of that device, in bytes; 0 without a GPU
+         * @throws IllegalArgumentException as the canonical constructor
+         */
+        public ActorPlacement(String host, String process, int device, long freeDeviceBytes) {
+            this(host, process, device, device == NO_GPU ? null : "gpu" + device, freeDeviceBytes);
         }
 
         /**
@@ -69,7 +195,7 @@ public record Topology(ActorPlacement driverProcess, Map<Integer, ActorPlacement
          * @param process process name within the host
          */
         public ActorPlacement(String host, String process) {
-            this(host, process, NO_GPU, 0);
+            this(host, process, NO_GPU, null, 0);
         }
 
         /** @return whether the actor uses a GPU */
@@ -87,13 +213,14 @@ public record Topology(ActorPlacement driverProcess, Map<Integer, ActorPlacement
 
         /**
          * @param other another placement
-         * @return whether both use one GPU: both have a GPU, with the same host and device index
+         * @return whether both use one GPU: both have a GPU, on the same host, with the same UUID (their indices
+         *         may differ)
          */
         public boolean sameDevice(ActorPlacement other) {
-            return hasGpu() && other.hasGpu() && host.equals(other.host) && device == other.device;
+            return hasGpu() && other.hasGpu() && host.equals(other.host) && deviceUuid.equals(other.deviceUuid);
         }
 
-        /** @return {@code host/process}, followed by {@code /gpuN} for a placement with a GPU */
+        /** @return {@code host/process}, followed by {@code /gpuN} (the index in its JVM) for a placement with a GPU */
         @Override
         public String toString() {
             return hasGpu() ? host + "/" + process + "/gpu" + device : host + "/" + process;

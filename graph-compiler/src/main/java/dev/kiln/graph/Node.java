@@ -8,8 +8,9 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A value in a graph: the graph's input, one of its arguments, the result of an actor method
- * call, or a list of outputs. Nodes are created by {@link Graph#input()},
- * {@link InputNode#arg(int)}, {@code ActorRef.bind(...)} and {@link Graph#outputs(Node...)}.
+ * call, one member's result of an all-reduce, or a list of outputs. Nodes are created by
+ * {@link Graph#input()}, {@link InputNode#arg(int)}, {@code ActorRef.bind(...)},
+ * {@link Graph#allReduce(List)} and {@link Graph#outputs(Node...)}.
  *
  * <p>A node may be compiled once: after {@code Kiln.compile} it belongs to that compiled
  * graph, and binding new calls on it to compile a second graph fails with a
@@ -30,6 +31,11 @@ public sealed class Node<T> permits InputNode {
         INPUT_ARG,
         /** An actor method call. */
         CALL,
+        /**
+         * One member's result of an all-reduce ({@link Graph#allReduce(List)}): the element-wise sum of every
+         * member's input, on the member's actor.
+         */
+        ALL_REDUCE,
         /** A multi-output list ({@link Graph#outputs(Node...)}). */
         OUTPUTS
     }
@@ -43,16 +49,31 @@ public sealed class Node<T> permits InputNode {
     private final ActorRef<?> actor;
     private final MethodRef method;
     private final List<Object> args;
+    private final int member;
+    private final List<Node<?>> collective;
     private final List<Node<?>> downstream = Collections.synchronizedList(new ArrayList<>());
     private volatile Transport transport = Transport.AUTO;
     private volatile Object compiledBy;
 
     Node(Kind kind, InputNode<?> input, int argIndex, ActorRef<?> actor, MethodRef method, Object[] args) {
+        this(kind, input, argIndex, actor, method, args, -1, List.of());
+    }
+
+    /** An output of an all-reduce: member {@code member} of {@code collective}, which is filled in later. */
+    Node(Node<?> memberInput, int member, List<Node<?>> collective) {
+        this(Kind.ALL_REDUCE, memberInput.input(), -1, memberInput.actor(), null, new Object[] {memberInput}, member,
+                Collections.unmodifiableList(collective));
+    }
+
+    private Node(Kind kind, InputNode<?> input, int argIndex, ActorRef<?> actor, MethodRef method, Object[] args,
+                 int member, List<Node<?>> collective) {
         this.kind = kind;
         this.input = input;
         this.argIndex = argIndex;
         this.actor = actor;
         this.method = method;
+        this.member = member;
+        this.collective = collective;
         this.args = Collections.unmodifiableList(Arrays.asList(args.clone()));
         for (Object arg : args) {
             if (arg instanceof Node<?> upstream) {
@@ -101,7 +122,10 @@ public sealed class Node<T> permits InputNode {
         return argIndex;
     }
 
-    /** @return the actor called, for {@link Kind#CALL}; else {@code null} */
+    /**
+     * @return the actor called, for {@link Kind#CALL}; the member's actor (its input's), for {@link Kind#ALL_REDUCE};
+     *         else {@code null}
+     */
     public ActorRef<?> actor() {
         return actor;
     }
@@ -112,11 +136,24 @@ public sealed class Node<T> permits InputNode {
     }
 
     /**
-     * @return the call's arguments (each a {@code Node} or a constant, possibly null), or the
-     *         output nodes of {@link Kind#OUTPUTS}; empty for the input
+     * @return the call's arguments (each a {@code Node} or a constant, possibly null), the member's input for
+     *         {@link Kind#ALL_REDUCE}, or the output nodes of {@link Kind#OUTPUTS}; empty for the input
      */
     public List<Object> args() {
         return args;
+    }
+
+    /** @return this output's member index in its all-reduce (its input's position), for {@link Kind#ALL_REDUCE}; else -1 */
+    public int member() {
+        return member;
+    }
+
+    /**
+     * @return for {@link Kind#ALL_REDUCE}, every output of its all-reduce in member order (this one included);
+     *         else empty
+     */
+    public List<Node<?>> collective() {
+        return collective;
     }
 
     /** @return a snapshot of the nodes bound on this node so far, in bind order */
@@ -147,12 +184,16 @@ public sealed class Node<T> permits InputNode {
         }
     }
 
-    /** @return a short label: {@code input}, {@code input[1]}, {@code actor.method} or {@code outputs} */
+    /**
+     * @return a short label: {@code input}, {@code input[1]}, {@code actor.method}, {@code allreduce[i]} (member i;
+     *         a compiled plan numbers its all-reduces, {@code allreduce#k[i]}) or {@code outputs}
+     */
     public String label() {
         return switch (kind) {
             case INPUT -> "input";
             case INPUT_ARG -> "input[" + argIndex + "]";
             case CALL -> actor.name() + "." + method.name();
+            case ALL_REDUCE -> "allreduce[" + member + "]";
             case OUTPUTS -> "outputs";
         };
     }

@@ -42,20 +42,23 @@ public enum Transport {
     /**
      * Some reader in another JVM of the writer's host, every participant on a GPU: each reader's
      * device slots are exported with {@code cudaIpcGetMemHandle} and the writer copies into them peer
-     * to peer. AUTO picks it when all participants live on one host, some in another JVM.
+     * to peer. AUTO picks it when all participants live on one host, some in another JVM, and every
+     * reader in another JVM is on the writer's GPU or on one with peer access to it
+     * ({@code Topology.PeerAccess}): the writer maps another device's memory only through peer access.
      */
     CUDA_IPC,
     /**
-     * Readers on other GPUs of the writer's JVM, or on other hosts: {@code ncclSend} by the writer,
-     * {@code ncclRecv} into each reader's device slots, in a per-rank order the compiler fixes
-     * ({@code ExecutionPlan.NcclSchedule}) so that no pair of ranks deadlocks.
+     * Readers on other GPUs of the writer's JVM, on other hosts, or in another JVM on a GPU without peer
+     * access to the writer's: {@code ncclSend} by the writer, {@code ncclRecv} into each reader's device
+     * slots, in a per-rank order the compiler fixes ({@code ExecutionPlan.NcclSchedule}) so that no pair
+     * of ranks deadlocks. Each rank's GPU also holds NCCL's own buffers, which the plan budgets.
      */
     NCCL,
     /**
      * CPU staging: the writer copies device to host into pinned host slots, and each reader with a GPU
      * copies host to device into one device buffer before its call. AUTO picks it when the writer or a
-     * reader has no GPU, when a reader's device cannot hold the edge's receive slots within
-     * {@code CompileOptions.gpuMemoryFraction}, or when NCCL cannot connect the participants; asking
+     * reader has no GPU, when a device cannot hold the edge's receive slots (and, for NCCL, NCCL's buffers)
+     * within {@code CompileOptions.gpuMemoryFraction}, or when NCCL cannot connect the participants; asking
      * for it forces it for that edge.
      */
     STAGED

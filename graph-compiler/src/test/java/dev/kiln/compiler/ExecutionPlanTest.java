@@ -254,7 +254,7 @@ class ExecutionPlanTest {
         assertEquals(List.of(), plan.devices(), "the seven-argument plan has no GPUs");
         assertEquals(ExecutionPlan.NcclSchedule.NONE, plan.nccl());
 
-        List<ExecutionPlan.DeviceMemory> devices = new ArrayList<>(List.of(new ExecutionPlan.DeviceMemory("h", 0, 9, 8, 7)));
+        List<ExecutionPlan.DeviceMemory> devices = new ArrayList<>(List.of(new ExecutionPlan.DeviceMemory("h", 0, "gpu0", 9, 8, 7, 0)));
         ExecutionPlan gpu = new ExecutionPlan(0, 1, List.of(node), List.of(channel), List.of(schedule), List.of(), false,
                 devices, ExecutionPlan.NcclSchedule.NONE);
         devices.clear();

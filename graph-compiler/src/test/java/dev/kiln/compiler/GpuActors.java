@@ -16,34 +16,48 @@ final class GpuActors {
     private GpuActors() {
     }
 
-    /** Methods declared to return {@link DeviceTensor} make GPU edges; {@link #toHost} makes a CPU edge. */
+    /**
+     * Methods declared to return {@link DeviceTensor} make GPU edges; {@link #toHost} makes a CPU edge. Parameters
+     * are {@code Object}: on an actor without a GPU, a GPU edge delivers the host copy.
+     */
     static final class Gpu {
         DeviceTensor load(String s) {
             throw new UnsupportedOperationException(s);
         }
 
-        DeviceTensor f(DeviceTensor x) {
-            return x;
+        DeviceTensor f(Object x) {
+            return null;
         }
 
-        DeviceTensor add(DeviceTensor x, DeviceTensor y) {
-            return x;
+        DeviceTensor add(Object x, Object y) {
+            return null;
         }
 
-        DeviceTensor add3(DeviceTensor x, DeviceTensor y, DeviceTensor z) {
-            return x;
+        DeviceTensor add3(Object x, Object y, Object z) {
+            return null;
         }
 
-        String toHost(DeviceTensor x) {
-            return x.toString();
+        String toHost(Object x) {
+            return String.valueOf(x);
         }
 
         String label(String s) {
             return s;
         }
 
-        DeviceTensor scale(DeviceTensor x, String by) {
-            return x;
+        DeviceTensor scale(Object x, String by) {
+            return null;
+        }
+    }
+
+    /** An actor that reads GPU edges on the host: with a {@code Tensor} parameter, and a wrong {@code DeviceTensor} one. */
+    static final class HostReader {
+        String sum(dev.kiln.tensor.Tensor t) {
+            return String.valueOf(t);
+        }
+
+        String strict(DeviceTensor t) {
+            return String.valueOf(t);
         }
     }
 
@@ -54,6 +68,11 @@ final class GpuActors {
     /** @return a placement on {@code localhost} in JVM {@code process} using GPU {@code device} with {@code free} bytes free */
     static ActorPlacement gpu(String process, int device, long free) {
         return new ActorPlacement("localhost", process, device, free);
+    }
+
+    /** @return a placement on {@code localhost} in JVM {@code process} using GPU {@code device} (known there by that index) */
+    static ActorPlacement gpu(String process, int device, String uuid, long free) {
+        return new ActorPlacement("localhost", process, device, uuid, free);
     }
 
     /** @return a placement in the driver's JVM on GPU {@code device} with 16 GiB free */
@@ -72,6 +91,10 @@ final class GpuActors {
 
         Topology topology() {
             return new Topology(ActorPlacement.IN_DRIVER, placements);
+        }
+
+        Topology topology(Topology.PeerAccess peerAccess) {
+            return new Topology(ActorPlacement.IN_DRIVER, placements, peerAccess);
         }
     }
 

@@ -1,6 +1,7 @@
 package dev.kiln.compiler;
 
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
+import dev.kiln.compiler.ExecutionPlan.AllReduce;
 import dev.kiln.compiler.ExecutionPlan.CommGroup;
 import dev.kiln.compiler.ExecutionPlan.Compute;
 import dev.kiln.compiler.ExecutionPlan.NcclSchedule;
@@ -57,6 +58,7 @@ class NcclScheduleTest {
             case Read r -> "R c" + r.channel();
             case Write w -> "W c" + w.channel();
             case Compute c -> "C " + c.method().name();
+            case AllReduce r -> "A #" + r.collective();
         };
     }
 

@@ -6,6 +6,13 @@ import dev.kiln.compiler.ExecutionPlan.NcclSchedule;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
+import dev.kiln.compiler.GpuActors.Gpu;
+import dev.kiln.graph.ActorRef;
+import dev.kiln.graph.Graph;
+import dev.kiln.graph.InputNode;
+import dev.kiln.graph.Node;
+import dev.kiln.tensor.DeviceTensor;
+
 import java.util.ArrayList;
 import java.util.List;
 
@@ -23,6 +30,11 @@ class ScheduleCheckerTest {
 
     private static CommOp recv(int channel, int peer) {
         return new CommOp(CommOp.Kind.RECV, channel, peer);
+    }
+
+    /** Collective {@code collective}'s step of a member whose rank in the collective's communicator is {@code rank}. */
+    private static CommOp allReduce(int collective, int rank) {
+        return new CommOp(CommOp.Kind.ALL_REDUCE, collective, rank);
     }
 
     private static CommGroup one(CommOp op) {
@@ -129,5 +141,91 @@ class ScheduleCheckerTest {
         assertEquals("SEND c3 -> r1", send(3, 1).toString());
         assertEquals("RECV c3 <- r0", recv(3, 0).toString());
         assertEquals("group(SEND c1 -> r1, RECV c2 <- r1)", group(send(1, 1), recv(2, 1)).toString());
+    }
+
+    // ---- collectives ----
+
+    @Test
+    void anAllReduceCompletesWhenEveryMemberReachedIt() {
+        NcclSchedule s = schedule(List.of(one(allReduce(0, 0))), List.of(one(allReduce(0, 1))),
+                List.of(one(allReduce(0, 2))));
+        assertEquals(4, ScheduleChecker.simulate(s, 4), "one collective step per execution");
+        NcclSchedule mixed = schedule(List.of(one(send(1, 1)), one(allReduce(0, 0))),
+                List.of(one(recv(1, 0)), one(allReduce(0, 1))));
+        assertEquals(3 * (1 + 1), ScheduleChecker.simulate(mixed, 3));
+    }
+
+    @Test
+    void aCollectiveBehindAnUnmatchedSendDeadlocks() {
+        // Rank 0 sends before the all-reduce, rank 1 receives after it.
+        NcclSchedule s = schedule(List.of(one(send(1, 1)), one(allReduce(0, 0))),
+                List.of(one(allReduce(0, 1)), one(recv(1, 0))));
+        assertDoesNotThrow(() -> ScheduleChecker.checkPairOrder(s), "the pair agrees; collectives are not pairs");
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> ScheduleChecker.simulate(s, 1));
+        assertEquals("deadlock after 0 transfers and 0 collectives: rank 0 at execution 0 waits in r0 SEND c1 -> r1 "
+                + "(posted); rank 1 at execution 0 waits in r1 ALL_REDUCE #0 (comm rank 1) (posted)", e.getMessage());
+
+        NcclSchedule grouped = schedule(List.of(group(send(1, 1), allReduce(0, 0))),
+                List.of(group(allReduce(0, 1), recv(1, 0))));
+        assertEquals(2 * 2, ScheduleChecker.simulate(grouped, 2), "issued together, they complete together");
+    }
+
+    @Test
+    void collectivesOnThreeCommunicatorsInACycleDeadlock() {
+        // #0 over ranks {0, 1}, #1 over {1, 2}, #2 over {0, 2}: each rank starts with a collective its next peer
+        // reaches only second.
+        NcclSchedule s = schedule(List.of(one(allReduce(0, 0)), one(allReduce(2, 0))),
+                List.of(one(allReduce(1, 0)), one(allReduce(0, 1))),
+                List.of(one(allReduce(2, 1)), one(allReduce(1, 1))));
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> ScheduleChecker.simulate(s, 1));
+        assertEquals("deadlock after 0 transfers and 0 collectives: rank 0 at execution 0 waits in r0 ALL_REDUCE #0 "
+                + "(comm rank 0) (posted); rank 1 at execution 0 waits in r1 ALL_REDUCE #1 (comm rank 0) (posted); "
+                + "rank 2 at execution 0 waits in r2 ALL_REDUCE #2 (comm rank 1) (posted)", e.getMessage());
+
+        NcclSchedule ordered = schedule(List.of(one(allReduce(0, 0)), one(allReduce(2, 0))),
+                List.of(one(allReduce(0, 1)), one(allReduce(1, 0))),
+                List.of(one(allReduce(1, 1)), one(allReduce(2, 1))));
+        assertEquals(3 * 3, ScheduleChecker.simulate(ordered, 3));
+    }
+
+    @Test
+    void ranksOfOneCommunicatorIssuingItsCollectivesInDifferentOrdersAreRefused() {
+        // #0 and #1 have the same members, so they share a communicator, which matches collectives in issue order.
+        NcclSchedule s = schedule(List.of(one(allReduce(0, 0)), one(allReduce(1, 0))),
+                List.of(one(allReduce(1, 1)), one(allReduce(0, 1))));
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> ScheduleChecker.simulate(s, 1));
+        assertEquals("rank 1's collective 0 on its communicator is allreduce#1, but rank 0's is allreduce#0: the ranks "
+                + "of a communicator must issue its collectives in the same order", e.getMessage());
+    }
+
+    @Test
+    void aMemberThatFallsBehindIsADeadlock() {
+        NcclSchedule s = schedule(List.of(one(allReduce(0, 0)), one(allReduce(0, 0))), List.of(one(allReduce(0, 1))));
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> ScheduleChecker.simulate(s, 1));
+        assertEquals("deadlock after 0 transfers and 1 collective: rank 0 at execution 0 waits in r0 ALL_REDUCE #0 "
+                + "(comm rank 0) (posted)", e.getMessage());
+    }
+
+    @Test
+    void aPlanWhoseScheduleIssuesACollectiveWithoutAMemberIsRefused() {
+        ActorRef<Gpu> a = GpuActors.gpuActor(1, "a");
+        ActorRef<Gpu> b = GpuActors.gpuActor(2, "b");
+        InputNode<String> in = Graph.input();
+        List<Node<DeviceTensor>> sums = Graph.allReduce(List.of(a.bind(Gpu::load, in), b.bind(Gpu::load, in)));
+        ExecutionPlan plan = GraphCompiler.compile(Graph.outputs(sums.get(0), sums.get(1)),
+                GpuActors.places().put(a, GpuActors.gpu(0)).put(b, GpuActors.gpu(1)).topology(), CompileOptions.defaults());
+        assertEquals(2, ScheduleChecker.simulate(plan, 2));
+        NcclSchedule withoutB = new NcclSchedule(plan.nccl().ranks(), List.of(plan.nccl().groups().get(0), List.of()));
+        ExecutionPlan broken = new ExecutionPlan(plan.inputArity(), plan.maxInflight(), plan.nodes(), plan.channels(),
+                plan.schedules(), plan.outputs(), plan.multiOutput(), plan.devices(), withoutB, plan.communicators(),
+                plan.collectives());
+        assertEquals("allreduce#0 is issued by ranks [0], but its members are ranks [0, 1]", assertThrows(
+                IllegalStateException.class, () -> ScheduleChecker.simulate(broken, 1)).getMessage());
+    }
+
+    @Test
+    void allReduceStepsPrint() {
+        assertEquals("ALL_REDUCE #2 (comm rank 1)", allReduce(2, 1).toString());
+        assertEquals("group(SEND c1 -> r1, ALL_REDUCE #0 (comm rank 0))", group(send(1, 1), allReduce(0, 0)).toString());
     }
 }

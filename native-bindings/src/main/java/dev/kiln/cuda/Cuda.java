@@ -182,6 +182,22 @@ public final class Cuda {
     }
 
     /**
+     * Says whether {@code device} can map memory of {@code peer} directly (peer-to-peer over NVLink
+     * or PCIe); access must still be enabled before use. A device is not its own peer: CUDA
+     * reports false for {@code device == peer}.
+     *
+     * @param device the device that would access the memory
+     * @param peer   the device that holds the memory
+     * @return true when peer access is possible
+     * @throws NativeUnavailableException when CUDA is unavailable
+     * @throws CudaException              on a CUDA error (e.g. {@code cudaErrorInvalidDevice})
+     */
+    public static boolean canAccessPeer(int device, int peer) {
+        require();
+        return intOut(out -> CudaRuntime.cudaDeviceCanAccessPeer(out, device, peer), "cudaDeviceCanAccessPeer") != 0;
+    }
+
+    /**
      * One attribute of a device.
      *
      * @param attribute the attribute
@@ -408,6 +424,28 @@ public final class Cuda {
     }
 
     /**
+     * Says, without blocking, whether a stream has finished all its work.
+     *
+     * @param stream the stream handle, 0 for the default stream
+     * @return true when it has ({@code cudaSuccess}), false while work is pending
+     *         ({@code cudaErrorNotReady})
+     * @throws NativeUnavailableException when CUDA is unavailable
+     * @throws CudaException              on any other CUDA error, including one from earlier asynchronous work
+     */
+    public static boolean streamQuery(long stream) {
+        require();
+        return completed(CudaRuntime.cudaStreamQuery(MemorySegment.ofAddress(stream)), "cudaStreamQuery");
+    }
+
+    private static boolean completed(int rc, String call) {
+        if (rc == CudaRuntime.cudaErrorNotReady) {
+            return false;
+        }
+        check(rc, call);
+        return true;
+    }
+
+    /**
      * Makes later work on a stream wait for an event.
      *
      * @param stream the waiting stream, 0 for the default stream
@@ -458,6 +496,21 @@ public final class Cuda {
     public static void eventSynchronize(long event) {
         require();
         check(CudaRuntime.cudaEventSynchronize(MemorySegment.ofAddress(event)), "cudaEventSynchronize");
+    }
+
+    /**
+     * Says, without blocking, whether the work an event captured has completed. An event never
+     * recorded counts as completed.
+     *
+     * @param event the event
+     * @return true when it has ({@code cudaSuccess}), false while work is pending
+     *         ({@code cudaErrorNotReady})
+     * @throws NativeUnavailableException when CUDA is unavailable
+     * @throws CudaException              on any other CUDA error
+     */
+    public static boolean eventQuery(long event) {
+        require();
+        return completed(CudaRuntime.cudaEventQuery(MemorySegment.ofAddress(event)), "cudaEventQuery");
     }
 
     /**

@@ -42,6 +42,8 @@ public final class CudaRuntime {
     public static final int cudaErrorInsufficientDriver = 35;
     /** {@code cudaErrorNoDevice}. */
     public static final int cudaErrorNoDevice = 100;
+    /** {@code cudaErrorNotReady}: queried work has not completed yet (not an error). */
+    public static final int cudaErrorNotReady = 600;
     /** {@code cudaStreamNonBlocking}: the stream does not synchronize with the legacy default stream. */
     public static final int cudaStreamNonBlocking = 0x01;
     /** {@code cudaEventDefault}. */
@@ -81,6 +83,8 @@ public final class CudaRuntime {
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
         static final MethodHandle cudaSetDevice = bind("cudaSetDevice", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
         static final MethodHandle cudaGetDevice = bind("cudaGetDevice", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        static final MethodHandle cudaDeviceCanAccessPeer = bind("cudaDeviceCanAccessPeer",
+                FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
         static final MethodHandle cudaDriverGetVersion = bind("cudaDriverGetVersion", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         static final MethodHandle cudaRuntimeGetVersion = bind("cudaRuntimeGetVersion", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         static final MethodHandle cudaMalloc = bind("cudaMalloc", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
@@ -99,12 +103,14 @@ public final class CudaRuntime {
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
         static final MethodHandle cudaStreamDestroy = bind("cudaStreamDestroy", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         static final MethodHandle cudaStreamSynchronize = bind("cudaStreamSynchronize", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        static final MethodHandle cudaStreamQuery = bind("cudaStreamQuery", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         static final MethodHandle cudaStreamWaitEvent = bind("cudaStreamWaitEvent",
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
         static final MethodHandle cudaEventCreateWithFlags = bind("cudaEventCreateWithFlags",
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
         static final MethodHandle cudaEventRecord = bind("cudaEventRecord", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
         static final MethodHandle cudaEventSynchronize = bind("cudaEventSynchronize", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        static final MethodHandle cudaEventQuery = bind("cudaEventQuery", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         static final MethodHandle cudaEventElapsedTime = bind("cudaEventElapsedTime",
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
         static final MethodHandle cudaEventDestroy = bind("cudaEventDestroy", FunctionDescriptor.of(JAVA_INT, ADDRESS));
@@ -220,6 +226,25 @@ public final class CudaRuntime {
         require();
         try {
             return (int) Handles.cudaGetDevice.invokeExact(device);
+        } catch (Throwable t) {
+            throw NativeLibrary.rethrow(t);
+        }
+    }
+
+    /**
+     * {@code cudaError_t cudaDeviceCanAccessPeer(int* canAccessPeer, int device, int peerDevice)}:
+     * 1 when {@code device} can map memory of {@code peerDevice} directly, else 0.
+     *
+     * @param canAccessPeer an {@code int} out-parameter
+     * @param device        the device that would access the memory
+     * @param peerDevice    the device that holds the memory
+     * @return the {@code cudaError_t}
+     * @throws NativeUnavailableException when libcudart cannot be loaded
+     */
+    public static int cudaDeviceCanAccessPeer(MemorySegment canAccessPeer, int device, int peerDevice) {
+        require();
+        try {
+            return (int) Handles.cudaDeviceCanAccessPeer.invokeExact(canAccessPeer, device, peerDevice);
         } catch (Throwable t) {
             throw NativeLibrary.rethrow(t);
         }
@@ -467,6 +492,23 @@ public final class CudaRuntime {
     }
 
     /**
+     * {@code cudaError_t cudaStreamQuery(cudaStream_t stream)}: {@link #cudaSuccess} when all work
+     * on the stream has completed, {@link #cudaErrorNotReady} when not; does not block.
+     *
+     * @param stream the stream; {@link MemorySegment#NULL} for the default stream
+     * @return the {@code cudaError_t}
+     * @throws NativeUnavailableException when libcudart cannot be loaded
+     */
+    public static int cudaStreamQuery(MemorySegment stream) {
+        require();
+        try {
+            return (int) Handles.cudaStreamQuery.invokeExact(stream);
+        } catch (Throwable t) {
+            throw NativeLibrary.rethrow(t);
+        }
+    }
+
+    /**
      * {@code cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags)}.
      *
      * @param stream the stream that waits
@@ -529,6 +571,23 @@ public final class CudaRuntime {
         require();
         try {
             return (int) Handles.cudaEventSynchronize.invokeExact(event);
+        } catch (Throwable t) {
+            throw NativeLibrary.rethrow(t);
+        }
+    }
+
+    /**
+     * {@code cudaError_t cudaEventQuery(cudaEvent_t event)}: {@link #cudaSuccess} when the work the
+     * event captured has completed, {@link #cudaErrorNotReady} when not; does not block.
+     *
+     * @param event the event
+     * @return the {@code cudaError_t}
+     * @throws NativeUnavailableException when libcudart cannot be loaded
+     */
+    public static int cudaEventQuery(MemorySegment event) {
+        require();
+        try {
+            return (int) Handles.cudaEventQuery.invokeExact(event);
         } catch (Throwable t) {
             throw NativeLibrary.rethrow(t);
         }

@@ -148,6 +148,38 @@ public final class NativeLibrary {
         return current.stream().filter(Files::isDirectory).toList();
     }
 
+    /**
+     * Folder patterns for libraries shipped in Python wheels (the {@code nvidia-*} packages): each
+     * sub-folder under the {@code site-packages} and {@code dist-packages} of {@code $VIRTUAL_ENV},
+     * {@code $CONDA_PREFIX} (when set), {@code ~/.local}, {@code /usr/local}, {@code /usr} and
+     * {@code /opt/conda} ({@code lib/python3*}), then under {@code /usr/lib/python3/dist-packages}.
+     * Reads the environment on each call; thread-safe.
+     *
+     * @param subfolders folders relative to site-packages, e.g. {@code nvidia/nccl/lib}, preferred first
+     * @return the patterns, in search order (see {@link #expand})
+     */
+    public static List<String> pythonPackageFolders(List<String> subfolders) {
+        List<String> prefixes = new ArrayList<>();
+        for (String variable : List.of("VIRTUAL_ENV", "CONDA_PREFIX")) {
+            String prefix = System.getenv(variable);
+            if (prefix != null && !prefix.isBlank()) {
+                prefixes.add(prefix);
+            }
+        }
+        prefixes.addAll(List.of(System.getProperty("user.home") + "/.local", "/usr/local", "/usr", "/opt/conda"));
+        List<String> folders = new ArrayList<>();
+        for (String prefix : prefixes) {
+            for (String subfolder : subfolders) {
+                folders.add(prefix + "/lib/python3*/site-packages/" + subfolder);
+                folders.add(prefix + "/lib/python3*/dist-packages/" + subfolder);
+            }
+        }
+        for (String subfolder : subfolders) {
+            folders.add("/usr/lib/python3/dist-packages/" + subfolder);
+        }
+        return List.copyOf(folders);
+    }
+
     private static List<Path> children(Path base, PathMatcher matcher) {
         if (!Files.isDirectory(base)) {
             return List.of();

@@ -4,6 +4,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -11,9 +12,11 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** Runs only where a GPU is usable; skipped (not passed) elsewhere. */
+@Tag("gpu")
 class CudaGpuTest {
     @BeforeEach
     void needsGpu() {
@@ -82,6 +85,46 @@ class CudaGpuTest {
             Cuda.eventDestroy(event);
             Cuda.free(device);
         }
+    }
+
+    @Test
+    void aDeviceIsNotItsOwnPeerAndAMissingPeerIsAnError() {
+        assertFalse(Cuda.canAccessPeer(0, 0), "CUDA reports 0 for device == peer");
+        CudaException e = assertThrows(CudaException.class, () -> Cuda.canAccessPeer(0, Cuda.deviceCount() + 100));
+        assertEquals("cudaErrorInvalidDevice", e.errorName());
+    }
+
+    @Test
+    void queriesReportCompletedWorkWithoutBlocking() {
+        long stream = Cuda.streamCreate(CudaRuntime.cudaStreamNonBlocking);
+        long event = Cuda.eventCreate(CudaRuntime.cudaEventDisableTiming);
+        long device = Cuda.malloc(1 << 20);
+        MemorySegment host = Cuda.mallocHost(1 << 20);
+        try {
+            assertTrue(Cuda.eventQuery(event), "an event never recorded captures no work");
+            Cuda.memcpyAsync(host.address(), device, 1 << 20, MemcpyKind.DEVICE_TO_HOST, stream);
+            Cuda.eventRecord(event, stream);
+            Cuda.streamSynchronize(stream);
+            assertTrue(Cuda.streamQuery(stream));
+            assertTrue(Cuda.eventQuery(event));
+        } finally {
+            Cuda.freeHost(host);
+            Cuda.free(device);
+            Cuda.eventDestroy(event);
+            Cuda.streamDestroy(stream);
+        }
+    }
+
+    @Test
+    void driverReportsUuidMemoryAndThePrimaryContextSetDeviceMadeCurrent() {
+        assumeTrue(CudaDriver.isAvailable(), CudaDriver.unavailableReason());
+        String uuid = CudaDriver.deviceUuid(0);
+        assertTrue(uuid.matches("GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), uuid);
+        assertNotEquals("GPU-00000000-0000-0000-0000-000000000000", uuid);
+        assertEquals(uuid, CudaDriver.deviceUuid(0));
+        assertTrue(CudaDriver.totalMemory(0) >= Cuda.memoryInfo().freeBytes());
+        assertNotEquals(0L, CudaDriver.currentContext(), "Cuda.setDevice(0) makes the primary context current");
+        assertThrows(CudaDriverException.class, () -> CudaDriver.deviceUuid(Cuda.deviceCount() + 100));
     }
 
     @Test

@@ -43,7 +43,8 @@ class CudaTest {
                 () -> Cuda.eventSynchronize(1), () -> Cuda.eventElapsedMillis(1, 2), () -> Cuda.eventDestroy(1),
                 () -> Cuda.ipcGetMemHandle(1), () -> Cuda.ipcOpenMemHandle(new byte[64]),
                 () -> Cuda.ipcCloseMemHandle(1), () -> Cuda.ipcGetEventHandle(1),
-                () -> Cuda.ipcOpenEventHandle(new byte[64]));
+                () -> Cuda.ipcOpenEventHandle(new byte[64]), () -> Cuda.canAccessPeer(0, 1),
+                () -> Cuda.eventQuery(1), () -> Cuda.streamQuery(0));
         for (Executable call : calls) {
             NativeUnavailableException e = assertThrows(NativeUnavailableException.class, call);
             assertEquals(Cuda.unavailableReason(), e.getMessage());
@@ -69,7 +70,8 @@ class CudaTest {
                 () -> CudaRuntime.cudaIpcOpenMemHandle(NULL, NULL, 1), () -> CudaRuntime.cudaIpcCloseMemHandle(NULL),
                 () -> CudaRuntime.cudaIpcGetEventHandle(NULL, NULL), () -> CudaRuntime.cudaIpcOpenEventHandle(NULL, NULL),
                 () -> CudaRuntime.cudaMemGetInfo(NULL, NULL), () -> CudaRuntime.cudaGetErrorName(0),
-                () -> CudaRuntime.cudaGetErrorString(0));
+                () -> CudaRuntime.cudaGetErrorString(0), () -> CudaRuntime.cudaDeviceCanAccessPeer(NULL, 0, 1),
+                () -> CudaRuntime.cudaEventQuery(NULL), () -> CudaRuntime.cudaStreamQuery(NULL));
         for (Executable call : calls) {
             NativeUnavailableException e = assertThrows(NativeUnavailableException.class, call);
             assertEquals(CudaRuntime.loadFailure(), e.getMessage());
@@ -82,6 +84,7 @@ class CudaTest {
         assertEquals("cudaErrorMemoryAllocation", Cuda.errorName(2));
         assertEquals("cudaErrorInsufficientDriver", Cuda.errorName(CudaRuntime.cudaErrorInsufficientDriver));
         assertEquals("cudaErrorNoDevice", Cuda.errorName(CudaRuntime.cudaErrorNoDevice));
+        assertEquals("cudaErrorNotReady", Cuda.errorName(CudaRuntime.cudaErrorNotReady));
         assertFalse(Cuda.errorString(2).isBlank());
     }
 

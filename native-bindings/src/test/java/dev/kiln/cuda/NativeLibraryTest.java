@@ -116,6 +116,22 @@ class NativeLibraryTest {
     }
 
     @Test
+    void pythonPackageFoldersCoverEveryPrefixAndSubfolderInOrder() {
+        List<String> folders = NativeLibrary.pythonPackageFolders(List.of("nvidia/a/lib", "nvidia/b/lib"));
+        String home = System.getProperty("user.home");
+        int local = folders.indexOf(home + "/.local/lib/python3*/site-packages/nvidia/a/lib");
+        assertTrue(local >= 0, folders.toString());
+        assertEquals(List.of(home + "/.local/lib/python3*/site-packages/nvidia/a/lib",
+                home + "/.local/lib/python3*/dist-packages/nvidia/a/lib",
+                home + "/.local/lib/python3*/site-packages/nvidia/b/lib",
+                home + "/.local/lib/python3*/dist-packages/nvidia/b/lib",
+                "/usr/local/lib/python3*/site-packages/nvidia/a/lib"), folders.subList(local, local + 5));
+        assertTrue(folders.contains("/opt/conda/lib/python3*/site-packages/nvidia/b/lib"), folders.toString());
+        assertEquals(List.of("/usr/lib/python3/dist-packages/nvidia/a/lib", "/usr/lib/python3/dist-packages/nvidia/b/lib"),
+                folders.subList(folders.size() - 2, folders.size()));
+    }
+
+    @Test
     void expandMatchesStarComponentsNewestFirstAndSkipsMissingFolders() throws IOException {
         for (String version : List.of("cuda-12.4", "cuda-13.0", "cuda-13.1")) {
             Files.createDirectories(dir.resolve(version).resolve("lib64"));

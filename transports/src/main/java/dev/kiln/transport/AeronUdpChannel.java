@@ -467,7 +467,7 @@ public final class AeronUdpChannel implements Channel {
             throw new IllegalStateException(edge + ": offer of sequence " + sequence + ", the next sequence is "
                     + published);
         }
-        if (!slotFree(sequence)) {
+        if (!isFree(sequence)) {
             return false;
         }
         long length = codec.encode(value, staging);
@@ -504,7 +504,7 @@ public final class AeronUdpChannel implements Channel {
             if (failure != null) {
                 return false;
             }
-            if (pendingSequence >= 0 ? allSent() : slotFree(sequence)) {
+            if (pendingSequence >= 0 ? allSent() : isFree(sequence)) {
                 return true;
             }
             if (lostPeer() != NO_PEER_LOST) {
@@ -535,7 +535,12 @@ public final class AeronUdpChannel implements Channel {
         }
     }
 
-    private boolean slotFree(long sequence) {
+    /** Writer side only. */
+    @Override
+    public boolean isFree(long sequence) {
+        if (released == null) {
+            throw new IllegalStateException("channel c" + spec.id() + ": only the writer's side checks for a free slot");
+        }
         long wrap = sequence - slotCount;
         if (minReleased <= wrap) {
             drainReleases();

@@ -36,6 +36,16 @@ public interface Channel extends AutoCloseable {
     boolean offer(long sequence, Object value);
 
     /**
+     * Whether every reader has released {@code sequence - slots}, so that {@link #offer} of {@code sequence}
+     * finds its slot free; the writer thread only. Lets a writer that must prepare the slot's contents
+     * elsewhere first (a GPU copy or send) check before it starts.
+     *
+     * @param sequence the writer's next sequence
+     * @return true if its slot is free
+     */
+    boolean isFree(long sequence);
+
+    /**
      * Reads the value of execution {@code sequence} in place.
      *
      * @param reader   the reader index

@@ -45,6 +45,11 @@ public final class CheckedViewsChannel implements Channel {
     }
 
     @Override
+    public boolean isFree(long sequence) {
+        return inner.isFree(sequence);
+    }
+
+    @Override
     public Object poll(int reader, long sequence) {
         Object value = inner.poll(reader, sequence);
         if (value == NOT_READY || !holdsTensor(value)) {

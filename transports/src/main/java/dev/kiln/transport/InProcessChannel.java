@@ -65,14 +65,7 @@ public final class InProcessChannel implements Channel {
         return true;
     }
 
-    /**
-     * Whether every reader has released {@code sequence - slots}, so that {@link #offer} of
-     * {@code sequence} would publish; the writer thread only. Lets a writer that must prepare the
-     * slot's contents elsewhere first (a GPU copy) check before it starts.
-     *
-     * @param sequence the writer's next sequence
-     * @return true if its slot is free
-     */
+    @Override
     public boolean isFree(long sequence) {
         long wrap = sequence - slotCount;
         if (minReleased <= wrap) {

@@ -344,6 +344,7 @@ public final class ShmChannel implements Channel {
      * @return true if its slot is free
      * @throws IllegalStateException if this process opened the channel rather than created it
      */
+    @Override
     public boolean isFree(long sequence) {
         if (!writer) {
             throw new IllegalStateException("channel c" + spec.id() + " was opened by a reader; it has no writer here");

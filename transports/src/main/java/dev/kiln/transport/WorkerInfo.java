@@ -8,9 +8,11 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.TreeMap;
 
 /**
@@ -22,10 +24,12 @@ import java.util.TreeMap;
  * @param labels       placement labels, e.g. {@code zone=a}; keys 1 to {@value #MAX_STRING_BYTES} bytes, values up
  *                     to that; at most {@value #MAX_LABELS}; copied into an unmodifiable map sorted by key
  * @param cores        CPU cores the worker offers, >= 1
- * @param gpuFreeBytes per GPU (index in this list = device ordinal), its free device memory in bytes (>= 0); empty
- *                     for a worker without GPUs; at most {@value #MAX_GPUS}
+ * @param gpus         the worker's GPUs (index in this list = device ordinal in the worker's JVM): identity, memory and
+ *                     peer access; empty for a worker without GPUs; at most {@value #MAX_GPUS}, each UUID once (a JVM
+ *                     sees a device at one ordinal). Read without creating a CUDA context; free memory is read on
+ *                     each actor's device when the actor starts
  */
-public record WorkerInfo(String hostName, Map<String, String> labels, int cores, List<Long> gpuFreeBytes) {
+public record WorkerInfo(String hostName, Map<String, String> labels, int cores, List<Gpu> gpus) {
 
     /** Longest host name, label key or label value, in UTF-8 bytes. */
     public static final int MAX_STRING_BYTES = 255;
@@ -34,8 +38,30 @@ public record WorkerInfo(String hostName, Map<String, String> labels, int cores,
     /** Most GPUs a worker may advertise. */
     public static final int MAX_GPUS = 64;
 
-    /** "KWI1" as a big-endian int: the encoding's magic and version. */
-    private static final int MAGIC = 0x4B574931;
+    /** "KWI2" as a big-endian int: the encoding's magic and version. */
+    private static final int MAGIC = 0x4B574932;
+
+    /**
+     * One GPU of a worker.
+     *
+     * @param uuid       the device's UUID ({@code GPU-...}), 1 to {@value #MAX_STRING_BYTES} bytes: the same GPU has the
+     *                   same UUID in every JVM of its host, whatever its index there
+     * @param totalBytes its memory, in bytes, >= 0
+     * @param peers      bit {@code j} set when this device has peer access to device {@code j} of the same worker
+     */
+    public record Gpu(String uuid, long totalBytes, long peers) {
+        /**
+         * Checks the values.
+         *
+         * @throws IllegalArgumentException on a blank or too long UUID or negative memory
+         */
+        public Gpu {
+            checkString(uuid, "GPU uuid", false);
+            if (totalBytes < 0) {
+                throw new IllegalArgumentException("GPU memory must be >= 0 bytes, got " + totalBytes);
+            }
+        }
+    }
 
     /**
      * Checks and copies the values.
@@ -58,13 +84,16 @@ public record WorkerInfo(String hostName, Map<String, String> labels, int cores,
         if (cores < 1) {
             throw new IllegalArgumentException("cores must be >= 1, got " + cores);
         }
-        gpuFreeBytes = List.copyOf(gpuFreeBytes);
-        if (gpuFreeBytes.size() > MAX_GPUS) {
-            throw new IllegalArgumentException("at most " + MAX_GPUS + " GPUs, got " + gpuFreeBytes.size());
+        gpus = List.copyOf(gpus);
+        if (gpus.size() > MAX_GPUS) {
+            throw new IllegalArgumentException("at most " + MAX_GPUS + " GPUs, got " + gpus.size());
         }
-        for (long free : gpuFreeBytes) {
-            if (free < 0) {
-                throw new IllegalArgumentException("free device memory must be >= 0 bytes, got " + free);
+        // The driver takes a UUID for one device: two ordinals with one UUID would join a device to itself.
+        Set<String> uuids = new HashSet<>();
+        for (int d = 0; d < gpus.size(); d++) {
+            if (!uuids.add(gpus.get(d).uuid())) {
+                throw new IllegalArgumentException("GPU " + d + " has the UUID " + gpus.get(d).uuid() + " of an earlier"
+                        + " GPU: a worker lists each device once");
             }
         }
     }
@@ -78,15 +107,19 @@ public record WorkerInfo(String hostName, Map<String, String> labels, int cores,
         }
     }
 
-    /** @return the number of GPUs */
-    public int gpus() {
-        return gpuFreeBytes.size();
+    /**
+     * @param device a device ordinal of this worker
+     * @param peer   another
+     * @return whether {@code device} has peer access to {@code peer}
+     */
+    public boolean peerAccess(int device, int peer) {
+        return device != peer && device < gpus.size() && peer < gpus.size() && (gpus.get(device).peers() & (1L << peer)) != 0;
     }
 
     /**
-     * The stable encoding: magic {@code KWI1}, host name, label count, (key, value) pairs in key
-     * order, cores, GPU count, free bytes per GPU; strings as an unsigned byte length and UTF-8,
-     * numbers as big-endian ints and longs. Equal infos give equal bytes on every JVM.
+     * The stable encoding: magic {@code KWI2}, host name, label count, (key, value) pairs in key
+     * order, cores, GPU count, and per GPU its UUID, memory and peer bits; strings as an unsigned byte
+     * length and UTF-8, numbers as big-endian ints and longs. Equal infos give equal bytes on every JVM.
      *
      * @return the bytes, new on each call
      */
@@ -97,8 +130,15 @@ public record WorkerInfo(String hostName, Map<String, String> labels, int cores,
             strings.add(utf8(e.getKey()));
             strings.add(utf8(e.getValue()));
         }
-        int size = 4 + 1 + 4 + 4 + 8 * gpuFreeBytes.size();
+        List<byte[]> uuids = new ArrayList<>();
+        for (Gpu g : gpus) {
+            uuids.add(utf8(g.uuid()));
+        }
+        int size = 4 + 1 + 4 + 4 + 16 * gpus.size();
         for (byte[] s : strings) {
+            size += 1 + s.length;
+        }
+        for (byte[] s : uuids) {
             size += 1 + s.length;
         }
         ByteBuffer out = ByteBuffer.allocate(size);
@@ -109,9 +149,11 @@ public record WorkerInfo(String hostName, Map<String, String> labels, int cores,
             putString(out, strings.get(i));
         }
         out.putInt(cores);
-        out.putInt(gpuFreeBytes.size());
-        for (long free : gpuFreeBytes) {
-            out.putLong(free);
+        out.putInt(gpus.size());
+        for (int i = 0; i < gpus.size(); i++) {
+            putString(out, uuids.get(i));
+            out.putLong(gpus.get(i).totalBytes());
+            out.putLong(gpus.get(i).peers());
         }
         return out.array();
     }
@@ -144,14 +186,14 @@ public record WorkerInfo(String hostName, Map<String, String> labels, int cores,
             if (gpus < 0 || gpus > MAX_GPUS) {
                 throw new IllegalArgumentException("GPU count " + gpus + " out of range");
             }
-            List<Long> free = new ArrayList<>(gpus);
+            List<Gpu> devices = new ArrayList<>(gpus);
             for (int i = 0; i < gpus; i++) {
-                free.add(in.getLong());
+                devices.add(new Gpu(getString(in), in.getLong(), in.getLong()));
             }
             if (in.hasRemaining()) {
                 throw new IllegalArgumentException(in.remaining() + " bytes after the encoded WorkerInfo");
             }
-            WorkerInfo info = new WorkerInfo(hostName, labels, cores, free);
+            WorkerInfo info = new WorkerInfo(hostName, labels, cores, devices);
             if (!Arrays.equals(info.encode(), bytes)) {
                 throw new IllegalArgumentException("not the stable encoding of a WorkerInfo: labels out of key order");
             }

@@ -19,8 +19,11 @@ class JoinHandshakeTest {
 
     private static final byte[] SECRET = "correct horse battery staple".getBytes(StandardCharsets.UTF_8);
     private static final byte[] OTHER_SECRET = "correct horse battery stapler".getBytes(StandardCharsets.UTF_8);
+    private static final List<WorkerInfo.Gpu> TWO_GPUS = List.of(
+            new WorkerInfo.Gpu("GPU-5a1f0c2e-8d3b-4e6f-9a7c-1b2d3e4f5a6b", 80L << 30, 0b10),
+            new WorkerInfo.Gpu("GPU-00000000-0000-0000-0000-000000000001", 80L << 30, 0b01));
     private static final WorkerInfo INFO = new WorkerInfo("gpu-node-7", Map.of("zone", "a", "rack", "r12"), 32,
-            List.of(80L << 30, 79L << 30));
+            TWO_GPUS);
 
     private static byte[] flip(byte[] b, int bit) {
         byte[] copy = b.clone();
@@ -107,8 +110,7 @@ class JoinHandshakeTest {
         // A worker that claims more than it signed: the same MAC over other info.
         JoinHandshake.DriverSide driver = new JoinHandshake.DriverSide(SECRET);
         JoinHandshake.Response honest = new JoinHandshake.WorkerSide(SECRET, "worker-1", INFO).respond(driver.challenge());
-        byte[] bigger = new WorkerInfo("gpu-node-7", Map.of("zone", "a", "rack", "r12"), 64,
-                List.of(80L << 30, 79L << 30)).encode();
+        byte[] bigger = new WorkerInfo("gpu-node-7", Map.of("zone", "a", "rack", "r12"), 64, TWO_GPUS).encode();
         byte[] honestWire = honest.encode();
         byte[] tail = Arrays.copyOfRange(honestWire, honestWire.length - 64, honestWire.length);
         byte[] forged = ByteBuffer.allocate(honestWire.length).put(honestWire, 0, infoAt)
@@ -141,36 +143,51 @@ class JoinHandshakeTest {
 
     @Test
     void workerInfoHasAStableEncoding() {
-        WorkerInfo a = new WorkerInfo("h", Map.of("b", "2", "a", "1"), 4, List.of(5L));
+        List<WorkerInfo.Gpu> one = List.of(new WorkerInfo.Gpu("G", 5, 0));
+        WorkerInfo a = new WorkerInfo("h", Map.of("b", "2", "a", "1"), 4, one);
         java.util.LinkedHashMap<String, String> reversed = new java.util.LinkedHashMap<>();
         reversed.put("a", "1");
         reversed.put("b", "2");
-        WorkerInfo b = new WorkerInfo("h", reversed, 4, List.of(5L));
+        WorkerInfo b = new WorkerInfo("h", reversed, 4, one);
         assertEquals(a, b);
         assertArrayEquals(a.encode(), b.encode());
         assertEquals(List.of("a", "b"), List.copyOf(a.labels().keySet()), "sorted by key");
-        // magic KWI1, "h", 2 labels a=1 b=2, 4 cores, 1 GPU with 5 bytes free
-        assertEquals("4b57493101680201610131016201320000000400000001" + "0000000000000005", hex(a.encode()));
+        // magic KWI2, "h", 2 labels a=1 b=2, 4 cores, 1 GPU: uuid "G", 5 bytes, no peers
+        assertEquals("4b57493201680201610131016201320000000400000001" + "0147" + "0000000000000005"
+                + "0000000000000000", hex(a.encode()));
         assertEquals(a, WorkerInfo.decode(a.encode()));
-        assertEquals(1, a.gpus());
+        assertEquals(1, a.gpus().size());
         assertEquals(INFO, WorkerInfo.decode(INFO.encode()));
+        assertTrue(INFO.peerAccess(0, 1) && INFO.peerAccess(1, 0) && !INFO.peerAccess(0, 0) && !INFO.peerAccess(1, 2));
         WorkerInfo none = new WorkerInfo("cpu-only", Map.of(), 1, List.of());
         assertEquals(none, WorkerInfo.decode(none.encode()));
-        assertEquals(0, none.gpus());
+        assertEquals(0, none.gpus().size());
     }
 
     @Test
     void workerInfoChecksItsValues() {
         assertEquals("cores must be >= 1, got 0", assertThrows(IllegalArgumentException.class,
                 () -> new WorkerInfo("h", Map.of(), 0, List.of())).getMessage());
-        assertEquals("free device memory must be >= 0 bytes, got -1", assertThrows(IllegalArgumentException.class,
-                () -> new WorkerInfo("h", Map.of(), 1, List.of(-1L))).getMessage());
+        assertEquals("GPU memory must be >= 0 bytes, got -1", assertThrows(IllegalArgumentException.class,
+                () -> new WorkerInfo.Gpu("G", -1, 0)).getMessage());
+        assertEquals("GPU uuid must have 1 to 255 bytes of UTF-8, has 0", assertThrows(IllegalArgumentException.class,
+                () -> new WorkerInfo.Gpu("", 1, 0)).getMessage());
         assertEquals("hostName must have 1 to 255 bytes of UTF-8, has 0", assertThrows(IllegalArgumentException.class,
                 () -> new WorkerInfo("", Map.of(), 1, List.of())).getMessage());
         assertEquals("label key must have 1 to 255 bytes of UTF-8, has 0", assertThrows(IllegalArgumentException.class,
                 () -> new WorkerInfo("h", Map.of("", "x"), 1, List.of())).getMessage());
         assertThrows(UnsupportedOperationException.class, () -> INFO.labels().put("x", "y"));
-        byte[] good = new WorkerInfo("h", Map.of("b", "2", "a", "1"), 4, List.of(5L)).encode();
+        // A worker that lists one device twice (with peer access to itself) would fail every GPU compile of the driver.
+        List<WorkerInfo.Gpu> twice = List.of(new WorkerInfo.Gpu("GPU-1", 5, 0b10),
+                new WorkerInfo.Gpu("GPU-1", 5, 0b01));
+        assertEquals("GPU 1 has the UUID GPU-1 of an earlier GPU: a worker lists each device once", assertThrows(
+                IllegalArgumentException.class, () -> new WorkerInfo("h", Map.of(), 1, twice)).getMessage());
+        byte[] twiceBytes = new WorkerInfo("h", Map.of(), 1, List.of(twice.getFirst(),
+                new WorkerInfo.Gpu("GPU-2", 5, 0b01))).encode();
+        twiceBytes[twiceBytes.length - 16 - 1] = '1'; // the second UUID's last character: GPU-2 becomes GPU-1
+        assertEquals("GPU 1 has the UUID GPU-1 of an earlier GPU: a worker lists each device once",
+                assertThrows(IllegalArgumentException.class, () -> WorkerInfo.decode(twiceBytes)).getMessage());
+        byte[] good = new WorkerInfo("h", Map.of("b", "2", "a", "1"), 4, List.of(new WorkerInfo.Gpu("G", 5, 0))).encode();
         byte[] outOfOrder = good.clone();
         // swap the labels a=1 and b=2 (each: length 1, key, length 1, value)
         System.arraycopy(good, 11, outOfOrder, 7, 4);

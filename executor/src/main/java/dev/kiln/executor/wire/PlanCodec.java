@@ -3,12 +3,19 @@ package dev.kiln.executor.wire;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
+import dev.kiln.compiler.ExecutionPlan.AllReduce;
 import dev.kiln.compiler.ExecutionPlan.Arg;
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
+import dev.kiln.compiler.ExecutionPlan.CollectiveSpec;
+import dev.kiln.compiler.ExecutionPlan.CommGroup;
+import dev.kiln.compiler.ExecutionPlan.CommOp;
+import dev.kiln.compiler.ExecutionPlan.CommunicatorSpec;
 import dev.kiln.compiler.ExecutionPlan.Compute;
 import dev.kiln.compiler.ExecutionPlan.ConstantArg;
+import dev.kiln.compiler.ExecutionPlan.DeviceMemory;
 import dev.kiln.compiler.ExecutionPlan.InputArg;
 import dev.kiln.compiler.ExecutionPlan.LocalArg;
+import dev.kiln.compiler.ExecutionPlan.NcclSchedule;
 import dev.kiln.compiler.ExecutionPlan.NodeSpec;
 import dev.kiln.compiler.ExecutionPlan.Operation;
 import dev.kiln.compiler.ExecutionPlan.OutputRead;
@@ -45,11 +52,12 @@ public final class PlanCodec {
     /** "KPLN" and "KOPT" as little-endian ints: the first bytes of a plan and of options. */
     private static final int PLAN_MAGIC = 0x4E4C504B;
     private static final int OPTIONS_MAGIC = 0x54504F4B;
-    private static final int VERSION = 2;
+    private static final int VERSION = 3;
 
     private static final int READ = 1;
     private static final int COMPUTE = 2;
     private static final int WRITE = 3;
+    private static final int ALL_REDUCE = 4;
     private static final int LOCAL_ARG = 1;
     private static final int INPUT_ARG = 2;
     private static final int CONSTANT_ARG = 3;
@@ -126,11 +134,6 @@ public final class PlanCodec {
      *                                  is then unspecified
      */
     public static void write(WireOut out, ExecutionPlan plan, ValueCodec codec) {
-        if (!plan.devices().isEmpty() || !plan.nccl().equals(ExecutionPlan.NcclSchedule.NONE)) {
-            // The GPU half of a plan (device budgets, NCCL schedule) is planned but not executed yet.
-            throw new IllegalArgumentException("cannot send a plan with GPU edges to a worker JVM: GPU channels are "
-                    + "planned but not built yet");
-        }
         out.writeInt(PLAN_MAGIC);
         out.writeInt(VERSION);
         out.writeInt(plan.inputArity());
@@ -140,6 +143,11 @@ public final class PlanCodec {
         writeList(out, plan.schedules(), (o, s) -> writeSchedule(o, s, codec));
         writeList(out, plan.outputs(), PlanCodec::writeOutput);
         out.writeBoolean(plan.multiOutput());
+        writeList(out, plan.devices(), PlanCodec::writeDevice);
+        writeList(out, plan.nccl().ranks(), WireOut::writeInt);
+        writeList(out, plan.nccl().groups(), (o, groups) -> writeList(o, groups, PlanCodec::writeGroup));
+        writeList(out, plan.communicators(), PlanCodec::writeCommunicator);
+        writeList(out, plan.collectives(), PlanCodec::writeCollective);
     }
 
     /**
@@ -153,14 +161,145 @@ public final class PlanCodec {
      */
     public static ExecutionPlan readPlan(WireIn in, ValueCodec codec, ClassLoader loader) {
         readHeader(in, PLAN_MAGIC, "ExecutionPlan");
-        return new ExecutionPlan(
+        ExecutionPlan plan = new ExecutionPlan(
                 in.readInt(),
                 in.readInt(),
                 readList(in, PlanCodec::readNode),
                 readList(in, PlanCodec::readChannel),
                 readList(in, i -> readSchedule(i, codec, loader)),
                 readList(in, PlanCodec::readOutput),
-                in.readBoolean());
+                in.readBoolean(),
+                readList(in, PlanCodec::readDevice),
+                new NcclSchedule(readList(in, WireIn::readInt),
+                        readList(in, i -> readList(i, PlanCodec::readGroup))),
+                readList(in, PlanCodec::readCommunicator),
+                readList(in, PlanCodec::readCollective));
+        checkGpuReferences(plan);
+        return plan;
+    }
+
+    /**
+     * Checks what the GPU half of a received plan refers to, so that a corrupt plan is refused here, saying what is
+     * wrong, rather than failing with an index exception when the graph opens: device indices are not negative; every
+     * all-reduce step names a collective of the plan that has the step's actor as that member, and locals of the
+     * actor's frame; every collective's output nodes are nodes of the plan; every NCCL send and receive names a
+     * channel and a rank of the plan, and every NCCL all-reduce a collective and a rank of its communicator.
+     */
+    private static void checkGpuReferences(ExecutionPlan plan) {
+        for (DeviceMemory d : plan.devices()) {
+            if (d.device() < 0) {
+                throw corrupt("the plan's GPU " + d.host() + " [" + d.uuid() + "] has device index " + d.device());
+            }
+        }
+        for (CollectiveSpec c : plan.collectives()) {
+            for (int node : c.nodes()) {
+                checkIndex(node, plan.nodes().size(), "allreduce#" + c.id() + " outputs node", "nodes");
+            }
+        }
+        for (ActorSchedule s : plan.schedules()) {
+            for (Operation op : s.ops()) {
+                if (op instanceof AllReduce a) {
+                    String what = "actor #" + s.actor() + "'s ALLREDUCE";
+                    checkIndex(a.collective(), plan.collectives().size(), what + " names collective", "collectives");
+                    List<Integer> members = plan.collectives().get(a.collective()).members();
+                    if (a.member() < 0 || a.member() >= members.size() || members.get(a.member()) != s.actor()) {
+                        throw corrupt(what + " claims member " + a.member() + " of allreduce#" + a.collective()
+                                + ", whose members are actors " + members);
+                    }
+                    checkIndex(a.inputLocal(), s.frameSize(), what + " reads local", "locals");
+                    checkIndex(a.local(), s.frameSize(), what + " writes local", "locals");
+                }
+            }
+        }
+        NcclSchedule nccl = plan.nccl();
+        for (int r = 0; r < nccl.size(); r++) {
+            for (CommGroup group : nccl.groups().get(r)) {
+                for (CommOp op : group.ops()) {
+                    String what = "NCCL rank " + r + "'s " + op.kind();
+                    if (op.kind() == CommOp.Kind.ALL_REDUCE) {
+                        checkIndex(op.channel(), plan.collectives().size(), what + " names collective", "collectives");
+                        int ranks = plan.communicators().get(plan.collectives().get(op.channel()).communicator())
+                                .ranks().size();
+                        checkIndex(op.peer(), ranks, what + " is rank", "ranks in its communicator");
+                    } else {
+                        checkIndex(op.channel(), plan.channels().size(), what + " names channel", "channels");
+                        checkIndex(op.peer(), nccl.size(), what + " names peer rank", "NCCL ranks");
+                    }
+                }
+            }
+        }
+    }
+
+    private static void checkIndex(int index, int size, String what, String of) {
+        if (index < 0 || index >= size) {
+            throw corrupt(what + " " + index + ", but the plan has " + size + " " + of);
+        }
+    }
+
+    private static IllegalArgumentException corrupt(String why) {
+        return new IllegalArgumentException("corrupt wire message: " + why);
+    }
+
+    private static void writeDevice(WireOut out, DeviceMemory d) {
+        out.writeString(d.host());
+        out.writeInt(d.device());
+        out.writeString(d.uuid());
+        out.writeLong(d.freeBytes());
+        out.writeLong(d.budgetBytes());
+        out.writeLong(d.heldBytes());
+        out.writeLong(d.ncclBytes());
+    }
+
+    private static DeviceMemory readDevice(WireIn in) {
+        return new DeviceMemory(
+                readRequiredString(in, "a GPU's host"),
+                in.readInt(),
+                readRequiredString(in, "a GPU's UUID"),
+                in.readLong(),
+                in.readLong(),
+                in.readLong(),
+                in.readLong());
+    }
+
+    private static void writeGroup(WireOut out, CommGroup group) {
+        writeList(out, group.ops(), (o, op) -> {
+            writeEnum(o, op.kind());
+            o.writeInt(op.channel());
+            o.writeInt(op.peer());
+        });
+    }
+
+    private static CommGroup readGroup(WireIn in) {
+        return new CommGroup(readList(in, i -> new CommOp(
+                readEnum(i, CommOp.Kind.class),
+                i.readInt(),
+                i.readInt())));
+    }
+
+    private static void writeCommunicator(WireOut out, CommunicatorSpec c) {
+        out.writeInt(c.id());
+        writeList(out, c.ranks(), WireOut::writeInt);
+    }
+
+    private static CommunicatorSpec readCommunicator(WireIn in) {
+        return new CommunicatorSpec(
+                in.readInt(),
+                readList(in, WireIn::readInt));
+    }
+
+    private static void writeCollective(WireOut out, CollectiveSpec c) {
+        out.writeInt(c.id());
+        writeList(out, c.members(), WireOut::writeInt);
+        out.writeInt(c.communicator());
+        writeList(out, c.nodes(), WireOut::writeInt);
+    }
+
+    private static CollectiveSpec readCollective(WireIn in) {
+        return new CollectiveSpec(
+                in.readInt(),
+                readList(in, WireIn::readInt),
+                in.readInt(),
+                readList(in, WireIn::readInt));
     }
 
     /**
@@ -265,14 +404,16 @@ public final class PlanCodec {
         out.writeString(placement.host());
         out.writeString(placement.process());
         out.writeInt(placement.device());
+        out.writeString(placement.deviceUuid());
         out.writeLong(placement.freeDeviceBytes());
     }
 
     private static ActorPlacement readPlacement(WireIn in) {
         return new ActorPlacement(
-                in.readString(),
-                in.readString(),
+                readRequiredString(in, "an actor's host"),
+                readRequiredString(in, "an actor's process"),
                 in.readInt(),
+                in.readString(),
                 in.readLong());
     }
 
@@ -297,6 +438,13 @@ public final class PlanCodec {
                 out.writeInt(w.channel());
                 out.writeInt(w.local());
             }
+            case AllReduce a -> {
+                out.writeInt(ALL_REDUCE);
+                out.writeInt(a.collective());
+                out.writeInt(a.member());
+                out.writeInt(a.inputLocal());
+                out.writeInt(a.local());
+            }
         }
     }
 
@@ -313,6 +461,11 @@ public final class PlanCodec {
                     readList(in, i -> readArg(i, codec)),
                     in.readInt());
             case WRITE -> new Write(
+                    in.readInt(),
+                    in.readInt());
+            case ALL_REDUCE -> new AllReduce(
+                    in.readInt(),
+                    in.readInt(),
                     in.readInt(),
                     in.readInt());
             default -> throw new IllegalArgumentException("corrupt wire message: unknown operation tag " + tag);
@@ -398,6 +551,15 @@ public final class PlanCodec {
             list.add(element.apply(in));
         }
         return list;
+    }
+
+    /** A string its record requires: null (length -1) there is corrupt, and must not become a NullPointerException. */
+    private static String readRequiredString(WireIn in, String what) {
+        String s = in.readString();
+        if (s == null) {
+            throw corrupt(what + " is null");
+        }
+        return s;
     }
 
     private static void writeEnum(WireOut out, Enum<?> value) {

@@ -3,12 +3,18 @@ package dev.kiln.executor.wire;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
+import dev.kiln.compiler.ExecutionPlan.AllReduce;
 import dev.kiln.compiler.ExecutionPlan.Arg;
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
+import dev.kiln.compiler.ExecutionPlan.CollectiveSpec;
+import dev.kiln.compiler.ExecutionPlan.CommGroup;
+import dev.kiln.compiler.ExecutionPlan.CommOp;
 import dev.kiln.compiler.ExecutionPlan.Compute;
 import dev.kiln.compiler.ExecutionPlan.ConstantArg;
+import dev.kiln.compiler.ExecutionPlan.DeviceMemory;
 import dev.kiln.compiler.ExecutionPlan.InputArg;
 import dev.kiln.compiler.ExecutionPlan.LocalArg;
+import dev.kiln.compiler.ExecutionPlan.NcclSchedule;
 import dev.kiln.compiler.ExecutionPlan.Operation;
 import dev.kiln.compiler.GraphCompiler;
 import dev.kiln.compiler.IdleMode;
@@ -31,6 +37,9 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -126,6 +135,183 @@ class PlanCodecTest {
         assertEquals(3, back.outputs().size());
     }
 
+    /**
+     * A GPU plan crosses JVMs whole (it was refused before, even for a GPU actor whose edges are all host edges): device
+     * placements with UUIDs, device budgets, the NCCL schedule, communicators, collectives and all-reduce steps.
+     */
+    @Test
+    void gpuPlansCrossJvmsWhole() {
+        ExecutionPlan plan = gpuPlan();
+        assertTrue(!plan.devices().isEmpty() && plan.nccl().size() > 0 && !plan.collectives().isEmpty(), plan::toString);
+        ExecutionPlan back = PlanCodec.decode(PlanCodec.encode(plan, codec), codec, getClass().getClassLoader());
+        assertEquals(comparable(plan), comparable(back));
+        assertEquals(plan.toString(), back.toString());
+        assertEquals("GPU-cccc", back.schedules().stream().filter(s -> s.actor() == 13).findFirst().orElseThrow()
+                .placement().deviceUuid());
+        assertTrue(back.schedules().stream().flatMap(s -> s.ops().stream())
+                .anyMatch(op -> op instanceof ExecutionPlan.AllReduce), back::toString);
+    }
+
+    /**
+     * What the GPU half of a received plan refers to is checked when it is decoded: an id out of range, a member that
+     * is not the step's actor, or a null where a record needs a string is a corrupt message saying what is wrong, not
+     * an index or null-pointer exception of the worker that opens the graph.
+     */
+    @Test
+    void corruptGpuReferencesAreRefusedSayingWhatIsWrong() {
+        ExecutionPlan plan = gpuPlan();
+        ActorSchedule member = plan.schedules().stream()
+                .filter(s -> s.ops().stream().anyMatch(op -> op instanceof AllReduce)).findFirst().orElseThrow();
+        AllReduce step = (AllReduce) member.ops().stream().filter(op -> op instanceof AllReduce).findFirst()
+                .orElseThrow();
+        String actor = "actor #" + member.actor() + "'s ALLREDUCE";
+        CollectiveSpec collective = plan.collectives().getFirst();
+        assertCorrupt(actor + " names collective 7, but the plan has 1 collectives",
+                withStep(plan, member, step, new AllReduce(7, step.member(), step.inputLocal(), step.local())));
+        assertCorrupt(actor + " names collective -1, but the plan has 1 collectives",
+                withStep(plan, member, step, new AllReduce(-1, step.member(), step.inputLocal(), step.local())));
+        assertCorrupt(actor + " claims member " + (1 - step.member()) + " of allreduce#0, whose members are actors "
+                        + collective.members(),
+                withStep(plan, member, step, new AllReduce(0, 1 - step.member(), step.inputLocal(), step.local())));
+        assertCorrupt(actor + " claims member 2 of allreduce#0, whose members are actors " + collective.members(),
+                withStep(plan, member, step, new AllReduce(0, 2, step.inputLocal(), step.local())));
+        assertCorrupt(actor + " writes local " + member.frameSize() + ", but the plan has " + member.frameSize()
+                        + " locals",
+                withStep(plan, member, step, new AllReduce(0, step.member(), step.inputLocal(), member.frameSize())));
+        assertCorrupt(actor + " reads local -3, but the plan has " + member.frameSize() + " locals",
+                withStep(plan, member, step, new AllReduce(0, step.member(), -3, step.local())));
+
+        CollectiveSpec badNodes = new CollectiveSpec(0, collective.members(), collective.communicator(),
+                List.of(collective.nodes().getFirst(), 9999));
+        assertCorrupt("allreduce#0 outputs node 9999, but the plan has " + plan.nodes().size() + " nodes",
+                with(plan, plan.schedules(), plan.devices(), plan.nccl(), List.of(badNodes)));
+
+        DeviceMemory d = plan.devices().getFirst();
+        DeviceMemory negative = new DeviceMemory(d.host(), -2, d.uuid(), d.freeBytes(), d.budgetBytes(), d.heldBytes(),
+                d.ncclBytes());
+        List<DeviceMemory> devices = new ArrayList<>(plan.devices());
+        devices.set(0, negative);
+        assertCorrupt("the plan's GPU " + d.host() + " [" + d.uuid() + "] has device index -2",
+                with(plan, plan.schedules(), devices, plan.nccl(), plan.collectives()));
+
+        NcclSchedule nccl = plan.nccl();
+        int sender = rankWith(nccl, CommOp.Kind.SEND);
+        CommOp send = firstOp(nccl, sender, CommOp.Kind.SEND);
+        assertCorrupt("NCCL rank " + sender + "'s SEND names peer rank 99, but the plan has " + nccl.size()
+                + " NCCL ranks", withOp(plan, sender, send, new CommOp(CommOp.Kind.SEND, send.channel(), 99)));
+        assertCorrupt("NCCL rank " + sender + "'s SEND names channel " + plan.channels().size() + ", but the plan has "
+                        + plan.channels().size() + " channels",
+                withOp(plan, sender, send, new CommOp(CommOp.Kind.SEND, plan.channels().size(), send.peer())));
+        int reducer = rankWith(nccl, CommOp.Kind.ALL_REDUCE);
+        CommOp reduce = firstOp(nccl, reducer, CommOp.Kind.ALL_REDUCE);
+        int commRanks = plan.communicators().get(collective.communicator()).ranks().size();
+        assertCorrupt("NCCL rank " + reducer + "'s ALL_REDUCE is rank " + commRanks + ", but the plan has " + commRanks
+                        + " ranks in its communicator",
+                withOp(plan, reducer, reduce, new CommOp(CommOp.Kind.ALL_REDUCE, 0, commRanks)));
+        assertCorrupt("NCCL rank " + reducer + "'s ALL_REDUCE names collective 1, but the plan has 1 collectives",
+                withOp(plan, reducer, reduce, new CommOp(CommOp.Kind.ALL_REDUCE, 1, reduce.peer())));
+
+        ExecutionPlan marked = with(plan, plan.schedules(), List.of(new DeviceMemory("host-of-a-device", d.device(),
+                "GPU-of-a-device", d.freeBytes(), d.budgetBytes(), d.heldBytes(), d.ncclBytes())), plan.nccl(),
+                plan.collectives());
+        byte[] bytes = PlanCodec.encode(marked, codec);
+        assertNullRefused("a GPU's host", nullString(bytes, "host-of-a-device"));
+        assertNullRefused("a GPU's UUID", nullString(bytes, "GPU-of-a-device"));
+        assertNullRefused("an actor's host", nullString(bytes, "host-a"));
+        assertNullRefused("an actor's process", nullString(bytes, "worker-1"));
+    }
+
+    private void assertNullRefused(String what, byte[] bytes) {
+        assertEquals("corrupt wire message: " + what + " is null", assertThrows(IllegalArgumentException.class,
+                () -> PlanCodec.decode(bytes, codec, getClass().getClassLoader())).getMessage());
+    }
+
+    private void assertCorrupt(String why, ExecutionPlan bad) {
+        byte[] bytes = PlanCodec.encode(bad, codec);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> PlanCodec.decode(bytes, codec, getClass().getClassLoader()));
+        assertEquals("corrupt wire message: " + why, e.getMessage());
+    }
+
+    private static ExecutionPlan with(ExecutionPlan p, List<ActorSchedule> schedules, List<DeviceMemory> devices,
+                                      NcclSchedule nccl, List<CollectiveSpec> collectives) {
+        return new ExecutionPlan(p.inputArity(), p.maxInflight(), p.nodes(), p.channels(), schedules, p.outputs(),
+                p.multiOutput(), devices, nccl, p.communicators(), collectives);
+    }
+
+    /** The plan with one operation of one schedule replaced. */
+    private static ExecutionPlan withStep(ExecutionPlan p, ActorSchedule schedule, Operation old,
+                                          Operation replacement) {
+        List<ActorSchedule> schedules = p.schedules().stream().map(s -> s != schedule ? s
+                : new ActorSchedule(s.actor(), s.name(), s.placement(), s.frameSize(),
+                s.ops().stream().map(op -> op == old ? replacement : op).toList())).toList();
+        return with(p, schedules, p.devices(), p.nccl(), p.collectives());
+    }
+
+    /** The plan with one NCCL operation of one rank replaced. */
+    private static ExecutionPlan withOp(ExecutionPlan p, int rank, CommOp old, CommOp replacement) {
+        List<List<CommGroup>> groups = new ArrayList<>(p.nccl().groups());
+        groups.set(rank, groups.get(rank).stream().map(g -> new CommGroup(g.ops().stream()
+                .map(op -> op == old ? replacement : op).toList())).toList());
+        return with(p, p.schedules(), p.devices(), new NcclSchedule(p.nccl().ranks(), groups), p.collectives());
+    }
+
+    private static int rankWith(NcclSchedule nccl, CommOp.Kind kind) {
+        for (int r = 0; r < nccl.size(); r++) {
+            if (nccl.groups().get(r).stream().flatMap(g -> g.ops().stream()).anyMatch(op -> op.kind() == kind)) {
+                return r;
+            }
+        }
+        throw new AssertionError("no rank issues " + kind);
+    }
+
+    private static CommOp firstOp(NcclSchedule nccl, int rank, CommOp.Kind kind) {
+        return nccl.groups().get(rank).stream().flatMap(g -> g.ops().stream()).filter(op -> op.kind() == kind)
+                .findFirst().orElseThrow();
+    }
+
+    /** The message with the first string equal to {@code s} written as a null string (length -1) instead. */
+    private static byte[] nullString(byte[] bytes, String s) {
+        byte[] text = s.getBytes(StandardCharsets.UTF_8);
+        int at = -1;
+        for (int i = 4; i + text.length <= bytes.length && at < 0; i++) {
+            if (Arrays.equals(bytes, i, i + text.length, text, 0, text.length)
+                    && ByteBuffer.wrap(bytes, i - 4, 4).order(ByteOrder.LITTLE_ENDIAN).getInt() == text.length) {
+                at = i - 4;
+            }
+        }
+        assertTrue(at >= 0, "the message holds the string " + s);
+        ByteBuffer out = ByteBuffer.allocate(bytes.length - text.length).order(ByteOrder.LITTLE_ENDIAN);
+        out.put(bytes, 0, at).putInt(-1).put(bytes, at + 4 + text.length, bytes.length - at - 4 - text.length);
+        return out.array();
+    }
+
+    /**
+     * Three GPU actors on two hosts and one without a GPU: a direct GPU edge, an all-reduce, host edges; devices,
+     * NCCL schedule, communicators and collectives.
+     */
+    private ExecutionPlan gpuPlan() {
+        ActorRef<WireActors.Dev> g0 = new ActorRef<>(11, "g0", WireActors.Dev.class, RUNTIME);
+        ActorRef<WireActors.Dev> g1 = new ActorRef<>(12, "g1", WireActors.Dev.class, RUNTIME);
+        ActorRef<WireActors.Dev> g2 = new ActorRef<>(13, "g2", WireActors.Dev.class, RUNTIME);
+        ActorRef<WireActors.Dev> cpu = new ActorRef<>(14, "cpu", WireActors.Dev.class, RUNTIME);
+        long free = 8L << 30;
+        Topology gpus = new Topology(ActorPlacement.IN_DRIVER, Map.of(
+                11, new ActorPlacement("host-a", "worker-1", 0, "GPU-aaaa", free),
+                12, new ActorPlacement("host-a", "worker-2", 1, "GPU-bbbb", free),
+                13, new ActorPlacement("host-b", "worker-3", 0, "GPU-cccc", free),
+                14, new ActorPlacement("host-a", "worker-2")));
+        InputNode<String> in = Graph.input();
+        Node<dev.kiln.tensor.DeviceTensor> x = g0.bind(WireActors.Dev::make, in);
+        Node<dev.kiln.tensor.DeviceTensor> y = g1.bind(WireActors.Dev::pass, x);
+        Node<dev.kiln.tensor.DeviceTensor> z = g2.bind(WireActors.Dev::pass, x);
+        List<Node<dev.kiln.tensor.DeviceTensor>> sums = Graph.allReduce(List.of(y, z));
+        Node<String> shown = cpu.bind(WireActors.Dev::show, sums.get(0));
+        Node<String> hostOnly = g0.bind(WireActors.Dev::label, in);
+        return GraphCompiler.compile(Graph.outputs(shown, g2.bind(WireActors.Dev::show, sums.get(1)), hostOnly), gpus,
+                CompileOptions.defaults().maxInflight(4).bufferBytes(1 << 16));
+    }
+
     @Test
     void threeArgumentInput() throws Exception {
         InputNode<Object> in = Graph.input();
@@ -214,32 +400,36 @@ class PlanCodecTest {
 
     @Test
     void truncatedPlanIsAnIllegalArgumentAtEveryLength() {
-        byte[] bytes = PlanCodec.encode(sampleWithEverything(), codec);
-        for (int length = 0; length < bytes.length; length++) {
-            byte[] prefix = Arrays.copyOf(bytes, length);
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> PlanCodec.decode(prefix, codec, getClass().getClassLoader()), "truncated to " + length);
-            assertTrue(e.getMessage().startsWith("truncated wire message") || e.getMessage().startsWith("corrupt wire"),
-                    e.getMessage());
+        for (ExecutionPlan plan : List.of(sampleWithEverything(), gpuPlan())) {
+            byte[] bytes = PlanCodec.encode(plan, codec);
+            for (int length = 0; length < bytes.length; length++) {
+                byte[] prefix = Arrays.copyOf(bytes, length);
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> PlanCodec.decode(prefix, codec, getClass().getClassLoader()), "truncated to " + length);
+                assertTrue(e.getMessage().startsWith("truncated wire message")
+                        || e.getMessage().startsWith("corrupt wire"), e.getMessage());
+            }
         }
     }
 
     @Test
     void corruptPlanIsAnIllegalArgumentOrADifferentPlan() {
-        byte[] bytes = PlanCodec.encode(sampleWithEverything(), codec);
-        int refused = 0;
-        for (int i = 0; i < bytes.length; i++) {
-            for (int mask : new int[] {0x01, 0x80, 0xFF}) {
-                byte[] flipped = bytes.clone();
-                flipped[i] ^= (byte) mask;
-                try {
-                    PlanCodec.decode(flipped, codec, getClass().getClassLoader());
-                } catch (IllegalArgumentException e) {
-                    refused++;
+        for (ExecutionPlan plan : List.of(sampleWithEverything(), gpuPlan())) {
+            byte[] bytes = PlanCodec.encode(plan, codec);
+            int refused = 0;
+            for (int i = 0; i < bytes.length; i++) {
+                for (int mask : new int[] {0x01, 0x80, 0xFF}) {
+                    byte[] flipped = bytes.clone();
+                    flipped[i] ^= (byte) mask;
+                    try {
+                        PlanCodec.decode(flipped, codec, getClass().getClassLoader());
+                    } catch (IllegalArgumentException e) {
+                        refused++;
+                    }
                 }
             }
+            assertTrue(refused > bytes.length, "most flips are caught: " + refused);
         }
-        assertTrue(refused > bytes.length, "most flips are caught: " + refused);
     }
 
     @Test
@@ -256,7 +446,7 @@ class PlanCodecTest {
                 assertThrows(IllegalArgumentException.class, () -> PlanCodec.decode(longer, codec, loader)).getMessage());
         byte[] nextVersion = plan.clone();
         nextVersion[4]++;
-        assertEquals("cannot read an encoded ExecutionPlan of format version 3: this Kiln reads version 2; run the"
+        assertEquals("cannot read an encoded ExecutionPlan of format version 4: this Kiln reads version 3; run the"
                 + " same Kiln build in every process",
                 assertThrows(IllegalArgumentException.class, () -> PlanCodec.decode(nextVersion, codec, loader))
                         .getMessage());
@@ -308,7 +498,7 @@ class PlanCodecTest {
                 assertThrows(IllegalArgumentException.class, () -> PlanCodec.decodeOptions(zeroInflight)).getMessage());
         WireOut out = new WireOut();
         out.writeInt(0x54504F4B);
-        out.writeInt(2);
+        out.writeInt(3);
         out.writeInt(1);
         out.writeLong(1);
         out.writeLong(1);
@@ -365,7 +555,7 @@ class PlanCodecTest {
         List<ActorSchedule> schedules = plan.schedules().stream().map(s -> new ActorSchedule(s.actor(), s.name(),
                 s.placement(), s.frameSize(), s.ops().stream().map(PlanCodecTest::comparable).toList())).toList();
         return new ExecutionPlan(plan.inputArity(), plan.maxInflight(), plan.nodes(), plan.channels(), schedules,
-                plan.outputs(), plan.multiOutput());
+                plan.outputs(), plan.multiOutput(), plan.devices(), plan.nccl(), plan.communicators(), plan.collectives());
     }
 
     private static Operation comparable(Operation op) {

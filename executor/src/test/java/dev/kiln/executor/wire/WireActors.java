@@ -67,6 +67,25 @@ final class WireActors {
         }
     }
 
+    /** An actor of GPU methods, for plans with GPU edges (never run). */
+    static final class Dev {
+        public dev.kiln.tensor.DeviceTensor make(String s) {
+            return null;
+        }
+
+        public dev.kiln.tensor.DeviceTensor pass(dev.kiln.tensor.DeviceTensor t) {
+            return t;
+        }
+
+        public String show(Object t) {
+            return String.valueOf(t);
+        }
+
+        public String label(String s) {
+            return s;
+        }
+    }
+
     /** A user class, sent through the codec once registered. */
     record Config(int n, String name) {
     }

@@ -1,25 +1,47 @@
 package dev.kiln.transport.gpu;
 
 import dev.kiln.cuda.Cuda;
+import dev.kiln.cuda.CudaDriver;
 import dev.kiln.cuda.CudaRuntime;
+import dev.kiln.cuda.DeviceAttribute;
 import dev.kiln.cuda.MemcpyKind;
+import dev.kiln.cuda.Nvrtc;
+import dev.kiln.tensor.DeviceTensor;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.LongSupplier;
 
 /**
- * {@link DeviceOps} over the CUDA runtime ({@code dev.kiln.cuda.Cuda}): streams are created
- * non-blocking, events without timing (and {@code cudaEventInterprocess} when asked), host memory is
- * pinned with {@code cudaHostRegisterDefault}, IPC memory is opened with lazy peer access.
- * Allocations, streams and events are made on the given device, with the calling thread's current
- * device restored afterwards. Errors are {@code CudaException}s.
+ * {@link DeviceOps} over CUDA ({@code dev.kiln.cuda}): the runtime for memory, streams (non-blocking), events
+ * (without timing, {@code cudaEventInterprocess} when asked), pinning and IPC (opened with lazy peer access);
+ * the driver API for device UUIDs, total memory and kernel launches; NVRTC to compile kernels; NCCL for
+ * communicators ({@link NcclCommunicator}). Errors are {@code NativeCallException}s: {@code CudaException},
+ * {@code CudaDriverException}, {@code NvrtcException} or {@code NcclException} after the library that failed.
+ *
+ * <p>Calls that CUDA resolves on the current device (allocations, creations, IPC opens, anything on stream 0)
+ * make the named device current for the call and then restore the thread's device; a thread that had no CUDA
+ * context before the call is left without one ({@code cuCtxSetCurrent(NULL)}), as restoring device 0 would bind
+ * device 0's context to a thread that never asked for one. Work on a
+ * non-default stream runs in the stream's context whatever the current device. Kernels are compiled once per
+ * device and kernel (NVRTC, {@code --gpu-architecture=compute_XY}), loaded into the device's primary context.
  *
  * <p><b>Not yet verified on a GPU</b>: it compiles against the bindings; its tests are skipped without a
- * device (see {@code docs/gpu.md}). Thread-safe, as the CUDA runtime is.
+ * device (see {@code docs/gpu.md}). Thread-safe, as CUDA is.
  */
 public final class CudaDeviceOps implements DeviceOps {
 
     private final long pid = ProcessHandle.current().pid();
+    private final Map<KernelKey, Long> functions = new ConcurrentHashMap<>();
+    private final Map<Long, Integer> modules = new ConcurrentHashMap<>();
+
+    /** A kernel compiled for one device. */
+    private record KernelKey(int device, String name, String source) {
+    }
 
     /**
      * @throws IllegalStateException when CUDA is unavailable, with {@code Cuda.unavailableReason()}
@@ -33,6 +55,41 @@ public final class CudaDeviceOps implements DeviceOps {
     @Override
     public long processId() {
         return pid;
+    }
+
+    @Override
+    public int deviceCount() {
+        return Cuda.deviceCount();
+    }
+
+    @Override
+    public String deviceUuid(int device) {
+        return CudaDriver.deviceUuid(device);
+    }
+
+    @Override
+    public long totalBytes(int device) {
+        return CudaDriver.totalMemory(device);
+    }
+
+    @Override
+    public long freeBytes(int device) {
+        return onDevice(device, () -> Cuda.memoryInfo().freeBytes());
+    }
+
+    @Override
+    public boolean canAccessPeer(int device, int peer) {
+        return device != peer && Cuda.canAccessPeer(device, peer);
+    }
+
+    @Override
+    public int currentDevice() {
+        return Cuda.device();
+    }
+
+    @Override
+    public void setCurrentDevice(int device) {
+        Cuda.setDevice(device);
     }
 
     @Override
@@ -67,13 +124,13 @@ public final class CudaDeviceOps implements DeviceOps {
     }
 
     @Override
-    public void recordEvent(long event, long stream) {
-        Cuda.eventRecord(event, stream);
+    public void recordEvent(int device, long event, long stream) {
+        onStream(device, stream, () -> Cuda.eventRecord(event, stream));
     }
 
     @Override
-    public void waitEvent(long stream, long event) {
-        Cuda.streamWaitEvent(stream, event);
+    public void waitEvent(int device, long stream, long event) {
+        onStream(device, stream, () -> Cuda.streamWaitEvent(stream, event));
     }
 
     @Override
@@ -82,8 +139,18 @@ public final class CudaDeviceOps implements DeviceOps {
     }
 
     @Override
-    public void copyAsync(long destination, long source, long bytes, MemcpyKind kind, long stream) {
-        Cuda.memcpyAsync(destination, source, bytes, kind, stream);
+    public void synchronizeStream(int device, long stream) {
+        onStream(device, stream, () -> Cuda.streamSynchronize(stream));
+    }
+
+    @Override
+    public boolean queryStream(int device, long stream) {
+        return onDevice(device, stream, () -> Cuda.streamQuery(stream) ? 1 : 0) == 1;
+    }
+
+    @Override
+    public void copyAsync(int device, long destination, long source, long bytes, MemcpyKind kind, long stream) {
+        onStream(device, stream, () -> Cuda.memcpyAsync(destination, source, bytes, kind, stream));
     }
 
     @Override
@@ -102,8 +169,8 @@ public final class CudaDeviceOps implements DeviceOps {
     }
 
     @Override
-    public long openMemory(byte[] handle) {
-        return Cuda.ipcOpenMemHandle(handle);
+    public long openMemory(int device, byte[] handle) {
+        return onDevice(device, () -> Cuda.ipcOpenMemHandle(handle));
     }
 
     @Override
@@ -117,8 +184,88 @@ public final class CudaDeviceOps implements DeviceOps {
     }
 
     @Override
-    public long openEvent(byte[] handle) {
-        return Cuda.ipcOpenEventHandle(handle);
+    public long openEvent(int device, byte[] handle) {
+        return onDevice(device, () -> Cuda.ipcOpenEventHandle(handle));
+    }
+
+    @Override
+    public void launch(int device, long stream, GpuKernel kernel, GpuKernel.Shape shape, Object... args) {
+        long function = functions.computeIfAbsent(new KernelKey(device, kernel.name(), kernel.source()), this::compile);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment params = arena.allocate(ValueLayout.ADDRESS, Math.max(1, args.length));
+            for (int i = 0; i < args.length; i++) {
+                MemorySegment value = switch (args[i]) {
+                    case DeviceTensor t -> {
+                        if (t.device() != device) {
+                            throw new IllegalArgumentException("kernel " + kernel.name() + ": argument " + i + " is on gpu"
+                                    + t.device() + ", the launch is on gpu" + device);
+                        }
+                        yield arena.allocateFrom(ValueLayout.JAVA_LONG, t.pointer());
+                    }
+                    case Integer x -> arena.allocateFrom(ValueLayout.JAVA_INT, x);
+                    case Long x -> arena.allocateFrom(ValueLayout.JAVA_LONG, x);
+                    case Float x -> arena.allocateFrom(ValueLayout.JAVA_FLOAT, x);
+                    case Double x -> arena.allocateFrom(ValueLayout.JAVA_DOUBLE, x);
+                    case null, default -> throw new IllegalArgumentException("kernel " + kernel.name() + ": argument " + i
+                            + " is " + (args[i] == null ? "null" : "a " + args[i].getClass().getName()) + "; pass"
+                            + " DeviceTensor, Integer, Long, Float or Double");
+                };
+                params.setAtIndex(ValueLayout.ADDRESS, i, value);
+            }
+            onDevice(device, () -> {
+                CudaDriver.launch(function, shape.gridX(), shape.gridY(), shape.gridZ(), shape.blockX(), shape.blockY(),
+                        shape.blockZ(), shape.sharedBytes(), stream, params);
+                return 0;
+            });
+        }
+    }
+
+    /** Compiles a kernel for a device's architecture and loads it into the device's primary context. */
+    private long compile(KernelKey key) {
+        int major = Cuda.deviceAttribute(DeviceAttribute.COMPUTE_CAPABILITY_MAJOR, key.device());
+        int minor = Cuda.deviceAttribute(DeviceAttribute.COMPUTE_CAPABILITY_MINOR, key.device());
+        byte[] ptx = Nvrtc.compileToPtx(key.source(), key.name() + ".cu",
+                List.of("--gpu-architecture=compute_" + major + minor));
+        return onDevice(key.device(), () -> {
+            long module = CudaDriver.loadModule(ptx);
+            modules.put(module, key.device());
+            return CudaDriver.function(module, key.name());
+        });
+    }
+
+    @Override
+    public byte[] newCommunicatorId() {
+        return NcclCommunicator.uniqueId();
+    }
+
+    @Override
+    public Communicator joinCommunicator(int size, byte[] id, int rank, int device, long stream) {
+        return NcclCommunicator.join(size, id, rank, device, stream);
+    }
+
+    /** Unloads the kernels' modules. */
+    @Override
+    public void close() {
+        for (Map.Entry<Long, Integer> m : modules.entrySet()) {
+            onDevice(m.getValue(), () -> {
+                CudaDriver.unloadModule(m.getKey());
+                return 0;
+            });
+        }
+        modules.clear();
+        functions.clear();
+    }
+
+    private static void onStream(int device, long stream, Runnable call) {
+        onDevice(device, stream, () -> {
+            call.run();
+            return 0;
+        });
+    }
+
+    /** Stream 0 is resolved on the current device, so it needs the named one; other streams carry their context. */
+    private static long onDevice(int device, long stream, LongSupplier call) {
+        return stream == 0 ? onDevice(device, call) : call.getAsLong();
     }
 
     private static long onDevice(int device, LongSupplier call) {
@@ -126,11 +273,16 @@ public final class CudaDeviceOps implements DeviceOps {
         if (previous == device) {
             return call.getAsLong();
         }
+        boolean hadContext = CudaDriver.currentContext() != 0;
         Cuda.setDevice(device);
         try {
             return call.getAsLong();
         } finally {
-            Cuda.setDevice(previous);
+            if (hadContext) {
+                Cuda.setDevice(previous);
+            } else {
+                CudaDriver.setCurrentContext(0);
+            }
         }
     }
 

@@ -33,13 +33,20 @@ final class GpuSlots {
     /**
      * Checks that a value a writer offers can go into a device slot of {@code spec.slotBytes()}.
      *
+     * @param device the writer's device, which a device tensor must be on
      * @return the value as a device tensor, or null when it is another value (an error record, null), which
      *         the channels pass on without a copy
-     * @throws IllegalArgumentException for a host {@link Tensor}, or a device tensor that is larger than a
-     *                                  slot; the message names the channel, the size and the option to raise
+     * @throws IllegalArgumentException for a host {@link Tensor}, a device tensor of another device, or one that is
+     *                                  larger than a slot; the message names the channel, the devices or the size and
+     *                                  the option to raise
      */
-    static DeviceTensor check(ChannelSpec spec, Object value) {
+    static DeviceTensor check(ChannelSpec spec, Object value, int device) {
         if (value instanceof DeviceTensor t) {
+            if (t.device() != device) {
+                throw new IllegalArgumentException("channel c" + spec.id() + " (" + spec.transport() + ") sends from gpu"
+                        + device + ", the writer's device, but the tensor is on gpu" + t.device() + ": return tensors on the"
+                        + " actor's own device (GpuContext.device())");
+            }
             if (t.byteSize() > spec.slotBytes()) {
                 throw new IllegalArgumentException("channel c" + spec.id() + " (" + spec.transport() + "): a " + t.dtype()
                         + java.util.Arrays.toString(t.shape()) + " device tensor of " + t.byteSize()
@@ -108,16 +115,48 @@ final class GpuSlots {
         return value instanceof Tensor t && t.dtype() == DType.I64 && t.rank() == 1 && t.dim(0) >= 1;
     }
 
-    /** @return the bytes of the device tensor a header describes */
-    static long headerBytes(Tensor header) {
-        long bytes = DTYPES[(int) header.getLong(0)].byteSize();
-        for (long i = 1; i < header.dim(0); i++) {
-            bytes = Math.multiplyExact(bytes, header.getLong(i));
+    /**
+     * Checks a header as a reader receives it, from the writer's process, before anything is read into a slot or
+     * viewed through it: an element type this Kiln has, at most {@link #MAX_RANK} dimensions, none negative, and no
+     * more bytes than a slot holds.
+     *
+     * @param sequence the sequence the header came with, for the message
+     * @return the bytes of the device tensor the header describes
+     * @throws IllegalStateException naming the channel, the sequence and what is wrong with the header
+     */
+    static long checkHeader(ChannelSpec spec, long sequence, Tensor header) {
+        String at = "channel c" + spec.id() + " (" + spec.transport() + "): the writer's header of sequence "
+                + sequence;
+        long rank = header.dim(0) - 1;
+        if (rank > MAX_RANK) {
+            throw new IllegalStateException(at + " has " + rank + " dimensions, more than " + MAX_RANK);
+        }
+        long type = header.getLong(0);
+        if (type < 0 || type >= DTYPES.length) {
+            throw new IllegalStateException(at + " names element type " + type + ", not one of the " + DTYPES.length
+                    + " this Kiln has");
+        }
+        long bytes = DTYPES[(int) type].byteSize();
+        for (int d = 1; d <= rank; d++) {
+            long n = header.getLong(d);
+            if (n < 0) {
+                throw new IllegalStateException(at + " has dimension " + (d - 1) + " of " + n);
+            }
+            try {
+                bytes = Math.multiplyExact(bytes, n);
+            } catch (ArithmeticException e) {
+                throw new IllegalStateException(at + " announces more than " + Long.MAX_VALUE + " bytes, a slot holds "
+                        + spec.slotBytes());
+            }
+        }
+        if (bytes > spec.slotBytes()) {
+            throw new IllegalStateException(at + " announces " + bytes + " bytes, a slot holds " + spec.slotBytes());
         }
         return bytes;
     }
 
     /**
+     * @param header a header {@link #checkHeader} accepted
      * @return {@code last} if it already describes {@code pointer} as the header's type and shape on
      *         {@code stream}, else a new view
      */

@@ -27,16 +27,16 @@ import dev.kiln.transport.Channel;
  * in schedule order. Streams: the communicator's stream waits for an event recorded on the tensor's stream
  * before the sends, and the tensor's stream then waits for the sends (so the writer may reuse the tensor on
  * its stream); a receive into a slot waits for the reader's release event of that slot, and the reader's
- * stream waits for the receive. With {@link NcclCommunicator} nothing waits on the host; with
- * {@link CpuCommunicator} a send or receive returns when its peer has matched it.
+ * stream waits for the receive. Nothing waits on the host, with {@link NcclCommunicator} as with
+ * {@link SimulatedCommunicator}. Every device call names the end's device.
  *
- * <p>{@link #warm} makes the first (slow, connection-setting) transfer of each pair happen at compile time.
- * A tensor larger than a slot is refused with an {@link IllegalArgumentException} naming the channel, the
- * size and {@code CompileOptions.bufferBytes}, before anything is published.
+ * <p>{@link #warm} puts the first (slow, connection-setting) transfer of each pair ahead of the first
+ * execution. A tensor larger than a slot, or on another device than the writer's, is refused with an
+ * {@link IllegalArgumentException} before anything is sent or published.
  *
  * <p>The caller owns {@code meta} and the communicator and closes them after this channel's ends (abort
  * the communicator first when a peer died). Threads as in {@link Channel}. <b>Not yet verified on a
- * GPU</b>; tested with {@link CpuCommunicator} over {@link SimulatedDeviceOps}.
+ * GPU</b>; tested with {@link SimulatedCommunicator} over {@link SimulatedDeviceOps}.
  */
 public final class NcclChannel implements Channel {
 
@@ -56,6 +56,8 @@ public final class NcclChannel implements Channel {
     private final GpuSlots.Headers headers;
     private final long producerReady;
     private final long sent;
+    /** The sequence whose sends were issued last; its header may still wait for the side channel. */
+    private long sentSequence = -1;
     private long warmBuffer;
 
     // reader end
@@ -187,11 +189,12 @@ public final class NcclChannel implements Channel {
     }
 
     /**
-     * Sets up the pair connections with one 1-byte transfer from the writer to each reader, and waits for it:
-     * NCCL connects a pair on its first transfer, which would otherwise land in the first execution. Every end
-     * of every NCCL channel calls it once before the first execution, each process going through its ends in
-     * increasing channel id: every rank then sees the same global order of these transfers, so they cannot
-     * deadlock.
+     * Issues one 1-byte transfer from the writer to each reader, ahead of every execution's: NCCL connects a pair
+     * on its first transfer, which would otherwise land in the first execution. Every end of every NCCL channel
+     * calls it once, on its rank's thread before the rank's first execution, going through the rank's ends in
+     * increasing channel id: every rank then issues these transfers in the same global order, so they cannot
+     * deadlock, and the ranks warm up all at once. Like every operation here it is enqueued; the host does not
+     * wait for it.
      */
     public void warm() {
         if (reader < 0) {
@@ -206,7 +209,6 @@ public final class NcclChannel implements Channel {
         } else {
             comm.recv(slots, 1, writerRank);
         }
-        comm.synchronize();
     }
 
     @Override
@@ -214,15 +216,23 @@ public final class NcclChannel implements Channel {
         return spec;
     }
 
+    /** Writer end only. */
+    @Override
+    public boolean isFree(long sequence) {
+        return meta.isFree(sequence);
+    }
+
     /**
-     * Publishes a device tensor's header on the side channel, then sends the tensor to every reader in one
-     * group; other values go on the side channel alone. Writer end only.
+     * Sends a device tensor to every reader in one group, then publishes its header on the side channel (the
+     * sends are issued once the side channel has room for the header, and once per sequence: a retry after the
+     * side channel refused only publishes); other values go on the side channel alone. Writer end only.
      *
-     * @return false if the side channel is full (nothing is sent)
-     * @throws IllegalArgumentException if the tensor is larger than a slot or has more than
-     *                                  {@value GpuSlots#MAX_RANK} dimensions, or the value is a host tensor;
-     *                                  nothing is published
-     * @throws IllegalStateException    at a reader end, or from the communicator
+     * @return false if the side channel is full
+     * @throws IllegalArgumentException if the tensor is on another device than the writer's, larger than a slot or
+     *                                  of more than {@value GpuSlots#MAX_RANK} dimensions, or the value is a host
+     *                                  tensor; nothing is sent or published
+     * @throws IllegalStateException    at a reader end, or from the communicator (nothing is published; the graph
+     *                                  must fail and abort the communicator, which frees the readers)
      */
     @Override
     public boolean offer(long sequence, Object value) {
@@ -230,26 +240,31 @@ public final class NcclChannel implements Channel {
             throw new IllegalStateException("channel c" + spec.id() + ": this is reader " + reader + "'s end; only the"
                     + " writer end offers");
         }
-        DeviceTensor t = GpuSlots.check(spec, value);
+        DeviceTensor t = GpuSlots.check(spec, value, device);
         if (t == null) {
             return meta.offer(sequence, value);
         }
         Tensor header = headers.encode(spec, (int) (sequence % (2L * slotCount)), t);
-        if (!meta.offer(sequence, header)) {
-            return false;
-        }
-        if (t.byteSize() > 0) {
-            ops.recordEvent(producerReady, t.stream());
-            ops.waitEvent(commStream, producerReady);
-            comm.groupStart();
-            for (int rank : readerRanks) {
-                comm.send(t.pointer(), t.byteSize(), rank);
+        if (sentSequence != sequence) {
+            // Sends go first, once the header is sure to find room: a failed send publishes nothing, so no reader
+            // waits for bytes that never come; and no send waits on the stream for room the reader must free.
+            if (!meta.isFree(sequence)) {
+                return false;
             }
-            comm.groupEnd();
-            ops.recordEvent(sent, commStream);
-            ops.waitEvent(t.stream(), sent);
+            if (t.byteSize() > 0) {
+                ops.recordEvent(device, producerReady, t.stream());
+                ops.waitEvent(device, commStream, producerReady);
+                comm.groupStart();
+                for (int rank : readerRanks) {
+                    comm.send(t.pointer(), t.byteSize(), rank);
+                }
+                comm.groupEnd();
+                ops.recordEvent(device, sent, commStream);
+                ops.waitEvent(device, t.stream(), sent);
+            }
+            sentSequence = sequence;
         }
-        return true;
+        return meta.offer(sequence, header);
     }
 
     /**
@@ -258,7 +273,9 @@ public final class NcclChannel implements Channel {
      * come back as the side channel has them. This reader's end only.
      *
      * @throws IllegalArgumentException if {@code reader} is not this end's reader
-     * @throws IllegalStateException    if a header announces more than a slot holds, or from the communicator
+     * @throws IllegalStateException    if a header is corrupt (an unknown element type, more than
+     *                                  {@value GpuSlots#MAX_RANK} dimensions, a negative one) or announces more than a
+     *                                  slot holds, before anything is received; or from the communicator
      */
     @Override
     public Object poll(int reader, long sequence) {
@@ -272,17 +289,13 @@ public final class NcclChannel implements Channel {
             return views[slot];
         }
         Tensor header = (Tensor) value;
-        long bytes = GpuSlots.headerBytes(header);
-        if (bytes > spec.slotBytes()) {
-            throw new IllegalStateException("channel c" + spec.id() + ": the writer announced " + bytes + " bytes for"
-                    + " sequence " + sequence + ", a slot holds " + spec.slotBytes());
-        }
+        long bytes = GpuSlots.checkHeader(spec, sequence, header);
         long at = slots + slot * stride;
         if (bytes > 0) {
-            ops.waitEvent(commStream, released[slot]);
+            ops.waitEvent(device, commStream, released[slot]);
             comm.recv(at, bytes, writerRank);
-            ops.recordEvent(ready[slot], commStream);
-            ops.waitEvent(stream, ready[slot]);
+            ops.recordEvent(device, ready[slot], commStream);
+            ops.waitEvent(device, stream, ready[slot]);
         }
         held[slot] = true;
         receivedSequence = sequence;
@@ -298,7 +311,7 @@ public final class NcclChannel implements Channel {
         int slot = (int) (sequence % slotCount);
         if (held[slot]) {
             held[slot] = false;
-            ops.recordEvent(released[slot], stream);
+            ops.recordEvent(device, released[slot], stream);
         }
         meta.release(reader, sequence);
     }

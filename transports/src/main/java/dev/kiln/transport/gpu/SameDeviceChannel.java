@@ -26,7 +26,8 @@ import dev.kiln.transport.Waker;
  * nothing is truncated or published.
  *
  * <p>Threads: {@link #offer} on the writer's thread, {@link #poll}/{@link #release} of reader r on r's
- * thread, as for every channel. <b>Not yet verified on a GPU</b>; tested with {@link SimulatedDeviceOps}.
+ * thread, as for every channel. Every device call names {@code device}. <b>Not yet verified on a GPU</b>; tested
+ * with {@link SimulatedDeviceOps}.
  */
 public final class SameDeviceChannel implements Channel {
 
@@ -57,8 +58,8 @@ public final class SameDeviceChannel implements Channel {
      * @param spec          the plan's channel ({@code GPU_SAME_DEVICE}): slots, slot bytes, readers
      * @param ops           the device operations ({@link CudaDeviceOps} on a GPU)
      * @param device        the GPU of the writer and every reader
-     * @param readerStreams per reader index, the stream its actor's work runs on (0: the default stream);
-     *                      views it reads are ordered on it
+     * @param readerStreams per reader index, the stream its actor's work runs on, on {@code device} (0: the
+     *                      device's default stream); views it reads are ordered on it
      * @param writerWaker   the writer's waker, signalled when a reader releases
      * @param readerWakers  the readers' wakers, signalled on publication
      * @throws IllegalArgumentException if the streams or wakers do not match the readers
@@ -111,6 +112,11 @@ public final class SameDeviceChannel implements Channel {
         return spec;
     }
 
+    @Override
+    public boolean isFree(long sequence) {
+        return sequencer.isFree(sequence);
+    }
+
     /**
      * Copies a device tensor into every reader's slot of {@code sequence} and publishes it; other values
      * are published as they are. Writer thread only.
@@ -121,25 +127,22 @@ public final class SameDeviceChannel implements Channel {
      */
     @Override
     public boolean offer(long sequence, Object value) {
-        DeviceTensor t = GpuSlots.check(spec, value);
-        if (t != null && t.device() != device) {
-            throw new IllegalArgumentException("channel c" + spec.id() + " (GPU_SAME_DEVICE) copies on gpu" + device
-                    + ", the tensor is on gpu" + t.device() + "; return it on the actor's own device");
-        }
+        DeviceTensor t = GpuSlots.check(spec, value, device);
         if (!sequencer.isFree(sequence)) {
             return false;
         }
         if (t != null && t.byteSize() > 0) {
             int slot = (int) (sequence % slotCount);
             long offset = slot * stride;
-            ops.recordEvent(producerReady, t.stream());
-            ops.waitEvent(copyStream, producerReady);
+            ops.recordEvent(device, producerReady, t.stream());
+            ops.waitEvent(device, copyStream, producerReady);
             for (int r = 0; r < slots.length; r++) {
-                ops.waitEvent(copyStream, released[r][slot]);
-                ops.copyAsync(slots[r] + offset, t.pointer(), t.byteSize(), MemcpyKind.DEVICE_TO_DEVICE, copyStream);
+                ops.waitEvent(device, copyStream, released[r][slot]);
+                ops.copyAsync(device, slots[r] + offset, t.pointer(), t.byteSize(), MemcpyKind.DEVICE_TO_DEVICE,
+                        copyStream);
             }
-            ops.recordEvent(copied[slot], copyStream);
-            ops.waitEvent(t.stream(), copied[slot]);
+            ops.recordEvent(device, copied[slot], copyStream);
+            ops.waitEvent(device, t.stream(), copied[slot]);
         }
         return sequencer.offer(sequence, value);
     }
@@ -155,7 +158,7 @@ public final class SameDeviceChannel implements Channel {
         if (value instanceof DeviceTensor t) {
             int slot = (int) (sequence % slotCount);
             long stream = readerStreams[reader];
-            ops.waitEvent(stream, copied[slot]);
+            ops.waitEvent(device, stream, copied[slot]);
             held[reader][slot] = true;
             DeviceTensor view = GpuSlots.view(views[reader][slot], device, slots[reader] + slot * stride, stream, t);
             views[reader][slot] = view;
@@ -170,7 +173,7 @@ public final class SameDeviceChannel implements Channel {
         int slot = (int) (sequence % slotCount);
         if (held[reader][slot]) {
             held[reader][slot] = false;
-            ops.recordEvent(released[reader][slot], readerStreams[reader]);
+            ops.recordEvent(device, released[reader][slot], readerStreams[reader]);
         }
         sequencer.release(reader, sequence);
     }
@@ -187,7 +190,7 @@ public final class SameDeviceChannel implements Channel {
         closed = true;
         RuntimeException failure = null;
         try {
-            ops.recordEvent(producerReady, copyStream);
+            ops.recordEvent(device, producerReady, copyStream);
             ops.synchronizeEvent(producerReady);
         } catch (RuntimeException e) {
             failure = e;

@@ -115,7 +115,7 @@ public final class StagedChannel implements Channel {
      * The host slots' spec: room for the tensor encoding's header (up to {@link GpuSlots#MAX_RANK} dimensions)
      * in front of {@code slotBytes} of data.
      */
-    private static ChannelSpec hostSpec(ChannelSpec spec) {
+    static ChannelSpec hostSpec(ChannelSpec spec) {
         return new ChannelSpec(spec.id(), spec.node(), spec.writer(), spec.readers(), spec.slots(),
                 spec.slotBytes() + ValueCodec.tensorDataOffset(GpuSlots.MAX_RANK), spec.transport(), spec.reason());
     }
@@ -155,7 +155,8 @@ public final class StagedChannel implements Channel {
      * @param reader      the reader index in {@code spec.readers()}
      * @param device      the reader's GPU, or -1 ({@code ActorPlacement.NO_GPU}) for a reader without one, which
      *                    then reads host {@link Tensor}s
-     * @param stream      the stream the reader's work runs on (0: default stream); ignored without a GPU
+     * @param stream      the stream the reader's work runs on, on {@code device} (0: the device's default stream);
+     *                      ignored without a GPU
      * @param readerWaker the reader's waker if the writer runs in this process, else null
      * @return the reader end
      * @throws IOException if the file cannot be opened (see {@link ShmChannel#open})
@@ -170,6 +171,14 @@ public final class StagedChannel implements Channel {
         wakers[reader] = readerWaker;
         ShmChannel host = ShmChannel.open(hostSpec(spec), file, codec, wakers);
         return new StagedChannel(spec, ops, host, reader, Math.max(device, -1), stream, false);
+    }
+
+    /**
+     * @param spec a {@code STAGED} channel of a plan
+     * @return the bytes its host slots' file takes in the shared-memory directory
+     */
+    public static long fileBytes(ChannelSpec spec) {
+        return ShmChannel.fileBytes(hostSpec(spec));
     }
 
     /** @return the host slots' file, for {@link #openReader} */
@@ -187,14 +196,20 @@ public final class StagedChannel implements Channel {
         return true;
     }
 
+    /** Writer end only. */
+    @Override
+    public boolean isFree(long sequence) {
+        return host.isFree(sequence);
+    }
+
     /**
      * Copies a device tensor into the host slot of {@code sequence}, waits for the copy, and publishes it;
      * other values are encoded. Writer end only.
      *
      * @return false if a reader has not released {@code sequence - slots} yet (nothing is copied)
-     * @throws IllegalArgumentException if the tensor is larger than a slot or has more than
-     *                                  {@value GpuSlots#MAX_RANK} dimensions, or the value is a host tensor;
-     *                                  nothing is published
+     * @throws IllegalArgumentException if the tensor is on another device than the writer's, larger than a slot or
+     *                                  of more than {@value GpuSlots#MAX_RANK} dimensions, or the value is a host
+     *                                  tensor; nothing is published
      * @throws IllegalStateException    at a reader end
      */
     @Override
@@ -203,7 +218,7 @@ public final class StagedChannel implements Channel {
             throw new IllegalStateException("channel c" + spec.id() + ": this is reader " + reader + "'s end; only the"
                     + " writer end offers");
         }
-        DeviceTensor t = GpuSlots.check(spec, value);
+        DeviceTensor t = GpuSlots.check(spec, value, device);
         if (t == null) {
             return host.offer(sequence, value);
         }
@@ -223,10 +238,10 @@ public final class StagedChannel implements Channel {
                     + t.byteSize() + " bytes");
         }
         if (t.byteSize() > 0) {
-            ops.recordEvent(producerReady, t.stream());
-            ops.waitEvent(stream, producerReady);
-            ops.copyAsync(region.address(), t.pointer(), t.byteSize(), MemcpyKind.DEVICE_TO_HOST, stream);
-            ops.recordEvent(copied, stream);
+            ops.recordEvent(device, producerReady, t.stream());
+            ops.waitEvent(device, stream, producerReady);
+            ops.copyAsync(device, region.address(), t.pointer(), t.byteSize(), MemcpyKind.DEVICE_TO_HOST, stream);
+            ops.recordEvent(device, copied, stream);
             ops.synchronizeEvent(copied);
         }
         Tensor view = hostViews[slot];
@@ -265,6 +280,8 @@ public final class StagedChannel implements Channel {
      * Both are borrowed until {@link #release}. Other values are decoded. This reader's end and thread only.
      *
      * @throws IllegalArgumentException if {@code reader} is not this end's reader
+     * @throws IllegalStateException    for a GPU reader, if the host slot holds a tensor of more bytes than its device
+     *                                  buffer holds (a host tensor the writer's process offered): nothing is copied
      */
     @Override
     public Object poll(int reader, long sequence) {
@@ -273,9 +290,15 @@ public final class StagedChannel implements Channel {
         if (device < 0 || !(value instanceof Tensor t)) {
             return value;
         }
+        if (t.byteSize() > spec.slotBytes()) {
+            throw new IllegalStateException("channel c" + spec.id() + " (STAGED): the host slot of sequence " + sequence
+                    + " holds a " + t.dtype() + " tensor of " + t.byteSize() + " bytes, more than the "
+                    + spec.slotBytes() + " bytes of reader " + reader + "'s device buffer; offer device tensors of at"
+                    + " most CompileOptions.bufferBytes");
+        }
         if (t.byteSize() > 0) {
-            ops.copyAsync(buffer, t.data().address(), t.byteSize(), MemcpyKind.HOST_TO_DEVICE, stream);
-            ops.recordEvent(copied, stream);
+            ops.copyAsync(device, buffer, t.data().address(), t.byteSize(), MemcpyKind.HOST_TO_DEVICE, stream);
+            ops.recordEvent(device, copied, stream);
         }
         held = true;
         lastView = GpuSlots.view(lastView, device, buffer, stream, t);

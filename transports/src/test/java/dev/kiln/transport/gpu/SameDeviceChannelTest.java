@@ -36,7 +36,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class SameDeviceChannelTest {
 
     static final int GPU = 0;
-    private final SimulatedDeviceOps gpu = new SimulatedDeviceOps();
+    /** Memory of each simulated device: sparse, so only what is written costs anything. */
+    static final long MEMORY = 64L << 20;
+    private final SimulatedDeviceOps gpu = SimulatedDeviceOps.create(SimulatedGpus.of(2, MEMORY));
     private final List<Long> allocations = new ArrayList<>();
 
     static ChannelSpec spec(Transport transport, int slots, long slotBytes, int readers) {
@@ -55,19 +57,31 @@ class SameDeviceChannelTest {
                 readerStreams, new Waker(), wakers(readerStreams.length));
     }
 
-    /** A device tensor F32[n] on {@code stream} holding {@code base, base + 1, ...}. */
+    /** A device tensor F32[n] on {@link #GPU} and {@code stream} holding {@code base, base + 1, ...}. */
     static DeviceTensor floats(SimulatedDeviceOps gpu, List<Long> owned, long stream, float base, int n) {
-        long p = gpu.allocate(GPU, 4L * n);
+        return floats(gpu, owned, GPU, stream, base, n);
+    }
+
+    /** A device tensor F32[n] on {@code device} and {@code stream} holding {@code base, base + 1, ...}. */
+    static DeviceTensor floats(SimulatedDeviceOps gpu, List<Long> owned, int device, long stream, float base, int n) {
+        long p = gpu.allocate(device, 4L * n);
         owned.add(p);
         MemorySegment m = gpu.memory(p, 4L * n);
         for (int i = 0; i < n; i++) {
             m.setAtIndex(ValueLayout.JAVA_FLOAT, i, base + i);
         }
-        return new DeviceTensor(GPU, p, DType.F32, stream, n);
+        return new DeviceTensor(device, p, DType.F32, stream, n);
     }
 
+    /** What the tensor's memory holds now, whatever its stream has still to do. */
     static float[] read(SimulatedDeviceOps gpu, DeviceTensor t) {
         return gpu.memory(t.pointer(), t.byteSize()).toArray(ValueLayout.JAVA_FLOAT);
+    }
+
+    /** What the tensor holds once its stream has run everything issued so far, as a kernel on it would see it. */
+    static float[] awaitAndRead(SimulatedDeviceOps gpu, DeviceTensor t) {
+        gpu.synchronizeStream(t.device(), t.stream());
+        return read(gpu, t);
     }
 
     static float[] expected(float base, int n) {
@@ -81,6 +95,7 @@ class SameDeviceChannelTest {
     @AfterEach
     void freeSources() {
         allocations.forEach(gpu::free);
+        gpu.close();
     }
 
     @Test
@@ -90,6 +105,7 @@ class SameDeviceChannelTest {
         try (SameDeviceChannel ch = channel(3, 64, s0, s1)) {
             DeviceTensor src = floats(gpu, allocations, 0, 0, 4);
             for (long seq = 0; seq < 10; seq++) {
+                gpu.synchronizeStream(GPU, 0); // the host writes the source: the last copy from it must have run
                 gpu.memory(src.pointer(), 16).setAtIndex(ValueLayout.JAVA_FLOAT, 0, seq * 100);
                 assertTrue(ch.offer(seq, src));
                 for (int r = 0; r < 2; r++) {
@@ -99,7 +115,7 @@ class SameDeviceChannelTest {
                     assertArrayEquals(new long[] {4}, v.shape());
                     assertEquals(r == 0 ? s0 : s1, v.stream());
                     assertNotEquals(src.pointer(), v.pointer(), "a copy, not the writer's memory");
-                    assertArrayEquals(new float[] {seq * 100, 1, 2, 3}, read(gpu, v));
+                    assertArrayEquals(new float[] {seq * 100, 1, 2, 3}, awaitAndRead(gpu, v));
                     ch.release(r, seq);
                 }
             }
@@ -130,7 +146,7 @@ class SameDeviceChannelTest {
             DeviceTensor v = (DeviceTensor) ch.poll(0, 4);
             assertEquals(seen.get(0).pointer(), v.pointer());
             assertArrayEquals(new long[] {2, 2}, v.shape());
-            assertArrayEquals(expected(1, 4), read(gpu, v));
+            assertArrayEquals(expected(1, 4), awaitAndRead(gpu, v));
         }
     }
 
@@ -163,23 +179,55 @@ class SameDeviceChannelTest {
             assertSame(NOT_READY, ch.poll(0, 0));
             DeviceTensor fits = floats(gpu, allocations, 0, 7, 4);
             assertTrue(ch.offer(0, fits), "the same sequence can still be offered");
-            assertArrayEquals(expected(7, 4), read(gpu, (DeviceTensor) ch.poll(0, 0)));
+            assertArrayEquals(expected(7, 4), awaitAndRead(gpu, (DeviceTensor) ch.poll(0, 0)));
         }
     }
 
     @Test
-    void hostTensorsAndTensorsOnAnotherDeviceAreRefused() {
+    void hostTensorsAreRefused() {
         try (SameDeviceChannel ch = channel(2, 64, 0);
              Tensor host = Tensor.of(new float[] {1, 2})) {
             assertTrue(assertThrows(IllegalArgumentException.class, () -> ch.offer(0, host)).getMessage()
                     .contains("a host Tensor cannot go through it"));
-            long p = gpu.allocate(1, 8);
-            allocations.add(p);
-            DeviceTensor elsewhere = new DeviceTensor(1, p, DType.F32, 0, 2);
-            assertEquals("channel c3 (GPU_SAME_DEVICE) copies on gpu0, the tensor is on gpu1; return it on the actor's"
-                    + " own device", assertThrows(IllegalArgumentException.class,
-                    () -> ch.offer(0, elsewhere)).getMessage());
             assertSame(NOT_READY, ch.poll(0, 0));
+        }
+    }
+
+    @Test
+    void aTensorOnAnotherDeviceThanTheWritersIsRefusedAndNothingIsPublished() {
+        try (SameDeviceChannel ch = channel(2, 64, 0)) {
+            DeviceTensor elsewhere = floats(gpu, allocations, 1, 0, 0, 2);
+            assertEquals("channel c3 (GPU_SAME_DEVICE) sends from gpu0, the writer's device, but the tensor is on gpu1:"
+                    + " return tensors on the actor's own device (GpuContext.device())",
+                    assertThrows(IllegalArgumentException.class, () -> ch.offer(0, elsewhere)).getMessage());
+            assertSame(NOT_READY, ch.poll(0, 0));
+            assertTrue(gpu.queryStream(1, 0) && gpu.queryStream(GPU, 0), "nothing was enqueued");
+            assertTrue(ch.offer(0, floats(gpu, allocations, 0, 3, 2)), "the sequence can still be offered");
+        }
+    }
+
+    /**
+     * Stream 0 of a tensor on gpu1 is gpu1's default stream, also from a thread whose current device is gpu0: the
+     * copy waits for the producer's kernel on that stream, and a reader on gpu1 with stream 0 waits for the copy.
+     */
+    @Test
+    void streamZeroIsTheDefaultStreamOfTheChannelsDevice() {
+        assertEquals(0, gpu.currentDevice());
+        try (SameDeviceChannel ch = new SameDeviceChannel(spec(Transport.GPU_SAME_DEVICE, 2, 64, 1), gpu, 1,
+                new long[] {0}, new Waker(), wakers(1))) {
+            DeviceTensor src = floats(gpu, allocations, 1, 0, 0, 4);
+            MemorySegment srcMemory = gpu.memory(src.pointer(), 16);
+            gpu.pause();
+            gpu.enqueue(1, 0, () -> srcMemory.setAtIndex(ValueLayout.JAVA_FLOAT, 0, 42));
+            assertTrue(ch.offer(0, src));
+            DeviceTensor v = (DeviceTensor) ch.poll(0, 0);
+            assertEquals(1, v.device());
+            assertEquals(0, v.stream());
+            gpu.resume();
+            assertArrayEquals(new float[] {42, 1, 2, 3}, awaitAndRead(gpu, v));
+            ch.release(0, 0);
+            assertTrue(ch.offer(1, src));
+            assertArrayEquals(new float[] {42, 1, 2, 3}, awaitAndRead(gpu, (DeviceTensor) ch.poll(0, 1)));
         }
     }
 
@@ -196,7 +244,7 @@ class SameDeviceChannelTest {
             ch.release(1, 0);
             DeviceTensor src = floats(gpu, allocations, 0, 3, 2);
             assertTrue(ch.offer(2, src));
-            assertArrayEquals(expected(3, 2), read(gpu, (DeviceTensor) ch.poll(1, 2)));
+            assertArrayEquals(expected(3, 2), awaitAndRead(gpu, (DeviceTensor) ch.poll(1, 2)));
         }
     }
 
@@ -215,19 +263,20 @@ class SameDeviceChannelTest {
             MemorySegment srcMemory = gpu.memory(src.pointer(), 16);
             float[] seenByKernel = new float[4];
             gpu.pause();
-            gpu.enqueue(producer, () -> srcMemory.setAtIndex(ValueLayout.JAVA_FLOAT, 0, 42));
+            gpu.enqueue(GPU, producer, () -> srcMemory.setAtIndex(ValueLayout.JAVA_FLOAT, 0, 42));
             assertTrue(ch.offer(0, src));
-            gpu.enqueue(producer, () -> srcMemory.setAtIndex(ValueLayout.JAVA_FLOAT, 0, -1)); // reuses the source
+            gpu.enqueue(GPU, producer, () -> srcMemory.setAtIndex(ValueLayout.JAVA_FLOAT, 0, -1)); // reuses the source
             DeviceTensor v = (DeviceTensor) ch.poll(0, 0);
             MemorySegment slot = gpu.memory(v.pointer(), 16);
-            gpu.enqueue(consumer, () -> MemorySegment.copy(slot, ValueLayout.JAVA_FLOAT, 0, seenByKernel, 0, 4));
+            gpu.enqueue(GPU, consumer, () -> MemorySegment.copy(slot, ValueLayout.JAVA_FLOAT, 0, seenByKernel, 0, 4));
             ch.release(0, 0);
-            gpu.enqueue(producer, () -> srcMemory.setAtIndex(ValueLayout.JAVA_FLOAT, 1, 99));
+            gpu.enqueue(GPU, producer, () -> srcMemory.setAtIndex(ValueLayout.JAVA_FLOAT, 1, 99));
             assertTrue(ch.offer(1, src), "the host does not wait for the GPU");
             assertArrayEquals(new float[] {0, 0, 0, 0}, slot.toArray(ValueLayout.JAVA_FLOAT), "nothing ran yet");
             gpu.resume();
+            gpu.synchronizeStream(GPU, consumer);
             assertArrayEquals(new float[] {42, 1, 2, 3}, seenByKernel);
-            assertArrayEquals(new float[] {-1, 99, 2, 3}, read(gpu, (DeviceTensor) ch.poll(0, 1)));
+            assertArrayEquals(new float[] {-1, 99, 2, 3}, awaitAndRead(gpu, (DeviceTensor) ch.poll(0, 1)));
         } finally {
             gpu.destroyStream(producer);
             gpu.destroyStream(consumer);
@@ -245,7 +294,7 @@ class SameDeviceChannelTest {
         assertTrue(ch.offer(0, src));
         ch.close();
         ch.close();
-        assertEquals(4L * 4, gpu.allocatedBytes() - before, "only the writer's own tensor is left");
+        assertEquals(GpuSlots.ALIGN, gpu.allocatedBytes() - before, "only the writer's own tensor is left (16 B, rounded)");
         assertEquals(0, gpu.liveStreams());
         assertEquals(0, gpu.liveEvents());
     }
@@ -283,7 +332,7 @@ class SameDeviceChannelTest {
                             }
                             DeviceTensor t = (DeviceTensor) v;
                             pointers.add(t.pointer());
-                            float[] got = read(gpu, t);
+                            float[] got = awaitAndRead(gpu, t);
                             assertEquals(seq, (long) got[0], "reader " + reader);
                             assertEquals(seq + 7, (long) got[7], "reader " + reader);
                             ch.release(reader, seq);
@@ -295,6 +344,7 @@ class SameDeviceChannelTest {
                 }));
             }
             for (long seq = 0; seq < count && failure.get() == null; seq++) {
+                gpu.synchronizeStream(GPU, 0); // the last copy from the source has run
                 for (int i = 0; i < 8; i++) {
                     srcMemory.setAtIndex(ValueLayout.JAVA_FLOAT, i, seq + i);
                 }

@@ -38,9 +38,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The NCCL schedules the compiler produces, run on CPU communicators (one thread per rank) with every
- * byte checked. Jupiter tests carry their own {@code @Timeout}: a class-level one would also sit on the
- * jqwik property.
+ * The NCCL schedules the compiler produces, run on simulated communicators (one thread and one simulated device
+ * per rank) with every byte checked. Jupiter tests carry their own {@code @Timeout}: a class-level one would also
+ * sit on the jqwik property.
  */
 class ScheduleRunnerTest {
 
@@ -60,8 +60,8 @@ class ScheduleRunnerTest {
             return x;
         }
 
-        String toHost(DeviceTensor x) {
-            return x.toString();
+        String toHost(Object x) {
+            return String.valueOf(x); // an actor without a GPU gets the host copy of a GPU edge
         }
     }
 
@@ -86,6 +86,27 @@ class ScheduleRunnerTest {
         long transfers = ScheduleRunner.run(plan.nccl(), executions, 256, PATIENT);
         assertEquals(ScheduleChecker.simulate(plan, executions), transfers, "the run matches the simulation");
         return transfers;
+    }
+
+    /** Point-to-point edges and all-reduces over 2, 3 and 4 ranks, every sum checked on every member. */
+    @Test
+    @Timeout(120)
+    void allReducesRunInTheCompiledOrder() {
+        for (int members = 2; members <= 4; members++) {
+            InputNode<String> in = Graph.input();
+            Node<DeviceTensor> x = a.bind(Gpu::load, in);
+            List<Node<DeviceTensor>> inputs = new java.util.ArrayList<>();
+            inputs.add(x);
+            List<ActorRef<Gpu>> others = List.of(b, c, d).subList(0, members - 1);
+            for (ActorRef<Gpu> o : others) {
+                inputs.add(o.bind(Gpu::f, x));
+            }
+            List<Node<DeviceTensor>> sums = Graph.allReduce(inputs);
+            ExecutionPlan plan = GraphCompiler.compile(Graph.outputs(sums.toArray(Node<?>[]::new)), fourGpus,
+                    CompileOptions.defaults());
+            assertEquals(1, plan.collectives().size(), plan::toString);
+            assertEquals((members - 1) * 20 + 20, runAndCompare(plan, 20), plan::toString);
+        }
     }
 
     @Test
@@ -142,8 +163,8 @@ class ScheduleRunnerTest {
                 compiled.groups().get(1), List.of(bRanks.get(1), bRanks.get(0))));
         IllegalStateException e = assertThrows(IllegalStateException.class,
                 () -> ScheduleRunner.run(bindOrder, 1, 256, Duration.ofMillis(500)));
-        assertTrue(e.getMessage().matches("rank \\d failed: rank \\d waited PT0\\.5S for its (send|receive) of 256 B "
-                + "(to|from) rank \\d to be matched: the ranks issue their operations in orders that deadlock "
+        assertTrue(e.getMessage().matches("rank \\d failed: rank \\d waited PT0\\.5S for its group \\d (SEND|RECV) c\\d "
+                + "(->|<-) r\\d of execution 0 to complete: the ranks issue their operations in orders that deadlock "
                 + "\\(or a peer is gone\\)"), e::getMessage);
     }
 
@@ -153,13 +174,17 @@ class ScheduleRunnerTest {
         // One rank sending to itself in a group; the communicator flips the first received byte.
         List<CommGroup> self = List.of(new CommGroup(List.of(new CommOp(CommOp.Kind.SEND, 4, 0),
                 new CommOp(CommOp.Kind.RECV, 4, 0))));
-        CpuCommunicator solo = CpuCommunicator.create(1, PATIENT).getFirst();
-        assertEquals(3, ScheduleRunner.runRank(self, solo, 3, 64));
-        IllegalStateException e = assertThrows(IllegalStateException.class,
-                () -> ScheduleRunner.runRank(self, new Corrupting(solo), 1, 64));
-        assertEquals(String.format("rank 0 received wrong data for c4 of execution 0 from rank 0 at byte 0: "
-                + "expected 0x%02x, got 0x%02x", ScheduleRunner.pattern(4, 0, 0) & 0xFF,
-                ~ScheduleRunner.pattern(4, 0, 0) & 0xFF), e.getMessage());
+        try (SimulatedDeviceOps gpus = SimulatedDeviceOps.create(SimulatedGpus.of(1, 64L << 20));
+             Communicator solo = gpus.joinCommunicator(1, gpus.newCommunicatorId(), 0, 0, 0)) {
+            solo.awaitReady(PATIENT);
+            assertEquals(3, ScheduleRunner.runRank(self, solo, Map.of(), gpus, 0, 3, 64, PATIENT));
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> ScheduleRunner.runRank(self, new Corrupting(solo, gpus), Map.of(), gpus, 0, 1, 64, PATIENT));
+            assertEquals(String.format("rank 0 received wrong data for c4 of execution 0 from rank 0 at byte 0: "
+                    + "expected 0x%02x, got 0x%02x", ScheduleRunner.pattern(4, 0, 0) & 0xFF,
+                    ~ScheduleRunner.pattern(4, 0, 0) & 0xFF), e.getMessage());
+            assertEquals(0, gpus.allocatedBytes(), "the failed rank freed its buffers");
+        }
     }
 
     @Test
@@ -173,21 +198,25 @@ class ScheduleRunnerTest {
         assertTrue(seen.size() > 8, seen::toString);
     }
 
-    /** Flips the first byte of every receive once its group (or call) completes. */
+    /**
+     * Flips the first byte of every receive once its group (or call) completes: a kernel enqueued on the rank's stream
+     * right after the operations, so it runs after the bytes arrived and before the runner checks them.
+     */
     private static final class Corrupting implements Communicator {
         private final Communicator delegate;
+        private final SimulatedDeviceOps gpus;
         private final List<Long> received = new ArrayList<>();
         private int depth;
 
-        Corrupting(Communicator delegate) {
+        Corrupting(Communicator delegate, SimulatedDeviceOps gpus) {
             this.delegate = delegate;
+            this.gpus = gpus;
         }
 
-        @SuppressWarnings("restricted")
         private void corrupt() {
             for (long address : received) {
-                MemorySegment at = MemorySegment.ofAddress(address).reinterpret(1);
-                at.set(ValueLayout.JAVA_BYTE, 0, (byte) ~at.get(ValueLayout.JAVA_BYTE, 0));
+                MemorySegment at = gpus.memory(address, 1);
+                gpus.enqueue(device(), 0, () -> at.set(ValueLayout.JAVA_BYTE, 0, (byte) ~at.get(ValueLayout.JAVA_BYTE, 0)));
             }
             received.clear();
         }
@@ -200,6 +229,21 @@ class ScheduleRunnerTest {
         @Override
         public int size() {
             return delegate.size();
+        }
+
+        @Override
+        public int device() {
+            return delegate.device();
+        }
+
+        @Override
+        public void awaitReady(Duration timeout) {
+            delegate.awaitReady(timeout);
+        }
+
+        @Override
+        public String asyncError() {
+            return delegate.asyncError();
         }
 
         @Override
@@ -243,6 +287,11 @@ class ScheduleRunnerTest {
         @Override
         public void abort() {
             delegate.abort();
+        }
+
+        @Override
+        public boolean finish(Duration timeout) {
+            return delegate.finish(timeout);
         }
 
         @Override
