@@ -174,7 +174,9 @@ public final class SimulatedCommunicator implements Communicator {
                         } else if (ports.containsKey(r)) {
                             failure = "ncclInvalidUsage: rank " + r + " joined twice";
                         } else if (devices.containsKey(uuid)) {
-                            failure = "ncclInvalidUsage: ranks " + devices.get(uuid) + " and " + r + " use the same GPU ("
+                            int other = devices.get(uuid); // ranks named lowest first: join order is a race
+                            failure = "ncclInvalidUsage: ranks " + Math.min(other, r) + " and " + Math.max(other, r)
+                                    + " use the same GPU ("
                                     + uuid + "); NCCL refuses two ranks of one communicator on one device";
                         }
                     }
