@@ -19,6 +19,7 @@ import dev.kiln.executor.Message;
 import dev.kiln.executor.Peer;
 import dev.kiln.executor.RemoteActor;
 import dev.kiln.executor.RemoteHost;
+import dev.kiln.executor.StaleFiles;
 import dev.kiln.executor.ThreadHost;
 import dev.kiln.executor.UdpSettings;
 import dev.kiln.executor.WorkerProcess;
@@ -34,13 +35,9 @@ import dev.kiln.graph.Method7;
 import dev.kiln.graph.Method8;
 import dev.kiln.graph.Node;
 import dev.kiln.transport.RemoteError;
-import dev.kiln.transport.ShmChannel;
 import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.WorkerInfo;
-import dev.kiln.transport.gpu.CudaIpcChannel;
-import dev.kiln.transport.gpu.SimulatedDeviceOps;
 
-import java.io.IOException;
 import java.io.Serializable;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -124,17 +121,8 @@ public final class Kiln implements AutoCloseable {
                 ? Gpus.simulated(options.shmDirectory(), options.hostName(), options.simulatedGpus()) : Gpus.detect();
         this.local = new ThreadHost("driver", () -> new WorkerInfo(options.hostName(), Map.of(),
                 Runtime.getRuntime().availableProcessors(), gpus.describe()), gpus, STOP_TIMEOUT_MS);
-        try {
-            // Files of runtimes that died without closing: nothing else would ever remove them.
-            if (java.nio.file.Files.isDirectory(options.shmDirectory())) {
-                ShmChannel.removeStale(options.shmDirectory());
-                CudaIpcChannel.removeStale(options.shmDirectory());
-                SimulatedDeviceOps.removeAbandoned(options.shmDirectory());
-            }
-        } catch (IOException e) {
-            LOG.log(System.Logger.Level.WARNING, () -> "cannot remove stale shared-memory files or simulated GPUs in "
-                    + options.shmDirectory() + ": " + e);
-        }
+        // Files of runtimes that died without closing: nothing else would ever remove them.
+        StaleFiles.remove(options.runDirectory(), options.shmDirectory());
         if (options.acceptsWorkers()) {
             plane = ControlPlane.start(options.runDirectory(), name, new ControlPlane.Listen(options.listen(),
                     options.joinSecret(), options.workerTimeout(), new Joins()));
