@@ -87,6 +87,7 @@ public final class Kiln implements AutoCloseable {
     private static final long STOP_TIMEOUT_MS = 5_000;
     private static final System.Logger LOG = System.getLogger("dev.kiln");
     private static final Object[] NO_ARGS = {};
+    private static final java.security.SecureRandom RANDOM = new java.security.SecureRandom();
     /** Far above the control streams (10, 11, 100 + 2i): a graph's UDP streams never meet them. */
     private static final int FIRST_UDP_STREAM = 1_000_000;
 
@@ -498,7 +499,8 @@ public final class Kiln implements AutoCloseable {
         }
         int streams = UdpSettings.streams(plan);
         UdpSettings udp = streams == 0 ? null : new UdpSettings(udpStreams.getAndAdd(streams), this.options.udpMtu(),
-                this.options.udpTermLength(), this.options.workerTimeout().toNanos());
+                this.options.udpTermLength(), this.options.workerTimeout().toNanos(),
+                this.options.authenticateData() ? newDataKey() : null);
         ControlPlane controlPlane;
         synchronized (this) {
             controlPlane = plane;
@@ -903,6 +905,13 @@ public final class Kiln implements AutoCloseable {
             }
         });
         return result;
+    }
+
+    /** @return a fresh key for one graph's authenticated UDP channels ({@link KilnOptions#authenticateData}) */
+    private static byte[] newDataKey() {
+        byte[] key = new byte[32];
+        RANDOM.nextBytes(key);
+        return key;
     }
 
     private ActorThread hosted(ActorRef<?> ref) {

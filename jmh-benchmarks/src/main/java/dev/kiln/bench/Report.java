@@ -434,10 +434,19 @@ public final class Report {
 
     /** @return the result of a {@link CrossHostBenchmark} method for an MTU (and a size, or 0), or null if not run */
     private Result crossHost(String method, int mtu, long bytes) {
+        return crossHost(method, mtu, bytes, false);
+    }
+
+    /**
+     * @return the result of a {@link CrossHostBenchmark} method for an MTU, a size (or 0) and with or without
+     *         authenticated data frames (raw Aeron has no such parameter: it counts as without), or null if not run
+     */
+    private Result crossHost(String method, int mtu, long bytes, boolean authenticated) {
         for (Result r : results) {
             if (r.benchmark().equals("CrossHostBenchmark") && r.method().equals(method)
                     && Integer.parseInt(r.params().get("mtu")) == mtu
-                    && (bytes == 0 || Long.parseLong(r.params().get("bytes")) == bytes)) {
+                    && (bytes == 0 || Long.parseLong(r.params().get("bytes")) == bytes)
+                    && Boolean.parseBoolean(r.params().getOrDefault("authenticate", "false")) == authenticated) {
                 return r;
             }
         }
@@ -479,6 +488,41 @@ public final class Report {
                 md.append(" | ").append(kt == null ? "—" : mbps(bytes * kt.score())).append(" / ")
                         .append(at == null ? "—" : mbps(bytes * at.score()))
                         .append(" | ").append(kt == null || at == null ? "—" : ratio(kt.score() / at.score()));
+            }
+            md.append(" |\n");
+        }
+        md.append('\n');
+        authenticationCost(md, mtus, sizes);
+    }
+
+    /** Kiln across hosts with authenticated data frames against the same runs without, if they ran. */
+    private void authenticationCost(StringBuilder md, List<Integer> mtus, List<Long> sizes) {
+        if (mtus.stream().noneMatch(m -> crossHost("kilnRoundTrip", m, 0, true) != null
+                || sizes.stream().anyMatch(b -> crossHost("kilnTensor", m, b, true) != null))) {
+            return;
+        }
+        md.append("Authenticated data frames (`KilnOptions.authenticateData`, an HMAC-SHA256 tag on every frame and ")
+                .append("release message; see security.md), against the same Kiln runs without: with / without. Round ")
+                .append("trip: median and p99 (us); bandwidth: MB/s.\n\n");
+        md.append("| MTU | round trip median: with / without | ratio | p99: with / without ");
+        for (long bytes : sizes) {
+            md.append("| ").append(size(bytes)).append(": with / without (MB/s) | ratio ");
+        }
+        md.append("|\n| ---: | ---: | ---: | ---: |").append(" ---: | ---: |".repeat(sizes.size())).append('\n');
+        for (int mtu : mtus) {
+            Result with = crossHost("kilnRoundTrip", mtu, 0, true);
+            Result without = crossHost("kilnRoundTrip", mtu, 0, false);
+            md.append("| ").append(mtu).append(" | ")
+                    .append(with == null ? "—" : us(with.p50())).append(" / ").append(without == null ? "—" : us(without.p50()))
+                    .append(" | ").append(with == null || without == null ? "—" : ratio(with.p50() / without.p50()))
+                    .append(" | ").append(with == null ? "—" : us(with.p99())).append(" / ")
+                    .append(without == null ? "—" : us(without.p99()));
+            for (long bytes : sizes) {
+                Result tw = crossHost("kilnTensor", mtu, bytes, true);
+                Result to = crossHost("kilnTensor", mtu, bytes, false);
+                md.append(" | ").append(tw == null ? "—" : mbps(bytes * tw.score())).append(" / ")
+                        .append(to == null ? "—" : mbps(bytes * to.score()))
+                        .append(" | ").append(tw == null || to == null ? "—" : ratio(tw.score() / to.score()));
             }
             md.append(" |\n");
         }
