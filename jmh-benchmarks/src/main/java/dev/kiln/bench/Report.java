@@ -28,7 +28,8 @@ import java.util.function.ToDoubleFunction;
 
 /**
  * Turns a JMH JSON result of {@link LatencyBenchmark}, {@link ThroughputBenchmark},
- * {@link ShmTransferBenchmark} and {@link CrossHostBenchmark} into the report's generated parts, in one folder:
+ * {@link ShmTransferBenchmark}, {@link CrossHostBenchmark} and {@link UdpChannelBenchmark} into the report's
+ * generated parts, in one folder:
  *
  * <ul>
  *   <li>{@code results.json}: the JMH result without the raw samples, histograms and confidence
@@ -280,6 +281,7 @@ public final class Report {
         tensors(md);
         transfers(md);
         crossHost(md);
+        udpChannel(md);
         targets(md);
         published(md);
         return md.toString();
@@ -525,6 +527,41 @@ public final class Report {
                         .append(" | ").append(tw == null || to == null ? "—" : ratio(tw.score() / to.score()));
             }
             md.append(" |\n");
+        }
+        md.append('\n');
+    }
+
+    /** {@link UdpChannelBenchmark}: the channel alone, with and without authenticated frames, if it ran. */
+    private void udpChannel(StringBuilder md) {
+        List<Result> runs = results.stream().filter(r -> r.benchmark().equals("UdpChannelBenchmark")).toList();
+        if (runs.isEmpty()) {
+            return;
+        }
+        md.append("## Authenticated frames on the UDP channel alone\n\n");
+        md.append("`UdpChannelBenchmark`: one `AeronUdpChannel` between two media drivers of one JVM over loopback, ")
+                .append("both sides owned by the benchmark thread (no executor, no worker JVM, no hand-off), one F32 ")
+                .append("tensor at a time; with and without a key, in the same run. MB/s = operations/s x size / 10^6.\n\n");
+        md.append("| MTU | size | with key (MB/s) | without (MB/s) | with / without |\n| ---: | ---: | ---: | ---: | ---: |\n");
+        List<String> keys = runs.stream().map(r -> r.params().get("mtu") + "/" + r.params().get("bytes")).distinct()
+                .toList();
+        for (String key : keys) {
+            String mtu = key.substring(0, key.indexOf('/'));
+            long bytes = Long.parseLong(key.substring(key.indexOf('/') + 1));
+            Result with = null;
+            Result without = null;
+            for (Result r : runs) {
+                if (r.params().get("mtu").equals(mtu) && Long.parseLong(r.params().get("bytes")) == bytes) {
+                    if (Boolean.parseBoolean(r.params().get("authenticate"))) {
+                        with = r;
+                    } else {
+                        without = r;
+                    }
+                }
+            }
+            md.append("| ").append(mtu).append(" | ").append(size(bytes)).append(" | ")
+                    .append(with == null ? "—" : mbps(bytes * with.score())).append(" | ")
+                    .append(without == null ? "—" : mbps(bytes * without.score())).append(" | ")
+                    .append(with == null || without == null ? "—" : ratio(with.score() / without.score())).append(" |\n");
         }
         md.append('\n');
     }
