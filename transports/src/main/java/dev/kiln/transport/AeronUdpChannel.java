@@ -350,8 +350,9 @@ public final class AeronUdpChannel implements Channel {
      * @param peerTimeoutNs how long a reader may stay not connected, in nanoseconds, before {@link #lostPeer}
      *                      reports it
      * @param key           the channel's key, the same as every reader's, at least {@value #MIN_KEY_BYTES} bytes
-     *                      (copied): every data frame and release message carries a tag made with it, and one
-     *                      whose tag does not verify is dropped and counted; or null for no authentication
+     *                      (not kept: the channel derives its own keys from it): every data frame and release
+     *                      message carries a tag made with it, and one whose tag does not verify is dropped and
+     *                      counted; or null for no authentication
      * @return the writer side; {@link #poll} and {@link #release} throw on it
      * @throws IllegalArgumentException          if the spec, route, timeout or key do not fit together
      * @throws io.aeron.exceptions.AeronException if the media driver refuses a publication or subscription
