@@ -16,16 +16,15 @@ import dev.kiln.executor.Message;
 import dev.kiln.executor.Peer;
 import dev.kiln.executor.RemoteActor;
 import dev.kiln.executor.RemoteHost;
+import dev.kiln.executor.StaleFiles;
 import dev.kiln.executor.TaskError;
 import dev.kiln.executor.UdpSettings;
 import dev.kiln.graph.Transport;
 import dev.kiln.transport.Channel;
 import dev.kiln.transport.KilnIdleStrategy;
 import dev.kiln.transport.RemoteError;
-import dev.kiln.transport.ShmChannel;
 import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.Waker;
-import dev.kiln.transport.gpu.CudaIpcChannel;
 import io.aeron.Aeron;
 
 import java.nio.file.Path;
@@ -805,12 +804,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
             r.release(this);
         }
         if (workers.stream().anyMatch(w -> w.death() != null && w.shmDirectory().equals(driver.shmDirectory()))) {
-            try {
-                ShmChannel.removeStale(Path.of(driver.shmDirectory())); // the files a dead worker of this host wrote
-                CudaIpcChannel.removeStale(Path.of(driver.shmDirectory()));
-            } catch (java.io.IOException e) {
-                // Left for the next Kiln to remove; nothing else can be done here.
-            }
+            StaleFiles.removeShared(Path.of(driver.shmDirectory())); // the files a dead worker of this host wrote
         }
     }
 

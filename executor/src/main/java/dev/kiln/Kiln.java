@@ -19,6 +19,7 @@ import dev.kiln.executor.Message;
 import dev.kiln.executor.Peer;
 import dev.kiln.executor.RemoteActor;
 import dev.kiln.executor.RemoteHost;
+import dev.kiln.executor.StaleFiles;
 import dev.kiln.executor.ThreadHost;
 import dev.kiln.executor.UdpSettings;
 import dev.kiln.executor.WorkerProcess;
@@ -34,13 +35,9 @@ import dev.kiln.graph.Method7;
 import dev.kiln.graph.Method8;
 import dev.kiln.graph.Node;
 import dev.kiln.transport.RemoteError;
-import dev.kiln.transport.ShmChannel;
 import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.WorkerInfo;
-import dev.kiln.transport.gpu.CudaIpcChannel;
-import dev.kiln.transport.gpu.SimulatedDeviceOps;
 
-import java.io.IOException;
 import java.io.Serializable;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -90,6 +87,7 @@ public final class Kiln implements AutoCloseable {
     private static final long STOP_TIMEOUT_MS = 5_000;
     private static final System.Logger LOG = System.getLogger("dev.kiln");
     private static final Object[] NO_ARGS = {};
+    private static final java.security.SecureRandom RANDOM = new java.security.SecureRandom();
     /** Far above the control streams (10, 11, 100 + 2i): a graph's UDP streams never meet them. */
     private static final int FIRST_UDP_STREAM = 1_000_000;
 
@@ -124,17 +122,8 @@ public final class Kiln implements AutoCloseable {
                 ? Gpus.simulated(options.shmDirectory(), options.hostName(), options.simulatedGpus()) : Gpus.detect();
         this.local = new ThreadHost("driver", () -> new WorkerInfo(options.hostName(), Map.of(),
                 Runtime.getRuntime().availableProcessors(), gpus.describe()), gpus, STOP_TIMEOUT_MS);
-        try {
-            // Files of runtimes that died without closing: nothing else would ever remove them.
-            if (java.nio.file.Files.isDirectory(options.shmDirectory())) {
-                ShmChannel.removeStale(options.shmDirectory());
-                CudaIpcChannel.removeStale(options.shmDirectory());
-                SimulatedDeviceOps.removeAbandoned(options.shmDirectory());
-            }
-        } catch (IOException e) {
-            LOG.log(System.Logger.Level.WARNING, () -> "cannot remove stale shared-memory files or simulated GPUs in "
-                    + options.shmDirectory() + ": " + e);
-        }
+        // Files of runtimes that died without closing: nothing else would ever remove them.
+        StaleFiles.remove(options.runDirectory(), options.shmDirectory());
         if (options.acceptsWorkers()) {
             plane = ControlPlane.start(options.runDirectory(), name, new ControlPlane.Listen(options.listen(),
                     options.joinSecret(), options.workerTimeout(), new Joins()));
@@ -510,7 +499,8 @@ public final class Kiln implements AutoCloseable {
         }
         int streams = UdpSettings.streams(plan);
         UdpSettings udp = streams == 0 ? null : new UdpSettings(udpStreams.getAndAdd(streams), this.options.udpMtu(),
-                this.options.udpTermLength(), this.options.workerTimeout().toNanos());
+                this.options.udpTermLength(), this.options.workerTimeout().toNanos(),
+                this.options.authenticateData() ? newDataKey() : null);
         ControlPlane controlPlane;
         synchronized (this) {
             controlPlane = plane;
@@ -915,6 +905,13 @@ public final class Kiln implements AutoCloseable {
             }
         });
         return result;
+    }
+
+    /** @return a fresh key for one graph's authenticated UDP channels ({@link KilnOptions#authenticateData}) */
+    private static byte[] newDataKey() {
+        byte[] key = new byte[32];
+        RANDOM.nextBytes(key);
+        return key;
     }
 
     private ActorThread hosted(ActorRef<?> ref) {

@@ -42,15 +42,20 @@ import java.util.Objects;
  * @param simulatedGpus      null (the default): actors placed on GPUs use this machine's CUDA devices; else the
  *                           runtime and its child JVMs use these simulated GPUs instead, which obey CUDA's rules on
  *                           host memory (see {@link #simulatedGpus(int, long)})
+ * @param authenticateData   whether the data frames of cross-host (Aeron UDP) channels carry an HMAC-SHA256 tag
+ *                           under a key the driver makes for each graph, so that frames forged, mutated or replayed
+ *                           on the network are dropped and counted instead of read; default false (see
+ *                           {@code docs/security.md} for what it protects and costs)
  */
 public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> types, List<String> workerJvmOptions,
                           Duration workerStartTimeout, String listen, byte[] joinSecret, String hostName,
-                          Duration workerTimeout, int udpMtu, int udpTermLength, SimulatedGpus simulatedGpus) {
+                          Duration workerTimeout, int udpMtu, int udpTermLength, SimulatedGpus simulatedGpus,
+                          boolean authenticateData) {
 
     private static final KilnOptions DEFAULTS = new KilnOptions(
             Path.of(System.getProperty("java.io.tmpdir"), "kiln-" + System.getProperty("user.name", "user")),
             Path.of("/dev/shm"), List.of(), List.of(), Duration.ofSeconds(60), "127.0.0.1:0", null, "localhost",
-            Duration.ofSeconds(10), 1408, 4 * 1024 * 1024, null);
+            Duration.ofSeconds(10), 1408, 4 * 1024 * 1024, null, false);
 
     /**
      * Checks the values.
@@ -102,7 +107,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     /**
      * @return the defaults: run directory under java.io.tmpdir, /dev/shm, no registered types, 60 s worker start,
      *         no joined workers (loopback listen address, no secret), host name {@code localhost}, 10 s worker
-     *         timeout, UDP MTU 1408 and 4 MiB terms
+     *         timeout, UDP MTU 1408 and 4 MiB terms, data frames not authenticated
      */
     public static KilnOptions defaults() {
         return DEFAULTS;
@@ -135,7 +140,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
             }
         }
         return new KilnOptions(runDirectory, shmDirectory, all, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData);
     }
 
     /**
@@ -144,7 +149,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions runDirectory(Path value) {
         return new KilnOptions(value, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
+                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData);
     }
 
     /**
@@ -153,7 +158,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions shmDirectory(Path value) {
         return new KilnOptions(runDirectory, value, types, workerJvmOptions, workerStartTimeout, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
+                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData);
     }
 
     /**
@@ -162,7 +167,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions workerJvmOptions(List<String> value) {
         return new KilnOptions(runDirectory, shmDirectory, types, value, workerStartTimeout, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
+                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData);
     }
 
     /**
@@ -171,7 +176,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions workerStartTimeout(Duration value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, value, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
+                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData);
     }
 
     /**
@@ -181,7 +186,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions listen(String value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, value,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData);
     }
 
     /**
@@ -190,7 +195,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions joinSecret(byte[] value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                value, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
+                value, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData);
     }
 
     /**
@@ -199,7 +204,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions hostName(String value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, value, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
+                joinSecret, value, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData);
     }
 
     /**
@@ -208,7 +213,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions workerTimeout(Duration value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, value, udpMtu, udpTermLength, simulatedGpus);
+                joinSecret, hostName, value, udpMtu, udpTermLength, simulatedGpus, authenticateData);
     }
 
     /**
@@ -218,7 +223,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions udp(int mtu, int termLength) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, mtu, termLength, simulatedGpus);
+                joinSecret, hostName, workerTimeout, mtu, termLength, simulatedGpus, authenticateData);
     }
 
     /**
@@ -247,7 +252,24 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions simulatedGpus(SimulatedGpus value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, value);
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, value, authenticateData);
+    }
+
+    /**
+     * Authenticated data frames between hosts: with {@code true}, the driver makes a random 32-byte key for each
+     * graph it compiles and sends it to the graph's processes with the plan; every data frame and release message of
+     * the graph's Aeron UDP channels then carries a 16-byte HMAC-SHA256 tag, and a frame whose tag does not verify
+     * (forged or mutated on the network), or an authentic one that cannot be news (replayed), is dropped and counted
+     * rather than read. It does not encrypt, and an attacker on the path can still drop frames, which fails the graph
+     * as a lost peer would; see {@code docs/security.md}, which also gives the measured cost. Affects graphs compiled
+     * afterwards; channels within a host (shared memory, GPU) are not affected.
+     *
+     * @param value whether to authenticate cross-host data frames
+     * @return a copy with that value
+     */
+    public KilnOptions authenticateData(boolean value) {
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, value);
     }
 
     /** Compares the secret by content, like every other component. */
@@ -258,13 +280,14 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
                 && workerStartTimeout.equals(k.workerStartTimeout) && listen.equals(k.listen)
                 && java.util.Arrays.equals(joinSecret, k.joinSecret) && hostName.equals(k.hostName)
                 && workerTimeout.equals(k.workerTimeout) && udpMtu == k.udpMtu && udpTermLength == k.udpTermLength
-                && Objects.equals(simulatedGpus, k.simulatedGpus);
+                && Objects.equals(simulatedGpus, k.simulatedGpus) && authenticateData == k.authenticateData;
     }
 
     @Override
     public int hashCode() {
         return Objects.hash(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                java.util.Arrays.hashCode(joinSecret), hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
+                java.util.Arrays.hashCode(joinSecret), hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus,
+                authenticateData);
     }
 
     /** Never shows the secret, only whether one is set. */
@@ -274,6 +297,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
                 + ", workerJvmOptions=" + workerJvmOptions + ", workerStartTimeout=" + workerStartTimeout + ", listen="
                 + listen + ", joinSecret=" + (joinSecret == null ? "none" : "(" + joinSecret.length + " bytes)")
                 + ", hostName=" + hostName + ", workerTimeout=" + workerTimeout + ", udpMtu=" + udpMtu
-                + ", udpTermLength=" + udpTermLength + (simulatedGpus != null ? ", " + simulatedGpus : "") + "]";
+                + ", udpTermLength=" + udpTermLength + (simulatedGpus != null ? ", " + simulatedGpus : "")
+                + (authenticateData ? ", authenticateData" : "") + "]";
     }
 }

@@ -1,6 +1,7 @@
 package dev.kiln;
 
 import dev.kiln.executor.Gpus;
+import dev.kiln.executor.StaleFiles;
 import dev.kiln.executor.WorkerNode;
 import dev.kiln.transport.WorkerInfo;
 import dev.kiln.transport.gpu.SimulatedGpus;
@@ -233,9 +234,12 @@ public final class KilnWorker implements AutoCloseable {
      * @return the joined worker
      * @throws WorkerNode.JoinFailedException if the driver refuses the worker ({@code refused()}), cannot be
      *                                        reached, or the join does not finish within the timeout
-     * @throws IllegalStateException          if the listen address cannot be bound
+     * @throws IllegalStateException          if the listen address cannot be bound, or the run directory is a link,
+     *                                        another user's or open to other users
      */
     public static KilnWorker join(Options options) {
+        // What workers and drivers that died without closing left here: nothing else would ever remove it.
+        StaleFiles.remove(options.runDirectory(), options.shmDirectory());
         Gpus gpus = options.simulatedGpus() != null
                 ? Gpus.simulated(options.shmDirectory(), options.hostName(), options.simulatedGpus()) : Gpus.detect();
         try {

@@ -6,6 +6,7 @@ import dev.kiln.executor.wire.LambdaCodec;
 import dev.kiln.executor.wire.PlanCodec;
 import dev.kiln.executor.wire.WireIn;
 import dev.kiln.executor.wire.WireOut;
+import dev.kiln.transport.AeronUdpChannel;
 import dev.kiln.transport.ValueCodec;
 
 import java.io.Serializable;
@@ -23,6 +24,8 @@ public final class Codecs {
 
     /** The most NCCL communicators a plan may have: one per actor would already be more than any plan makes. */
     private static final int MAX_COMMUNICATORS = 4096;
+    /** The longest graph data key accepted: the driver makes 32 bytes. */
+    private static final int MAX_KEY_BYTES = 64;
 
     private Codecs() {
     }
@@ -186,14 +189,28 @@ public final class Codecs {
             m.putInt(0);
             return;
         }
-        m.putInt(1).putInt(udp.streamBase()).putInt(udp.mtuLength()).putInt(udp.termLength()).putLong(udp.peerTimeoutNs());
+        m.putInt(1).putInt(udp.streamBase()).putInt(udp.mtuLength()).putInt(udp.termLength()).putLong(udp.peerTimeoutNs())
+                .putBytes(udp.dataKey());
     }
 
     /**
      * @param m a control message positioned at what {@link #putUdp} wrote
      * @return the settings, or null
+     * @throws IllegalArgumentException if the message ends early or carries a key of a length no driver makes
      */
     public static UdpSettings udp(Message m) {
-        return m.getInt() == 0 ? null : new UdpSettings(m.getInt(), m.getInt(), m.getInt(), m.getLong());
+        if (m.getInt() == 0) {
+            return null;
+        }
+        int streamBase = m.getInt();
+        int mtuLength = m.getInt();
+        int termLength = m.getInt();
+        long peerTimeoutNs = m.getLong();
+        byte[] key = m.getBytes();
+        if (key != null && (key.length < AeronUdpChannel.MIN_KEY_BYTES || key.length > MAX_KEY_BYTES)) {
+            throw new IllegalArgumentException("a graph's data key of " + key.length + " bytes; keys have "
+                    + AeronUdpChannel.MIN_KEY_BYTES + " to " + MAX_KEY_BYTES);
+        }
+        return new UdpSettings(streamBase, mtuLength, termLength, peerTimeoutNs, key);
     }
 }

@@ -15,9 +15,7 @@ import org.agrona.DirectBuffer;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.SleepingMillisIdleStrategy;
 
-import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -147,20 +145,11 @@ public final class ControlPlane implements AutoCloseable {
      * @param listen       how to accept workers from other hosts, or null to accept none
      * @return the control plane
      * @throws UncheckedIOException  if the directory cannot be made
+     * @throws IllegalStateException if the run directory is a link, another user's or open to other users
      * @throws IllegalStateException if the endpoint cannot be bound
      */
     public static ControlPlane start(Path runDirectory, String name, Listen listen) {
-        Path dir = runDirectory.resolve("aeron-" + ProcessHandle.current().pid() + "-" + name);
-        try {
-            Files.createDirectories(runDirectory);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot create the Kiln run directory " + runDirectory
-                    + "; set KilnOptions.runDirectory to a writable directory", e);
-        }
         MediaDriver.Context context = new MediaDriver.Context()
-                .aeronDirectoryName(dir.toString())
-                .dirDeleteOnStart(true)
-                .dirDeleteOnShutdown(true)
                 .threadingMode(ThreadingMode.SHARED)
                 .ipcTermBufferLength(TERM_LENGTH)
                 .termBufferSparseFile(true);
@@ -173,7 +162,8 @@ public final class ControlPlane implements AutoCloseable {
                     .imageLivenessTimeoutNs(listen.workerTimeout().toNanos())
                     .publicationConnectionTimeoutNs(listen.workerTimeout().toNanos());
         }
-        MediaDriver driver = MediaDriver.launchEmbedded(context);
+        MediaDriver driver = AeronDirectories.launch(runDirectory, "KilnOptions.runDirectory", name, context);
+        Path dir = Path.of(driver.aeronDirectoryName());
         Aeron aeron = null;
         try {
             aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(driver.aeronDirectoryName()));

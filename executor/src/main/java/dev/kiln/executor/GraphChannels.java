@@ -57,6 +57,8 @@ public final class GraphChannels {
     /** Bytes of a slot of an NCCL side channel: a shape header, or a short error record (slots grow for longer). */
     private static final long SIDE_SLOT_BYTES = 1024;
 
+    private static final System.Logger LOG = System.getLogger("dev.kiln");
+
     private final ExecutionPlan plan;
     private final String process;
     private final String graph;
@@ -78,6 +80,8 @@ public final class GraphChannels {
     private final Channel[] sides;
     /** NCCL ends of this process, by channel id then side (the writer's end at index 0, reader r's at r + 1). */
     private final Map<Integer, NcclChannel[]> ncclEnds = new HashMap<>();
+    /** The authenticated UDP sides of this process, whose dropped frames {@link #close} reports. */
+    private final List<AeronUdpChannel> authenticated = new ArrayList<>();
 
     /**
      * @param plan        the plan
@@ -490,11 +494,12 @@ public final class GraphChannels {
         AeronUdpChannel[] readers = new AeronUdpChannel[spec.readers().size()];
         try {
             if (writes) {
-                writer = AeronUdpChannel.writer(aeron, spec, route, codec, growth, udp.peerTimeoutNs());
+                writer = AeronUdpChannel.writer(aeron, spec, route, codec, growth, udp.peerTimeoutNs(), udp.dataKey());
             }
             for (int r = 0; r < readers.length; r++) {
                 if (here(spec.readers().get(r))) {
-                    readers[r] = AeronUdpChannel.reader(aeron, spec, route, r, codec, growth, udp.peerTimeoutNs());
+                    readers[r] = AeronUdpChannel.reader(aeron, spec, route, r, codec, growth, udp.peerTimeoutNs(),
+                            udp.dataKey());
                 }
             }
         } catch (RuntimeException e) {
@@ -503,6 +508,16 @@ public final class GraphChannels {
         }
         AeronUdpChannel[] sides = readers.clone();
         AeronUdpChannel w = writer;
+        if (udp.dataKey() != null) {
+            if (writer != null) {
+                authenticated.add(writer);
+            }
+            for (AeronUdpChannel r : readers) {
+                if (r != null) {
+                    authenticated.add(r);
+                }
+            }
+        }
         return new ChannelEnds(spec, writer, readers, side -> {
             AeronUdpChannel s = side == Channel.WRITER_SIDE ? w : sides[side];
             int lost = s.lostPeer();
@@ -555,8 +570,21 @@ public final class GraphChannels {
         return Path.of(peer(process).shmDirectory());
     }
 
-    /** Closes every channel of this process (the writer's close deletes its files); idempotent. */
+    /**
+     * Closes every channel of this process (the writer's close deletes its files); idempotent. An authenticated
+     * UDP channel side that dropped forged or replayed frames says so in one WARNING line.
+     */
     public void close() {
+        for (AeronUdpChannel side : authenticated) {
+            long forged = side.forgedFrames();
+            long replayed = side.replayedFrames();
+            if (forged + replayed > 0) {
+                LOG.log(System.Logger.Level.WARNING, () -> graph + " " + side + " dropped " + forged + " forged or "
+                        + "mutated and " + replayed + " replayed frames: something on the network sends to this "
+                        + "channel without the graph's key");
+            }
+        }
+        authenticated.clear();
         RuntimeException failure = null;
         for (Channel[] all : List.of(channels, writerEnds, sides)) {
             for (int i = 0; i < all.length; i++) {

@@ -16,8 +16,17 @@ import dev.kiln.graph.Transport;
  * @param mtuLength     the MTU of the data publications, in bytes
  * @param termLength    the term length of the data publications, in bytes
  * @param peerTimeoutNs how long a peer may stay unreachable before the channel counts it as lost
+ * @param dataKey       the graph's key for authenticated data frames ({@code KilnOptions.authenticateData}), made
+ *                      per graph by the driver and sent with the plan; null when frames are not authenticated
  */
-public record UdpSettings(int streamBase, int mtuLength, int termLength, long peerTimeoutNs) {
+public record UdpSettings(int streamBase, int mtuLength, int termLength, long peerTimeoutNs, byte[] dataKey) {
+
+    /** Never shows the key, only whether there is one. */
+    @Override
+    public String toString() {
+        return "UdpSettings[streamBase=" + streamBase + ", mtuLength=" + mtuLength + ", termLength=" + termLength
+                + ", peerTimeoutNs=" + peerTimeoutNs + ", dataKey=" + (dataKey == null ? "none" : "set") + "]";
+    }
 
     /**
      * @param plan a plan

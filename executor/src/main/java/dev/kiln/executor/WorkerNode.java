@@ -13,9 +13,6 @@ import io.aeron.logbuffer.Header;
 import org.agrona.DirectBuffer;
 import org.agrona.concurrent.BackoffIdleStrategy;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -103,21 +100,13 @@ public final class WorkerNode implements AutoCloseable {
      * @param settings how to join
      * @return the joined worker, serving the driver on a thread of its own
      * @throws JoinFailedException   if the driver refuses, cannot be reached, or does not prove the secret in time
-     * @throws IllegalStateException if the endpoint cannot be bound
+     * @throws IllegalStateException if the endpoint cannot be bound, or the run directory is a link, another user's
+     *                               or open to other users
      */
     public static WorkerNode join(Settings settings) {
-        Path dir = settings.runDirectory().resolve("aeron-worker-" + ProcessHandle.current().pid() + "-"
-                + settings.name());
-        try {
-            Files.createDirectories(settings.runDirectory());
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot create the run directory " + settings.runDirectory(), e);
-        }
         long timeoutNs = settings.timeout().toNanos();
-        MediaDriver driver = MediaDriver.launchEmbedded(new MediaDriver.Context()
-                .aeronDirectoryName(dir.toString())
-                .dirDeleteOnStart(true)
-                .dirDeleteOnShutdown(true)
+        MediaDriver driver = AeronDirectories.launch(settings.runDirectory(), "KilnWorker.Options.runDirectory (--run-dir)",
+                "worker-" + settings.name(), new MediaDriver.Context()
                 .threadingMode(ThreadingMode.SHARED)
                 .sharedIdleStrategy(new BackoffIdleStrategy(16, 16, 1_000, 100_000))
                 .imageLivenessTimeoutNs(timeoutNs)

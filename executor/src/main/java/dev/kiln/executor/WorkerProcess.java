@@ -195,7 +195,9 @@ public final class WorkerProcess extends RemoteHost {
         if (process != null) {
             process.destroyForcibly();
             try {
-                process.waitFor(5, TimeUnit.SECONDS);
+                if (process.waitFor(5, TimeUnit.SECONDS)) {
+                    StaleFiles.removeShared(java.nio.file.Path.of(shmDirectory)); // it cannot remove its own files now
+                }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }

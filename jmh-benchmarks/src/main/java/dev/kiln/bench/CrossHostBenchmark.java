@@ -58,7 +58,10 @@ import java.util.concurrent.TimeoutException;
  * </ul>
  *
  * <p>{@code mtu} is the data publications' MTU ({@code KilnOptions.udp}; the raw Aeron publication gets
- * the same), the term length Kiln's default of 4 MiB on both. Both "hosts" share this machine's cores.
+ * the same), the term length Kiln's default of 4 MiB on both. {@code authenticate} is
+ * {@code KilnOptions.authenticateData}: the Kiln benchmarks run with and without authenticated data frames
+ * (an HMAC-SHA256 tag on every frame and release message), so the option's cost is measured in the same run
+ * against the same channel without it. Both "hosts" share this machine's cores.
  *
  * <p>Clean-up: the teardown closes the graph and the Kiln, which shuts the worker down; a worker still
  * running 20 s later is killed. Everything lives in one temporary folder under {@code java.io.tmpdir},
@@ -103,7 +106,7 @@ public class CrossHostBenchmark {
         final Process worker;
         final ActorRef<Sink> sink;
 
-        Hosts(int mtu) throws IOException, InterruptedException, TimeoutException {
+        Hosts(int mtu, boolean authenticate) throws IOException, InterruptedException, TimeoutException {
             dir = Files.createTempDirectory("kiln-bench-hosts-");
             Kiln k = null;
             Process w = null;
@@ -116,7 +119,8 @@ public class CrossHostBenchmark {
                 java.nio.file.Path secretFile = Files.write(dir.resolve("secret"), secret);
                 k = Kiln.local(KilnOptions.defaults().hostName("host-a").joinSecret(secret).listen("127.0.0.1:0")
                         .workerTimeout(WORKER_TIMEOUT).runDirectory(dir.resolve("run-a"))
-                        .shmDirectory(Files.createDirectories(dir.resolve("shm-a"))).udp(mtu, TERM_LENGTH));
+                        .shmDirectory(Files.createDirectories(dir.resolve("shm-a"))).udp(mtu, TERM_LENGTH)
+                        .authenticateData(authenticate));
                 w = startWorker(k.joinEndpoint().orElseThrow(), secretFile);
                 try {
                     k.awaitWorkers(1, JOIN_TIMEOUT);
@@ -199,6 +203,9 @@ public class CrossHostBenchmark {
         /** MTU of the UDP data publications, in bytes. */
         @Param({"1408"})
         public int mtu;
+        /** Whether data frames are authenticated ({@code KilnOptions.authenticateData}). */
+        @Param({"false", "true"})
+        public boolean authenticate;
 
         Hosts hosts;
         CompiledGraph<Integer, Integer> graph;
@@ -211,7 +218,7 @@ public class CrossHostBenchmark {
          */
         @Setup(Level.Trial)
         public void setUp() throws Exception {
-            hosts = new Hosts(mtu);
+            hosts = new Hosts(mtu, authenticate);
             try {
                 InputNode<Integer> in = Graph.input();
                 graph = hosts.kiln.compile(hosts.sink.bind(Sink::inc, in), OPTIONS);
@@ -256,6 +263,9 @@ public class CrossHostBenchmark {
         /** MTU of the UDP data publications, in bytes. */
         @Param({"1408"})
         public int mtu;
+        /** Whether data frames are authenticated ({@code KilnOptions.authenticateData}). */
+        @Param({"false", "true"})
+        public boolean authenticate;
 
         Hosts hosts;
         Tensor tensor;
@@ -273,7 +283,7 @@ public class CrossHostBenchmark {
             tensor = Tensor.allocate(DType.F32, bytes / Float.BYTES);
             tensor.data().fill((byte) 0);
             try {
-                hosts = new Hosts(mtu);
+                hosts = new Hosts(mtu, authenticate);
                 // encode answers minus the bytes it needs when the target is too small: the tensor and its header.
                 long slotBytes = -new ValueCodec().encode(tensor, MemorySegment.NULL);
                 InputNode<Tensor> in = Graph.input();

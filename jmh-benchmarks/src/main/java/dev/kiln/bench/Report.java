@@ -28,7 +28,8 @@ import java.util.function.ToDoubleFunction;
 
 /**
  * Turns a JMH JSON result of {@link LatencyBenchmark}, {@link ThroughputBenchmark},
- * {@link ShmTransferBenchmark} and {@link CrossHostBenchmark} into the report's generated parts, in one folder:
+ * {@link ShmTransferBenchmark}, {@link CrossHostBenchmark} and {@link UdpChannelBenchmark} into the report's
+ * generated parts, in one folder:
  *
  * <ul>
  *   <li>{@code results.json}: the JMH result without the raw samples, histograms and confidence
@@ -280,6 +281,7 @@ public final class Report {
         tensors(md);
         transfers(md);
         crossHost(md);
+        udpChannel(md);
         targets(md);
         published(md);
         return md.toString();
@@ -434,10 +436,19 @@ public final class Report {
 
     /** @return the result of a {@link CrossHostBenchmark} method for an MTU (and a size, or 0), or null if not run */
     private Result crossHost(String method, int mtu, long bytes) {
+        return crossHost(method, mtu, bytes, false);
+    }
+
+    /**
+     * @return the result of a {@link CrossHostBenchmark} method for an MTU, a size (or 0) and with or without
+     *         authenticated data frames (raw Aeron has no such parameter: it counts as without), or null if not run
+     */
+    private Result crossHost(String method, int mtu, long bytes, boolean authenticated) {
         for (Result r : results) {
             if (r.benchmark().equals("CrossHostBenchmark") && r.method().equals(method)
                     && Integer.parseInt(r.params().get("mtu")) == mtu
-                    && (bytes == 0 || Long.parseLong(r.params().get("bytes")) == bytes)) {
+                    && (bytes == 0 || Long.parseLong(r.params().get("bytes")) == bytes)
+                    && Boolean.parseBoolean(r.params().getOrDefault("authenticate", "false")) == authenticated) {
                 return r;
             }
         }
@@ -481,6 +492,76 @@ public final class Report {
                         .append(" | ").append(kt == null || at == null ? "—" : ratio(kt.score() / at.score()));
             }
             md.append(" |\n");
+        }
+        md.append('\n');
+        authenticationCost(md, mtus, sizes);
+    }
+
+    /** Kiln across hosts with authenticated data frames against the same runs without, if they ran. */
+    private void authenticationCost(StringBuilder md, List<Integer> mtus, List<Long> sizes) {
+        if (mtus.stream().noneMatch(m -> crossHost("kilnRoundTrip", m, 0, true) != null
+                || sizes.stream().anyMatch(b -> crossHost("kilnTensor", m, b, true) != null))) {
+            return;
+        }
+        md.append("Authenticated data frames (`KilnOptions.authenticateData`, an HMAC-SHA256 tag on every frame and ")
+                .append("release message; see security.md), against the same Kiln runs without: with / without. Round ")
+                .append("trip: median and p99 (us); bandwidth: MB/s.\n\n");
+        md.append("| MTU | round trip median: with / without | ratio | p99: with / without ");
+        for (long bytes : sizes) {
+            md.append("| ").append(size(bytes)).append(": with / without (MB/s) | ratio ");
+        }
+        md.append("|\n| ---: | ---: | ---: | ---: |").append(" ---: | ---: |".repeat(sizes.size())).append('\n');
+        for (int mtu : mtus) {
+            Result with = crossHost("kilnRoundTrip", mtu, 0, true);
+            Result without = crossHost("kilnRoundTrip", mtu, 0, false);
+            md.append("| ").append(mtu).append(" | ")
+                    .append(with == null ? "—" : us(with.p50())).append(" / ").append(without == null ? "—" : us(without.p50()))
+                    .append(" | ").append(with == null || without == null ? "—" : ratio(with.p50() / without.p50()))
+                    .append(" | ").append(with == null ? "—" : us(with.p99())).append(" / ")
+                    .append(without == null ? "—" : us(without.p99()));
+            for (long bytes : sizes) {
+                Result tw = crossHost("kilnTensor", mtu, bytes, true);
+                Result to = crossHost("kilnTensor", mtu, bytes, false);
+                md.append(" | ").append(tw == null ? "—" : mbps(bytes * tw.score())).append(" / ")
+                        .append(to == null ? "—" : mbps(bytes * to.score()))
+                        .append(" | ").append(tw == null || to == null ? "—" : ratio(tw.score() / to.score()));
+            }
+            md.append(" |\n");
+        }
+        md.append('\n');
+    }
+
+    /** {@link UdpChannelBenchmark}: the channel alone, with and without authenticated frames, if it ran. */
+    private void udpChannel(StringBuilder md) {
+        List<Result> runs = results.stream().filter(r -> r.benchmark().equals("UdpChannelBenchmark")).toList();
+        if (runs.isEmpty()) {
+            return;
+        }
+        md.append("## Authenticated frames on the UDP channel alone\n\n");
+        md.append("`UdpChannelBenchmark`: one `AeronUdpChannel` between two media drivers of one JVM over loopback, ")
+                .append("both sides owned by the benchmark thread (no executor, no worker JVM, no hand-off), one F32 ")
+                .append("tensor at a time; with and without a key, in the same run. MB/s = operations/s x size / 10^6.\n\n");
+        md.append("| MTU | size | with key (MB/s) | without (MB/s) | with / without |\n| ---: | ---: | ---: | ---: | ---: |\n");
+        List<String> keys = runs.stream().map(r -> r.params().get("mtu") + "/" + r.params().get("bytes")).distinct()
+                .toList();
+        for (String key : keys) {
+            String mtu = key.substring(0, key.indexOf('/'));
+            long bytes = Long.parseLong(key.substring(key.indexOf('/') + 1));
+            Result with = null;
+            Result without = null;
+            for (Result r : runs) {
+                if (r.params().get("mtu").equals(mtu) && Long.parseLong(r.params().get("bytes")) == bytes) {
+                    if (Boolean.parseBoolean(r.params().get("authenticate"))) {
+                        with = r;
+                    } else {
+                        without = r;
+                    }
+                }
+            }
+            md.append("| ").append(mtu).append(" | ").append(size(bytes)).append(" | ")
+                    .append(with == null ? "—" : mbps(bytes * with.score())).append(" | ")
+                    .append(without == null ? "—" : mbps(bytes * without.score())).append(" | ")
+                    .append(with == null || without == null ? "—" : ratio(with.score() / without.score())).append(" |\n");
         }
         md.append('\n');
     }

@@ -129,7 +129,7 @@ final class UdpEcho implements AutoCloseable {
         this.echo = t;
     }
 
-    private static MediaDriver launch(java.nio.file.Path dir) {
+    static MediaDriver launch(java.nio.file.Path dir) {
         return MediaDriver.launchEmbedded(new MediaDriver.Context()
                 .aeronDirectoryName(dir.toString())
                 .dirDeleteOnStart(true)

@@ -17,7 +17,7 @@ import org.agrona.concurrent.UnsafeBuffer;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteBuffer;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.List;
@@ -49,6 +49,15 @@ import java.util.concurrent.locks.LockSupport;
  * offers sequence {@code n} only once every reader's released count exceeds
  * {@code n - slots}, so a slot is never overwritten while its reader holds it. See
  * {@code docs/aeron-udp.md}.
+ *
+ * <h2>Authentication</h2>
+ * Opened with a key (the same on every side; the executor makes one per graph), every data frame carries a
+ * 16-byte HMAC-SHA256 tag after its header, over the header and the chunk, and every release message one over its
+ * 16 bytes ({@link FrameMac}; one derived key per direction). A frame or message whose tag does not verify is
+ * dropped and counted ({@link #forgedFrames}); an authentic one that cannot be news (from another Aeron stream than
+ * the first that carried an authentic frame, of another channel, a chunk or count already received) is dropped and
+ * counted too ({@link #replayedFrames}). Without a key, such frames fail the channel. Tags cost a copy of each
+ * frame through a reused array and one HMAC per frame per reader; nothing is encrypted.
  *
  * <h2>Threads and waiting</h2>
  * Every method of one side is for one thread at a time, the owner of that side (a hand-over needs
@@ -105,6 +114,10 @@ public final class AeronUdpChannel implements Channel {
     private static final int RELEASE_COUNT = 0;
     private static final int RELEASE_CHANNEL = 8;
     private static final int RELEASE_READER = 12;
+    /** Bytes of the tag that follows a data frame's header, and a release message, on an authenticated channel. */
+    public static final int TAG_BYTES = FrameMac.TAG_BYTES;
+    /** The fewest bytes of a channel key. */
+    public static final int MIN_KEY_BYTES = FrameMac.MIN_KEY_BYTES;
     /** Release messages are tiny: the smallest term Aeron allows. */
     private static final int RELEASE_TERM_LENGTH = 64 * 1024;
 
@@ -191,6 +204,23 @@ public final class AeronUdpChannel implements Channel {
     private final int side;
     private final long peerTimeoutNs;
     private final String edge;
+    /** Tags of data frames and of release messages; null on a channel without authentication. */
+    private final FrameMac dataMac;
+    private final FrameMac releaseMac;
+    /** Bytes before a data frame's chunk: its header, then its tag when authenticated. */
+    private final int frameHeader;
+    /** Bytes of a release message: with its tag when authenticated. */
+    private final int releaseLength;
+    /** Authenticated: a whole data frame, built (writer) or checked (reader) here; null otherwise. */
+    private final byte[] frameBytes;
+    private final UnsafeBuffer frameBuffer;
+    /** A release message: built here (reader), or checked here when authenticated (writer). */
+    private final byte[] releaseBytes;
+    private final UnsafeBuffer releaseBuffer;
+    /** Frames and release messages dropped because their tag did not verify: forged or mutated. */
+    private volatile long forgedFrames;
+    /** Authentic frames and release messages dropped: already received, or sent again on another stream. */
+    private volatile long replayedFrames;
 
     // ---- writer side (side == WRITER)
     private final ExclusivePublication[] dataPublications;
@@ -219,7 +249,6 @@ public final class AeronUdpChannel implements Channel {
     private final Subscription dataSubscription;
     private final ExclusivePublication releasePublication;
     private final FragmentHandler onData = this::onData;
-    private final UnsafeBuffer releaseMessage = new UnsafeBuffer(ByteBuffer.allocateDirect(RELEASE_MESSAGE));
     private final Arena[] slotArenas;
     private final MemorySegment[] slots;
     private final long[] slotLengths;
@@ -243,7 +272,7 @@ public final class AeronUdpChannel implements Channel {
     private boolean closed;
 
     private AeronUdpChannel(ChannelSpec spec, Route route, ValueCodec codec, boolean growth, int side,
-                            long peerTimeoutNs, ExclusivePublication[] dataPublications,
+                            long peerTimeoutNs, byte[] key, ExclusivePublication[] dataPublications,
                             Subscription releaseSubscription, Subscription dataSubscription,
                             ExclusivePublication releasePublication) {
         this.spec = spec;
@@ -255,6 +284,14 @@ public final class AeronUdpChannel implements Channel {
         this.side = side;
         this.peerTimeoutNs = peerTimeoutNs;
         this.edge = "channel c" + spec.id() + " (node " + spec.node() + ")";
+        this.dataMac = key == null ? null : new FrameMac(key, "data");
+        this.releaseMac = key == null ? null : new FrameMac(key, "release");
+        this.frameHeader = DATA_HEADER + (key == null ? 0 : TAG_BYTES);
+        this.releaseLength = RELEASE_MESSAGE + (key == null ? 0 : TAG_BYTES);
+        this.frameBytes = key == null ? null : new byte[route.mtuLength()];
+        this.frameBuffer = key == null ? null : new UnsafeBuffer(frameBytes);
+        this.releaseBytes = new byte[releaseLength];
+        this.releaseBuffer = new UnsafeBuffer(releaseBytes);
         this.dataPublications = dataPublications;
         this.releaseSubscription = releaseSubscription;
         this.dataSubscription = dataSubscription;
@@ -293,8 +330,8 @@ public final class AeronUdpChannel implements Channel {
                     throw e;
                 }
             }
-            releaseMessage.putInt(RELEASE_CHANNEL, spec.id(), WIRE);
-            releaseMessage.putInt(RELEASE_READER, side, WIRE);
+            releaseBuffer.putInt(RELEASE_CHANNEL, spec.id(), WIRE);
+            releaseBuffer.putInt(RELEASE_READER, side, WIRE);
             this.writerDisconnectedSince = now;
         }
     }
@@ -312,13 +349,17 @@ public final class AeronUdpChannel implements Channel {
      *                      else {@link #offer} throws; readers must be given the same
      * @param peerTimeoutNs how long a reader may stay not connected, in nanoseconds, before {@link #lostPeer}
      *                      reports it
+     * @param key           the channel's key, the same as every reader's, at least {@value #MIN_KEY_BYTES} bytes
+     *                      (not kept: the channel derives its own keys from it): every data frame and release
+     *                      message carries a tag made with it, and one whose tag does not verify is dropped and
+     *                      counted; or null for no authentication
      * @return the writer side; {@link #poll} and {@link #release} throw on it
-     * @throws IllegalArgumentException          if the spec, route or timeout do not fit together
+     * @throws IllegalArgumentException          if the spec, route, timeout or key do not fit together
      * @throws io.aeron.exceptions.AeronException if the media driver refuses a publication or subscription
      */
     public static AeronUdpChannel writer(Aeron aeron, ChannelSpec spec, Route route, ValueCodec codec,
-                                         boolean growth, long peerTimeoutNs) {
-        check(spec, route, peerTimeoutNs);
+                                         boolean growth, long peerTimeoutNs, byte[] key) {
+        check(spec, route, peerTimeoutNs, key);
         ExclusivePublication[] publications = new ExclusivePublication[route.readerEndpoints().size()];
         Subscription releases = null;
         try {
@@ -328,8 +369,8 @@ public final class AeronUdpChannel implements Channel {
                         .endpoint(route.readerEndpoints().get(r)).mtu(route.mtuLength()).termLength(route.termLength())
                         .build(), route.dataStreamId(r));
             }
-            return new AeronUdpChannel(spec, route, codec, growth, WRITER, peerTimeoutNs, publications, releases,
-                    null, null);
+            return new AeronUdpChannel(spec, route, codec, growth, WRITER, peerTimeoutNs, key, publications,
+                    releases, null, null);
         } catch (RuntimeException | OutOfMemoryError e) {
             closeQuietly(e, releases);
             closeQuietly(e, publications);
@@ -351,14 +392,15 @@ public final class AeronUdpChannel implements Channel {
      * @param growth        {@code CompileOptions.slotGrowth}, as the writer's
      * @param peerTimeoutNs how long the writer may stay not connected, in nanoseconds, before {@link #lostPeer}
      *                      reports it
+     * @param key           the writer's key (see {@link #writer}), or null, as the writer's
      * @return the reader side; {@link #offer} throws on it, and {@link #poll} and {@link #release} take
      *         {@code reader} only
-     * @throws IllegalArgumentException          if the spec, route, reader index or timeout do not fit together
+     * @throws IllegalArgumentException          if the spec, route, reader index, timeout or key do not fit together
      * @throws io.aeron.exceptions.AeronException if the media driver refuses a publication or subscription
      */
     public static AeronUdpChannel reader(Aeron aeron, ChannelSpec spec, Route route, int reader, ValueCodec codec,
-                                         boolean growth, long peerTimeoutNs) {
-        check(spec, route, peerTimeoutNs);
+                                         boolean growth, long peerTimeoutNs, byte[] key) {
+        check(spec, route, peerTimeoutNs, key);
         if (reader < 0 || reader >= spec.readers().size()) {
             throw new IllegalArgumentException("channel c" + spec.id() + " has readers 0 to " + (spec.readers().size() - 1)
                     + ", got reader " + reader);
@@ -369,14 +411,19 @@ public final class AeronUdpChannel implements Channel {
             data = aeron.addSubscription(subscriptionUri(route.readerEndpoints().get(reader)), route.dataStreamId(reader));
             releases = aeron.addExclusivePublication(new ChannelUriStringBuilder().media("udp")
                     .endpoint(route.writerEndpoint()).termLength(RELEASE_TERM_LENGTH).build(), route.releaseStreamId());
-            return new AeronUdpChannel(spec, route, codec, growth, reader, peerTimeoutNs, null, null, data, releases);
+            return new AeronUdpChannel(spec, route, codec, growth, reader, peerTimeoutNs, key, null, null, data,
+                    releases);
         } catch (RuntimeException | OutOfMemoryError e) {
             closeQuietly(e, data, releases);
             throw e;
         }
     }
 
-    private static void check(ChannelSpec spec, Route route, long peerTimeoutNs) {
+    private static void check(ChannelSpec spec, Route route, long peerTimeoutNs, byte[] key) {
+        if (key != null && key.length < MIN_KEY_BYTES) {
+            throw new IllegalArgumentException("channel c" + spec.id() + ": a key needs at least " + MIN_KEY_BYTES
+                    + " bytes, got " + key.length);
+        }
         if (spec.slots() < 1 || spec.readers().isEmpty()) {
             throw new IllegalArgumentException("channel c" + spec.id() + " needs at least one slot and one reader, has "
                     + spec.slots() + " slots and " + spec.readers().size() + " readers");
@@ -585,13 +632,16 @@ public final class AeronUdpChannel implements Channel {
     /** @return whether reader {@code r}'s publication holds the whole pending value */
     private boolean sendFrames(int r) {
         ExclusivePublication publication = dataPublications[r];
-        int maxChunk = publication.maxPayloadLength() - DATA_HEADER;
+        int maxChunk = publication.maxPayloadLength() - frameHeader;
         long offset = sent[r];
         long address = staging.address();
         try {
             while (offset < pendingLength) {
                 int length = (int) Math.min(maxChunk, pendingLength - offset);
-                long result = publication.tryClaim(DATA_HEADER + length, claim);
+                if (dataMac != null) {
+                    signFrame(offset, length);
+                }
+                long result = publication.tryClaim(frameHeader + length, claim);
                 if (result < 0) {
                     if (result == Publication.BACK_PRESSURED || result == Publication.NOT_CONNECTED
                             || result == Publication.ADMIN_ACTION) {
@@ -602,13 +652,13 @@ public final class AeronUdpChannel implements Channel {
                 }
                 MutableDirectBuffer frame = claim.buffer();
                 int at = claim.offset();
-                frame.putLong(at + DATA_SEQUENCE, pendingSequence, WIRE);
-                frame.putLong(at + DATA_OFFSET, offset, WIRE);
-                frame.putLong(at + DATA_TOTAL, pendingLength, WIRE);
-                frame.putInt(at + DATA_CHANNEL, spec.id(), WIRE);
-                frame.putInt(at + DATA_FLAGS, NATIVE_FLAGS, WIRE);
-                chunk.wrap(address + offset, length);
-                frame.putBytes(at + DATA_HEADER, chunk, 0, length);
+                if (dataMac != null) {
+                    frame.putBytes(at, frameBytes, 0, frameHeader + length);
+                } else {
+                    putHeader(frame, at, offset);
+                    chunk.wrap(address + offset, length);
+                    frame.putBytes(at + DATA_HEADER, chunk, 0, length);
+                }
                 claim.commit();
                 framesClaimed++;
                 offset += length;
@@ -617,6 +667,21 @@ public final class AeronUdpChannel implements Channel {
         } finally {
             sent[r] = offset;
         }
+    }
+
+    private void putHeader(MutableDirectBuffer frame, int at, long offset) {
+        frame.putLong(at + DATA_SEQUENCE, pendingSequence, WIRE);
+        frame.putLong(at + DATA_OFFSET, offset, WIRE);
+        frame.putLong(at + DATA_TOTAL, pendingLength, WIRE);
+        frame.putInt(at + DATA_CHANNEL, spec.id(), WIRE);
+        frame.putInt(at + DATA_FLAGS, NATIVE_FLAGS, WIRE);
+    }
+
+    /** Builds the authenticated frame of the pending value's chunk at {@code offset}: header, tag, chunk. */
+    private void signFrame(long offset, int length) {
+        putHeader(frameBuffer, 0, offset);
+        MemorySegment.copy(staging, ValueLayout.JAVA_BYTE, offset, frameBytes, frameHeader, length);
+        dataMac.sign(frameBytes, 0, DATA_HEADER, frameHeader, length, DATA_HEADER);
     }
 
     private void growStaging(long needed) {
@@ -648,12 +713,29 @@ public final class AeronUdpChannel implements Channel {
         return total;
     }
 
-    /** Never throws: Aeron hands a handler's exception to the client's error handler and goes on. */
+    /**
+     * Never throws: Aeron hands a handler's exception to the client's error handler and goes on. Authenticated, a
+     * message whose tag does not verify is dropped and counted as forged, and an authentic one that cannot be news
+     * (another channel's or reader's stream, an older count) as replayed; without authentication these fail the
+     * channel.
+     */
     private void onRelease(DirectBuffer buffer, int offset, int length, Header header) {
         if (failure != null) {
             return;
         }
-        if (length != RELEASE_MESSAGE) {
+        if (releaseMac != null) {
+            if (length != releaseLength) {
+                forgedFrames++;
+                return;
+            }
+            buffer.getBytes(offset, releaseBytes, 0, length);
+            if (!releaseMac.verify(releaseBytes, 0, RELEASE_MESSAGE, 0, 0, RELEASE_MESSAGE)) {
+                forgedFrames++;
+                return;
+            }
+            buffer = releaseBuffer;
+            offset = 0;
+        } else if (length != RELEASE_MESSAGE) {
             fail(edge + ": a release message of " + length + " bytes on stream " + route.releaseStreamId() + " at "
                     + route.writerEndpoint() + ", expected " + RELEASE_MESSAGE);
             return;
@@ -662,6 +744,10 @@ public final class AeronUdpChannel implements Channel {
         int channel = buffer.getInt(offset + RELEASE_CHANNEL, WIRE);
         int reader = buffer.getInt(offset + RELEASE_READER, WIRE);
         if (channel != spec.id() || reader < 0 || reader >= readerCount) {
+            if (releaseMac != null) {
+                replayedFrames++;
+                return;
+            }
             fail(edge + ": a release message for channel c" + channel + " reader " + reader + " on stream "
                     + route.releaseStreamId() + " at " + route.writerEndpoint() + "; two channels share a stream id");
             return;
@@ -670,8 +756,16 @@ public final class AeronUdpChannel implements Channel {
         if (image == null) {
             releaseImages[reader] = (Image) header.context();
         } else if (image != header.context()) {
+            if (releaseMac != null) {
+                replayedFrames++;
+                return;
+            }
             fail(edge + ": reader " + reader + " released from " + ((Image) header.context()).sourceIdentity()
                     + " after releasing from " + image.sourceIdentity() + "; a reader's stream may not change");
+            return;
+        }
+        if (count < released[reader] && releaseMac != null) {
+            replayedFrames++;
             return;
         }
         long sendable = pendingSequence >= 0 ? pendingSequence + 1 : published;
@@ -818,33 +912,66 @@ public final class AeronUdpChannel implements Channel {
         if (sentReleased == releasedCount) {
             return 0;
         }
-        releaseMessage.putLong(RELEASE_COUNT, releasedCount, WIRE);
-        if (releasePublication.offer(releaseMessage, 0, RELEASE_MESSAGE) > 0) {
+        releaseBuffer.putLong(RELEASE_COUNT, releasedCount, WIRE);
+        if (releaseMac != null) {
+            releaseMac.sign(releaseBytes, 0, RELEASE_MESSAGE, 0, 0, RELEASE_MESSAGE);
+        }
+        if (releasePublication.offer(releaseBuffer, 0, releaseLength) > 0) {
             sentReleased = releasedCount;
             return 1;
         }
         return 0;
     }
 
-    /** Never throws: Aeron hands a handler's exception to the client's error handler and goes on. */
+    /**
+     * Never throws: Aeron hands a handler's exception to the client's error handler and goes on. Authenticated, a
+     * frame whose tag does not verify is dropped and counted as forged, and an authentic one that cannot be news
+     * (from a stream other than the first authentic one, of another channel, or a chunk already received) as
+     * replayed; without authentication such frames fail the channel.
+     */
     private void onData(DirectBuffer buffer, int offset, int length, Header header) {
         if (failure != null) {
             return;
         }
-        if (header.context() != dataImage && !adoptImage((Image) header.context())) {
-            return;
-        }
-        if (length < DATA_HEADER) {
-            fail(edge + ", reader " + side + ": a data frame of " + length + " bytes, shorter than its header");
-            return;
+        if (dataMac != null) {
+            if (length < frameHeader || length > frameBytes.length) {
+                forgedFrames++;
+                return;
+            }
+            buffer.getBytes(offset, frameBytes, 0, length);
+            if (!dataMac.verify(frameBytes, 0, DATA_HEADER, frameHeader, length - frameHeader, DATA_HEADER)) {
+                forgedFrames++;
+                return;
+            }
+            Image image = (Image) header.context();
+            if (dataImage == null) {
+                dataImage = image; // only a stream that carried an authentic frame is the writer's
+            } else if (image != dataImage) {
+                replayedFrames++;
+                return;
+            }
+            buffer = frameBuffer;
+            offset = 0;
+        } else {
+            if (header.context() != dataImage && !adoptImage((Image) header.context())) {
+                return;
+            }
+            if (length < DATA_HEADER) {
+                fail(edge + ", reader " + side + ": a data frame of " + length + " bytes, shorter than its header");
+                return;
+            }
         }
         long sequence = buffer.getLong(offset + DATA_SEQUENCE, WIRE);
         long at = buffer.getLong(offset + DATA_OFFSET, WIRE);
         long total = buffer.getLong(offset + DATA_TOTAL, WIRE);
         int channel = buffer.getInt(offset + DATA_CHANNEL, WIRE);
         int flags = buffer.getInt(offset + DATA_FLAGS, WIRE);
-        int chunkLength = length - DATA_HEADER;
+        int chunkLength = length - frameHeader;
         if (channel != spec.id()) {
+            if (dataMac != null) {
+                replayedFrames++; // another channel's authentic frame, sent to this stream
+                return;
+            }
             fail(edge + ", reader " + side + ": a data frame of channel c" + channel + " on stream "
                     + route.dataStreamId() + "; two channels share a stream id");
             return;
@@ -854,10 +981,16 @@ public final class AeronUdpChannel implements Channel {
                     + ByteOrder.nativeOrder() + "); Kiln values cross only between hosts of one byte order");
             return;
         }
+        if (dataMac != null && (sequence < complete || (sequence == complete && at < assembled))) {
+            replayedFrames++;
+            return;
+        }
         if (sequence != complete || at != assembled || total <= 0 || at + chunkLength > total) {
             fail(edge + ", reader " + side + ": a frame of sequence " + sequence + " at offset " + at + " of " + total
                     + " bytes, expected sequence " + complete + " at offset " + assembled
-                    + ": frames were lost or reordered");
+                    + ": frames were lost or reordered" + (dataMac == null ? "" : " (" + forgedFrames
+                    + " forged and " + replayedFrames + " replayed frames were dropped: an on-path attacker can"
+                    + " displace data it cannot forge)"));
             return;
         }
         if (sequence - releasedCount >= slotCount) {
@@ -873,7 +1006,7 @@ public final class AeronUdpChannel implements Channel {
             slotLengths[slot] = total;
         }
         chunk.wrap(slots[slot].address() + at, chunkLength);
-        buffer.getBytes(offset + DATA_HEADER, chunk, 0, chunkLength);
+        buffer.getBytes(offset + frameHeader, chunk, 0, chunkLength);
         assembled = at + chunkLength;
         if (assembled == total) {
             assembled = 0;
@@ -971,7 +1104,7 @@ public final class AeronUdpChannel implements Channel {
             return true;
         }
         Image image = dataImageOrNull();
-        return image != null && !image.isClosed() && releasePublication.isConnected();
+        return writerThere(image) && (image == null || !image.isClosed()) && releasePublication.isConnected();
     }
 
     /**
@@ -1015,7 +1148,7 @@ public final class AeronUdpChannel implements Channel {
         if (image != null && image.isClosed()) {
             lose(WRITER, "the writer's data stream to reader " + side + " (" + route.readerEndpoints().get(side)
                     + ", from " + image.sourceIdentity() + ") closed" + closeCause(image, "writer"));
-        } else if (image != null && releasePublication.isConnected()) {
+        } else if (writerThere(image) && releasePublication.isConnected()) {
             writerDisconnectedSince = CONNECTED;
         } else if (writerDisconnectedSince == CONNECTED) {
             writerDisconnectedSince = now;
@@ -1035,11 +1168,41 @@ public final class AeronUdpChannel implements Channel {
         return lossReason;
     }
 
+    /**
+     * @return the writer's data stream: without authentication the first that connected, with it the first that
+     *         carried an authentic frame (anyone may connect a stream first); null until then
+     */
     private Image dataImageOrNull() {
-        if (dataImage == null && dataSubscription.imageCount() > 0) {
+        if (dataImage == null && dataMac == null && dataSubscription.imageCount() > 0) {
             adoptImage(dataSubscription.imageAtIndex(0));
         }
         return dataImage;
+    }
+
+    /** Whether the writer's stream is there: adopted, or (authenticated, before the first frame) some stream is. */
+    private boolean writerThere(Image image) {
+        return image != null || (dataMac != null && dataSubscription.imageCount() > 0);
+    }
+
+    /**
+     * @return data frames and release messages this side dropped because their tag did not verify (forged or
+     *         mutated); 0 without authentication. Any thread
+     */
+    public long forgedFrames() {
+        return forgedFrames;
+    }
+
+    /**
+     * @return authentic data frames and release messages this side dropped because they could not be news: sent
+     *         again, on another stream or to another channel; 0 without authentication. Any thread
+     */
+    public long replayedFrames() {
+        return replayedFrames;
+    }
+
+    /** @return whether every frame and release message of this channel carries a tag that is checked */
+    public boolean authenticated() {
+        return dataMac != null;
     }
 
     private static String closeCause(Image image, String peer) {

@@ -10,14 +10,10 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
 import java.nio.channels.FileChannel;
-import java.nio.file.AccessDeniedException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.FileAttribute;
-import java.nio.file.attribute.PosixFilePermission;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Arrays;
 import java.util.Set;
 import java.util.concurrent.locks.LockSupport;
@@ -118,8 +114,6 @@ public final class ShmChannel implements Channel {
 
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9_-]{1,100}");
     private static final Pattern FILE_NAME = Pattern.compile("kiln-(\\d{1,18})-[A-Za-z0-9_-]+(\\.\\d+)?\\.shm");
-    private static final FileAttribute<Set<PosixFilePermission>> OWNER_ONLY =
-            PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------"));
 
     private final ChannelSpec spec;
     private final ValueCodec codec;
@@ -240,7 +234,7 @@ public final class ShmChannel implements Channel {
 
     /**
      * Removes the Kiln channel files in {@code directory} whose creating process no longer runs;
-     * files of other users that this process may not delete are left alone.
+     * files of other users are left alone (even when this process could delete them, as root can).
      *
      * @param directory a directory of shared-memory files, usually {@link #DEFAULT_DIRECTORY}
      * @return the number of files removed
@@ -254,12 +248,8 @@ public final class ShmChannel implements Channel {
                 if (!m.matches() || ProcessHandle.of(Long.parseLong(m.group(1))).map(ProcessHandle::isAlive).orElse(false)) {
                     continue;
                 }
-                try {
-                    if (Files.deleteIfExists(file)) {
-                        removed++;
-                    }
-                } catch (AccessDeniedException e) {
-                    // Another user's file in a sticky directory such as /dev/shm: not ours to remove.
+                if (PrivateFiles.deleteOwn(file)) {
+                    removed++;
                 }
             }
         }
@@ -687,7 +677,7 @@ public final class ShmChannel implements Channel {
         }
         // CREATE_NEW fails on an existing file, which is then not ours to delete.
         FileChannel file = FileChannel.open(path, Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
-                StandardOpenOption.WRITE), OWNER_ONLY);
+                StandardOpenOption.WRITE), PrivateFiles.FILE);
         Arena arena = Arena.ofShared();
         try (file) {
             MemorySegment memory = file.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);

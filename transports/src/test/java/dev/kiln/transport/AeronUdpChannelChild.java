@@ -47,10 +47,10 @@ public final class AeronUdpChannelChild {
             String failure;
             AeronUdpChannel ch;
             if (args[0].equals("reader")) {
-                ch = AeronUdpChannel.reader(host.aeron(), spec(), route, 0, MixedValues.codec(), true, PEER_TIMEOUT_NANOS);
+                ch = AeronUdpChannel.reader(host.aeron(), spec(), route, 0, MixedValues.codec(), true, PEER_TIMEOUT_NANOS, null);
                 failure = read(ch, count);
             } else {
-                ch = AeronUdpChannel.writer(host.aeron(), spec(), route, MixedValues.codec(), true, PEER_TIMEOUT_NANOS);
+                ch = AeronUdpChannel.writer(host.aeron(), spec(), route, MixedValues.codec(), true, PEER_TIMEOUT_NANOS, null);
                 failure = write(ch, count);
             }
             if (failure != null) {

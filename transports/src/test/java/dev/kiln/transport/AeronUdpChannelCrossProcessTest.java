@@ -103,7 +103,7 @@ class AeronUdpChannelCrossProcessTest {
     void aChildJvmReadsExactlyWhatThisJvmWritesThenDies() throws Exception {
         AeronUdpChannel.Route route = AeronUdpChannelChild.route(UdpHost.freeEndpoint(), UdpHost.freeEndpoint());
         try (AeronUdpChannel writer = AeronUdpChannel.writer(host.aeron(), AeronUdpChannelChild.spec(), route,
-                MixedValues.codec(), true, AeronUdpChannelChild.PEER_TIMEOUT_NANOS)) {
+                MixedValues.codec(), true, AeronUdpChannelChild.PEER_TIMEOUT_NANOS, null)) {
             startChild("reader", route.writerEndpoint(), route.readerEndpoints().getFirst());
             assertNull(AeronUdpChannelChild.write(writer, COUNT), this::readLog);
             awaitChildDone();
@@ -118,7 +118,7 @@ class AeronUdpChannelCrossProcessTest {
     void thisJvmReadsExactlyWhatAChildJvmWritesThenItDies() throws Exception {
         AeronUdpChannel.Route route = AeronUdpChannelChild.route(UdpHost.freeEndpoint(), UdpHost.freeEndpoint());
         try (AeronUdpChannel reader = AeronUdpChannel.reader(host.aeron(), AeronUdpChannelChild.spec(), route, 0,
-                MixedValues.codec(), true, AeronUdpChannelChild.PEER_TIMEOUT_NANOS)) {
+                MixedValues.codec(), true, AeronUdpChannelChild.PEER_TIMEOUT_NANOS, null)) {
             startChild("writer", route.writerEndpoint(), route.readerEndpoints().getFirst());
             assertNull(AeronUdpChannelChild.read(reader, COUNT), this::readLog);
             awaitChildDone();

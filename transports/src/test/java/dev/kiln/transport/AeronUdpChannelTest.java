@@ -96,12 +96,15 @@ class AeronUdpChannelTest {
 
     private Wiring wire(int readerCount, int slots, long slotBytes, boolean writerGrowth, boolean readerGrowth,
                         long peerTimeoutNs) {
-        return wire(readerCount, slots, slotBytes, writerGrowth, readerGrowth, peerTimeoutNs, false);
+        return wire(readerCount, slots, slotBytes, writerGrowth, readerGrowth, peerTimeoutNs, false, null);
     }
 
-    /** With {@code oneReaderHost}, every reader lives on one host and listens on one endpoint. */
+    /**
+     * With {@code oneReaderHost}, every reader lives on one host and listens on one endpoint; with a {@code key},
+     * the channel authenticates its frames.
+     */
     private Wiring wire(int readerCount, int slots, long slotBytes, boolean writerGrowth, boolean readerGrowth,
-                        long peerTimeoutNs, boolean oneReaderHost) {
+                        long peerTimeoutNs, boolean oneReaderHost, byte[] key) {
         ChannelSpec spec = ShmChannelTest.spec(slots, readerCount, slotBytes);
         UdpHost writerHost = host("writer");
         List<UdpHost> readerHosts = new ArrayList<>();
@@ -113,11 +116,11 @@ class AeronUdpChannelTest {
         AeronUdpChannel.Route route = new AeronUdpChannel.Route(UdpHost.freeEndpoint(), endpoints, DATA_STREAM,
                 RELEASE_STREAM, MTU, TERM);
         AeronUdpChannel writer = track(AeronUdpChannel.writer(writerHost.aeron(), spec, route, MixedValues.codec(),
-                writerGrowth, peerTimeoutNs));
+                writerGrowth, peerTimeoutNs, key));
         List<AeronUdpChannel> readers = new ArrayList<>();
         for (int r = 0; r < readerCount; r++) {
             readers.add(track(AeronUdpChannel.reader(readerHosts.get(r).aeron(), spec, route, r, MixedValues.codec(),
-                    readerGrowth, peerTimeoutNs)));
+                    readerGrowth, peerTimeoutNs, key)));
         }
         List<AeronUdpChannel> all = new ArrayList<>(readers);
         all.add(writer);
@@ -130,10 +133,14 @@ class AeronUdpChannelTest {
     }
 
     private static void await(String what, BooleanSupplier condition) {
+        await(() -> what, condition);
+    }
+
+    private static void await(java.util.function.Supplier<String> what, BooleanSupplier condition) {
         long deadline = System.nanoTime() + WAIT_NS;
         while (!condition.getAsBoolean()) {
             if (System.nanoTime() - deadline > 0) {
-                fail("timed out waiting for: " + what);
+                fail("timed out waiting for: " + what.get());
             }
             LockSupport.parkNanos(100_000);
         }
@@ -144,13 +151,20 @@ class AeronUdpChannelTest {
      * content exactly, all from this thread (each side has one owner thread: this one).
      */
     private static void transfer(Wiring w, List<?> values) {
-        int n = values.size();
-        int offered = 0;
+        transfer(w, values, 0, () -> { });
+    }
+
+    /** As {@link #transfer(Wiring, List)} from sequence {@code first}, running {@code between} in every round. */
+    private static void transfer(Wiring w, List<?> values, int first, Runnable between) {
+        int n = first + values.size();
+        int offered = first;
         int[] read = new int[w.readers().size()];
+        java.util.Arrays.fill(read, first);
         long deadline = System.nanoTime() + WAIT_NS;
         while (offered < n || java.util.Arrays.stream(read).anyMatch(r -> r < n)) {
+            between.run();
             boolean progress = false;
-            if (offered < n && w.writer().offer(offered, values.get(offered))) {
+            if (offered < n && w.writer().offer(offered, values.get(offered - first))) {
                 offered++;
                 progress = true;
             }
@@ -159,7 +173,7 @@ class AeronUdpChannelTest {
                     AeronUdpChannel reader = w.readers().get(r);
                     Object v = reader.poll(r, read[r]);
                     if (v != NOT_READY) {
-                        Object expected = values.get(read[r]);
+                        Object expected = values.get(read[r] - first);
                         assertTrue(MixedValues.equal(expected, v), "reader " + r + ", sequence " + read[r]
                                 + ": expected " + MixedValues.describe(expected) + ", got " + MixedValues.describe(v));
                         reader.release(r, read[r]);
@@ -180,7 +194,7 @@ class AeronUdpChannelTest {
     @Test
     @Timeout(120)
     void readersSharingOneEndpointEachGetTheirOwnStream() {
-        Wiring w = wire(3, 4, 4096, true, true, PEER_TIMEOUT_NS, true);
+        Wiring w = wire(3, 4, 4096, true, true, PEER_TIMEOUT_NS, true, null);
         assertEquals(1, w.readers().stream().map(r -> r.route().readerEndpoints().get(r.side())).distinct().count());
         List<Object> values = new ArrayList<>();
         for (int i = 0; i < 50; i++) {
@@ -506,7 +520,7 @@ class AeronUdpChannelTest {
                 List.of(UdpHost.freeEndpoint()), DATA_STREAM, RELEASE_STREAM, MTU, TERM);
         long start = System.nanoTime();
         AeronUdpChannel writer = track(AeronUdpChannel.writer(writerHost.aeron(), ShmChannelTest.spec(2, 1, 64), route,
-                new ValueCodec(), true, timeout));
+                new ValueCodec(), true, timeout, null));
         assertEquals(AeronUdpChannel.NO_PEER_LOST, writer.lostPeer());
         assertFalse(writer.offer(0, "nobody listens"));
         await("reader 0 lost", () -> writer.lostPeer() == 0);
@@ -545,6 +559,218 @@ class AeronUdpChannelTest {
                 assertThrows(IllegalStateException.class, () -> reader.poll(1, 0)).getMessage());
     }
 
+    /** A fresh random key for an authenticated channel. */
+    private static byte[] key() {
+        byte[] key = new byte[32];
+        new java.security.SecureRandom().nextBytes(key);
+        return key;
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2})
+    void anAuthenticatedChannelCarriesMixedValuesExactly(int readers) {
+        Wiring w = wire(readers, 4, 4096, true, true, PEER_TIMEOUT_NS, false, key());
+        List<Object> values = new ArrayList<>();
+        for (int i = 0; i < 200; i++) {
+            values.add(MixedValues.of(i));
+        }
+        Tensor mib = MixedValues.tensor(DType.F32, 3, (1 << 20) / 4); // 129 frames of 8 KiB
+        values.add(mib);
+        values.add("ü€😀 ".repeat(5000));
+        try {
+            transfer(w, values);
+        } finally {
+            mib.close();
+            values.forEach(MixedValues::dispose);
+        }
+        List<AeronUdpChannel> sides = new ArrayList<>(w.readers());
+        sides.add(w.writer());
+        for (AeronUdpChannel side : sides) {
+            assertTrue(side.authenticated());
+            assertEquals(0, side.forgedFrames(), side + ": nothing was forged");
+            assertEquals(0, side.replayedFrames(), side + ": nothing was replayed");
+        }
+        assertNoClientErrors();
+    }
+
+    /** What an attacker sends: to the reader's data stream, or to the writer's release stream. */
+    private record Attack(boolean toReader, byte[] bytes) {
+    }
+
+    /**
+     * An attacker with a media driver of its own sends to the reader's data stream and to the writer's release
+     * stream, before and while values flow: random frames (forged), frames it recorded off the wire with one bit
+     * flipped in the header, the tag or the chunk (mutated), and recorded frames as they were (replayed, from its
+     * own Aeron session). Each is dropped and counted on the side it reached, and every value arrives exact.
+     */
+    @Test
+    void forgedMutatedAndReplayedFramesAreDroppedAndCountedAndValuesStillArriveExact() {
+        Wiring w = wire(1, 4, 4096, true, true, PEER_TIMEOUT_NS, false, key());
+        AeronUdpChannel writer = w.writer();
+        AeronUdpChannel reader = w.readers().getFirst();
+        String readerEndpoint = writer.route().readerEndpoints().getFirst();
+        String writerEndpoint = writer.route().writerEndpoint();
+        // What an on-path attacker sees: taps on both streams, polled all along (a tap holds Aeron's flow control).
+        io.aeron.Subscription dataTap = track(w.readerHosts().getFirst().aeron()
+                .addSubscription("aeron:udp?endpoint=" + readerEndpoint, DATA_STREAM));
+        io.aeron.Subscription releaseTap = track(w.writerHost().aeron()
+                .addSubscription("aeron:udp?endpoint=" + writerEndpoint, RELEASE_STREAM));
+        UdpHost attacker = host("attacker");
+        io.aeron.ExclusivePublication toReader = track(attacker.aeron().addExclusivePublication("aeron:udp?endpoint="
+                + readerEndpoint + "|mtu=" + MTU + "|term-length=" + TERM, DATA_STREAM));
+        io.aeron.ExclusivePublication toWriter = track(attacker.aeron().addExclusivePublication("aeron:udp?endpoint="
+                + writerEndpoint + "|term-length=65536", RELEASE_STREAM));
+        List<byte[]> seenData = new ArrayList<>();
+        List<byte[]> seenReleases = new ArrayList<>();
+        Runnable tap = () -> { // records the channel's own frames, not the attacker's
+            dataTap.poll((b, o, l, h) -> {
+                if (h.sessionId() != toReader.sessionId()) {
+                    seenData.add(copy(b, o, l));
+                }
+            }, 64);
+            releaseTap.poll((b, o, l, h) -> {
+                if (h.sessionId() != toWriter.sessionId()) {
+                    seenReleases.add(copy(b, o, l));
+                }
+            }, 64);
+        };
+        await("the attacker's streams connected", () -> toReader.isConnected() && toWriter.isConnected());
+
+        java.util.Random random = new java.util.Random(16);
+        List<Attack> attacks = new ArrayList<>();
+        for (int length : new int[] {1, 47, 48, 100, 4000}) {
+            attacks.add(new Attack(true, randomBytes(random, length))); // forged data, before any real frame
+        }
+        for (int length : new int[] {16, 32, 31}) {
+            attacks.add(new Attack(false, randomBytes(random, length))); // forged releases
+        }
+        sendAll(attacks, toReader, toWriter, () -> {
+            tap.run();
+            reader.pump();
+            writer.pump();
+        });
+        await("the early forgeries arrived", () -> {
+            reader.pump();
+            writer.pump();
+            return reader.forgedFrames() == 5 && writer.forgedFrames() == 3;
+        });
+
+        List<Object> first = new ArrayList<>();
+        for (int i = 0; i < 20; i++) {
+            first.add(i % 5 == 0 ? "z".repeat(20_000 + i) : MixedValues.of(i)); // some values span several frames
+        }
+        transfer(w, first, 0, tap);
+        assertTrue(seenData.size() > 20 && seenReleases.size() > 5, seenData.size() + " frames, " + seenReleases.size()
+                + " releases seen");
+
+        attacks.clear();
+        int forgedData = 0;
+        int replayedData = 0;
+        int forgedReleases = 0;
+        int replayedReleases = 0;
+        for (int i = 0; i < 6; i++) {
+            byte[] frame = seenData.get(random.nextInt(seenData.size()));
+            attacks.add(new Attack(true, frame.clone()));
+            replayedData++;
+            for (int at : new int[] {0, 36, frame.length - 1}) { // the header's sequence, the tag, the chunk's end
+                byte[] mutated = frame.clone();
+                mutated[at] ^= (byte) (1 << random.nextInt(8));
+                attacks.add(new Attack(true, mutated));
+                forgedData++;
+            }
+            byte[] release = seenReleases.get(random.nextInt(seenReleases.size()));
+            attacks.add(new Attack(false, release.clone()));
+            replayedReleases++;
+            byte[] bigger = release.clone();
+            bigger[7] ^= 0x40; // a far larger released count, which would let the writer overrun the reader's slots
+            attacks.add(new Attack(false, bigger));
+            forgedReleases++;
+        }
+        java.util.Collections.shuffle(attacks, random);
+        List<Object> second = new ArrayList<>();
+        for (int i = 20; i < 60; i++) {
+            second.add(i % 7 == 0 ? "y".repeat(30_000 + i) : MixedValues.of(i));
+        }
+        java.util.Iterator<Attack> next = attacks.iterator();
+        transfer(w, second, 20, () -> {
+            tap.run();
+            if (next.hasNext()) {
+                Attack a = next.next();
+                offer(a.toReader() ? toReader : toWriter, a.bytes(), tap);
+            }
+        });
+        assertFalse(next.hasNext(), "every attack went out while values flowed");
+        int expectForgedData = 5 + forgedData;
+        int expectForgedReleases = 3 + forgedReleases;
+        int expectReplayedData = replayedData;
+        int expectReplayedReleases = replayedReleases;
+        await(() -> "every attack dropped and counted; reader: " + reader.forgedFrames() + " forged, "
+                + reader.replayedFrames() + " replayed, expected " + expectForgedData + " and " + expectReplayedData
+                + "; writer: " + writer.forgedFrames() + " and " + writer.replayedFrames() + ", expected "
+                + expectForgedReleases + " and " + expectReplayedReleases, () -> {
+            tap.run();
+            reader.pump();
+            writer.pump();
+            return reader.forgedFrames() == expectForgedData && reader.replayedFrames() == expectReplayedData
+                    && writer.forgedFrames() == expectForgedReleases && writer.replayedFrames() == expectReplayedReleases;
+        });
+        assertEquals(AeronUdpChannel.NO_PEER_LOST, reader.lostPeer());
+        assertEquals(AeronUdpChannel.NO_PEER_LOST, writer.lostPeer());
+        transfer(w, List.of("after", 61), 60, tap); // and the channel goes on
+        assertNoClientErrors();
+    }
+
+    /** The contrast: without authentication, one datagram from anyone who can reach the port fails the channel. */
+    @Test
+    void withoutAuthenticationOneForgedFrameFailsTheChannel() {
+        Wiring w = wire(1, 4, 4096);
+        AeronUdpChannel reader = w.readers().getFirst();
+        transfer(w, List.of("before"));
+        UdpHost attacker = host("attacker");
+        io.aeron.ExclusivePublication toReader = track(attacker.aeron().addExclusivePublication("aeron:udp?endpoint="
+                + w.writer().route().readerEndpoints().getFirst(), DATA_STREAM));
+        await("the attacker's stream connected", toReader::isConnected);
+        offer(toReader, randomBytes(new java.util.Random(1), 64), () -> { });
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> {
+            long deadline = System.nanoTime() + WAIT_NS;
+            while (reader.poll(0, 1) == NOT_READY) {
+                assertTrue(System.nanoTime() - deadline < 0, "the forged frame never arrived");
+                LockSupport.parkNanos(100_000);
+            }
+        });
+        assertTrue(e.getMessage().contains("a channel has one writer and its stream may not be replaced"),
+                e.getMessage());
+        assertEquals(0, reader.forgedFrames(), "nothing is counted without authentication");
+    }
+
+    private static byte[] copy(org.agrona.DirectBuffer buffer, int offset, int length) {
+        byte[] b = new byte[length];
+        buffer.getBytes(offset, b);
+        return b;
+    }
+
+    private static byte[] randomBytes(java.util.Random random, int length) {
+        byte[] b = new byte[length];
+        random.nextBytes(b);
+        return b;
+    }
+
+    private static void sendAll(List<Attack> attacks, io.aeron.ExclusivePublication toReader,
+                                io.aeron.ExclusivePublication toWriter, Runnable meanwhile) {
+        for (Attack a : attacks) {
+            offer(a.toReader() ? toReader : toWriter, a.bytes(), meanwhile);
+        }
+    }
+
+    /** Offers one message, retrying while the publication is back-pressured; {@code meanwhile} keeps others polling. */
+    private static void offer(io.aeron.ExclusivePublication publication, byte[] message, Runnable meanwhile) {
+        org.agrona.concurrent.UnsafeBuffer buffer = new org.agrona.concurrent.UnsafeBuffer(message);
+        await("the attacker's message went out", () -> {
+            meanwhile.run();
+            return publication.offer(buffer, 0, message.length) > 0;
+        });
+    }
+
     @Test
     void checksItsArguments() {
         UdpHost h = host("h");
@@ -552,13 +778,16 @@ class AeronUdpChannelTest {
         AeronUdpChannel.Route oneReader = new AeronUdpChannel.Route("127.0.0.1:1", List.of("127.0.0.1:2"), 1, 2,
                 1408, 65536);
         assertEquals("channel c3 has 2 readers, its route 1 reader endpoints", assertThrows(IllegalArgumentException.class,
-                () -> AeronUdpChannel.writer(h.aeron(), spec, oneReader, new ValueCodec(), true, 1)).getMessage());
+                () -> AeronUdpChannel.writer(h.aeron(), spec, oneReader, new ValueCodec(), true, 1, null)).getMessage());
         AeronUdpChannel.Route twoReaders = new AeronUdpChannel.Route("127.0.0.1:1",
                 List.of("127.0.0.1:2", "127.0.0.1:3"), 1, 3, 1408, 65536);
         assertEquals("channel c3 has readers 0 to 1, got reader 2", assertThrows(IllegalArgumentException.class,
-                () -> AeronUdpChannel.reader(h.aeron(), spec, twoReaders, 2, new ValueCodec(), true, 1)).getMessage());
+                () -> AeronUdpChannel.reader(h.aeron(), spec, twoReaders, 2, new ValueCodec(), true, 1, null)).getMessage());
         assertEquals("peerTimeoutNs must be > 0, got 0", assertThrows(IllegalArgumentException.class,
-                () -> AeronUdpChannel.writer(h.aeron(), spec, twoReaders, new ValueCodec(), true, 0)).getMessage());
+                () -> AeronUdpChannel.writer(h.aeron(), spec, twoReaders, new ValueCodec(), true, 0, null)).getMessage());
+        assertEquals("channel c3: a key needs at least 16 bytes, got 15", assertThrows(IllegalArgumentException.class,
+                () -> AeronUdpChannel.writer(h.aeron(), spec, twoReaders, new ValueCodec(), true, 1, new byte[15]))
+                .getMessage());
         assertEquals("writerEndpoint: 'localhost' is not host:port", assertThrows(IllegalArgumentException.class,
                 () -> new AeronUdpChannel.Route("localhost", List.of("127.0.0.1:2"), 1, 2, 1408, 65536)).getMessage());
         assertEquals("releaseStreamId 2 must lie outside the data streams 1 to 2 (one per reader)", assertThrows(

@@ -5,6 +5,7 @@ import dev.kiln.cuda.MemcpyKind;
 import dev.kiln.tensor.DeviceTensor;
 import dev.kiln.tensor.Tensor;
 import dev.kiln.transport.Channel;
+import dev.kiln.transport.PrivateFiles;
 import dev.kiln.transport.ShmChannel;
 import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.Waker;
@@ -23,15 +24,14 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.FileAttribute;
-import java.nio.file.attribute.PosixFilePermission;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.nio.file.attribute.UserPrincipal;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * A {@link Channel} for {@code Transport.CUDA_IPC}: the writer and its readers are JVMs of one host, each
@@ -88,8 +88,8 @@ public final class CudaIpcChannel implements Channel {
     private static final long META_SLOT_BYTES = 1024;
     private static final long ATTACH_POLL_NANOS = 1_000_000;
     private static final int CLOSE_WAIT_SECONDS = 30;
-    private static final FileAttribute<Set<PosixFilePermission>> OWNER_ONLY =
-            PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------"));
+    /** A handle file, or one being written: {@code kiln-<writer pid>-<name>.w.ipc}, {@code .r<n>.ipc}, {@code .tmp}. */
+    private static final Pattern HANDLE_FILE = Pattern.compile("kiln-(\\d{1,18})-[A-Za-z0-9_.-]+\\.ipc(\\.tmp)?");
 
     /**
      * What the ends of this JVM exported, by handle file: the raw ids of events and memory, which an end of the same
@@ -296,7 +296,7 @@ public final class CudaIpcChannel implements Channel {
         Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
         Files.deleteIfExists(tmp);
         try (SeekableByteChannel out = Files.newByteChannel(tmp, Set.of(StandardOpenOption.CREATE_NEW,
-                StandardOpenOption.WRITE), OWNER_ONLY)) {
+                StandardOpenOption.WRITE), PrivateFiles.FILE)) {
             ByteBuffer b = ByteBuffer.wrap(bytes);
             while (b.hasRemaining()) {
                 out.write(b);
@@ -747,33 +747,21 @@ public final class CudaIpcChannel implements Channel {
     }
 
     /**
-     * Removes the handle files ({@code kiln-<pid>-*.ipc}) that channels of dead processes left in a directory.
+     * Removes the handle files ({@code kiln-<pid>-*.ipc}, and {@code *.ipc.tmp} ones a process died writing) that
+     * channels of dead processes left in a directory; other users' files are left alone.
      *
      * @param directory a shared-memory directory
      * @return how many files were removed
-     * @throws IOException if the directory cannot be listed
+     * @throws IOException if the directory cannot be listed or a file cannot be removed
      */
     public static int removeStale(Path directory) throws IOException {
         int removed = 0;
-        try (DirectoryStream<Path> files = Files.newDirectoryStream(directory, "kiln-*.ipc")) {
+        try (DirectoryStream<Path> files = Files.newDirectoryStream(directory, "kiln-*.{ipc,ipc.tmp}")) {
             for (Path file : files) {
-                String name = file.getFileName().toString();
-                int dash = name.indexOf('-', 5);
-                if (dash < 0) {
-                    continue;
-                }
-                long pid;
-                try {
-                    pid = Long.parseLong(name.substring(5, dash));
-                } catch (NumberFormatException e) {
-                    continue;
-                }
-                if (!ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
-                    try {
-                        removed += Files.deleteIfExists(file) ? 1 : 0;
-                    } catch (java.nio.file.AccessDeniedException e) {
-                        // another user's file in a sticky directory: not ours to remove
-                    }
+                Matcher m = HANDLE_FILE.matcher(file.getFileName().toString());
+                if (m.matches() && !ProcessHandle.of(Long.parseLong(m.group(1))).map(ProcessHandle::isAlive).orElse(false)
+                        && PrivateFiles.deleteOwn(file)) {
+                    removed++;
                 }
             }
         }

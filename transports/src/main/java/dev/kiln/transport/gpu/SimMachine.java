@@ -1,6 +1,7 @@
 package dev.kiln.transport.gpu;
 
 import dev.kiln.cuda.CudaException;
+import dev.kiln.transport.PrivateFiles;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -17,8 +18,6 @@ import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.PosixFilePermission;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.util.HexFormat;
 import java.util.Locale;
@@ -76,13 +75,13 @@ final class SimMachine implements AutoCloseable {
      */
     static SimMachine open(Path directory, SimulatedGpus gpus) {
         try {
-            Files.createDirectories(directory, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
-            if (!isPrivate(directory)) {
+            Files.createDirectories(directory, PrivateFiles.DIRECTORY);
+            String why = PrivateFiles.whyNotPrivate(directory);
+            if (why != null) {
                 // Another user could have made it (its name is known) to have this process map and write files of
                 // their choosing through links in it.
-                throw new IllegalStateException("the simulated machine directory " + directory + " is a link, or open"
-                        + " to other users (" + PosixFilePermissions.toString(Files.getPosixFilePermissions(directory,
-                        LinkOption.NOFOLLOW_LINKS)) + "): remove it, and let Kiln make it (mode 0700)");
+                throw new IllegalStateException("the simulated machine directory " + directory + " " + why
+                        + ": remove it, and let Kiln make it (mode 0700)");
             }
             Path path = directory.resolve("machine");
             for (int attempt = 0; ; attempt++) {
@@ -155,24 +154,10 @@ final class SimMachine implements AutoCloseable {
         }
     }
 
-    /** @return whether {@code directory} is a directory, not a link, that only its owner may enter */
-    private static boolean isPrivate(Path directory) throws IOException {
-        if (!Files.isDirectory(directory, LinkOption.NOFOLLOW_LINKS)) {
-            return false;
-        }
-        for (PosixFilePermission p : Files.getPosixFilePermissions(directory, LinkOption.NOFOLLOW_LINKS)) {
-            if (p != PosixFilePermission.OWNER_READ && p != PosixFilePermission.OWNER_WRITE
-                    && p != PosixFilePermission.OWNER_EXECUTE) {
-                return false;
-            }
-        }
-        return true;
-    }
-
     /**
      * Removes the simulated machines ({@code kiln-gpusim-*} directories) in {@code parent} that no live process uses
-     * any more: what runtimes and tests that crashed left behind. Links and directories open to other users are
-     * left alone: they are not machines this user's runtimes made.
+     * any more: what runtimes and tests that crashed left behind. Links, other users' directories and directories open
+     * to other users are left alone: they are not machines this user's runtimes made.
      *
      * @param parent a shared-memory directory
      * @return how many machines were removed
@@ -183,7 +168,7 @@ final class SimMachine implements AutoCloseable {
         try (DirectoryStream<Path> dirs = Files.newDirectoryStream(parent, "kiln-gpusim-*")) {
             for (Path dir : dirs) {
                 Path machine = dir.resolve("machine");
-                if (!isPrivate(dir) || !Files.isRegularFile(machine, LinkOption.NOFOLLOW_LINKS)) {
+                if (PrivateFiles.whyNotPrivate(dir) != null || !Files.isRegularFile(machine, LinkOption.NOFOLLOW_LINKS)) {
                     continue;
                 }
                 try (FileChannel channel = FileChannel.open(machine, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
@@ -353,6 +338,8 @@ final class SimMachine implements AutoCloseable {
                 for (int d = 0; d < gpus.count(); d++) {
                     Files.deleteIfExists(memoryFile(process, d));
                 }
+                // A child JVM that was killed left its files: they must not keep the machine alive.
+                reclaimDead();
                 boolean last;
                 try (DirectoryStream<Path> tables = Files.newDirectoryStream(directory, "p*.tab")) {
                     last = !tables.iterator().hasNext();

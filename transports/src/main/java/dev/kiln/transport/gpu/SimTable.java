@@ -1,5 +1,7 @@
 package dev.kiln.transport.gpu;
 
+import dev.kiln.transport.PrivateFiles;
+
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
@@ -12,7 +14,6 @@ import java.nio.channels.FileChannel;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayDeque;
 import java.util.Set;
 
@@ -65,7 +66,7 @@ final class SimTable implements AutoCloseable {
     static SimTable create(Path path) {
         Arena arena = Arena.ofShared();
         try (FileChannel ch = FileChannel.open(path, Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
-                StandardOpenOption.WRITE), PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")))) {
+                StandardOpenOption.WRITE), PrivateFiles.FILE)) {
             ch.truncate(FILE_BYTES);
             return new SimTable(arena, ch.map(FileChannel.MapMode.READ_WRITE, 0, FILE_BYTES, arena), true);
         } catch (IOException e) {

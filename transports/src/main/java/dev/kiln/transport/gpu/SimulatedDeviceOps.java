@@ -3,6 +3,7 @@ package dev.kiln.transport.gpu;
 import dev.kiln.cuda.CudaException;
 import dev.kiln.cuda.MemcpyKind;
 import dev.kiln.tensor.DeviceTensor;
+import dev.kiln.transport.PrivateFiles;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -13,7 +14,6 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -133,7 +133,7 @@ public final class SimulatedDeviceOps implements DeviceOps {
         Path dir;
         try {
             dir = Files.createTempDirectory(base, "kiln-gpusim-",
-                    PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+                    PrivateFiles.DIRECTORY);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot make a directory for simulated GPUs in " + base, e);
         }
@@ -422,7 +422,7 @@ public final class SimulatedDeviceOps implements DeviceOps {
         if (f == null) {
             Path path = machine.memoryFile(process, device);
             try (FileChannel ch = FileChannel.open(path, Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
-                    StandardOpenOption.WRITE), PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")))) {
+                    StandardOpenOption.WRITE), PrivateFiles.FILE)) {
                 ch.truncate(gpus.bytesEach());
                 f = new DeviceFile(ch.map(FileChannel.MapMode.READ_WRITE, 0, gpus.bytesEach(), arena), gpus.bytesEach());
             } catch (IOException e) {

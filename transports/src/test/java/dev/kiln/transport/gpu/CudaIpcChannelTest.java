@@ -6,6 +6,7 @@ import dev.kiln.graph.Transport;
 import dev.kiln.tensor.DType;
 import dev.kiln.tensor.DeviceTensor;
 import dev.kiln.tensor.Tensor;
+import dev.kiln.transport.PrivateFiles;
 import dev.kiln.transport.RemoteError;
 import dev.kiln.transport.ShmChannel;
 import dev.kiln.transport.ValueCodec;
@@ -20,6 +21,7 @@ import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.nio.file.attribute.UserPrincipal;
@@ -391,13 +393,23 @@ class CudaIpcChannelTest {
 
     @Test
     void removeStaleRemovesTheHandleFilesOfDeadProcessesOnly() throws Exception {
-        String dead = "kiln-" + deadPid() + "-x-c1.w.ipc";
+        long deadPid = deadPid();
+        String dead = "kiln-" + deadPid + "-x-c1.w.ipc";
+        String deadWriting = "kiln-" + deadPid + "-x-c1.r0.ipc.tmp"; // it died while writing a handle file
         String live = "kiln-" + ProcessHandle.current().pid() + "-x-c1.w.ipc";
-        Files.write(dir.resolve(dead), new byte[8]);
-        Files.write(dir.resolve(live), new byte[8]);
-        Files.write(dir.resolve("kiln-notapid-x.r0.ipc"), new byte[8]);
-        assertEquals(1, CudaIpcChannel.removeStale(dir));
-        assertEquals(List.of(live, "kiln-notapid-x.r0.ipc"), files());
+        String liveWriting = "kiln-" + ProcessHandle.current().pid() + "-x-c1.w.ipc.tmp";
+        for (String name : List.of(dead, deadWriting, live, liveWriting, "kiln-notapid-x.r0.ipc")) {
+            Files.write(dir.resolve(name), new byte[8]);
+        }
+        List<String> kept = new ArrayList<>(List.of(live, liveWriting, "kiln-notapid-x.r0.ipc"));
+        if (PrivateFiles.uid() == 0) {
+            // Root may delete anyone's file in /dev/shm: another user's is still not ours to remove.
+            String theirs = "kiln-" + deadPid + "-theirs.w.ipc";
+            Files.setAttribute(Files.write(dir.resolve(theirs), new byte[8]), "unix:uid", 65534, LinkOption.NOFOLLOW_LINKS);
+            kept.add(theirs);
+        }
+        assertEquals(2, CudaIpcChannel.removeStale(dir));
+        assertEquals(kept.stream().sorted().toList(), files());
     }
     /** The file named {@code <channel>.<suffix>} beside a channel's file, as the channel names its handle files. */
     private static Path sibling(Path channelFile, String suffix) {

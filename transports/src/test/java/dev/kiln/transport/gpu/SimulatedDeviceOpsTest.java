@@ -651,7 +651,7 @@ class SimulatedDeviceOpsTest {
         Files.setPosixFilePermissions(open, PosixFilePermissions.fromString("rwxrwxrwx"));
         IllegalStateException e = assertThrows(IllegalStateException.class,
                 () -> SimulatedDeviceOps.attach(open, gpus));
-        assertEquals("the simulated machine directory " + open + " is a link, or open to other users (rwxrwxrwx):"
+        assertEquals("the simulated machine directory " + open + " is open to other users (rwxrwxrwx):"
                 + " remove it, and let Kiln make it (mode 0700)", e.getMessage());
         try (Stream<Path> made = Files.list(open)) {
             assertEquals(List.of(), made.toList(), "nothing was made in it");
@@ -661,7 +661,8 @@ class SimulatedDeviceOpsTest {
         Files.writeString(target.resolve("machine"), "not a machine");
         Path link = Files.createSymbolicLink(temp.resolve("kiln-gpusim-link"), target);
         e = assertThrows(IllegalStateException.class, () -> SimulatedDeviceOps.attach(link, gpus));
-        assertTrue(e.getMessage().startsWith("the simulated machine directory " + link + " is a link"), e.getMessage());
+        assertTrue(e.getMessage().startsWith("the simulated machine directory " + link + " is a symbolic link"),
+                e.getMessage());
         assertEquals(0, SimulatedDeviceOps.removeAbandoned(temp));
         assertEquals("not a machine", Files.readString(target.resolve("machine")), "nothing behind the link removed");
     }
