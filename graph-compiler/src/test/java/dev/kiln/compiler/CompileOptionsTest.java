@@ -51,7 +51,8 @@ class CompileOptionsTest {
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
                 Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, true), DEFAULTS.overlapGpuCommunication(true));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, true), DEFAULTS.checkViews(true));
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, true, ActorDeathPolicy.FAIL),
+                DEFAULTS.checkViews(true));
         assertTrue(DEFAULTS.checkViews(true).maxInflight(3).slotGrowth(false).gpuMemoryFraction(0.5).checkViews(),
                 "the other withers keep checkViews");
         assertEquals(10, DEFAULTS.maxInflight(), "the defaults are immutable");

@@ -1,5 +1,6 @@
 package dev.kiln.executor.wire;
 
+import dev.kiln.compiler.ActorDeathPolicy;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
@@ -342,7 +343,8 @@ public final class PlanCodec {
                 in.readBoolean(),
                 Double.longBitsToDouble(in.readLong()),
                 in.readBoolean(),
-                in.readBoolean());
+                in.readBoolean(),
+                ActorDeathPolicy.FAIL); // the driver alone restarts a graph: its workers need not know the policy
     }
 
     private static void writeNode(WireOut out, NodeSpec node) {
