@@ -109,10 +109,13 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     private volatile int restartsDone;
 
     /**
-     * A graph with no deployment yet; the caller holds the actors of its first deployment and calls
+     * A graph wired to its first deployment, which starts nothing; the caller holds its actors and calls
      * {@link #start}.
+     *
+     * @param deploy wires the first deployment of this graph
      */
-    CompiledGraph(Kiln kiln, Node<?> output, CompileOptions options) {
+    CompiledGraph(Kiln kiln, Node<?> output, CompileOptions options,
+                  java.util.function.Function<CompiledGraph<I, O>, Deployment> deploy) {
         this.kiln = kiln;
         this.output = output;
         this.options = options;
@@ -120,6 +123,12 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         this.slots = options.maxInflight();
         this.driverIdle = new KilnIdleStrategy(options.idle(), driverWaker, this::sleepOnOutput);
         this.pending = new GraphFuture<?>[slots];
+        this.live = deploy.apply(this);
+    }
+
+    /** @return the deployment that runs now */
+    Deployment live() {
+        return live;
     }
 
     /** @return the waker of the driver's threads, which a deployment's channels signal */
@@ -131,11 +140,10 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
      * Opens the first deployment in every JVM and opens the graph; a death reported meanwhile is acted on once the
      * graph is open (by its policy).
      *
-     * @param first the deployment, its actors held
      * @throws dev.kiln.compiler.GraphCompileException if a worker JVM cannot take its part
      */
-    void start(Deployment first) {
-        live = first;
+    void start() {
+        Deployment first = live;
         first.start();
         state.compareAndSet(STARTING, OPEN);
         String failure = first.failure();

@@ -106,6 +106,8 @@ public final class Kiln implements AutoCloseable {
     /** Child JVMs and joined workers, by name; a dead child stays until replaced, a dead joined worker leaves. */
     private final Map<String, RemoteHost> workers = new ConcurrentHashMap<>();
     private final WorkerEvents events = new WorkerEvents();
+    /** Held while a child JVM starts, and while the runtime is marked closed. */
+    private final Object childLock = new Object();
     /** Started with the runtime when it accepts workers, else with the first child JVM; guarded by {@code this}. */
     private ControlPlane plane;
     private final Map<String, Integer> names = new ConcurrentHashMap<>();
@@ -473,31 +475,49 @@ public final class Kiln implements AutoCloseable {
                 + ")" : "joined: " + String.join(", ", available)));
     }
 
-    /** The child JVM called {@code processName}, started (with the control plane) if it does not run. */
-    private synchronized RemoteHost child(String processName) {
-        ensureOpen();
-        RemoteHost w = workers.get(processName);
-        if (w instanceof JoinedWorker) {
-            throw new IllegalStateException("'" + processName + "' is a joined worker, not a child JVM: place actors "
-                    + "on joined workers with ActorOptions.host or label");
+    /**
+     * The child JVM called {@code processName}, started (with the control plane) if it does not run. Child JVMs start
+     * one at a time under {@link #childLock}, not under this runtime's lock: a worker's join takes that on the control
+     * plane's thread, which must stay free to hear the child say it is ready.
+     */
+    private RemoteHost child(String processName) {
+        synchronized (childLock) {
+            ensureOpen();
+            RemoteHost w = workers.get(processName);
+            if (w instanceof JoinedWorker) {
+                throw new IllegalStateException("'" + processName + "' is a joined worker, not a child JVM: place "
+                        + "actors on joined workers with ActorOptions.host or label");
+            }
+            if (w != null && w.death() == null) {
+                return w;
+            }
+            ControlPlane p;
+            synchronized (this) {
+                if (plane == null) {
+                    plane = ControlPlane.start(options.runDirectory(), name, null);
+                }
+                p = plane;
+            }
+            WorkerProcess started = WorkerProcess.start(processName, p, events, options.workerJvmOptions(),
+                    options.hostName(), local::resources, options.shmDirectory().toString(), options.simulatedGpus(),
+                    codec, options.workerStartTimeout());
+            synchronized (this) {
+                RemoteHost now = workers.get(processName);
+                if (now != null && now != w) {
+                    started.kill();
+                    throw new IllegalStateException("a worker named '" + processName + "' joined while the child JVM "
+                            + "of that name started; give joined workers names of their own (kiln-worker --name)");
+                }
+                workers.put(processName, started);
+            }
+            try {
+                started.register(options.types());
+            } catch (RuntimeException e) {
+                started.kill();
+                throw e;
+            }
+            return started;
         }
-        if (w != null && w.death() == null) {
-            return w;
-        }
-        if (plane == null) {
-            plane = ControlPlane.start(options.runDirectory(), name, null);
-        }
-        WorkerProcess started = WorkerProcess.start(processName, plane, events, options.workerJvmOptions(),
-                options.hostName(), local::resources, options.shmDirectory().toString(), options.simulatedGpus(), codec,
-                options.workerStartTimeout());
-        workers.put(processName, started);
-        try {
-            started.register(options.types());
-        } catch (RuntimeException e) {
-            started.kill();
-            throw e;
-        }
-        return started;
     }
 
     /** Admits joining workers whose names are free while the runtime is open. */
@@ -609,10 +629,10 @@ public final class Kiln implements AutoCloseable {
                     + " Graph.outputs(...), whose results are Objects (a host Tensor there, copied off the GPU)");
         }
         ExecutionPlan plan = GraphCompiler.compile(output, topology(), options);
-        CompiledGraph<I, O> graph = new CompiledGraph<>(this, output, options);
         // The graph starts nothing until start(): its actors are held by its deployment, so a failed compile frees
         // exactly the ones it took.
-        Deployment first = deployment(graph, plan, graph.toString());
+        CompiledGraph<I, O> graph = new CompiledGraph<>(this, output, options, g -> deployment(g, plan, g.toString()));
+        Deployment first = graph.live();
         first.hold();
         try {
             claimNodes(output, graph);
@@ -620,7 +640,7 @@ public final class Kiln implements AutoCloseable {
             if (closed) {
                 throw new IllegalStateException(name + " was closed during compile");
             }
-            graph.start(first);
+            graph.start();
             warnIfOversubscribed(graph, options);
             return graph;
         } catch (RuntimeException e) {
@@ -1050,7 +1070,7 @@ public final class Kiln implements AutoCloseable {
      */
     @Override
     public void close() {
-        synchronized (this) { // after a child JVM being started (child() holds this lock), so close ends it too
+        synchronized (childLock) { // after a child JVM being started (by actor() or a restart), so close ends it too
             if (closed) {
                 return;
             }

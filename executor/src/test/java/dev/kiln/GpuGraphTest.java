@@ -3,6 +3,7 @@ package dev.kiln;
 import dev.kiln.GpuActors.Producer;
 import dev.kiln.GpuActors.Reader;
 import dev.kiln.GpuActors.Scaler;
+import dev.kiln.compiler.ActorDeathPolicy;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
@@ -307,6 +308,49 @@ class GpuGraphTest {
         ExecutionException dead = assertThrows(ExecutionException.class,
                 () -> kiln.call(victim, Producer::make, 1).get(30, TimeUnit.SECONDS));
         assertInstanceOf(ActorDiedException.class, dead.getCause());
+    }
+
+    /**
+     * With {@link ActorDeathPolicy#RESTART}, a rank killed mid-run is recreated on its GPU in a new child JVM, the NCCL
+     * communicator is made again, and the graph runs on: every execution exact or lost to the restart.
+     */
+    @Test
+    void withRestartAKilledRankIsRecreatedOnItsGpuAndTheNcclGraphRunsOn() throws Exception {
+        Kiln kiln = Kiln.local(KilnOptions.defaults().simulatedGpus(2, 128L << 20).runDirectory(tmp.resolve("run"))
+                .shmDirectory(tmp).workerTimeout(Duration.ofSeconds(3)));
+        closing.add(kiln);
+        ActorRef<Producer> victim = kiln.actor(Producer::new, ActorOptions.process("victim").gpu(0));
+        ActorRef<Reader> survivor = kiln.actor(Reader::new, ActorOptions.defaults().gpu(1));
+        ActorRef<Reader> pidOf = kiln.actor(Reader::new, ActorOptions.process("victim"));
+        long pid = kiln.call(pidOf, Reader::pid).get(30, TimeUnit.SECONDS);
+        InputNode<Integer> in = Graph.input();
+        Node<DeviceTensor> x = victim.bind(Producer::make, in).withTransport(Transport.NCCL);
+        try (CompiledGraph<Integer, float[]> g = kiln.compile(survivor.bind(Reader::download, x),
+                OPTIONS.onActorDeath(ActorDeathPolicy.RESTART))) {
+            pipelined(g, 100, 8, (e, out) -> assertArrayEquals(made(e), out, "execution " + e));
+            List<GraphFuture<float[]>> pending = new ArrayList<>();
+            for (int i = 0; i < 8; i++) {
+                pending.add(g.execute(100 + i));
+            }
+            ProcessHandle.of(pid).orElseThrow().destroyForcibly();
+            for (int i = 0; i < pending.size(); i++) {
+                try {
+                    assertArrayEquals(made(100 + i), pending.get(i).get(GET), "execution " + (100 + i));
+                } catch (GraphRestartedException e) {
+                    assertTrue(e.getMessage().contains("victim"), e.getMessage());
+                }
+            }
+            KilnTestSupport.awaitTrue("the graph restarts", KilnTestSupport.SOON, () -> g.restarts() == 1);
+            assertEquals(Transport.NCCL, transport(g.plan(), 1), g.plan()::toString);
+            for (int e = 0; e < 200; e++) {
+                assertArrayEquals(made(e), g.execute(e).get(GET), "after the restart, execution " + e);
+            }
+            assertFalse(g.isClosed());
+        }
+        ExecutionException bystander = assertThrows(ExecutionException.class,
+                () -> kiln.call(pidOf, Reader::pid).get(30, TimeUnit.SECONDS));
+        assertInstanceOf(ActorDiedException.class, bystander.getCause(),
+                "an actor of the dead JVM that no restarting graph holds stays dead");
     }
 
     /** Joined workers on two hosts, each simulating its own GPU: NCCL between the hosts, exact results. */

@@ -1,5 +1,6 @@
 package dev.kiln;
 
+import dev.kiln.compiler.ActorDeathPolicy;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.IdleMode;
 import dev.kiln.executor.WorkerNode;
@@ -40,8 +41,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Many hosts, simulated on one machine: each "host" is a {@link KilnWorker} JVM with its own host
  * name, its own Aeron media driver directory and its own shared-memory directory, talking to the
  * driver over Aeron UDP on loopback only. Chains and fan-outs across hosts with exact results,
- * joins refused for a wrong secret or a taken name, a worker killed with SIGKILL, a worker frozen
- * with SIGSTOP past the worker timeout, and placement errors.
+ * joins refused for a wrong secret or a taken name, a worker killed with SIGKILL (failing its graph, or with
+ * restart moving its actor to a worker that joins after it), a worker frozen with SIGSTOP past the worker
+ * timeout, and placement errors.
  */
 @Timeout(value = 240, unit = TimeUnit.SECONDS)
 class MultiHostTest {
@@ -387,6 +389,86 @@ class MultiHostTest {
         }
         other.close();
         assertTrue(kiln.hosts().stream().noneMatch(h -> h.name().equals("victim")), kiln.hosts().toString());
+    }
+
+    @Test
+    void withRestartAKilledWorkersActorMovesToTheWorkerThatRejoinsAndTheGraphRunsOn() throws Exception {
+        Process victim = startWorker("w-b", "host-b", secretFile, "role=stage");
+        kiln.awaitWorkers(1, JOIN_WAIT);
+        ActorRef<Stage> b = kiln.actor(() -> new Stage(1), ActorOptions.label("role", "stage").name("stage-b"));
+        ActorRef<Stage> d = kiln.actor(() -> new Stage(100));
+        String before = kiln.call(b, Stage::host).get(30, TimeUnit.SECONDS);
+        InputNode<Integer> in = Graph.input();
+        CompileOptions restart = OPTIONS.maxInflight(8)
+                .onActorDeath(ActorDeathPolicy.RESTART.placementTimeout(JOIN_WAIT));
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(d.bind(Stage::add, b.bind(Stage::add, in)), restart)) {
+            assertTrue(g.plan().toString().contains("AERON_UDP"), g.plan().toString());
+            for (int i = 0; i < 200; i++) {
+                assertEquals(i + 101, g.execute(i).get(Duration.ofSeconds(60)));
+            }
+            List<GraphFuture<Integer>> inFlight = new ArrayList<>();
+            for (int i = 0; i < 8; i++) {
+                inFlight.add(g.execute(i));
+            }
+            victim.destroyForcibly();
+            assertTrue(victim.waitFor(30, TimeUnit.SECONDS));
+            // The same worker, restarted by whatever runs it, joins again once the driver let go of its name.
+            KilnTestSupport.awaitTrue("the driver loses w-b", Duration.ofSeconds(60),
+                    () -> kiln.hosts().stream().noneMatch(h -> h.name().equals("w-b")));
+            startWorker("w-b", "host-b", secretFile, "role=stage");
+            List<GraphFuture<Integer>> during = new ArrayList<>();
+            for (int i = 0; i < 8; i++) {
+                during.add(g.execute(1000 + i)); // waits for the restart, then runs on the new worker
+            }
+            for (int i = 0; i < inFlight.size(); i++) {
+                try {
+                    assertEquals(i + 101, inFlight.get(i).get(Duration.ofSeconds(60)));
+                } catch (GraphRestartedException e) {
+                    assertTrue(e.getMessage().contains("w-b") && e.getMessage().contains("restarts"), e.getMessage());
+                }
+            }
+            for (int i = 0; i < during.size(); i++) {
+                assertEquals(1000 + i + 101, during.get(i).get(Duration.ofSeconds(60)));
+            }
+            assertEquals(1, g.restarts());
+            for (int i = 0; i < 200; i++) {
+                assertEquals(i + 101, g.execute(i).get(Duration.ofSeconds(60)), "after the restart");
+            }
+        }
+        String after = kiln.call(b, Stage::host).get(30, TimeUnit.SECONDS);
+        assertTrue(after.startsWith("host-b/") && !after.equals(before), before + " then " + after);
+    }
+
+    @Test
+    void withRestartALostWorkersActorMovesToAnotherMatchingWorkerAndThePlanFollows() throws Exception {
+        Process victim = startWorker("w-b", "host-b", secretFile, "role=stage");
+        kiln.awaitWorkers(1, JOIN_WAIT);
+        ActorRef<Stage> b = kiln.actor(() -> new Stage(1), ActorOptions.label("role", "stage"));
+        ActorRef<Stage> c = kiln.actor(() -> new Stage(10), ActorOptions.process("child"));
+        InputNode<Integer> in = Graph.input();
+        CompileOptions restart = OPTIONS.onActorDeath(ActorDeathPolicy.RESTART.placementTimeout(JOIN_WAIT));
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(c.bind(Stage::add, b.bind(Stage::add, in)), restart)) {
+            assertEquals(12, g.execute(1).get(Duration.ofSeconds(60)));
+            assertTrue(g.plan().toString().contains("w-b"), g.plan().toString());
+            victim.destroyForcibly();
+            startWorker("w-c", "host-c", secretFile, "role=stage"); // another host with the label
+            assertEquals(22, executeUntilNotLost(g, 11), "waits for the restart on w-c");
+            assertEquals(1, g.restarts());
+            assertTrue(g.plan().toString().contains("w-c") && !g.plan().toString().contains("w-b"),
+                    g.plan().toString());
+        }
+        assertTrue(kiln.call(b, Stage::host).get(30, TimeUnit.SECONDS).startsWith("host-c/"));
+    }
+
+    /** Executes once more while an execution is lost in flight (until the graph noticed the death and restarted). */
+    private static int executeUntilNotLost(CompiledGraph<Integer, Integer> g, int input) {
+        for (int attempt = 1; ; attempt++) {
+            try {
+                return g.execute(input).get(Duration.ofSeconds(60));
+            } catch (GraphRestartedException e) {
+                assertTrue(attempt < 5, "lost " + attempt + " times: " + e.getMessage());
+            }
+        }
     }
 
     @Test
