@@ -79,6 +79,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * for primitives, strings, byte arrays, object arrays and tensors, and for the classes
  * registered in {@link KilnOptions#register}.
  *
+ * <p>The runtime keeps the factory and options of every actor it created: a graph compiled with
+ * {@code CompileOptions.onActorDeath(ActorDeathPolicy.RESTART)} recreates its dead actors from them,
+ * under the same ids and names, so their {@link ActorRef}s reach the new incarnations.
+ *
  * <p>Thread-safe. {@link #close()} closes every graph compiled here, ends every actor and
  * every child JVM, and shuts down the joined workers (they exit).
  */

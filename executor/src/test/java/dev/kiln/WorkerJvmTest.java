@@ -363,6 +363,36 @@ class WorkerJvmTest {
     }
 
     @Test
+    void twoRestartingGraphsWhoseActorsSharedAKilledJvmBothMoveToOneNewJvmAndAFailingOneCloses() throws Exception {
+        ActorRef<Inc> first = kiln.actor(() -> new Inc(1f), ActorOptions.process("shared"));
+        ActorRef<Inc> second = kiln.actor(() -> new Inc(2f), ActorOptions.process("shared"));
+        ActorRef<Inc> third = kiln.actor(() -> new Inc(3f), ActorOptions.process("shared"));
+        long pid = kiln.call(first, Inc::pid).get(60, TimeUnit.SECONDS);
+        CompileOptions restart = OPTIONS.onActorDeath(ActorDeathPolicy.RESTART);
+        try (CompiledGraph<Integer, Integer> a = kiln.compile(first.bind(Inc::plus, Graph.<Integer>input()), restart);
+             CompiledGraph<Integer, Integer> b = kiln.compile(second.bind(Inc::plus, Graph.<Integer>input()), restart);
+             CompiledGraph<Integer, Integer> c = kiln.compile(third.bind(Inc::plus, Graph.<Integer>input()), OPTIONS)) {
+            assertEquals(11, a.execute(10).get());
+            assertEquals(12, b.execute(10).get());
+            assertEquals(13, c.execute(10).get());
+            ProcessHandle.of(pid).orElseThrow().destroyForcibly();
+            KilnTestSupport.awaitTrue("both restarting graphs restart", KilnTestSupport.SOON,
+                    () -> a.restarts() == 1 && b.restarts() == 1);
+            assertEquals(21, a.execute(20).get());
+            assertEquals(22, b.execute(20).get());
+            KilnTestSupport.awaitTrue("the graph without restart closes", KilnTestSupport.SOON, c::isClosed);
+            assertThrows(ActorDiedException.class, () -> c.execute(1));
+        }
+        long newPid = kiln.call(first, Inc::pid).get(60, TimeUnit.SECONDS);
+        assertNotEquals(pid, newPid);
+        assertEquals(newPid, kiln.call(second, Inc::pid).get(60, TimeUnit.SECONDS), "one new JVM named shared");
+        ExecutionException dead = assertThrows(ExecutionException.class,
+                () -> kiln.call(third, Inc::pid).get(60, TimeUnit.SECONDS));
+        assertInstanceOf(ActorDiedException.class, dead.getCause(), "the FAIL graph's actor stays dead");
+        awaitNoFiles(pid);
+    }
+
+    @Test
     void withRestartALoopThatDiesInAWorkerIsRecreatedInTheSameJvm() throws Exception {
         ActorRef<Inc> fragile = kiln.actor(() -> new Inc(5f), ActorOptions.process("host").name("fragile"));
         long pid = kiln.call(fragile, Inc::pid).get(60, TimeUnit.SECONDS);

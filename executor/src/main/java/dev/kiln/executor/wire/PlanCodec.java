@@ -99,7 +99,8 @@ public final class PlanCodec {
     }
 
     /**
-     * Encodes compile options as one message.
+     * Encodes compile options as one message, as {@link #write(WireOut, CompileOptions)} does (without the death
+     * policy).
      *
      * @param options compile options
      * @return them as bytes for {@link #decodeOptions(byte[])}
@@ -304,7 +305,8 @@ public final class PlanCodec {
     }
 
     /**
-     * Appends compile options to a message.
+     * Appends compile options to a message: every one but {@link CompileOptions#onActorDeath()}, which only the
+     * driver acts on (it alone restarts a graph); {@link #readOptions} gives {@link ActorDeathPolicy#FAIL}.
      *
      * @param out     the message
      * @param options compile options
