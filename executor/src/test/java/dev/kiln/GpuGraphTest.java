@@ -265,11 +265,15 @@ class GpuGraphTest {
     }
 
     /**
-     * A rank killed mid-run fails the graph's executions with {@link ActorDiedException}; the surviving rank's
-     * communicator is aborted, so its actor is free and answers at once.
+     * Two NCCL ranks: a producer in child JVM {@code victim} on GPU 0, a reader in this JVM on GPU 1, and a bystander
+     * actor in the victim's JVM; the graph has run 100 executions, and 8 more are in flight when the victim's JVM has
+     * just been killed with SIGKILL.
      */
-    @Test
-    void aKilledRankFailsTheGraphAndTheSurvivorStaysUsable() throws Exception {
+    private record KilledRank(Kiln kiln, ActorRef<Producer> victim, ActorRef<Reader> survivor, ActorRef<Reader> pidOf,
+                              CompiledGraph<Integer, float[]> graph, List<GraphFuture<float[]>> pending) {
+    }
+
+    private KilledRank killARank(CompileOptions options) throws Exception {
         Kiln kiln = Kiln.local(KilnOptions.defaults().simulatedGpus(2, 128L << 20).runDirectory(tmp.resolve("run"))
                 .shmDirectory(tmp).workerTimeout(Duration.ofSeconds(3)));
         closing.add(kiln);
@@ -279,14 +283,27 @@ class GpuGraphTest {
         long pid = kiln.call(pidOf, Reader::pid).get(30, TimeUnit.SECONDS);
         InputNode<Integer> in = Graph.input();
         Node<DeviceTensor> x = victim.bind(Producer::make, in).withTransport(Transport.NCCL);
-        CompiledGraph<Integer, float[]> g = kiln.compile(survivor.bind(Reader::download, x), OPTIONS);
+        CompiledGraph<Integer, float[]> g = kiln.compile(survivor.bind(Reader::download, x), options);
+        closing.add(g);
         pipelined(g, 100, 8, (e, out) -> assertArrayEquals(made(e), out, "execution " + e));
         List<GraphFuture<float[]>> pending = new ArrayList<>();
         for (int i = 0; i < 8; i++) {
             pending.add(g.execute(100 + i));
         }
         ProcessHandle.of(pid).orElseThrow().destroyForcibly();
-        for (GraphFuture<float[]> f : pending) {
+        return new KilledRank(kiln, victim, survivor, pidOf, g, pending);
+    }
+
+    /**
+     * A rank killed mid-run fails the graph's executions with {@link ActorDiedException}; the surviving rank's
+     * communicator is aborted, so its actor is free and answers at once.
+     */
+    @Test
+    void aKilledRankFailsTheGraphAndTheSurvivorStaysUsable() throws Exception {
+        KilledRank r = killARank(OPTIONS);
+        Kiln kiln = r.kiln();
+        CompiledGraph<Integer, float[]> g = r.graph();
+        for (GraphFuture<float[]> f : r.pending()) {
             try {
                 f.get(GET);
             } catch (ActorDiedException e) {
@@ -297,7 +314,7 @@ class GpuGraphTest {
         assertThrows(ActorDiedException.class, () -> g.execute(1));
         KilnTestSupport.awaitTrue("the survivor is free again", KilnTestSupport.SOON, () -> {
             try {
-                return kiln.call(survivor, Reader::echo, 5).get(1, TimeUnit.SECONDS) == 5;
+                return kiln.call(r.survivor(), Reader::echo, 5).get(1, TimeUnit.SECONDS) == 5;
             } catch (IllegalStateException | ExecutionException | java.util.concurrent.TimeoutException e) {
                 return false;
             } catch (InterruptedException e) {
@@ -306,7 +323,7 @@ class GpuGraphTest {
             }
         });
         ExecutionException dead = assertThrows(ExecutionException.class,
-                () -> kiln.call(victim, Producer::make, 1).get(30, TimeUnit.SECONDS));
+                () -> kiln.call(r.victim(), Producer::make, 1).get(30, TimeUnit.SECONDS));
         assertInstanceOf(ActorDiedException.class, dead.getCause());
     }
 
@@ -316,23 +333,11 @@ class GpuGraphTest {
      */
     @Test
     void withRestartAKilledRankIsRecreatedOnItsGpuAndTheNcclGraphRunsOn() throws Exception {
-        Kiln kiln = Kiln.local(KilnOptions.defaults().simulatedGpus(2, 128L << 20).runDirectory(tmp.resolve("run"))
-                .shmDirectory(tmp).workerTimeout(Duration.ofSeconds(3)));
-        closing.add(kiln);
-        ActorRef<Producer> victim = kiln.actor(Producer::new, ActorOptions.process("victim").gpu(0));
-        ActorRef<Reader> survivor = kiln.actor(Reader::new, ActorOptions.defaults().gpu(1));
-        ActorRef<Reader> pidOf = kiln.actor(Reader::new, ActorOptions.process("victim"));
-        long pid = kiln.call(pidOf, Reader::pid).get(30, TimeUnit.SECONDS);
-        InputNode<Integer> in = Graph.input();
-        Node<DeviceTensor> x = victim.bind(Producer::make, in).withTransport(Transport.NCCL);
-        try (CompiledGraph<Integer, float[]> g = kiln.compile(survivor.bind(Reader::download, x),
-                OPTIONS.onActorDeath(ActorDeathPolicy.RESTART))) {
-            pipelined(g, 100, 8, (e, out) -> assertArrayEquals(made(e), out, "execution " + e));
-            List<GraphFuture<float[]>> pending = new ArrayList<>();
-            for (int i = 0; i < 8; i++) {
-                pending.add(g.execute(100 + i));
-            }
-            ProcessHandle.of(pid).orElseThrow().destroyForcibly();
+        KilledRank r = killARank(OPTIONS.onActorDeath(ActorDeathPolicy.RESTART));
+        Kiln kiln = r.kiln();
+        List<GraphFuture<float[]>> pending = r.pending();
+        ActorRef<Reader> pidOf = r.pidOf();
+        try (CompiledGraph<Integer, float[]> g = r.graph()) {
             for (int i = 0; i < pending.size(); i++) {
                 try {
                     assertArrayEquals(made(100 + i), pending.get(i).get(GET), "execution " + (100 + i));

@@ -191,25 +191,37 @@ class RecoveryTest {
         };
     }
 
+    /** A graph of one {@link #slowToRecreate} actor that has just died once: its restart waits for {@code open}. */
+    private static CompiledGraph<Integer, Integer> restartingUntil(Kiln kiln, AtomicInteger made, CountDownLatch open,
+                                                                   CompileOptions options) {
+        ActorRef<Mortal> mortal = kiln.actor(slowToRecreate(made, open));
+        CompiledGraph<Integer, Integer> g = kiln.compile(mortal.bind(Mortal::twice, Graph.<Integer>input()), options);
+        assertThrows(GraphRestartedException.class, () -> g.execute(-1).get());
+        return g;
+    }
+
+    /** Runs {@code call} on a thread of its own; returns once that thread waits (in execute, for the restart). */
+    private static Thread waitingIn(Runnable call) {
+        Thread t = Thread.ofPlatform().start(call);
+        KilnTestSupport.awaitTrue("execute waits for the restart", KilnTestSupport.SOON,
+                () -> t.getState() == Thread.State.TIMED_WAITING);
+        return t;
+    }
+
     @Test
     void executeDuringARestartWaitsForItAndThenRunsOnTheNewActor() throws Exception {
         AtomicInteger mortals = new AtomicInteger();
         CountDownLatch open = new CountDownLatch(1);
         try (Kiln kiln = Kiln.local()) {
-            ActorRef<Mortal> mortal = kiln.actor(slowToRecreate(mortals, open));
-            InputNode<Integer> in = Graph.input();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(mortal.bind(Mortal::twice, in), RESTART)) {
-                assertThrows(GraphRestartedException.class, () -> g.execute(-1).get());
+            try (CompiledGraph<Integer, Integer> g = restartingUntil(kiln, mortals, open, RESTART)) {
                 AtomicReference<Object> outcome = new AtomicReference<>();
-                Thread submitter = Thread.ofPlatform().start(() -> {
+                Thread submitter = waitingIn(() -> {
                     try {
                         outcome.set(g.execute(21).get(GET));
                     } catch (RuntimeException e) {
                         outcome.set(e);
                     }
                 });
-                KilnTestSupport.awaitTrue("execute waits for the restart", KilnTestSupport.SOON,
-                        () -> submitter.getState() == Thread.State.TIMED_WAITING);
                 assertEquals(0, g.restarts(), "the factory is still blocked");
                 assertEquals(null, outcome.get(), "execute has not returned");
                 open.countDown();
@@ -226,11 +238,8 @@ class RecoveryTest {
         AtomicInteger mortals = new AtomicInteger();
         CountDownLatch open = new CountDownLatch(1);
         try (Kiln kiln = Kiln.local()) {
-            ActorRef<Mortal> mortal = kiln.actor(slowToRecreate(mortals, open));
-            InputNode<Integer> in = Graph.input();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(mortal.bind(Mortal::twice, in),
+            try (CompiledGraph<Integer, Integer> g = restartingUntil(kiln, mortals, open,
                     RESTART.submitTimeout(Duration.ofMillis(200)))) {
-                assertThrows(GraphRestartedException.class, () -> g.execute(-1).get());
                 CapacityExceededException e = assertThrows(CapacityExceededException.class, () -> g.execute(1));
                 assertTrue(e.getMessage().contains("restarting") && e.getMessage().contains("submitTimeout")
                         && e.getMessage().contains("not started"), e.getMessage());
@@ -253,15 +262,13 @@ class RecoveryTest {
                     RESTART.teardownTimeout(Duration.ofMillis(500)));
             assertThrows(GraphRestartedException.class, () -> g.execute(-1).get());
             AtomicReference<Object> waiting = new AtomicReference<>();
-            Thread submitter = Thread.ofPlatform().start(() -> {
+            Thread submitter = waitingIn(() -> {
                 try {
                     waiting.set(g.execute(1));
                 } catch (RuntimeException e) {
                     waiting.set(e);
                 }
             });
-            KilnTestSupport.awaitTrue("execute waits for the restart", KilnTestSupport.SOON,
-                    () -> submitter.getState() == Thread.State.TIMED_WAITING);
             g.close();
             submitter.join(GET);
             assertInstanceOf(GraphClosedException.class, waiting.get(), "a waiting execute fails as the graph closes");
