@@ -181,11 +181,18 @@ class RecoveryTest {
         }
     }
 
-    /** A Mortal whose factory, from its second incarnation on, waits for the test to open a latch. */
-    private static ActorFactory<Mortal> slowToRecreate(AtomicInteger made, CountDownLatch open) {
+    /**
+     * A Mortal whose factory, from its second incarnation on, counts {@code entered} down and waits for the test to
+     * open {@code open}.
+     */
+    private static ActorFactory<Mortal> slowToRecreate(AtomicInteger made, CountDownLatch entered,
+                                                       CountDownLatch open) {
         return () -> {
-            if (made.get() >= 1 && !open.await(60, TimeUnit.SECONDS)) {
-                throw new IllegalStateException("the test never let the factory finish");
+            if (made.get() >= 1) {
+                entered.countDown();
+                if (!open.await(60, TimeUnit.SECONDS)) {
+                    throw new IllegalStateException("the test never let the factory finish");
+                }
             }
             return new Mortal(made);
         };
@@ -194,7 +201,7 @@ class RecoveryTest {
     /** A graph of one {@link #slowToRecreate} actor that has just died once: its restart waits for {@code open}. */
     private static CompiledGraph<Integer, Integer> restartingUntil(Kiln kiln, AtomicInteger made, CountDownLatch open,
                                                                    CompileOptions options) {
-        ActorRef<Mortal> mortal = kiln.actor(slowToRecreate(made, open));
+        ActorRef<Mortal> mortal = kiln.actor(slowToRecreate(made, new CountDownLatch(1), open));
         CompiledGraph<Integer, Integer> g = kiln.compile(mortal.bind(Mortal::twice, Graph.<Integer>input()), options);
         assertThrows(GraphRestartedException.class, () -> g.execute(-1).get());
         return g;
@@ -254,8 +261,9 @@ class RecoveryTest {
     void closeDuringARestartAbandonsItAndFreesTheActors() throws Exception {
         AtomicInteger mortals = new AtomicInteger();
         CountDownLatch open = new CountDownLatch(1);
+        CountDownLatch recreating = new CountDownLatch(1);
         try (Kiln kiln = Kiln.local()) {
-            ActorRef<Mortal> mortal = kiln.actor(slowToRecreate(mortals, open));
+            ActorRef<Mortal> mortal = kiln.actor(slowToRecreate(mortals, recreating, open));
             ActorRef<Inc> inc = kiln.actor(() -> new Inc(new AtomicInteger()));
             InputNode<Integer> in = Graph.input();
             CompiledGraph<Integer, Integer> g = kiln.compile(inc.bind(Inc::inc, mortal.bind(Mortal::twice, in)),
@@ -269,6 +277,7 @@ class RecoveryTest {
                     waiting.set(e);
                 }
             });
+            assertTrue(recreating.await(60, TimeUnit.SECONDS), "the restart reaches the factory");
             g.close();
             submitter.join(GET);
             assertInstanceOf(GraphClosedException.class, waiting.get(), "a waiting execute fails as the graph closes");
