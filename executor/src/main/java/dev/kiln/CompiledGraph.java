@@ -1,50 +1,32 @@
 package dev.kiln;
 
+import dev.kiln.compiler.ActorDeathPolicy;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.ExecutionPlan;
-import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
-import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
-import dev.kiln.compiler.ExecutionPlan.OutputRead;
-import dev.kiln.compiler.GraphCompileException;
 import dev.kiln.executor.ActorThread;
 import dev.kiln.executor.Codecs;
-import dev.kiln.executor.Gpus;
-import dev.kiln.executor.GraphChannels;
 import dev.kiln.executor.GraphLoop;
-import dev.kiln.executor.GraphPart;
-import dev.kiln.executor.Message;
-import dev.kiln.executor.Peer;
-import dev.kiln.executor.RemoteActor;
 import dev.kiln.executor.RemoteHost;
-import dev.kiln.executor.StaleFiles;
 import dev.kiln.executor.TaskError;
-import dev.kiln.executor.UdpSettings;
-import dev.kiln.graph.Transport;
+import dev.kiln.graph.Node;
 import dev.kiln.transport.Channel;
 import dev.kiln.transport.KilnIdleStrategy;
 import dev.kiln.transport.RemoteError;
-import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.Waker;
-import io.aeron.Aeron;
 
-import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
-import java.util.HashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -62,9 +44,18 @@ import java.util.concurrent.locks.ReentrantLock;
  * uncontended when one thread submits); futures may be read from any thread, in any order.
  * {@link #close()} fails every unfinished future with {@link GraphClosedException}, stops the
  * actor loops (the actors stay alive for other graphs and dynamic calls) and frees the
- * channels, removing their shared-memory files. If a worker JVM of the graph dies, every
- * pending and later execution fails with {@link ActorDiedException} naming it, and the graph
- * closes.
+ * channels, removing their shared-memory files.
+ *
+ * <p>When an actor of the graph dies (its thread ended on an error, its worker JVM ended, its
+ * joined worker was lost), the graph follows its {@link CompileOptions#onActorDeath() policy}.
+ * With {@link ActorDeathPolicy#FAIL} (the default) every pending and later execution fails with
+ * {@link ActorDiedException} naming the actor or worker, and the graph closes. With
+ * {@link ActorDeathPolicy#RESTART} the executions in flight fail with
+ * {@link GraphRestartedException} (those whose results had already arrived complete normally),
+ * the dead actors are recreated from their factories where their options place them, the plan is
+ * compiled again for the new placement and a new deployment (channels, loops) replaces the old
+ * one; {@code execute} meanwhile waits for the restart, up to {@code submitTimeout}.
+ * {@link #restarts()} counts the restarts; each is logged.
  *
  * @param <I> the input type ({@code execute(I)}); for several arguments use {@code execute(a, b, ...)}
  * @param <O> the result type
@@ -72,265 +63,107 @@ import java.util.concurrent.locks.ReentrantLock;
 public final class CompiledGraph<I, O> implements AutoCloseable {
 
     private static final AtomicLong IDS = new AtomicLong();
-    private static final int OPEN = 0;
-    private static final int CLOSED = 1;
-    private static final int DIED = 2;
+    private static final System.Logger LOG = System.getLogger("dev.kiln");
+    /** Being compiled: deaths are recorded on the deployment, and {@link #start} acts on them once it is open. */
+    private static final int STARTING = 0;
+    private static final int OPEN = 1;
+    private static final int CLOSED = 2;
+    private static final int DIED = 3;
+    /** An actor died and the restart thread replaces the deployment; {@code execute} waits. */
+    private static final int RESTARTING = 4;
 
     private final long id = IDS.incrementAndGet();
     private final String name = "graph-" + id;
     private final Kiln kiln;
-    private final ExecutionPlan plan;
+    private final Node<?> output;
     private final CompileOptions options;
+    private final ActorDeathPolicy policy;
     private final int slots;
-    private final GraphPart part;
-    private final List<RemoteActor> remoteActors;
-    private final List<RemoteHost> workers;
-    private final Map<String, Peer> peers;
-    private final Peer driver;
-    private final UdpSettings udp;
-    private final Duration workerTimeout;
-    /** Set by {@link #start()}, before the graph is handed to its user. */
-    private Channel input;
-    private boolean inputCrosses;
-    private final Channel[] outChannels;
-    private final int[] outReaders;
-    private final boolean[] outCrosses;
-    private final int[] outPosition;
-    private final Object[] outValues;
     private final GraphFuture<?>[] pending;
     private final Waker driverWaker = new Waker();
     private final KilnIdleStrategy driverIdle;
     private final ReentrantLock submitLock = new ReentrantLock();
+    /** Signalled under {@link #submitLock} when a restart ends, or the graph stops for good. */
+    private final Condition deployed = submitLock.newCondition();
     private final AtomicBoolean collecting = new AtomicBoolean();
     /** Async futures settled by the collector and not yet published; guarded by {@link #collecting}. */
     private final List<GraphFuture<?>> settledAsync = new ArrayList<>();
-    private final AtomicInteger state = new AtomicInteger(OPEN);
+    private final AtomicInteger state = new AtomicInteger(STARTING);
     private final AtomicInteger asyncPending = new AtomicInteger();
     private volatile long submitted;
     private volatile long collected;
-    /** Why the graph stopped; set once, before {@link #state} leaves OPEN, so whoever sees it closed finds the reason. */
+    /** The deployment that runs; a restart replaces it while it holds the submit lock and the collector role. */
+    private volatile Deployment live;
+    /** The deployment a restart is starting, until it replaces {@link #live}; for the runtime's death reports. */
+    private volatile Deployment next;
+    /** The graph's sequence number of {@link #live}'s execution 0; read and written under the driver's roles. */
+    private long base;
+    /** Why the graph stopped for good; set once, before {@link #state} is CLOSED or DIED. */
     private final AtomicReference<RuntimeException> terminal = new AtomicReference<>();
     private volatile Thread completer;
+    private volatile Thread restarter;
     private int outProgress;
+    /** When each restart within the policy's window began (nanoTime); guarded by itself. */
+    private final ArrayDeque<Long> restartTimes = new ArrayDeque<>();
+    private final AtomicInteger restartsBegun = new AtomicInteger();
+    private volatile int restartsDone;
 
     /**
-     * Wires the driver's part of the graph; starts nothing. The caller holds the actors for this
-     * graph before {@link #start()}.
+     * A graph wired to its first deployment, which starts nothing; the caller holds its actors and calls
+     * {@link #start}.
+     *
+     * @param deploy wires the first deployment of this graph
      */
-    CompiledGraph(Kiln kiln, ExecutionPlan plan, CompileOptions options, Map<Integer, ActorThread> local,
-                  List<RemoteActor> remote, ValueCodec codec, Gpus gpus, Peer driver, Aeron aeron, UdpSettings udp,
-                  Duration workerTimeout) {
+    CompiledGraph(Kiln kiln, Node<?> output, CompileOptions options,
+                  java.util.function.Function<CompiledGraph<I, O>, Deployment> deploy) {
         this.kiln = kiln;
-        this.plan = plan;
+        this.output = output;
         this.options = options;
-        this.slots = plan.maxInflight();
-        this.remoteActors = List.copyOf(remote);
-        this.driver = driver;
-        this.udp = udp;
-        this.workerTimeout = workerTimeout;
-        Set<RemoteHost> ws = new LinkedHashSet<>();
-        Map<String, Peer> all = new HashMap<>();
-        all.put(driver.process(), driver);
-        for (RemoteActor r : remote) {
-            RemoteHost w = r.worker();
-            ws.add(w);
-            all.put(w.name(), new Peer(w.name(), w.pid(), w.hostName(), w.endpoint(), w.shmDirectory()));
-        }
-        this.workers = List.copyOf(ws);
-        this.peers = Map.copyOf(all);
-        this.gpus = gpus;
-        this.local = Map.copyOf(local);
-        this.part = new GraphPart(plan, options, "driver", name, peers, local, driverWaker, gpus, workerTimeout, codec,
-                aeron, udp, this, this::actorDied, this::remoteDied);
+        this.policy = options.onActorDeath();
+        this.slots = options.maxInflight();
         this.driverIdle = new KilnIdleStrategy(options.idle(), driverWaker, this::sleepOnOutput);
         this.pending = new GraphFuture<?>[slots];
-        // Read each output channel once per execution, even if Graph.outputs lists a node twice.
-        List<OutputRead> distinct = new ArrayList<>();
-        this.outPosition = new int[plan.outputs().size()];
-        for (int p = 0; p < outPosition.length; p++) {
-            OutputRead o = plan.outputs().get(p);
-            int at = distinct.indexOf(o);
-            if (at < 0) {
-                at = distinct.size();
-                distinct.add(o);
-            }
-            outPosition[p] = at;
-        }
-        this.outChannels = new Channel[distinct.size()];
-        this.outReaders = new int[distinct.size()];
-        this.outCrosses = new boolean[distinct.size()];
-        for (int d = 0; d < distinct.size(); d++) {
-            outReaders[d] = distinct.get(d).reader();
-        }
-        this.outValues = new Object[distinct.size()];
-        this.distinctOutputs = distinct;
+        this.live = deploy.apply(this);
     }
 
-    private final List<OutputRead> distinctOutputs;
-    private final Gpus gpus;
-    private final Map<Integer, ActorThread> local;
+    /** @return the deployment that runs now */
+    Deployment live() {
+        return live;
+    }
+
+    /** @return the waker of the driver's threads, which a deployment's channels signal */
+    Waker driverWaker() {
+        return driverWaker;
+    }
 
     /**
-     * Opens the graph in every JVM it spans, in two phases (each JVM creates the channels it
-     * writes, then maps those it reads), and starts the loops. On failure everything opened is
-     * closed again.
+     * Opens the first deployment in every JVM and opens the graph; a death reported meanwhile is acted on once the
+     * graph is open (by its policy).
      *
-     * @throws GraphCompileException if a worker JVM cannot take its part (naming the worker and why)
+     * @throws dev.kiln.compiler.GraphCompileException if a worker JVM cannot take its part
      */
     void start() {
-        List<RemoteHost> prepared = new ArrayList<>();
-        try {
-            checkSharedMemory();
-            List<byte[]> commIds = communicatorIds();
-            part.create(commIds);
-            if (!workers.isEmpty()) {
-                byte[] planBytes = Codecs.planBytes(plan, kiln.codec());
-                byte[] optionBytes = Codecs.optionsBytes(options);
-                for (RemoteHost w : workers) {
-                    await(w, w.request(Message.PREPARE, m -> {
-                        m.putLong(id).putString(name).putBytes(planBytes).putBytes(optionBytes);
-                        Codecs.putUdp(m, udp);
-                        Codecs.putPeers(m, peers.values());
-                        Codecs.putCommunicatorIds(m, commIds);
-                        m.putLong(workerTimeout.toNanos());
-                    }), "prepare");
-                    prepared.add(w);
-                }
-            }
-            part.open();
-            Channel[] channels = part.channels();
-            input = channels[ExecutionPlan.INPUT_CHANNEL];
-            inputCrosses = input.crossesProcesses();
-            for (int d = 0; d < outChannels.length; d++) {
-                outChannels[d] = channels[distinctOutputs.get(d).channel()];
-                outCrosses[d] = outChannels[d].crossesProcesses();
-            }
-            for (RemoteHost w : workers) {
-                await(w, w.request(Message.START, m -> m.putLong(id)), "start");
-            }
-            part.attach();
-        } catch (RuntimeException e) {
-            for (RemoteHost w : prepared) {
-                w.request(Message.STOP_GRAPH, m -> m.putLong(id).putInt(1));
-            }
-            part.stop(true);
-            throw e instanceof GraphCompileException ? e : new GraphCompileException(name, "cannot open " + name
-                    + ": " + e.getMessage());
+        Deployment first = live;
+        first.start();
+        state.compareAndSet(STARTING, OPEN);
+        String failure = first.failure();
+        if (failure != null) {
+            failed(first, failure, null);
         }
-    }
-
-    /**
-     * The id of each of the plan's NCCL communicators, made (as {@code ncclGetUniqueId} must be) in the process of its
-     * rank 0: this JVM's GPUs, or a worker asked over the control plane.
-     */
-    private List<byte[]> communicatorIds() {
-        List<byte[]> ids = new ArrayList<>();
-        for (ExecutionPlan.CommunicatorSpec c : plan.communicators()) {
-            int root = c.ranks().getFirst();
-            if (local.containsKey(root)) {
-                ids.add(gpus.ops().newCommunicatorId());
-                continue;
-            }
-            RemoteHost w = null;
-            for (RemoteActor r : remoteActors) {
-                if (r.id() == root) {
-                    w = r.worker();
-                }
-            }
-            if (w == null) {
-                throw new IllegalStateException("the rank 0 of communicator " + c.id() + " is in no process of " + name);
-            }
-            Message reply = await(w, w.request(Message.COMMUNICATOR_ID, m -> { }), "make an NCCL id for");
-            byte[] id = reply.getBytes();
-            if (id == null || id.length != dev.kiln.transport.gpu.Communicator.ID_BYTES) {
-                throw new GraphCompileException(w.name(), "worker " + w.name() + " sent an NCCL id of "
-                        + (id == null ? "no" : id.length) + " bytes, not " + dev.kiln.transport.gpu.Communicator.ID_BYTES);
-            }
-            ids.add(id);
-        }
-        return ids;
-    }
-
-    /** Waits for a worker's reply to a set-up request; throws GraphCompileException naming the worker on failure. */
-    private Message await(RemoteHost w, CompletableFuture<Message> reply, String what) {
-        Message m;
-        try {
-            m = reply.get(workerTimeout.toNanos(), TimeUnit.NANOSECONDS);
-        } catch (ExecutionException e) {
-            throw new GraphCompileException(w.name(), "worker JVM " + w.name() + " could not " + what + " " + name
-                    + ": " + e.getCause().getMessage());
-        } catch (TimeoutException e) {
-            throw new GraphCompileException(w.name(), "worker JVM " + w.name() + " did not " + what + " " + name
-                    + " within " + workerTimeout + " (KilnOptions.workerStartTimeout)");
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new GraphCompileException(w.name(), "interrupted while " + w.name() + " set up " + name);
-        }
-        if (m.getInt() != Message.OK) {
-            throw new GraphCompileException(w.name(), "worker JVM " + w.name() + " could not " + what + " " + name
-                    + ": " + m.getString());
-        }
-        return m;
-    }
-
-    /**
-     * Before anything is created: every shared-memory channel's processes share its writer's
-     * directory (workers that report one host name but another directory are on another host in
-     * truth), and the channels this host writes fit in its directory.
-     */
-    private void checkSharedMemory() {
-        List<ChannelSpec> onThisHost = new ArrayList<>();
-        for (ChannelSpec c : plan.channels()) {
-            boolean hostFile = switch (c.transport()) {
-                case SHARED_MEMORY, STAGED, CUDA_IPC -> true;
-                case NCCL -> GraphChannels.sideTransport(plan, c) == Transport.SHARED_MEMORY;
-                default -> false;
-            };
-            if (!hostFile) {
-                continue;
-            }
-            Peer writer = peerOf(c.writer());
-            for (int r : c.readers()) {
-                Peer reader = peerOf(r);
-                if (!reader.shmDirectory().equals(writer.shmDirectory())) {
-                    throw new GraphCompileException(name, "channel c" + c.id() + " goes through shared memory from "
-                            + writer.process() + " to " + reader.process() + ", both on host " + writer.host()
-                            + ", but they use different shared-memory directories (" + writer.shmDirectory() + ", "
-                            + reader.shmDirectory() + "): if they are on different machines, give each its own host "
-                            + "name (KilnOptions.hostName, kiln-worker --host-name); else give them one directory "
-                            + "(KilnOptions.shmDirectory, kiln-worker --shm-dir)");
-                }
-            }
-            if (writer.host().equals(driver.host()) && writer.shmDirectory().equals(driver.shmDirectory())) {
-                onThisHost.add(c);
-            }
-        }
-        GraphChannels.checkSpace(plan, onThisHost, Path.of(driver.shmDirectory()));
-    }
-
-    private Peer peerOf(int participant) {
-        if (participant == ExecutionPlan.DRIVER) {
-            return driver;
-        }
-        for (ActorSchedule s : plan.schedules()) {
-            if (s.actor() == participant) {
-                return peers.get(s.placement().process());
-            }
-        }
-        throw new IllegalStateException("participant " + participant + " is not in the plan");
     }
 
     /**
      * The driver's sleep while it waits for an output written in another JVM, whose writer cannot
-     * unpark it. A writer on another host that stays unreachable fails the graph.
+     * unpark it. A writer on another host that stays unreachable fails the deployment.
      */
     private boolean sleepOnOutput(long nanos) {
-        int d = outProgress;
-        if (d < outChannels.length && outCrosses[d] && collected < submitted) {
-            if (!outChannels[d].awaitPublished(outReaders[d], collected, nanos)) {
-                String lost = outChannels[d].peerLoss(outReaders[d]);
+        Deployment d = live;
+        int o = outProgress;
+        if (o < d.outChannels.length && d.outCrosses[o] && collected < submitted) {
+            if (!d.outChannels[o].awaitPublished(d.outReaders[o], collected - base, nanos)) {
+                String lost = d.outChannels[o].peerLoss(d.outReaders[o]);
                 if (lost != null) {
-                    remoteDied(lost);
+                    failed(d, lost, null);
                 }
             }
             return true;
@@ -338,14 +171,14 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         return false;
     }
 
-    /** @return the plan this graph runs */
+    /** @return the plan this graph runs now (a restart compiles it again for where the new actors live) */
     public ExecutionPlan plan() {
-        return plan;
+        return live.plan();
     }
 
     /** @return the plan as Graphviz DOT */
     public String toDot() {
-        return plan.toDot();
+        return live.plan().toDot();
     }
 
     /** @return the options the graph was compiled with */
@@ -354,13 +187,22 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     }
 
     /**
+     * @return how many times the graph restarted after an actor died ({@link ActorDeathPolicy#RESTART}): restarts
+     *         that finished, with the new deployment running; 0 with {@link ActorDeathPolicy#FAIL}
+     */
+    public int restarts() {
+        return restartsDone;
+    }
+
+    /**
      * Starts an execution with the graph's single input.
      *
      * @param input the input value (ignored by a graph that reads no input)
      * @return the future of the result
-     * @throws CapacityExceededException if {@code maxInflight} executions stayed unfinished for {@code submitTimeout}; nothing was started
+     * @throws CapacityExceededException if {@code maxInflight} executions stayed unfinished for {@code submitTimeout},
+     *                                   or a restart did not finish within it; nothing was started
      * @throws GraphClosedException      if the graph is closed
-     * @throws ActorDiedException        if an actor of the graph died
+     * @throws ActorDiedException        if an actor of the graph died and the graph closed
      * @throws IllegalArgumentException  if the graph takes several input arguments
      */
     public GraphFuture<O> execute(I input) {
@@ -375,9 +217,10 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
      * @param second argument 1
      * @param more   arguments 2...
      * @return the future of the result
-     * @throws CapacityExceededException if {@code maxInflight} executions stayed unfinished for {@code submitTimeout}; nothing was started
+     * @throws CapacityExceededException if {@code maxInflight} executions stayed unfinished for {@code submitTimeout},
+     *                                   or a restart did not finish within it; nothing was started
      * @throws GraphClosedException      if the graph is closed
-     * @throws ActorDiedException        if an actor of the graph died
+     * @throws ActorDiedException        if an actor of the graph died and the graph closed
      * @throws IllegalArgumentException  if the number of arguments differs from the graph's
      */
     public GraphFuture<O> execute(Object first, Object second, Object... more) {
@@ -395,7 +238,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
      * @return a future completed with the result or the execution's exception
      * @throws CapacityExceededException as {@link #execute(Object)}
      * @throws GraphClosedException      if the graph is closed
-     * @throws ActorDiedException        if an actor of the graph died
+     * @throws ActorDiedException        if an actor of the graph died and the graph closed
      */
     public CompletableFuture<O> executeAsync(I input) {
         checkArity(1);
@@ -411,7 +254,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
      * @return a future completed with the result or the execution's exception
      * @throws CapacityExceededException as {@link #execute(Object)}
      * @throws GraphClosedException      if the graph is closed
-     * @throws ActorDiedException        if an actor of the graph died
+     * @throws ActorDiedException        if an actor of the graph died and the graph closed
      */
     public CompletableFuture<O> executeAsync(Object first, Object second, Object... more) {
         Object[] args = arguments(first, second, more);
@@ -428,7 +271,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     }
 
     private void checkArity(int given) {
-        int arity = plan.inputArity();
+        int arity = live.plan().inputArity();
         if (given == 1 ? arity > 1 : given != arity) {
             throw new IllegalArgumentException(name + " takes " + arity + " input argument" + (arity == 1 ? "" : "s")
                     + " (InputNode.arg(0.." + Math.max(arity - 1, 0) + ")), execute got " + given);
@@ -436,53 +279,99 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     }
 
     private GraphFuture<O> submit(Object record, boolean async) {
+        long deadline = System.nanoTime() + options.submitTimeout().toNanos();
         submitLock.lock();
         try {
-            ensureOpen();
-            if (submitted - collected >= slots) {
-                awaitCapacity();
-            }
-            // Read after waiting: a callback run meanwhile on this thread may have submitted (the lock is reentrant).
-            long seq = submitted;
-            GraphFuture<O> future = new GraphFuture<>(this, seq, async ? new CompletableFuture<>() : null);
-            int slot = (int) (seq % slots);
-            pending[slot] = future;
-            try {
-                if (!input.offer(seq, record)) {
-                    offerSlowly(seq, record);
+            while (true) {
+                if (state.get() != OPEN) {
+                    awaitDeployed(deadline);
                 }
-            } catch (RuntimeException e) {
-                pending[slot] = null; // not started: nothing will complete it
-                if (inputCrosses && e instanceof IllegalArgumentException) {
-                    throw new IllegalArgumentException(name + ": cannot send the input of execution #" + seq
-                            + " to another JVM, it was not started: " + GraphLoop.explain(e), e);
+                if (submitted - collected >= slots && !awaitCapacity(deadline)) {
+                    continue; // a restart began meanwhile
                 }
-                throw e;
+                // Read after waiting: a callback run meanwhile on this thread may have submitted (the lock is reentrant).
+                long seq = submitted;
+                Deployment d = live;
+                GraphFuture<O> future = new GraphFuture<>(this, seq, async ? new CompletableFuture<>() : null);
+                int slot = (int) (seq % slots);
+                pending[slot] = future;
+                try {
+                    if (!d.input.offer(seq - base, record) && !offerSlowly(d, seq, record, deadline)) {
+                        pending[slot] = null; // a restart began: submit to the next deployment
+                        continue;
+                    }
+                } catch (RuntimeException e) {
+                    pending[slot] = null; // not started: nothing will complete it
+                    if (d.inputCrosses && e instanceof IllegalArgumentException) {
+                        throw new IllegalArgumentException(name + ": cannot send the input of execution #" + seq
+                                + " to another JVM, it was not started: " + GraphLoop.explain(e), e);
+                    }
+                    throw e;
+                }
+                if (async) {
+                    asyncPending.incrementAndGet(); // before the collector can see the execution
+                }
+                submitted = seq + 1;
+                int s = state.get();
+                if (s == CLOSED || s == DIED) {
+                    future.fail(terminalFor(seq)); // closed while we published: nobody else will finish it
+                }
+                if (async) {
+                    ensureCompleter();
+                }
+                return future;
             }
-            if (async) {
-                asyncPending.incrementAndGet(); // before the collector can see the execution
-            }
-            submitted = seq + 1;
-            if (state.get() != OPEN) {
-                future.fail(terminalFor(seq)); // closed while we published: nobody else will finish it
-            }
-            if (async) {
-                ensureCompleter();
-            }
-            return future;
         } finally {
             submitLock.unlock();
         }
     }
 
     /**
+     * While the graph restarts, waits for it (giving up the submit lock meanwhile) until {@code deadline}; the
+     * submit lock is held again on return.
+     *
+     * @throws CapacityExceededException if the restart did not finish in time
+     * @throws ActorDiedException        if the graph died (the restart failed, or an actor died without restart)
+     * @throws GraphClosedException      if the graph was closed
+     */
+    private void awaitDeployed(long deadline) {
+        while (true) {
+            int s = state.get();
+            if (s == OPEN) {
+                return;
+            }
+            if (s != RESTARTING) {
+                ensureOpen();
+            }
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                throw new CapacityExceededException(name + " is restarting after an actor died and did not finish "
+                        + "within " + options.submitTimeout() + " (submitTimeout); execution #" + submitted + " was "
+                        + "not started: submit it again later, or raise submitTimeout if restarts take longer "
+                        + "(starting a worker JVM, waiting up to ActorDeathPolicy.placementTimeout for a worker)");
+            }
+            try {
+                deployed.awaitNanos(left);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new CapacityExceededException("interrupted while " + name + " restarts; execution #" + submitted
+                        + " was not started", e);
+            }
+        }
+    }
+
+    /**
      * The input slot of {@code seq - maxInflight} can still be held for a moment after that
      * execution's result arrived: an actor releases its reads once its whole schedule is done.
+     *
+     * @return false if the graph began restarting (nothing was published)
      */
-    private void offerSlowly(long seq, Object record) {
-        long deadline = System.nanoTime() + options.submitTimeout().toNanos();
+    private boolean offerSlowly(Deployment d, long seq, Object record, long deadline) {
         int tries = 0;
-        while (!input.offer(seq, record)) {
+        while (!d.input.offer(seq - base, record)) {
+            if (state.get() == RESTARTING) {
+                return false;
+            }
             ensureOpen();
             if (System.nanoTime() - deadline > 0) {
                 throw new CapacityExceededException(name + ": the input slot of execution #" + (seq - slots)
@@ -495,28 +384,34 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                 LockSupport.parkNanos(10_000);
             }
         }
+        return true;
     }
 
     private void ensureOpen() {
-        if (state.get() != OPEN) {
+        int s = state.get();
+        if (s != OPEN && s != RESTARTING) {
             RuntimeException t = terminal.get();
             throw t instanceof ActorDiedException died ? new ActorDiedException(died.getMessage(), died)
                     : new GraphClosedException(name + " is closed; compile the graph again to run it");
         }
     }
 
-    private void awaitCapacity() {
-        long deadline = System.nanoTime() + options.submitTimeout().toNanos();
+    /** @return false if the graph began restarting while it waited */
+    private boolean awaitCapacity(long deadline) {
         while (submitted - collected >= slots) {
-            if (!await(null, deadline)) {
-                ensureOpen();
+            boolean ready = await(null, deadline);
+            if (state.get() == RESTARTING) {
+                return false;
+            }
+            ensureOpen();
+            if (!ready) {
                 throw new CapacityExceededException(name + ": " + slots + " executions in flight (maxInflight) and none "
                         + "finished within " + options.submitTimeout() + " (submitTimeout); execution #" + submitted
                         + " was not started. An actor may be slow or stuck; raise CompileOptions.maxInflight or "
                         + "submitTimeout if the load is expected");
             }
-            ensureOpen();
         }
+        return true;
     }
 
     /** Called by {@link GraphFuture#get}. */
@@ -531,19 +426,24 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
 
     /**
      * Waits until {@code future} is done (or, with no future, until one more execution fits in
-     * flight), collecting results meanwhile when no other thread does. The collector completes
-     * the {@code CompletableFuture}s of {@code executeAsync} only after it let go of collecting,
-     * so that their callbacks may execute, or wait for, this graph.
+     * flight), collecting results meanwhile when no other thread does and the graph is open. The
+     * collector completes the {@code CompletableFuture}s of {@code executeAsync} only after it let
+     * go of collecting, so that their callbacks may execute, or wait for, this graph. While the graph
+     * restarts or closes, nobody collects: the restart or the close settles the futures.
      *
      * @return false on timeout
      */
     private boolean await(GraphFuture<?> future, long deadline) {
         while (true) {
-            if (collecting.compareAndSet(false, true)) {
-                int outcome; // 1 ready, 0 timed out, -1 async results to publish first
+            if (state.get() == OPEN && collecting.compareAndSet(false, true)) {
+                int outcome; // 1 ready, 0 timed out, -1 async results to publish first, 2 the graph left OPEN
                 List<GraphFuture<?>> settled;
                 try {
                     while (true) {
+                        if (state.get() != OPEN) {
+                            outcome = 2;
+                            break;
+                        }
                         int work = collect();
                         if (ready(future)) {
                             outcome = 1;
@@ -563,12 +463,12 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                     settled = stopCollecting();
                 }
                 publish(settled);
-                if (outcome >= 0) {
+                if (outcome == 0 || outcome == 1) {
                     return outcome == 1;
                 }
                 continue;
             }
-            // Another thread collects for us: wait for it to finish our future or to hand over.
+            // Another thread collects for us, or the graph restarts or closes: wait for our future to be settled.
             if (ready(future)) {
                 return true;
             }
@@ -601,19 +501,25 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
 
     /** Moves finished results from the output channels into their futures; collector thread only. */
     private int collect() {
+        Deployment d = live;
+        Channel[] outChannels = d.outChannels;
+        int[] outReaders = d.outReaders;
+        boolean[] outCrosses = d.outCrosses;
+        Object[] outValues = d.outValues;
         int work = 0;
         long seq = collected;
         long limit = submitted;
         while (seq < limit) {
+            long at = seq - base;
             while (outProgress < outChannels.length) {
-                Object v = outChannels[outProgress].poll(outReaders[outProgress], seq);
+                Object v = outChannels[outProgress].poll(outReaders[outProgress], at);
                 if (v == Channel.NOT_READY) {
                     return work;
                 }
                 // A value read in place from shared memory is valid until released: the future keeps a copy.
                 outValues[outProgress] = !outCrosses[outProgress] ? v
                         : v instanceof RemoteError e ? TaskError.fromRemote(e) : Codecs.owned(v);
-                outChannels[outProgress].release(outReaders[outProgress], seq);
+                outChannels[outProgress].release(outReaders[outProgress], at);
                 outProgress++;
             }
             int slot = (int) (seq % slots);
@@ -621,7 +527,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
             pending[slot] = null;
             outProgress = 0;
             collected = ++seq;
-            future.complete(result());
+            future.complete(result(d));
             if (future.isAsync()) {
                 asyncPending.decrementAndGet();
                 settledAsync.add(future);
@@ -631,12 +537,14 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         return work;
     }
 
-    private Object result() {
-        if (!plan.multiOutput()) {
+    private static Object result(Deployment d) {
+        Object[] outValues = d.outValues;
+        if (!d.plan().multiOutput()) {
             Object v = outValues[0];
             outValues[0] = null;
             return v;
         }
+        int[] outPosition = d.outPosition;
         Object[] list = new Object[outPosition.length];
         for (int p = 0; p < list.length; p++) {
             Object v = outValues[outPosition[p]];
@@ -660,10 +568,14 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         }
     }
 
-    /** The driver thread of {@code executeAsync}: collects while async executions are pending. */
+    /** The driver thread of {@code executeAsync}: collects while async executions are pending and the graph is open. */
     private void completeAsync() {
-        while (state.get() == OPEN) {
-            if (asyncPending.get() > 0 && collecting.compareAndSet(false, true)) {
+        while (true) {
+            int s = state.get();
+            if (s == CLOSED || s == DIED) {
+                return;
+            }
+            if (s == OPEN && asyncPending.get() > 0 && collecting.compareAndSet(false, true)) {
                 List<GraphFuture<?>> settled;
                 try {
                     while (asyncPending.get() > 0 && state.get() == OPEN && settledAsync.isEmpty()) {
@@ -674,7 +586,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                 }
                 publish(settled);
             } else {
-                LockSupport.parkNanos(asyncPending.get() > 0 ? 20_000 : 20_000_000);
+                LockSupport.parkNanos(s == OPEN && asyncPending.get() > 0 ? 20_000 : 20_000_000);
             }
         }
     }
@@ -682,45 +594,317 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     /**
      * Closes the graph: every unfinished future fails with {@link GraphClosedException}, the
      * actor loops stop (waiting up to {@code teardownTimeout} for methods still running) and
-     * the channels are freed. The actors stay usable. Idempotent; returns in bounded time.
+     * the channels are freed. The actors stay usable. A restart in progress is abandoned. Idempotent;
+     * returns in bounded time.
      */
     @Override
     public void close() {
         if (terminal.get() == null && terminal.compareAndSet(null, new GraphClosedException(name + " was closed"))) {
             state.set(CLOSED);
             terminate(true);
+            Thread r = restarter;
+            if (r != null && r != Thread.currentThread()) {
+                kiln.wakeWaiters(); // a restart waiting for a joined worker gives up
+                try {
+                    r.join(options.teardownTimeout());
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
         }
     }
 
-    /** @return whether {@link #close()} was called or an actor died */
+    /** @return whether {@link #close()} was called or an actor died and the graph did not restart */
     public boolean isClosed() {
-        return state.get() != OPEN;
-    }
-
-    private void actorDied(ActorThread actor, Throwable cause) {
-        died(new ActorDiedException("actor " + actor.name() + " of " + name + " died of " + cause
-                + "; the graph is closed: create new actors and compile again", cause));
+        int s = state.get();
+        return s == CLOSED || s == DIED;
     }
 
     /**
-     * An actor of this graph in a worker JVM died, or its worker JVM ended: every pending and
-     * later execution fails with {@link ActorDiedException} and the graph closes. Called by the
-     * runtime on its control-plane or process-reaper thread.
+     * A loop of deployment {@code d} in this JVM died, on its actor's thread.
      *
-     * @param why what happened, naming the actor or the worker JVM
+     * @param d     the deployment
+     * @param actor the actor
+     * @param cause what it died of
      */
-    void remoteDied(String why) {
-        died(new ActorDiedException(why + "; " + name + " is closed: create new actors and compile again"));
+    void actorDied(Deployment d, ActorThread actor, Throwable cause) {
+        failed(d, "actor " + actor.name() + " of " + name + " died of " + cause, cause);
     }
 
-    /** @return whether the graph uses an actor of {@code worker} */
-    boolean uses(RemoteHost worker) {
-        return workers.contains(worker);
+    /**
+     * A worker reported that deployment {@code deploymentId} of this graph lost an actor or a peer; stale reports
+     * (of a deployment a restart replaced) are ignored. Called by the runtime on its control-plane thread.
+     *
+     * @param deploymentId the deployment's id
+     * @param why          what happened, naming the actor or the worker
+     */
+    void reported(long deploymentId, String why) {
+        Deployment d = live;
+        if (d.id() == deploymentId) {
+            failed(d, why, null);
+            return;
+        }
+        Deployment n = next;
+        if (n != null && n.id() == deploymentId) {
+            n.fail(why); // the restart that starts it sees this
+        }
     }
 
-    /** @return the graph's id, as sent to worker JVMs */
-    long id() {
-        return id;
+    /**
+     * A worker JVM ended: the deployment fails if it had actors there. Called by the runtime on its control-plane or
+     * process-reaper thread.
+     *
+     * @param worker the worker
+     * @param why    why, naming the worker
+     */
+    void workerDied(RemoteHost worker, String why) {
+        Deployment d = live;
+        if (d.uses(worker)) {
+            failed(d, why, null);
+        }
+        Deployment n = next;
+        if (n != null && n.uses(worker)) {
+            n.fail(why);
+        }
+    }
+
+    /**
+     * Deployment {@code d} cannot run any more (an actor died, its worker ended, a channel lost its peer): by the
+     * policy, the graph dies, or it restarts on a thread of its own. Reports about a deployment that is not the live
+     * one are recorded on it only. Any thread; never waits.
+     *
+     * @param d     the deployment
+     * @param why   what happened
+     * @param cause the actor's error, when it died in this JVM
+     */
+    void failed(Deployment d, String why, Throwable cause) {
+        d.fail(why);
+        if (d != live || state.get() == STARTING) {
+            return; // a replaced deployment, or one still being started: whoever starts it checks its failure
+        }
+        if (!policy.restart()) {
+            died(new ActorDiedException(why + "; " + name + " is closed: create new actors and compile again", cause));
+            return;
+        }
+        if (!state.compareAndSet(OPEN, RESTARTING)) {
+            return; // restarting already, or closed
+        }
+        String limit = admitRestart();
+        if (limit != null) {
+            died(new ActorDiedException(why + "; " + limit, cause));
+            return;
+        }
+        int number = restartsBegun.incrementAndGet();
+        d.stopLoops();
+        driverWaker.signal();
+        LockSupport.unpark(completer);
+        LOG.log(System.Logger.Level.WARNING, () -> name + ": " + printable(why) + "; restarting (restart " + number
+                + ", " + policy + ")");
+        Thread t = Thread.ofPlatform().name("kiln-restart-" + name).daemon(true)
+                .unstarted(() -> restart(d, why, cause, number));
+        restarter = t;
+        t.start();
+    }
+
+    /** @return null if one more restart fits the policy's limit (and counts it), else why the graph must die */
+    private String admitRestart() {
+        long now = System.nanoTime();
+        synchronized (restartTimes) {
+            while (!restartTimes.isEmpty() && now - restartTimes.peekFirst() > policy.window().toNanos()) {
+                restartTimes.pollFirst();
+            }
+            if (restartTimes.size() >= policy.maxRestarts()) {
+                return name + " restarted " + restartTimes.size() + " times within " + policy.window() + ", the limit "
+                        + "of its ActorDeathPolicy (CompileOptions.onActorDeath), so it is closed: find out why its "
+                        + "actors die, or raise the limit (ActorDeathPolicy.RESTART.limit)";
+            }
+            restartTimes.addLast(now);
+            return null;
+        }
+    }
+
+    /**
+     * The restart thread: settles the executions of the old deployment and stops it, recreates the dead actors,
+     * compiles the plan again for where they live now, starts a new deployment and opens the graph on it. A restart
+     * that fails because an actor or worker died meanwhile (a new child JVM killed while it started, a worker lost
+     * while it prepared its part) is tried again, within the policy's limit; any other failure (no host for an actor
+     * in time, a factory that throws, the runtime closing) fails the graph.
+     */
+    private void restart(Deployment old, String why, Throwable cause, int first) {
+        long began = System.nanoTime();
+        if (!retire(old, why, cause, first)) {
+            return;
+        }
+        old.stop(true, true);
+        List<Integer> actors = old.actorIds();
+        int number = first;
+        while (state.get() == RESTARTING) {
+            Deployment d = null;
+            boolean held = false;
+            boolean deploying = false;
+            try {
+                List<String> recreated = kiln.recreateDead(actors, policy.placementTimeout(),
+                        () -> state.get() != RESTARTING);
+                if (state.get() != RESTARTING) {
+                    return; // closed meanwhile: the recreated actors stay free
+                }
+                deploying = true;
+                d = kiln.redeploy(this, output, options, name + "-r" + number);
+                next = d;
+                d.hold();
+                held = true;
+                d.start();
+                if (!open(d)) {
+                    d.stop(true, true); // closed meanwhile
+                    return;
+                }
+                int n = number;
+                boolean replanned = !placements(d).equals(placements(old));
+                LOG.log(System.Logger.Level.INFO, () -> name + " restarted (restart " + n + ") in "
+                        + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - began) + " ms: "
+                        + (recreated.isEmpty() ? "no actor had to be recreated" : "recreated " + String.join(", ",
+                        recreated)) + (replanned ? "; the plan changed with the placement" : "")
+                        + "; executions from #" + submitted + " run on the new deployment");
+                String failure = d.failure();
+                if (failure != null) {
+                    failed(d, failure, null); // it failed before it was live: restart again
+                }
+                return;
+            } catch (RuntimeException e) {
+                next = null;
+                if (d != null) {
+                    if (held) {
+                        d.stop(true, true);
+                    }
+                    d.release();
+                }
+                if (state.get() != RESTARTING) {
+                    return;
+                }
+                // Died again meanwhile: a worker lost while it created an actor or set up its part, an actor dead.
+                List<String> dead = kiln.deadActors(actors);
+                boolean again = deploying ? !dead.isEmpty() : causedByDeath(e);
+                String limit = again ? admitRestart() : null;
+                if (!again || limit != null) {
+                    died(new ActorDiedException(why + "; " + name + " could not restart: " + e.getMessage()
+                            + (limit != null ? "; " + limit : "; it is closed: create new actors and compile again"),
+                            cause));
+                    return;
+                }
+                number = restartsBegun.incrementAndGet();
+                int n = number;
+                LOG.log(System.Logger.Level.WARNING, () -> name + ": restart failed (" + printable(e.getMessage())
+                        + ")" + (dead.isEmpty() ? "" : " as " + printable(String.join(", ", dead)) + " died")
+                        + "; trying again (restart " + n + ")");
+            }
+        }
+    }
+
+    /** @return whether {@code e} comes from a worker or actor that died (not from a factory, a placement, a bug) */
+    private static boolean causedByDeath(Throwable e) {
+        for (Throwable c = e; c != null; c = c.getCause() == c ? null : c.getCause()) {
+            if (c instanceof ActorDiedException || c instanceof RemoteHost.WorkerDeathException) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * First step of a restart: takes both driver roles, collects the results the old deployment already
+     * published, fails every other execution in flight with {@link GraphRestartedException} and moves the
+     * counters past them. Async futures are completed on another thread, where their callbacks may wait for the
+     * restart.
+     *
+     * @return false if the graph closed meanwhile, or a driver thread did not let go of collecting (it then died)
+     */
+    private boolean retire(Deployment old, String why, Throwable cause, int number) {
+        List<GraphFuture<?>> toPublish = new ArrayList<>();
+        submitLock.lock();
+        try {
+            if (state.get() != RESTARTING) {
+                return false;
+            }
+            if (!takeCollector()) {
+                died(new ActorDiedException(why + "; " + name + " could not restart: a driver thread did not stop "
+                        + "collecting results within " + options.teardownTimeout() + " (teardownTimeout)", cause));
+                return false;
+            }
+            try {
+                try {
+                    collect();
+                } catch (RuntimeException e) {
+                    // The old channels failed: what they did not deliver is lost with the rest.
+                }
+                toPublish.addAll(settledAsync);
+                settledAsync.clear();
+                String lost = " of " + name + " was lost: " + why + "; " + name + " restarts (restart " + number
+                        + ") and takes new executions: submit it again";
+                for (long seq = collected; seq < submitted; seq++) {
+                    int slot = (int) (seq % slots);
+                    GraphFuture<?> f = pending[slot];
+                    pending[slot] = null;
+                    if (f != null && f.sequence() == seq
+                            && f.lose(new GraphRestartedException("execution #" + seq + lost, seq, number, cause))
+                            && f.isAsync()) {
+                        asyncPending.decrementAndGet();
+                        toPublish.add(f);
+                    }
+                }
+                collected = submitted;
+                outProgress = 0;
+                Arrays.fill(old.outValues, null);
+            } finally {
+                driverIdle.reset();
+                collecting.set(false);
+            }
+        } finally {
+            submitLock.unlock();
+        }
+        if (!toPublish.isEmpty()) {
+            Thread.ofVirtual().name("kiln-restart-callbacks-" + name).start(() -> publish(toPublish));
+        }
+        return true;
+    }
+
+    /** Last step of a restart: makes {@code d} the live deployment and opens the graph; false if it closed meanwhile. */
+    private boolean open(Deployment d) {
+        submitLock.lock();
+        try {
+            if (state.get() != RESTARTING || !takeCollector()) {
+                return false;
+            }
+            try {
+                // live first: a report about the old deployment from now on is stale, one about d waits for OPEN.
+                live = d;
+                next = null;
+                base = submitted;
+                outProgress = 0;
+                if (!state.compareAndSet(RESTARTING, OPEN)) {
+                    return false;
+                }
+                restartsDone++;
+                deployed.signalAll();
+                return true;
+            } finally {
+                collecting.set(false);
+            }
+        } finally {
+            submitLock.unlock();
+        }
+    }
+
+    /** Takes the collector role, waiting up to {@code teardownTimeout} for a collector to notice the graph left OPEN. */
+    private boolean takeCollector() {
+        long deadline = System.nanoTime() + options.teardownTimeout().toNanos();
+        while (!collecting.compareAndSet(false, true)) {
+            if (System.nanoTime() - deadline > 0) {
+                return false;
+            }
+            driverWaker.signal();
+            LockSupport.parkNanos(100_000);
+        }
+        return true;
     }
 
     private void died(ActorDiedException died) {
@@ -739,7 +923,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     }
 
     private void terminate(boolean waitForLoops) {
-        part.stopLoops();
+        live.stopLoops();
         LockSupport.unpark(completer);
         driverWaker.signal();
         long end = submitted;
@@ -759,53 +943,38 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     }
 
     /**
-     * Stops the graph in every JVM: asks each live worker to stop its part and waits for it (up
-     * to {@code teardownTimeout}), stops the driver's loops and closes the driver's channels,
-     * which deletes the shared-memory files it wrote. Files of a worker that died are removed
-     * here too.
+     * Stops the live deployment for good: waits for a submit in progress, wakes executes waiting for a restart,
+     * takes the collector role for good (later waiters find their futures failed without collecting), then stops
+     * the deployment in every JVM. If a collector is stuck, its channels are left to the GC rather than pulled away.
      */
     private void tearDown() {
-        // After a death, NCCL transfers whose peer is gone would wait forever: every process aborts its communicators.
-        boolean abort = state.get() == DIED;
-        List<CompletableFuture<Message>> stops = new ArrayList<>();
-        for (RemoteHost w : workers) {
-            if (w.death() == null) {
-                stops.add(w.request(Message.STOP_GRAPH, m -> m.putLong(id).putInt(abort ? 1 : 0)));
-            }
-        }
-        long deadline = System.nanoTime() + options.teardownTimeout().toNanos();
-        // No driver thread may touch a channel while it is closed: wait for a submit in progress and
-        // take the collector role for good (later waiters find their futures failed without collecting).
+        boolean abort = state.get() == DIED; // after a death, NCCL transfers whose peer is gone would wait forever
+        boolean collector;
+        Deployment d;
         submitLock.lock();
         try {
-            boolean collector = false;
-            while (!(collector = collecting.compareAndSet(false, true)) && System.nanoTime() - deadline < 0) {
-                LockSupport.parkNanos(100_000);
-            }
-            if (collector) {
-                part.stop(abort);
-            } else {
-                part.stopLoops(); // a collector is stuck: leave the channels to the GC rather than pull them away
-            }
+            deployed.signalAll();
+            collector = takeCollector();
+            d = live;
         } finally {
             submitLock.unlock();
         }
-        for (CompletableFuture<Message> stop : stops) {
-            try {
-                stop.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
-            } catch (ExecutionException | TimeoutException e) {
-                // A worker that died meanwhile is cleaned up below; one that hangs is killed by Kiln.close.
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                break;
-            }
+        d.stop(abort, collector);
+    }
+
+    private static List<dev.kiln.compiler.Topology.ActorPlacement> placements(Deployment d) {
+        return d.plan().schedules().stream().map(ExecutionPlan.ActorSchedule::placement).toList();
+    }
+
+    /** Log lines about peers' reports: control characters escaped, length bounded. */
+    private static String printable(String s) {
+        String text = String.valueOf(s);
+        StringBuilder b = new StringBuilder(Math.min(text.length(), 500));
+        for (int i = 0; i < text.length() && b.length() < 500; i++) {
+            char c = text.charAt(i);
+            b.append(c < 0x20 || c == 0x7f ? '?' : c);
         }
-        for (RemoteActor r : remoteActors) {
-            r.release(this);
-        }
-        if (workers.stream().anyMatch(w -> w.death() != null && w.shmDirectory().equals(driver.shmDirectory()))) {
-            StaleFiles.removeShared(Path.of(driver.shmDirectory())); // the files a dead worker of this host wrote
-        }
+        return text.length() > 500 ? b + "..." : b.toString();
     }
 
     @Override

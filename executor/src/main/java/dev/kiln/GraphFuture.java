@@ -52,7 +52,8 @@ public final class GraphFuture<T> {
      *
      * @return the result
      * @throws ActorTaskException       if an actor method threw in this execution
-     * @throws ActorDiedException       if an actor of the graph died
+     * @throws ActorDiedException       if an actor of the graph died (and the graph closed)
+     * @throws GraphRestartedException  if an actor died while the execution was in flight and the graph restarted
      * @throws GraphClosedException     if the graph was closed before the execution finished
      * @throws ChannelTimeoutException  if the result did not arrive in time (the execution goes on)
      */
@@ -67,7 +68,8 @@ public final class GraphFuture<T> {
      * @param unit    its unit
      * @return the result
      * @throws ActorTaskException      if an actor method threw in this execution
-     * @throws ActorDiedException      if an actor of the graph died
+     * @throws ActorDiedException      if an actor of the graph died (and the graph closed)
+     * @throws GraphRestartedException if an actor died while the execution was in flight and the graph restarted
      * @throws GraphClosedException    if the graph was closed before the execution finished
      * @throws ChannelTimeoutException if the result did not arrive in time (the execution goes on)
      */
@@ -81,7 +83,8 @@ public final class GraphFuture<T> {
      * @param timeout how long to wait
      * @return the result
      * @throws ActorTaskException      if an actor method threw in this execution
-     * @throws ActorDiedException      if an actor of the graph died
+     * @throws ActorDiedException      if an actor of the graph died (and the graph closed)
+     * @throws GraphRestartedException if an actor died while the execution was in flight and the graph restarted
      * @throws GraphClosedException    if the graph was closed before the execution finished
      * @throws ChannelTimeoutException if the result did not arrive in time (the execution goes on)
      */
@@ -107,6 +110,7 @@ public final class GraphFuture<T> {
             case ActorTaskException e -> new ActorTaskException(e.actor(), e.method(), e.sequence(), e.getCause());
             case ActorDiedException e -> new ActorDiedException(e.getMessage(), e);
             case GraphClosedException e -> new GraphClosedException(e.getMessage(), e);
+            case GraphRestartedException e -> new GraphRestartedException(e.getMessage(), e.sequence(), e.restart(), e);
             default -> f;
         };
         return copy;
@@ -130,6 +134,16 @@ public final class GraphFuture<T> {
         if (settle(FAILED, null, error)) {
             publish();
         }
+    }
+
+    /**
+     * Called by a restarting graph, which holds the collector role: the execution was lost. The async future is
+     * completed later by {@link #publish()}, on a thread where its callbacks may wait for the restart.
+     *
+     * @return whether this call settled the future
+     */
+    boolean lose(GraphRestartedException error) {
+        return settle(FAILED, null, error);
     }
 
     /** Completes the async future with the outcome; after {@link #complete}, by the thread that collected it. */

@@ -76,6 +76,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * for primitives, strings, byte arrays, object arrays and tensors, and for the classes
  * registered in {@link KilnOptions#register}.
  *
+ * <p>The runtime keeps the factory and options of every actor it created: a graph compiled with
+ * {@code CompileOptions.onActorDeath(ActorDeathPolicy.RESTART)} recreates its dead actors from them,
+ * under the same ids and names, so their {@link ActorRef}s reach the new incarnations.
+ *
  * <p>Thread-safe. {@link #close()} closes every graph compiled here, ends every actor and
  * every child JVM, and shuts down the joined workers (they exit).
  */
@@ -104,11 +108,15 @@ public final class Kiln implements AutoCloseable {
     /** Child JVMs and joined workers, by name; a dead child stays until replaced, a dead joined worker leaves. */
     private final Map<String, RemoteHost> workers = new ConcurrentHashMap<>();
     private final WorkerEvents events = new WorkerEvents();
+    /** Held while a child JVM starts, and while the runtime is marked closed. */
+    private final Object childLock = new Object();
     /** Started with the runtime when it accepts workers, else with the first child JVM; guarded by {@code this}. */
     private ControlPlane plane;
     private final Map<String, Integer> names = new ConcurrentHashMap<>();
     private final Map<CompiledGraph<?, ?>, Boolean> graphs = new ConcurrentHashMap<>();
     private final Map<Integer, AtomicLong> callCounters = new ConcurrentHashMap<>();
+    /** How each actor was made: a graph that restarts recreates its dead actors from these. */
+    private final Map<Integer, ActorSpec> specs = new ConcurrentHashMap<>();
     /** The next free Aeron stream id for a graph's UDP channels; ids are never reused by one runtime. */
     private final AtomicInteger udpStreams = new AtomicInteger(FIRST_UDP_STREAM);
     private volatile boolean closed;
@@ -262,40 +270,161 @@ public final class Kiln implements AutoCloseable {
                     + "; actor names must be unique");
         }
         try {
-            ActorHost host;
-            if (options.onJoinedWorker()) {
-                host = joinedWorkerFor(options, actorName != null ? actorName : "#" + id);
-            } else if (options.inWorker()) {
-                String processName = options.processName().isEmpty() ? "worker-" + id : options.processName();
-                try {
-                    host = child(processName);
-                } catch (IllegalStateException e) {
-                    throw new ActorCreationException(e.getMessage(), e);
-                }
-            } else {
-                host = local;
-            }
-            ActorHost.Started started = host.startActor(id, actorName, options.gpu(), factory);
+            String processName = !options.inWorker() ? null
+                    : options.processName().isEmpty() ? "worker-" + id : options.processName();
+            ActorHost host = hostFor(options, processName, actorName != null ? actorName : "#" + id);
+            ActorHost.Started started = startOn(host, id, actorName, options, factory);
             if (actorName == null) {
                 names.put(started.name(), id);
             }
-            if (options.hasGpu()) {
-                actorGpus.put(id, new ActorDevice(options.gpu(), started.deviceUuid(), started.deviceFreeBytes()));
-            }
-            if (host instanceof RemoteHost remote) {
-                remoteActors.put(id, new RemoteActor(id, started.name(), remote));
-            }
-            if (closed) {
-                host.stopActor(id);
-                throw new IllegalStateException(name + " was closed while actor " + started.name()
-                        + " was being created");
-            }
+            specs.put(id, new ActorSpec(factory, options, processName, started.name()));
             return new ActorRef<>(id, started.name(), classOf(started.className(), factory), this);
         } catch (RuntimeException e) {
             if (actorName != null) {
                 names.remove(actorName, id);
             }
             throw e;
+        }
+    }
+
+    /**
+     * How an actor was made, to make it again.
+     *
+     * @param factory     its factory
+     * @param options     its options
+     * @param processName its child JVM's name ({@code worker-<id>} for {@link ActorOptions#process()}), or null
+     * @param name        its final name
+     */
+    private record ActorSpec(ActorFactory<?> factory, ActorOptions options, String processName, String name) {
+    }
+
+    /** Where an actor of these options goes now: the driver's JVM, its child JVM (started if needed), a joined worker. */
+    private ActorHost hostFor(ActorOptions options, String processName, String label) {
+        if (options.onJoinedWorker()) {
+            return joinedWorkerFor(options, label);
+        }
+        if (options.inWorker()) {
+            try {
+                return child(processName);
+            } catch (IllegalStateException e) {
+                throw new ActorCreationException(e.getMessage(), e);
+            }
+        }
+        return local;
+    }
+
+    /** Starts an actor on {@code host} under {@code id} and records where it lives. */
+    private ActorHost.Started startOn(ActorHost host, int id, String actorName, ActorOptions options,
+                                      ActorFactory<?> factory) {
+        ActorHost.Started started = host.startActor(id, actorName, options.gpu(), factory);
+        if (options.hasGpu()) {
+            actorGpus.put(id, new ActorDevice(options.gpu(), started.deviceUuid(), started.deviceFreeBytes()));
+        }
+        if (host instanceof RemoteHost remote) {
+            remoteActors.put(id, new RemoteActor(id, started.name(), remote));
+        }
+        if (closed) {
+            host.stopActor(id);
+            throw new IllegalStateException(name + " was closed while actor " + started.name()
+                    + " was being created");
+        }
+        return started;
+    }
+
+    /**
+     * @param id an actor's id
+     * @return why the actor is dead (its thread ended, its worker JVM ended or was lost), or null while it lives
+     */
+    private String deathOf(int id) {
+        ActorThread a = local.thread(id);
+        if (a != null) {
+            return a.death() != null ? String.valueOf(a.death()) : a.isAlive() ? null : "its thread ended";
+        }
+        RemoteActor r = remoteActors.get(id);
+        return r == null ? "it is not an actor of " + name : r.death();
+    }
+
+    /**
+     * @param ids actors' ids
+     * @return the dead ones among them, each as {@code "<name> (<why>)"}
+     */
+    List<String> deadActors(List<Integer> ids) {
+        List<String> dead = new ArrayList<>();
+        for (int id : ids) {
+            String death = deathOf(id);
+            if (death != null) {
+                ActorSpec spec = specs.get(id);
+                dead.add((spec != null ? spec.name() : "#" + id) + " (" + death + ")");
+            }
+        }
+        return dead;
+    }
+
+    /**
+     * Recreates the dead actors among {@code ids} from their factories and options, under their ids and names, so
+     * that their {@link ActorRef}s reach the new incarnations: in this JVM; in the child JVM of their process name
+     * (started anew if it ended); or on a live joined worker that matches their host name and labels, waiting up to
+     * {@code placementTimeout} for one to join. Blocks until every factory returned.
+     *
+     * @param ids              the actors of a graph
+     * @param placementTimeout how long to wait for a matching joined worker
+     * @param cancelled        says when to give up waiting (the graph closed)
+     * @return what was recreated, and where
+     * @throws ActorCreationException if no host matches in time or a factory throws
+     * @throws IllegalStateException  if this runtime is closed
+     */
+    List<String> recreateDead(List<Integer> ids, Duration placementTimeout, java.util.function.BooleanSupplier cancelled) {
+        long deadline = System.nanoTime() + placementTimeout.toNanos();
+        List<String> recreated = new ArrayList<>();
+        for (int id : ids) {
+            if (deathOf(id) == null) {
+                continue;
+            }
+            ensureOpen();
+            ActorSpec spec = specs.get(id);
+            ActorHost host = spec.options().onJoinedWorker()
+                    ? awaitJoinedWorker(spec, placementTimeout, deadline, cancelled)
+                    : hostFor(spec.options(), spec.processName(), spec.name());
+            startOn(host, id, spec.name(), spec.options(), spec.factory());
+            recreated.add(spec.name() + " in " + (host == local ? "the driver's JVM" : host));
+        }
+        return recreated;
+    }
+
+    /** A live joined worker that matches the placement of {@code spec}, waiting for one to join until {@code deadline}. */
+    private ActorHost awaitJoinedWorker(ActorSpec spec, Duration placementTimeout, long deadline,
+                                        java.util.function.BooleanSupplier cancelled) {
+        while (true) {
+            ensureOpen();
+            if (cancelled.getAsBoolean()) {
+                throw new IllegalStateException("the restart was abandoned: its graph was closed");
+            }
+            try {
+                return joinedWorkerFor(spec.options(), spec.name());
+            } catch (ActorCreationException e) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0 || !options.acceptsWorkers()) {
+                    throw new ActorCreationException(e.getMessage() + "; waited " + placementTimeout
+                            + " (ActorDeathPolicy.placementTimeout) for one to join", e);
+                }
+                // Outside the monitor: the message above may take this runtime's lock, which a join holds before it.
+                synchronized (events) {
+                    try {
+                        TimeUnit.NANOSECONDS.timedWait(events, Math.min(left, 200_000_000L));
+                    } catch (InterruptedException interrupted) {
+                        Thread.currentThread().interrupt();
+                        throw new ActorCreationException("interrupted while waiting for a joined worker for actor "
+                                + spec.name(), interrupted);
+                    }
+                }
+            }
+        }
+    }
+
+    /** Wakes whoever waits for a worker to join, so that they look again at what they wait for. */
+    void wakeWaiters() {
+        synchronized (events) {
+            events.notifyAll();
         }
     }
 
@@ -339,31 +468,49 @@ public final class Kiln implements AutoCloseable {
                 + ")" : "joined: " + String.join(", ", available)));
     }
 
-    /** The child JVM called {@code processName}, started (with the control plane) if it does not run. */
-    private synchronized RemoteHost child(String processName) {
-        ensureOpen();
-        RemoteHost w = workers.get(processName);
-        if (w instanceof JoinedWorker) {
-            throw new IllegalStateException("'" + processName + "' is a joined worker, not a child JVM: place actors "
-                    + "on joined workers with ActorOptions.host or label");
+    /**
+     * The child JVM called {@code processName}, started (with the control plane) if it does not run. Child JVMs start
+     * one at a time under {@link #childLock}, not under this runtime's lock: a worker's join takes that on the control
+     * plane's thread, which must stay free to hear the child say it is ready.
+     */
+    private RemoteHost child(String processName) {
+        synchronized (childLock) {
+            ensureOpen();
+            RemoteHost w = workers.get(processName);
+            if (w instanceof JoinedWorker) {
+                throw new IllegalStateException("'" + processName + "' is a joined worker, not a child JVM: place "
+                        + "actors on joined workers with ActorOptions.host or label");
+            }
+            if (w != null && w.death() == null) {
+                return w;
+            }
+            ControlPlane p;
+            synchronized (this) {
+                if (plane == null) {
+                    plane = ControlPlane.start(options.runDirectory(), name, null);
+                }
+                p = plane;
+            }
+            WorkerProcess started = WorkerProcess.start(processName, p, events, options.workerJvmOptions(),
+                    options.hostName(), local::resources, options.shmDirectory().toString(), options.simulatedGpus(),
+                    codec, options.workerStartTimeout());
+            synchronized (this) {
+                RemoteHost now = workers.get(processName);
+                if (now != null && now != w) {
+                    started.kill();
+                    throw new IllegalStateException("a worker named '" + processName + "' joined while the child JVM "
+                            + "of that name started; give joined workers names of their own (kiln-worker --name)");
+                }
+                workers.put(processName, started);
+            }
+            try {
+                started.register(options.types());
+            } catch (RuntimeException e) {
+                started.kill();
+                throw e;
+            }
+            return started;
         }
-        if (w != null && w.death() == null) {
-            return w;
-        }
-        if (plane == null) {
-            plane = ControlPlane.start(options.runDirectory(), name, null);
-        }
-        WorkerProcess started = WorkerProcess.start(processName, plane, events, options.workerJvmOptions(),
-                options.hostName(), local::resources, options.shmDirectory().toString(), options.simulatedGpus(), codec,
-                options.workerStartTimeout());
-        workers.put(processName, started);
-        try {
-            started.register(options.types());
-        } catch (RuntimeException e) {
-            started.kill();
-            throw e;
-        }
-        return started;
     }
 
     /** Admits joining workers whose names are free while the runtime is open. */
@@ -402,7 +549,7 @@ public final class Kiln implements AutoCloseable {
         }
     }
 
-    /** Fails the graphs and actors of workers that die or lose a peer. */
+    /** Fails the actors of workers that die, and tells the graphs (which fail or restart, by their policy). */
     private final class WorkerEvents implements RemoteHost.Listener {
         @Override
         public void loopDied(RemoteHost worker, long graph, int actor, String cause) {
@@ -412,18 +559,14 @@ public final class Kiln implements AutoCloseable {
                 r.died(who + " died of " + cause);
             }
             for (CompiledGraph<?, ?> g : graphs.keySet()) {
-                if (g.id() == graph) {
-                    g.remoteDied(who + " died of " + cause);
-                }
+                g.reported(graph, who + " died of " + cause);
             }
         }
 
         @Override
         public void graphFailed(RemoteHost worker, long graph, String why) {
             for (CompiledGraph<?, ?> g : graphs.keySet()) {
-                if (g.id() == graph) {
-                    g.remoteDied("worker " + worker.name() + " reports: " + why);
-                }
+                g.reported(graph, "worker " + worker.name() + " reports: " + why);
             }
         }
 
@@ -439,9 +582,7 @@ public final class Kiln implements AutoCloseable {
                 }
             }
             for (CompiledGraph<?, ?> g : graphs.keySet()) {
-                if (g.uses(worker)) {
-                    g.remoteDied(why);
-                }
+                g.workerDied(worker, why);
             }
         }
     }
@@ -480,13 +621,56 @@ public final class Kiln implements AutoCloseable {
                     + " value from the last actor (GpuContext.download or downloadFloats), or list the node in"
                     + " Graph.outputs(...), whose results are Objects (a host Tensor there, copied off the GPU)");
         }
+        ExecutionPlan plan = GraphCompiler.compile(output, topology(), options);
+        // The graph starts nothing until start(): its actors are held by its deployment, so a failed compile frees
+        // exactly the ones it took.
+        CompiledGraph<I, O> graph = new CompiledGraph<>(this, output, options, g -> deployment(g, plan, g.toString()));
+        Deployment first = graph.live();
+        first.hold();
+        try {
+            claimNodes(output, graph);
+            graphs.put(graph, Boolean.TRUE);
+            if (closed) {
+                throw new IllegalStateException(name + " was closed during compile");
+            }
+            graph.start();
+            warnIfOversubscribed(graph, options);
+            return graph;
+        } catch (RuntimeException e) {
+            first.release();
+            graphs.remove(graph);
+            throw e;
+        }
+    }
+
+    /**
+     * Compiles a graph again for where its actors live now, after a restart recreated some of them.
+     *
+     * @param graph   the graph that compiled {@code output}
+     * @param output  its result node
+     * @param options its options
+     * @param label   the new deployment's name for channel files and workers
+     * @return the new deployment, its actors not held yet
+     * @throws GraphCompileException if the graph does not compile for the new placement
+     * @throws IllegalStateException if this runtime is closed
+     */
+    Deployment redeploy(CompiledGraph<?, ?> graph, Node<?> output, CompileOptions options, String label) {
+        ensureOpen();
+        return deployment(graph, GraphCompiler.recompile(output, graph, topology(), options), label);
+    }
+
+    /** Where every actor of this runtime lives now, as the compiler sees it. */
+    private Topology topology() {
         Map<Integer, ActorPlacement> placements = new HashMap<>();
         ActorPlacement driver = new ActorPlacement(this.options.hostName(), "driver");
-        Map<Integer, ActorThread> actors = local.threads();
-        actors.forEach((id, a) -> placements.put(id, placement(id, driver.host(), driver.process())));
+        local.threads().forEach((id, a) -> placements.put(id, placement(id, driver.host(), driver.process())));
         remoteActors.forEach((id, r) -> placements.put(id, placement(id, r.worker().hostName(), r.worker().name())));
-        ExecutionPlan plan = GraphCompiler.compile(output, new Topology(driver, placements,
-                actorGpus.isEmpty() ? Topology.PeerAccess.NONE : peerAccess()), options);
+        return new Topology(driver, placements, actorGpus.isEmpty() ? Topology.PeerAccess.NONE : peerAccess());
+    }
+
+    /** Wires a deployment of {@code plan}: the actors of this JVM and of workers, a range of UDP streams. */
+    private Deployment deployment(CompiledGraph<?, ?> graph, ExecutionPlan plan, String label) {
+        Map<Integer, ActorThread> actors = local.threads();
         Map<Integer, ActorThread> here = new HashMap<>();
         List<RemoteActor> remote = new ArrayList<>();
         for (ActorSchedule s : plan.schedules()) {
@@ -505,64 +689,11 @@ public final class Kiln implements AutoCloseable {
         synchronized (this) {
             controlPlane = plane;
         }
-        // The graph starts nothing until start(): build it first, so the actors are held by the
-        // graph itself and a failed compile can free exactly the ones it took.
-        CompiledGraph<I, O> graph = new CompiledGraph<>(this, plan, options, here, remote, codec, gpus,
+        return new Deployment(graph, label, plan, graph.options(), here, remote, codec, gpus,
                 new Peer("driver", ProcessHandle.current().pid(), this.options.hostName(),
                         controlPlane != null ? controlPlane.endpoint() : null, this.options.shmDirectory().toString()),
-                controlPlane != null ? controlPlane.aeron() : null, udp, this.options.workerStartTimeout());
-        List<ActorThread> held = new ArrayList<>();
-        List<RemoteActor> heldRemote = new ArrayList<>();
-        try {
-            for (ActorSchedule s : plan.schedules()) {
-                ActorThread a = here.get(s.actor());
-                if (a == null) {
-                    continue;
-                }
-                if (a.death() != null || !a.isAlive()) {
-                    throw new GraphCompileException(a.name(), "actor " + a.name() + " is dead ("
-                            + (a.death() != null ? "it died of " + a.death() : "its thread ended")
-                            + "); create a new actor and bind its methods instead");
-                }
-                Object holder = a.hold(graph);
-                if (holder != null) {
-                    throw new GraphCompileException(a.name(), "actor " + a.name() + " is in " + holder
-                            + ", which is still open (or still finishing a method after close); an actor serves one "
-                            + "graph at a time: close that graph first, or create another actor");
-                }
-                held.add(a);
-            }
-            for (RemoteActor r : remote) {
-                if (r.death() != null) {
-                    throw new GraphCompileException(r.name(), "actor " + r.name() + " is dead (" + r.death()
-                            + "); create a new actor and bind its methods instead");
-                }
-                Object holder = r.hold(graph);
-                if (holder != null) {
-                    throw new GraphCompileException(r.name(), "actor " + r.name() + " is in " + holder
-                            + ", which is still open; an actor serves one graph at a time: close that graph first, "
-                            + "or create another actor");
-                }
-                heldRemote.add(r);
-            }
-            claimNodes(output, graph);
-            graphs.put(graph, Boolean.TRUE);
-            if (closed) {
-                throw new IllegalStateException(name + " was closed during compile");
-            }
-            graph.start();
-            warnIfOversubscribed(graph, options);
-            return graph;
-        } catch (RuntimeException e) {
-            for (ActorThread a : held) {
-                a.release(graph);
-            }
-            for (RemoteActor r : heldRemote) {
-                r.release(graph);
-            }
-            graphs.remove(graph);
-            throw e;
-        }
+                controlPlane != null ? controlPlane.aeron() : null, udp, this.options.workerStartTimeout(),
+                graph.driverWaker());
     }
 
     /** Where an actor lives, with its GPU and that GPU's free memory as read when the actor started. */
@@ -940,10 +1071,13 @@ public final class Kiln implements AutoCloseable {
      */
     @Override
     public void close() {
-        if (closed) {
-            return;
+        synchronized (childLock) { // after a child JVM being started (by actor() or a restart), so close ends it too
+            if (closed) {
+                return;
+            }
+            closed = true;
         }
-        closed = true;
+        wakeWaiters();
         for (CompiledGraph<?, ?> g : List.copyOf(graphs.keySet())) {
             g.close();
         }

@@ -3,6 +3,7 @@ package dev.kiln;
 import dev.kiln.GpuActors.Producer;
 import dev.kiln.GpuActors.Reader;
 import dev.kiln.GpuActors.Scaler;
+import dev.kiln.compiler.ActorDeathPolicy;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
@@ -264,11 +265,15 @@ class GpuGraphTest {
     }
 
     /**
-     * A rank killed mid-run fails the graph's executions with {@link ActorDiedException}; the surviving rank's
-     * communicator is aborted, so its actor is free and answers at once.
+     * Two NCCL ranks: a producer in child JVM {@code victim} on GPU 0, a reader in this JVM on GPU 1, and a bystander
+     * actor in the victim's JVM; the graph has run 100 executions, and 8 more are in flight when the victim's JVM has
+     * just been killed with SIGKILL.
      */
-    @Test
-    void aKilledRankFailsTheGraphAndTheSurvivorStaysUsable() throws Exception {
+    private record KilledRank(Kiln kiln, ActorRef<Producer> victim, ActorRef<Reader> survivor, ActorRef<Reader> pidOf,
+                              CompiledGraph<Integer, float[]> graph, List<GraphFuture<float[]>> pending) {
+    }
+
+    private KilledRank killARank(CompileOptions options) throws Exception {
         Kiln kiln = Kiln.local(KilnOptions.defaults().simulatedGpus(2, 128L << 20).runDirectory(tmp.resolve("run"))
                 .shmDirectory(tmp).workerTimeout(Duration.ofSeconds(3)));
         closing.add(kiln);
@@ -278,14 +283,27 @@ class GpuGraphTest {
         long pid = kiln.call(pidOf, Reader::pid).get(30, TimeUnit.SECONDS);
         InputNode<Integer> in = Graph.input();
         Node<DeviceTensor> x = victim.bind(Producer::make, in).withTransport(Transport.NCCL);
-        CompiledGraph<Integer, float[]> g = kiln.compile(survivor.bind(Reader::download, x), OPTIONS);
+        CompiledGraph<Integer, float[]> g = kiln.compile(survivor.bind(Reader::download, x), options);
+        closing.add(g);
         pipelined(g, 100, 8, (e, out) -> assertArrayEquals(made(e), out, "execution " + e));
         List<GraphFuture<float[]>> pending = new ArrayList<>();
         for (int i = 0; i < 8; i++) {
             pending.add(g.execute(100 + i));
         }
         ProcessHandle.of(pid).orElseThrow().destroyForcibly();
-        for (GraphFuture<float[]> f : pending) {
+        return new KilledRank(kiln, victim, survivor, pidOf, g, pending);
+    }
+
+    /**
+     * A rank killed mid-run fails the graph's executions with {@link ActorDiedException}; the surviving rank's
+     * communicator is aborted, so its actor is free and answers at once.
+     */
+    @Test
+    void aKilledRankFailsTheGraphAndTheSurvivorStaysUsable() throws Exception {
+        KilledRank r = killARank(OPTIONS);
+        Kiln kiln = r.kiln();
+        CompiledGraph<Integer, float[]> g = r.graph();
+        for (GraphFuture<float[]> f : r.pending()) {
             try {
                 f.get(GET);
             } catch (ActorDiedException e) {
@@ -296,7 +314,7 @@ class GpuGraphTest {
         assertThrows(ActorDiedException.class, () -> g.execute(1));
         KilnTestSupport.awaitTrue("the survivor is free again", KilnTestSupport.SOON, () -> {
             try {
-                return kiln.call(survivor, Reader::echo, 5).get(1, TimeUnit.SECONDS) == 5;
+                return kiln.call(r.survivor(), Reader::echo, 5).get(1, TimeUnit.SECONDS) == 5;
             } catch (IllegalStateException | ExecutionException | java.util.concurrent.TimeoutException e) {
                 return false;
             } catch (InterruptedException e) {
@@ -305,8 +323,39 @@ class GpuGraphTest {
             }
         });
         ExecutionException dead = assertThrows(ExecutionException.class,
-                () -> kiln.call(victim, Producer::make, 1).get(30, TimeUnit.SECONDS));
+                () -> kiln.call(r.victim(), Producer::make, 1).get(30, TimeUnit.SECONDS));
         assertInstanceOf(ActorDiedException.class, dead.getCause());
+    }
+
+    /**
+     * With {@link ActorDeathPolicy#RESTART}, a rank killed mid-run is recreated on its GPU in a new child JVM, the NCCL
+     * communicator is made again, and the graph runs on: every execution exact or lost to the restart.
+     */
+    @Test
+    void withRestartAKilledRankIsRecreatedOnItsGpuAndTheNcclGraphRunsOn() throws Exception {
+        KilledRank r = killARank(OPTIONS.onActorDeath(ActorDeathPolicy.RESTART));
+        Kiln kiln = r.kiln();
+        List<GraphFuture<float[]>> pending = r.pending();
+        ActorRef<Reader> pidOf = r.pidOf();
+        try (CompiledGraph<Integer, float[]> g = r.graph()) {
+            for (int i = 0; i < pending.size(); i++) {
+                try {
+                    assertArrayEquals(made(100 + i), pending.get(i).get(GET), "execution " + (100 + i));
+                } catch (GraphRestartedException e) {
+                    assertTrue(e.getMessage().contains("victim"), e.getMessage());
+                }
+            }
+            KilnTestSupport.awaitTrue("the graph restarts", KilnTestSupport.SOON, () -> g.restarts() == 1);
+            assertEquals(Transport.NCCL, transport(g.plan(), 1), g.plan()::toString);
+            for (int e = 0; e < 200; e++) {
+                assertArrayEquals(made(e), g.execute(e).get(GET), "after the restart, execution " + e);
+            }
+            assertFalse(g.isClosed());
+        }
+        ExecutionException bystander = assertThrows(ExecutionException.class,
+                () -> kiln.call(pidOf, Reader::pid).get(30, TimeUnit.SECONDS));
+        assertInstanceOf(ActorDiedException.class, bystander.getCause(),
+                "an actor of the dead JVM that no restarting graph holds stays dead");
     }
 
     /** Joined workers on two hosts, each simulating its own GPU: NCCL between the hosts, exact results. */

@@ -1,5 +1,6 @@
 package dev.kiln;
 
+import dev.kiln.compiler.ActorDeathPolicy;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.IdleMode;
 import dev.kiln.executor.WorkerNode;
@@ -40,8 +41,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Many hosts, simulated on one machine: each "host" is a {@link KilnWorker} JVM with its own host
  * name, its own Aeron media driver directory and its own shared-memory directory, talking to the
  * driver over Aeron UDP on loopback only. Chains and fan-outs across hosts with exact results,
- * joins refused for a wrong secret or a taken name, a worker killed with SIGKILL, a worker frozen
- * with SIGSTOP past the worker timeout, and placement errors.
+ * joins refused for a wrong secret or a taken name, a worker killed with SIGKILL (failing its graph, or with
+ * restart moving its actor to a worker that joins after it), a soak with workers killed and restarts, a worker
+ * frozen with SIGSTOP past the worker timeout, and placement errors.
  */
 @Timeout(value = 240, unit = TimeUnit.SECONDS)
 class MultiHostTest {
@@ -387,6 +389,181 @@ class MultiHostTest {
         }
         other.close();
         assertTrue(kiln.hosts().stream().noneMatch(h -> h.name().equals("victim")), kiln.hosts().toString());
+    }
+
+    @Test
+    void withRestartAKilledWorkersActorMovesToTheWorkerThatRejoinsAndTheGraphRunsOn() throws Exception {
+        Process victim = startWorker("w-b", "host-b", secretFile, "role=stage");
+        kiln.awaitWorkers(1, JOIN_WAIT);
+        ActorRef<Stage> b = kiln.actor(() -> new Stage(1), ActorOptions.label("role", "stage").name("stage-b"));
+        ActorRef<Stage> d = kiln.actor(() -> new Stage(100));
+        String before = kiln.call(b, Stage::host).get(30, TimeUnit.SECONDS);
+        InputNode<Integer> in = Graph.input();
+        CompileOptions restart = OPTIONS.maxInflight(8)
+                .onActorDeath(ActorDeathPolicy.RESTART.placementTimeout(JOIN_WAIT));
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(d.bind(Stage::add, b.bind(Stage::add, in)), restart)) {
+            assertTrue(g.plan().toString().contains("AERON_UDP"), g.plan().toString());
+            for (int i = 0; i < 200; i++) {
+                assertEquals(i + 101, g.execute(i).get(Duration.ofSeconds(60)));
+            }
+            List<GraphFuture<Integer>> inFlight = new ArrayList<>();
+            for (int i = 0; i < 8; i++) {
+                inFlight.add(g.execute(i));
+            }
+            victim.destroyForcibly();
+            assertTrue(victim.waitFor(30, TimeUnit.SECONDS));
+            // The same worker, restarted by whatever runs it, joins again once the driver let go of its name.
+            KilnTestSupport.awaitTrue("the driver loses w-b", Duration.ofSeconds(60),
+                    () -> kiln.hosts().stream().noneMatch(h -> h.name().equals("w-b")));
+            startWorker("w-b", "host-b", secretFile, "role=stage");
+            List<GraphFuture<Integer>> during = new ArrayList<>();
+            for (int i = 0; i < 8; i++) {
+                during.add(g.execute(1000 + i)); // waits for the restart, then runs on the new worker
+            }
+            for (int i = 0; i < inFlight.size(); i++) {
+                try {
+                    assertEquals(i + 101, inFlight.get(i).get(Duration.ofSeconds(60)));
+                } catch (GraphRestartedException e) {
+                    assertTrue(e.getMessage().contains("w-b") && e.getMessage().contains("restarts"), e.getMessage());
+                }
+            }
+            for (int i = 0; i < during.size(); i++) {
+                assertEquals(1000 + i + 101, during.get(i).get(Duration.ofSeconds(60)));
+            }
+            assertEquals(1, g.restarts());
+            for (int i = 0; i < 200; i++) {
+                assertEquals(i + 101, g.execute(i).get(Duration.ofSeconds(60)), "after the restart");
+            }
+        }
+        String after = kiln.call(b, Stage::host).get(30, TimeUnit.SECONDS);
+        assertTrue(after.startsWith("host-b/") && !after.equals(before), before + " then " + after);
+    }
+
+    @Test
+    void withRestartALostWorkersActorMovesToAnotherMatchingWorkerAndThePlanFollows() throws Exception {
+        Process victim = startWorker("w-b", "host-b", secretFile, "role=stage");
+        kiln.awaitWorkers(1, JOIN_WAIT);
+        ActorRef<Stage> b = kiln.actor(() -> new Stage(1), ActorOptions.label("role", "stage"));
+        ActorRef<Stage> c = kiln.actor(() -> new Stage(10), ActorOptions.process("child"));
+        InputNode<Integer> in = Graph.input();
+        CompileOptions restart = OPTIONS.onActorDeath(ActorDeathPolicy.RESTART.placementTimeout(JOIN_WAIT));
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(c.bind(Stage::add, b.bind(Stage::add, in)), restart)) {
+            assertEquals(12, g.execute(1).get(Duration.ofSeconds(60)));
+            assertTrue(g.plan().toString().contains("w-b"), g.plan().toString());
+            victim.destroyForcibly();
+            startWorker("w-c", "host-c", secretFile, "role=stage"); // another host with the label
+            assertEquals(22, executeUntilNotLost(g, 11), "waits for the restart on w-c");
+            assertEquals(1, g.restarts());
+            assertTrue(g.plan().toString().contains("w-c") && !g.plan().toString().contains("w-b"),
+                    g.plan().toString());
+        }
+        assertTrue(kiln.call(b, Stage::host).get(30, TimeUnit.SECONDS).startsWith("host-c/"));
+    }
+
+    /**
+     * A soak with restarts: a chain through two child JVMs, a joined worker and the driver's JVM runs 200,000
+     * executions ({@code -Dkiln.soak.executions=N} changes the count) while the three worker processes are killed
+     * with SIGKILL, twice each, in a random order at random points; the joined worker is started again after its
+     * loss, as its supervisor would. Every execution gives its exact result or fails with
+     * {@link GraphRestartedException}, nothing hangs, and no process or shared-memory file is left.
+     */
+    @Test
+    @Timeout(value = 600, unit = TimeUnit.SECONDS)
+    void aSoakWithWorkersKilledGivesEveryExecutionExactlyOrLosesItToARestart() throws Exception {
+        int executions = Integer.getInteger("kiln.soak.executions", 200_000);
+        int kills = 6;
+        int window = 16;
+        Process worker = startWorker("soak-c", "host-c", secretFile, "role=soak");
+        kiln.awaitWorkers(1, JOIN_WAIT);
+        ActorRef<Stage> a = kiln.actor(() -> new Stage(1), ActorOptions.process("soak-a"));
+        ActorRef<Stage> b = kiln.actor(() -> new Stage(10), ActorOptions.process("soak-b"));
+        ActorRef<Stage> c = kiln.actor(() -> new Stage(100), ActorOptions.label("role", "soak"));
+        ActorRef<Stage> d = kiln.actor(() -> new Stage(1000));
+        CompileOptions options = OPTIONS.maxInflight(window).onActorDeath(ActorDeathPolicy.RESTART
+                .limit(kills + 4, Duration.ofMinutes(10)).placementTimeout(JOIN_WAIT));
+        java.util.Random random = new java.util.Random(16);
+        List<Integer> killAt = new ArrayList<>();
+        List<String> victims = new ArrayList<>();
+        for (int k = 0; k < kills; k++) {
+            killAt.add((k + 1) * executions / (kills + 1) + random.nextInt(executions / (4 * (kills + 1))));
+            if (k % 3 == 0) {
+                List<String> round = new ArrayList<>(List.of("soak-a", "soak-b", "soak-c"));
+                java.util.Collections.shuffle(round, random);
+                victims.addAll(round); // each process is killed as often as the others, in a random order
+            }
+        }
+        java.util.Set<Long> pids = new java.util.HashSet<>(List.of(ProcessHandle.current().pid()));
+        int lost = 0;
+        long started = System.nanoTime();
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(d.bind(Stage::add, c.bind(Stage::add,
+                b.bind(Stage::add, a.bind(Stage::add, Graph.<Integer>input())))), options)) {
+            java.util.ArrayDeque<GraphFuture<Integer>> inFlight = new java.util.ArrayDeque<>();
+            int checked = 0;
+            for (int i = 0; i < executions; i++) {
+                if (!killAt.isEmpty() && i == killAt.getFirst()) {
+                    killAt.removeFirst();
+                    String victim = victims.removeFirst();
+                    if (victim.equals("soak-c")) {
+                        worker.destroyForcibly();
+                        assertTrue(worker.waitFor(30, TimeUnit.SECONDS));
+                        // its supervisor starts it again; it joins once the driver let go of its name
+                        KilnTestSupport.awaitTrue("the driver loses soak-c", JOIN_WAIT,
+                                () -> kiln.hosts().stream().noneMatch(h -> h.name().equals("soak-c")));
+                        worker = startWorker("soak-c", "host-c", secretFile, "role=soak");
+                    } else {
+                        long pid = kiln.hosts().stream().filter(h -> h.name().equals(victim))
+                                .mapToLong(h -> ((dev.kiln.executor.RemoteHost) h).pid()).findFirst().orElseThrow();
+                        pids.add(pid);
+                        ProcessHandle.of(pid).orElseThrow().destroyForcibly();
+                    }
+                }
+                if (inFlight.size() == window) {
+                    lost += exactOrLost(inFlight.removeFirst(), checked++);
+                }
+                inFlight.add(g.execute(i));
+            }
+            while (!inFlight.isEmpty()) {
+                lost += exactOrLost(inFlight.removeFirst(), checked++);
+            }
+            KilnTestSupport.awaitTrue("every kill restarted the graph", JOIN_WAIT, () -> g.restarts() == kills);
+        }
+        System.out.println("MultiHostTest soak: " + executions + " executions in "
+                + TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - started) + " s with " + kills + " kills, " + lost
+                + " lost to restarts");
+        assertTrue(lost <= kills * window, lost + " lost: at most the executions in flight at each kill");
+        List<ProcessHandle> children = ProcessHandle.current().children().toList();
+        children.forEach(h -> pids.add(h.pid()));
+        kiln.close();
+        for (ProcessHandle h : children) {
+            assertTrue(h.onExit().get(30, TimeUnit.SECONDS) != null);
+        }
+        try (var files = Files.list(kiln.options().shmDirectory())) {
+            List<Path> left = files.filter(f -> pids.stream().anyMatch(pid ->
+                    f.getFileName().toString().startsWith("kiln-" + pid + "-"))).toList();
+            assertEquals(List.of(), left, "no shared-memory file of the driver or its child JVMs is left");
+        }
+    }
+
+    /** @return 1 if the execution was lost to a restart, 0 if it gave its exact result through the soak's chain */
+    private static int exactOrLost(GraphFuture<Integer> f, int input) {
+        try {
+            assertEquals(input + 1111, f.get(Duration.ofSeconds(120)), "execution " + input);
+            return 0;
+        } catch (GraphRestartedException e) {
+            assertTrue(e.getMessage().contains("restarts (restart "), e.getMessage());
+            return 1;
+        }
+    }
+
+    /** Executes once more while an execution is lost in flight (until the graph noticed the death and restarted). */
+    private static int executeUntilNotLost(CompiledGraph<Integer, Integer> g, int input) {
+        for (int attempt = 1; ; attempt++) {
+            try {
+                return g.execute(input).get(Duration.ofSeconds(60));
+            } catch (GraphRestartedException e) {
+                assertTrue(attempt < 5, "lost " + attempt + " times: " + e.getMessage());
+            }
+        }
     }
 
     @Test

@@ -1,5 +1,6 @@
 package dev.kiln;
 
+import dev.kiln.compiler.ActorDeathPolicy;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.IdleMode;
 import dev.kiln.graph.ActorRef;
@@ -33,7 +34,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Actors in worker JVMs: graphs across JVMs through shared memory, dynamic calls, registered
- * and unregistered classes, a worker killed with SIGKILL, and nothing left behind by close.
+ * and unregistered classes, a worker killed with SIGKILL (with and without restart), and nothing
+ * left behind by close.
  */
 @Timeout(value = 180, unit = TimeUnit.SECONDS)
 class WorkerJvmTest {
@@ -89,6 +91,17 @@ class WorkerJvmTest {
 
         public int die(int x) {
             throw new OutOfMemoryError("simulated: actor cannot go on");
+        }
+
+        public int plus(int x) {
+            return x + (int) step;
+        }
+
+        public int plusOrDie(int x) {
+            if (x < 0) {
+                throw new OutOfMemoryError("simulated: poisoned by " + x);
+            }
+            return x + (int) step;
         }
 
         public int sleepThenEcho(int x) throws InterruptedException {
@@ -291,6 +304,107 @@ class WorkerJvmTest {
                 () -> kiln.call(slow, Inc::pid).get(10, TimeUnit.SECONDS));
         assertInstanceOf(ActorDiedException.class, call.getCause());
         awaitNoFiles(pid);
+    }
+
+    /**
+     * Runs {@code count} executions of {@code g} with up to {@code maxInflight} in flight, calling {@code chaos}
+     * after execution {@code at} was submitted (with input -1 if {@code poison}); every execution must give
+     * {@code x + add} or be lost to a restart whose message names {@code victim}; a poisoned one must be lost.
+     *
+     * @return how many were lost
+     */
+    private static int pipelinedThrough(CompiledGraph<Integer, Integer> g, int count, int add, int at, boolean poison,
+                                        Runnable chaos, String victim) {
+        List<GraphFuture<Integer>> futures = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            futures.add(g.execute(poison && i == at ? -1 : i)); // waits for capacity, and for a restart
+            if (i == at) {
+                chaos.run();
+            }
+        }
+        int lost = 0;
+        for (int i = 0; i < count; i++) {
+            try {
+                assertEquals(i + add, futures.get(i).get(), "execution " + i);
+                assertFalse(poison && i == at, "the poisoned execution cannot succeed");
+            } catch (GraphRestartedException e) {
+                assertTrue(e.getMessage().contains(victim), e.getMessage());
+                lost++;
+            }
+        }
+        return lost;
+    }
+
+    @Test
+    void withRestartAWorkerKilledWithSigkillIsReplacedByANewJvmAndTheGraphRunsOn() throws Exception {
+        ActorRef<Inc> near = kiln.actor(() -> new Inc(1f), ActorOptions.process("victim"));
+        ActorRef<Inc> far = kiln.actor(() -> new Inc(10f), ActorOptions.process("bystander"));
+        ActorRef<Inc> local = kiln.actor(() -> new Inc(100f));
+        long victimPid = kiln.call(near, Inc::pid).get(60, TimeUnit.SECONDS);
+        long bystanderPid = kiln.call(far, Inc::pid).get(60, TimeUnit.SECONDS);
+        InputNode<Integer> in = Graph.input();
+        CompileOptions restart = OPTIONS.maxInflight(8).onActorDeath(ActorDeathPolicy.RESTART);
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(local.bind(Inc::plus, far.bind(Inc::plus,
+                near.bind(Inc::plus, in))), restart)) {
+            assertTrue(g.plan().toString().contains("SHARED_MEMORY"), g.plan().toString());
+            int lost = pipelinedThrough(g, 3000, 111, 1000, false,
+                    () -> ProcessHandle.of(victimPid).orElseThrow().destroyForcibly(), "victim");
+            assertTrue(lost <= 8, lost + " lost: at most those in flight at the kill");
+            assertEquals(1, g.restarts());
+            for (int i = 0; i < 100; i++) {
+                assertEquals(i + 111, g.execute(i).get(), "after the restart");
+            }
+        }
+        long newPid = kiln.call(near, Inc::pid).get(60, TimeUnit.SECONDS);
+        assertNotEquals(victimPid, newPid, "the actor lives in a new JVM named victim");
+        assertEquals(bystanderPid, kiln.call(far, Inc::pid).get(60, TimeUnit.SECONDS), "the other worker lives on");
+        assertTrue(kiln.hosts().stream().anyMatch(h -> h.name().equals("victim")), kiln.hosts().toString());
+        awaitNoFiles(victimPid);
+    }
+
+    @Test
+    void twoRestartingGraphsWhoseActorsSharedAKilledJvmBothMoveToOneNewJvmAndAFailingOneCloses() throws Exception {
+        ActorRef<Inc> first = kiln.actor(() -> new Inc(1f), ActorOptions.process("shared"));
+        ActorRef<Inc> second = kiln.actor(() -> new Inc(2f), ActorOptions.process("shared"));
+        ActorRef<Inc> third = kiln.actor(() -> new Inc(3f), ActorOptions.process("shared"));
+        long pid = kiln.call(first, Inc::pid).get(60, TimeUnit.SECONDS);
+        CompileOptions restart = OPTIONS.onActorDeath(ActorDeathPolicy.RESTART);
+        try (CompiledGraph<Integer, Integer> a = kiln.compile(first.bind(Inc::plus, Graph.<Integer>input()), restart);
+             CompiledGraph<Integer, Integer> b = kiln.compile(second.bind(Inc::plus, Graph.<Integer>input()), restart);
+             CompiledGraph<Integer, Integer> c = kiln.compile(third.bind(Inc::plus, Graph.<Integer>input()), OPTIONS)) {
+            assertEquals(11, a.execute(10).get());
+            assertEquals(12, b.execute(10).get());
+            assertEquals(13, c.execute(10).get());
+            ProcessHandle.of(pid).orElseThrow().destroyForcibly();
+            KilnTestSupport.awaitTrue("both restarting graphs restart", KilnTestSupport.SOON,
+                    () -> a.restarts() == 1 && b.restarts() == 1);
+            assertEquals(21, a.execute(20).get());
+            assertEquals(22, b.execute(20).get());
+            KilnTestSupport.awaitTrue("the graph without restart closes", KilnTestSupport.SOON, c::isClosed);
+            assertThrows(ActorDiedException.class, () -> c.execute(1));
+        }
+        long newPid = kiln.call(first, Inc::pid).get(60, TimeUnit.SECONDS);
+        assertNotEquals(pid, newPid);
+        assertEquals(newPid, kiln.call(second, Inc::pid).get(60, TimeUnit.SECONDS), "one new JVM named shared");
+        ExecutionException dead = assertThrows(ExecutionException.class,
+                () -> kiln.call(third, Inc::pid).get(60, TimeUnit.SECONDS));
+        assertInstanceOf(ActorDiedException.class, dead.getCause(), "the FAIL graph's actor stays dead");
+        awaitNoFiles(pid);
+    }
+
+    @Test
+    void withRestartALoopThatDiesInAWorkerIsRecreatedInTheSameJvm() throws Exception {
+        ActorRef<Inc> fragile = kiln.actor(() -> new Inc(5f), ActorOptions.process("host").name("fragile"));
+        long pid = kiln.call(fragile, Inc::pid).get(60, TimeUnit.SECONDS);
+        InputNode<Integer> in = Graph.input();
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(fragile.bind(Inc::plusOrDie, in),
+                OPTIONS.maxInflight(4).onActorDeath(ActorDeathPolicy.RESTART))) {
+            int lost = pipelinedThrough(g, 400, 5, 100, true, () -> { }, "fragile");
+            assertTrue(lost >= 1 && lost <= 4, lost + " lost");
+            assertEquals(1, g.restarts());
+        }
+        assertEquals(pid, kiln.call(fragile, Inc::pid).get(60, TimeUnit.SECONDS), "recreated in the same worker JVM");
+        assertEquals(8, kiln.call(fragile, Inc::plusOrDie, 3).get(60, TimeUnit.SECONDS));
     }
 
     /** Keeps the tensor it was given, against the rules, and reads the previous one on the next call. */

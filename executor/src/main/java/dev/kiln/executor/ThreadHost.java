@@ -106,7 +106,8 @@ public final class ThreadHost implements ActorHost {
 
     /**
      * Starts an actor without waiting: the future completes on the actor's thread once the factory
-     * returned, or fails with {@link ActorCreationException} (the thread is then gone).
+     * returned, or fails with {@link ActorCreationException} (the thread is then gone). The id of a
+     * dead actor may be given again: its new incarnation replaces it once created.
      *
      * @param id        the actor's id
      * @param actorName the actor's name, or null for {@code <class>-<id>}
@@ -131,16 +132,18 @@ public final class ThreadHost implements ActorHost {
                 throw new FactoryFailure(e);
             }
         });
-        actors.put(id, thread);
+        // A new incarnation of a dead actor (a graph restarting) takes its id; if it fails, the dead one stays, so
+        // calls to the actor keep failing as calls to a dead actor.
+        ActorThread previous = actors.put(id, thread);
         CompletableFuture<Started> started = new CompletableFuture<>();
         thread.created().whenComplete((instance, error) -> {
             if (error != null) {
-                actors.remove(id);
+                forget(id, thread, previous);
                 Throwable cause = error instanceof FactoryFailure f ? f.getCause() : error;
                 started.completeExceptionally(new ActorCreationException("the factory of actor " + label + " threw "
                         + cause, cause));
             } else if (instance == null) {
-                actors.remove(id);
+                forget(id, thread, previous);
                 thread.requestStop();
                 started.completeExceptionally(new ActorCreationException("the factory of actor " + label
                         + " returned null"));
@@ -155,7 +158,7 @@ public final class ThreadHost implements ActorHost {
                             : new Started(finalName, instance.getClass().getName(), g.uuid(),
                             g.ops().freeBytes(g.device())));
                 } catch (RuntimeException e) {
-                    actors.remove(id);
+                    forget(id, thread, previous);
                     thread.requestStop();
                     started.completeExceptionally(new ActorCreationException("actor " + label + " cannot read the free"
                             + " memory of its GPU " + gpu + ": " + e.getMessage(), e));
@@ -163,6 +166,15 @@ public final class ThreadHost implements ActorHost {
             }
         });
         return started;
+    }
+
+    /** Drops a thread whose actor could not be created, putting back the dead incarnation it was to replace. */
+    private void forget(int id, ActorThread failed, ActorThread previous) {
+        if (previous != null) {
+            actors.replace(id, failed, previous);
+        } else {
+            actors.remove(id, failed);
+        }
     }
 
     /**

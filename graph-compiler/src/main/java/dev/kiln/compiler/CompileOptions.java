@@ -35,10 +35,12 @@ import java.util.Objects;
  *                        every such view is closed when its slot is released, so code that keeps one and touches
  *                        it later fails with {@code IllegalStateException} ("Already closed") instead of reading
  *                        a later execution's data. Costs a shared arena per value read; leave off in production
+ * @param onActorDeath    what the graph does when one of its actors dies (default {@link ActorDeathPolicy#FAIL}: it
+ *                        fails and closes; {@link ActorDeathPolicy#RESTART}: it recreates the dead actors and runs on)
  */
 public record CompileOptions(int maxInflight, long bufferBytes, Duration submitTimeout, Duration getTimeout,
                              Duration teardownTimeout, IdleMode idle, boolean slotGrowth, double gpuMemoryFraction,
-                             boolean overlapGpuCommunication, boolean checkViews) {
+                             boolean overlapGpuCommunication, boolean checkViews, ActorDeathPolicy onActorDeath) {
 
     /** The default of {@link #gpuMemoryFraction()}. */
     public static final double DEFAULT_GPU_MEMORY_FRACTION = 0.9;
@@ -79,14 +81,15 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
         positive(getTimeout, "getTimeout");
         positive(teardownTimeout, "teardownTimeout");
         Objects.requireNonNull(idle, "idle");
+        Objects.requireNonNull(onActorDeath, "onActorDeath");
         if (!(gpuMemoryFraction > 0 && gpuMemoryFraction <= 1)) {
             throw new IllegalArgumentException("gpuMemoryFraction must be in (0, 1], got " + gpuMemoryFraction);
         }
     }
 
     /**
-     * The options without the GPU ones, which take their defaults ({@link #DEFAULT_GPU_MEMORY_FRACTION},
-     * no overlap).
+     * The options without the GPU, debug and death-policy ones, which take their defaults
+     * ({@link #DEFAULT_GPU_MEMORY_FRACTION}, no overlap, no view checks, {@link ActorDeathPolicy#FAIL}).
      *
      * @param maxInflight     executions in flight at most
      * @param bufferBytes     bytes per channel slot
@@ -100,11 +103,12 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     public CompileOptions(int maxInflight, long bufferBytes, Duration submitTimeout, Duration getTimeout,
                           Duration teardownTimeout, IdleMode idle, boolean slotGrowth) {
         this(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                DEFAULT_GPU_MEMORY_FRACTION, false, false);
+                DEFAULT_GPU_MEMORY_FRACTION, false, false, ActorDeathPolicy.FAIL);
     }
 
     /**
-     * The options without the debug ones, which take their defaults (no view checks).
+     * The options without the debug ones and the death policy, which take their defaults (no view checks,
+     * {@link ActorDeathPolicy#FAIL}).
      *
      * @param maxInflight             executions in flight at most
      * @param bufferBytes             bytes per channel slot
@@ -121,12 +125,12 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
                           Duration teardownTimeout, IdleMode idle, boolean slotGrowth, double gpuMemoryFraction,
                           boolean overlapGpuCommunication) {
         this(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, false);
+                gpuMemoryFraction, overlapGpuCommunication, false, ActorDeathPolicy.FAIL);
     }
 
     /**
      * @return the defaults: maxInflight 10, bufferBytes 1 MiB, timeouts 10 s / 10 s / 5 s, BACKOFF, slot growth on,
-     * gpuMemoryFraction 0.9, no GPU communication overlap, no view checks
+     * gpuMemoryFraction 0.9, no GPU communication overlap, no view checks, {@link ActorDeathPolicy#FAIL}
      */
     public static CompileOptions defaults() {
         return DEFAULTS;
@@ -138,7 +142,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions maxInflight(int value) {
         return new CompileOptions(value, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath);
     }
 
     /**
@@ -147,7 +151,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions bufferBytes(long value) {
         return new CompileOptions(maxInflight, value, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath);
     }
 
     /**
@@ -156,7 +160,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions submitTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, value, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath);
     }
 
     /**
@@ -165,7 +169,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions getTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, value, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath);
     }
 
     /**
@@ -174,7 +178,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions teardownTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, value, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath);
     }
 
     /**
@@ -183,7 +187,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions idle(IdleMode value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, value, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath);
     }
 
     /**
@@ -193,7 +197,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions slotGrowth(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, value,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath);
     }
 
     /**
@@ -202,7 +206,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions gpuMemoryFraction(double value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                value, overlapGpuCommunication, checkViews);
+                value, overlapGpuCommunication, checkViews, onActorDeath);
     }
 
     /**
@@ -212,7 +216,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions overlapGpuCommunication(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, value, checkViews);
+                gpuMemoryFraction, value, checkViews, onActorDeath);
     }
 
     /**
@@ -222,7 +226,17 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions checkViews(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, value);
+                gpuMemoryFraction, overlapGpuCommunication, value, onActorDeath);
+    }
+
+    /**
+     * @param value what the graph does when one of its actors dies: {@link ActorDeathPolicy#FAIL} (the default) or
+     *              {@link ActorDeathPolicy#RESTART}, with its limits
+     * @return a copy with that value
+     */
+    public CompileOptions onActorDeath(ActorDeathPolicy value) {
+        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, value);
     }
 
     private static void positive(Duration d, String name) {

@@ -62,7 +62,24 @@ public final class GraphCompiler {
      * @throws GraphCompileException naming the node at fault and the fix
      */
     public static ExecutionPlan compile(Node<?> output, Topology topology, CompileOptions options) {
-        return new Run(output, topology, options).plan();
+        return new Run(output, null, topology, options).plan();
+    }
+
+    /**
+     * Compiles again, for another topology, the graph that {@code owner} compiled: its nodes are claimed by
+     * {@code owner} (and by no other graph). A graph that restarts after an actor died does this when the actor was
+     * recreated on another host or GPU ({@link ActorDeathPolicy#RESTART}).
+     *
+     * @param output   the graph's result node, as first compiled
+     * @param owner    the compiled graph that claimed the nodes
+     * @param topology where the runtime's actors live now
+     * @param options  the graph's compile options
+     * @return the plan for the new topology
+     * @throws GraphCompileException naming the node at fault and the fix (a node claimed by another graph, a type
+     *                               the new placement cannot carry)
+     */
+    public static ExecutionPlan recompile(Node<?> output, Object owner, Topology topology, CompileOptions options) {
+        return new Run(output, java.util.Objects.requireNonNull(owner, "owner"), topology, options).plan();
     }
 
     /** The state of one compilation. */
@@ -78,7 +95,8 @@ public final class GraphCompiler {
         /** Collective id by an all-reduce's first output. */
         private final Map<Node<?>, Integer> collectiveIds = new IdentityHashMap<>();
 
-        Run(Node<?> root, Topology topology, CompileOptions options) {
+        /** @param owner the graph whose nodes these are, when compiling again; null for a first compile */
+        Run(Node<?> root, Object owner, Topology topology, CompileOptions options) {
             if (root == null) {
                 throw new NullPointerException("output");
             }
@@ -99,7 +117,7 @@ public final class GraphCompiler {
             }
             Set<Node<?>> reachable = backwardClosure();
             checkSingleInput(reachable, root);
-            checkNotCompiled(reachable, root);
+            checkNotCompiled(reachable, root, owner);
             checkDangling(reachable, root);
             this.order = topologicalOrder(reachable);
             for (int i = 0; i < order.size(); i++) {
@@ -160,9 +178,9 @@ public final class GraphCompiler {
             }
         }
 
-        private static void checkNotCompiled(Set<Node<?>> nodes, Node<?> root) {
+        private static void checkNotCompiled(Set<Node<?>> nodes, Node<?> root, Object owner) {
             for (Node<?> n : concat(nodes, root)) {
-                if (n.compiledBy() != null) {
+                if (n.compiledBy() != null && n.compiledBy() != owner) {
                     throw new GraphCompileException(n.label(), "this node is part of a graph that was already compiled ("
                             + n.compiledBy() + "); a node can be compiled once: bind the calls again to build a new graph");
                 }

@@ -9,6 +9,10 @@ package dev.kiln.graph;
  * object, including {@code null}); constants are passed as they are to every execution.
  * Argument types are checked when the graph is compiled. Thread-safe.
  *
+ * <p>When a graph that restarts after actor deaths ({@code ActorDeathPolicy.RESTART}) recreates this
+ * actor, the new incarnation takes the same id and name: this ref, and the nodes bound with it, reach
+ * it. Its state is the fresh state its factory made.
+ *
  * @param <A> the actor's class
  */
 public final class ActorRef<A> {

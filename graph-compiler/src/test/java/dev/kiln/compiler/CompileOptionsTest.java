@@ -29,6 +29,7 @@ class CompileOptionsTest {
         assertEquals(0.9, DEFAULTS.gpuMemoryFraction());
         assertFalse(DEFAULTS.overlapGpuCommunication());
         assertFalse(DEFAULTS.checkViews());
+        assertSame(ActorDeathPolicy.FAIL, DEFAULTS.onActorDeath());
         assertSame(DEFAULTS, CompileOptions.defaults());
     }
 
@@ -51,10 +52,48 @@ class CompileOptionsTest {
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
                 Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, true), DEFAULTS.overlapGpuCommunication(true));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, true), DEFAULTS.checkViews(true));
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, true, ActorDeathPolicy.FAIL),
+                DEFAULTS.checkViews(true));
         assertTrue(DEFAULTS.checkViews(true).maxInflight(3).slotGrowth(false).gpuMemoryFraction(0.5).checkViews(),
                 "the other withers keep checkViews");
         assertEquals(10, DEFAULTS.maxInflight(), "the defaults are immutable");
+    }
+
+    @Test
+    void onActorDeathIsKeptByTheOtherWithers() {
+        CompileOptions restart = DEFAULTS.onActorDeath(ActorDeathPolicy.RESTART);
+        assertSame(ActorDeathPolicy.RESTART, restart.onActorDeath());
+        CompileOptions changed = restart.maxInflight(2).bufferBytes(8).submitTimeout(Duration.ofSeconds(1))
+                .getTimeout(Duration.ofSeconds(2)).teardownTimeout(Duration.ofSeconds(3)).idle(IdleMode.SPIN)
+                .slotGrowth(false).gpuMemoryFraction(0.5).overlapGpuCommunication(true).checkViews(true);
+        assertSame(ActorDeathPolicy.RESTART, changed.onActorDeath());
+        assertEquals(ActorDeathPolicy.FAIL, changed.onActorDeath(ActorDeathPolicy.FAIL).onActorDeath());
+        assertThrows(NullPointerException.class, () -> DEFAULTS.onActorDeath(null));
+    }
+
+    @Test
+    void actorDeathPolicies() {
+        assertTrue(ActorDeathPolicy.RESTART.restart());
+        assertFalse(ActorDeathPolicy.FAIL.restart());
+        assertEquals(3, ActorDeathPolicy.RESTART.maxRestarts());
+        assertEquals(Duration.ofMinutes(1), ActorDeathPolicy.RESTART.window());
+        assertEquals(Duration.ofSeconds(30), ActorDeathPolicy.RESTART.placementTimeout());
+        ActorDeathPolicy custom = ActorDeathPolicy.RESTART.limit(10, Duration.ofMinutes(5))
+                .placementTimeout(Duration.ofMinutes(2));
+        assertEquals(new ActorDeathPolicy(true, 10, Duration.ofMinutes(5), Duration.ofMinutes(2)), custom);
+        assertEquals("RESTART(at most 10 within PT5M, placement timeout PT2M)", custom.toString());
+        assertEquals("FAIL", ActorDeathPolicy.FAIL.toString());
+        rejects("maxRestarts must be >= 1, got 0", () -> ActorDeathPolicy.RESTART.limit(0, Duration.ofMinutes(1)));
+        rejects("the restart window must be > 0, got PT0S", () -> ActorDeathPolicy.RESTART.limit(1, Duration.ZERO));
+        rejects("placementTimeout must be > 0, got PT-1S",
+                () -> ActorDeathPolicy.RESTART.placementTimeout(Duration.ofSeconds(-1)));
+        rejects("a policy that does not restart takes no restart limit or timeout: use ActorDeathPolicy.FAIL",
+                () -> new ActorDeathPolicy(false, 3, Duration.ZERO, Duration.ZERO));
+        IllegalStateException never = assertThrows(IllegalStateException.class,
+                () -> ActorDeathPolicy.FAIL.limit(3, Duration.ofMinutes(1)));
+        assertTrue(never.getMessage().contains("never restarts") && never.getMessage().contains("RESTART"),
+                never.getMessage());
+        assertThrows(IllegalStateException.class, () -> ActorDeathPolicy.FAIL.placementTimeout(Duration.ofSeconds(1)));
     }
 
     @Test

@@ -153,6 +153,30 @@ class GraphCompilerTest {
         }
 
         @Test
+        void recompileAcceptsTheNodesOfItsOwnGraphOnlyAndFollowsTheNewPlacement() {
+            InputNode<String> in = Graph.input();
+            Node<String> x = a.bind(Text::upper, in);
+            Node<String> y = b.bind(Text::lower, x);
+            Object graph = "graph#1";
+            for (Node<?> node : List.of(in, x, y)) {
+                assertNull(node.claim(graph));
+            }
+            ExecutionPlan first = GraphCompiler.recompile(y, graph, all, OPTIONS);
+            assertEquals(Transport.IN_PROCESS, first.channels().get(1).transport());
+            // b recreated in another JVM of the same host: the edge a -> b now goes through shared memory
+            Map<Integer, ActorPlacement> moved = new java.util.HashMap<>(all.actors());
+            moved.put(b.id(), new ActorPlacement(all.driverProcess().host(), "worker-2"));
+            ExecutionPlan again = GraphCompiler.recompile(y, graph, new Topology(all.driverProcess(), moved), OPTIONS);
+            assertEquals(Transport.SHARED_MEMORY, again.channels().get(1).transport(), again::toString);
+            assertEquals("worker-2", again.schedules().get(1).placement().process());
+            for (Executable other : List.<Executable>of(() -> GraphCompiler.recompile(y, "graph#2", all, OPTIONS),
+                    () -> compile(y))) {
+                GraphCompileException e = assertThrows(GraphCompileException.class, other);
+                assertTrue(e.getMessage().contains("already compiled (graph#1)"), e::getMessage);
+            }
+        }
+
+        @Test
         void inputOfACompiledGraph() {
             InputNode<String> in = Graph.input();
             Node<String> x = a.bind(Text::upper, in);

@@ -1,5 +1,6 @@
 package dev.kiln.executor.wire;
 
+import dev.kiln.compiler.ActorDeathPolicy;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
@@ -98,7 +99,8 @@ public final class PlanCodec {
     }
 
     /**
-     * Encodes compile options as one message.
+     * Encodes compile options as one message, as {@link #write(WireOut, CompileOptions)} does (without the death
+     * policy).
      *
      * @param options compile options
      * @return them as bytes for {@link #decodeOptions(byte[])}
@@ -303,7 +305,8 @@ public final class PlanCodec {
     }
 
     /**
-     * Appends compile options to a message.
+     * Appends compile options to a message: every one but {@link CompileOptions#onActorDeath()}, which only the
+     * driver acts on (it alone restarts a graph); {@link #readOptions} gives {@link ActorDeathPolicy#FAIL}.
      *
      * @param out     the message
      * @param options compile options
@@ -342,7 +345,8 @@ public final class PlanCodec {
                 in.readBoolean(),
                 Double.longBitsToDouble(in.readLong()),
                 in.readBoolean(),
-                in.readBoolean());
+                in.readBoolean(),
+                ActorDeathPolicy.FAIL); // the driver alone restarts a graph: its workers need not know the policy
     }
 
     private static void writeNode(WireOut out, NodeSpec node) {
