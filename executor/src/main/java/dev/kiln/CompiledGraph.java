@@ -188,13 +188,8 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                 byte[] planBytes = Codecs.planBytes(plan, kiln.codec());
                 byte[] optionBytes = Codecs.optionsBytes(options);
                 for (RemoteHost w : workers) {
-                    await(w, w.request(Message.PREPARE, m -> {
-                        m.putLong(id).putString(name).putBytes(planBytes).putBytes(optionBytes);
-                        Codecs.putUdp(m, udp);
-                        Codecs.putPeers(m, peers.values());
-                        Codecs.putCommunicatorIds(m, commIds);
-                        m.putLong(workerTimeout.toNanos());
-                    }), "prepare");
+                    await(w, w.request(c -> new Message.Prepare(c, id, name, planBytes, optionBytes, udp,
+                            List.copyOf(peers.values()), commIds, workerTimeout.toNanos())), "prepare");
                     prepared.add(w);
                 }
             }
@@ -207,12 +202,12 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                 outCrosses[d] = outChannels[d].crossesProcesses();
             }
             for (RemoteHost w : workers) {
-                await(w, w.request(Message.START, m -> m.putLong(id)), "start");
+                await(w, w.request(c -> new Message.Start(c, id)), "start");
             }
             part.attach();
         } catch (RuntimeException e) {
             for (RemoteHost w : prepared) {
-                w.request(Message.STOP_GRAPH, m -> m.putLong(id).putInt(1));
+                w.request(c -> new Message.StopGraph(c, id, true));
             }
             part.stop(true);
             throw e instanceof GraphCompileException ? e : new GraphCompileException(name, "cannot open " + name
@@ -241,11 +236,10 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
             if (w == null) {
                 throw new IllegalStateException("the rank 0 of communicator " + c.id() + " is in no process of " + name);
             }
-            Message reply = await(w, w.request(Message.COMMUNICATOR_ID, m -> { }), "make an NCCL id for");
-            byte[] id = reply.getBytes();
-            if (id == null || id.length != dev.kiln.transport.gpu.Communicator.ID_BYTES) {
+            byte[] id = await(w, w.request(Message.CommunicatorId::new), "make an NCCL id for").value();
+            if (id.length != dev.kiln.transport.gpu.Communicator.ID_BYTES) {
                 throw new GraphCompileException(w.name(), "worker " + w.name() + " sent an NCCL id of "
-                        + (id == null ? "no" : id.length) + " bytes, not " + dev.kiln.transport.gpu.Communicator.ID_BYTES);
+                        + id.length + " bytes, not " + dev.kiln.transport.gpu.Communicator.ID_BYTES);
             }
             ids.add(id);
         }
@@ -253,8 +247,8 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     }
 
     /** Waits for a worker's reply to a set-up request; throws GraphCompileException naming the worker on failure. */
-    private Message await(RemoteHost w, CompletableFuture<Message> reply, String what) {
-        Message m;
+    private Message.Reply await(RemoteHost w, CompletableFuture<Message.Answer> reply, String what) {
+        Message.Answer m;
         try {
             m = reply.get(workerTimeout.toNanos(), TimeUnit.NANOSECONDS);
         } catch (ExecutionException e) {
@@ -267,11 +261,11 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
             Thread.currentThread().interrupt();
             throw new GraphCompileException(w.name(), "interrupted while " + w.name() + " set up " + name);
         }
-        if (m.getInt() != Message.OK) {
+        if (!(m instanceof Message.Reply r) || r.status() != Message.Status.OK) {
             throw new GraphCompileException(w.name(), "worker JVM " + w.name() + " could not " + what + " " + name
-                    + ": " + m.getString());
+                    + ": " + (m instanceof Message.Reply r ? r.message() : m));
         }
-        return m;
+        return r;
     }
 
     /**
@@ -768,10 +762,10 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     private void tearDown() {
         // After a death, NCCL transfers whose peer is gone would wait forever: every process aborts its communicators.
         boolean abort = state.get() == DIED;
-        List<CompletableFuture<Message>> stops = new ArrayList<>();
+        List<CompletableFuture<Message.Answer>> stops = new ArrayList<>();
         for (RemoteHost w : workers) {
             if (w.death() == null) {
-                stops.add(w.request(Message.STOP_GRAPH, m -> m.putLong(id).putInt(abort ? 1 : 0)));
+                stops.add(w.request(c -> new Message.StopGraph(c, id, abort)));
             }
         }
         long deadline = System.nanoTime() + options.teardownTimeout().toNanos();
@@ -791,7 +785,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         } finally {
             submitLock.unlock();
         }
-        for (CompletableFuture<Message> stop : stops) {
+        for (CompletableFuture<Message.Answer> stop : stops) {
             try {
                 stop.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
             } catch (ExecutionException | TimeoutException e) {

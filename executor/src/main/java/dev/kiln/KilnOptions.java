@@ -34,23 +34,31 @@ import java.util.Objects;
  *                           (the default) accepts no workers and opens no UDP endpoint
  * @param hostName           this JVM's host as compiled plans name it; workers must join with other host names
  *                           unless they share this host's shared memory. Default {@code localhost}
- * @param workerTimeout      how long a joined worker, or a peer of a cross-host channel, may stay silent
- *                           before it counts as lost; default 10 s
+ * @param workerTimeout      how long a worker (a child JVM or a joined worker), or a peer of a cross-host channel,
+ *                           may stay silent before it counts as lost; each side sends a heartbeat every 250 ms, so
+ *                           keep it at 1 s or more. A worker paused for less carries on. Default 10 s
  * @param udpMtu             MTU of the Aeron UDP data channels between hosts, in bytes; default 1408
  * @param udpTermLength      term length of each Aeron UDP data publication, in bytes (a power of two from 64 KiB
  *                           to 1 GiB; bounds the bytes in flight per reader); default 4 MiB
  * @param simulatedGpus      null (the default): actors placed on GPUs use this machine's CUDA devices; else the
  *                           runtime and its child JVMs use these simulated GPUs instead, which obey CUDA's rules on
  *                           host memory (see {@link #simulatedGpus(int, long)})
+ * @param maxCallBytes       the most bytes a dynamic call ({@code Kiln.call}) to an actor in another JVM may carry as
+ *                           its encoded arguments, or as its encoded result; larger ones cross in chunks, and beyond
+ *                           this the call fails at once naming this option. 1 KiB to 1 GiB; default 64 MiB
  */
 public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> types, List<String> workerJvmOptions,
                           Duration workerStartTimeout, String listen, byte[] joinSecret, String hostName,
-                          Duration workerTimeout, int udpMtu, int udpTermLength, SimulatedGpus simulatedGpus) {
+                          Duration workerTimeout, int udpMtu, int udpTermLength, SimulatedGpus simulatedGpus,
+                          long maxCallBytes) {
 
     private static final KilnOptions DEFAULTS = new KilnOptions(
             Path.of(System.getProperty("java.io.tmpdir"), "kiln-" + System.getProperty("user.name", "user")),
             Path.of("/dev/shm"), List.of(), List.of(), Duration.ofSeconds(60), "127.0.0.1:0", null, "localhost",
-            Duration.ofSeconds(10), 1408, 4 * 1024 * 1024, null);
+            Duration.ofSeconds(10), 1408, 4 * 1024 * 1024, null, 64L << 20);
+
+    /** The largest {@link #maxCallBytes}: 1 GiB. */
+    public static final long MAX_CALL_BYTES = 1L << 30;
 
     /**
      * Checks the values.
@@ -89,6 +97,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
         if (Integer.bitCount(udpTermLength) != 1 || udpTermLength < 64 * 1024 || udpTermLength > (1 << 30)) {
             throw new IllegalArgumentException("udpTermLength must be a power of two from 64 KiB to 1 GiB, got "
                     + udpTermLength);
+        }
+        if (maxCallBytes < 1024 || maxCallBytes > MAX_CALL_BYTES) {
+            throw new IllegalArgumentException("maxCallBytes must be from 1 KiB to 1 GiB, got " + maxCallBytes);
         }
     }
 
@@ -135,7 +146,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
             }
         }
         return new KilnOptions(runDirectory, shmDirectory, all, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, maxCallBytes);
     }
 
     /**
@@ -144,7 +155,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions runDirectory(Path value) {
         return new KilnOptions(value, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
+                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, maxCallBytes);
     }
 
     /**
@@ -153,7 +164,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions shmDirectory(Path value) {
         return new KilnOptions(runDirectory, value, types, workerJvmOptions, workerStartTimeout, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
+                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, maxCallBytes);
     }
 
     /**
@@ -162,7 +173,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions workerJvmOptions(List<String> value) {
         return new KilnOptions(runDirectory, shmDirectory, types, value, workerStartTimeout, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
+                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, maxCallBytes);
     }
 
     /**
@@ -171,7 +182,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions workerStartTimeout(Duration value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, value, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
+                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, maxCallBytes);
     }
 
     /**
@@ -181,7 +192,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions listen(String value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, value,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, maxCallBytes);
     }
 
     /**
@@ -190,7 +201,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions joinSecret(byte[] value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                value, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
+                value, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, maxCallBytes);
     }
 
     /**
@@ -199,7 +210,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions hostName(String value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, value, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
+                joinSecret, value, workerTimeout, udpMtu, udpTermLength, simulatedGpus, maxCallBytes);
     }
 
     /**
@@ -208,7 +219,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions workerTimeout(Duration value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, value, udpMtu, udpTermLength, simulatedGpus);
+                joinSecret, hostName, value, udpMtu, udpTermLength, simulatedGpus, maxCallBytes);
     }
 
     /**
@@ -218,7 +229,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions udp(int mtu, int termLength) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, mtu, termLength, simulatedGpus);
+                joinSecret, hostName, workerTimeout, mtu, termLength, simulatedGpus, maxCallBytes);
     }
 
     /**
@@ -247,7 +258,16 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions simulatedGpus(SimulatedGpus value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, value);
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, value, maxCallBytes);
+    }
+
+    /**
+     * @param value the most bytes of a dynamic call's encoded arguments or result, 1 KiB to 1 GiB
+     * @return a copy with that value
+     */
+    public KilnOptions maxCallBytes(long value) {
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, value);
     }
 
     /** Compares the secret by content, like every other component. */
@@ -258,13 +278,14 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
                 && workerStartTimeout.equals(k.workerStartTimeout) && listen.equals(k.listen)
                 && java.util.Arrays.equals(joinSecret, k.joinSecret) && hostName.equals(k.hostName)
                 && workerTimeout.equals(k.workerTimeout) && udpMtu == k.udpMtu && udpTermLength == k.udpTermLength
-                && Objects.equals(simulatedGpus, k.simulatedGpus);
+                && Objects.equals(simulatedGpus, k.simulatedGpus) && maxCallBytes == k.maxCallBytes;
     }
 
     @Override
     public int hashCode() {
         return Objects.hash(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                java.util.Arrays.hashCode(joinSecret), hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus);
+                java.util.Arrays.hashCode(joinSecret), hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus,
+                maxCallBytes);
     }
 
     /** Never shows the secret, only whether one is set. */
@@ -274,6 +295,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
                 + ", workerJvmOptions=" + workerJvmOptions + ", workerStartTimeout=" + workerStartTimeout + ", listen="
                 + listen + ", joinSecret=" + (joinSecret == null ? "none" : "(" + joinSecret.length + " bytes)")
                 + ", hostName=" + hostName + ", workerTimeout=" + workerTimeout + ", udpMtu=" + udpMtu
-                + ", udpTermLength=" + udpTermLength + (simulatedGpus != null ? ", " + simulatedGpus : "") + "]";
+                + ", udpTermLength=" + udpTermLength + (simulatedGpus != null ? ", " + simulatedGpus : "")
+                + ", maxCallBytes=" + maxCallBytes + "]";
     }
 }
