@@ -274,13 +274,8 @@ final class Deployment {
                 byte[] planBytes = Codecs.planBytes(plan, codec);
                 byte[] optionBytes = Codecs.optionsBytes(options);
                 for (RemoteHost w : workers) {
-                    await(w, w.request(Message.PREPARE, m -> {
-                        m.putLong(id).putString(label).putBytes(planBytes).putBytes(optionBytes);
-                        Codecs.putUdp(m, udp);
-                        Codecs.putPeers(m, peers.values());
-                        Codecs.putCommunicatorIds(m, commIds);
-                        m.putLong(workerTimeout.toNanos());
-                    }), "prepare");
+                    await(w, w.request(c -> new Message.Prepare(c, id, label, planBytes, optionBytes, udp,
+                            List.copyOf(peers.values()), commIds, workerTimeout.toNanos())), "prepare");
                     prepared.add(w);
                 }
             }
@@ -293,13 +288,13 @@ final class Deployment {
                 outCrosses[d] = outChannels[d].crossesProcesses();
             }
             for (RemoteHost w : workers) {
-                await(w, w.request(Message.START, m -> m.putLong(id)), "start");
+                await(w, w.request(c -> new Message.Start(c, id)), "start");
             }
             part.attach();
         } catch (RuntimeException e) {
             stopped.set(true);
             for (RemoteHost w : prepared) {
-                w.request(Message.STOP_GRAPH, m -> m.putLong(id).putInt(1));
+                w.request(c -> new Message.StopGraph(c, id, true));
             }
             part.stop(true);
             throw e instanceof GraphCompileException ? e : new GraphCompileException(graph.toString(), "cannot open "
@@ -328,12 +323,10 @@ final class Deployment {
             if (w == null) {
                 throw new IllegalStateException("the rank 0 of communicator " + c.id() + " is in no process of " + graph);
             }
-            Message reply = await(w, w.request(Message.COMMUNICATOR_ID, m -> { }), "make an NCCL id for");
-            byte[] commId = reply.getBytes();
-            if (commId == null || commId.length != dev.kiln.transport.gpu.Communicator.ID_BYTES) {
+            byte[] commId = await(w, w.request(Message.CommunicatorId::new), "make an NCCL id for").value();
+            if (commId.length != dev.kiln.transport.gpu.Communicator.ID_BYTES) {
                 throw new GraphCompileException(w.name(), "worker " + w.name() + " sent an NCCL id of "
-                        + (commId == null ? "no" : commId.length) + " bytes, not "
-                        + dev.kiln.transport.gpu.Communicator.ID_BYTES);
+                        + commId.length + " bytes, not " + dev.kiln.transport.gpu.Communicator.ID_BYTES);
             }
             ids.add(commId);
         }
@@ -341,8 +334,8 @@ final class Deployment {
     }
 
     /** Waits for a worker's reply to a set-up request; throws GraphCompileException naming the worker on failure. */
-    private Message await(RemoteHost w, CompletableFuture<Message> reply, String what) {
-        Message m;
+    private Message.Reply await(RemoteHost w, CompletableFuture<Message.Answer> reply, String what) {
+        Message.Answer m;
         try {
             m = reply.get(workerTimeout.toNanos(), TimeUnit.NANOSECONDS);
         } catch (ExecutionException e) {
@@ -355,11 +348,11 @@ final class Deployment {
             Thread.currentThread().interrupt();
             throw new GraphCompileException(w.name(), "interrupted while " + w.name() + " set up " + graph);
         }
-        if (m.getInt() != Message.OK) {
+        if (!(m instanceof Message.Reply r) || r.status() != Message.Status.OK) {
             throw new GraphCompileException(w.name(), "worker JVM " + w.name() + " could not " + what + " " + graph
-                    + ": " + m.getString());
+                    + ": " + (m instanceof Message.Reply r ? r.message() : m));
         }
-        return m;
+        return r;
     }
 
     /**
@@ -427,10 +420,10 @@ final class Deployment {
         if (!stopped.compareAndSet(false, true)) {
             return;
         }
-        List<CompletableFuture<Message>> stops = new ArrayList<>();
+        List<CompletableFuture<Message.Answer>> stops = new ArrayList<>();
         for (RemoteHost w : workers) {
             if (w.death() == null) {
-                stops.add(w.request(Message.STOP_GRAPH, m -> m.putLong(id).putInt(abort ? 1 : 0)));
+                stops.add(w.request(c -> new Message.StopGraph(c, id, abort)));
             }
         }
         long deadline = System.nanoTime() + options.teardownTimeout().toNanos();
@@ -439,7 +432,7 @@ final class Deployment {
         } else {
             part.stopLoops();
         }
-        for (CompletableFuture<Message> stop : stops) {
+        for (CompletableFuture<Message.Answer> stop : stops) {
             try {
                 stop.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
             } catch (ExecutionException | TimeoutException e) {

@@ -92,8 +92,6 @@ public final class Kiln implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger("dev.kiln");
     private static final Object[] NO_ARGS = {};
     private static final java.security.SecureRandom RANDOM = new java.security.SecureRandom();
-    /** Far above the control streams (10, 11, 100 + 2i): a graph's UDP streams never meet them. */
-    private static final int FIRST_UDP_STREAM = 1_000_000;
 
     private final String name = "kiln-" + KILN_IDS.incrementAndGet();
     private final KilnOptions options;
@@ -118,7 +116,7 @@ public final class Kiln implements AutoCloseable {
     /** How each actor was made: a graph that restarts recreates its dead actors from these. */
     private final Map<Integer, ActorSpec> specs = new ConcurrentHashMap<>();
     /** The next free Aeron stream id for a graph's UDP channels; ids are never reused by one runtime. */
-    private final AtomicInteger udpStreams = new AtomicInteger(FIRST_UDP_STREAM);
+    private final AtomicInteger udpStreams = new AtomicInteger(ControlPlane.FIRST_GRAPH_STREAM);
     private volatile boolean closed;
 
     private Kiln(KilnOptions options) {
@@ -133,10 +131,15 @@ public final class Kiln implements AutoCloseable {
         // Files of runtimes that died without closing: nothing else would ever remove them.
         StaleFiles.remove(options.runDirectory(), options.shmDirectory());
         if (options.acceptsWorkers()) {
-            plane = ControlPlane.start(options.runDirectory(), name, new ControlPlane.Listen(options.listen(),
-                    options.joinSecret(), options.workerTimeout(), new Joins()));
+            plane = ControlPlane.start(options.runDirectory(), name, controlSettings(new ControlPlane.Listen(
+                    options.listen(), options.joinSecret(), new Joins())));
             LOG.log(System.Logger.Level.INFO, () -> name + " accepts workers on " + plane.endpoint());
         }
+    }
+
+    private ControlPlane.Settings controlSettings(ControlPlane.Listen listen) {
+        return new ControlPlane.Settings(options.workerTimeout(), options.maxCallBytes(),
+                options.types().stream().map(Class::getName).toList(), listen);
     }
 
     /**
@@ -180,6 +183,26 @@ public final class Kiln implements AutoCloseable {
         synchronized (this) {
             return Optional.ofNullable(plane != null ? plane.endpoint() : null);
         }
+    }
+
+    /**
+     * @return the control messages this runtime dropped (forged, replayed, malformed) since it started; all zero
+     *         while it has no control plane (no child JVM, no joined worker)
+     */
+    public ControlStats controlStats() {
+        synchronized (this) {
+            return plane != null ? plane.stats() : ControlStats.NONE;
+        }
+    }
+
+    /**
+     * @param workerName a child JVM's or joined worker's name
+     * @return the control messages that worker dropped, as its last heartbeat reported them, or empty if no live
+     *         worker has that name
+     */
+    public Optional<ControlStats> workerControlStats(String workerName) {
+        RemoteHost w = workers.get(workerName);
+        return w == null || w.death() != null ? Optional.empty() : Optional.of(w.peerStats());
     }
 
     /**
@@ -487,7 +510,7 @@ public final class Kiln implements AutoCloseable {
             ControlPlane p;
             synchronized (this) {
                 if (plane == null) {
-                    plane = ControlPlane.start(options.runDirectory(), name, null);
+                    plane = ControlPlane.start(options.runDirectory(), name, controlSettings(null));
                 }
                 p = plane;
             }
@@ -502,12 +525,6 @@ public final class Kiln implements AutoCloseable {
                             + "of that name started; give joined workers names of their own (kiln-worker --name)");
                 }
                 workers.put(processName, started);
-            }
-            try {
-                started.register(options.types());
-            } catch (RuntimeException e) {
-                started.kill();
-                throw e;
             }
             return started;
         }
@@ -528,24 +545,21 @@ public final class Kiln implements AutoCloseable {
         }
 
         @Override
-        public JoinedWorker admit(ControlPlane.Hello hello, WorkerInfo info, io.aeron.Publication link) {
+        public JoinedWorker admit(ControlPlane.Hello hello, WorkerInfo info,
+                                  java.util.function.Consumer<RemoteHost> attach) {
             synchronized (Kiln.this) {
                 String refusal = refusal(hello);
                 if (refusal != null) {
                     throw new IllegalStateException(refusal);
                 }
-                JoinedWorker w = JoinedWorker.admitted(hello, info, link, events, codec, options.workerStartTimeout());
+                JoinedWorker w = JoinedWorker.admitted(hello, info, events, codec, options.workerStartTimeout());
+                attach.accept(w);
                 workers.put(hello.name(), w);
                 synchronized (events) {
                     events.notifyAll();
                 }
                 return w;
             }
-        }
-
-        @Override
-        public List<String> classes() {
-            return options.types().stream().map(Class::getName).toList();
         }
     }
 
@@ -1009,27 +1023,38 @@ public final class Kiln implements AutoCloseable {
             throw new IllegalArgumentException("cannot send the arguments of a call to actor " + actor.name()
                     + " in worker JVM " + actor.worker().name() + ": " + GraphLoop.explain(e), e);
         }
+        if (arguments.length > options.maxCallBytes()) {
+            throw new IllegalArgumentException("the arguments of call #" + number + " to actor " + actor.name()
+                    + " take " + arguments.length + " bytes, more than the " + options.maxCallBytes() + " a dynamic call"
+                    + " may carry (KilnOptions.maxCallBytes): raise it, or pass large values through a compiled graph");
+        }
         String methodName = dev.kiln.graph.MethodRef.of(method, arity).displayName();
-        actor.worker().request(Message.CALL, m -> m.putInt(actor.id()).putLong(number).putBytes(function)
-                .putInt(arity).putBytes(arguments)).whenComplete((reply, error) -> {
-            if (error != null) {
+        actor.worker().request(c -> new Message.Call(c, actor.id(), arity, number, function, arguments))
+                .whenComplete((answer, error) -> {
+            if (error instanceof RemoteHost.WorkerDeathException) {
                 result.completeExceptionally(new ActorDiedException("actor " + actor.name() + " died before call #"
                         + number + " returned: " + error.getMessage(), error));
                 return;
             }
+            if (error != null) {
+                // The actor lives: the call could not be sent (the control stream stayed back-pressured, say).
+                result.completeExceptionally(new ActorTaskException(actor.name(), methodName, number, error));
+                return;
+            }
             try {
-                switch (reply.getInt()) {
-                    case Message.OK -> result.complete((R) Codecs.value(reply.getBytes(), codec));
-                    case Message.TASK_ERROR -> {
-                        String m = reply.getString();
-                        result.completeExceptionally(new ActorTaskException(actor.name(), m, number,
-                                new RemoteActorException(new RemoteError(actor.name(), m, number, reply.getString(),
-                                        reply.getString(), reply.getString()))));
-                    }
-                    case Message.DIED -> result.completeExceptionally(new ActorDiedException("actor " + actor.name()
-                            + " died before running call #" + number + ": " + reply.getString()));
+                switch (answer) {
+                    case Message.Reply r when r.status() == Message.Status.OK ->
+                            result.complete((R) Codecs.value(r.value(), codec));
+                    case Message.Reply r when r.status() == Message.Status.DIED ->
+                            result.completeExceptionally(new ActorDiedException("actor " + actor.name()
+                                    + " died before running call #" + number + ": " + r.message()));
+                    case Message.Reply r -> result.completeExceptionally(new ActorTaskException(actor.name(), methodName,
+                            number, new IllegalStateException(r.message())));
+                    case Message.TaskFailed t -> result.completeExceptionally(new ActorTaskException(actor.name(),
+                            t.method(), number, new RemoteActorException(new RemoteError(actor.name(), t.method(), number,
+                            t.exceptionClass(), t.message().isEmpty() ? null : t.message(), t.stackTrace()))));
                     default -> result.completeExceptionally(new ActorTaskException(actor.name(), methodName, number,
-                            new IllegalStateException(reply.getString())));
+                            new IllegalStateException("an unexpected answer " + answer.getClass().getSimpleName())));
                 }
             } catch (RuntimeException e) {
                 result.completeExceptionally(new ActorTaskException(actor.name(), methodName, number, e));

@@ -34,8 +34,9 @@ import java.util.Objects;
  *                           (the default) accepts no workers and opens no UDP endpoint
  * @param hostName           this JVM's host as compiled plans name it; workers must join with other host names
  *                           unless they share this host's shared memory. Default {@code localhost}
- * @param workerTimeout      how long a joined worker, or a peer of a cross-host channel, may stay silent
- *                           before it counts as lost; default 10 s
+ * @param workerTimeout      how long a worker (a child JVM or a joined worker), or a peer of a cross-host channel,
+ *                           may stay silent before it counts as lost; each side sends a heartbeat every 250 ms, so
+ *                           keep it at 1 s or more. A worker paused for less carries on. Default 10 s
  * @param udpMtu             MTU of the Aeron UDP data channels between hosts, in bytes; default 1408
  * @param udpTermLength      term length of each Aeron UDP data publication, in bytes (a power of two from 64 KiB
  *                           to 1 GiB; bounds the bytes in flight per reader); default 4 MiB
@@ -46,16 +47,22 @@ import java.util.Objects;
  *                           under a key the driver makes for each graph, so that frames forged, mutated or replayed
  *                           on the network are dropped and counted instead of read; default false (see
  *                           {@code docs/security.md} for what it protects and costs)
+ * @param maxCallBytes       the most bytes a dynamic call ({@code Kiln.call}) to an actor in another JVM may carry as
+ *                           its encoded arguments, or as its encoded result; larger ones cross in chunks, and beyond
+ *                           this the call fails at once naming this option. 1 KiB to 1 GiB; default 64 MiB
  */
 public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> types, List<String> workerJvmOptions,
                           Duration workerStartTimeout, String listen, byte[] joinSecret, String hostName,
                           Duration workerTimeout, int udpMtu, int udpTermLength, SimulatedGpus simulatedGpus,
-                          boolean authenticateData) {
+                          boolean authenticateData, long maxCallBytes) {
 
     private static final KilnOptions DEFAULTS = new KilnOptions(
             Path.of(System.getProperty("java.io.tmpdir"), "kiln-" + System.getProperty("user.name", "user")),
             Path.of("/dev/shm"), List.of(), List.of(), Duration.ofSeconds(60), "127.0.0.1:0", null, "localhost",
-            Duration.ofSeconds(10), 1408, 4 * 1024 * 1024, null, false);
+            Duration.ofSeconds(10), 1408, 4 * 1024 * 1024, null, false, 64L << 20);
+
+    /** The largest {@link #maxCallBytes}: 1 GiB. */
+    public static final long MAX_CALL_BYTES = 1L << 30;
 
     /**
      * Checks the values.
@@ -94,6 +101,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
         if (Integer.bitCount(udpTermLength) != 1 || udpTermLength < 64 * 1024 || udpTermLength > (1 << 30)) {
             throw new IllegalArgumentException("udpTermLength must be a power of two from 64 KiB to 1 GiB, got "
                     + udpTermLength);
+        }
+        if (maxCallBytes < 1024 || maxCallBytes > MAX_CALL_BYTES) {
+            throw new IllegalArgumentException("maxCallBytes must be from 1 KiB to 1 GiB, got " + maxCallBytes);
         }
     }
 
@@ -140,7 +150,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
             }
         }
         return new KilnOptions(runDirectory, shmDirectory, all, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData);
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
     }
 
     /**
@@ -149,7 +159,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions runDirectory(Path value) {
         return new KilnOptions(value, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData);
+                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
     }
 
     /**
@@ -158,7 +168,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions shmDirectory(Path value) {
         return new KilnOptions(runDirectory, value, types, workerJvmOptions, workerStartTimeout, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData);
+                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
     }
 
     /**
@@ -167,7 +177,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions workerJvmOptions(List<String> value) {
         return new KilnOptions(runDirectory, shmDirectory, types, value, workerStartTimeout, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData);
+                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
     }
 
     /**
@@ -176,7 +186,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions workerStartTimeout(Duration value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, value, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData);
+                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
     }
 
     /**
@@ -186,7 +196,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions listen(String value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, value,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData);
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
     }
 
     /**
@@ -195,7 +205,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions joinSecret(byte[] value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                value, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData);
+                value, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
     }
 
     /**
@@ -204,7 +214,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions hostName(String value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, value, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData);
+                joinSecret, value, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
     }
 
     /**
@@ -213,7 +223,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions workerTimeout(Duration value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, value, udpMtu, udpTermLength, simulatedGpus, authenticateData);
+                joinSecret, hostName, value, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
     }
 
     /**
@@ -223,7 +233,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions udp(int mtu, int termLength) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, mtu, termLength, simulatedGpus, authenticateData);
+                joinSecret, hostName, workerTimeout, mtu, termLength, simulatedGpus, authenticateData, maxCallBytes);
     }
 
     /**
@@ -252,7 +262,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions simulatedGpus(SimulatedGpus value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, value, authenticateData);
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, value, authenticateData, maxCallBytes);
     }
 
     /**
@@ -269,7 +279,16 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      */
     public KilnOptions authenticateData(boolean value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, value);
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, value, maxCallBytes);
+    }
+
+    /**
+     * @param value the most bytes of a dynamic call's encoded arguments or result, 1 KiB to 1 GiB
+     * @return a copy with that value
+     */
+    public KilnOptions maxCallBytes(long value) {
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, value);
     }
 
     /** Compares the secret by content, like every other component. */
@@ -280,14 +299,15 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
                 && workerStartTimeout.equals(k.workerStartTimeout) && listen.equals(k.listen)
                 && java.util.Arrays.equals(joinSecret, k.joinSecret) && hostName.equals(k.hostName)
                 && workerTimeout.equals(k.workerTimeout) && udpMtu == k.udpMtu && udpTermLength == k.udpTermLength
-                && Objects.equals(simulatedGpus, k.simulatedGpus) && authenticateData == k.authenticateData;
+                && Objects.equals(simulatedGpus, k.simulatedGpus) && authenticateData == k.authenticateData
+                && maxCallBytes == k.maxCallBytes;
     }
 
     @Override
     public int hashCode() {
         return Objects.hash(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
                 java.util.Arrays.hashCode(joinSecret), hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus,
-                authenticateData);
+                authenticateData, maxCallBytes);
     }
 
     /** Never shows the secret, only whether one is set. */
@@ -298,6 +318,6 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
                 + listen + ", joinSecret=" + (joinSecret == null ? "none" : "(" + joinSecret.length + " bytes)")
                 + ", hostName=" + hostName + ", workerTimeout=" + workerTimeout + ", udpMtu=" + udpMtu
                 + ", udpTermLength=" + udpTermLength + (simulatedGpus != null ? ", " + simulatedGpus : "")
-                + (authenticateData ? ", authenticateData" : "") + "]";
+                + (authenticateData ? ", authenticateData" : "") + ", maxCallBytes=" + maxCallBytes + "]";
     }
 }

@@ -58,15 +58,20 @@ import java.util.concurrent.TimeoutException;
 public final class KilnWorker implements AutoCloseable {
 
     /** Exit status of {@link #main}: the driver shut the worker down, or it was closed. */
-    public static final int EXIT_DONE = 0;
+    public static final int EXIT_DONE = WorkerNode.EXIT_DONE;
     /** Exit status of {@link #main}: bad arguments. */
-    public static final int EXIT_USAGE = 2;
+    public static final int EXIT_USAGE = WorkerNode.EXIT_USAGE;
     /** Exit status of {@link #main}: the driver refused the worker (wrong secret, name taken). */
-    public static final int EXIT_REFUSED = 3;
+    public static final int EXIT_REFUSED = WorkerNode.EXIT_REFUSED;
     /** Exit status of {@link #main}: the driver could not be reached, or the join did not finish in time. */
-    public static final int EXIT_JOIN_FAILED = 4;
-    /** Exit status of {@link #main}: the driver was lost after the worker joined. */
-    public static final int EXIT_DRIVER_LOST = 5;
+    public static final int EXIT_JOIN_FAILED = WorkerNode.EXIT_JOIN_FAILED;
+    /** Exit status of {@link #main}: the driver was lost after the worker joined (silent past the timeout). */
+    public static final int EXIT_DRIVER_LOST = WorkerNode.EXIT_DRIVER_LOST;
+    /**
+     * Exit status of {@link #main}: the driver declared this worker lost (it was frozen or unreachable for longer
+     * than the driver's {@link KilnOptions#workerTimeout}); it stopped its actors and left when it could.
+     */
+    public static final int EXIT_DECLARED_LOST = WorkerNode.EXIT_DECLARED_LOST;
 
     /** The environment variable {@link #main} reads the secret from when no {@code --secret-file} is given. */
     public static final String SECRET_ENV = "KILN_JOIN_SECRET";
@@ -247,7 +252,7 @@ public final class KilnWorker implements AutoCloseable {
                     Runtime.getRuntime().availableProcessors(), gpus.describe());
             return new KilnWorker(WorkerNode.join(new WorkerNode.Settings(options.driver(), options.secret(),
                     options.name(), options.listen(), info, gpus, options.runDirectory(), options.shmDirectory(),
-                    options.timeout())));
+                    options.timeout(), null)));
         } catch (RuntimeException e) {
             gpus.close();
             throw e;
@@ -290,9 +295,22 @@ public final class KilnWorker implements AutoCloseable {
         }
     }
 
-    /** @return whether the worker stopped because the driver was lost (rather than shut it down) */
+    /** @return whether the worker stopped because the driver was lost or declared it lost (rather than shut it down) */
     public boolean lostDriver() {
         return node.lostDriver();
+    }
+
+    /**
+     * @return how the worker ended, as {@link #main} exits: {@link #EXIT_DONE} (also while it serves),
+     *         {@link #EXIT_DRIVER_LOST} or {@link #EXIT_DECLARED_LOST}
+     */
+    public int exitStatus() {
+        return node.exitStatus();
+    }
+
+    /** @return the control messages this worker dropped (forged, replayed, malformed) since it started joining */
+    public ControlStats controlStats() {
+        return node.stats();
     }
 
     /** Leaves the driver: stops the actors here; the driver counts the worker as gone. Idempotent. */
@@ -343,10 +361,12 @@ public final class KilnWorker implements AutoCloseable {
               --listen       this worker's UDP endpoint, reachable by the driver and other workers (default 127.0.0.1:0)
               --run-dir      where the worker's Aeron directory goes (default <tmp>/kiln-<user>)
               --shm-dir      this host's shared-memory directory (default /dev/shm)
-              --timeout      seconds to join, and of driver silence before it counts as lost (default 10)
+              --timeout      seconds to join, and of driver silence before it counts as lost (default 10;
+                             heartbeats go every 250 ms, so 1 or more)
               --simulated-gpus  simulate COUNT GPUs of BYTES each (suffix k, m, g allowed), with peer access
                              unless ",nopeer"; for development and CI without a GPU
-            exit status: 0 shut down by the driver, 2 usage, 3 refused, 4 could not join, 5 driver lost
+            exit status: 0 shut down by the driver, 2 usage, 3 refused, 4 could not join, 5 driver lost,
+                         6 declared lost by the driver (frozen or unreachable past its worker timeout)
             """;
 
     /**
@@ -382,7 +402,7 @@ public final class KilnWorker implements AutoCloseable {
         Runtime.getRuntime().addShutdownHook(new Thread(worker::close, "kiln-worker-shutdown"));
         String why = worker.ended().join();
         System.err.println("kiln-worker: " + worker.name() + " stopped: " + why);
-        System.exit(worker.lostDriver() ? EXIT_DRIVER_LOST : EXIT_DONE);
+        System.exit(worker.exitStatus());
     }
 
     static Options parse(String[] args) {

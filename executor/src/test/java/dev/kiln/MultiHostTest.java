@@ -24,12 +24,9 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
-import java.util.logging.Handler;
 import java.util.logging.Level;
 import java.util.logging.LogRecord;
-import java.util.logging.Logger;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -60,23 +57,8 @@ class MultiHostTest {
     private Path secretFile;
     private Kiln kiln;
     private final List<Process> processes = new ArrayList<>();
-    private final List<LogRecord> warnings = new CopyOnWriteArrayList<>();
-    private final Handler capture = new Handler() {
-        @Override
-        public void publish(LogRecord r) {
-            if (r.getLevel().intValue() >= Level.WARNING.intValue()) {
-                warnings.add(r);
-            }
-        }
-
-        @Override
-        public void flush() {
-        }
-
-        @Override
-        public void close() {
-        }
-    };
+    private LogCapture capture;
+    private List<LogRecord> warnings;
 
     @BeforeEach
     void setUp() throws IOException {
@@ -86,7 +68,8 @@ class MultiHostTest {
             secret[i] = (byte) ('a' + (secret[i] & 15)); // printable, as a secret file would hold
         }
         secretFile = Files.write(tmp.resolve("secret"), secret);
-        Logger.getLogger("dev.kiln").addHandler(capture);
+        capture = LogCapture.from(Level.WARNING);
+        warnings = capture.records();
         kiln = Kiln.local(KilnOptions.defaults().hostName("host-a").joinSecret(secret).listen("127.0.0.1:0")
                 .workerTimeout(WORKER_TIMEOUT).runDirectory(tmp.resolve("run-a")).register(Sum.class));
     }
@@ -105,7 +88,7 @@ class MultiHostTest {
             for (Process p : processes) {
                 p.destroyForcibly();
             }
-            Logger.getLogger("dev.kiln").removeHandler(capture);
+            capture.close();
         }
     }
 
@@ -567,7 +550,7 @@ class MultiHostTest {
     }
 
     @Test
-    void aFrozenWorkerIsLostAfterTheWorkerTimeout() throws Exception {
+    void aFrozenWorkerIsLostAfterTheWorkerTimeoutAndLeavesWithItsStatusWhenResumed() throws Exception {
         Process frozen = startWorker("frozen", "host-b", secretFile);
         kiln.awaitWorkers(1, JOIN_WAIT);
         ActorRef<Stage> f = kiln.actor(() -> new Stage(1), ActorOptions.host("host-b"));
@@ -584,9 +567,38 @@ class MultiHostTest {
             assertTrue(millis >= WORKER_TIMEOUT.toMillis() - 500, "lost after " + millis + " ms");
             assertTrue(e.getMessage().contains("KilnOptions.workerTimeout") || e.getMessage().contains("lost"),
                     e.getMessage());
+            // The graph may fail first through its channel's own peer timeout: resume only once the driver declared
+            // the worker lost (one resumed before that carries on, as it should).
+            KilnTestSupport.awaitTrue("the driver declares the frozen worker lost", Duration.ofSeconds(30),
+                    () -> kiln.hosts().stream().noneMatch(h -> h.name().equals("frozen")));
         } finally {
-            frozen.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+            new ProcessBuilder("kill", "-CONT", Long.toString(frozen.pid())).start().waitFor();
         }
+        // Resumed after it was declared lost: it learns so, stops its actors and leaves with its own status.
+        assertTrue(frozen.waitFor(60, TimeUnit.SECONDS), () -> "the resumed worker leaves: " + log("frozen"));
+        assertEquals(KilnWorker.EXIT_DECLARED_LOST, frozen.exitValue(), log("frozen"));
+        assertTrue(log("frozen").contains("declared this worker lost"), log("frozen"));
+    }
+
+    @Test
+    void aWorkerFrozenForLessThanTheWorkerTimeoutCarriesOn() throws Exception {
+        Process paused = startWorker("paused", "host-b", secretFile);
+        kiln.awaitWorkers(1, JOIN_WAIT);
+        ActorRef<Stage> p = kiln.actor(() -> new Stage(1), ActorOptions.host("host-b"));
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(p.bind(Stage::add, Graph.<Integer>input()), OPTIONS)) {
+            assertEquals(2, g.execute(1).get(Duration.ofSeconds(60)));
+            assertEquals(0, new ProcessBuilder("kill", "-STOP", Long.toString(paused.pid())).start().waitFor());
+            KilnTestSupport.awaitTrue("the worker is stopped", Duration.ofSeconds(10), () -> stopped(paused.pid()));
+            GraphFuture<Integer> during = g.execute(2);
+            Thread.sleep(WORKER_TIMEOUT.toMillis() / 3);
+            assertEquals(0, new ProcessBuilder("kill", "-CONT", Long.toString(paused.pid())).start().waitFor());
+            assertEquals(3, during.get(Duration.ofSeconds(60)), "the execution sent while it was frozen");
+            for (int i = 0; i < 20; i++) {
+                assertEquals(i + 1, g.execute(i).get(Duration.ofSeconds(60)));
+            }
+        }
+        assertTrue(paused.isAlive());
+        assertEquals(1, kiln.awaitWorkers(1, JOIN_WAIT).size());
     }
 
     /** Whether every thread of the process is stopped (state T in /proc/PID/task/TID/stat). */

@@ -6,26 +6,16 @@ import dev.kiln.executor.wire.LambdaCodec;
 import dev.kiln.executor.wire.PlanCodec;
 import dev.kiln.executor.wire.WireIn;
 import dev.kiln.executor.wire.WireOut;
-import dev.kiln.transport.AeronUdpChannel;
 import dev.kiln.transport.ValueCodec;
 
 import java.io.Serializable;
-import java.util.ArrayList;
-import java.util.Collection;
-import java.util.HashMap;
-import java.util.List;
-import java.util.Map;
 
 /**
- * What the control plane sends as bytes: values (through the {@link ValueCodec}), lambdas
- * (actor factories and method references) and plans. Never Java deserialization. Thread-safe.
+ * The opaque bodies that control messages carry as bytes ({@link ControlCodec} frames them): values (through
+ * the {@link ValueCodec}), lambdas (actor factories and method references) and plans ({@code PlanCodec}). Never
+ * Java deserialization. Thread-safe.
  */
 public final class Codecs {
-
-    /** The most NCCL communicators a plan may have: one per actor would already be more than any plan makes. */
-    private static final int MAX_COMMUNICATORS = 4096;
-    /** The longest graph data key accepted: the driver makes 32 bytes. */
-    private static final int MAX_KEY_BYTES = 64;
 
     private Codecs() {
     }
@@ -120,97 +110,5 @@ public final class Codecs {
      */
     public static CompileOptions options(byte[] bytes) {
         return PlanCodec.decodeOptions(bytes);
-    }
-
-    /**
-     * Writes the processes of a graph into a control message.
-     *
-     * @param m     the message
-     * @param peers the processes
-     */
-    public static void putPeers(Message m, Collection<Peer> peers) {
-        m.putInt(peers.size());
-        for (Peer p : peers) {
-            m.putString(p.process()).putLong(p.pid()).putString(p.host()).putString(p.endpoint())
-                    .putString(p.shmDirectory());
-        }
-    }
-
-    /**
-     * @param m a control message positioned at what {@link #putPeers} wrote
-     * @return the processes, by process name
-     */
-    public static Map<String, Peer> peers(Message m) {
-        int n = m.getInt();
-        Map<String, Peer> peers = new HashMap<>();
-        for (int i = 0; i < n; i++) {
-            Peer p = new Peer(m.getString(), m.getLong(), m.getString(), m.getString(), m.getString());
-            peers.put(p.process(), p);
-        }
-        return peers;
-    }
-
-    /**
-     * Appends the ids of a plan's NCCL communicators to a message.
-     *
-     * @param m   the message
-     * @param ids the ids, one per communicator of the plan
-     */
-    public static void putCommunicatorIds(Message m, List<byte[]> ids) {
-        m.putInt(ids.size());
-        ids.forEach(m::putBytes);
-    }
-
-    /**
-     * Reads what {@link #putCommunicatorIds} wrote; each id is checked when the graph's communicators are made.
-     *
-     * @param m the message
-     * @return the ids
-     * @throws IllegalArgumentException on a count that no plan has
-     */
-    public static List<byte[]> communicatorIds(Message m) {
-        int n = m.getInt();
-        if (n < 0 || n > MAX_COMMUNICATORS) {
-            throw new IllegalArgumentException("a plan has 0 to " + MAX_COMMUNICATORS + " communicators, got " + n);
-        }
-        List<byte[]> ids = new ArrayList<>(n);
-        for (int i = 0; i < n; i++) {
-            ids.add(m.getBytes());
-        }
-        return ids;
-    }
-
-    /**
-     * @param m   the message
-     * @param udp how a graph's UDP channels are laid out, or null if it has none
-     */
-    public static void putUdp(Message m, UdpSettings udp) {
-        if (udp == null) {
-            m.putInt(0);
-            return;
-        }
-        m.putInt(1).putInt(udp.streamBase()).putInt(udp.mtuLength()).putInt(udp.termLength()).putLong(udp.peerTimeoutNs())
-                .putBytes(udp.dataKey());
-    }
-
-    /**
-     * @param m a control message positioned at what {@link #putUdp} wrote
-     * @return the settings, or null
-     * @throws IllegalArgumentException if the message ends early or carries a key of a length no driver makes
-     */
-    public static UdpSettings udp(Message m) {
-        if (m.getInt() == 0) {
-            return null;
-        }
-        int streamBase = m.getInt();
-        int mtuLength = m.getInt();
-        int termLength = m.getInt();
-        long peerTimeoutNs = m.getLong();
-        byte[] key = m.getBytes();
-        if (key != null && (key.length < AeronUdpChannel.MIN_KEY_BYTES || key.length > MAX_KEY_BYTES)) {
-            throw new IllegalArgumentException("a graph's data key of " + key.length + " bytes; keys have "
-                    + AeronUdpChannel.MIN_KEY_BYTES + " to " + MAX_KEY_BYTES);
-        }
-        return new UdpSettings(streamBase, mtuLength, termLength, peerTimeoutNs, key);
     }
 }

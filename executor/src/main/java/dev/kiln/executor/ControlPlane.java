@@ -1,12 +1,14 @@
 package dev.kiln.executor;
 
+import dev.kiln.ControlStats;
 import dev.kiln.transport.JoinHandshake;
+import dev.kiln.transport.Sbe;
+import dev.kiln.transport.WorkerInfo;
 import io.aeron.Aeron;
 import io.aeron.ChannelUriStringBuilder;
 import io.aeron.ExclusivePublication;
 import io.aeron.FragmentAssembler;
 import io.aeron.Image;
-import io.aeron.Publication;
 import io.aeron.Subscription;
 import io.aeron.driver.MediaDriver;
 import io.aeron.driver.ThreadingMode;
@@ -14,8 +16,10 @@ import io.aeron.logbuffer.Header;
 import org.agrona.DirectBuffer;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.SleepingMillisIdleStrategy;
+import org.agrona.concurrent.UnsafeBuffer;
 
 import java.io.UncheckedIOException;
+import java.net.InetAddress;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -23,85 +27,112 @@ import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+import java.util.Queue;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
- * The driver's side of the control plane to its worker JVMs: an embedded Aeron media driver
- * (its directory under the Kiln run directory), an Aeron client, and one thread that receives
- * every worker's messages. Child JVMs are clients of this media driver and talk over
- * {@code aeron:ipc}, one stream pair per worker. When the runtime accepts workers from other
- * hosts ({@link Listen}), the media driver also listens on one UDP endpoint: workers join there
- * ({@link JoinHandshake}: a challenge, the worker's HMAC over it, the driver's proof), send their
- * control messages there, and the graphs' Aeron UDP channels to this host arrive there. Only
- * control messages travel on the control streams (creating actors, dynamic calls, shipping plans,
- * starting and stopping graphs); executions touch only the graphs' channels.
+ * The driver's side of the control plane to its workers: an embedded Aeron media driver (its directory under
+ * the Kiln run directory), an Aeron client, and one thread that receives every worker's messages. There is one
+ * kind of worker and one protocol: a child JVM the runtime started joins over {@code aeron:ipc} on this media
+ * driver with a secret the runtime made for it alone; a worker from anywhere else ({@link Listen}) joins over
+ * UDP on the listen endpoint with the shared join secret. Both go through the same handshake
+ * ({@link JoinHandshake}: HELLO, CHALLENGE, RESPONSE, ACCEPT with the driver's proof, READY), and then every
+ * control message either way is authenticated ({@link ControlLink}). One liveness rule for both: each side
+ * sends a heartbeat when it has sent nothing for {@value #HEARTBEAT_MS} ms, and a worker the driver has not
+ * heard from for {@code workerTimeout} (not counting time the driver itself was paused) is declared lost.
  *
- * <p>Started with the runtime when it accepts workers, else on the first child JVM; closed with
- * the runtime. Thread-safe.
+ * <p>Admission: at most {@value #MAX_PENDING_PER_SOURCE} joins in progress per source address and
+ * {@value #MAX_PENDING_JOINS} in all; a source whose join failed waits before its next one, longer after each
+ * failure ({@link Admission}); a HELLO must be padded to {@link ControlCodec#MIN_HELLO_BYTES}, name an endpoint
+ * that is an IP address and a port and nothing else, and that address must be the one the HELLO came from.
+ * Before a sender proved the secret, the driver sends it nothing larger than its HELLO, and only there.
+ * Warnings about peers are escaped ({@link LogText}) and rate-limited ({@link PeerWarnings}).
+ *
+ * <p>Started with the runtime when it accepts workers, else on the first child JVM; closed with the runtime.
+ * Thread-safe.
  */
 public final class ControlPlane implements AutoCloseable {
 
-    /** The Aeron channel of every child JVM's control stream. */
-    public static final String CHANNEL = "aeron:ipc";
-    /** The stream, on the driver's UDP endpoint, on which workers join and then send their control messages. */
+    /** The Aeron channel of child JVMs' control streams. */
+    public static final String IPC = "aeron:ipc";
+    /** The stream on which the driver receives joins and then control messages: on IPC, and on its UDP endpoint. */
     public static final int JOIN_STREAM = 10;
     /** The stream, on a joined worker's UDP endpoint, on which the driver sends it control messages. */
     public static final int WORKER_STREAM = 11;
+    /** Child JVM {@code i} of a runtime receives its control messages on IPC stream {@code CHILD_STREAM_BASE + i}. */
+    public static final int CHILD_STREAM_BASE = 100;
+    /** A graph's UDP channels take stream ids from here up: far above the control streams. */
+    public static final int FIRST_GRAPH_STREAM = 1_000_000;
     /** The version of the join protocol; a worker of another version is refused with both versions named. */
-    public static final int PROTOCOL_VERSION = 1;
-    /** Room for a dynamic call's arguments or result: an IPC message may be an eighth of a term. */
+    public static final int PROTOCOL_VERSION = 2;
+    /** A side that has sent nothing for this long sends a heartbeat. */
+    public static final long HEARTBEAT_MS = 250;
+    /** Room for large control frames on IPC: a frame may be an eighth of a term. */
     private static final int TERM_LENGTH = 64 * 1024 * 1024;
-    /** UDP control terms: a message may be an eighth, 2 MiB. */
+    /** UDP control terms: a frame may be an eighth, 2 MiB. */
     static final int UDP_CONTROL_TERM_LENGTH = 16 * 1024 * 1024;
     /** A join that has not finished in this time is dropped. */
-    private static final long JOIN_TIMEOUT_NS = TimeUnit.SECONDS.toNanos(30);
-    /** At most this many joins in progress at once: a flood of hellos cannot exhaust the driver. */
-    private static final int MAX_PENDING_JOINS = 64;
+    private static final long JOIN_TIMEOUT_NS = TimeUnit.SECONDS.toNanos(10);
+    /** At most this many joins in progress at once. */
+    static final int MAX_PENDING_JOINS = 64;
+    /** At most this many joins in progress from one address. */
+    static final int MAX_PENDING_PER_SOURCE = 4;
+    /** A loop iteration that comes this much later than the last one means this process was paused. */
+    private static final long PAUSE_NS = TimeUnit.MILLISECONDS.toNanos(500);
+    private static final long TIMER_NS = TimeUnit.MILLISECONDS.toNanos(10);
     private static final System.Logger LOG = System.getLogger("dev.kiln");
+    private static final int UDP = 0;
+    private static final int IPC_KIND = 1;
+
+    /**
+     * How the driver runs its control plane.
+     *
+     * @param workerTimeout how long a worker may stay silent before it is declared lost
+     * @param maxCallBytes  the largest dynamic-call argument or result, both ways
+     * @param classes       the value classes every worker registers when it joins
+     * @param listen        how to accept workers from other hosts, or null to accept none
+     */
+    public record Settings(Duration workerTimeout, long maxCallBytes, List<String> classes, Listen listen) {
+    }
 
     /**
      * How the runtime accepts workers from other hosts.
      *
-     * @param endpoint      {@code host:port} to listen on; port 0 picks a free port
-     * @param secret        the shared join secret, at least {@value JoinHandshake#MIN_SECRET_BYTES} bytes
-     * @param workerTimeout how long a joined worker may stay silent before it counts as lost (the media
-     *                      driver's image liveness timeout)
-     * @param joins         decides on and hears of joining workers
+     * @param endpoint {@code host:port} to listen on; port 0 picks a free port
+     * @param secret   the shared join secret, at least {@value JoinHandshake#MIN_SECRET_BYTES} bytes
+     * @param joins    decides on and hears of joining workers
      */
-    public record Listen(String endpoint, byte[] secret, Duration workerTimeout, Joins joins) {
+    public record Listen(String endpoint, byte[] secret, Joins joins) {
     }
 
-    /** Decides whether a worker that proved the secret may join, and hears when it is ready. */
+    /** Decides whether a worker that proved the secret may join. */
     public interface Joins {
         /**
          * Admits a worker that proved the secret and registered the classes. Called on the control plane's thread.
          *
-         * @param hello what the worker said about itself
-         * @param info  the resources it advertised, authenticated by the handshake
-         * @param link  the control stream to it
+         * @param hello  what the worker said about itself (authenticated by the handshake)
+         * @param info   the resources it advertised, authenticated by the handshake
+         * @param attach connects the new handle to its control link; call it before anyone can see the worker
          * @return the worker
          * @throws IllegalStateException saying why it cannot join (its name is taken, the runtime is closed)
          */
-        JoinedWorker admit(Hello hello, dev.kiln.transport.WorkerInfo info, Publication link);
+        JoinedWorker admit(Hello hello, WorkerInfo info, java.util.function.Consumer<RemoteHost> attach);
 
         /**
          * @param hello a worker's hello
          * @return why such a worker cannot join (its name is taken), or null
          */
         String refusal(Hello hello);
-
-        /** @return the class names workers must register before they are ready */
-        List<String> classes();
     }
 
     /**
      * What a joining worker says first.
      *
      * @param name         the worker's name
-     * @param endpoint     the {@code host:port} where it receives UDP
+     * @param endpoint     the {@code address:port} where it receives UDP, or null over IPC
      * @param pid          its process id
      * @param shmDirectory its shared-memory directory
      * @param source       the address its hello came from, for logs
@@ -109,76 +140,114 @@ public final class ControlPlane implements AutoCloseable {
     public record Hello(String name, String endpoint, long pid, String shmDirectory, String source) {
     }
 
-    private final Path directory;
     private final MediaDriver driver;
     private final Aeron aeron;
+    private final String name;
     private final String endpoint;
-    private final Subscription joinSubscription;
-    private final Listen listen;
-    private final List<WorkerProcess> workers = new CopyOnWriteArrayList<>();
-    /** Joins in progress and joined workers, by the session id of their stream to us; control thread only. */
-    private final Map<Integer, PendingJoin> pending = new HashMap<>();
-    private final Map<Integer, JoinedWorker> joined = new ConcurrentHashMap<>();
-    private final FragmentAssembler joinAssembler;
+    private final Settings settings;
+    private final Subscription ipcSubscription;
+    private final Subscription udpSubscription;
+    private final FragmentAssembler ipcAssembler;
+    private final FragmentAssembler udpAssembler;
+    private final ControlCounters counters = new ControlCounters();
+    private final PeerWarnings warnings;
+    private final Admission admission = new Admission(MAX_PENDING_PER_SOURCE, MAX_PENDING_JOINS,
+            TimeUnit.MILLISECONDS.toNanos(250), TimeUnit.SECONDS.toNanos(30), 4096);
+    /** Child JVMs started and not yet joined, by name. */
+    private final Map<String, ExpectedChild> expected = new ConcurrentHashMap<>();
+    /** Joins in progress, by (kind, session); control thread only. */
+    private final Map<Long, PendingJoin> pending = new HashMap<>();
+    /** Joined workers, by (kind, session). */
+    private final Map<Long, RemoteHost> hosts = new ConcurrentHashMap<>();
+    /** Workers declared lost, kept a while to tell them so if they come back. */
+    private final Map<Long, Tombstone> tombstones = new ConcurrentHashMap<>();
+    /** Sessions whose stream ended, from the Aeron client's thread. */
+    private final Queue<Long> ended = new ConcurrentLinkedQueue<>();
     private final Thread receiver;
+    private final long timeoutNs;
     private volatile boolean closed;
-    private int nextIndex;
+    private int nextChild;
 
-    private ControlPlane(Path directory, MediaDriver driver, Aeron aeron, String endpoint, Subscription join,
-                         Listen listen) {
-        this.directory = directory;
+    private ControlPlane(MediaDriver driver, Aeron aeron, String name, String endpoint, Settings settings,
+                         Subscription ipc, Subscription udp) {
         this.driver = driver;
         this.aeron = aeron;
+        this.name = name;
         this.endpoint = endpoint;
-        this.joinSubscription = join;
-        this.listen = listen;
-        this.joinAssembler = new FragmentAssembler(this::onJoinStream);
+        this.settings = settings;
+        this.ipcSubscription = ipc;
+        this.udpSubscription = udp;
+        this.timeoutNs = settings.workerTimeout().toNanos();
+        this.warnings = new PeerWarnings(LOG, name);
+        this.ipcAssembler = new FragmentAssembler((b, o, l, h) -> onFrame(IPC_KIND, b, o, l, h));
+        this.udpAssembler = new FragmentAssembler((b, o, l, h) -> onFrame(UDP, b, o, l, h));
         this.receiver = Thread.ofPlatform().name("kiln-control").daemon(true).unstarted(this::receive);
-        receiver.start();
     }
 
     /**
-     * Starts the media driver and connects to it; with {@code listen}, also listens for workers.
+     * @param workerTimeout how long a worker may be silent before it is declared lost
+     * @return the Aeron timeouts (client liveness, driver timeout, image liveness) that let a worker paused for less
+     *         than {@code workerTimeout} carry on: never below Aeron's default 10 s, and three times the worker timeout
+     */
+    static long aeronTimeoutNs(Duration workerTimeout) {
+        return Math.max(TimeUnit.SECONDS.toNanos(10), 3 * workerTimeout.toNanos());
+    }
+
+    /**
+     * Starts the media driver and connects to it; with {@code settings.listen()}, also listens for workers.
      *
      * @param runDirectory the Kiln run directory; the media driver's directory is made inside it
      * @param name         the runtime's name, unique in this JVM
-     * @param listen       how to accept workers from other hosts, or null to accept none
+     * @param settings     timeouts, limits, classes and how to accept workers from other hosts
      * @return the control plane
      * @throws UncheckedIOException  if the directory cannot be made
      * @throws IllegalStateException if the run directory is a link, another user's or open to other users
      * @throws IllegalStateException if the endpoint cannot be bound
      */
-    public static ControlPlane start(Path runDirectory, String name, Listen listen) {
+    public static ControlPlane start(Path runDirectory, String name, Settings settings) {
+        Listen listen = settings.listen();
+        long aeronTimeoutNs = aeronTimeoutNs(settings.workerTimeout());
         MediaDriver.Context context = new MediaDriver.Context()
                 .threadingMode(ThreadingMode.SHARED)
                 .ipcTermBufferLength(TERM_LENGTH)
-                .termBufferSparseFile(true);
+                .termBufferSparseFile(true)
+                // A worker paused for less than the worker timeout must find its client and streams alive.
+                .clientLivenessTimeoutNs(aeronTimeoutNs)
+                .publicationUnblockTimeoutNs(aeronTimeoutNs + TimeUnit.SECONDS.toNanos(5))
+                .imageLivenessTimeoutNs(aeronTimeoutNs)
+                .publicationConnectionTimeoutNs(aeronTimeoutNs);
         if (listen == null) {
             // Control traffic only: the driver's conductor need not react within microseconds.
             context.sharedIdleStrategy(new SleepingMillisIdleStrategy(1));
         } else {
             // Data channels from other hosts arrive here too: park briefly, not for a whole millisecond.
-            context.sharedIdleStrategy(new BackoffIdleStrategy(16, 16, 1_000, 100_000))
-                    .imageLivenessTimeoutNs(listen.workerTimeout().toNanos())
-                    .publicationConnectionTimeoutNs(listen.workerTimeout().toNanos());
+            context.sharedIdleStrategy(new BackoffIdleStrategy(16, 16, 1_000, 100_000));
         }
         MediaDriver driver = AeronDirectories.launch(runDirectory, "KilnOptions.runDirectory", name, context);
-        Path dir = Path.of(driver.aeronDirectoryName());
         Aeron aeron = null;
         try {
-            aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(driver.aeronDirectoryName()));
-            if (listen == null) {
-                return new ControlPlane(dir, driver, aeron, null, null, null);
-            }
+            aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(driver.aeronDirectoryName())
+                    .driverTimeoutMs(TimeUnit.NANOSECONDS.toMillis(aeronTimeoutNs)));
             AtomicReference<ControlPlane> self = new AtomicReference<>();
-            Endpoints.Bound bound = Endpoints.bind(aeron, listen.endpoint(), JOIN_STREAM, image -> {
+            Subscription ipc = aeron.addSubscription(IPC, JOIN_STREAM, ControlPlane::ignore, image -> {
                 ControlPlane plane = self.get();
-                if (plane != null) {
-                    plane.imageGone(image);
+                if (plane != null && image.isEndOfStream()) {
+                    plane.ended.add(key(IPC_KIND, image.sessionId()));
                 }
             });
-            ControlPlane plane = new ControlPlane(dir, driver, aeron, bound.endpoint(), bound.subscription(), listen);
+            Endpoints.Bound bound = null;
+            if (listen != null) {
+                bound = Endpoints.bind(aeron, listen.endpoint(), JOIN_STREAM, image -> {
+                    ControlPlane plane = self.get();
+                    if (plane != null && image.isEndOfStream()) {
+                        plane.ended.add(key(UDP, image.sessionId()));
+                    }
+                });
+            }
+            ControlPlane plane = new ControlPlane(driver, aeron, name, bound != null ? bound.endpoint() : null, settings,
+                    ipc, bound != null ? bound.subscription() : null);
             self.set(plane);
+            plane.receiver.start();
             return plane;
         } catch (RuntimeException e) {
             if (aeron != null) {
@@ -187,6 +256,13 @@ public final class ControlPlane implements AutoCloseable {
             driver.close();
             throw e;
         }
+    }
+
+    private static void ignore(Image image) {
+    }
+
+    private static long key(int kind, int session) {
+        return ((long) kind << 32) | (session & 0xffff_ffffL);
     }
 
     /** @return the media driver's directory, which child JVMs connect to */
@@ -204,245 +280,498 @@ public final class ControlPlane implements AutoCloseable {
         return aeron;
     }
 
+    /** @return the control messages this driver dropped */
+    public ControlStats stats() {
+        return counters.snapshot();
+    }
+
+    /** @return the settings this control plane runs with */
+    Settings settings() {
+        return settings;
+    }
+
     /**
-     * Reserves the stream pair of a new child JVM.
+     * A child JVM the driver is about to start, which will join over IPC with its own secret.
      *
-     * @return its index: it reads stream {@code 100 + 2 * index} and writes {@code 101 + 2 * index}
+     * @param name   its name
+     * @param secret the secret made for it, handed to it privately
+     * @param child  its handle, told when it joined
+     * @return the IPC stream on which it receives its control messages
+     * @throws IllegalStateException if the control plane is closed
      */
-    synchronized int reserveIndex() {
+    synchronized int expectChild(String name, byte[] secret, WorkerProcess child) {
         if (closed) {
             throw new IllegalStateException("the control plane is closed");
         }
-        return nextIndex++;
+        int stream = CHILD_STREAM_BASE + nextChild++;
+        ExclusivePublication publication = aeron.addExclusivePublication(IPC, stream);
+        expected.put(name, new ExpectedChild(secret.clone(), stream, publication, child));
+        return stream;
     }
 
-    /** @param worker a child JVM whose streams are open, to poll from now on */
-    void add(WorkerProcess worker) {
-        workers.add(worker);
+    /**
+     * Forgets a child that did not join (or whose process ended): a HELLO in its name is ignored from now on.
+     *
+     * @param name its name
+     */
+    void forgetChild(String name) {
+        ExpectedChild c = expected.remove(name);
+        if (c != null && !c.joined) {
+            c.publication.close();
+        }
     }
 
-    /** @param worker a child JVM that ended */
-    void remove(WorkerProcess worker) {
-        workers.remove(worker);
+    /** @param host a worker that left or died: its session is forgotten and its stream closed */
+    void remove(RemoteHost host) {
+        hosts.values().remove(host);
+        ControlLink link = host.link();
+        // A worker declared lost keeps its stream a while: it is told so if it comes back.
+        if (link != null && tombstones.values().stream().noneMatch(t -> t.host == host)) {
+            link.publication().close();
+        }
     }
 
-    /** @param worker a joined worker that left or was lost; its stream to us is forgotten */
-    void remove(JoinedWorker worker) {
-        joined.values().remove(worker);
+    /** @return the joined workers from other hosts, in no order */
+    List<JoinedWorker> joinedWorkers() {
+        List<JoinedWorker> all = new ArrayList<>();
+        for (RemoteHost h : hosts.values()) {
+            if (h instanceof JoinedWorker j) {
+                all.add(j);
+            }
+        }
+        return all;
     }
 
     private void receive() {
         // Sleeps up to 1 ms when idle: a dynamic call to a worker actor waits at most that for its reply.
         BackoffIdleStrategy idle = new BackoffIdleStrategy(64, 16, TimeUnit.MICROSECONDS.toNanos(1),
                 TimeUnit.MILLISECONDS.toNanos(1));
+        long lastLoop = System.nanoTime();
+        long lastTimers = lastLoop;
         while (!closed) {
             int work = 0;
-            for (WorkerProcess w : workers) {
-                try {
-                    work += w.poll();
-                } catch (RuntimeException e) {
-                    w.protocolError(e);
+            try {
+                work += ipcSubscription.poll(ipcAssembler, 16);
+                if (udpSubscription != null) {
+                    work += udpSubscription.poll(udpAssembler, 16);
                 }
-            }
-            if (joinSubscription != null) {
-                work += joinSubscription.poll(joinAssembler, 16);
-                work += servicePendingJoins();
+                long now = System.nanoTime();
+                if (now - lastLoop > PAUSE_NS) {
+                    long paused = now - lastLoop;
+                    hosts.values().forEach(h -> h.link().forgive(paused));
+                }
+                lastLoop = now;
+                if (now - lastTimers >= TIMER_NS) {
+                    lastTimers = now;
+                    work += timers(now);
+                }
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.ERROR, name + ": the control plane's receiver failed and goes on", e);
             }
             idle.idle(work);
         }
     }
 
-    /** A message on the join stream: a join step, or a joined worker's control message. */
-    private void onJoinStream(DirectBuffer buffer, int offset, int length, Header header) {
-        int session = header.sessionId();
-        JoinedWorker w = joined.get(session);
-        Message m;
-        try {
-            m = Message.read(buffer, offset, length);
-        } catch (RuntimeException e) {
-            dropJoin(session, "a malformed message (" + e.getMessage() + ")");
-            return;
-        }
-        if (w != null) {
-            try {
-                w.onMessage(m);
-            } catch (RuntimeException e) {
-                w.protocolError(e);
+    /** Heartbeats, liveness, pending joins, tombstones and ended streams. */
+    private int timers(long now) {
+        int work = servicePendingJoins(now);
+        for (Long key; (key = ended.poll()) != null; ) {
+            RemoteHost h = hosts.get(key);
+            if (h != null) {
+                h.left("its control stream ended");
+                work++;
             }
-            return;
         }
-        try {
-            switch (m.type()) {
-                case Message.HELLO -> onHello(session, m, sourceOf(session));
-                case Message.RESPONSE -> onResponse(session, m);
-                case Message.READY -> onReady(session);
-                case Message.JOIN_FAILED -> {
-                    PendingJoin p = pending.remove(session);
-                    if (p != null) {
-                        LOG.log(System.Logger.Level.WARNING, () -> "worker " + p.hello.name() + " from "
-                                + p.hello.source() + " gave up joining: " + m.getString());
-                        p.link.close();
-                    }
+        for (Map.Entry<Long, RemoteHost> e : hosts.entrySet()) {
+            RemoteHost h = e.getValue();
+            ControlLink link = h.link();
+            if (now - link.lastSentNs() >= TimeUnit.MILLISECONDS.toNanos(HEARTBEAT_MS)) {
+                link.trySend(counters.heartbeat());
+            }
+            if (now - link.lastHeardNs() > timeoutNs) {
+                declareLost(e.getKey(), h, now);
+                work++;
+            }
+        }
+        for (Iterator<Tombstone> it = tombstones.values().iterator(); it.hasNext(); ) {
+            Tombstone t = it.next();
+            if (now - t.until > 0) {
+                it.remove();
+                t.host.link().publication().close();
+            }
+        }
+        return work;
+    }
+
+    private void declareLost(long key, RemoteHost host, long now) {
+        String why = host + " was silent for " + settings.workerTimeout() + " (KilnOptions.workerTimeout): declared"
+                + " lost";
+        hosts.remove(key);
+        tombstones.put(key, new Tombstone(host, now + Math.max(timeoutNs, TimeUnit.SECONDS.toNanos(30)), why));
+        host.link().trySend(new Message.Lost(why));
+        host.lost(why);
+    }
+
+    /** A frame on a join subscription: a join step, or a joined worker's control message. */
+    private void onFrame(int kind, DirectBuffer buffer, int offset, int length, Header header) {
+        long key = key(kind, header.sessionId());
+        RemoteHost host = hosts.get(key);
+        if (host != null) {
+            Message m = host.link().receive(buffer, offset, length);
+            if (m != null) {
+                try {
+                    host.onMessage(m);
+                } catch (RuntimeException e) {
+                    host.protocolError(e);
                 }
-                default -> dropJoin(session, "control message type " + m.type() + " before it joined");
             }
-        } catch (RuntimeException e) {
-            dropJoin(session, "a malformed join message (" + e.getMessage() + ")");
-        }
-    }
-
-    private String sourceOf(int session) {
-        Image image = joinSubscription.imageBySessionId(session);
-        return image != null ? image.sourceIdentity() : "an unknown address";
-    }
-
-    private void onHello(int session, Message m, String source) {
-        int version = m.getInt();
-        Hello hello = new Hello(m.getString(), m.getString(), m.getLong(), m.getString(), source);
-        if (pending.containsKey(session)) {
-            return; // a repeated hello: the first one is being answered
-        }
-        if (pending.size() >= MAX_PENDING_JOINS) {
-            LOG.log(System.Logger.Level.WARNING, () -> "ignored a join from " + source + ": " + MAX_PENDING_JOINS
-                    + " joins are in progress already");
             return;
         }
-        ExclusivePublication link;
+        Tombstone t = tombstones.get(key);
+        if (t != null) {
+            if (t.host.link().receive(buffer, offset, length) != null && System.nanoTime() - t.lastTold > 1_000_000_000L) {
+                t.lastTold = System.nanoTime();
+                t.host.link().trySend(new Message.Lost(t.why));
+            }
+            return;
+        }
+        int template;
         try {
-            link = aeron.addExclusivePublication(new ChannelUriStringBuilder().media("udp").endpoint(hello.endpoint())
-                    .termLength(UDP_CONTROL_TERM_LENGTH).build(), WORKER_STREAM);
-        } catch (RuntimeException e) {
-            LOG.log(System.Logger.Level.WARNING, () -> "ignored a join from " + source + ": cannot reach its endpoint '"
-                    + hello.endpoint() + "': " + e.getMessage());
+            template = Sbe.templateId(buffer, offset, length);
+        } catch (IllegalArgumentException e) {
+            counters.malformed();
+            warnings.warn(() -> "dropped a malformed control message from " + sourceOf(kind, header.sessionId())
+                    + ": " + LogText.quote(e.getMessage()));
             return;
         }
-        PendingJoin p = new PendingJoin(hello, link, new JoinHandshake.DriverSide(listen.secret()),
-                System.nanoTime() + JOIN_TIMEOUT_NS);
-        if (version != PROTOCOL_VERSION) {
-            p.refuse = "it speaks join protocol " + version + ", this driver " + PROTOCOL_VERSION
-                    + ": run the same Kiln version on the driver and its workers";
+        PendingJoin p = pending.get(key);
+        if (p != null) {
+            onJoinStep(key, p, template, buffer, offset, length);
+        } else if (template == dev.kiln.transport.control.HelloDecoder.TEMPLATE_ID) {
+            onHello(kind, key, header.sessionId(), buffer, offset, length);
         } else {
-            p.refuse = listen.joins().refusal(hello);
+            counters.forged();
+            warnings.warn(() -> "dropped a control message (template " + template + ") from "
+                    + sourceOf(kind, header.sessionId()) + ", which has not joined");
         }
-        pending.put(session, p);
     }
 
-    private void onResponse(int session, Message m) {
-        PendingJoin p = pending.get(session);
-        if (p == null || !p.challenged || p.response != null) {
-            dropJoin(session, "a join response out of turn");
+    private String sourceOf(int kind, int session) {
+        if (kind == IPC_KIND) {
+            return "a process on this host's Aeron directory (IPC session " + session + ")";
+        }
+        Image image = udpSubscription.imageBySessionId(session);
+        return image != null ? LogText.quote(image.sourceIdentity()) : "an unknown address";
+    }
+
+    private void onHello(int kind, long key, int session, DirectBuffer buffer, int offset, int length) {
+        String from = sourceOf(kind, session);
+        byte[] raw = new byte[length];
+        buffer.getBytes(offset, raw);
+        Message.Hello hello;
+        try {
+            if (length < ControlCodec.MIN_HELLO_BYTES) {
+                throw new IllegalArgumentException("a HELLO of " + length + " bytes, not padded to "
+                        + ControlCodec.MIN_HELLO_BYTES);
+            }
+            hello = (Message.Hello) ControlCodec.decode(new UnsafeBuffer(raw), length);
+            int nameBytes = hello.name().getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+            if (nameBytes == 0 || nameBytes > JoinHandshake.MAX_NAME_BYTES) {
+                throw new IllegalArgumentException("a worker name of " + nameBytes + " bytes");
+            }
+            if (!printable(hello.name()) || !printable(hello.shmDirectory()) || hello.shmDirectory().isEmpty()) {
+                throw new IllegalArgumentException("a name or shared-memory directory with control characters, or none");
+            }
+        } catch (IllegalArgumentException | ClassCastException e) {
+            counters.malformed();
+            warnings.warn(() -> "ignored a malformed HELLO from " + from + ": " + LogText.quote(e.getMessage()));
             return;
         }
-        JoinHandshake.Response response = JoinHandshake.Response.decode(m.getBytes());
-        p.response = response;
-        if (!response.workerName().equals(p.hello.name()) || !p.handshake.accept(response)) {
-            LOG.log(System.Logger.Level.WARNING, () -> "refused worker " + p.hello.name() + " from " + p.hello.source()
+        String source;
+        String canonicalEndpoint = null;
+        byte[] secret;
+        ExclusivePublication publication;
+        boolean owned;
+        if (kind == IPC_KIND) {
+            ExpectedChild child = expected.get(hello.name());
+            if (child == null || child.joined || !hello.endpoint().isEmpty() || !child.child.isProcess(hello.pid())) {
+                counters.forged();
+                warnings.warn(() -> "ignored a HELLO over IPC in the name of " + LogText.quote(hello.name())
+                        + ", which is no child JVM this driver is waiting for");
+                return;
+            }
+            source = "ipc:" + hello.name();
+            secret = child.secret;
+            publication = child.publication;
+            owned = false;
+        } else {
+            Image image = udpSubscription.imageBySessionId(session);
+            String address = image == null ? null : host(image.sourceIdentity());
+            try {
+                canonicalEndpoint = endpointOf(hello.endpoint(), address);
+            } catch (IllegalArgumentException e) {
+                counters.malformed();
+                warnings.warn(() -> "ignored a HELLO of " + LogText.quote(hello.name()) + " from " + from + ": "
+                        + LogText.quote(e.getMessage()));
+                return;
+            }
+            source = address;
+            secret = settings.listen().secret();
+            publication = null;
+            owned = true;
+        }
+        String busy = admission.start(source, System.nanoTime());
+        if (busy != null) {
+            warnings.warn(() -> "ignored a HELLO of " + LogText.quote(hello.name()) + " from " + from + ": " + busy);
+            return;
+        }
+        if (owned) {
+            try {
+                publication = aeron.addExclusivePublication(new ChannelUriStringBuilder().media("udp")
+                        .endpoint(canonicalEndpoint).termLength(UDP_CONTROL_TERM_LENGTH).sparse(true).build(),
+                        WORKER_STREAM);
+            } catch (RuntimeException e) {
+                admission.finished(source, false, System.nanoTime());
+                warnings.warn(() -> "ignored a HELLO from " + from + ": cannot reach its endpoint: "
+                        + LogText.quote(e.getMessage()));
+                return;
+            }
+        }
+        Hello h = new Hello(hello.name(), canonicalEndpoint, hello.pid(), hello.shmDirectory(), from);
+        PendingJoin p = new PendingJoin(kind, source, h, hello.cookie(), raw, publication, owned,
+                new JoinHandshake.DriverSide(secret, raw), System.nanoTime() + JOIN_TIMEOUT_NS);
+        if (hello.protocolVersion() != PROTOCOL_VERSION) {
+            p.refuse = "it speaks join protocol " + hello.protocolVersion() + ", this driver " + PROTOCOL_VERSION
+                    + ": run the same Kiln version on the driver and its workers";
+        } else if (kind == UDP) {
+            p.refuse = settings.listen().joins().refusal(h);
+        }
+        pending.put(key, p);
+    }
+
+    /**
+     * @param endpoint a HELLO's endpoint
+     * @param source   the address the HELLO came from
+     * @return the endpoint, checked: an IP address (IPv6 in brackets) and a port from 1 to 65535, nothing else,
+     *         whose address is {@code source}
+     * @throws IllegalArgumentException if it is not
+     */
+    static String endpointOf(String endpoint, String source) {
+        int colon = endpoint.lastIndexOf(':');
+        if (colon <= 0 || !endpoint.substring(colon + 1).matches("[0-9]{1,5}")) {
+            throw new IllegalArgumentException("its endpoint " + LogText.quote(endpoint)
+                    + " is not an IP address and a port");
+        }
+        int port = Integer.parseInt(endpoint.substring(colon + 1));
+        String host = endpoint.substring(0, colon);
+        boolean bracketed = host.startsWith("[") && host.endsWith("]");
+        String literal = bracketed ? host.substring(1, host.length() - 1) : host;
+        InetAddress address;
+        try {
+            if (literal.isEmpty() || !literal.matches("[0-9A-Fa-f:.]+") || (literal.contains(":") != bracketed)) {
+                throw new IllegalArgumentException();
+            }
+            address = InetAddress.ofLiteral(literal);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("its endpoint " + LogText.quote(endpoint)
+                    + " is not an IP address and a port");
+        }
+        if (port < 1 || port > 65535) {
+            throw new IllegalArgumentException("its endpoint " + LogText.quote(endpoint) + " has no port from 1 to 65535");
+        }
+        InetAddress from;
+        try {
+            from = source == null ? null : InetAddress.ofLiteral(source);
+        } catch (IllegalArgumentException e) {
+            from = null;
+        }
+        if (!address.equals(from)) {
+            throw new IllegalArgumentException("its endpoint " + LogText.quote(endpoint) + " is not the address it "
+                    + "sends from (" + LogText.quote(source) + "); the driver answers only there: give the worker a "
+                    + "--listen address it sends from");
+        }
+        String canonical = address.getHostAddress();
+        return (address instanceof java.net.Inet6Address ? "[" + canonical + "]" : canonical) + ":" + port;
+    }
+
+    /** @return whether the text has no control or line-breaking characters */
+    private static boolean printable(String s) {
+        return s.chars().noneMatch(c -> Character.isISOControl(c) || c == '\u2028' || c == '\u2029');
+    }
+
+    /** @return the address of an Aeron source identity {@code address:port}, without brackets */
+    private static String host(String sourceIdentity) {
+        int colon = sourceIdentity.lastIndexOf(':');
+        String host = colon > 0 ? sourceIdentity.substring(0, colon) : sourceIdentity;
+        return host.startsWith("[") && host.endsWith("]") ? host.substring(1, host.length() - 1) : host;
+    }
+
+    private void onJoinStep(long key, PendingJoin p, int template, DirectBuffer buffer, int offset, int length) {
+        if (template == dev.kiln.transport.control.ResponseDecoder.TEMPLATE_ID) {
+            byte[] raw = new byte[length];
+            buffer.getBytes(offset, raw);
+            JoinHandshake.Response r;
+            try {
+                r = JoinHandshake.Response.decode(raw);
+            } catch (IllegalArgumentException e) {
+                counters.malformed();
+                fail(key, p, "a malformed join response (" + LogText.quote(e.getMessage()) + ")", true);
+                return;
+            }
+            onResponse(key, p, r);
+        } else if (ControlCodec.authenticated(template) && p.link != null) {
+            Message m = p.link.receive(buffer, offset, length);
+            if (m instanceof Message.Ready) {
+                onReady(key, p);
+            } else if (m instanceof Message.JoinFailed f) {
+                fail(key, p, "it gave up joining: " + LogText.quote(f.reason()), true);
+            } else if (m != null) {
+                fail(key, p, "a " + m.getClass().getSimpleName() + " before READY", true);
+            }
+        } else if (template != dev.kiln.transport.control.HelloDecoder.TEMPLATE_ID) {
+            counters.forged();
+            warnings.warn(() -> "dropped a control message (template " + template + ") in the join of "
+                    + p.hello.name() + " from " + p.hello.source() + ", out of turn");
+        }
+    }
+
+    private void onResponse(long key, PendingJoin p, JoinHandshake.Response r) {
+        if (!p.handshake.answers(r)) {
+            // It answered a challenge this driver did not send: someone sprayed forged ones at it. Not its fault.
+            counters.forged();
+            warnings.warn(() -> "ignored a join response of " + p.hello.name() + " from "
+                    + p.hello.source() + " to a challenge this driver did not send: a forged CHALLENGE reached it");
+            return;
+        }
+        if (!p.challenged || p.response != null) {
+            counters.forged();
+            warnings.warn(() -> "ignored a join response of " + p.hello.name() + " out of turn");
+            return;
+        }
+        p.response = r;
+        if (!r.workerName().equals(p.hello.name()) || !p.handshake.accept(r)) {
+            warnings.warn(() -> "refused worker " + p.hello.name() + " from " + p.hello.source()
                     + ": it does not know the join secret");
-            refuse(session, p, "the join secret does not match the driver's");
+            refuse(key, p, "the join secret does not match the driver's");
             return;
         }
-        String refusal = listen.joins().refusal(p.hello);
+        String refusal = p.kind == UDP ? settings.listen().joins().refusal(p.hello) : null;
         if (refusal != null) {
-            refuse(session, p, refusal);
+            refuse(key, p, refusal);
             return;
         }
-        Message accept = Message.write(Message.ACCEPT, 0).putBytes(p.handshake.proof());
-        List<String> classes = listen.joins().classes();
-        accept.putInt(classes.size());
-        classes.forEach(accept::putString);
-        String failure = accept.sendTo(p.link, TimeUnit.SECONDS.toNanos(1));
+        p.link = new ControlLink(p.publication, p.handshake.keys(), settings.maxCallBytes(), counters, warnings,
+                "worker " + p.hello.name() + " at " + p.hello.source());
+        String failure = p.link.send(new Message.Accept(p.handshake.challenge(), p.handshake.proof(),
+                settings.workerTimeout().toMillis(), settings.maxCallBytes(), settings.classes()),
+                TimeUnit.SECONDS.toNanos(1));
         if (failure != null) {
-            dropJoin(session, "cannot send it the driver's proof: " + failure);
+            fail(key, p, "cannot send it the driver's proof: " + failure, false);
         }
         // Admitted once it registered the classes and said READY.
     }
 
-    private void onReady(int session) {
-        PendingJoin p = pending.get(session);
-        if (p == null || p.response == null) {
-            dropJoin(session, "READY before it proved the secret");
-            return;
-        }
-        pending.remove(session);
-        JoinedWorker w;
+    private void onReady(long key, PendingJoin p) {
+        pending.remove(key);
+        WorkerInfo info = p.response.info();
+        RemoteHost host;
         try {
-            w = listen.joins().admit(p.hello, p.response.info(), p.link);
+            if (p.kind == IPC_KIND) {
+                ExpectedChild child = expected.get(p.hello.name());
+                if (child == null || child.joined) {
+                    throw new IllegalStateException("child JVM " + p.hello.name() + " is no longer expected");
+                }
+                child.joined = true;
+                host = child.child;
+                host.attach(p.link, this);
+                child.child.joined(p.hello, info);
+            } else {
+                host = settings.listen().joins().admit(p.hello, info, h -> h.attach(p.link, this));
+            }
         } catch (IllegalStateException e) {
-            refuse(session, p, e.getMessage());
+            p.link.send(new Message.Lost("refused: " + e.getMessage()), TimeUnit.SECONDS.toNanos(1));
+            admission.finished(p.source, false, System.nanoTime());
+            if (p.owned) {
+                p.publication.close();
+            }
+            warnings.warn(() -> "refused worker " + p.hello.name() + " from " + p.hello.source() + ": "
+                    + e.getMessage());
             return;
         }
-        joined.put(session, w);
-        w.attach(this);
-        LOG.log(System.Logger.Level.INFO, () -> "worker " + w.name() + " joined from " + p.hello.source() + ": "
-                + w.resources());
-        if (joinSubscription.imageBySessionId(session) == null) {
-            imageGone(session, false, p.hello.source()); // it went away while it was being admitted
+        hosts.put(key, host);
+        admission.finished(p.source, true, System.nanoTime());
+        LOG.log(System.Logger.Level.INFO, () -> name + ": worker " + p.hello.name() + " joined from "
+                + p.hello.source() + ": " + host.resources());
+    }
+
+    private void refuse(long key, PendingJoin p, String why) {
+        byte[] refused = ControlCodec.encode(new Message.Refused(p.cookie, fit(why, p.hello.name())));
+        p.publication.offer(new UnsafeBuffer(refused));
+        fail(key, p, null, false);
+    }
+
+    /** Cuts a reason so that the REFUSED that carries it is no larger than the smallest HELLO. */
+    private static String fit(String why, String name) {
+        int room = ControlCodec.MIN_HELLO_BYTES - 128;
+        String s = why;
+        while (s.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > room) {
+            s = s.substring(0, s.length() - 16);
         }
+        return s;
     }
 
-    private void refuse(int session, PendingJoin p, String why) {
-        Message.write(Message.REFUSED, 0).putString(why).sendTo(p.link, TimeUnit.SECONDS.toNanos(1));
-        pending.remove(session);
-        p.link.close();
-    }
-
-    private void dropJoin(int session, String why) {
-        PendingJoin p = pending.remove(session);
-        LOG.log(System.Logger.Level.WARNING, () -> "dropped a join from " + (p != null ? p.hello.source()
-                : sourceOf(session)) + ": " + why);
-        if (p != null) {
-            p.link.close();
+    /** Drops a join in progress; a failure delays its source's next join. */
+    private void fail(long key, PendingJoin p, String why, boolean warn) {
+        pending.remove(key);
+        admission.finished(p.source, false, System.nanoTime());
+        if (p.owned) {
+            p.publication.close();
+        }
+        if (warn && why != null) {
+            warnings.warn(() -> "dropped the join of " + p.hello.name() + " from " + p.hello.source()
+                    + ": " + why);
         }
     }
 
     /** Sends challenges once their links connect, refuses what must be refused, expires stale joins. */
-    private int servicePendingJoins() {
+    private int servicePendingJoins(long now) {
         int work = 0;
-        long now = System.nanoTime();
-        for (Iterator<Map.Entry<Integer, PendingJoin>> it = pending.entrySet().iterator(); it.hasNext(); ) {
-            Map.Entry<Integer, PendingJoin> e = it.next();
+        for (Iterator<Map.Entry<Long, PendingJoin>> it = pending.entrySet().iterator(); it.hasNext(); ) {
+            Map.Entry<Long, PendingJoin> e = it.next();
             PendingJoin p = e.getValue();
             if (now - p.deadline > 0) {
                 it.remove();
-                p.link.close();
-                LOG.log(System.Logger.Level.WARNING, () -> "dropped the join of " + p.hello.name() + " from "
-                        + p.hello.source() + ": it did not finish within " + JOIN_TIMEOUT_NS / 1_000_000_000 + " s");
+                admission.finished(p.source, false, now);
+                if (p.owned) {
+                    p.publication.close();
+                }
+                warnings.warn(() -> "dropped the join of " + p.hello.name() + " from " + p.hello.source()
+                        + ": it did not finish within " + JOIN_TIMEOUT_NS / 1_000_000_000 + " s");
                 work++;
-            } else if (!p.challenged && p.link.isConnected()) {
-                Message m = p.refuse != null ? Message.write(Message.REFUSED, 0).putString(p.refuse)
-                        : Message.write(Message.CHALLENGE, 0).putBytes(p.handshake.challenge());
-                if (m.sendTo(p.link, 0) == null) {
+            } else if (!p.challenged && p.publication.isConnected()) {
+                byte[] answer = ControlCodec.encode(p.refuse != null
+                        ? new Message.Refused(p.cookie, fit(p.refuse, p.hello.name()))
+                        : new Message.Challenge(p.handshake.challenge(), p.cookie));
+                if (answer.length > p.helloBytes.length) {
+                    throw new IllegalStateException("an answer of " + answer.length + " bytes to a HELLO of "
+                            + p.helloBytes.length);
+                }
+                if (p.publication.offer(new UnsafeBuffer(answer)) > 0) {
                     p.challenged = true;
                     if (p.refuse != null) {
-                        LOG.log(System.Logger.Level.WARNING, () -> "refused worker " + p.hello.name() + " from "
+                        warnings.warn(() -> "refused worker " + p.hello.name() + " from "
                                 + p.hello.source() + ": " + p.refuse);
                         it.remove();
-                        p.link.close();
+                        admission.finished(p.source, false, now);
+                        if (p.owned) {
+                            p.publication.close();
+                        }
                     }
                 }
                 work++;
             }
         }
         return work;
-    }
-
-    /** The join subscription's image handler (the Aeron client's thread): a joined worker whose stream goes away is lost. */
-    private void imageGone(Image image) {
-        imageGone(image.sessionId(), image.isEndOfStream(), image.sourceIdentity());
-    }
-
-    private void imageGone(int session, boolean endOfStream, String source) {
-        JoinedWorker w = joined.remove(session);
-        if (w != null) {
-            w.lost(endOfStream ? "worker " + w.name() + " left (its control stream from " + source + " ended)"
-                    : "worker " + w.name() + " (host " + w.hostName() + ") was lost: nothing came from " + source
-                    + " for " + listen.workerTimeout() + " (KilnOptions.workerTimeout)");
-        }
-    }
-
-    /** @return the joined workers, in no order */
-    List<JoinedWorker> joinedWorkers() {
-        return new ArrayList<>(joined.values());
     }
 
     /** Stops receiving, closes the client and the media driver (which deletes its directory). Idempotent. */
@@ -455,12 +784,9 @@ public final class ControlPlane implements AutoCloseable {
             closed = true;
         }
         try {
-            receiver.join(1_000);
+            receiver.join(2_000);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-        }
-        for (PendingJoin p : pending.values()) {
-            p.link.close();
         }
         aeron.close();
         driver.close();
@@ -468,24 +794,67 @@ public final class ControlPlane implements AutoCloseable {
 
     @Override
     public String toString() {
-        return "ControlPlane(" + directory + (endpoint != null ? ", listening on " + endpoint : "") + ")";
+        return "ControlPlane(" + driver.aeronDirectoryName() + (endpoint != null ? ", listening on " + endpoint : "")
+                + ")";
+    }
+
+    /** A child JVM started and not yet joined. */
+    private static final class ExpectedChild {
+        final byte[] secret;
+        final int stream;
+        final ExclusivePublication publication;
+        final WorkerProcess child;
+        volatile boolean joined;
+
+        ExpectedChild(byte[] secret, int stream, ExclusivePublication publication, WorkerProcess child) {
+            this.secret = secret;
+            this.stream = stream;
+            this.publication = publication;
+            this.child = child;
+        }
     }
 
     /** One join in progress; control thread only. */
     private static final class PendingJoin {
+        final int kind;
+        final String source;
         final Hello hello;
-        final ExclusivePublication link;
+        final byte[] cookie;
+        final byte[] helloBytes;
+        final ExclusivePublication publication;
+        final boolean owned;
         final JoinHandshake.DriverSide handshake;
         final long deadline;
         String refuse;
         boolean challenged;
         JoinHandshake.Response response;
+        ControlLink link;
 
-        PendingJoin(Hello hello, ExclusivePublication link, JoinHandshake.DriverSide handshake, long deadline) {
+        PendingJoin(int kind, String source, Hello hello, byte[] cookie, byte[] helloBytes,
+                    ExclusivePublication publication, boolean owned, JoinHandshake.DriverSide handshake, long deadline) {
+            this.kind = kind;
+            this.source = source;
             this.hello = hello;
-            this.link = link;
+            this.cookie = cookie;
+            this.helloBytes = helloBytes;
+            this.publication = publication;
+            this.owned = owned;
             this.handshake = handshake;
             this.deadline = deadline;
+        }
+    }
+
+    /** A worker declared lost; control thread only. */
+    private static final class Tombstone {
+        final RemoteHost host;
+        final long until;
+        final String why;
+        long lastTold = System.nanoTime();
+
+        Tombstone(RemoteHost host, long until, String why) {
+            this.host = host;
+            this.until = until;
+            this.why = why;
         }
     }
 }

@@ -1,255 +1,279 @@
 package dev.kiln.executor;
 
-import io.aeron.Publication;
-import org.agrona.DirectBuffer;
-import org.agrona.ExpandableArrayBuffer;
+import dev.kiln.transport.JoinHandshake;
 
-import java.nio.charset.StandardCharsets;
-import java.util.concurrent.locks.LockSupport;
+import java.util.List;
 
 /**
- * One control-plane message between the driver and a worker JVM: a type, a correlation id and a
- * body of ints, longs, strings and byte arrays, in an Agrona buffer. Written with the
- * {@code put} methods, read back in the same order with the {@code get} methods. The control
- * plane is not a hot path; the data path is the graph's channels.
- *
- * <p>Not thread-safe.
+ * The messages of Kiln's control plane between a driver and its workers (child JVMs over Aeron IPC, joined
+ * workers over Aeron UDP), as Java values. Their wire form is defined once, in the SBE schema
+ * {@code transports/src/main/sbe/kiln-control.xml}; {@link ControlCodec} encodes and decodes them. The join
+ * messages ({@link Hello}, {@link Challenge}, {@link JoinResponse}, {@link Refused}) travel before any key
+ * exists; every {@link Authenticated} message after them carries a sequence number and a MAC
+ * ({@link ControlLink}). Requests carry a correlation id that their answer repeats. Immutable (byte arrays
+ * are not copied: do not change them).
  */
-public final class Message {
+public sealed interface Message {
 
-    /** Worker to driver, once connected: body {@code pid}. */
-    public static final int READY = 1;
-    /** Worker to driver: the answer to a request, with the request's correlation id; body {@code status, ...}. */
-    public static final int REPLY = 2;
-    /** Worker to driver: a graph loop died; body {@code graph, actor, cause}. */
-    public static final int LOOP_DIED = 3;
-    /** Worker to driver: a graph lost a peer in another JVM, its actors live on; body {@code graph, why}. */
-    public static final int GRAPH_FAILED = 4;
-    /** Driver to worker: body {@code count, class names}. */
-    public static final int REGISTER = 10;
-    /** Driver to worker: body {@code actor id, name, GPU (or -1), factory}. */
-    public static final int CREATE_ACTOR = 11;
-    /** Driver to worker: body {@code actor id, call number, method, arity, arguments}. */
-    public static final int CALL = 12;
-    /**
-     * Driver to worker: body {@code graph id, graph name, plan, options, UDP layout, peers, communicator ids, NCCL join
-     * timeout}.
-     */
-    public static final int PREPARE = 13;
-    /** Driver to worker: body {@code graph id}. */
-    public static final int START = 14;
-    /** Driver to worker: body {@code graph id, abort (1 when a peer of the graph died, else 0)}. */
-    public static final int STOP_GRAPH = 15;
-    /** Driver to worker: no body; the worker stops its actors and exits. */
-    public static final int SHUTDOWN = 16;
-    /** Driver to worker: body {@code actor id}; the actor's thread ends, later calls to it fail. */
-    public static final int STOP_ACTOR = 17;
-    /** Joined worker to driver: body {@code why}; it stopped its actors and leaves (after a SHUTDOWN, or closed). */
-    public static final int LEFT = 18;
-    /** Driver to worker: no body; the reply carries a new NCCL communicator id made in the worker's process. */
-    public static final int COMMUNICATOR_ID = 19;
+    /** A message after the join: sent with a sequence number and a MAC. */
+    sealed interface Authenticated extends Message {
+    }
 
-    /**
-     * Joining worker to driver, on the driver's join stream: body {@code protocol version, worker name,
-     * worker endpoint, pid, shared-memory directory}.
-     */
-    public static final int HELLO = 30;
-    /** Driver to joining worker: body {@code challenge (the driver's nonce)}. */
-    public static final int CHALLENGE = 31;
-    /** Joining worker to driver: body {@code the encoded JoinHandshake.Response}. */
-    public static final int RESPONSE = 32;
-    /**
-     * Driver to joining worker: body {@code proof, count, class names to register}; the worker checks the
-     * proof, registers the classes and answers {@link #READY} (admitted) or {@link #JOIN_FAILED}.
-     */
-    public static final int ACCEPT = 33;
-    /** Driver to joining worker: body {@code why}; the join failed. */
-    public static final int REFUSED = 34;
-    /** Joining worker to driver: body {@code why}; it gives up joining (a bad proof, a class it cannot load). */
-    public static final int JOIN_FAILED = 35;
+    /** A request of the driver that the worker answers with an {@link Answer} of the same correlation id. */
+    sealed interface Request extends Authenticated {
+        /** @return the id the answer repeats */
+        long correlation();
+    }
 
-    /** Reply status: done; the body holds the result, if any. */
-    public static final int OK = 0;
-    /** Reply status: refused or failed; body {@code message}. */
-    public static final int FAILED = 1;
-    /** Reply status: the user's method threw; body {@code exception class, message, stack trace}. */
-    public static final int TASK_ERROR = 2;
-    /** Reply status: the actor is dead; body {@code message}. */
-    public static final int DIED = 3;
+    /** The worker's answer to a {@link Request}. */
+    sealed interface Answer extends Authenticated {
+        /** @return the request's correlation id */
+        long correlation();
+    }
 
-    private static final int HEADER = Integer.BYTES + Long.BYTES;
-
-    private final ExpandableArrayBuffer buffer;
-    private int position;
-    private int limit;
-
-    private Message(ExpandableArrayBuffer buffer, int position, int limit) {
-        this.buffer = buffer;
-        this.position = position;
-        this.limit = limit;
+    /** How a request went. */
+    enum Status {
+        /** Done; a {@link Reply}'s value holds the result, if any. */
+        OK,
+        /** Refused or failed; the message says why. */
+        FAILED,
+        /** The actor is dead; the message says why. */
+        DIED
     }
 
     /**
-     * Starts a message to write.
+     * Joining worker to driver, first: who it is. Padded on the wire to {@link ControlCodec#MIN_HELLO_BYTES}, so
+     * that nothing the driver answers before the worker proved the secret is larger.
      *
-     * @param type        the message type
-     * @param correlation the request's id (0 for messages that need no answer)
-     * @return the message
+     * @param protocolVersion the worker's {@link ControlPlane#PROTOCOL_VERSION}
+     * @param pid             its process id
+     * @param cookie          32 random bytes that the driver's answers repeat
+     * @param name            its name
+     * @param endpoint        {@code address:port} where it receives UDP; empty over IPC
+     * @param shmDirectory    its host's shared-memory directory
      */
-    public static Message write(int type, long correlation) {
-        Message m = new Message(new ExpandableArrayBuffer(128), 0, 0);
-        m.putInt(type).putLong(correlation);
-        return m;
+    record Hello(int protocolVersion, long pid, byte[] cookie, String name, String endpoint, String shmDirectory)
+            implements Message {
     }
 
     /**
-     * Copies a received message to read it.
+     * Driver to joining worker: a fresh nonce to answer.
      *
-     * @param source the buffer
-     * @param offset where the message starts
-     * @param length its length
-     * @return the message, positioned at its body
-     * @throws IllegalArgumentException if it is shorter than a header
+     * @param driverNonce the challenge
+     * @param cookie      the hello's cookie
      */
-    public static Message read(DirectBuffer source, int offset, int length) {
-        if (length < HEADER) {
-            throw new IllegalArgumentException("a control message of " + length + " bytes has no header");
-        }
-        ExpandableArrayBuffer copy = new ExpandableArrayBuffer(length);
-        copy.putBytes(0, source, offset, length);
-        return new Message(copy, HEADER, length);
-    }
-
-    /** @return the message type */
-    public int type() {
-        return buffer.getInt(0);
-    }
-
-    /** @return the correlation id */
-    public long correlation() {
-        return buffer.getLong(Integer.BYTES);
-    }
-
-    /** @return the buffer holding a written message, valid for {@link #length()} bytes */
-    public DirectBuffer buffer() {
-        return buffer;
-    }
-
-    /** @return the bytes written */
-    public int length() {
-        return position;
+    record Challenge(byte[] driverNonce, byte[] cookie) implements Message {
     }
 
     /**
-     * @param v an int
-     * @return this
-     */
-    public Message putInt(int v) {
-        buffer.putInt(position, v);
-        position += Integer.BYTES;
-        return this;
-    }
-
-    /**
-     * @param v a long
-     * @return this
-     */
-    public Message putLong(long v) {
-        buffer.putLong(position, v);
-        position += Long.BYTES;
-        return this;
-    }
-
-    /**
-     * @param v a string, or null
-     * @return this
-     */
-    public Message putString(String v) {
-        return putBytes(v == null ? null : v.getBytes(StandardCharsets.UTF_8));
-    }
-
-    /**
-     * @param v bytes, or null
-     * @return this
-     */
-    public Message putBytes(byte[] v) {
-        if (v == null) {
-            return putInt(-1);
-        }
-        putInt(v.length);
-        buffer.putBytes(position, v);
-        position += v.length;
-        return this;
-    }
-
-    /**
-     * Sends the message, retrying while the publication is back-pressured or not yet connected.
+     * Joining worker to driver: its answer to a challenge.
      *
-     * @param publication  the control stream (thread-safe for concurrent senders)
-     * @param timeoutNanos how long to keep trying
-     * @return null when sent, else why not (the peer is gone, the message is too large, or the timeout passed)
+     * @param response the handshake's response
      */
-    public String sendTo(Publication publication, long timeoutNanos) {
-        if (position > publication.maxMessageLength()) {
-            return "a control message of " + position + " bytes exceeds the limit of " + publication.maxMessageLength()
-                    + " bytes (dynamic calls to worker actors carry at most that; pass larger values through a "
-                    + "compiled graph, whose shared-memory channels have no such limit)";
-        }
-        long deadline = System.nanoTime() + timeoutNanos;
-        long result;
-        while ((result = publication.offer(buffer, 0, position)) < 0) {
-            if (result == Publication.CLOSED || result == Publication.MAX_POSITION_EXCEEDED) {
-                return "the control stream is closed";
-            }
-            if (System.nanoTime() - deadline > 0) {
-                return result == Publication.NOT_CONNECTED ? "the peer is not connected" : "the control stream stayed "
-                        + "back-pressured for " + timeoutNanos / 1_000_000 + " ms";
-            }
-            LockSupport.parkNanos(20_000);
-        }
-        return null;
+    record JoinResponse(JoinHandshake.Response response) implements Message {
     }
 
-    /** @return the next int */
-    public int getInt() {
-        check(Integer.BYTES);
-        int v = buffer.getInt(position);
-        position += Integer.BYTES;
-        return v;
+    /**
+     * Driver to joining worker: the join failed.
+     *
+     * @param cookie the hello's cookie
+     * @param reason why
+     */
+    record Refused(byte[] cookie, String reason) implements Message {
     }
 
-    /** @return the next long */
-    public long getLong() {
-        check(Long.BYTES);
-        long v = buffer.getLong(position);
-        position += Long.BYTES;
-        return v;
+    /**
+     * Driver to worker, the first authenticated message: the driver's proof, its limits and the value classes to
+     * register.
+     *
+     * @param driverNonce  the challenge the worker answered
+     * @param proof        the driver's proof that it knows the secret
+     * @param timeoutMs    how long the driver lets a worker stay silent
+     * @param maxCallBytes the largest dynamic-call argument or result ({@code KilnOptions.maxCallBytes})
+     * @param classes      binary names of the classes to register
+     */
+    record Accept(byte[] driverNonce, byte[] proof, long timeoutMs, long maxCallBytes, List<String> classes)
+            implements Authenticated {
     }
 
-    /** @return the next string, or null */
-    public String getString() {
-        byte[] b = getBytes();
-        return b == null ? null : new String(b, StandardCharsets.UTF_8);
+    /**
+     * Worker to driver: it registered the classes and serves.
+     *
+     * @param pid its process id
+     */
+    record Ready(long pid) implements Authenticated {
     }
 
-    /** @return the next byte array, or null */
-    public byte[] getBytes() {
-        int n = getInt();
-        if (n < 0) {
-            return null;
-        }
-        check(n);
-        byte[] v = new byte[n];
-        buffer.getBytes(position, v);
-        position += n;
-        return v;
+    /**
+     * Worker to driver: it gives up joining.
+     *
+     * @param reason why
+     */
+    record JoinFailed(String reason) implements Authenticated {
     }
 
-    private void check(int bytes) {
-        // Not position + bytes: a length near Integer.MAX_VALUE would wrap around, pass, and size an allocation.
-        if (bytes > limit - position) {
-            throw new IllegalArgumentException("control message of type " + type() + " ends at " + limit
-                    + ", reading " + bytes + " bytes at " + position);
-        }
+    /**
+     * Either way: alive; with the sender's counts of control messages it dropped.
+     *
+     * @param forged    dropped for a wrong MAC or an unknown sender
+     * @param replayed  dropped for a sequence number not above the last accepted
+     * @param malformed dropped as undecodable
+     */
+    record Heartbeat(long forged, long replayed, long malformed) implements Authenticated {
+    }
+
+    /**
+     * Driver to worker: the driver declared the worker lost; it must stop its actors and leave.
+     *
+     * @param reason why
+     */
+    record Lost(String reason) implements Authenticated {
+    }
+
+    /** Driver to worker: stop the actors and leave. */
+    record Shutdown() implements Authenticated {
+    }
+
+    /**
+     * Worker to driver: it stopped its actors and leaves.
+     *
+     * @param reason why
+     */
+    record Left(String reason) implements Authenticated {
+    }
+
+    /**
+     * Driver to worker: create an actor.
+     *
+     * @param correlation the request's id
+     * @param actorId     the actor's id
+     * @param gpu         its GPU ordinal, or {@code ActorOptions.NO_GPU}
+     * @param name        its name, or null for a generated one
+     * @param factory     the factory, as {@link Codecs#lambdaBytes}
+     */
+    record CreateActor(long correlation, int actorId, int gpu, String name, byte[] factory) implements Request {
+    }
+
+    /**
+     * Driver to worker: end an actor's thread; later calls to it fail.
+     *
+     * @param actorId the actor's id
+     */
+    record StopActor(int actorId) implements Authenticated {
+    }
+
+    /**
+     * Driver to worker: a dynamic call.
+     *
+     * @param correlation the request's id
+     * @param actorId     the actor's id
+     * @param arity       the method's arity
+     * @param number      the call's number on that actor
+     * @param method      the method reference, as {@link Codecs#lambdaBytes}
+     * @param arguments   the arguments, as {@link Codecs#valueBytes} of an {@code Object[]}
+     */
+    record Call(long correlation, int actorId, int arity, long number, byte[] method, byte[] arguments)
+            implements Request {
+    }
+
+    /**
+     * Driver to worker: create the channels of a graph that this worker writes.
+     *
+     * @param correlation       the request's id
+     * @param graphId           the graph's id
+     * @param graphName         its name
+     * @param plan              the plan, as {@link Codecs#planBytes}
+     * @param options           its compile options, as {@link Codecs#optionsBytes}
+     * @param udp               its UDP layout, or null when it has no UDP channel
+     * @param peers             every process of the graph
+     * @param communicatorIds   the ids of its NCCL communicators
+     * @param ncclJoinTimeoutNs how long joining them may take
+     */
+    record Prepare(long correlation, long graphId, String graphName, byte[] plan, byte[] options, UdpSettings udp,
+                   List<Peer> peers, List<byte[]> communicatorIds, long ncclJoinTimeoutNs) implements Request {
+    }
+
+    /**
+     * Driver to worker: map the channels of a prepared graph that this worker reads and start its loops.
+     *
+     * @param correlation the request's id
+     * @param graphId     the graph's id
+     */
+    record Start(long correlation, long graphId) implements Request {
+    }
+
+    /**
+     * Driver to worker: stop a graph's part here.
+     *
+     * @param correlation the request's id
+     * @param graphId     the graph's id
+     * @param abort       whether a peer of the graph died (NCCL communicators are aborted, not finished)
+     */
+    record StopGraph(long correlation, long graphId, boolean abort) implements Request {
+    }
+
+    /**
+     * Driver to worker: make an NCCL communicator id in the worker's process.
+     *
+     * @param correlation the request's id
+     */
+    record CommunicatorId(long correlation) implements Request {
+    }
+
+    /**
+     * Worker to driver: the answer to a request.
+     *
+     * @param correlation the request's id
+     * @param status      how it went
+     * @param message     why it failed, or empty
+     * @param stackTrace  a remote stack trace, or empty
+     * @param value       the result's bytes, or empty
+     */
+    record Reply(long correlation, Status status, String message, String stackTrace, byte[] value) implements Answer {
+    }
+
+    /**
+     * Worker to driver: an actor was created.
+     *
+     * @param correlation     the request's id
+     * @param className       the actor's class
+     * @param actorName       its name
+     * @param deviceUuid      its GPU's UUID, or empty
+     * @param deviceFreeBytes its GPU's free memory once the factory returned, or -1
+     */
+    record ActorStarted(long correlation, String className, String actorName, String deviceUuid, long deviceFreeBytes)
+            implements Answer {
+    }
+
+    /**
+     * Worker to driver: the user's method of a dynamic call threw.
+     *
+     * @param correlation    the request's id
+     * @param method         the method
+     * @param exceptionClass the exception's class
+     * @param message        its message, or empty
+     * @param stackTrace     its stack trace
+     */
+    record TaskFailed(long correlation, String method, String exceptionClass, String message, String stackTrace)
+            implements Answer {
+    }
+
+    /**
+     * Worker to driver: a graph loop died of an error its actor could not survive.
+     *
+     * @param graphId the graph's id
+     * @param actorId the actor's id
+     * @param cause   what it died of
+     */
+    record LoopDied(long graphId, int actorId, String cause) implements Authenticated {
+    }
+
+    /**
+     * Worker to driver: a graph lost a peer in another JVM; its actors live on.
+     *
+     * @param graphId the graph's id
+     * @param why     what was lost
+     */
+    record GraphFailed(long graphId, String why) implements Authenticated {
     }
 }

@@ -5,10 +5,10 @@ import dev.kiln.ActorDiedException;
 import dev.kiln.ActorFactory;
 import dev.kiln.ActorHost;
 import dev.kiln.ActorOptions;
+import dev.kiln.ControlStats;
 import dev.kiln.RemoteActorException;
 import dev.kiln.transport.RemoteError;
 import dev.kiln.transport.ValueCodec;
-import io.aeron.Publication;
 
 import java.time.Duration;
 import java.util.List;
@@ -20,18 +20,17 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.Consumer;
+import java.util.function.LongFunction;
 
 /**
- * The driver's side of a worker JVM, whichever way it came: a child JVM the runtime started
- * ({@link WorkerProcess}) or a worker that joined over Aeron UDP ({@link JoinedWorker}). Both
- * run {@link WorkerRuntime} and speak the same control protocol ({@link Message}): requests go
- * out on the worker's control stream, replies come back with the request's correlation id.
- * When the worker dies, for whatever reason, every waiting request fails and the
- * {@link Listener} hears of it once.
+ * The driver's side of a worker, whichever way it came: a child JVM the runtime started ({@link WorkerProcess})
+ * or a worker that joined from elsewhere ({@link JoinedWorker}). Both joined through the same handshake, run
+ * {@link WorkerRuntime} behind {@link WorkerNode}, and speak the same authenticated control protocol
+ * ({@link Message} over a {@link ControlLink}): requests go out with a correlation id, answers come back with
+ * it. When the worker dies, for whatever reason, every waiting request fails and the {@link Listener} hears of
+ * it once.
  *
- * <p>Thread-safe: requests may be sent from any thread; messages are received by the control
- * plane's thread.
+ * <p>Thread-safe: requests may be sent from any thread; messages are received by the control plane's thread.
  */
 public abstract sealed class RemoteHost implements ActorHost permits WorkerProcess, JoinedWorker {
 
@@ -57,7 +56,7 @@ public abstract sealed class RemoteHost implements ActorHost permits WorkerProce
         void graphFailed(RemoteHost worker, long graph, String why);
 
         /**
-         * The worker JVM ended or became unusable.
+         * The worker ended or became unusable.
          *
          * @param worker the worker
          * @param why    why, naming the worker
@@ -71,9 +70,12 @@ public abstract sealed class RemoteHost implements ActorHost permits WorkerProce
     private final Listener listener;
     private final ValueCodec codec;
     private final Duration timeout;
-    private final Map<Long, CompletableFuture<Message>> pending = new ConcurrentHashMap<>();
+    private final Map<Long, CompletableFuture<Message.Answer>> pending = new ConcurrentHashMap<>();
     private final Set<Integer> actors = ConcurrentHashMap.newKeySet();
     private final AtomicLong correlations = new AtomicLong();
+    private volatile ControlLink link;
+    private volatile ControlPlane plane;
+    private volatile ControlStats peerStats = ControlStats.NONE;
     private volatile String death;
 
     /**
@@ -89,6 +91,22 @@ public abstract sealed class RemoteHost implements ActorHost permits WorkerProce
         this.timeout = timeout;
     }
 
+    /**
+     * Connects the handle to its worker once the join succeeded.
+     *
+     * @param controlLink  the authenticated control stream to it
+     * @param controlPlane the control plane that receives its messages
+     */
+    final void attach(ControlLink controlLink, ControlPlane controlPlane) {
+        this.link = controlLink;
+        this.plane = controlPlane;
+    }
+
+    /** @return the authenticated control stream to the worker, or null before it joined */
+    final ControlLink link() {
+        return link;
+    }
+
     @Override
     public final String name() {
         return name;
@@ -102,6 +120,11 @@ public abstract sealed class RemoteHost implements ActorHost permits WorkerProce
     @Override
     public final int actorCount() {
         return actors.size();
+    }
+
+    /** @return the drops the worker counted on its side, as its last heartbeat said */
+    public final ControlStats peerStats() {
+        return peerStats;
     }
 
     /** @return the worker JVM's pid (shared-memory files are named after their writer's pid) */
@@ -121,9 +144,6 @@ public abstract sealed class RemoteHost implements ActorHost permits WorkerProce
     /** @return the shared-memory directory of the worker's host, as the worker sees it */
     public abstract String shmDirectory();
 
-    /** @return the control stream to the worker */
-    abstract Publication toWorker();
-
     /**
      * Asks the worker to stop its actors and leave; waits up to {@code timeout} for it to go, then
      * ends it as well as this host can (a child JVM is killed).
@@ -136,61 +156,40 @@ public abstract sealed class RemoteHost implements ActorHost permits WorkerProce
     public abstract void kill();
 
     /**
-     * Sends a message that needs no reply.
+     * Sends a message that needs no answer.
      *
      * @param message the message
      * @return null when sent, else why not
      */
-    public final String send(Message message) {
+    public final String send(Message.Authenticated message) {
         String d = death;
         if (d != null) {
             return d;
         }
-        return message.sendTo(toWorker(), SEND_TIMEOUT_NS);
+        ControlLink l = link;
+        return l == null ? "worker " + name + " has not joined" : l.send(message, SEND_TIMEOUT_NS);
     }
 
     /**
-     * Sends a request; its future completes with the worker's {@link Message#REPLY} (positioned
-     * at the reply's status), or fails with {@link WorkerDeathException} if the worker dies first.
+     * Sends a request; its future completes with the worker's answer, or fails with {@link WorkerDeathException}
+     * if the worker dies first, or {@link IllegalStateException} if the request cannot be sent.
      *
-     * @param type the request type
-     * @param body writes the request's body
-     * @return the reply's future
+     * @param request makes the request from its correlation id
+     * @return the answer's future
      */
-    public final CompletableFuture<Message> request(int type, Consumer<Message> body) {
+    public final CompletableFuture<Message.Answer> request(LongFunction<Message.Request> request) {
         long correlation = correlations.incrementAndGet();
-        CompletableFuture<Message> reply = new CompletableFuture<>();
+        CompletableFuture<Message.Answer> reply = new CompletableFuture<>();
         pending.put(correlation, reply);
-        Message m = Message.write(type, correlation);
-        body.accept(m);
-        String failure = send(m);
+        String failure = send(request.apply(correlation));
         if (failure != null) {
             pending.remove(correlation);
             reply.completeExceptionally(death != null ? new WorkerDeathException(death)
-                    : new IllegalStateException("cannot reach worker JVM " + name + ": " + failure));
+                    : new IllegalStateException("cannot reach worker " + name + ": " + failure));
         } else if (death != null && pending.remove(correlation) != null) {
             reply.completeExceptionally(new WorkerDeathException(death)); // died while we sent: nobody else fails it
         }
         return reply;
-    }
-
-    /**
-     * Registers value classes in the worker's codec, so that their values may cross to it.
-     *
-     * @param types the classes
-     * @throws IllegalStateException if the worker cannot load or register one
-     */
-    public final void register(List<Class<?>> types) {
-        if (types.isEmpty()) {
-            return;
-        }
-        Message reply = await(request(Message.REGISTER, m -> {
-            m.putInt(types.size());
-            types.forEach(t -> m.putString(t.getName()));
-        }), "register classes");
-        if (reply.getInt() != Message.OK) {
-            throw new IllegalStateException("worker JVM " + name + " cannot register " + types + ": " + reply.getString());
-        }
     }
 
     @Override
@@ -200,85 +199,105 @@ public abstract sealed class RemoteHost implements ActorHost permits WorkerProce
         try {
             factoryBytes = Codecs.lambdaBytes(factory, codec);
         } catch (IllegalArgumentException e) {
-            throw new ActorCreationException("the factory of actor " + label + " cannot be sent to worker JVM " + name
+            throw new ActorCreationException("the factory of actor " + label + " cannot be sent to worker " + name
                     + ": " + e.getMessage(), e);
         }
-        Message reply;
+        Message.Answer answer;
         try {
-            reply = await(request(Message.CREATE_ACTOR, m -> m.putInt(id).putString(actorName).putInt(gpu)
-                    .putBytes(factoryBytes)),
+            answer = await(request(c -> new Message.CreateActor(c, id, gpu, actorName, factoryBytes)),
                     "create actor " + label);
         } catch (ActorDiedException | IllegalStateException e) {
             throw new ActorCreationException(e.getMessage(), e);
         }
-        if (reply.getInt() != Message.OK) {
-            String error = reply.getString();
-            throw new ActorCreationException("the factory of actor " + label + " in worker JVM " + name + " threw "
-                    + error, new RemoteActorException(new RemoteError(label, "<init>", 0, error, null,
-                    String.valueOf(reply.getString()))));
+        if (!(answer instanceof Message.ActorStarted started)) {
+            Message.Reply r = answer instanceof Message.Reply x ? x : new Message.Reply(0, Message.Status.FAILED,
+                    "an unexpected answer " + answer, "", new byte[0]);
+            throw new ActorCreationException("the factory of actor " + label + " in worker " + name + " threw "
+                    + r.message(), new RemoteActorException(new RemoteError(label, "<init>", 0, r.message(), null,
+                    r.stackTrace())));
         }
-        String className = reply.getString();
-        String finalName = reply.getString();
-        String uuid = reply.getString();
-        long free = reply.getLong();
-        if (gpu != ActorOptions.NO_GPU && (uuid == null || uuid.isEmpty() || free < 0)) {
-            throw new ActorCreationException("worker JVM " + name + " started actor " + label + " on GPU " + gpu
+        String uuid = started.deviceUuid();
+        long free = started.deviceFreeBytes();
+        if (gpu != ActorOptions.NO_GPU && (uuid.isEmpty() || free < 0)) {
+            throw new ActorCreationException("worker " + name + " started actor " + label + " on GPU " + gpu
                     + " but reported no device for it");
         }
         actors.add(id);
-        return gpu == ActorOptions.NO_GPU ? new Started(finalName, className) : new Started(finalName, className, uuid, free);
+        return gpu == ActorOptions.NO_GPU ? new Started(started.actorName(), started.className())
+                : new Started(started.actorName(), started.className(), uuid, free);
     }
 
     @Override
     public final void stopActor(int id) {
         if (actors.remove(id)) {
-            send(Message.write(Message.STOP_ACTOR, 0).putInt(id));
+            send(new Message.StopActor(id));
         }
     }
 
-    private Message await(CompletableFuture<Message> reply, String what) {
+    private Message.Answer await(CompletableFuture<Message.Answer> reply, String what) {
         try {
             return reply.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
         } catch (ExecutionException e) {
-            throw new ActorDiedException("worker JVM " + name + " could not " + what + ": " + e.getCause().getMessage(),
+            throw new ActorDiedException("worker " + name + " could not " + what + ": " + e.getCause().getMessage(),
                     e.getCause());
         } catch (TimeoutException e) {
-            throw new IllegalStateException("worker JVM " + name + " did not " + what + " within " + timeout
+            throw new IllegalStateException("worker " + name + " did not " + what + " within " + timeout
                     + " (KilnOptions.workerStartTimeout)");
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for worker JVM " + name, e);
+            throw new IllegalStateException("interrupted while waiting for worker " + name, e);
         }
     }
 
     /**
-     * Handles one message from the worker; the control plane's thread only.
+     * Handles one authenticated message from the worker; the control plane's thread only.
      *
-     * @param m the message, positioned at its body
-     * @throws IllegalArgumentException if the type is unknown or the body malformed
+     * @param m the message
+     * @throws IllegalArgumentException if a worker does not send such a message
      */
-    void onMessage(Message m) {
-        switch (m.type()) {
-            case Message.REPLY -> {
-                CompletableFuture<Message> reply = pending.remove(m.correlation());
+    final void onMessage(Message m) {
+        switch (m) {
+            case Message.Answer a -> {
+                CompletableFuture<Message.Answer> reply = pending.remove(a.correlation());
                 if (reply != null) {
-                    reply.complete(m);
+                    reply.complete(a);
                 }
             }
-            case Message.LOOP_DIED -> listener.loopDied(this, m.getLong(), m.getInt(), m.getString());
-            case Message.GRAPH_FAILED -> listener.graphFailed(this, m.getLong(), m.getString());
-            default -> onOtherMessage(m);
+            case Message.Heartbeat h -> peerStats = new ControlStats(h.forged(), h.replayed(), h.malformed());
+            case Message.LoopDied d -> listener.loopDied(this, d.graphId(), d.actorId(), d.cause());
+            case Message.GraphFailed f -> listener.graphFailed(this, f.graphId(), f.why());
+            case Message.Left l -> died("worker " + name + " left: " + l.reason());
+            default -> throw new IllegalArgumentException("a worker does not send " + m.getClass().getSimpleName());
         }
     }
 
     /**
-     * A message type only this kind of worker sends.
+     * The worker's control stream ended: it left, or its process ended.
      *
-     * @param m the message, positioned at its body
-     * @throws IllegalArgumentException if this kind of worker does not send it
+     * @param why what happened
      */
-    void onOtherMessage(Message m) {
-        throw new IllegalArgumentException("unknown control message type " + m.type());
+    final void left(String why) {
+        died("worker " + name + " left (" + why + ")");
+    }
+
+    /**
+     * The liveness rule declared the worker lost: nothing came from it for the worker timeout.
+     *
+     * @param why what happened, naming the worker and the timeout
+     */
+    final void lost(String why) {
+        died(why);
+    }
+
+    /**
+     * An authenticated message the worker should not have sent: it can no longer be trusted, so it is stopped.
+     *
+     * @param e what was wrong
+     */
+    final void protocolError(RuntimeException e) {
+        died("worker " + name + " sent an unexpected control message (" + LogText.quote(e.getMessage())
+                + "); it was dropped");
+        kill();
     }
 
     /**
@@ -295,8 +314,12 @@ public abstract sealed class RemoteHost implements ActorHost permits WorkerProce
             death = why;
         }
         onDeath(why);
+        ControlPlane p = plane;
+        if (p != null) {
+            p.remove(this);
+        }
         for (Long c : List.copyOf(pending.keySet())) {
-            CompletableFuture<Message> reply = pending.remove(c);
+            CompletableFuture<Message.Answer> reply = pending.remove(c);
             if (reply != null) {
                 reply.completeExceptionally(new WorkerDeathException(why));
             }
@@ -313,7 +336,7 @@ public abstract sealed class RemoteHost implements ActorHost permits WorkerProce
     void onDeath(String why) {
     }
 
-    /** A request failed because its worker JVM died. */
+    /** A request failed because its worker died. */
     public static final class WorkerDeathException extends RuntimeException {
         private static final long serialVersionUID = 1L;
 

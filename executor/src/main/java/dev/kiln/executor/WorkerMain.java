@@ -2,81 +2,90 @@ package dev.kiln.executor;
 
 import dev.kiln.transport.WorkerInfo;
 import dev.kiln.transport.gpu.SimulatedGpus;
-import io.aeron.Aeron;
-import io.aeron.FragmentAssembler;
-import io.aeron.Publication;
-import io.aeron.Subscription;
-import org.agrona.concurrent.BackoffIdleStrategy;
 
+import java.io.IOException;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 
 /**
- * The main class of a child worker JVM on the driver's host: it connects to the driver's media
- * driver, runs a {@link WorkerRuntime} for the driver's control messages, and exits when the
- * driver asks, or as soon as the driver's process is gone, so no child outlives its driver.
+ * The main class of a child JVM on the driver's host: a thin entry to {@link WorkerNode}, the one worker. It
+ * reads the secret its driver made for it from standard input (a pipe only the driver holds; never the command
+ * line or the environment), joins the driver over IPC on the driver's media driver with it, serves until the
+ * driver shuts it down or declares it lost, and exits with {@link WorkerNode#exitStatus()}. It also exits as
+ * soon as the driver's process is gone, so no child outlives its driver.
  *
- * <p>Arguments: the media driver's directory, the worker's index, its process name, the driver's
- * pid, the driver's host name (as compiled plans name it), the host's shared-memory directory, and the
- * simulated GPUs the driver uses ({@link #gpuArgument}) or {@code -} for CUDA's. Started by {@link WorkerProcess};
- * not meant to be started by hand: workers on other hosts run {@link dev.kiln.KilnWorker}.
+ * <p>Arguments: the media driver's directory, the IPC stream it receives on, its process name, the driver's
+ * pid, the driver's host name (as compiled plans name it), the host's shared-memory directory, the simulated
+ * GPUs the driver uses ({@link #gpuArgument}) or {@code -} for CUDA's, and the worker timeout in milliseconds.
+ * Started by {@link WorkerProcess}; not meant to be started by hand: workers on other hosts run
+ * {@link dev.kiln.KilnWorker}.
  */
 public final class WorkerMain {
+
+    /** Bytes of the secret a driver makes for each child JVM and writes to its standard input. */
+    public static final int SECRET_BYTES = 32;
 
     private WorkerMain() {
     }
 
     /**
-     * Runs the worker until the driver asks it to stop or goes away.
+     * Runs the worker until the driver asks it to stop, declares it lost, or goes away.
      *
-     * @param args media driver directory, worker index, process name, driver pid, driver host name, shared-memory
-     *             directory, simulated GPUs or {@code -}
+     * @param args media driver directory, stream, process name, driver pid, driver host name, shared-memory
+     *             directory, simulated GPUs or {@code -}, worker timeout in ms; the secret comes on standard input
      */
     public static void main(String[] args) {
-        if (args.length != 7) {
-            System.err.println("usage: WorkerMain <aeron dir> <index> <process name> <driver pid> <host name>"
-                    + " <shm dir> <simulated GPUs or ->");
-            System.exit(2);
+        if (args.length != 8) {
+            System.err.println("usage: WorkerMain <aeron dir> <stream> <process name> <driver pid> <host name>"
+                    + " <shm dir> <simulated GPUs or -> <timeout ms>, and the secret on standard input");
+            System.exit(WorkerNode.EXIT_USAGE);
         }
-        int index = Integer.parseInt(args[1]);
         String processName = args[2];
-        long driverPid = Long.parseLong(args[3]);
-        ProcessHandle driver = ProcessHandle.of(driverPid).orElse(null);
+        ProcessHandle driver = ProcessHandle.of(Long.parseLong(args[3])).orElse(null);
         if (driver == null) {
-            System.exit(3);
+            System.exit(WorkerNode.EXIT_DRIVER_LOST);
         }
         // No worker outlives its driver, however the driver ends.
-        driver.onExit().thenRun(() -> Runtime.getRuntime().halt(3));
-        Aeron aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(args[0])
-                .errorHandler(e -> {
-                    System.err.println("kiln worker " + processName + ": control plane error: " + e);
-                    Runtime.getRuntime().halt(4);
-                }));
-        Publication toDriver = aeron.addPublication(ControlPlane.CHANNEL, 101 + 2 * index);
-        Subscription fromDriver = aeron.addSubscription(ControlPlane.CHANNEL, 100 + 2 * index);
+        driver.onExit().thenRun(() -> {
+            System.err.println("kiln worker " + processName + ": the driver's process ended; leaving");
+            Runtime.getRuntime().halt(WorkerNode.EXIT_DRIVER_LOST);
+        });
+        byte[] secret;
+        try {
+            secret = System.in.readNBytes(SECRET_BYTES);
+            System.in.close();
+        } catch (IOException e) {
+            secret = new byte[0];
+        }
+        if (secret.length != SECRET_BYTES) {
+            System.err.println("kiln worker " + processName + ": no secret on standard input (" + secret.length
+                    + " of " + SECRET_BYTES + " bytes): a child JVM is started by its driver");
+            System.exit(WorkerNode.EXIT_USAGE);
+        }
         String hostName = args[4];
+        Path shm = Path.of(args[5]);
         SimulatedGpus simulated = parseGpus(args[6]);
-        Gpus gpus = simulated != null ? Gpus.simulated(Path.of(args[5]), hostName, simulated) : Gpus.detect();
-        WorkerRuntime worker = new WorkerRuntime(processName, () -> new WorkerInfo(hostName, Map.of(),
-                Runtime.getRuntime().availableProcessors(), gpus.describe()), gpus, toDriver, aeron);
-        String failure = Message.write(Message.READY, 0).putLong(ProcessHandle.current().pid())
-                .sendTo(toDriver, TimeUnit.SECONDS.toNanos(60));
-        if (failure != null) {
-            System.err.println("kiln worker " + processName + ": cannot reach the driver: " + failure);
-            Runtime.getRuntime().halt(5);
+        Gpus gpus = simulated != null ? Gpus.simulated(shm, hostName, simulated) : Gpus.detect();
+        WorkerInfo info = new WorkerInfo(hostName, Map.of(), Runtime.getRuntime().availableProcessors(),
+                gpus.describe());
+        WorkerNode node;
+        try {
+            node = WorkerNode.join(new WorkerNode.Settings(null, secret, processName, null, info, gpus, null, shm,
+                    Duration.ofMillis(Long.parseLong(args[7])), new WorkerNode.Ipc(args[0], Integer.parseInt(args[1]))));
+        } catch (WorkerNode.JoinFailedException e) {
+            System.err.println("kiln worker " + processName + ": " + e.getMessage());
+            System.exit(e.refused() ? WorkerNode.EXIT_REFUSED : WorkerNode.EXIT_JOIN_FAILED);
+            return;
+        } finally {
+            Arrays.fill(secret, (byte) 0);
         }
-        FragmentAssembler assembler = new FragmentAssembler((buffer, offset, length, header) ->
-                worker.handle(Message.read(buffer, offset, length)));
-        BackoffIdleStrategy idle = new BackoffIdleStrategy(64, 16, TimeUnit.MICROSECONDS.toNanos(1),
-                TimeUnit.MILLISECONDS.toNanos(1));
-        while (worker.running()) {
-            idle.idle(fromDriver.poll(assembler, 16));
+        String why = node.ended().join();
+        if (node.exitStatus() != WorkerNode.EXIT_DONE) {
+            System.err.println("kiln worker " + processName + ": " + why);
         }
-        worker.stopAll();
-        gpus.close();
-        aeron.close();
-        System.exit(0);
+        System.exit(node.exitStatus());
     }
 
     /**

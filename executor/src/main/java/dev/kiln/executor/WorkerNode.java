@@ -1,56 +1,102 @@
 package dev.kiln.executor;
 
+import dev.kiln.ControlStats;
 import dev.kiln.transport.JoinHandshake;
+import dev.kiln.transport.Sbe;
 import dev.kiln.transport.WorkerInfo;
 import io.aeron.Aeron;
 import io.aeron.ChannelUriStringBuilder;
 import io.aeron.ExclusivePublication;
 import io.aeron.FragmentAssembler;
-import io.aeron.Image;
+import io.aeron.Subscription;
 import io.aeron.driver.MediaDriver;
 import io.aeron.driver.ThreadingMode;
-import io.aeron.logbuffer.Header;
+import io.aeron.exceptions.TimeoutException;
 import org.agrona.DirectBuffer;
 import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.UnsafeBuffer;
 
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * A worker JVM's end of a join ({@link dev.kiln.KilnWorker}): its own embedded Aeron media driver
- * (in its own directory), a UDP endpoint where the driver's control messages and the graphs' UDP
- * channels to it arrive, the join handshake, and the thread that hands the driver's messages to a
- * {@link WorkerRuntime}. It serves one driver: it ends when the driver shuts it down, when the
- * driver's control stream ends or stays silent past the timeout, or when {@link #close} is called.
+ * A worker: the one implementation behind a child JVM ({@link WorkerMain}) and a worker that joins from
+ * anywhere ({@link dev.kiln.KilnWorker}). It joins its driver through the join handshake and then serves it:
+ * one receive loop hands the driver's authenticated messages to a {@link WorkerRuntime}, one liveness rule
+ * watches the driver (a heartbeat after {@value ControlPlane#HEARTBEAT_MS} ms of sending nothing; the driver
+ * counts as lost after {@code timeout} of silence that this process was running for), one message set.
+ *
+ * <p>The two ways differ only in transport: a child JVM is a client of its driver's media driver and talks over
+ * {@code aeron:ipc} ({@link Ipc}: its own stream, a secret its driver wrote to its standard input); a worker
+ * from elsewhere runs its own media driver, with a UDP endpoint where the driver's control messages and the
+ * graphs' UDP channels arrive, and the shared join secret.
+ *
+ * <p>During the join it answers only CHALLENGEs that repeat its HELLO's random cookie (a few at most), and
+ * believes only an ACCEPT whose proof and MAC check out: CHALLENGEs sprayed at its endpoint by someone else are
+ * dropped and counted, and do not make the join fail. It serves one driver: it ends when the driver shuts it
+ * down or declares it lost, when the driver is silent past the timeout, or when {@link #close} is called, and
+ * {@link #exitStatus} says which.
  *
  * <p>Thread-safe.
  */
 public final class WorkerNode implements AutoCloseable {
 
+    /** Exit status: the driver shut the worker down, or it was closed. */
+    public static final int EXIT_DONE = 0;
+    /** Exit status: bad arguments. */
+    public static final int EXIT_USAGE = 2;
+    /** Exit status: the driver refused the worker (wrong secret, name taken, another protocol version). */
+    public static final int EXIT_REFUSED = 3;
+    /** Exit status: the driver could not be reached, or the join did not finish in time. */
+    public static final int EXIT_JOIN_FAILED = 4;
+    /** Exit status: the driver was lost (silent past the timeout, or its control stream or process ended). */
+    public static final int EXIT_DRIVER_LOST = 5;
+    /** Exit status: the driver declared this worker lost (it was frozen or unreachable past the driver's timeout). */
+    public static final int EXIT_DECLARED_LOST = 6;
+
     private static final System.Logger LOG = System.getLogger("dev.kiln");
     private static final long SEND_TIMEOUT_NS = TimeUnit.SECONDS.toNanos(5);
+    /** CHALLENGEs answered at most per join: the driver sends one; a few more are an attacker's, and harmless. */
+    private static final int MAX_CHALLENGES = 8;
+    private static final long HELLO_AGAIN_NS = TimeUnit.SECONDS.toNanos(1);
+    private static final long PAUSE_NS = TimeUnit.MILLISECONDS.toNanos(500);
+    /** How long stopping the graphs and actors may take before the worker leaves anyway. */
+    private static final long STOP_WAIT_MS = 20_000;
 
     /**
      * How to join.
      *
-     * @param driver       the driver's {@code host:port} ({@code Kiln.joinEndpoint()})
-     * @param secret       the shared join secret
+     * @param driver       the driver's {@code host:port} ({@code Kiln.joinEndpoint()}); unused with {@code ipc}
+     * @param secret       the join secret
      * @param name         the worker's name, unique among the driver's workers
-     * @param listen       {@code address:port} of this worker's endpoint; port 0 picks a free port
+     * @param listen       {@code address:port} of this worker's UDP endpoint; port 0 picks a free port; unused with
+     *                     {@code ipc}
      * @param info         what the worker advertises: host name, labels, cores, GPUs
      * @param gpus         the worker's GPUs; closed when the worker stops
-     * @param runDirectory where the worker's media driver directory is made
+     * @param runDirectory where the worker's media driver directory is made; unused with {@code ipc}
      * @param shmDirectory the shared-memory directory of this worker's host
-     * @param timeout      how long joining may take, and how long the driver may stay silent before the
-     *                     worker counts it as lost
+     * @param timeout      how long joining may take, and how long the driver may stay silent before the worker
+     *                     counts it as lost
+     * @param ipc          for a child JVM: its driver's media driver and its stream; null for a worker over UDP
      */
     public record Settings(String driver, byte[] secret, String name, String listen, WorkerInfo info, Gpus gpus,
-                           Path runDirectory, Path shmDirectory, Duration timeout) {
+                           Path runDirectory, Path shmDirectory, Duration timeout, Ipc ipc) {
+    }
+
+    /**
+     * A child JVM's transport: its driver's media driver, over {@code aeron:ipc}.
+     *
+     * @param aeronDirectory the driver's media driver directory
+     * @param stream         the IPC stream on which the driver sends this child its control messages
+     */
+    public record Ipc(String aeronDirectory, int stream) {
     }
 
     /** Why a join did not succeed: the driver refused it, could not be reached, or failed to prove the secret. */
@@ -72,30 +118,38 @@ public final class WorkerNode implements AutoCloseable {
     private final Settings settings;
     private final MediaDriver mediaDriver;
     private final Aeron aeron;
-    private final Endpoints.Bound bound;
+    private final String endpoint;
+    private final Subscription fromDriver;
     private final ExclusivePublication toDriver;
-    private final WorkerRuntime runtime;
+    private final String where;
+    private final ControlCounters counters = new ControlCounters();
+    private final PeerWarnings warnings;
     private final CompletableFuture<String> ended = new CompletableFuture<>();
     private final Thread loop;
-    private volatile int driverSession;
-    private volatile boolean knowDriver;
-    private volatile String lost;
+    private volatile Throwable aeronFailure;
     private volatile boolean stopping;
-    private volatile boolean finishing;
+    private volatile int exitStatus = EXIT_DONE;
+    private volatile String stop;
+    private ControlLink link;
+    private WorkerRuntime runtime;
+    private long driverTimeoutNs;
 
-    private WorkerNode(Settings settings, MediaDriver mediaDriver, Aeron aeron, Endpoints.Bound bound,
+    private WorkerNode(Settings settings, MediaDriver mediaDriver, Aeron aeron, String endpoint, Subscription fromDriver,
                        ExclusivePublication toDriver) {
         this.settings = settings;
         this.mediaDriver = mediaDriver;
         this.aeron = aeron;
-        this.bound = bound;
+        this.endpoint = endpoint;
+        this.fromDriver = fromDriver;
         this.toDriver = toDriver;
-        this.runtime = new WorkerRuntime(settings.name(), settings::info, settings.gpus(), toDriver, aeron);
+        this.where = settings.ipc() != null ? "the driver (over IPC)" : "the driver at " + settings.driver();
+        this.warnings = new PeerWarnings(LOG, "worker " + settings.name());
         this.loop = Thread.ofPlatform().name("kiln-worker-" + settings.name()).unstarted(this::serve);
     }
 
     /**
-     * Starts the worker's media driver, joins the driver and starts serving it.
+     * Joins the driver and starts serving it: over UDP with a media driver of its own, or, with
+     * {@link Settings#ipc}, over IPC on the driver's media driver.
      *
      * @param settings how to join
      * @return the joined worker, serving the driver on a thread of its own
@@ -105,29 +159,44 @@ public final class WorkerNode implements AutoCloseable {
      */
     public static WorkerNode join(Settings settings) {
         long timeoutNs = settings.timeout().toNanos();
-        MediaDriver driver = AeronDirectories.launch(settings.runDirectory(), "KilnWorker.Options.runDirectory (--run-dir)",
-                "worker-" + settings.name(), new MediaDriver.Context()
-                .threadingMode(ThreadingMode.SHARED)
-                .sharedIdleStrategy(new BackoffIdleStrategy(16, 16, 1_000, 100_000))
-                .imageLivenessTimeoutNs(timeoutNs)
-                .publicationConnectionTimeoutNs(timeoutNs)
-                .termBufferSparseFile(true));
+        long aeronTimeoutNs = ControlPlane.aeronTimeoutNs(settings.timeout());
+        AtomicReference<WorkerNode> self = new AtomicReference<>();
+        Aeron.Context client = new Aeron.Context().driverTimeoutMs(TimeUnit.NANOSECONDS.toMillis(aeronTimeoutNs))
+                .errorHandler(e -> {
+                    WorkerNode n = self.get();
+                    if (n != null) {
+                        n.aeronError(e);
+                    }
+                });
+        MediaDriver driver = null;
         Aeron aeron = null;
         WorkerNode node = null;
         try {
-            aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(driver.aeronDirectoryName()));
-            AtomicNode self = new AtomicNode();
-            Endpoints.Bound bound = Endpoints.bind(aeron, settings.listen(), ControlPlane.WORKER_STREAM, image -> {
-                WorkerNode n = self.node;
-                if (n != null) {
-                    n.imageGone(image);
-                }
-            });
-            ExclusivePublication toDriver = aeron.addExclusivePublication(new ChannelUriStringBuilder().media("udp")
-                    .endpoint(settings.driver()).termLength(ControlPlane.UDP_CONTROL_TERM_LENGTH).build(),
-                    ControlPlane.JOIN_STREAM);
-            node = new WorkerNode(settings, driver, aeron, bound, toDriver);
-            self.node = node;
+            if (settings.ipc() != null) {
+                aeron = Aeron.connect(client.aeronDirectoryName(settings.ipc().aeronDirectory()));
+                Subscription from = aeron.addSubscription(ControlPlane.IPC, settings.ipc().stream());
+                ExclusivePublication to = aeron.addExclusivePublication(ControlPlane.IPC, ControlPlane.JOIN_STREAM);
+                node = new WorkerNode(settings, null, aeron, null, from, to);
+            } else {
+                driver = AeronDirectories.launch(settings.runDirectory(),
+                        "KilnWorker.Options.runDirectory (--run-dir)", "worker-" + settings.name(),
+                        new MediaDriver.Context()
+                        .threadingMode(ThreadingMode.SHARED)
+                        .sharedIdleStrategy(new BackoffIdleStrategy(16, 16, 1_000, 100_000))
+                        .clientLivenessTimeoutNs(aeronTimeoutNs)
+                        .publicationUnblockTimeoutNs(aeronTimeoutNs + TimeUnit.SECONDS.toNanos(5))
+                        .imageLivenessTimeoutNs(aeronTimeoutNs)
+                        .publicationConnectionTimeoutNs(aeronTimeoutNs)
+                        .termBufferSparseFile(true));
+                aeron = Aeron.connect(client.aeronDirectoryName(driver.aeronDirectoryName()));
+                Endpoints.Bound bound = Endpoints.bind(aeron, settings.listen(), ControlPlane.WORKER_STREAM,
+                        image -> { });
+                ExclusivePublication to = aeron.addExclusivePublication(new ChannelUriStringBuilder().media("udp")
+                        .endpoint(settings.driver()).termLength(ControlPlane.UDP_CONTROL_TERM_LENGTH).sparse(true)
+                        .build(), ControlPlane.JOIN_STREAM);
+                node = new WorkerNode(settings, driver, aeron, bound.endpoint(), bound.subscription(), to);
+            }
+            self.set(node);
             node.handshake(System.nanoTime() + timeoutNs);
             node.loop.start();
             return node;
@@ -138,93 +207,167 @@ public final class WorkerNode implements AutoCloseable {
                 if (aeron != null) {
                     aeron.close();
                 }
-                driver.close();
+                if (driver != null) {
+                    driver.close();
+                }
             }
             throw e;
         }
     }
 
-    /** Holds the node for the image handler, which Aeron needs before the node exists. */
-    private static final class AtomicNode {
-        volatile WorkerNode node;
+    /** Aeron's client reports an error; a fatal one (it timed out after a pause, its driver is gone) ends serving. */
+    private void aeronError(Throwable e) {
+        if (e instanceof TimeoutException) {
+            aeronFailure = e;
+        } else {
+            LOG.log(System.Logger.Level.WARNING, () -> "worker " + settings.name() + ": Aeron: " + e);
+        }
     }
 
-    /** HELLO, then CHALLENGE or REFUSED, RESPONSE, then ACCEPT or REFUSED; READY once the classes are registered. */
+    /** The state of a join in progress: the answers this worker gave, and the outcome. */
+    private final class Join {
+        final byte[] cookie;
+        final byte[] hello;
+        final Map<String, JoinHandshake.WorkerSide> answered = new LinkedHashMap<>();
+        Message.Accept accepted;
+        String refused;
+
+        Join(byte[] cookie, byte[] hello) {
+            this.cookie = cookie;
+            this.hello = hello;
+        }
+    }
+
+    /** HELLO; CHALLENGE (or REFUSED); RESPONSE; ACCEPT with the driver's proof; READY once the classes are registered. */
     private void handshake(long deadline) {
-        String where = "the driver at " + settings.driver();
         while (!toDriver.isConnected()) {
-            expire(deadline, "cannot reach " + where + " (no UDP path, or nothing listens there)");
+            expire(deadline, "cannot reach " + where + " (no path, or nothing listens there)");
             LockSupport.parkNanos(1_000_000);
         }
-        send(Message.write(Message.HELLO, 0).putInt(ControlPlane.PROTOCOL_VERSION).putString(settings.name())
-                .putString(bound.endpoint()).putLong(ProcessHandle.current().pid())
-                .putString(settings.shmDirectory().toString()), deadline, where);
-        JoinHandshake.WorkerSide handshake = new JoinHandshake.WorkerSide(settings.secret(), settings.name(),
-                settings.info());
-        Message challenge = await(deadline, where, "its challenge");
-        driverSession = lastSession;
-        knowDriver = true;
-        if (challenge.type() != Message.CHALLENGE) {
-            throw unexpected(challenge, where);
-        }
-        send(Message.write(Message.RESPONSE, 0).putBytes(handshake.respond(challenge.getBytes()).encode()), deadline,
-                where);
-        Message accept = await(deadline, where, "its answer to the worker's proof");
-        if (accept.type() != Message.ACCEPT) {
-            throw unexpected(accept, where);
-        }
-        if (!handshake.acceptDriver(accept.getBytes())) {
-            giveUp(where + " did not prove it knows the join secret", deadline);
-        }
-        int n = accept.getInt();
-        List<String> classes = new ArrayList<>(n);
-        for (int i = 0; i < n; i++) {
-            classes.add(accept.getString());
-        }
-        try {
-            runtime.register(classes);
-        } catch (ClassNotFoundException | LinkageError e) {
-            giveUp("cannot load the driver's registered class " + e.getMessage()
-                    + ": put the driver's value classes on the worker's class path", deadline);
-        }
-        send(Message.write(Message.READY, 0).putLong(ProcessHandle.current().pid()), deadline, where);
-        LOG.log(System.Logger.Level.INFO, () -> "worker " + settings.name() + " joined " + where + " from "
-                + bound.endpoint());
-    }
-
-    private JoinFailedException unexpected(Message m, String where) {
-        if (m.type() == Message.REFUSED) {
-            return new JoinFailedException(where + " refused worker " + settings.name() + ": " + m.getString(), true);
-        }
-        return new JoinFailedException(where + " sent message type " + m.type() + " during the join", false);
-    }
-
-    private void giveUp(String why, long deadline) {
-        Message.write(Message.JOIN_FAILED, 0).putString(why).sendTo(toDriver, Math.max(0, deadline - System.nanoTime()));
-        throw new JoinFailedException(why, false);
-    }
-
-    private Message received;
-    private int lastSession;
-
-    /** Polls the endpoint until a message from the driver arrives (from its session, once known). */
-    private Message await(long deadline, String where, String what) {
-        received = null;
-        FragmentAssembler assembler = new FragmentAssembler(this::onJoinMessage);
+        byte[] cookie = JoinHandshake.nonce();
+        byte[] hello = ControlCodec.encode(new Message.Hello(ControlPlane.PROTOCOL_VERSION,
+                ProcessHandle.current().pid(), cookie, settings.name(), endpoint != null ? endpoint : "",
+                settings.shmDirectory().toString()));
+        Join j = new Join(cookie, hello);
+        offerRaw(hello, deadline);
+        long lastHello = System.nanoTime();
+        FragmentAssembler assembler = new FragmentAssembler((b, o, l, h) -> onJoinFrame(j, b, o, l));
         BackoffIdleStrategy idle = new BackoffIdleStrategy(16, 16, 1_000, 1_000_000);
-        while (received == null) {
-            expire(deadline, where + " did not send " + what);
-            idle.idle(bound.subscription().poll(assembler, 1));
+        while (j.accepted == null) {
+            if (j.refused != null) {
+                throw new JoinFailedException(where + " refused worker " + settings.name() + ": " + j.refused, true);
+            }
+            expire(deadline, where + " did not accept the worker");
+            idle.idle(fromDriver.poll(assembler, 16));
+            if (j.answered.isEmpty() && System.nanoTime() - lastHello > HELLO_AGAIN_NS) {
+                // The driver may have been busy, or delayed this address after a failed join: say it again.
+                offerRaw(hello, deadline);
+                lastHello = System.nanoTime();
+            }
         }
-        return received;
+        Message.Accept accept = j.accepted;
+        driverTimeoutNs = settings.ipc() != null ? TimeUnit.MILLISECONDS.toNanos(accept.timeoutMs())
+                : settings.timeout().toNanos();
+        runtime = new WorkerRuntime(settings.name(), settings::info, settings.gpus(), link, aeron, accept.maxCallBytes());
+        try {
+            runtime.register(accept.classes());
+        } catch (ClassNotFoundException | LinkageError e) {
+            String why = "cannot load the driver's registered class " + e.getMessage()
+                    + ": put the driver's value classes on the worker's class path";
+            link.send(new Message.JoinFailed(why), SEND_TIMEOUT_NS);
+            throw new JoinFailedException(why, false);
+        }
+        String failure = link.send(new Message.Ready(ProcessHandle.current().pid()), SEND_TIMEOUT_NS);
+        if (failure != null) {
+            throw new JoinFailedException("cannot send to " + where + ": " + failure, false);
+        }
+        LOG.log(System.Logger.Level.INFO, () -> "worker " + settings.name() + " joined " + where
+                + (endpoint != null ? " from " + endpoint : ""));
     }
 
-    private void onJoinMessage(DirectBuffer buffer, int offset, int length, Header header) {
-        if (knowDriver && header.sessionId() != driverSession) {
-            return; // not the driver that is admitting us
+    /** One frame during the join, from whichever sender: only what proves itself counts. */
+    private void onJoinFrame(Join j, DirectBuffer buffer, int offset, int length) {
+        int template;
+        try {
+            template = Sbe.templateId(buffer, offset, length);
+        } catch (IllegalArgumentException e) {
+            counters.malformed();
+            warnings.warn(() -> "dropped a malformed message while joining: " + LogText.quote(e.getMessage()));
+            return;
         }
-        received = Message.read(buffer, offset, length);
-        lastSession = header.sessionId();
+        if (ControlCodec.authenticated(template)) {
+            onAccept(j, buffer, offset, length);
+            return;
+        }
+        byte[] raw = new byte[length];
+        buffer.getBytes(offset, raw);
+        Message m;
+        try {
+            m = ControlCodec.decode(new UnsafeBuffer(raw), length);
+        } catch (IllegalArgumentException e) {
+            counters.malformed();
+            warnings.warn(() -> "dropped a malformed message while joining: " + LogText.quote(e.getMessage()));
+            return;
+        }
+        switch (m) {
+            case Message.Challenge c when java.security.MessageDigest.isEqual(c.cookie(), j.cookie) -> {
+                String key = HexFormat.of().formatHex(c.driverNonce());
+                if (j.answered.containsKey(key) || j.answered.size() >= MAX_CHALLENGES) {
+                    return;
+                }
+                JoinHandshake.WorkerSide side = new JoinHandshake.WorkerSide(settings.secret(), j.hello,
+                        settings.name(), settings.info());
+                j.answered.put(key, side);
+                if (j.answered.size() > 1) {
+                    counters.forged(); // one of them was not the driver's
+                }
+                byte[] response = ControlCodec.encode(new Message.JoinResponse(side.respond(c.driverNonce())));
+                toDriver.offer(new UnsafeBuffer(response));
+            }
+            case Message.Refused r when java.security.MessageDigest.isEqual(r.cookie(), j.cookie) -> j.refused = r.reason();
+            default -> {
+                counters.forged();
+                warnings.warn(() -> "dropped a " + m.getClass().getSimpleName() + " while joining that does not answer"
+                        + " this worker's HELLO (a forged message)");
+            }
+        }
+    }
+
+    /** An authenticated frame while joining: only an ACCEPT whose proof and MAC check out ends the join. */
+    private void onAccept(Join j, DirectBuffer buffer, int offset, int length) {
+        Message m;
+        try {
+            int body = length - ControlLink.MAC_BYTES;
+            byte[] raw = new byte[Math.max(0, body)];
+            buffer.getBytes(offset, raw);
+            m = ControlCodec.decode(new UnsafeBuffer(raw), raw.length);
+        } catch (IllegalArgumentException e) {
+            counters.malformed();
+            warnings.warn(() -> "dropped a malformed message while joining: " + LogText.quote(e.getMessage()));
+            return;
+        }
+        JoinHandshake.WorkerSide side = m instanceof Message.Accept a
+                ? j.answered.get(HexFormat.of().formatHex(a.driverNonce())) : null;
+        if (side == null || !side.acceptDriver(((Message.Accept) m).proof())) {
+            counters.forged();
+            warnings.warn(() -> "dropped a " + m.getClass().getSimpleName() + " while joining that does not prove it "
+                    + "comes from the driver");
+            return;
+        }
+        ControlLink candidate = new ControlLink(toDriver, side.keys(), ((Message.Accept) m).maxCallBytes(), counters,
+                warnings, where);
+        if (candidate.receive(buffer, offset, length) instanceof Message.Accept a) {
+            link = candidate;
+            j.accepted = a;
+        }
+    }
+
+    private void offerRaw(byte[] frame, long deadline) {
+        UnsafeBuffer b = new UnsafeBuffer(frame);
+        while (toDriver.offer(b) < 0) {
+            expire(deadline, "cannot send to " + where);
+            LockSupport.parkNanos(100_000);
+        }
     }
 
     private void expire(long deadline, String why) {
@@ -233,62 +376,97 @@ public final class WorkerNode implements AutoCloseable {
         }
     }
 
-    private void send(Message m, long deadline, String where) {
-        String failure = m.sendTo(toDriver, Math.max(SEND_TIMEOUT_NS, deadline - System.nanoTime()));
-        if (failure != null) {
-            throw new JoinFailedException("cannot send to " + where + ": " + failure, false);
-        }
-    }
-
     /** The control loop: the driver's messages, in order, until it shuts the worker down or is lost. */
     private void serve() {
-        int session = driverSession;
         FragmentAssembler assembler = new FragmentAssembler((buffer, offset, length, header) -> {
-            if (header.sessionId() == session) {
-                runtime.handle(Message.read(buffer, offset, length));
+            Message m = link.receive(buffer, offset, length);
+            if (m != null) {
+                onMessage(m);
             }
         });
         BackoffIdleStrategy idle = new BackoffIdleStrategy(64, 16, TimeUnit.MICROSECONDS.toNanos(1),
                 TimeUnit.MILLISECONDS.toNanos(1));
-        String why = "the driver shut it down";
+        long heartbeatNs = TimeUnit.MILLISECONDS.toNanos(ControlPlane.HEARTBEAT_MS);
+        long lastLoop = System.nanoTime();
         try {
-            while (runtime.running() && !stopping && lost == null) {
-                idle.idle(bound.subscription().poll(assembler, 16));
-            }
-            if (lost != null) {
-                why = lost;
-            } else if (stopping) {
-                why = "it was closed";
+            while (stop == null) {
+                int work = fromDriver.poll(assembler, 16);
+                long now = System.nanoTime();
+                if (now - lastLoop > PAUSE_NS) {
+                    link.forgive(now - lastLoop); // this process did not run: the driver's silence then is not its
+                }
+                lastLoop = now;
+                if (now - link.lastSentNs() >= heartbeatNs) {
+                    link.trySend(counters.heartbeat());
+                }
+                if (now - link.lastHeardNs() > driverTimeoutNs) {
+                    end(EXIT_DRIVER_LOST, where + " was silent for " + Duration.ofNanos(driverTimeoutNs) + ": lost");
+                }
+                Throwable failure = aeronFailure;
+                if (failure != null) {
+                    end(EXIT_DRIVER_LOST, "its control plane failed (" + failure.getMessage() + "): lost " + where);
+                }
+                if (stopping) {
+                    end(EXIT_DONE, "it was closed");
+                }
+                idle.idle(work);
             }
         } catch (RuntimeException | Error e) {
-            why = "its control loop failed: " + e;
+            end(EXIT_DRIVER_LOST, "its control loop failed: " + e);
             LOG.log(System.Logger.Level.ERROR, "worker " + settings.name() + ": control loop failed", e);
         } finally {
-            finishing = true;
-            runtime.stopAll();
-            if (lost == null) {
-                // Tell the driver at once; else it would notice only when the stream's end reaches it.
-                Message.write(Message.LEFT, 0).putString(why).sendTo(toDriver, TimeUnit.SECONDS.toNanos(1));
+            if (exitStatus != EXIT_DONE) {
+                LOG.log(System.Logger.Level.WARNING, () -> "worker " + settings.name() + ": " + stop);
+            }
+            stopActors();
+            if (exitStatus == EXIT_DONE) {
+                // Tell the driver at once; else it would notice only when the worker timeout passed.
+                link.send(new Message.Left(stop), TimeUnit.SECONDS.toNanos(1));
             }
             closeResources();
-            ended.complete(why);
+            ended.complete(stop);
         }
     }
 
-    /** The driver's control stream went away: it ended, or stayed silent past the timeout. */
-    private void imageGone(Image image) {
-        // Closing the client at the end reports every image gone: only a loss while serving counts.
-        if (knowDriver && image.sessionId() == driverSession && !stopping && !finishing && runtime.running()) {
-            String why = image.isEndOfStream() ? "the driver at " + settings.driver() + " closed its control stream"
-                    : "the driver at " + settings.driver() + " was silent for " + settings.timeout() + ": lost";
-            LOG.log(System.Logger.Level.WARNING, () -> "worker " + settings.name() + ": " + why);
-            lost = why;
+    /** Stops the graphs and actors here; a worker leaves even when one of them does not stop in time. */
+    private void stopActors() {
+        Thread stopper = Thread.ofPlatform().name("kiln-worker-stop-" + settings.name()).daemon(true)
+                .start(runtime::stopAll);
+        try {
+            stopper.join(STOP_WAIT_MS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (stopper.isAlive()) {
+            StackTraceElement[] where = stopper.getStackTrace();
+            LOG.log(System.Logger.Level.WARNING, () -> "worker " + settings.name() + ": its graphs and actors did not "
+                    + "stop within " + STOP_WAIT_MS / 1000 + " s; it leaves anyway (stuck at "
+                    + java.util.Arrays.toString(where) + ")");
         }
     }
 
-    /** @return this worker's UDP endpoint, {@code address:port} */
+    private void onMessage(Message m) {
+        switch (m) {
+            case Message.Heartbeat h -> {
+                // liveness only: the link noted when it arrived
+            }
+            case Message.Shutdown s -> end(EXIT_DONE, "the driver shut it down");
+            case Message.Lost l -> end(EXIT_DECLARED_LOST, "the driver declared this worker lost: " + l.reason()
+                    + "; it stopped its actors and left");
+            default -> runtime.handle(m);
+        }
+    }
+
+    private void end(int status, String why) {
+        if (stop == null) {
+            exitStatus = status;
+            stop = why;
+        }
+    }
+
+    /** @return this worker's UDP endpoint, {@code address:port}, or null for a child JVM over IPC */
     public String endpoint() {
-        return bound.endpoint();
+        return endpoint;
     }
 
     /** @return the worker's name */
@@ -296,23 +474,35 @@ public final class WorkerNode implements AutoCloseable {
         return settings.name();
     }
 
+    /** @return the control messages this worker dropped */
+    public ControlStats stats() {
+        return counters.snapshot();
+    }
+
     /**
-     * @return completes with why the worker stopped serving (the driver shut it down, was lost, or
-     *         {@link #close} was called), once its actors are stopped and its media driver is closed
+     * @return completes with why the worker stopped serving (the driver shut it down or declared it lost, the
+     *         driver was lost, or {@link #close} was called), once its actors are stopped and its resources closed
      */
     public CompletableFuture<String> ended() {
         return ended.thenApply(why -> why);
     }
 
-    /** @return whether the worker stopped, or is stopping, because it lost the driver (not a shutdown or close) */
+    /**
+     * @return the exit status a process that runs only this worker should end with: {@link #EXIT_DONE},
+     *         {@link #EXIT_DRIVER_LOST} or {@link #EXIT_DECLARED_LOST}; {@link #EXIT_DONE} while it serves
+     */
+    public int exitStatus() {
+        return exitStatus;
+    }
+
+    /** @return whether the worker stopped, or is stopping, because it lost the driver or was declared lost */
     public boolean lostDriver() {
-        return lost != null;
+        return exitStatus == EXIT_DRIVER_LOST || exitStatus == EXIT_DECLARED_LOST;
     }
 
     /**
-     * Leaves: stops the actors and graphs here, closes the stream to the driver (which then counts
-     * the worker as gone) and the media driver. Waits up to 10 s for the control loop to finish.
-     * Idempotent.
+     * Leaves: stops the actors and graphs here, tells the driver, and closes the streams (and the media driver of
+     * a worker over UDP). Waits up to 10 s for the control loop to finish. Idempotent.
      */
     @Override
     public void close() {
@@ -334,12 +524,14 @@ public final class WorkerNode implements AutoCloseable {
             return;
         }
         aeron.close();
-        mediaDriver.close();
+        if (mediaDriver != null) {
+            mediaDriver.close();
+        }
         settings.gpus().close();
     }
 
     @Override
     public String toString() {
-        return "worker " + settings.name() + " (" + bound.endpoint() + " -> " + settings.driver() + ")";
+        return "worker " + settings.name() + " (" + (endpoint != null ? endpoint : "IPC") + " -> " + where + ")";
     }
 }

@@ -3,15 +3,15 @@ package dev.kiln.executor;
 import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.WorkerInfo;
 import dev.kiln.transport.gpu.SimulatedGpus;
-import io.aeron.FragmentAssembler;
-import io.aeron.Publication;
-import io.aeron.Subscription;
 
 import java.io.File;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.lang.management.ManagementFactory;
+import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -20,27 +20,27 @@ import java.util.concurrent.TimeoutException;
 import java.util.function.Supplier;
 
 /**
- * The driver's handle on a child worker JVM it started on its own host: the child process (same
- * {@code java}, class path and JVM flags as the driver's JVM), its control streams over
- * {@code aeron:ipc} on the driver's media driver, and the requests waiting for its replies. The
- * worker runs {@link WorkerMain}. When the process ends, for whatever reason, every waiting
- * request fails and the {@link RemoteHost.Listener} hears of it at once (the JVM's process reaper
- * reports the exit within milliseconds).
+ * The driver's handle on a child JVM it started on its own host (same {@code java}, class path and JVM flags as
+ * the driver's JVM). The child runs {@link WorkerMain}, the one worker, and joins like any other worker, over
+ * {@code aeron:ipc} on the driver's media driver, with a secret made for it alone (32 bytes from
+ * {@link SecureRandom}) and written to its standard input, a pipe only this process holds: never its command
+ * line or environment, which other processes can read. So a process of the same user on the driver's Aeron
+ * directory can neither join in its place nor send it a message it would believe. When the process ends, for
+ * whatever reason, every waiting request fails and the {@link RemoteHost.Listener} hears of it at once (the
+ * JVM's process reaper reports the exit within milliseconds).
  *
- * <p>Thread-safe: requests may be sent from any thread; replies are received by the control
- * plane's thread.
+ * <p>Thread-safe: requests may be sent from any thread; messages are received by the control plane's thread.
  */
 public final class WorkerProcess extends RemoteHost {
+
+    private static final SecureRandom RANDOM = new SecureRandom();
+    private static final System.Logger LOG = System.getLogger("dev.kiln");
 
     private final ControlPlane plane;
     private final String hostName;
     private final Supplier<WorkerInfo> resources;
     private final String shmDirectory;
-    private final int index;
-    private final Process process;
-    private final Publication toWorker;
-    private final Subscription fromWorker;
-    private final FragmentAssembler assembler;
+    private volatile Process process;
     private final CompletableFuture<Long> ready = new CompletableFuture<>();
 
     private WorkerProcess(String name, ControlPlane plane, Listener listener, List<String> jvmOptions,
@@ -51,12 +51,9 @@ public final class WorkerProcess extends RemoteHost {
         this.hostName = hostName;
         this.resources = resources;
         this.shmDirectory = shmDirectory;
-        this.index = plane.reserveIndex();
-        this.toWorker = plane.aeron().addPublication(ControlPlane.CHANNEL, 100 + 2 * index);
-        this.fromWorker = plane.aeron().addSubscription(ControlPlane.CHANNEL, 101 + 2 * index);
-        this.assembler = new FragmentAssembler((buffer, offset, length, header) ->
-                onMessage(Message.read(buffer, offset, length)));
-        plane.add(this);
+        byte[] secret = new byte[WorkerMain.SECRET_BYTES];
+        RANDOM.nextBytes(secret);
+        int stream = plane.expectChild(name, secret, this);
         List<String> command = new ArrayList<>();
         command.add(new File(System.getProperty("java.home"), "bin/java").getPath());
         for (String arg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
@@ -66,33 +63,50 @@ public final class WorkerProcess extends RemoteHost {
         }
         command.addAll(jvmOptions);
         command.addAll(List.of("-cp", System.getProperty("java.class.path"), WorkerMain.class.getName(),
-                plane.directory().toString(), Integer.toString(index), name,
-                Long.toString(ProcessHandle.current().pid()), hostName, shmDirectory, WorkerMain.gpuArgument(simulatedGpus)));
+                plane.directory().toString(), Integer.toString(stream), name,
+                Long.toString(ProcessHandle.current().pid()), hostName, shmDirectory, WorkerMain.gpuArgument(simulatedGpus),
+                Long.toString(plane.settings().workerTimeout().toMillis())));
         try {
-            this.process = new ProcessBuilder(command).inheritIO().start();
+            process = new ProcessBuilder(command).redirectOutput(ProcessBuilder.Redirect.INHERIT)
+                    .redirectError(ProcessBuilder.Redirect.INHERIT).start();
+            try (OutputStream in = process.getOutputStream()) {
+                in.write(secret);
+            }
         } catch (IOException e) {
-            close();
+            plane.forgetChild(name);
             throw new IllegalStateException("cannot start worker JVM " + name + ": " + e.getMessage(), e);
+        } finally {
+            Arrays.fill(secret, (byte) 0);
         }
-        process.onExit().thenRun(() -> died("worker JVM " + name + " (pid " + process.pid() + ") exited with code "
-                + process.exitValue()));
+        Process started = process;
+        started.onExit().thenRun(() -> {
+            int code = started.exitValue();
+            String why = "worker JVM " + name + " (pid " + started.pid() + ") exited with code " + code + switch (code) {
+                case WorkerNode.EXIT_DRIVER_LOST -> " (it lost the driver)";
+                case WorkerNode.EXIT_DECLARED_LOST -> " (the driver had declared it lost)";
+                default -> "";
+            };
+            if (!died(why)) {
+                LOG.log(System.Logger.Level.INFO, why); // dead already: its status still tells how it ended
+            }
+        });
     }
 
     /**
-     * Starts a worker JVM and waits until it connected.
+     * Starts a child JVM and waits until it joined.
      *
-     * @param name         the process name, as in {@code ActorOptions.process(name)}
-     * @param plane        the control plane
-     * @param listener     told of the worker's events
-     * @param jvmOptions   JVM options added after the driver JVM's own
-     * @param hostName     the driver's host name in plans, which the child shares
-     * @param resources    what the worker offers: the driver's host's (asked when first needed)
-     * @param shmDirectory the shared-memory directory of the driver's host
+     * @param name          the process name, as in {@code ActorOptions.process(name)}
+     * @param plane         the control plane
+     * @param listener      told of the worker's events
+     * @param jvmOptions    JVM options added after the driver JVM's own
+     * @param hostName      the driver's host name in plans, which the child shares
+     * @param resources     what the worker offers: the driver's host's (asked when first needed)
+     * @param shmDirectory  the shared-memory directory of the driver's host
      * @param simulatedGpus the driver's simulated GPUs, which the child shares, or null for CUDA's
-     * @param codec        the runtime's codec
-     * @param timeout      how long the JVM may take to start and connect, and an actor to be created in it
-     * @return the connected worker
-     * @throws IllegalStateException if it does not start in time (it is then killed)
+     * @param codec         the runtime's codec
+     * @param timeout       how long the JVM may take to start and join, and an actor to be created in it
+     * @return the joined worker
+     * @throws IllegalStateException if it does not join in time (it is then killed)
      */
     public static WorkerProcess start(String name, ControlPlane plane, Listener listener, List<String> jvmOptions,
                                       String hostName, Supplier<WorkerInfo> resources, String shmDirectory,
@@ -104,7 +118,7 @@ public final class WorkerProcess extends RemoteHost {
             return w;
         } catch (TimeoutException e) {
             w.kill();
-            throw new IllegalStateException("worker JVM " + name + " did not connect within " + timeout
+            throw new IllegalStateException("worker JVM " + name + " did not join within " + timeout
                     + " (KilnOptions.workerStartTimeout); it was killed", e);
         } catch (ExecutionException e) {
             w.kill();
@@ -115,6 +129,30 @@ public final class WorkerProcess extends RemoteHost {
             w.kill();
             throw new IllegalStateException("interrupted while worker JVM " + name + " was starting", e);
         }
+    }
+
+    /**
+     * @param pid a process id a HELLO claims
+     * @return whether it is this child's process (a HELLO in a child's name from another pid is ignored)
+     */
+    boolean isProcess(long pid) {
+        Process p = process;
+        return p != null && p.pid() == pid;
+    }
+
+    /**
+     * The child proved its secret and is ready; the control plane's thread.
+     *
+     * @param hello what it said about itself
+     * @param info  what it advertised
+     * @throws IllegalStateException if it is not the process this handle started
+     */
+    void joined(ControlPlane.Hello hello, WorkerInfo info) {
+        if (hello.pid() != process.pid()) {
+            throw new IllegalStateException("child JVM " + name() + " joined from pid " + hello.pid() + ", not "
+                    + process.pid());
+        }
+        ready.complete(hello.pid());
     }
 
     @Override
@@ -145,39 +183,15 @@ public final class WorkerProcess extends RemoteHost {
     }
 
     @Override
-    Publication toWorker() {
-        return toWorker;
-    }
-
-    /** Receives messages; the control plane's thread only. */
-    int poll() {
-        return fromWorker.poll(assembler, 16);
-    }
-
-    @Override
-    void onOtherMessage(Message m) {
-        if (m.type() != Message.READY) {
-            super.onOtherMessage(m);
-        }
-        ready.complete(m.getLong());
-    }
-
-    /** A malformed message from the worker: it can no longer be trusted, so it is stopped. */
-    void protocolError(RuntimeException e) {
-        died("worker JVM " + name() + " sent a malformed control message (" + e.getMessage() + "); it was killed");
-        kill();
-    }
-
-    @Override
     void onDeath(String why) {
         ready.completeExceptionally(new WorkerDeathException(why));
-        plane.remove(this);
+        plane.forgetChild(name());
     }
 
     @Override
     public void shutdown(Duration timeout) {
         if (process != null && process.isAlive()) {
-            send(Message.write(Message.SHUTDOWN, 0));
+            send(new Message.Shutdown());
             try {
                 if (!process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
                     kill();
@@ -187,7 +201,7 @@ public final class WorkerProcess extends RemoteHost {
                 kill();
             }
         }
-        close();
+        died("worker JVM " + name() + " was shut down");
     }
 
     @Override
@@ -202,13 +216,7 @@ public final class WorkerProcess extends RemoteHost {
                 Thread.currentThread().interrupt();
             }
         }
-        close();
-    }
-
-    private void close() {
-        plane.remove(this);
-        toWorker.close();
-        fromWorker.close();
+        died("worker JVM " + name() + " was killed");
     }
 
     @Override

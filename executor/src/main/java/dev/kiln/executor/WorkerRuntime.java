@@ -9,7 +9,6 @@ import dev.kiln.transport.RemoteError;
 import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.WorkerInfo;
 import io.aeron.Aeron;
-import io.aeron.Publication;
 
 import java.io.Serializable;
 import java.time.Duration;
@@ -21,14 +20,13 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 
 /**
- * What a worker JVM does for its driver, whichever way it came (a child JVM, {@link WorkerMain},
- * or a joined worker, {@link dev.kiln.KilnWorker}): it hosts the actors the driver creates here,
- * each on a thread of its own ({@link ThreadHost}), runs their dynamic calls, and takes part in
- * compiled graphs, opening the graph's channels its actors touch and running their loops. The
- * caller receives the driver's control messages and hands each to {@link #handle}; replies go
- * back on the control stream given at construction.
+ * What a worker does for its driver, whichever way it joined (a child JVM or a {@link dev.kiln.KilnWorker}):
+ * it hosts the actors the driver creates here, each on a thread of its own ({@link ThreadHost}), runs their
+ * dynamic calls, and takes part in compiled graphs, opening the graph's channels its actors touch and running
+ * their loops. {@link WorkerNode} receives the driver's authenticated requests and hands each to
+ * {@link #handle}; answers go back on the control link given at construction.
  *
- * <p>{@link #handle} runs on the caller's receiving thread; replies may be sent from actor threads.
+ * <p>{@link #handle} runs on the node's receiving thread; answers may be sent from actor threads.
  */
 public final class WorkerRuntime {
 
@@ -36,38 +34,36 @@ public final class WorkerRuntime {
     private static final long STOP_TIMEOUT_MS = 5_000;
 
     private final String processName;
-    private final Publication toDriver;
+    private final ControlLink toDriver;
     private final Aeron aeron;
+    private final long maxCallBytes;
     private final ValueCodec codec = new ValueCodec();
     private final ThreadHost actors;
     private final Gpus gpus;
     private final Map<Long, GraphPart> graphs = new ConcurrentHashMap<>();
     private final ClassLoader loader = WorkerRuntime.class.getClassLoader();
-    private volatile boolean running = true;
 
     /**
-     * @param processName the worker's name in plans
-     * @param resources   what this JVM offers; asked when first needed
-     * @param gpus        the GPUs of this JVM's actors (the caller closes them after {@link #stopAll})
-     * @param toDriver    the control stream to the driver
-     * @param aeron       the client of this host's media driver, for Aeron UDP channels
+     * @param processName  the worker's name in plans
+     * @param resources    what this JVM offers; asked when first needed
+     * @param gpus         the GPUs of this JVM's actors (the caller closes them after {@link #stopAll})
+     * @param toDriver     the authenticated control link to the driver
+     * @param aeron        the client of this host's media driver, for Aeron UDP channels
+     * @param maxCallBytes the largest dynamic-call result this worker sends (the driver's limit)
      */
-    public WorkerRuntime(String processName, Supplier<WorkerInfo> resources, Gpus gpus, Publication toDriver,
-                         Aeron aeron) {
+    public WorkerRuntime(String processName, Supplier<WorkerInfo> resources, Gpus gpus, ControlLink toDriver,
+                         Aeron aeron, long maxCallBytes) {
         this.processName = processName;
         this.toDriver = toDriver;
         this.aeron = aeron;
+        this.maxCallBytes = maxCallBytes;
         this.gpus = gpus;
         this.actors = new ThreadHost(processName, resources, gpus, STOP_TIMEOUT_MS);
     }
 
-    /** @return false once the driver asked the worker to shut down */
-    public boolean running() {
-        return running;
-    }
-
     /**
-     * Registers value classes, so that their values may cross to and from this JVM.
+     * Registers value classes, so that their values may cross to and from this JVM. Only the driver's
+     * authenticated ACCEPT names them.
      *
      * @param classNames binary class names
      * @throws ClassNotFoundException if one cannot be loaded here
@@ -79,32 +75,22 @@ public final class WorkerRuntime {
     }
 
     /**
-     * Handles one message from the driver; replies to requests.
+     * Handles one authenticated request of the driver; answers it.
      *
-     * @param m the message, positioned at its body
+     * @param m the message
      */
     public void handle(Message m) {
-        long c = m.correlation();
+        long c = m instanceof Message.Request r ? r.correlation() : 0;
         try {
-            switch (m.type()) {
-                case Message.REGISTER -> {
-                    int n = m.getInt();
-                    List<String> names = new ArrayList<>();
-                    for (int i = 0; i < n; i++) {
-                        names.add(m.getString());
-                    }
-                    register(names);
-                    ok(c);
-                }
-                case Message.CREATE_ACTOR -> createActor(c, m.getInt(), m.getString(), m.getInt(), m.getBytes());
-                case Message.STOP_ACTOR -> actors.stopActor(m.getInt());
-                case Message.CALL -> call(c, m);
-                case Message.PREPARE -> prepare(c, m);
-                case Message.START -> {
-                    long id = m.getLong();
-                    GraphPart g = graph(id);
+            switch (m) {
+                case Message.CreateActor x -> createActor(c, x.actorId(), x.name(), x.gpu(), x.factory());
+                case Message.StopActor x -> actors.stopActor(x.actorId());
+                case Message.Call x -> call(x);
+                case Message.Prepare x -> prepare(x);
+                case Message.Start x -> {
+                    GraphPart g = graph(x.graphId());
                     // Opening waits for the graph's NCCL ranks to join: do not hold up the control stream.
-                    Thread.ofPlatform().name("kiln-start-graph-" + id).daemon(true).start(() -> {
+                    Thread.ofPlatform().name("kiln-start-graph-" + x.graphId()).daemon(true).start(() -> {
                         try {
                             g.open();
                             g.attach();
@@ -114,21 +100,19 @@ public final class WorkerRuntime {
                         }
                     });
                 }
-                case Message.STOP_GRAPH -> {
-                    long id = m.getLong();
-                    boolean abort = m.getInt() != 0;
-                    GraphPart g = graphs.remove(id);
+                case Message.StopGraph x -> {
+                    GraphPart g = graphs.remove(x.graphId());
                     // Waiting for the loops to leave may take a while: do not hold up the control stream.
-                    Thread.ofPlatform().name("kiln-stop-graph-" + id).daemon(true).start(() -> {
+                    Thread.ofPlatform().name("kiln-stop-graph-" + x.graphId()).daemon(true).start(() -> {
                         if (g != null) {
-                            g.stop(abort);
+                            g.stop(x.abort());
                         }
                         ok(c);
                     });
                 }
-                case Message.COMMUNICATOR_ID -> send(reply(c, Message.OK).putBytes(gpus.ops().newCommunicatorId()));
-                case Message.SHUTDOWN -> running = false;
-                default -> failed(c, "unknown control message type " + m.type());
+                case Message.CommunicatorId x -> send(new Message.Reply(c, Message.Status.OK, "", "",
+                        gpus.ops().newCommunicatorId()));
+                default -> failed(c, "a worker does not handle " + m.getClass().getSimpleName());
             }
         } catch (Exception | LinkageError e) {
             failed(c, e.toString());
@@ -140,48 +124,55 @@ public final class WorkerRuntime {
         Serializable factory = Codecs.lambda(factoryBytes, codec, loader);
         actors.startAsync(id, givenName, gpu, (ActorFactory<?>) factory).whenComplete((started, error) -> {
             if (error == null) {
-                send(reply(c, Message.OK).putString(started.className()).putString(started.name())
-                        .putString(started.deviceUuid() != null ? started.deviceUuid() : "")
-                        .putLong(started.deviceFreeBytes()));
+                send(new Message.ActorStarted(c, started.className(), started.name(),
+                        started.deviceUuid() != null ? started.deviceUuid() : "", started.deviceFreeBytes()));
                 return;
             }
             Throwable cause = error instanceof ActorCreationException a && a.getCause() != null ? a.getCause() : null;
             String name = givenName != null ? givenName : "actor-" + id;
-            send(reply(c, Message.FAILED).putString(cause != null ? cause.toString() : error.getMessage())
-                    .putString(cause != null ? RemoteError.of(name, "<init>", 0, cause).stackTrace() : ""));
+            send(new Message.Reply(c, Message.Status.FAILED, cause != null ? cause.toString() : error.getMessage(),
+                    cause != null ? RemoteError.of(name, "<init>", 0, cause).stackTrace() : "", new byte[0]));
         });
     }
 
-    private void call(long c, Message m) {
-        int id = m.getInt();
-        long number = m.getLong();
-        Serializable method = Codecs.lambda(m.getBytes(), codec, loader);
-        int arity = m.getInt();
-        Object[] args = (Object[]) Codecs.value(m.getBytes(), codec);
+    private void call(Message.Call m) {
+        long c = m.correlation();
+        int id = m.actorId();
+        long number = m.number();
+        Serializable method = Codecs.lambda(m.method(), codec, loader);
+        Object[] args = (Object[]) Codecs.value(m.arguments(), codec);
         ActorThread a = actors.thread(id);
         if (a == null) {
-            send(reply(c, Message.DIED).putString("actor #" + id + " is not in worker JVM " + processName));
+            send(new Message.Reply(c, Message.Status.DIED, "actor #" + id + " is not in worker " + processName, "",
+                    new byte[0]));
             return;
         }
-        DynamicCall<Object> call = new DynamicCall<>(method, arity, a.created().getNow(null), a.name(), number, args);
+        DynamicCall<Object> call = new DynamicCall<>(method, m.arity(), a.created().getNow(null), a.name(), number,
+                args);
         call.future().whenComplete((value, error) -> {
             if (error == null) {
-                Message r = reply(c, Message.OK);
+                byte[] bytes;
                 try {
-                    r.putBytes(Codecs.valueBytes(value, codec));
+                    bytes = Codecs.valueBytes(value, codec);
                 } catch (RuntimeException e) {
-                    send(reply(c, Message.FAILED).putString("cannot send the result of the call back to the driver: "
-                            + GraphLoop.explain(e)));
+                    failed(c, "cannot send the result of call #" + number + " back to the driver: "
+                            + GraphLoop.explain(e));
                     return;
                 }
-                send(r);
+                if (bytes.length > maxCallBytes) {
+                    failed(c, "the result of call #" + number + " to actor " + a.name() + " takes " + bytes.length
+                            + " bytes, more than the " + maxCallBytes + " a dynamic call may carry"
+                            + " (KilnOptions.maxCallBytes): raise it, or return large values through a compiled graph");
+                    return;
+                }
+                send(new Message.Reply(c, Message.Status.OK, "", "", bytes));
             } else if (error instanceof ActorTaskException t) {
                 RemoteError e = t.getCause() == null ? RemoteError.of(a.name(), t.method(), number, t)
                         : RemoteError.of(a.name(), t.method(), number, t.getCause());
-                send(reply(c, Message.TASK_ERROR).putString(e.method()).putString(e.exceptionClass())
-                        .putString(e.message()).putString(e.stackTrace()));
+                send(new Message.TaskFailed(c, e.method(), e.exceptionClass(), e.message() == null ? "" : e.message(),
+                        e.stackTrace()));
             } else {
-                send(reply(c, Message.DIED).putString(error.getMessage()));
+                send(new Message.Reply(c, Message.Status.DIED, String.valueOf(error.getMessage()), "", new byte[0]));
             }
         });
         if (!a.submit(call)) {
@@ -189,21 +180,22 @@ public final class WorkerRuntime {
         }
     }
 
-    private void prepare(long c, Message m) {
-        long id = m.getLong();
-        String graphName = m.getString();
-        ExecutionPlan plan = Codecs.plan(m.getBytes(), codec, loader);
-        CompileOptions options = Codecs.options(m.getBytes());
-        UdpSettings udp = Codecs.udp(m);
-        Map<String, Peer> peers = Codecs.peers(m);
-        List<byte[]> commIds = Codecs.communicatorIds(m);
-        Duration joinTimeout = Duration.ofNanos(m.getLong());
+    private void prepare(Message.Prepare m) {
+        long c = m.correlation();
+        long id = m.graphId();
+        String graphName = m.graphName();
+        ExecutionPlan plan = Codecs.plan(m.plan(), codec, loader);
+        CompileOptions options = Codecs.options(m.options());
+        UdpSettings udp = m.udp();
+        Map<String, Peer> peers = new java.util.HashMap<>();
+        m.peers().forEach(p -> peers.put(p.process(), p));
+        List<byte[]> commIds = m.communicatorIds();
+        Duration joinTimeout = Duration.ofNanos(m.ncclJoinTimeoutNs());
         Object owner = new GraphToken(graphName);
         GraphPart g = new GraphPart(plan, options, processName, graphName, peers, actors.threads(), null, gpus,
                 joinTimeout, codec, aeron, udp, owner,
-                (actor, cause) -> send(Message.write(Message.LOOP_DIED, 0).putLong(id).putInt(actor.id())
-                        .putString(cause.toString())),
-                why -> send(Message.write(Message.GRAPH_FAILED, 0).putLong(id).putString(why)));
+                (actor, cause) -> send(new Message.LoopDied(id, actor.id(), cause.toString())),
+                why -> send(new Message.GraphFailed(id, why)));
         List<ActorThread> held = new ArrayList<>();
         try {
             for (ActorThread a : g.actors()) {
@@ -250,20 +242,16 @@ public final class WorkerRuntime {
         actors.close(STOP_TIMEOUT_MS);
     }
 
-    private Message reply(long correlation, int status) {
-        return Message.write(Message.REPLY, correlation).putInt(status);
-    }
-
     private void ok(long correlation) {
-        send(reply(correlation, Message.OK));
+        send(new Message.Reply(correlation, Message.Status.OK, "", "", new byte[0]));
     }
 
     private void failed(long correlation, String why) {
-        send(reply(correlation, Message.FAILED).putString(why).putString(""));
+        send(new Message.Reply(correlation, Message.Status.FAILED, why, "", new byte[0]));
     }
 
-    private void send(Message m) {
-        String failure = m.sendTo(toDriver, SEND_TIMEOUT_NS);
+    private void send(Message.Authenticated m) {
+        String failure = toDriver.send(m, SEND_TIMEOUT_NS);
         if (failure != null) {
             System.err.println("kiln worker " + processName + ": cannot reach the driver: " + failure);
         }

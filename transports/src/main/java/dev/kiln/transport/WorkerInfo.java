@@ -1,9 +1,11 @@
 package dev.kiln.transport;
 
-import java.nio.BufferUnderflowException;
-import java.nio.ByteBuffer;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
+import dev.kiln.transport.control.MessageHeaderEncoder;
+import dev.kiln.transport.control.WorkerInfoDecoder;
+import dev.kiln.transport.control.WorkerInfoEncoder;
+import org.agrona.ExpandableArrayBuffer;
+import org.agrona.concurrent.UnsafeBuffer;
+
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -18,7 +20,7 @@ import java.util.TreeMap;
 /**
  * What a worker advertises when it joins a driver: where it runs and what it offers, so that the
  * driver can place actors on it. Immutable, hence thread-safe. {@link #encode()} gives stable bytes
- * (labels in key order, big-endian), which {@link JoinHandshake} authenticates.
+ * (SBE, labels in key order), which {@link JoinHandshake} authenticates.
  *
  * @param hostName     the worker's host name, 1 to {@value #MAX_STRING_BYTES} bytes of UTF-8
  * @param labels       placement labels, e.g. {@code zone=a}; keys 1 to {@value #MAX_STRING_BYTES} bytes, values up
@@ -37,9 +39,6 @@ public record WorkerInfo(String hostName, Map<String, String> labels, int cores,
     public static final int MAX_LABELS = 64;
     /** Most GPUs a worker may advertise. */
     public static final int MAX_GPUS = 64;
-
-    /** "KWI2" as a big-endian int: the encoding's magic and version. */
-    private static final int MAGIC = 0x4B574932;
 
     /**
      * One GPU of a worker.
@@ -117,113 +116,100 @@ public record WorkerInfo(String hostName, Map<String, String> labels, int cores,
     }
 
     /**
-     * The stable encoding: magic {@code KWI2}, host name, label count, (key, value) pairs in key
-     * order, cores, GPU count, and per GPU its UUID, memory and peer bits; strings as an unsigned byte
-     * length and UTF-8, numbers as big-endian ints and longs. Equal infos give equal bytes on every JVM.
+     * The stable encoding: the SBE message {@code WorkerInfo} of {@code kiln-control.xml} with its header (cores,
+     * the GPUs with UUID, memory and peer bits in device order, the labels in key order, the host name). Equal
+     * infos give equal bytes on every JVM.
      *
      * @return the bytes, new on each call
      */
     public byte[] encode() {
-        List<byte[]> strings = new ArrayList<>();
-        strings.add(utf8(hostName));
-        for (Map.Entry<String, String> e : labels.entrySet()) {
-            strings.add(utf8(e.getKey()));
-            strings.add(utf8(e.getValue()));
+        ExpandableArrayBuffer buffer = new ExpandableArrayBuffer(256);
+        WorkerInfoEncoder e = new WorkerInfoEncoder().wrapAndApplyHeader(buffer, 0, new MessageHeaderEncoder());
+        e.cores(cores);
+        WorkerInfoEncoder.GpusEncoder g = e.gpusCount(gpus.size());
+        for (Gpu gpu : gpus) {
+            byte[] uuid = utf8(gpu.uuid());
+            g.next().totalBytes(gpu.totalBytes()).peers(gpu.peers()).putUuid(uuid, 0, uuid.length);
         }
-        List<byte[]> uuids = new ArrayList<>();
-        for (Gpu g : gpus) {
-            uuids.add(utf8(g.uuid()));
+        WorkerInfoEncoder.LabelsEncoder l = e.labelsCount(labels.size());
+        for (Map.Entry<String, String> label : labels.entrySet()) {
+            byte[] key = utf8(label.getKey());
+            byte[] value = utf8(label.getValue());
+            l.next().putKey(key, 0, key.length).putValue(value, 0, value.length);
         }
-        int size = 4 + 1 + 4 + 4 + 16 * gpus.size();
-        for (byte[] s : strings) {
-            size += 1 + s.length;
-        }
-        for (byte[] s : uuids) {
-            size += 1 + s.length;
-        }
-        ByteBuffer out = ByteBuffer.allocate(size);
-        out.putInt(MAGIC);
-        putString(out, strings.getFirst());
-        out.put((byte) labels.size());
-        for (int i = 1; i < strings.size(); i++) {
-            putString(out, strings.get(i));
-        }
-        out.putInt(cores);
-        out.putInt(gpus.size());
-        for (int i = 0; i < gpus.size(); i++) {
-            putString(out, uuids.get(i));
-            out.putLong(gpus.get(i).totalBytes());
-            out.putLong(gpus.get(i).peers());
-        }
-        return out.array();
+        byte[] host = utf8(hostName);
+        e.putHostName(host, 0, host.length);
+        byte[] out = new byte[Sbe.HEADER_LENGTH + e.encodedLength()];
+        buffer.getBytes(0, out);
+        return out;
     }
 
     /**
-     * Reads what {@link #encode()} wrote, as received from the network: every length and value is
-     * checked.
+     * Reads what {@link #encode()} wrote, as received from the network: the header, every count, length and
+     * value is checked before it is used.
      *
      * @param bytes exactly one encoded info
      * @return the info
      * @throws IllegalArgumentException if the bytes are not exactly one valid encoded info
      */
     public static WorkerInfo decode(byte[] bytes) {
-        ByteBuffer in = ByteBuffer.wrap(bytes);
+        UnsafeBuffer buffer = new UnsafeBuffer(bytes);
+        int end = bytes.length;
         try {
-            if (in.getInt() != MAGIC) {
-                throw new IllegalArgumentException("not an encoded WorkerInfo (bad magic)");
+            if (Sbe.templateId(buffer, 0, end) != WorkerInfoDecoder.TEMPLATE_ID) {
+                throw new IllegalArgumentException("not an encoded WorkerInfo (template "
+                        + Sbe.templateId(buffer, 0, end) + ")");
             }
-            String hostName = getString(in);
-            int labelCount = Byte.toUnsignedInt(in.get());
+            Sbe.checkBlock(buffer, 0, end, WorkerInfoDecoder.BLOCK_LENGTH, "WorkerInfo");
+            WorkerInfoDecoder d = new WorkerInfoDecoder().wrap(buffer, Sbe.HEADER_LENGTH, WorkerInfoDecoder.BLOCK_LENGTH,
+                    WorkerInfoDecoder.SCHEMA_VERSION);
+            int cores = d.cores();
+            WorkerInfoDecoder.GpusDecoder g = d.gpus();
+            Sbe.checkGroup(g.actingBlockLength(), WorkerInfoDecoder.GpusDecoder.sbeBlockLength(), "GPUs");
+            if (g.count() > MAX_GPUS) {
+                throw new IllegalArgumentException("GPU count " + g.count() + " out of range");
+            }
+            List<Gpu> devices = new ArrayList<>(g.count());
+            while (g.hasNext()) {
+                g.next();
+                long total = g.totalBytes();
+                long peers = g.peers();
+                byte[] uuid = new byte[Sbe.varLength(g.uuidLength(), d.limit(), 2, end, MAX_STRING_BYTES, "GPU uuid")];
+                g.getUuid(uuid, 0, uuid.length);
+                devices.add(new Gpu(Sbe.utf8(uuid, "GPU uuid"), total, peers));
+            }
+            WorkerInfoDecoder.LabelsDecoder l = d.labels();
+            Sbe.checkGroup(l.actingBlockLength(), WorkerInfoDecoder.LabelsDecoder.sbeBlockLength(), "labels");
+            if (l.count() > MAX_LABELS) {
+                throw new IllegalArgumentException("at most " + MAX_LABELS + " labels, got " + l.count());
+            }
             TreeMap<String, String> labels = new TreeMap<>();
-            for (int i = 0; i < labelCount; i++) {
-                String key = getString(in);
-                if (labels.put(key, getString(in)) != null) {
-                    throw new IllegalArgumentException("label " + key + " appears twice");
+            while (l.hasNext()) {
+                l.next();
+                byte[] key = new byte[Sbe.varLength(l.keyLength(), d.limit(), 2, end, MAX_STRING_BYTES, "label key")];
+                l.getKey(key, 0, key.length);
+                byte[] value = new byte[Sbe.varLength(l.valueLength(), d.limit(), 2, end, MAX_STRING_BYTES,
+                        "label value")];
+                l.getValue(value, 0, value.length);
+                String k = Sbe.utf8(key, "label key");
+                if (labels.put(k, Sbe.utf8(value, "label value")) != null) {
+                    throw new IllegalArgumentException("label " + k + " appears twice");
                 }
             }
-            int cores = in.getInt();
-            int gpus = in.getInt();
-            if (gpus < 0 || gpus > MAX_GPUS) {
-                throw new IllegalArgumentException("GPU count " + gpus + " out of range");
-            }
-            List<Gpu> devices = new ArrayList<>(gpus);
-            for (int i = 0; i < gpus; i++) {
-                devices.add(new Gpu(getString(in), in.getLong(), in.getLong()));
-            }
-            if (in.hasRemaining()) {
-                throw new IllegalArgumentException(in.remaining() + " bytes after the encoded WorkerInfo");
-            }
-            WorkerInfo info = new WorkerInfo(hostName, labels, cores, devices);
+            byte[] host = new byte[Sbe.varLength(d.hostNameLength(), d.limit(), 2, end, MAX_STRING_BYTES, "host name")];
+            d.getHostName(host, 0, host.length);
+            Sbe.expectEnd(d.limit(), end, "WorkerInfo");
+            WorkerInfo info = new WorkerInfo(Sbe.utf8(host, "host name"), labels, cores, devices);
             if (!Arrays.equals(info.encode(), bytes)) {
                 throw new IllegalArgumentException("not the stable encoding of a WorkerInfo: labels out of key order");
             }
             return info;
-        } catch (BufferUnderflowException e) {
+        } catch (IndexOutOfBoundsException e) {
             throw new IllegalArgumentException("truncated WorkerInfo: " + bytes.length + " bytes", e);
         }
     }
 
     private static byte[] utf8(String s) {
         return s.getBytes(StandardCharsets.UTF_8);
-    }
-
-    private static void putString(ByteBuffer out, byte[] s) {
-        out.put((byte) s.length);
-        out.put(s);
-    }
-
-    private static String getString(ByteBuffer in) {
-        int length = Byte.toUnsignedInt(in.get());
-        if (length > in.remaining()) {
-            throw new BufferUnderflowException();
-        }
-        ByteBuffer slice = in.slice(in.position(), length);
-        in.position(in.position() + length);
-        try {
-            return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(slice).toString();
-        } catch (CharacterCodingException e) {
-            throw new IllegalArgumentException("a string of the WorkerInfo is not UTF-8", e);
-        }
     }
 }
