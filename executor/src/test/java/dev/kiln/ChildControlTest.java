@@ -187,7 +187,7 @@ class ChildControlTest {
         ActorRef<Victim> v = kiln.actor(Victim::new, ActorOptions.process("frozen"));
         long pid = kiln.call(v, Victim::pid).get(30, TimeUnit.SECONDS);
         ProcessHandle child = ProcessHandle.of(pid).orElseThrow();
-        signal("STOP", pid);
+        KilnTestSupport.signal("STOP", pid);
         try {
             ExecutionException e = assertThrows(ExecutionException.class,
                     () -> kiln.call(v, Victim::echo, 3).get(20, TimeUnit.SECONDS));
@@ -197,7 +197,7 @@ class ChildControlTest {
                     () -> kiln.hosts().stream().noneMatch(h -> h.name().equals("frozen")));
             assertTrue(child.isAlive(), "declared lost, not killed");
         } finally {
-            signal("CONT", pid);
+            KilnTestSupport.signal("CONT", pid);
         }
         child.onExit().get(30, TimeUnit.SECONDS);
         KilnTestSupport.awaitTrue(() -> "the child's exit status is logged: " + logged.messages(),
@@ -210,14 +210,10 @@ class ChildControlTest {
         start(Duration.ofSeconds(4));
         ActorRef<Victim> v = kiln.actor(Victim::new, ActorOptions.process("paused"));
         long pid = kiln.call(v, Victim::pid).get(30, TimeUnit.SECONDS);
-        signal("STOP", pid);
+        KilnTestSupport.signal("STOP", pid);
         Thread.sleep(1_500);
-        signal("CONT", pid);
+        KilnTestSupport.signal("CONT", pid);
         assertEquals(4, kiln.call(v, Victim::echo, 4).get(30, TimeUnit.SECONDS));
         assertTrue(ProcessHandle.of(pid).orElseThrow().isAlive());
-    }
-
-    static void signal(String signal, long pid) throws Exception {
-        assertEquals(0, new ProcessBuilder("kill", "-" + signal, Long.toString(pid)).start().waitFor());
     }
 }

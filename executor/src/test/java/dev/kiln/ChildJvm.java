@@ -106,14 +106,9 @@ public final class ChildJvm implements AutoCloseable {
      * Sends it a signal with {@code kill}.
      *
      * @param signal e.g. {@code STOP}, {@code CONT}, {@code KILL}
-     * @throws IOException          if {@code kill} cannot run or fails
-     * @throws InterruptedException if interrupted
      */
-    public void signal(String signal) throws IOException, InterruptedException {
-        Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(process.pid())).inheritIO().start();
-        if (!kill.waitFor(10, TimeUnit.SECONDS) || kill.exitValue() != 0) {
-            throw new IOException("kill -" + signal + " " + process.pid() + " failed");
-        }
+    public void signal(String signal) {
+        KilnTestSupport.signal(signal, process.pid());
     }
 
     /** Kills it (SIGKILL) and waits up to 10 s for it to end. */

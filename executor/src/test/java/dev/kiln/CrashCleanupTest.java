@@ -103,7 +103,7 @@ class CrashCleanupTest {
                     CompileOptions.defaults().idle(IdleMode.BACKOFF).teardownTimeout(Duration.ofSeconds(1)));
             assertEquals(7, g.execute(7).get(Duration.ofSeconds(60)));
             assertFalse(filesOf(shm, pid).isEmpty(), "the worker wrote a shared-memory channel");
-            assertEquals(0, new ProcessBuilder("kill", "-STOP", Long.toString(pid)).start().waitFor());
+            KilnTestSupport.signal("STOP", pid);
         } finally {
             kiln.close(); // the graph's teardown times out, the worker does not exit when asked: it is killed
         }

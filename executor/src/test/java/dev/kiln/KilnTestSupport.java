@@ -1,7 +1,10 @@
 package dev.kiln;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
@@ -30,6 +33,26 @@ final class KilnTestSupport {
                 fail("timed out after " + timeout + " waiting for: " + what.get());
             }
             LockSupport.parkNanos(1_000_000);
+        }
+    }
+
+    /**
+     * Sends a process a signal, as {@code kill -SIGNAL pid}, and waits up to 10 s for {@code kill} to finish.
+     *
+     * @param signal e.g. {@code STOP}, {@code CONT}, {@code KILL}
+     * @param pid    the process
+     */
+    static void signal(String signal, long pid) {
+        try {
+            Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(pid)).inheritIO().start();
+            if (!kill.waitFor(10, TimeUnit.SECONDS) || kill.exitValue() != 0) {
+                fail("kill -" + signal + " " + pid + " failed");
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            fail("interrupted while sending " + signal + " to " + pid);
         }
     }
 

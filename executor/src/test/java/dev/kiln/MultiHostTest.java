@@ -29,6 +29,7 @@ import java.util.logging.Level;
 import java.util.logging.LogRecord;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -145,6 +146,11 @@ class MultiHostTest {
 
     private Process startWorker(String name, String host, Path shmDir, Path secretPath, String... labels)
             throws IOException {
+        return startWorker(name, host, shmDir, secretPath, List.of(), labels);
+    }
+
+    private Process startWorker(String name, String host, Path shmDir, Path secretPath, List<String> jvmOptions,
+                                String... labels) throws IOException {
         List<String> command = new ArrayList<>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         for (String arg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
@@ -152,6 +158,7 @@ class MultiHostTest {
                 command.add(arg);
             }
         }
+        command.addAll(jvmOptions);
         command.addAll(List.of("-Dkiln.test.host=" + host, "-Xmx256m", "-cp", System.getProperty("java.class.path"),
                 KilnWorker.class.getName(), "--driver", kiln.joinEndpoint().orElseThrow(), "--secret-file",
                 secretPath.toString(), "--name", name, "--host-name", host, "--listen", "127.0.0.1:0",
@@ -444,38 +451,52 @@ class MultiHostTest {
     }
 
     /**
-     * A soak with restarts: a chain through two child JVMs, a joined worker and the driver's JVM runs 200,000
-     * executions ({@code -Dkiln.soak.executions=N} changes the count) while the three worker processes are killed
-     * with SIGKILL, twice each, in a random order at random points; the joined worker is started again after its
-     * loss, as its supervisor would. Every execution gives its exact result or fails with
-     * {@link GraphRestartedException}, nothing hangs, and no process or shared-memory file is left.
+     * The chaos soak: a chain through two child JVMs, a joined worker and the driver's JVM runs 200,000 executions
+     * ({@code -Dkiln.soak.executions=N} changes the count) with {@link ActorDeathPolicy#RESTART} on, while each of
+     * the three worker processes is, in a random order at random points, killed with SIGKILL twice, frozen with
+     * SIGSTOP for a third of the worker timeout (then SIGCONT: it carries on) and frozen past the timeout (then
+     * SIGCONT: it was declared lost and leaves, status 6 for the joined worker); the joined worker's media driver
+     * drops 5 % of the UDP data frames it sends and of those it receives (Aeron's loss generator), both directions
+     * of its data and control streams, and is started again after each loss, as its supervisor would. Every execution
+     * gives its exact result or fails with {@link GraphRestartedException}, nothing hangs, the loss really happened
+     * (the driver's media driver sent and received NAKs), and no process or shared-memory file is left.
      */
     @Test
     @Timeout(value = 600, unit = TimeUnit.SECONDS)
-    void aSoakWithWorkersKilledGivesEveryExecutionExactlyOrLosesItToARestart() throws Exception {
+    void aChaosSoakGivesEveryExecutionExactlyOrLosesItToARestart() throws Exception {
         int executions = Integer.getInteger("kiln.soak.executions", 200_000);
-        int kills = 6;
         int window = 16;
-        Process worker = startWorker("soak-c", "host-c", secretFile, "role=soak");
+        List<String> lossy = List.of(
+                "-Daeron.ReceiveChannelEndpoint.supplier=io.aeron.driver.ext.DebugReceiveChannelEndpointSupplier",
+                "-Daeron.debug.receive.data.loss.rate=0.05", "-Daeron.debug.receive.data.loss.seed=16",
+                "-Daeron.SendChannelEndpoint.supplier=io.aeron.driver.ext.DebugSendChannelEndpointSupplier",
+                "-Daeron.debug.send.data.loss.rate=0.05", "-Daeron.debug.send.data.loss.seed=17");
+        Process worker = startWorker("soak-c", "host-c", shm("soak-c"), secretFile, lossy, "role=soak");
         kiln.awaitWorkers(1, JOIN_WAIT);
         ActorRef<Stage> a = kiln.actor(() -> new Stage(1), ActorOptions.process("soak-a"));
         ActorRef<Stage> b = kiln.actor(() -> new Stage(10), ActorOptions.process("soak-b"));
         ActorRef<Stage> c = kiln.actor(() -> new Stage(100), ActorOptions.label("role", "soak"));
         ActorRef<Stage> d = kiln.actor(() -> new Stage(1000));
-        CompileOptions options = OPTIONS.maxInflight(window).onActorDeath(ActorDeathPolicy.RESTART
-                .limit(kills + 4, Duration.ofMinutes(10)).placementTimeout(JOIN_WAIT));
         java.util.Random random = new java.util.Random(16);
-        List<Integer> killAt = new ArrayList<>();
-        List<String> victims = new ArrayList<>();
-        for (int k = 0; k < kills; k++) {
-            killAt.add((k + 1) * executions / (kills + 1) + random.nextInt(executions / (4 * (kills + 1))));
-            if (k % 3 == 0) {
-                List<String> round = new ArrayList<>(List.of("soak-a", "soak-b", "soak-c"));
-                java.util.Collections.shuffle(round, random);
-                victims.addAll(round); // each process is killed as often as the others, in a random order
+        List<String> events = new ArrayList<>();
+        for (String process : List.of("soak-a", "soak-b", "soak-c")) {
+            for (String what : List.of("kill", "kill", "freeze", "freeze-past-timeout")) {
+                events.add(what + " " + process);
             }
         }
+        java.util.Collections.shuffle(events, random);
+        List<Integer> eventAt = new ArrayList<>();
+        for (int k = 0; k < events.size(); k++) {
+            eventAt.add((k + 1) * executions / (events.size() + 1) + random.nextInt(executions / (4 * (events.size() + 1))));
+        }
+        int deaths = (int) events.stream().filter(e -> !e.startsWith("freeze ")).count();
+        int freezes = events.size() - deaths;
+        CompileOptions options = OPTIONS.maxInflight(window).onActorDeath(ActorDeathPolicy.RESTART
+                .limit(deaths + freezes + 4, Duration.ofMinutes(10)).placementTimeout(JOIN_WAIT));
         java.util.Set<Long> pids = new java.util.HashSet<>(List.of(ProcessHandle.current().pid()));
+        java.util.concurrent.ScheduledExecutorService resumer = java.util.concurrent.Executors
+                .newSingleThreadScheduledExecutor();
+        List<java.util.concurrent.ScheduledFuture<?>> resumes = new ArrayList<>();
         int lost = 0;
         long started = System.nanoTime();
         try (CompiledGraph<Integer, Integer> g = kiln.compile(d.bind(Stage::add, c.bind(Stage::add,
@@ -483,21 +504,40 @@ class MultiHostTest {
             java.util.ArrayDeque<GraphFuture<Integer>> inFlight = new java.util.ArrayDeque<>();
             int checked = 0;
             for (int i = 0; i < executions; i++) {
-                if (!killAt.isEmpty() && i == killAt.getFirst()) {
-                    killAt.removeFirst();
-                    String victim = victims.removeFirst();
-                    if (victim.equals("soak-c")) {
-                        worker.destroyForcibly();
+                if (!eventAt.isEmpty() && i == eventAt.getFirst()) {
+                    eventAt.removeFirst();
+                    String[] event = events.removeFirst().split(" ");
+                    String victim = event[1];
+                    long pid = victim.equals("soak-c") ? worker.pid() : kiln.hosts().stream()
+                            .filter(h -> h.name().equals(victim))
+                            .mapToLong(h -> ((dev.kiln.executor.RemoteHost) h).pid()).findFirst().orElseThrow();
+                    pids.add(pid);
+                    switch (event[0]) {
+                        case "kill" -> ProcessHandle.of(pid).orElseThrow().destroyForcibly();
+                        case "freeze" -> {
+                            KilnTestSupport.signal("STOP", pid); // executions stall behind it; it resumes well inside the timeout
+                            resumes.add(resumer.schedule(() -> KilnTestSupport.signal("CONT", pid), WORKER_TIMEOUT.toMillis() / 3,
+                                    TimeUnit.MILLISECONDS));
+                        }
+                        default -> { // frozen past the timeout: declared lost meanwhile, it leaves when resumed
+                            KilnTestSupport.signal("STOP", pid);
+                            Thread.sleep(2 * WORKER_TIMEOUT.toMillis());
+                            KilnTestSupport.signal("CONT", pid);
+                        }
+                    }
+                    if (!event[0].equals("freeze")) {
+                        ProcessHandle.of(pid).ifPresent(h -> assertDoesNotThrow(
+                                () -> h.onExit().get(30, TimeUnit.SECONDS), victim + " " + pid + " did not end"));
+                    }
+                    if (victim.equals("soak-c") && !event[0].equals("freeze")) {
                         assertTrue(worker.waitFor(30, TimeUnit.SECONDS));
+                        if (event[0].equals("freeze-past-timeout")) {
+                            assertEquals(KilnWorker.EXIT_DECLARED_LOST, worker.exitValue(), log("soak-c"));
+                        }
                         // its supervisor starts it again; it joins once the driver let go of its name
                         KilnTestSupport.awaitTrue("the driver loses soak-c", JOIN_WAIT,
                                 () -> kiln.hosts().stream().noneMatch(h -> h.name().equals("soak-c")));
-                        worker = startWorker("soak-c", "host-c", secretFile, "role=soak");
-                    } else {
-                        long pid = kiln.hosts().stream().filter(h -> h.name().equals(victim))
-                                .mapToLong(h -> ((dev.kiln.executor.RemoteHost) h).pid()).findFirst().orElseThrow();
-                        pids.add(pid);
-                        ProcessHandle.of(pid).orElseThrow().destroyForcibly();
+                        worker = startWorker("soak-c", "host-c", shm("soak-c"), secretFile, lossy, "role=soak");
                     }
                 }
                 if (inFlight.size() == window) {
@@ -508,12 +548,24 @@ class MultiHostTest {
             while (!inFlight.isEmpty()) {
                 lost += exactOrLost(inFlight.removeFirst(), checked++);
             }
-            KilnTestSupport.awaitTrue("every kill restarted the graph", JOIN_WAIT, () -> g.restarts() == kills);
+            for (java.util.concurrent.ScheduledFuture<?> r : resumes) {
+                r.get(30, TimeUnit.SECONDS);
+            }
+            KilnTestSupport.awaitTrue("every death restarted the graph", JOIN_WAIT, () -> g.restarts() >= deaths);
+            // A freeze within the timeout restarts nothing, unless this shared machine stalled the heartbeats too.
+            assertTrue(g.restarts() <= deaths + freezes, g.restarts() + " restarts");
+            System.out.println("MultiHostTest chaos soak: " + executions + " executions in "
+                    + TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - started) + " s with " + deaths
+                    + " deaths (SIGKILL, SIGSTOP past the timeout) and " + freezes + " short freezes, "
+                    + g.restarts() + " restarts, " + lost + " lost to restarts, NAKs sent/received by the driver's "
+                    + "media driver " + java.util.Arrays.toString(naks()));
+            assertTrue(lost <= g.restarts() * window, lost + " lost: at most the executions in flight at each death");
+        } finally {
+            resumer.shutdownNow();
         }
-        System.out.println("MultiHostTest soak: " + executions + " executions in "
-                + TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - started) + " s with " + kills + " kills, " + lost
-                + " lost to restarts");
-        assertTrue(lost <= kills * window, lost + " lost: at most the executions in flight at each kill");
+        long[] naks = naks();
+        assertTrue(naks[0] > 0 && naks[1] > 0, "5 % loss both ways: the driver's media driver sent NAKs for frames "
+                + "lost toward it and received NAKs for frames lost toward the worker: " + java.util.Arrays.toString(naks));
         List<ProcessHandle> children = ProcessHandle.current().children().toList();
         children.forEach(h -> pids.add(h.pid()));
         kiln.close();
@@ -525,6 +577,30 @@ class MultiHostTest {
                     f.getFileName().toString().startsWith("kiln-" + pid + "-"))).toList();
             assertEquals(List.of(), left, "no shared-memory file of the driver or its child JVMs is left");
         }
+    }
+
+    /** @return the NAKs the driver's media driver sent and received so far (Aeron's system counters) */
+    private long[] naks() throws IOException {
+        Path aeronDirectory;
+        try (var dirs = Files.list(kiln.options().runDirectory())) {
+            aeronDirectory = dirs.filter(p -> p.getFileName().toString().startsWith(
+                    "aeron-" + ProcessHandle.current().pid() + "-")).findFirst().orElseThrow();
+        }
+        long[] naks = new long[2];
+        try (io.aeron.Aeron client = io.aeron.Aeron.connect(new io.aeron.Aeron.Context()
+                .aeronDirectoryName(aeronDirectory.toString()))) {
+            client.countersReader().forEach((counterId, typeId, key, label) -> {
+                if (typeId == io.aeron.AeronCounters.DRIVER_SYSTEM_COUNTER_TYPE_ID) {
+                    if (label.equals(io.aeron.driver.status.SystemCounterDescriptor.NAK_MESSAGES_SENT.label())) {
+                        naks[0] = client.countersReader().getCounterValue(counterId);
+                    } else if (label.equals(
+                            io.aeron.driver.status.SystemCounterDescriptor.NAK_MESSAGES_RECEIVED.label())) {
+                        naks[1] = client.countersReader().getCounterValue(counterId);
+                    }
+                }
+            });
+        }
+        return naks;
     }
 
     /** @return 1 if the execution was lost to a restart, 0 if it gave its exact result through the soak's chain */
@@ -557,7 +633,7 @@ class MultiHostTest {
         CompiledGraph<Integer, Integer> g = kiln.compile(f.bind(Stage::add, Graph.<Integer>input()), OPTIONS);
         assertEquals(2, g.execute(1).get(Duration.ofSeconds(60)));
         long stopped = System.nanoTime();
-        assertEquals(0, new ProcessBuilder("kill", "-STOP", Long.toString(frozen.pid())).start().waitFor());
+        KilnTestSupport.signal("STOP", frozen.pid());
         KilnTestSupport.awaitTrue("the worker is stopped", Duration.ofSeconds(10), () -> stopped(frozen.pid()));
         try {
             ActorDiedException e = assertThrows(ActorDiedException.class,
@@ -572,7 +648,7 @@ class MultiHostTest {
             KilnTestSupport.awaitTrue("the driver declares the frozen worker lost", Duration.ofSeconds(30),
                     () -> kiln.hosts().stream().noneMatch(h -> h.name().equals("frozen")));
         } finally {
-            new ProcessBuilder("kill", "-CONT", Long.toString(frozen.pid())).start().waitFor();
+            KilnTestSupport.signal("CONT", frozen.pid());
         }
         // Resumed after it was declared lost: it learns so, stops its actors and leaves with its own status.
         assertTrue(frozen.waitFor(60, TimeUnit.SECONDS), () -> "the resumed worker leaves: " + log("frozen"));
@@ -587,11 +663,11 @@ class MultiHostTest {
         ActorRef<Stage> p = kiln.actor(() -> new Stage(1), ActorOptions.host("host-b"));
         try (CompiledGraph<Integer, Integer> g = kiln.compile(p.bind(Stage::add, Graph.<Integer>input()), OPTIONS)) {
             assertEquals(2, g.execute(1).get(Duration.ofSeconds(60)));
-            assertEquals(0, new ProcessBuilder("kill", "-STOP", Long.toString(paused.pid())).start().waitFor());
+            KilnTestSupport.signal("STOP", paused.pid());
             KilnTestSupport.awaitTrue("the worker is stopped", Duration.ofSeconds(10), () -> stopped(paused.pid()));
             GraphFuture<Integer> during = g.execute(2);
             Thread.sleep(WORKER_TIMEOUT.toMillis() / 3);
-            assertEquals(0, new ProcessBuilder("kill", "-CONT", Long.toString(paused.pid())).start().waitFor());
+            KilnTestSupport.signal("CONT", paused.pid());
             assertEquals(3, during.get(Duration.ofSeconds(60)), "the execution sent while it was frozen");
             for (int i = 0; i < 20; i++) {
                 assertEquals(i + 1, g.execute(i).get(Duration.ofSeconds(60)));
