@@ -91,6 +91,9 @@ public final class Kiln implements AutoCloseable {
     private static final long STOP_TIMEOUT_MS = 5_000;
     private static final System.Logger LOG = System.getLogger("dev.kiln");
     private static final Object[] NO_ARGS = {};
+    /** Where remote calls' answers are decoded and their futures completed: a virtual thread each. */
+    private static final java.util.concurrent.Executor COMPLETIONS = task -> Thread.ofVirtual().name("kiln-call")
+            .start(task);
     private static final java.security.SecureRandom RANDOM = new java.security.SecureRandom();
 
     private final String name = "kiln-" + KILN_IDS.incrementAndGet();
@@ -1023,14 +1026,17 @@ public final class Kiln implements AutoCloseable {
             throw new IllegalArgumentException("cannot send the arguments of a call to actor " + actor.name()
                     + " in worker JVM " + actor.worker().name() + ": " + GraphLoop.explain(e), e);
         }
-        if (arguments.length > options.maxCallBytes()) {
+        if ((long) arguments.length + function.length > options.maxCallBytes()) {
             throw new IllegalArgumentException("the arguments of call #" + number + " to actor " + actor.name()
-                    + " take " + arguments.length + " bytes, more than the " + options.maxCallBytes() + " a dynamic call"
-                    + " may carry (KilnOptions.maxCallBytes): raise it, or pass large values through a compiled graph");
+                    + " take " + arguments.length + " bytes and the method with what it captured " + function.length
+                    + ", more than the " + options.maxCallBytes() + " a dynamic call may carry"
+                    + " (KilnOptions.maxCallBytes): raise it, or pass large values through a compiled graph");
         }
         String methodName = dev.kiln.graph.MethodRef.of(method, arity).displayName();
+        // Decoded, and the caller's future completed, on a thread of its own: never on the control plane's receiving
+        // thread, which callers' continuations (thenAccept, join) would otherwise block, heartbeats with it.
         actor.worker().request(c -> new Message.Call(c, actor.id(), arity, number, function, arguments))
-                .whenComplete((answer, error) -> {
+                .whenCompleteAsync((answer, error) -> {
             if (error instanceof RemoteHost.WorkerDeathException) {
                 result.completeExceptionally(new ActorDiedException("actor " + actor.name() + " died before call #"
                         + number + " returned: " + error.getMessage(), error));
@@ -1059,7 +1065,7 @@ public final class Kiln implements AutoCloseable {
             } catch (RuntimeException e) {
                 result.completeExceptionally(new ActorTaskException(actor.name(), methodName, number, e));
             }
-        });
+        }, COMPLETIONS);
         return result;
     }
 

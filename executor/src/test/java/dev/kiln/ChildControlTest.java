@@ -176,6 +176,32 @@ class ChildControlTest {
     }
 
     @Test
+    void aCallWhoseCapturedValuesExceedMaxCallBytesFailsAtOnceInsteadOfHanging() throws Exception {
+        kiln = Kiln.local(KilnOptions.defaults().runDirectory(tmp.resolve("run")).maxCallBytes(64 << 10));
+        ActorRef<Victim> v = kiln.actor(Victim::new, ActorOptions.process("captures"));
+        byte[] big = new byte[2 << 20]; // captured by the lambda, not an argument: once sent, and dropped unanswered
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> kiln.call(v, a -> a.length(big)));
+        assertTrue(e.getMessage().contains("KilnOptions.maxCallBytes") && e.getMessage().contains("captured"),
+                e.getMessage());
+        assertEquals(5, kiln.call(v, Victim::echo, 5).get(30, TimeUnit.SECONDS), "the actor lives");
+    }
+
+    @Test
+    void aCallersContinuationThatWaitsForAnotherCallDoesNotBlockTheControlPlane() throws Exception {
+        start(Duration.ofSeconds(3));
+        ActorRef<Victim> a = kiln.actor(Victim::new, ActorOptions.process("first"));
+        ActorRef<Victim> b = kiln.actor(Victim::new, ActorOptions.process("second"));
+        // Before: the continuation ran on the thread that receives every worker's replies, so its join() waited for
+        // a reply that thread could no longer receive, and every worker was lost with it.
+        int nested = kiln.call(a, Victim::echo, 1)
+                .thenApply(x -> kiln.call(b, Victim::echo, x + 1).join())
+                .get(30, TimeUnit.SECONDS);
+        assertEquals(2, nested);
+        assertEquals(7, kiln.call(a, Victim::echo, 7).get(30, TimeUnit.SECONDS), "the workers were not lost");
+    }
+
+    @Test
     void aChildFrozenPastTheWorkerTimeoutIsLostAndLeavesWhenResumed() throws Exception {
         try (LogCapture logged = LogCapture.from(java.util.logging.Level.INFO)) {
             frozenPastTheTimeout(logged);

@@ -35,7 +35,7 @@ public final class ControlLink {
     /** Room for a chunk frame's header, block and length. */
     private static final int CHUNK_OVERHEAD = Sbe.HEADER_LENGTH + 24 + 4 + MAC_BYTES;
     /** Largest frame this side makes, whatever the publication allows: bounds what a receiver buffers per frame. */
-    private static final int MAX_FRAME = 4 << 20;
+    static final int MAX_FRAME = 4 << 20;
 
     private final Publication publication;
     private final Mac sendMac;
@@ -101,7 +101,7 @@ public final class ControlLink {
      * @param ns how long this process did not run
      */
     void forgive(long ns) {
-        lastHeardNs += ns;
+        lastHeardNs = Math.min(lastHeardNs + ns, System.nanoTime()); // never heard "in the future"
     }
 
     /**
@@ -116,6 +116,12 @@ public final class ControlLink {
         sending.lock();
         try {
             int length = ControlCodec.encode(m, 0, message);
+            if (length > maxMessageBytes + (1 << 20)) {
+                // The peer would drop its chunks (see assemble): fail now rather than leave a reply never to come.
+                return "a " + m.getClass().getSimpleName() + " message of " + length + " bytes, more than the "
+                        + (maxMessageBytes + (1 << 20)) + " a control message may take (KilnOptions.maxCallBytes, plus"
+                        + " 1 MiB for the rest of the message)";
+            }
             int maxFrame = Math.min(publication.maxMessageLength(), MAX_FRAME);
             if (length + MAC_BYTES <= maxFrame) {
                 message.putLong(Sbe.HEADER_LENGTH, ++sendSequence, ByteOrder.LITTLE_ENDIAN);

@@ -7,7 +7,6 @@ import dev.kiln.transport.WorkerInfo;
 import io.aeron.Aeron;
 import io.aeron.ChannelUriStringBuilder;
 import io.aeron.ExclusivePublication;
-import io.aeron.FragmentAssembler;
 import io.aeron.Image;
 import io.aeron.Subscription;
 import io.aeron.driver.MediaDriver;
@@ -78,6 +77,8 @@ public final class ControlPlane implements AutoCloseable {
     private static final long JOIN_TIMEOUT_NS = TimeUnit.SECONDS.toNanos(10);
     /** At most this many joins in progress at once. */
     static final int MAX_PENDING_JOINS = 64;
+    /** The largest message a sender that has not joined may send: a HELLO is 512 bytes, a RESPONSE under 70 KiB. */
+    static final int PRE_JOIN_MAX_BYTES = 128 * 1024;
     /** At most this many joins in progress from one address. */
     static final int MAX_PENDING_PER_SOURCE = 4;
     /** A loop iteration that comes this much later than the last one means this process was paused. */
@@ -147,11 +148,18 @@ public final class ControlPlane implements AutoCloseable {
     private final Settings settings;
     private final Subscription ipcSubscription;
     private final Subscription udpSubscription;
-    private final FragmentAssembler ipcAssembler;
-    private final FragmentAssembler udpAssembler;
+    private final BoundedAssembler ipcAssembler;
+    private final BoundedAssembler udpAssembler;
     private final ControlCounters counters = new ControlCounters();
     private final PeerWarnings warnings;
+    /** Joins over UDP, by source address (IPv6 by its /64: one host may hold a whole prefix). */
     private final Admission admission = new Admission(MAX_PENDING_PER_SOURCE, MAX_PENDING_JOINS,
+            TimeUnit.MILLISECONDS.toNanos(250), TimeUnit.SECONDS.toNanos(30), 4096);
+    /**
+     * Joins of child JVMs, apart: a flood over UDP must not keep the driver's own children (or a restart) out. Only
+     * children this driver started and waits for get this far, so the limits only guard against a child looping.
+     */
+    private final Admission childAdmission = new Admission(MAX_PENDING_PER_SOURCE, MAX_PENDING_JOINS,
             TimeUnit.MILLISECONDS.toNanos(250), TimeUnit.SECONDS.toNanos(30), 4096);
     /** Child JVMs started and not yet joined, by name. */
     private final Map<String, ExpectedChild> expected = new ConcurrentHashMap<>();
@@ -163,6 +171,8 @@ public final class ControlPlane implements AutoCloseable {
     private final Map<Long, Tombstone> tombstones = new ConcurrentHashMap<>();
     /** Sessions whose stream ended, from the Aeron client's thread. */
     private final Queue<Long> ended = new ConcurrentLinkedQueue<>();
+    /** Sessions whose image went away, for whatever reason, from the Aeron client's thread. */
+    private final Queue<Long> gone = new ConcurrentLinkedQueue<>();
     private final Thread receiver;
     private final long timeoutNs;
     private volatile boolean closed;
@@ -179,8 +189,8 @@ public final class ControlPlane implements AutoCloseable {
         this.udpSubscription = udp;
         this.timeoutNs = settings.workerTimeout().toNanos();
         this.warnings = new PeerWarnings(LOG, name);
-        this.ipcAssembler = new FragmentAssembler((b, o, l, h) -> onFrame(IPC_KIND, b, o, l, h));
-        this.udpAssembler = new FragmentAssembler((b, o, l, h) -> onFrame(UDP, b, o, l, h));
+        this.ipcAssembler = assembler(IPC_KIND);
+        this.udpAssembler = assembler(UDP);
         this.receiver = Thread.ofPlatform().name("kiln-control").daemon(true).unstarted(this::receive);
     }
 
@@ -231,16 +241,16 @@ public final class ControlPlane implements AutoCloseable {
             AtomicReference<ControlPlane> self = new AtomicReference<>();
             Subscription ipc = aeron.addSubscription(IPC, JOIN_STREAM, ControlPlane::ignore, image -> {
                 ControlPlane plane = self.get();
-                if (plane != null && image.isEndOfStream()) {
-                    plane.ended.add(key(IPC_KIND, image.sessionId()));
+                if (plane != null) {
+                    plane.imageGone(IPC_KIND, image);
                 }
             });
             Endpoints.Bound bound = null;
             if (listen != null) {
                 bound = Endpoints.bind(aeron, listen.endpoint(), JOIN_STREAM, image -> {
                     ControlPlane plane = self.get();
-                    if (plane != null && image.isEndOfStream()) {
-                        plane.ended.add(key(UDP, image.sessionId()));
+                    if (plane != null) {
+                        plane.imageGone(UDP, image);
                     }
                 });
             }
@@ -263,6 +273,10 @@ public final class ControlPlane implements AutoCloseable {
 
     private static long key(int kind, int session) {
         return ((long) kind << 32) | (session & 0xffff_ffffL);
+    }
+
+    private static int kindOf(long key) {
+        return (int) (key >>> 32);
     }
 
     /** @return the media driver's directory, which child JVMs connect to */
@@ -351,16 +365,18 @@ public final class ControlPlane implements AutoCloseable {
         while (!closed) {
             int work = 0;
             try {
+                long now = System.nanoTime();
+                if (now - lastLoop > PAUSE_NS) {
+                    // This process did not run since the last iteration ended (a freeze, a long GC): the workers'
+                    // silence then is not theirs. Time spent handling messages is not a pause: lastLoop is taken after.
+                    long paused = now - lastLoop;
+                    hosts.values().forEach(h -> h.link().forgive(paused));
+                }
                 work += ipcSubscription.poll(ipcAssembler, 16);
                 if (udpSubscription != null) {
                     work += udpSubscription.poll(udpAssembler, 16);
                 }
-                long now = System.nanoTime();
-                if (now - lastLoop > PAUSE_NS) {
-                    long paused = now - lastLoop;
-                    hosts.values().forEach(h -> h.link().forgive(paused));
-                }
-                lastLoop = now;
+                now = System.nanoTime();
                 if (now - lastTimers >= TIMER_NS) {
                     lastTimers = now;
                     work += timers(now);
@@ -368,13 +384,40 @@ public final class ControlPlane implements AutoCloseable {
             } catch (RuntimeException e) {
                 LOG.log(System.Logger.Level.ERROR, name + ": the control plane's receiver failed and goes on", e);
             }
+            lastLoop = System.nanoTime();
             idle.idle(work);
         }
+    }
+
+    /**
+     * The assembler of one kind of join stream: a joined worker's messages up to a control frame, anyone else's up to
+     * {@link #PRE_JOIN_MAX_BYTES} (a join step is far smaller), at most 64 senders assembling at once.
+     */
+    private BoundedAssembler assembler(int kind) {
+        return new BoundedAssembler((b, o, l, h) -> onFrame(kind, b, o, l, h),
+                session -> hosts.containsKey(key(kind, session)), ControlLink.MAX_FRAME, PRE_JOIN_MAX_BYTES, 64,
+                session -> {
+                    counters.malformed();
+                    warnings.warn(() -> "dropped a control message from " + sourceOf(kind, session)
+                            + " larger than its sender may send, or while 64 others were being assembled");
+                });
+    }
+
+    /** From the Aeron client's thread: a session's image went away (its stream ended, or it fell silent). */
+    private void imageGone(int kind, Image image) {
+        long key = key(kind, image.sessionId());
+        if (image.isEndOfStream()) {
+            ended.add(key);
+        }
+        gone.add(key);
     }
 
     /** Heartbeats, liveness, pending joins, tombstones and ended streams. */
     private int timers(long now) {
         int work = servicePendingJoins(now);
+        for (Long key; (key = gone.poll()) != null; ) {
+            (kindOf(key) == IPC_KIND ? ipcAssembler : udpAssembler).sessionGone((int) (long) key);
+        }
         for (Long key; (key = ended.poll()) != null; ) {
             RemoteHost h = hosts.get(key);
             if (h != null) {
@@ -515,12 +558,12 @@ public final class ControlPlane implements AutoCloseable {
                         + LogText.quote(e.getMessage()));
                 return;
             }
-            source = address;
+            source = admissionKey(address);
             secret = settings.listen().secret();
             publication = null;
             owned = true;
         }
-        String busy = admission.start(source, System.nanoTime());
+        String busy = admissionFor(kind).start(source, System.nanoTime());
         if (busy != null) {
             warnings.warn(() -> "ignored a HELLO of " + LogText.quote(hello.name()) + " from " + from + ": " + busy);
             return;
@@ -531,7 +574,7 @@ public final class ControlPlane implements AutoCloseable {
                         .endpoint(canonicalEndpoint).termLength(UDP_CONTROL_TERM_LENGTH).sparse(true).build(),
                         WORKER_STREAM);
             } catch (RuntimeException e) {
-                admission.finished(source, false, System.nanoTime());
+                admissionFor(kind).finished(source, false, System.nanoTime());
                 warnings.warn(() -> "ignored a HELLO from " + from + ": cannot reach its endpoint: "
                         + LogText.quote(e.getMessage()));
                 return;
@@ -597,6 +640,30 @@ public final class ControlPlane implements AutoCloseable {
     /** @return whether the text has no control or line-breaking characters */
     private static boolean printable(String s) {
         return s.chars().noneMatch(c -> Character.isISOControl(c) || c == '\u2028' || c == '\u2029');
+    }
+
+    private Admission admissionFor(int kind) {
+        return kind == IPC_KIND ? childAdmission : admission;
+    }
+
+    /**
+     * @param address a sender's IP address, or null
+     * @return what admission counts it under: an IPv4 address itself, an IPv6 address by its /64 prefix (a host is
+     *         commonly given a whole /64, and could else take every join slot with addresses of its own)
+     */
+    static String admissionKey(String address) {
+        if (address == null || !address.contains(":")) {
+            return address;
+        }
+        try {
+            byte[] a = InetAddress.ofLiteral(address).getAddress();
+            if (a.length != 16) {
+                return address;
+            }
+            return java.util.HexFormat.of().formatHex(a, 0, 8) + "::/64";
+        } catch (IllegalArgumentException e) {
+            return address;
+        }
     }
 
     /** @return the address of an Aeron source identity {@code address:port}, without brackets */
@@ -690,7 +757,7 @@ public final class ControlPlane implements AutoCloseable {
             }
         } catch (IllegalStateException e) {
             p.link.send(new Message.Lost("refused: " + e.getMessage()), TimeUnit.SECONDS.toNanos(1));
-            admission.finished(p.source, false, System.nanoTime());
+            admissionFor(p.kind).finished(p.source, false, System.nanoTime());
             if (p.owned) {
                 p.publication.close();
             }
@@ -699,7 +766,7 @@ public final class ControlPlane implements AutoCloseable {
             return;
         }
         hosts.put(key, host);
-        admission.finished(p.source, true, System.nanoTime());
+        admissionFor(p.kind).finished(p.source, true, System.nanoTime());
         LOG.log(System.Logger.Level.INFO, () -> name + ": worker " + p.hello.name() + " joined from "
                 + p.hello.source() + ": " + host.resources());
     }
@@ -723,7 +790,7 @@ public final class ControlPlane implements AutoCloseable {
     /** Drops a join in progress; a failure delays its source's next join. */
     private void fail(long key, PendingJoin p, String why, boolean warn) {
         pending.remove(key);
-        admission.finished(p.source, false, System.nanoTime());
+        admissionFor(p.kind).finished(p.source, false, System.nanoTime());
         if (p.owned) {
             p.publication.close();
         }
@@ -741,7 +808,7 @@ public final class ControlPlane implements AutoCloseable {
             PendingJoin p = e.getValue();
             if (now - p.deadline > 0) {
                 it.remove();
-                admission.finished(p.source, false, now);
+                admissionFor(p.kind).finished(p.source, false, now);
                 if (p.owned) {
                     p.publication.close();
                 }
@@ -762,7 +829,7 @@ public final class ControlPlane implements AutoCloseable {
                         warnings.warn(() -> "refused worker " + p.hello.name() + " from "
                                 + p.hello.source() + ": " + p.refuse);
                         it.remove();
-                        admission.finished(p.source, false, now);
+                        admissionFor(p.kind).finished(p.source, false, now);
                         if (p.owned) {
                             p.publication.close();
                         }

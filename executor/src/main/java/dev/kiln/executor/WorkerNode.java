@@ -7,7 +7,6 @@ import dev.kiln.transport.WorkerInfo;
 import io.aeron.Aeron;
 import io.aeron.ChannelUriStringBuilder;
 import io.aeron.ExclusivePublication;
-import io.aeron.FragmentAssembler;
 import io.aeron.Subscription;
 import io.aeron.driver.MediaDriver;
 import io.aeron.driver.ThreadingMode;
@@ -126,6 +125,8 @@ public final class WorkerNode implements AutoCloseable {
     private final PeerWarnings warnings;
     private final CompletableFuture<String> ended = new CompletableFuture<>();
     private final Thread loop;
+    /** Sends heartbeats apart from the control loop, which may be busy with a message for a while (a PREPARE). */
+    private final Thread heartbeats;
     private volatile Throwable aeronFailure;
     private volatile boolean stopping;
     private volatile int exitStatus = EXIT_DONE;
@@ -145,6 +146,8 @@ public final class WorkerNode implements AutoCloseable {
         this.where = settings.ipc() != null ? "the driver (over IPC)" : "the driver at " + settings.driver();
         this.warnings = new PeerWarnings(LOG, "worker " + settings.name());
         this.loop = Thread.ofPlatform().name("kiln-worker-" + settings.name()).unstarted(this::serve);
+        this.heartbeats = Thread.ofPlatform().name("kiln-worker-heartbeat-" + settings.name()).daemon(true)
+                .unstarted(this::heartbeats);
     }
 
     /**
@@ -199,6 +202,7 @@ public final class WorkerNode implements AutoCloseable {
             self.set(node);
             node.handshake(System.nanoTime() + timeoutNs);
             node.loop.start();
+            node.heartbeats.start();
             return node;
         } catch (RuntimeException e) {
             if (node != null) {
@@ -251,7 +255,7 @@ public final class WorkerNode implements AutoCloseable {
         Join j = new Join(cookie, hello);
         offerRaw(hello, deadline);
         long lastHello = System.nanoTime();
-        FragmentAssembler assembler = new FragmentAssembler((b, o, l, h) -> onJoinFrame(j, b, o, l));
+        BoundedAssembler assembler = assembler((b, o, l, h) -> onJoinFrame(j, b, o, l));
         BackoffIdleStrategy idle = new BackoffIdleStrategy(16, 16, 1_000, 1_000_000);
         while (j.accepted == null) {
             if (j.refused != null) {
@@ -283,6 +287,19 @@ public final class WorkerNode implements AutoCloseable {
         }
         LOG.log(System.Logger.Level.INFO, () -> "worker " + settings.name() + " joined " + where
                 + (endpoint != null ? " from " + endpoint : ""));
+    }
+
+    /**
+     * The assembler of the driver's stream, which anyone who reaches the worker's endpoint can also write to: messages
+     * up to a control frame, at most 16 senders assembling at once, each sender's buffer freed after each message.
+     */
+    private BoundedAssembler assembler(io.aeron.logbuffer.FragmentHandler handler) {
+        return new BoundedAssembler(handler, session -> false, ControlLink.MAX_FRAME, ControlLink.MAX_FRAME, 16,
+                session -> {
+                    counters.malformed();
+                    warnings.warn(() -> "dropped a message larger than a control frame, or sent while 16 others were"
+                            + " being assembled (session " + session + ")");
+                });
     }
 
     /** One frame during the join, from whichever sender: only what proves itself counts. */
@@ -378,7 +395,7 @@ public final class WorkerNode implements AutoCloseable {
 
     /** The control loop: the driver's messages, in order, until it shuts the worker down or is lost. */
     private void serve() {
-        FragmentAssembler assembler = new FragmentAssembler((buffer, offset, length, header) -> {
+        BoundedAssembler assembler = assembler((buffer, offset, length, header) -> {
             Message m = link.receive(buffer, offset, length);
             if (m != null) {
                 onMessage(m);
@@ -386,20 +403,18 @@ public final class WorkerNode implements AutoCloseable {
         });
         BackoffIdleStrategy idle = new BackoffIdleStrategy(64, 16, TimeUnit.MICROSECONDS.toNanos(1),
                 TimeUnit.MILLISECONDS.toNanos(1));
-        long heartbeatNs = TimeUnit.MILLISECONDS.toNanos(ControlPlane.HEARTBEAT_MS);
         long lastLoop = System.nanoTime();
         try {
             while (stop == null) {
-                int work = fromDriver.poll(assembler, 16);
                 long now = System.nanoTime();
                 if (now - lastLoop > PAUSE_NS) {
-                    link.forgive(now - lastLoop); // this process did not run: the driver's silence then is not its
+                    // This process did not run (a freeze, a long GC) since the last iteration ended: the driver's
+                    // silence then is not its. Time spent handling messages is not a pause: lastLoop is taken after.
+                    link.forgive(now - lastLoop);
                 }
-                lastLoop = now;
-                if (now - link.lastSentNs() >= heartbeatNs) {
-                    link.trySend(counters.heartbeat());
-                }
-                if (now - link.lastHeardNs() > driverTimeoutNs) {
+                int work = fromDriver.poll(assembler, 16);
+                lastLoop = System.nanoTime();
+                if (lastLoop - link.lastHeardNs() > driverTimeoutNs) {
                     end(EXIT_DRIVER_LOST, where + " was silent for " + Duration.ofNanos(driverTimeoutNs) + ": lost");
                 }
                 Throwable failure = aeronFailure;
@@ -425,6 +440,17 @@ public final class WorkerNode implements AutoCloseable {
             }
             closeResources();
             ended.complete(stop);
+        }
+    }
+
+    /** Sends a heartbeat whenever nothing was sent for {@link ControlPlane#HEARTBEAT_MS}, until the loop ends. */
+    private void heartbeats() {
+        long heartbeatNs = TimeUnit.MILLISECONDS.toNanos(ControlPlane.HEARTBEAT_MS);
+        while (stop == null && loop.isAlive()) {
+            if (System.nanoTime() - link.lastSentNs() >= heartbeatNs) {
+                link.trySend(counters.heartbeat());
+            }
+            LockSupport.parkNanos(heartbeatNs / 5);
         }
     }
 

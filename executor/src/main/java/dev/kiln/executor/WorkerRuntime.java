@@ -250,10 +250,25 @@ public final class WorkerRuntime {
         send(new Message.Reply(correlation, Message.Status.FAILED, why, "", new byte[0]));
     }
 
+    /**
+     * Sends a message to the driver. An answer that cannot go (too large for a control message, say) is replaced by a
+     * short failure for the same request, so that the driver's future fails instead of waiting forever; if even that
+     * cannot go, the link is broken and the driver's liveness rule ends the worker's requests.
+     */
     private void send(Message.Authenticated m) {
         String failure = toDriver.send(m, SEND_TIMEOUT_NS);
-        if (failure != null) {
-            System.err.println("kiln worker " + processName + ": cannot reach the driver: " + failure);
+        if (failure == null) {
+            return;
+        }
+        System.err.println("kiln worker " + processName + ": cannot send a " + m.getClass().getSimpleName()
+                + " to the driver: " + failure);
+        if (m instanceof Message.Answer a && !(m instanceof Message.Reply r && r.value().length == 0
+                && r.message().startsWith(UNSENT))) {
+            String why = UNSENT + failure;
+            toDriver.send(new Message.Reply(a.correlation(), Message.Status.FAILED,
+                    why.length() > 1_000 ? why.substring(0, 1_000) : why, "", new byte[0]), SEND_TIMEOUT_NS);
         }
     }
+
+    private static final String UNSENT = "the worker could not send its answer: ";
 }
