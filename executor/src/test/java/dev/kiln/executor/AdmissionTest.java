@@ -3,6 +3,7 @@ package dev.kiln.executor;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -55,5 +56,13 @@ class AdmissionTest {
         }
         assertEquals("3 sources have joins in progress or are waiting after failed joins", a.start("s9", 0));
         assertNull(a.start("s9", 100 * MS), "waits that ended make room");
+    }
+
+    @Test
+    void anIpv6SourceCountsByItsSlash64() {
+        assertEquals(ControlPlane.admissionKey("2001:db8:1:2::1"), ControlPlane.admissionKey("2001:db8:1:2:ffff::9"));
+        assertEquals("20010db800010002::/64", ControlPlane.admissionKey("2001:db8:1:2::1"));
+        assertNotEquals(ControlPlane.admissionKey("2001:db8:1:2::1"), ControlPlane.admissionKey("2001:db8:1:3::1"));
+        assertEquals("127.0.0.1", ControlPlane.admissionKey("127.0.0.1"), "IPv4 by the address itself");
     }
 }
