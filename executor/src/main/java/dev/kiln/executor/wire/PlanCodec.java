@@ -54,6 +54,10 @@ public final class PlanCodec {
     private static final int PLAN_MAGIC = 0x4E4C504B;
     private static final int OPTIONS_MAGIC = 0x54504F4B;
     private static final int VERSION = 3;
+    /** Bounds on what a worker allocates from a plan: far above what any plan has. */
+    private static final int MAX_SLOTS = 1 << 24;
+    private static final long MAX_SLOT_BYTES = 1L << 40;
+    private static final int MAX_FRAME_SIZE = 1 << 20;
 
     private static final int READ = 1;
     private static final int COMPUTE = 2;
@@ -376,7 +380,7 @@ public final class PlanCodec {
     }
 
     private static ChannelSpec readChannel(WireIn in) {
-        return new ChannelSpec(
+        ChannelSpec c = new ChannelSpec(
                 in.readInt(),
                 in.readInt(),
                 in.readInt(),
@@ -385,6 +389,18 @@ public final class PlanCodec {
                 in.readLong(),
                 readEnum(in, Transport.class),
                 in.readString());
+        // What a worker allocates from: bounded before it does.
+        checkRange(c.slots(), 1, MAX_SLOTS, "channel c" + c.id() + "'s slots");
+        if (c.slotBytes() < 0 || c.slotBytes() > MAX_SLOT_BYTES) {
+            throw corrupt("channel c" + c.id() + "'s slots of " + c.slotBytes() + " bytes; 0 to " + MAX_SLOT_BYTES);
+        }
+        return c;
+    }
+
+    private static void checkRange(int value, int min, int max, String what) {
+        if (value < min || value > max) {
+            throw corrupt(what + " " + value + "; " + min + " to " + max);
+        }
     }
 
     private static void writeSchedule(WireOut out, ActorSchedule schedule, ValueCodec codec) {
@@ -396,12 +412,12 @@ public final class PlanCodec {
     }
 
     private static ActorSchedule readSchedule(WireIn in, ValueCodec codec, ClassLoader loader) {
-        return new ActorSchedule(
-                in.readInt(),
-                in.readString(),
-                readPlacement(in),
-                in.readInt(),
-                readList(in, i -> readOperation(i, codec, loader)));
+        int actor = in.readInt();
+        String name = in.readString();
+        ActorPlacement placement = readPlacement(in);
+        int frameSize = in.readInt();
+        checkRange(frameSize, 0, MAX_FRAME_SIZE, "actor " + actor + "'s frame of locals");
+        return new ActorSchedule(actor, name, placement, frameSize, readList(in, i -> readOperation(i, codec, loader)));
     }
 
     private static void writePlacement(WireOut out, ActorPlacement placement) {

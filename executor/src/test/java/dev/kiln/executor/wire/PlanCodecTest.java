@@ -222,6 +222,28 @@ class PlanCodecTest {
         assertNullRefused("an actor's process", nullString(bytes, "worker-1"));
     }
 
+    @Test
+    void sizesAWorkerWouldAllocateFromAreBounded() {
+        InputNode<String> in = Graph.input();
+        ExecutionPlan plan = compile(c.bind(Text::length, b.bind(Text::lower, a.bind(Text::upper, in))));
+        ActorSchedule first = plan.schedules().getFirst();
+        List<ActorSchedule> schedules = new ArrayList<>(plan.schedules());
+        schedules.set(0, new ActorSchedule(first.actor(), first.name(), first.placement(), Integer.MAX_VALUE,
+                first.ops()));
+        assertCorrupt("actor " + first.actor() + "'s frame of locals 2147483647; 0 to 1048576",
+                with(plan, schedules, plan.devices(), plan.nccl(), plan.collectives()));
+        ChannelSpec channel = plan.channels().getFirst();
+        for (int slots : new int[] {0, Integer.MAX_VALUE}) {
+            List<ChannelSpec> channels = new ArrayList<>(plan.channels());
+            channels.set(0, new ChannelSpec(channel.id(), channel.node(), channel.writer(), channel.readers(), slots,
+                    channel.slotBytes(), channel.transport(), channel.reason()));
+            assertCorrupt("channel c" + channel.id() + "'s slots " + slots + "; 1 to 16777216",
+                    new ExecutionPlan(plan.inputArity(), plan.maxInflight(), plan.nodes(), channels, plan.schedules(),
+                            plan.outputs(), plan.multiOutput(), plan.devices(), plan.nccl(), plan.communicators(),
+                            plan.collectives()));
+        }
+    }
+
     private void assertNullRefused(String what, byte[] bytes) {
         assertEquals("corrupt wire message: " + what + " is null", assertThrows(IllegalArgumentException.class,
                 () -> PlanCodec.decode(bytes, codec, getClass().getClassLoader())).getMessage());
