@@ -38,9 +38,9 @@ import java.util.Objects;
  * @param onActorDeath    what the graph does when one of its actors dies (default {@link ActorDeathPolicy#FAIL}: it
  *                        fails and closes; {@link ActorDeathPolicy#RESTART}: it recreates the dead actors and runs on)
  * @param statistics      whether the graph keeps statistics ({@code CompiledGraph.statistics()}: executions, failures,
- *                        latency histograms per actor method) and can record traces ({@code CompiledGraph.startTrace})
- *                        (default true; they cost a few clock reads and counter writes per method call, see
- *                        docs/benchmarks.md). JFR events do not depend on it: they cost nothing while no recording is on
+ *                        latency histograms per actor method; default true). They cost two clock reads and a few
+ *                        counter writes per method call (docs/benchmarks.md). Traces
+ *                        ({@code CompiledGraph.startTrace}) and JFR events do not depend on it
  */
 public record CompileOptions(int maxInflight, long bufferBytes, Duration submitTimeout, Duration getTimeout,
                              Duration teardownTimeout, IdleMode idle, boolean slotGrowth, double gpuMemoryFraction,
@@ -268,7 +268,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
-     * @param value whether the graph keeps statistics and can record traces (default true)
+     * @param value whether the graph keeps statistics (default true)
      * @return a copy with this option
      */
     public CompileOptions statistics(boolean value) {
