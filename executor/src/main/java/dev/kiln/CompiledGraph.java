@@ -6,6 +6,10 @@ import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.executor.ActorThread;
 import dev.kiln.executor.Codecs;
 import dev.kiln.executor.GraphLoop;
+import dev.kiln.executor.GraphProbe;
+import dev.kiln.executor.KilnEvents;
+import dev.kiln.executor.LatencyRecorder;
+import dev.kiln.executor.TraceWindow;
 import dev.kiln.executor.RemoteHost;
 import dev.kiln.executor.TaskError;
 import dev.kiln.graph.Node;
@@ -57,6 +61,11 @@ import java.util.concurrent.locks.ReentrantLock;
  * one; {@code execute} meanwhile waits for the restart, up to {@code submitTimeout}.
  * {@link #restarts()} counts the restarts; each is logged.
  *
+ * <p>What it does can be seen three ways: {@link #statistics()} (executions, failures, latency histograms per actor
+ * method, queue depths), {@link #startTrace(int)} (a Perfetto timeline of a window of executions), and JFR events
+ * ({@code dev.kiln.Execution}, {@code dev.kiln.ActorOperation}, {@code dev.kiln.ChannelWait}, under "Kiln" in JDK
+ * Mission Control). See docs/observability.md.
+ *
  * @param <I> the input type ({@code execute(I)}); for several arguments use {@code execute(a, b, ...)}
  * @param <O> the result type
  */
@@ -64,6 +73,8 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
 
     private static final AtomicLong IDS = new AtomicLong();
     private static final System.Logger LOG = System.getLogger("dev.kiln");
+    /** Only asked whether JFR records executions: an execution's event is allocated only when it does. */
+    private static final KilnEvents.Execution EXECUTION_EVENTS = new KilnEvents.Execution();
     /** Being compiled: deaths are recorded on the deployment, and {@link #start} acts on them once it is open. */
     private static final int STARTING = 0;
     private static final int OPEN = 1;
@@ -107,6 +118,12 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     private final ArrayDeque<Long> restartTimes = new ArrayDeque<>();
     private final AtomicInteger restartsBegun = new AtomicInteger();
     private volatile int restartsDone;
+    /** The graph's statistics and trace window in this JVM; before {@link #live}, which its loops register with. */
+    private final GraphProbe probe;
+    /** Executions' latencies and failures, recorded by the collecting thread; null when statistics are off. */
+    private final LatencyRecorder latency;
+    /** {@link #base}, for {@link #statistics()} on other threads. */
+    private volatile long liveBase;
 
     /**
      * A graph wired to its first deployment, which starts nothing; the caller holds its actors and calls
@@ -123,12 +140,70 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         this.slots = options.maxInflight();
         this.driverIdle = new KilnIdleStrategy(options.idle(), driverWaker, this::sleepOnOutput);
         this.pending = new GraphFuture<?>[slots];
+        this.probe = new GraphProbe(name, options.statistics());
+        this.latency = options.statistics() ? new LatencyRecorder() : null;
         this.live = deploy.apply(this);
     }
 
     /** @return the deployment that runs now */
     Deployment live() {
         return live;
+    }
+
+    /** @return the graph's instrumentation in this JVM, which its loops here record into */
+    GraphProbe probe() {
+        return probe;
+    }
+
+    /**
+     * A snapshot of the graph's statistics: executions, failures, the latency histogram of the executions and of each
+     * method of each actor in this JVM, executions in flight and queued at each actor. Costs a few clock reads and
+     * counter writes per method call while the graph runs; any thread.
+     *
+     * @return the statistics so far
+     * @throws IllegalStateException if the graph was compiled with {@code CompileOptions.statistics(false)}
+     */
+    public GraphStatistics statistics() {
+        if (latency == null) {
+            throw new IllegalStateException(name + " keeps no statistics: it was compiled with "
+                    + "CompileOptions.statistics(false); compile it with statistics(true) (the default)");
+        }
+        long sub = submitted;
+        long col = collected;
+        long at = liveBase;
+        List<GraphStatistics.ActorStatistics> actors = new ArrayList<>();
+        for (GraphProbe.Actor a : probe.actors()) {
+            GraphLoop loop = a.loop()[0];
+            long queued = loop == null ? 0 : Math.max(0, sub - at - loop.executionsDone());
+            List<GraphStatistics.MethodStatistics> methods = new ArrayList<>();
+            a.methods().forEach((m, r) -> {
+                LatencyHistogram h = r.snapshot();
+                methods.add(new GraphStatistics.MethodStatistics(m, h.count(), r.failures(), h));
+            });
+            actors.add(new GraphStatistics.ActorStatistics(a.name(), queued, methods));
+        }
+        LatencyHistogram h = latency.snapshot();
+        return new GraphStatistics(name, sub, h.count(), latency.failures(), (int) Math.max(0, sub - col), slots, h,
+                actors);
+    }
+
+    /**
+     * Starts recording a trace of the next {@code executions} executions (a Perfetto timeline: one track for the
+     * executions, one per actor in this JVM). The executions in flight when it starts may show in part. Stop it and
+     * write it with {@link GraphTrace#writeTo}.
+     *
+     * @param executions how many executions to record, 1 to 100,000 (20 bytes per method call recorded)
+     * @return the trace being recorded
+     * @throws IllegalArgumentException if {@code executions} is out of range
+     * @throws IllegalStateException    if a trace of this graph is being recorded already
+     */
+    public GraphTrace startTrace(int executions) {
+        TraceWindow window = new TraceWindow(name, executions);
+        if (!probe.startTrace(window)) {
+            throw new IllegalStateException(name + " is recording a trace already: close it (GraphTrace.close or "
+                    + "writeTo) before starting another");
+        }
+        return new GraphTrace(probe, window);
     }
 
     /** @return the waker of the driver's threads, which a deployment's channels signal */
@@ -293,6 +368,14 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                 long seq = submitted;
                 Deployment d = live;
                 GraphFuture<O> future = new GraphFuture<>(this, seq, async ? new CompletableFuture<>() : null);
+                if (latency != null || probe.trace() != null) {
+                    future.submittedAt = System.nanoTime();
+                }
+                if (EXECUTION_EVENTS.isEnabled()) {
+                    KilnEvents.Execution e = new KilnEvents.Execution();
+                    e.begin();
+                    future.event = e;
+                }
                 int slot = (int) (seq % slots);
                 pending[slot] = future;
                 try {
@@ -527,7 +610,9 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
             pending[slot] = null;
             outProgress = 0;
             collected = ++seq;
-            future.complete(result(d));
+            Object result = result(d);
+            observe(future, result);
+            future.complete(result);
             if (future.isAsync()) {
                 asyncPending.decrementAndGet();
                 settledAsync.add(future);
@@ -535,6 +620,33 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
             work++;
         }
         return work;
+    }
+
+    /** Records a finished execution in the statistics, the trace and JFR; before its future completes. */
+    private void observe(GraphFuture<?> future, Object result) {
+        boolean failed = result instanceof TaskError;
+        long at = future.submittedAt;
+        if (at != 0) {
+            long now = System.nanoTime();
+            if (latency != null) {
+                latency.record(now - at, failed);
+            }
+            TraceWindow window = probe.trace();
+            if (window != null) {
+                window.executions().add(failed ? "execution (failed)" : "execution", future.sequence(), at, now);
+            }
+        }
+        KilnEvents.Execution e = future.event;
+        if (e != null) {
+            future.event = null;
+            e.end();
+            if (e.shouldCommit()) {
+                e.graph = name;
+                e.sequence = future.sequence();
+                e.failed = failed;
+                e.commit();
+            }
+        }
     }
 
     private static Object result(Deployment d) {
@@ -879,6 +991,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                 live = d;
                 next = null;
                 base = submitted;
+                liveBase = base;
                 outProgress = 0;
                 if (!state.compareAndSet(RESTARTING, OPEN)) {
                     return false;

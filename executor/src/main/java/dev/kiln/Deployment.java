@@ -129,7 +129,7 @@ final class Deployment {
         this.peers = Map.copyOf(all);
         this.part = new GraphPart(plan, options, "driver", label, peers, local, driverWaker, gpus, workerTimeout, codec,
                 aeron, udp, this, (actor, cause) -> graph.actorDied(this, actor, cause),
-                why -> graph.failed(this, why, null));
+                why -> graph.failed(this, why, null), graph.probe());
         // Read each output channel once per execution, even if Graph.outputs lists a node twice.
         List<OutputRead> distinct = new ArrayList<>();
         this.outPosition = new int[plan.outputs().size()];

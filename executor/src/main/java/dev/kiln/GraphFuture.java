@@ -29,6 +29,10 @@ public final class GraphFuture<T> {
     private volatile int state;
     private Object value;
     private RuntimeException failure;
+    /** When it was submitted ({@code System.nanoTime()}), while the graph keeps statistics or traces; else 0. */
+    long submittedAt;
+    /** Its JFR event while a recording has executions enabled, else null; ends when the result is collected. */
+    dev.kiln.executor.KilnEvents.Execution event;
 
     GraphFuture(CompiledGraph<?, ?> graph, long sequence, CompletableFuture<T> async) {
         this.graph = graph;

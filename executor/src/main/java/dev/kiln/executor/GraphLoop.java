@@ -20,6 +20,8 @@ import dev.kiln.transport.RemoteError;
 
 import java.io.Serializable;
 import java.io.UncheckedIOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.List;
@@ -43,7 +45,11 @@ import java.util.function.Consumer;
  * <p>An optional prologue runs once on the actor's thread before the first execution (an NCCL rank
  * warms its channels there, all ranks at once).
  *
- * <p>Called only by the actor's thread, except {@link #stop()}. Allocates nothing per
+ * <p>Instrumented at three points, each a field test when off: JFR events ({@link KilnEvents}) for each step and
+ * each channel wait while a recording has them enabled; the latency of each method call into the graph's
+ * {@link GraphProbe} when statistics are on; and a span per method call while a {@link TraceWindow} records.
+ *
+ * <p>Called only by the actor's thread, except {@link #stop()} and {@link #executionsDone()}. Allocates nothing per
  * execution except what user methods allocate (and the error record when one throws).
  */
 public final class GraphLoop implements KilnIdleStrategy.Sleeper {
@@ -55,6 +61,17 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     private static final int ARG_LOCAL = 0;
     private static final int ARG_INPUT = 1;
     private static final int ARG_CONSTANT = 2;
+    private static final String[] OPERATION = {"read", "compute", "write", "allreduce"};
+    private static final VarHandle SEQUENCE;
+
+    static {
+        try {
+            SEQUENCE = MethodHandles.lookup().findVarHandle(GraphLoop.class, "sequence", long.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     private static final String REGISTRATION_HINT = " (with Kiln, register classes for every JVM of the runtime: "
             + "Kiln.local(KilnOptions.defaults().register(TheClass.class)))";
 
@@ -87,9 +104,25 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     private final Object[] frame;
     private final int[] readSteps;
     private Object actor;
+    /** Written by the actor's thread only, with opaque stores, so that {@link #executionsDone()} may read it. */
     private long sequence;
     private int pc;
     private volatile boolean stopped;
+    private final String graphName;
+    /** The graph's instrumentation in this JVM, or null (a worker's loop, a test's). */
+    private final GraphProbe probe;
+    /** For each COMPUTE: the recorder of its method's latency, or null when statistics are off. */
+    private final LatencyRecorder[] recorder;
+    private final int computes;
+    private TraceWindow traced;
+    private TraceWindow.Track track;
+    /** Kept for the loop's life and reused: no event is allocated per step, recording or not. */
+    private final KilnEvents.ActorOperation operationEvent = new KilnEvents.ActorOperation();
+    private final KilnEvents.ChannelWait waitEvent = new KilnEvents.ChannelWait();
+    /** Whether {@link #operationEvent} was begun for the step at {@link #pc}. */
+    private boolean operationTimed;
+    /** Whether {@link #waitEvent} was begun for the step at {@link #pc}. */
+    private boolean waitTimed;
 
     /**
      * @param schedule   the actor's schedule from the plan
@@ -102,10 +135,11 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
      * @param onDeath    told (on the actor's thread) when the loop dies of an error it cannot turn into a task error
      * @param onPeerLost told (on the actor's thread) when a channel it waits on lost its peer in another
      *                   process for good, or failed; the loop has stopped, the actor lives on
+     * @param probe      the graph's instrumentation in this JVM (statistics, traces), or null for none
      */
     public GraphLoop(ActorSchedule schedule, Channel[] channels, int inputArity, Object owner, IdleMode idle,
                      Runnable prologue, Map<Integer, AllReduceStep> allReduces, Consumer<Throwable> onDeath,
-                     Consumer<String> onPeerLost) {
+                     Consumer<String> onPeerLost, GraphProbe probe) {
         List<Operation> ops = schedule.ops();
         int n = ops.size();
         this.actorName = schedule.name();
@@ -210,6 +244,10 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
                 output[i] = writes == 1 && crossing[at] ? channel[at] : null;
             }
         }
+        this.graphName = String.valueOf(owner);
+        this.probe = probe;
+        this.computes = (int) Arrays.stream(kind).filter(k -> k == COMPUTE).count();
+        this.recorder = probe == null ? new LatencyRecorder[n] : probe.attach(actorName, this, methodName);
     }
 
     /** Where {@link #outputTensor} builds the result of the method an actor thread runs now. */
@@ -299,10 +337,15 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
             }
             while (true) {
                 int i = pc;
+                if (!operationTimed && operationEvent.isEnabled()) {
+                    operationEvent.begin();
+                    operationTimed = true;
+                }
                 switch (kind[i]) {
                     case READ -> {
                         Object v = channel[i].poll(reader[i], sequence);
                         if (v == Channel.NOT_READY) {
+                            waiting();
                             return work;
                         }
                         frame[local[i]] = crossing[i] && v instanceof RemoteError e ? TaskError.fromRemote(e) : v;
@@ -311,15 +354,19 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
                     case ALL_REDUCE -> frame[local[i]] = allReduce[i].run(frame[argLocal[i][0]], sequence);
                     default -> {
                         if (!offer(i)) {
+                            waiting();
                             return work;
                         }
                     }
+                }
+                if (operationTimed || waitTimed) {
+                    stepEvents(i);
                 }
                 work++;
                 if (++pc == kind.length) {
                     releaseReads();
                     pc = 0;
-                    sequence++;
+                    SEQUENCE.setOpaque(this, sequence + 1);
                     return work; // one execution done: let the host check its stop flag and mailbox
                 }
             }
@@ -331,6 +378,52 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
             }
             return work + 1;
         }
+    }
+
+    /** The step at {@link #pc} has to wait on its channel: times the wait while JFR records channel waits. */
+    private void waiting() {
+        if (!waitTimed && waitEvent.isEnabled()) {
+            waitEvent.begin();
+            waitTimed = true;
+        }
+    }
+
+    /** Commits the JFR events of step {@code i}, which is done; called only while one of them was begun. */
+    private void stepEvents(int i) {
+        if (waitTimed) {
+            waitTimed = false;
+            KilnEvents.ChannelWait w = waitEvent;
+            w.end();
+            if (w.shouldCommit()) {
+                w.graph = graphName;
+                w.actor = actorName;
+                w.channel = channel[i] == null ? -1 : channel[i].spec().id();
+                w.side = kind[i] == READ ? "read" : "write";
+                w.sequence = sequence;
+                w.commit();
+            }
+        }
+        if (operationTimed) {
+            operationTimed = false;
+            KilnEvents.ActorOperation e = operationEvent;
+            e.end();
+            if (e.shouldCommit()) {
+                e.graph = graphName;
+                e.actor = actorName;
+                e.operation = OPERATION[kind[i]];
+                e.method = kind[i] == COMPUTE ? methodName[i] : writes[i];
+                e.channel = channel[i] == null ? -1 : channel[i].spec().id();
+                e.sequence = sequence;
+                e.commit();
+            }
+        }
+    }
+
+    /**
+     * @return the executions this loop finished (its sequence); any thread, a moment late
+     */
+    public long executionsDone() {
+        return (long) SEQUENCE.getOpaque(this);
     }
 
     /**
@@ -418,16 +511,40 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
         OutputTarget out = target;
         out.channel = output[i];
         out.sequence = sequence;
+        LatencyRecorder r = recorder[i];
+        TraceWindow window = probe == null ? null : probe.trace();
+        boolean timed = r != null || window != null;
+        long began = timed ? System.nanoTime() : 0;
+        Object result;
         try {
-            return MethodRef.invoke(function[i], kinds.length, actor, args);
+            result = MethodRef.invoke(function[i], kinds.length, actor, args);
         } catch (VirtualMachineError fatal) {
             throw fatal;
         } catch (Throwable t) {
-            return new TaskError(actorName, methodName[i], sequence, t);
+            result = new TaskError(actorName, methodName[i], sequence, t);
         } finally {
             out.channel = null;
             Arrays.fill(args, null); // do not keep this execution's values alive
         }
+        if (timed) {
+            long ended = System.nanoTime();
+            if (r != null) {
+                r.record(ended - began, result instanceof TaskError);
+            }
+            if (window != null) {
+                trace(window, i, began, ended);
+            }
+        }
+        return result;
+    }
+
+    /** Adds a span to this actor's track of {@code window}, until the track is full. */
+    private void trace(TraceWindow window, int i, long began, long ended) {
+        if (window != traced) {
+            traced = window;
+            track = window.actor(actorName, computes);
+        }
+        track.add(methodName[i], sequence, began, ended);
     }
 
     @Override

@@ -51,6 +51,7 @@ public final class GraphPart {
     private final List<AllReduceStep> allReduces = new ArrayList<>();
     private boolean attached;
     private volatile boolean watching;
+    private final GraphProbe probe;
 
     /**
      * @param plan        the plan
@@ -69,16 +70,18 @@ public final class GraphPart {
      * @param onLoopDeath told, on the actor's thread, when a loop dies
      * @param onPeerLost  told, on an actor's thread or the watchdog's, when the graph can no longer run here: a
      *                    channel lost its peer, a channel failed, or a communicator reports an error
+     * @param probe       the graph's instrumentation (statistics, traces) in the driver's JVM, or null for none
      */
     public GraphPart(ExecutionPlan plan, CompileOptions options, String process, String graphName,
                      Map<String, Peer> peers, Map<Integer, ActorThread> hosted, Waker driverWaker, Gpus gpus,
                      Duration joinTimeout, ValueCodec codec, Aeron aeron, UdpSettings udp, Object owner,
-                     BiConsumer<ActorThread, Throwable> onLoopDeath, Consumer<String> onPeerLost) {
+                     BiConsumer<ActorThread, Throwable> onLoopDeath, Consumer<String> onPeerLost, GraphProbe probe) {
         this.plan = plan;
         this.options = options;
         this.owner = owner;
         this.onLoopDeath = onLoopDeath;
         this.onPeerLost = onPeerLost;
+        this.probe = probe;
         for (ActorSchedule s : plan.schedules()) {
             if (s.placement().process().equals(process)) {
                 ActorThread a = hosted.get(s.actor());
@@ -154,7 +157,7 @@ public final class GraphPart {
                 List<NcclChannel> warm = channels.ncclEndsOf(a.id());
                 Runnable prologue = warm.isEmpty() ? null : () -> warm.forEach(NcclChannel::warm);
                 loops[i] = new GraphLoop(schedules.get(i), all, plan.inputArity(), owner, options.idle(), prologue,
-                        allReduceSteps(schedules.get(i), a), cause -> onLoopDeath.accept(a, cause), onPeerLost);
+                        allReduceSteps(schedules.get(i), a), cause -> onLoopDeath.accept(a, cause), onPeerLost, probe);
             }
         } catch (RuntimeException e) {
             closeAll(Duration.ZERO);

@@ -6,6 +6,8 @@ import dev.kiln.ActorHost;
 import dev.kiln.ActorOptions;
 import dev.kiln.transport.WorkerInfo;
 
+import java.lang.invoke.SerializedLambda;
+import java.lang.reflect.Method;
 import java.util.Collection;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -116,7 +118,9 @@ public final class ThreadHost implements ActorHost {
      * @return the started actor's name and class, and its GPU's UUID and free memory once the factory returned
      */
     public CompletableFuture<Started> startAsync(int id, String actorName, int gpu, ActorFactory<?> factory) {
-        String label = actorName != null ? actorName : "actor-" + id;
+        // Named before its thread starts (JFR and thread dumps keep a thread's first name): from the class the
+        // factory declares it makes, renamed below in the rare case the instance's class says otherwise.
+        String label = actorName != null ? actorName : predictedName(factory, id);
         int devices = gpu == ActorOptions.NO_GPU ? 0 : gpus.count(); // CUDA is probed only for GPU actors
         if (gpu != ActorOptions.NO_GPU && gpu >= devices) {
             return CompletableFuture.failedFuture(new ActorCreationException("actor " + label + " asks for GPU " + gpu
@@ -149,7 +153,7 @@ public final class ThreadHost implements ActorHost {
                         + " returned null"));
             } else {
                 String finalName = actorName != null ? actorName : ActorThread.defaultName(instance.getClass(), id);
-                if (actorName == null) {
+                if (actorName == null && !finalName.equals(label)) {
                     thread.rename(finalName);
                 }
                 ActorGpu g = thread.gpu();
@@ -166,6 +170,39 @@ public final class ThreadHost implements ActorHost {
             }
         });
         return started;
+    }
+
+    /**
+     * The default name of the actor {@code factory} will make, from the class it declares (a lambda's or method
+     * reference's instantiated type, a factory class's {@code create} return type); {@code actor-<id>} if that is
+     * not known.
+     */
+    private static String predictedName(ActorFactory<?> factory, int id) {
+        try {
+            String type = null;
+            Method writeReplace = factory.getClass().getDeclaredMethod("writeReplace");
+            writeReplace.setAccessible(true);
+            if (writeReplace.invoke(factory) instanceof SerializedLambda form) {
+                String sig = form.getInstantiatedMethodType();
+                int at = sig.lastIndexOf(")L");
+                if (at >= 0 && sig.endsWith(";")) {
+                    type = sig.substring(at + 2, sig.length() - 1).replace('/', '.');
+                }
+            }
+            if (type != null && !type.equals("java.lang.Object")) {
+                return ActorThread.defaultName(Class.forName(type, false, factory.getClass().getClassLoader()), id);
+            }
+        } catch (NoSuchMethodException e) {
+            for (Method m : factory.getClass().getMethods()) {
+                if (m.getName().equals("create") && m.getParameterCount() == 0 && !m.isBridge()
+                        && m.getReturnType() != Object.class) {
+                    return ActorThread.defaultName(m.getReturnType(), id);
+                }
+            }
+        } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
+            // not known: the name waits for the instance
+        }
+        return "actor-" + id;
     }
 
     /** Drops a thread whose actor could not be created, putting back the dead incarnation it was to replace. */

@@ -195,7 +195,7 @@ public final class WorkerRuntime {
         GraphPart g = new GraphPart(plan, options, processName, graphName, peers, actors.threads(), null, gpus,
                 joinTimeout, codec, aeron, udp, owner,
                 (actor, cause) -> send(new Message.LoopDied(id, actor.id(), cause.toString())),
-                why -> send(new Message.GraphFailed(id, why)));
+                why -> send(new Message.GraphFailed(id, why)), null); // statistics and traces cover the driver's JVM
         List<ActorThread> held = new ArrayList<>();
         try {
             for (ActorThread a : g.actors()) {

@@ -195,7 +195,7 @@ class ActorThreadTest {
         List<Throwable> deaths = new CopyOnWriteArrayList<>();
         Object graph = "graph";
         GraphLoop loop = new GraphLoop(w.plan().schedules().getFirst(), w.channels(), 1, graph, IdleMode.BLOCKING,
-                null, java.util.Map.of(), deaths::add, lost -> { });
+                null, java.util.Map.of(), deaths::add, lost -> { }, null);
         assertNull(a.hold(graph));
         a.attach(loop);
         for (long seq = 0; seq < 200; seq++) {
@@ -226,7 +226,7 @@ class ActorThreadTest {
                 a.id());
         List<Throwable> deaths = new CopyOnWriteArrayList<>();
         GraphLoop loop = new GraphLoop(w.plan().schedules().getFirst(), w.channels(), 1, "graph", IdleMode.BACKOFF,
-                null, java.util.Map.of(), deaths::add, lost -> { });
+                null, java.util.Map.of(), deaths::add, lost -> { }, null);
         assertNull(a.hold("graph"));
         a.attach(loop);
         assertTrue(a.stop(10_000));
@@ -245,7 +245,7 @@ class ActorThreadTest {
                 CompileOptions.defaults(), a.id());
         List<Throwable> deaths = new CopyOnWriteArrayList<>();
         GraphLoop loop = new GraphLoop(w.plan().schedules().getFirst(), w.channels(), 1, "graph", IdleMode.BACKOFF,
-                null, java.util.Map.of(), deaths::add, lost -> { });
+                null, java.util.Map.of(), deaths::add, lost -> { }, null);
         assertNull(a.hold("graph"));
         a.attach(loop);
         assertTrue(w.input().offer(0, 9));

@@ -112,7 +112,7 @@ class GraphLoopTest {
 
     static GraphLoop loop(Wired w, List<Throwable> deaths) {
         return new GraphLoop(w.plan().schedules().getFirst(), w.channels(), w.plan().inputArity(), "owner",
-                IdleMode.BACKOFF, null, java.util.Map.of(), deaths::add, lost -> { });
+                IdleMode.BACKOFF, null, java.util.Map.of(), deaths::add, lost -> { }, null);
     }
 
     private static Object take(Wired w, long seq) {
@@ -188,7 +188,7 @@ class GraphLoopTest {
         w.channels()[ExecutionPlan.INPUT_CHANNEL] = input;
         List<String> lost = new ArrayList<>();
         GraphLoop loop = new GraphLoop(w.plan().schedules().getFirst(), w.channels(), w.plan().inputArity(), "g",
-                IdleMode.BACKOFF, null, java.util.Map.of(), cause -> { }, lost::add);
+                IdleMode.BACKOFF, null, java.util.Map.of(), cause -> { }, lost::add, null);
         loop.bind(new Calc());
         assertEquals(0, loop.doWork());
         assertTrue(loop.sleep(1_000), "a channel shared with another process: the loop sleeps in it");
@@ -310,7 +310,7 @@ class GraphLoopTest {
         InputNode<Integer> in = Graph.input();
         Wired w = wire(a.bind(Calc::inc, in), CompileOptions.defaults(), 1);
         GraphLoop loop = new GraphLoop(w.plan().schedules().getFirst(), w.channels(), 1, "graph-x", IdleMode.BLOCKING,
-                null, java.util.Map.of(), t -> { }, lost -> { });
+                null, java.util.Map.of(), t -> { }, lost -> { }, null);
         assertSame("graph-x", loop.owner());
         assertEquals(IdleMode.BLOCKING, loop.idle());
         assertFalse(loop.isStopped());

@@ -37,10 +37,15 @@ import java.util.Objects;
  *                        a later execution's data. Costs a shared arena per value read; leave off in production
  * @param onActorDeath    what the graph does when one of its actors dies (default {@link ActorDeathPolicy#FAIL}: it
  *                        fails and closes; {@link ActorDeathPolicy#RESTART}: it recreates the dead actors and runs on)
+ * @param statistics      whether the graph keeps statistics ({@code CompiledGraph.statistics()}: executions, failures,
+ *                        latency histograms per actor method; default true). They cost two clock reads and a few
+ *                        counter writes per method call (docs/benchmarks.md). Traces
+ *                        ({@code CompiledGraph.startTrace}) and JFR events do not depend on it
  */
 public record CompileOptions(int maxInflight, long bufferBytes, Duration submitTimeout, Duration getTimeout,
                              Duration teardownTimeout, IdleMode idle, boolean slotGrowth, double gpuMemoryFraction,
-                             boolean overlapGpuCommunication, boolean checkViews, ActorDeathPolicy onActorDeath) {
+                             boolean overlapGpuCommunication, boolean checkViews, ActorDeathPolicy onActorDeath,
+                             boolean statistics) {
 
     /** The default of {@link #gpuMemoryFraction()}. */
     public static final double DEFAULT_GPU_MEMORY_FRACTION = 0.9;
@@ -129,8 +134,31 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * The options with statistics on (their default).
+     *
+     * @param maxInflight             executions in flight at most
+     * @param bufferBytes             bytes per channel slot
+     * @param submitTimeout           how long {@code execute} waits for capacity
+     * @param getTimeout              how long {@code get()} waits
+     * @param teardownTimeout         how long {@code close()} waits for actor loops
+     * @param idle                    how waiting threads idle
+     * @param slotGrowth              whether slots grow for larger values
+     * @param gpuMemoryFraction       the share of free GPU memory the plan may hold
+     * @param overlapGpuCommunication whether NCCL receives go as early as the data allows
+     * @param checkViews              whether views of channel slots are closed when their slot is released
+     * @param onActorDeath            what the graph does when one of its actors dies
+     * @throws IllegalArgumentException on a value out of range, naming the option
+     */
+    public CompileOptions(int maxInflight, long bufferBytes, Duration submitTimeout, Duration getTimeout,
+                          Duration teardownTimeout, IdleMode idle, boolean slotGrowth, double gpuMemoryFraction,
+                          boolean overlapGpuCommunication, boolean checkViews, ActorDeathPolicy onActorDeath) {
+        this(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, true);
+    }
+
+    /**
      * @return the defaults: maxInflight 10, bufferBytes 1 MiB, timeouts 10 s / 10 s / 5 s, BACKOFF, slot growth on,
-     * gpuMemoryFraction 0.9, no GPU communication overlap, no view checks, {@link ActorDeathPolicy#FAIL}
+     * gpuMemoryFraction 0.9, no GPU communication overlap, no view checks, {@link ActorDeathPolicy#FAIL}, statistics on
      */
     public static CompileOptions defaults() {
         return DEFAULTS;
@@ -142,7 +170,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions maxInflight(int value) {
         return new CompileOptions(value, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
     }
 
     /**
@@ -151,7 +179,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions bufferBytes(long value) {
         return new CompileOptions(maxInflight, value, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
     }
 
     /**
@@ -160,7 +188,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions submitTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, value, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
     }
 
     /**
@@ -169,7 +197,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions getTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, value, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
     }
 
     /**
@@ -178,7 +206,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions teardownTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, value, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
     }
 
     /**
@@ -187,7 +215,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions idle(IdleMode value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, value, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
     }
 
     /**
@@ -197,7 +225,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions slotGrowth(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, value,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
     }
 
     /**
@@ -206,7 +234,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions gpuMemoryFraction(double value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                value, overlapGpuCommunication, checkViews, onActorDeath);
+                value, overlapGpuCommunication, checkViews, onActorDeath, statistics);
     }
 
     /**
@@ -216,7 +244,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions overlapGpuCommunication(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, value, checkViews, onActorDeath);
+                gpuMemoryFraction, value, checkViews, onActorDeath, statistics);
     }
 
     /**
@@ -226,7 +254,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions checkViews(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, value, onActorDeath);
+                gpuMemoryFraction, overlapGpuCommunication, value, onActorDeath, statistics);
     }
 
     /**
@@ -236,7 +264,16 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions onActorDeath(ActorDeathPolicy value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, value);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, value, statistics);
+    }
+
+    /**
+     * @param value whether the graph keeps statistics (default true)
+     * @return a copy with this option
+     */
+    public CompileOptions statistics(boolean value) {
+        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, value);
     }
 
     private static void positive(Duration d, String name) {

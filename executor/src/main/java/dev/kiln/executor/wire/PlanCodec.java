@@ -309,8 +309,9 @@ public final class PlanCodec {
     }
 
     /**
-     * Appends compile options to a message: every one but {@link CompileOptions#onActorDeath()}, which only the
-     * driver acts on (it alone restarts a graph); {@link #readOptions} gives {@link ActorDeathPolicy#FAIL}.
+     * Appends compile options to a message: every one but {@link CompileOptions#onActorDeath()} and
+     * {@link CompileOptions#statistics()}, which only the driver acts on (it alone restarts a graph and keeps its
+     * statistics); {@link #readOptions} gives {@link ActorDeathPolicy#FAIL} and statistics on.
      *
      * @param out     the message
      * @param options compile options

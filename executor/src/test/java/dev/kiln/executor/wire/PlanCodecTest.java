@@ -496,8 +496,8 @@ class PlanCodecTest {
                 .getTimeout(Duration.ofMillis(2)).teardownTimeout(Duration.ofMinutes(3)).idle(IdleMode.BLOCKING)
                 .slotGrowth(false).gpuMemoryFraction(0.5).overlapGpuCommunication(true).checkViews(true);
         for (var component : CompileOptions.class.getRecordComponents()) {
-            if (component.getName().equals("onActorDeath")) {
-                continue; // the driver alone restarts graphs: workers are not sent the policy (below)
+            if (component.getName().equals("onActorDeath") || component.getName().equals("statistics")) {
+                continue; // the driver alone restarts graphs and keeps statistics: workers are not sent them (below)
             }
             try {
                 assertNotEquals(component.getAccessor().invoke(defaults), component.getAccessor().invoke(custom),
@@ -509,6 +509,8 @@ class PlanCodecTest {
         assertEquals(custom, PlanCodec.decodeOptions(PlanCodec.encode(custom)));
         assertEquals(custom, PlanCodec.decodeOptions(PlanCodec.encode(custom.onActorDeath(ActorDeathPolicy.RESTART))),
                 "a worker reads every option but the death policy, which only the driver acts on");
+        assertEquals(custom, PlanCodec.decodeOptions(PlanCodec.encode(custom.statistics(false))),
+                "nor the statistics switch: statistics are kept in the driver's JVM");
         CompileOptions forever = defaults.getTimeout(Duration.ofDays(365L * 1000));
         assertEquals(Duration.ofNanos(Long.MAX_VALUE), PlanCodec.decodeOptions(PlanCodec.encode(forever)).getTimeout());
     }
