@@ -4,7 +4,8 @@ import java.time.Duration;
 import java.util.Objects;
 
 /**
- * Options for compiling and running a graph. Immutable: each {@code withX} returns a copy.
+ * Options for compiling and running a graph. Immutable: each method named after an option ({@code maxInflight(4)},
+ * {@code idle(IdleMode.SPIN)}, ...) returns a copy with that value; start from {@link #defaults()}.
  *
  * <pre>{@code
  * CompileOptions.defaults().maxInflight(4).idle(IdleMode.SPIN)
@@ -68,7 +69,8 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     public static final long NCCL_PEER_BYTES = 16L << 20;
 
     private static final CompileOptions DEFAULTS = new CompileOptions(10, 1 << 20, Duration.ofSeconds(10),
-            Duration.ofSeconds(10), Duration.ofSeconds(5), IdleMode.BACKOFF, true);
+            Duration.ofSeconds(10), Duration.ofSeconds(5), IdleMode.BACKOFF, true, DEFAULT_GPU_MEMORY_FRACTION, false,
+            false, ActorDeathPolicy.FAIL, true);
 
     /**
      * Checks the values.
@@ -90,70 +92,6 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
         if (!(gpuMemoryFraction > 0 && gpuMemoryFraction <= 1)) {
             throw new IllegalArgumentException("gpuMemoryFraction must be in (0, 1], got " + gpuMemoryFraction);
         }
-    }
-
-    /**
-     * The options without the GPU, debug and death-policy ones, which take their defaults
-     * ({@link #DEFAULT_GPU_MEMORY_FRACTION}, no overlap, no view checks, {@link ActorDeathPolicy#FAIL}).
-     *
-     * @param maxInflight     executions in flight at most
-     * @param bufferBytes     bytes per channel slot
-     * @param submitTimeout   how long {@code execute} waits for capacity
-     * @param getTimeout      how long {@code get()} waits
-     * @param teardownTimeout how long {@code close()} waits for actor loops
-     * @param idle            how waiting threads idle
-     * @param slotGrowth      whether slots grow for larger values
-     * @throws IllegalArgumentException on a value out of range, naming the option
-     */
-    public CompileOptions(int maxInflight, long bufferBytes, Duration submitTimeout, Duration getTimeout,
-                          Duration teardownTimeout, IdleMode idle, boolean slotGrowth) {
-        this(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                DEFAULT_GPU_MEMORY_FRACTION, false, false, ActorDeathPolicy.FAIL);
-    }
-
-    /**
-     * The options without the debug ones and the death policy, which take their defaults (no view checks,
-     * {@link ActorDeathPolicy#FAIL}).
-     *
-     * @param maxInflight             executions in flight at most
-     * @param bufferBytes             bytes per channel slot
-     * @param submitTimeout           how long {@code execute} waits for capacity
-     * @param getTimeout              how long {@code get()} waits
-     * @param teardownTimeout         how long {@code close()} waits for actor loops
-     * @param idle                    how waiting threads idle
-     * @param slotGrowth              whether slots grow for larger values
-     * @param gpuMemoryFraction       the share of free GPU memory the plan may hold
-     * @param overlapGpuCommunication whether NCCL receives go as early as the data allows
-     * @throws IllegalArgumentException on a value out of range, naming the option
-     */
-    public CompileOptions(int maxInflight, long bufferBytes, Duration submitTimeout, Duration getTimeout,
-                          Duration teardownTimeout, IdleMode idle, boolean slotGrowth, double gpuMemoryFraction,
-                          boolean overlapGpuCommunication) {
-        this(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, false, ActorDeathPolicy.FAIL);
-    }
-
-    /**
-     * The options with statistics on (their default).
-     *
-     * @param maxInflight             executions in flight at most
-     * @param bufferBytes             bytes per channel slot
-     * @param submitTimeout           how long {@code execute} waits for capacity
-     * @param getTimeout              how long {@code get()} waits
-     * @param teardownTimeout         how long {@code close()} waits for actor loops
-     * @param idle                    how waiting threads idle
-     * @param slotGrowth              whether slots grow for larger values
-     * @param gpuMemoryFraction       the share of free GPU memory the plan may hold
-     * @param overlapGpuCommunication whether NCCL receives go as early as the data allows
-     * @param checkViews              whether views of channel slots are closed when their slot is released
-     * @param onActorDeath            what the graph does when one of its actors dies
-     * @throws IllegalArgumentException on a value out of range, naming the option
-     */
-    public CompileOptions(int maxInflight, long bufferBytes, Duration submitTimeout, Duration getTimeout,
-                          Duration teardownTimeout, IdleMode idle, boolean slotGrowth, double gpuMemoryFraction,
-                          boolean overlapGpuCommunication, boolean checkViews, ActorDeathPolicy onActorDeath) {
-        this(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, true);
     }
 
     /**

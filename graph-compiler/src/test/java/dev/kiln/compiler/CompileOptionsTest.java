@@ -36,23 +36,23 @@ class CompileOptionsTest {
     @Test
     void withersChangeOneValueAndCopy() {
         assertEquals(new CompileOptions(4, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BACKOFF, true), DEFAULTS.maxInflight(4));
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, false, ActorDeathPolicy.FAIL, true), DEFAULTS.maxInflight(4));
         assertEquals(new CompileOptions(10, 64, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BACKOFF, true), DEFAULTS.bufferBytes(64));
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, false, ActorDeathPolicy.FAIL, true), DEFAULTS.bufferBytes(64));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofMillis(1), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BACKOFF, true), DEFAULTS.submitTimeout(Duration.ofMillis(1)));
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, false, ActorDeathPolicy.FAIL, true), DEFAULTS.submitTimeout(Duration.ofMillis(1)));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofNanos(1),
-                Duration.ofSeconds(5), IdleMode.BACKOFF, true), DEFAULTS.getTimeout(Duration.ofNanos(1)));
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, false, ActorDeathPolicy.FAIL, true), DEFAULTS.getTimeout(Duration.ofNanos(1)));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofMinutes(1), IdleMode.BACKOFF, true), DEFAULTS.teardownTimeout(Duration.ofMinutes(1)));
+                Duration.ofMinutes(1), IdleMode.BACKOFF, true, 0.9, false, false, ActorDeathPolicy.FAIL, true), DEFAULTS.teardownTimeout(Duration.ofMinutes(1)));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BLOCKING, true), DEFAULTS.idle(IdleMode.BLOCKING));
+                Duration.ofSeconds(5), IdleMode.BLOCKING, true, 0.9, false, false, ActorDeathPolicy.FAIL, true), DEFAULTS.idle(IdleMode.BLOCKING));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.5, false), DEFAULTS.gpuMemoryFraction(0.5));
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.5, false, false, ActorDeathPolicy.FAIL, true), DEFAULTS.gpuMemoryFraction(0.5));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, true), DEFAULTS.overlapGpuCommunication(true));
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, true, false, ActorDeathPolicy.FAIL, true), DEFAULTS.overlapGpuCommunication(true));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, true, ActorDeathPolicy.FAIL),
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, true, ActorDeathPolicy.FAIL, true),
                 DEFAULTS.checkViews(true));
         assertTrue(DEFAULTS.checkViews(true).maxInflight(3).slotGrowth(false).gpuMemoryFraction(0.5).checkViews(),
                 "the other withers keep checkViews");
@@ -105,7 +105,7 @@ class CompileOptionsTest {
         assertEquals(0.25, changed.gpuMemoryFraction());
         assertTrue(changed.overlapGpuCommunication());
         assertEquals(new CompileOptions(2, 8, Duration.ofSeconds(1), Duration.ofSeconds(2), Duration.ofSeconds(3),
-                IdleMode.SPIN, false, 0.25, true), changed);
+                IdleMode.SPIN, false, 0.25, true, false, ActorDeathPolicy.FAIL, true), changed);
     }
 
     @Test

@@ -351,7 +351,8 @@ public final class PlanCodec {
                 Double.longBitsToDouble(in.readLong()),
                 in.readBoolean(),
                 in.readBoolean(),
-                ActorDeathPolicy.FAIL); // the driver alone restarts a graph: its workers need not know the policy
+                // The driver alone restarts a graph and keeps its statistics: its workers get the defaults.
+                ActorDeathPolicy.FAIL, CompileOptions.defaults().statistics());
     }
 
     private static void writeNode(WireOut out, NodeSpec node) {
