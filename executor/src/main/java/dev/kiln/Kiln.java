@@ -636,6 +636,7 @@ public final class Kiln implements AutoCloseable {
                     + " Graph.outputs(...), whose results are Objects (a host Tensor there, copied off the GPU)");
         }
         ExecutionPlan plan = GraphCompiler.compile(output, topology(), options);
+        CrossingTypes.check(plan, codec, remoteActors::containsKey);
         // The graph starts nothing until start(): its actors are held by its deployment, so a failed compile frees
         // exactly the ones it took.
         CompiledGraph<I, O> graph = new CompiledGraph<>(this, output, options, g -> deployment(g, plan, g.toString()));

@@ -17,6 +17,7 @@ import dev.kiln.tensor.Tensor;
 import dev.kiln.transport.Channel;
 import dev.kiln.transport.KilnIdleStrategy;
 import dev.kiln.transport.RemoteError;
+import dev.kiln.transport.ValueCodec;
 
 import java.io.Serializable;
 import java.io.UncheckedIOException;
@@ -55,8 +56,6 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     private static final int ARG_LOCAL = 0;
     private static final int ARG_INPUT = 1;
     private static final int ARG_CONSTANT = 2;
-    private static final String REGISTRATION_HINT = " (with Kiln, register classes for every JVM of the runtime: "
-            + "Kiln.local(KilnOptions.defaults().register(TheClass.class)))";
 
     private final String actorName;
     private final Object owner;
@@ -356,7 +355,9 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
      */
     public static String explain(RuntimeException e) {
         String m = String.valueOf(e.getMessage());
-        return m.contains("not registered") ? m + REGISTRATION_HINT : m;
+        return e instanceof ValueCodec.UnregisteredClassException u && u.className() != null
+                ? m + " (with Kiln, register it for every JVM of the runtime: "
+                        + ValueCodec.registrationCall(u.className()) + ")" : m;
     }
 
     /**
