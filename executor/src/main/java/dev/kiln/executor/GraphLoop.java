@@ -70,6 +70,14 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     /** For each COMPUTE: the channel its result alone goes to, if that one crosses JVMs; else null. */
     private final Channel[] output;
     private OutputTarget target;
+    /**
+     * For each COMPUTE whose result Kiln may own (it reaches no in-process channel the driver reads): the tensors
+     * {@link #outputTensor} allocated for it that the method returned, by sequence modulo {@link #ring}. The one of
+     * sequence n - ring is read by nobody once this loop computes n (every channel has fewer slots than ring), so
+     * it is reused or freed then. Null for the other steps.
+     */
+    private final Tensor[][] owned;
+    private final int ring;
     /** For each WRITE: the method whose result it writes, for error messages. */
     private final String[] writes;
     private final int[] reader;
@@ -209,12 +217,57 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
                 output[i] = writes == 1 && crossing[at] ? channel[at] : null;
             }
         }
+        int slots = 1;
+        for (Channel c : channel) {
+            slots = c != null ? Math.max(slots, c.spec().slots()) : slots;
+        }
+        this.ring = slots + 1;
+        this.owned = new Tensor[n][];
+        for (int i = 0; i < n; i++) {
+            if (ops.get(i) instanceof Compute c && !handedToDriver(ops, c.local())) {
+                owned[i] = new Tensor[ring];
+            }
+        }
+    }
+
+    /** Whether a local is written to an in-process channel the driver reads: a graph result, which is the caller's. */
+    private boolean handedToDriver(List<Operation> ops, int value) {
+        for (int j = 0; j < ops.size(); j++) {
+            if (ops.get(j) instanceof Write w && w.local() == value && !crossing[j]
+                    && channel[j].spec().readers().contains(dev.kiln.compiler.ExecutionPlan.DRIVER)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Frees the tensors Kiln allocated for this loop's results ({@link #outputTensor}) and still holds; the actor's
+     * thread, once the loop stopped.
+     */
+    public void freeOwned() {
+        for (Tensor[] ts : owned) {
+            if (ts != null) {
+                for (int k = 0; k < ts.length; k++) {
+                    if (ts[k] != null) {
+                        ts[k].close();
+                        ts[k] = null;
+                    }
+                }
+            }
+        }
     }
 
     /** Where {@link #outputTensor} builds the result of the method an actor thread runs now. */
     private static final class OutputTarget {
         Channel channel;
         long sequence;
+        /** Whether the method running now may get a tensor Kiln owns (a graph step whose result is not the caller's). */
+        boolean owned;
+        /** A tensor of an old execution, free to reuse, or null. */
+        Tensor reusable;
+        /** The tensors handed out to the method running now. */
+        final java.util.ArrayList<Tensor> handedOut = new java.util.ArrayList<>(2);
     }
 
     private static final ThreadLocal<OutputTarget> TARGET = ThreadLocal.withInitial(OutputTarget::new);
@@ -222,8 +275,11 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     /**
      * A tensor for the result of the actor method running on this thread: a view of the slot of
      * the channel the result goes to, when that channel crosses JVMs and has room (returning it
-     * then copies nothing), else a newly allocated tensor. One slot per method call: a second
-     * call in the same method allocates.
+     * then copies nothing), else a tensor Kiln owns when the method runs as a graph step whose
+     * result is not the graph's (reused from an execution {@code maxInflight + 1} back when its
+     * dtype and shape match, else allocated; Kiln frees it when no step can read it any more, or
+     * at once if the method does not return it), else (a graph result, a dynamic call) a new
+     * tensor the caller owns.
      *
      * @param dtype the element type
      * @param shape the shape
@@ -239,7 +295,29 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
                 return Tensor.view(slot, dtype, shape);
             }
         }
-        return Tensor.allocate(dtype, shape);
+        if (!t.owned) {
+            return Tensor.allocate(dtype, shape);
+        }
+        Tensor r = t.reusable;
+        if (r != null && sameShape(r, dtype, shape)) {
+            t.reusable = null;
+        } else {
+            r = Tensor.allocate(dtype, shape);
+        }
+        t.handedOut.add(r);
+        return r;
+    }
+
+    private static boolean sameShape(Tensor t, DType dtype, long[] shape) {
+        if (t.dtype() != dtype || t.rank() != shape.length) {
+            return false;
+        }
+        for (int d = 0; d < shape.length; d++) {
+            if (t.dim(d) != shape[d]) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**
@@ -419,8 +497,17 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
         OutputTarget out = target;
         out.channel = output[i];
         out.sequence = sequence;
+        Tensor[] mine = owned[i];
+        int k = (int) (sequence % ring);
+        if (mine != null) {
+            out.owned = true;
+            out.reusable = mine[k];
+            mine[k] = null;
+        }
+        Object result = null;
         try {
-            return MethodRef.invoke(function[i], kinds.length, actor, args);
+            result = MethodRef.invoke(function[i], kinds.length, actor, args);
+            return result;
         } catch (VirtualMachineError fatal) {
             throw fatal;
         } catch (Throwable t) {
@@ -428,7 +515,30 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
         } finally {
             out.channel = null;
             Arrays.fill(args, null); // do not keep this execution's values alive
+            if (mine != null) {
+                keepOrFree(out, mine, k, result);
+            }
         }
+    }
+
+    /** After a graph step: Kiln keeps the tensor it handed out that the method returned, and frees the rest. */
+    private static void keepOrFree(OutputTarget out, Tensor[] mine, int k, Object result) {
+        Tensor r = out.reusable;
+        out.owned = false;
+        out.reusable = null;
+        if (r != null) {
+            r.close();
+        }
+        java.util.ArrayList<Tensor> handed = out.handedOut;
+        for (int j = 0; j < handed.size(); j++) {
+            Tensor a = handed.get(j);
+            if (a == result) {
+                mine[k] = a;
+            } else {
+                a.close();
+            }
+        }
+        handed.clear();
     }
 
     @Override
