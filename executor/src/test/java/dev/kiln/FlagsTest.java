@@ -45,4 +45,12 @@ class FlagsTest {
         assertEquals("ok [2, 4, 1998]\n", r.out());
         assertEquals("", r.err(), "nothing on stderr (Fory's sun.misc.Unsafe warnings came from loading it)");
     }
+
+    @Test
+    void workerModeWithoutTheFlagSaysWhichFlagAndHowToFixIt() throws Exception {
+        Run r = runWithoutFlags(WorkerWithoutFlags.class.getName());
+        assertTrue(r.out().startsWith("refused: "), r.out() + r.err());
+        assertTrue(r.out().contains("--add-exports java.base/jdk.internal.misc=ALL-UNNAMED"), r.out());
+        assertTrue(!r.err().contains("IllegalAccessError"), r.err());
+    }
 }
