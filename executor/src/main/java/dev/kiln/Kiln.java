@@ -72,9 +72,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * that the runtime starts (same {@code java}, class path and JVM flags) and ends with
  * {@link #close()}; {@link ActorOptions#host} and {@link ActorOptions#label} put one on a
  * {@link KilnWorker} that joined from another host (with a {@link KilnOptions#joinSecret}).
- * Values cross JVMs through shared memory on one host and Aeron UDP between hosts: natively
- * for primitives, strings, byte arrays, object arrays and tensors, and for the classes
- * registered in {@link KilnOptions#register}.
+ * Values cross JVMs through shared memory on one host and Aeron UDP between hosts: JDK values
+ * (primitive arrays, boxed primitives, strings, collections, {@code Optional}s) and tensors as they
+ * are, the user's classes once registered in {@link KilnOptions#register}; {@code compile} refuses
+ * an edge whose declared type cannot cross.
  *
  * <p>The runtime keeps the factory and options of every actor it created: a graph compiled with
  * {@code CompileOptions.onActorDeath(ActorDeathPolicy.RESTART)} recreates its dead actors from them,
