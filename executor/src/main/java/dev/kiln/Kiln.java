@@ -72,9 +72,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * that the runtime starts (same {@code java}, class path and JVM flags) and ends with
  * {@link #close()}; {@link ActorOptions#host} and {@link ActorOptions#label} put one on a
  * {@link KilnWorker} that joined from another host (with a {@link KilnOptions#joinSecret}).
- * Values cross JVMs through shared memory on one host and Aeron UDP between hosts: natively
- * for primitives, strings, byte arrays, object arrays and tensors, and for the classes
- * registered in {@link KilnOptions#register}.
+ * Values cross JVMs through shared memory on one host and Aeron UDP between hosts: JDK values
+ * (primitive arrays, boxed primitives, strings, collections, {@code Optional}s) and tensors as they
+ * are, the user's classes once registered in {@link KilnOptions#register}; {@code compile} refuses
+ * an edge whose declared type cannot cross.
  *
  * <p>The runtime keeps the factory and options of every actor it created: a graph compiled with
  * {@code CompileOptions.onActorDeath(ActorDeathPolicy.RESTART)} recreates its dead actors from them,
@@ -639,6 +640,7 @@ public final class Kiln implements AutoCloseable {
                     + " Graph.outputs(...), whose results are Objects (a host Tensor there, copied off the GPU)");
         }
         ExecutionPlan plan = GraphCompiler.compile(output, topology(), options);
+        CrossingTypes.check(plan, codec, remoteActors::containsKey);
         // The graph starts nothing until start(): its actors are held by its deployment, so a failed compile frees
         // exactly the ones it took.
         CompiledGraph<I, O> graph = new CompiledGraph<>(this, output, options, g -> deployment(g, plan, g.toString()));

@@ -22,8 +22,9 @@ import java.util.Objects;
  * @param runDirectory       where the runtime keeps its working files (the control plane's Aeron directory);
  *                           default {@code <java.io.tmpdir>/kiln-<user>}
  * @param shmDirectory       where shared-memory channel files live; default {@code /dev/shm}
- * @param types              classes, other than those encoded natively (primitives, {@code String},
- *                           {@code byte[]}, {@code Object[]}, {@code Tensor}), whose values may cross JVMs
+ * @param types              the user's classes (records, enums, classes) whose values may cross JVMs; JDK values
+ *                           (primitive arrays, boxed primitives, {@code String}, collections, {@code Optional}) and
+ *                           {@code Tensor} need no registration
  * @param workerJvmOptions   JVM options appended to those the driver's JVM was started with, when starting a worker JVM
  * @param workerStartTimeout how long starting a worker JVM (or creating an actor in one) may take
  * @param listen             {@code address:port} where the runtime accepts workers that join from other hosts,
@@ -136,8 +137,10 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
 
     /**
      * Allows values of these exact classes to cross JVMs (through Apache Fory with class
-     * registration required; never Java deserialization). Register the classes of their fields too
-     * unless they are JDK types. Joined workers must have these classes on their class path.
+     * registration required, field by field: never Java deserialization, and no {@code readObject}
+     * runs). One call per record, enum or class of yours; register the classes of their fields too
+     * unless they are JDK types. Registering a class that needs no registration ({@code int[].class},
+     * {@code String.class}) is harmless. Joined workers must have these classes on their class path.
      *
      * @param classes classes to add
      * @return a copy with them added (a class already present is not added twice)

@@ -239,6 +239,7 @@ public final class ActorThread {
                 }
                 if (loop != null) {
                     if (loop.isStopped()) {
+                        loop.freeOwned();
                         attached = null;
                         current = null;
                         holder.compareAndSet(loop.owner(), null);
@@ -259,6 +260,9 @@ public final class ActorThread {
             GraphLoop loop = attached;
             if (loop != null && death == null) {
                 loop.died(new IllegalStateException("actor " + name + " was stopped"));
+            }
+            if (loop != null) {
+                loop.freeOwned();
             }
             Runnable call;
             while ((call = mailbox.poll()) != null) {

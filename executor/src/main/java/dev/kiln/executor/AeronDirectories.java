@@ -52,10 +52,12 @@ public final class AeronDirectories {
      *                     other than letters, digits, {@code _}, {@code .} and {@code -} become {@code _}
      * @param context      the driver's settings; its directory name and deletion settings are set here
      * @return the running media driver
-     * @throws IllegalStateException        if the run directory is not private (the message says what to do)
+     * @throws IllegalStateException        if the run directory is not private, or the JVM lacks the flag Agrona needs
+     *                                      (the message says what to do)
      * @throws java.io.UncheckedIOException if it cannot be made
      */
     public static MediaDriver launch(Path runDirectory, String option, String label, MediaDriver.Context context) {
+        JvmFlags.requireAeron("the Aeron media driver of " + label + " (for worker JVMs and workers from other hosts)");
         PrivateFiles.ensurePrivateDirectory(runDirectory, "the Kiln run directory", option);
         String safe = label.replaceAll("[^A-Za-z0-9_.-]", "_");
         Path dir = runDirectory.resolve("aeron-" + ProcessHandle.current().pid() + "-"

@@ -215,6 +215,7 @@ public final class ControlPlane implements AutoCloseable {
      * @throws IllegalStateException if the endpoint cannot be bound
      */
     public static ControlPlane start(Path runDirectory, String name, Settings settings) {
+        JvmFlags.requireAeron("the control plane of " + name + " (worker JVMs and workers from other hosts)");
         Listen listen = settings.listen();
         long aeronTimeoutNs = aeronTimeoutNs(settings.workerTimeout());
         MediaDriver.Context context = new MediaDriver.Context()

@@ -17,6 +17,7 @@ import dev.kiln.tensor.Tensor;
 import dev.kiln.transport.Channel;
 import dev.kiln.transport.KilnIdleStrategy;
 import dev.kiln.transport.RemoteError;
+import dev.kiln.transport.ValueCodec;
 
 import java.io.Serializable;
 import java.io.UncheckedIOException;
@@ -72,9 +73,6 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
         }
     }
 
-    private static final String REGISTRATION_HINT = " (with Kiln, register classes for every JVM of the runtime: "
-            + "Kiln.local(KilnOptions.defaults().register(TheClass.class)))";
-
     private final String actorName;
     private final Object owner;
     private final IdleMode idle;
@@ -88,6 +86,14 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     /** For each COMPUTE: the channel its result alone goes to, if that one crosses JVMs; else null. */
     private final Channel[] output;
     private OutputTarget target;
+    /**
+     * For each COMPUTE whose result Kiln may own (it reaches no in-process channel the driver reads): the tensors
+     * {@link #outputTensor} allocated for it that the method returned, by sequence modulo {@link #ring}. The one of
+     * sequence n - ring is read by nobody once this loop computes n (every channel has fewer slots than ring), so
+     * it is reused or freed then. Null for the other steps.
+     */
+    private final Tensor[][] owned;
+    private final int ring;
     /** For each WRITE: the method whose result it writes, for error messages. */
     private final String[] writes;
     private final int[] reader;
@@ -248,12 +254,57 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
         this.probe = probe;
         this.computes = (int) Arrays.stream(kind).filter(k -> k == COMPUTE).count();
         this.recorder = probe == null ? new LatencyRecorder[n] : probe.attach(actorName, this, methodName);
+        int slots = 1;
+        for (Channel c : channel) {
+            slots = c != null ? Math.max(slots, c.spec().slots()) : slots;
+        }
+        this.ring = slots + 1;
+        this.owned = new Tensor[n][];
+        for (int i = 0; i < n; i++) {
+            if (ops.get(i) instanceof Compute c && !handedToDriver(ops, c.local())) {
+                owned[i] = new Tensor[ring];
+            }
+        }
+    }
+
+    /** Whether a local is written to an in-process channel the driver reads: a graph result, which is the caller's. */
+    private boolean handedToDriver(List<Operation> ops, int value) {
+        for (int j = 0; j < ops.size(); j++) {
+            if (ops.get(j) instanceof Write w && w.local() == value && !crossing[j]
+                    && channel[j].spec().readers().contains(dev.kiln.compiler.ExecutionPlan.DRIVER)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Frees the tensors Kiln allocated for this loop's results ({@link #outputTensor}) and still holds; the actor's
+     * thread, once the loop stopped.
+     */
+    public void freeOwned() {
+        for (Tensor[] ts : owned) {
+            if (ts != null) {
+                for (int k = 0; k < ts.length; k++) {
+                    if (ts[k] != null) {
+                        ts[k].close();
+                        ts[k] = null;
+                    }
+                }
+            }
+        }
     }
 
     /** Where {@link #outputTensor} builds the result of the method an actor thread runs now. */
     private static final class OutputTarget {
         Channel channel;
         long sequence;
+        /** Whether the method running now may get a tensor Kiln owns (a graph step whose result is not the caller's). */
+        boolean owned;
+        /** A tensor of an old execution, free to reuse, or null. */
+        Tensor reusable;
+        /** The tensors handed out to the method running now. */
+        final java.util.ArrayList<Tensor> handedOut = new java.util.ArrayList<>(2);
     }
 
     private static final ThreadLocal<OutputTarget> TARGET = ThreadLocal.withInitial(OutputTarget::new);
@@ -261,8 +312,11 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     /**
      * A tensor for the result of the actor method running on this thread: a view of the slot of
      * the channel the result goes to, when that channel crosses JVMs and has room (returning it
-     * then copies nothing), else a newly allocated tensor. One slot per method call: a second
-     * call in the same method allocates.
+     * then copies nothing), else a tensor Kiln owns when the method runs as a graph step whose
+     * result is not the graph's (reused from an execution {@code maxInflight + 1} back when its
+     * dtype and shape match, else allocated; Kiln frees it when no step can read it any more, or
+     * at once if the method does not return it), else (a graph result, a dynamic call) a new
+     * tensor the caller owns.
      *
      * @param dtype the element type
      * @param shape the shape
@@ -278,7 +332,29 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
                 return Tensor.view(slot, dtype, shape);
             }
         }
-        return Tensor.allocate(dtype, shape);
+        if (!t.owned) {
+            return Tensor.allocate(dtype, shape);
+        }
+        Tensor r = t.reusable;
+        if (r != null && sameShape(r, dtype, shape)) {
+            t.reusable = null;
+        } else {
+            r = Tensor.allocate(dtype, shape);
+        }
+        t.handedOut.add(r);
+        return r;
+    }
+
+    private static boolean sameShape(Tensor t, DType dtype, long[] shape) {
+        if (t.dtype() != dtype || t.rank() != shape.length) {
+            return false;
+        }
+        for (int d = 0; d < shape.length; d++) {
+            if (t.dim(d) != shape[d]) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**
@@ -449,7 +525,9 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
      */
     public static String explain(RuntimeException e) {
         String m = String.valueOf(e.getMessage());
-        return m.contains("not registered") ? m + REGISTRATION_HINT : m;
+        return e instanceof ValueCodec.UnregisteredClassException u && u.className() != null
+                ? m + " (with Kiln, register it for every JVM of the runtime: "
+                        + ValueCodec.registrationCall(u.className()) + ")" : m;
     }
 
     /**
@@ -515,7 +593,14 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
         TraceWindow window = probe == null ? null : probe.trace();
         boolean timed = r != null || window != null;
         long began = timed ? System.nanoTime() : 0;
-        Object result;
+        Tensor[] mine = owned[i];
+        int k = (int) (sequence % ring);
+        if (mine != null) {
+            out.owned = true;
+            out.reusable = mine[k];
+            mine[k] = null;
+        }
+        Object result = null;
         try {
             result = MethodRef.invoke(function[i], kinds.length, actor, args);
         } catch (VirtualMachineError fatal) {
@@ -525,6 +610,9 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
         } finally {
             out.channel = null;
             Arrays.fill(args, null); // do not keep this execution's values alive
+            if (mine != null) {
+                keepOrFree(out, mine, k, result);
+            }
         }
         if (timed) {
             long ended = System.nanoTime();
@@ -545,6 +633,26 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
             track = window.actor(actorName, computes);
         }
         track.add(methodName[i], sequence, began, ended);
+    }
+
+    /** After a graph step: Kiln keeps the tensor it handed out that the method returned, and frees the rest. */
+    private static void keepOrFree(OutputTarget out, Tensor[] mine, int k, Object result) {
+        Tensor r = out.reusable;
+        out.owned = false;
+        out.reusable = null;
+        if (r != null) {
+            r.close();
+        }
+        java.util.ArrayList<Tensor> handed = out.handedOut;
+        for (int j = 0; j < handed.size(); j++) {
+            Tensor a = handed.get(j);
+            if (a == result) {
+                mine[k] = a;
+            } else {
+                a.close();
+            }
+        }
+        handed.clear();
     }
 
     @Override

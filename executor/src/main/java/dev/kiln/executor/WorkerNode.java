@@ -157,10 +157,11 @@ public final class WorkerNode implements AutoCloseable {
      * @param settings how to join
      * @return the joined worker, serving the driver on a thread of its own
      * @throws JoinFailedException   if the driver refuses, cannot be reached, or does not prove the secret in time
-     * @throws IllegalStateException if the endpoint cannot be bound, or the run directory is a link, another user's
-     *                               or open to other users
+     * @throws IllegalStateException if the endpoint cannot be bound, the run directory is a link, another user's
+     *                               or open to other users, or the JVM lacks the flag Aeron needs
      */
     public static WorkerNode join(Settings settings) {
+        JvmFlags.requireAeron("worker " + settings.name());
         long timeoutNs = settings.timeout().toNanos();
         long aeronTimeoutNs = ControlPlane.aeronTimeoutNs(settings.timeout());
         AtomicReference<WorkerNode> self = new AtomicReference<>();

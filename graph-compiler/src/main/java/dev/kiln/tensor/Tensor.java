@@ -19,6 +19,23 @@ import java.util.Objects;
  * not own (for example a channel slot, valid only until the method that received it returns);
  * its {@code close()} does nothing. Use {@link #copyOf} to keep a borrowed tensor.
  *
+ * <p>Who owns a tensor at each step of a graph (docs/tensors.md):
+ * <ul>
+ *   <li><b>Argument</b>: a tensor an actor method receives is borrowed, valid until the method returns
+ *       (from another JVM it is a view of a channel slot). Do not close it, keep it or return it: copy
+ *       it ({@link #copyOf}) to keep it.</li>
+ *   <li><b>Returned tensor you made</b> ({@link #allocate}, {@code of(...)}): it passes to Kiln, which hands
+ *       it by reference to the next steps in the same JVM (or copies it into a channel slot to another JVM).
+ *       Kiln does not close tensors it did not allocate.</li>
+ *   <li><b>{@code Outputs.tensor}</b>: Kiln's. In a graph step whose result goes to another actor, Kiln
+ *       reuses or frees it once no step of its execution can read it ({@code maxInflight + 1} executions
+ *       later, or when the graph closes), and frees one the method did not return at once. Across JVMs
+ *       it is built in the outgoing channel slot.</li>
+ *   <li><b>Channel slot</b>: the channel's; a slot is reused once every reader released its execution.</li>
+ *   <li><b>The graph's result</b> (what {@code get()} returns): the caller's; close it when done.</li>
+ * </ul>
+ * {@link #liveAllocations()} counts the owning tensors not closed yet.
+ *
  * <p>Element reads and writes are not synchronized: publish a tensor to another thread
  * through a channel or another happens-before edge. {@code close()} must not race with access.
  */
@@ -33,6 +50,9 @@ public final class Tensor implements AutoCloseable {
     private final DType dtype;
     private final long[] shape;
     private final long numel;
+    /** Tensors that own memory and are not closed: Kiln's allocator accounting. */
+    private static final java.util.concurrent.atomic.LongAdder LIVE = new java.util.concurrent.atomic.LongAdder();
+
     private final MemorySegment data;
     private final Arena arena;
 
@@ -55,7 +75,20 @@ public final class Tensor implements AutoCloseable {
         long[] s = checkShape(shape);
         long bytes = Math.multiplyExact(numel(s), dtype.byteSize());
         Arena arena = Arena.ofShared();
-        return new Tensor(dtype, s, arena.allocate(bytes, 64), arena);
+        Tensor t = new Tensor(dtype, s, arena.allocate(bytes, 64), arena);
+        LIVE.increment();
+        return t;
+    }
+
+    /**
+     * How many tensors in this JVM own memory and are not closed yet ({@link #allocate}, {@code of(...)},
+     * {@link #copyOf}, and those Kiln allocates for {@code Outputs.tensor}): a leak shows as a count that grows.
+     * Cheap (a striped counter), for tests and monitoring.
+     *
+     * @return the number of live owning tensors
+     */
+    public static long liveAllocations() {
+        return LIVE.sum();
     }
 
     /**
@@ -310,7 +343,8 @@ public final class Tensor implements AutoCloseable {
     @Override
     public void close() {
         if (arena != null && arena.scope().isAlive()) {
-            arena.close();
+            arena.close(); // throws if another thread closed it first: counted once
+            LIVE.decrement();
         }
     }
 

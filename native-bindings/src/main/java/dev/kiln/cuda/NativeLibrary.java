@@ -36,6 +36,19 @@ public final class NativeLibrary {
     private final String source;
     private final String failure;
 
+    /**
+     * FFM calls into a library need {@code --enable-native-access} for this module, or the JDK warns (and a later
+     * JDK refuses): say which flag, once per library, where the library is loaded.
+     */
+    private static void warnWithoutNativeAccess(String name) {
+        Module m = NativeLibrary.class.getModule();
+        if (!m.isNativeAccessEnabled()) {
+            System.getLogger("dev.kiln").log(System.Logger.Level.WARNING, () -> "loading " + name + " through FFM"
+                    + " without native access enabled: start the JVM with --enable-native-access="
+                    + (m.isNamed() ? m.getName() : "ALL-UNNAMED") + " (see the README's \"JVM flags\")");
+        }
+    }
+
     private NativeLibrary(String name, SymbolLookup symbols, String source, String failure) {
         this.name = name;
         this.symbols = symbols;
@@ -53,6 +66,7 @@ public final class NativeLibrary {
      * @return the loaded library, or one whose {@link #failure()} says why it was not loaded
      */
     public static NativeLibrary load(String name, String property, List<String> sonames, List<String> folders) {
+        warnWithoutNativeAccess(name);
         String fix = "; set -D" + property + "=/path/to/" + sonames.getFirst() + " (the file or its folder)";
         String explicit = System.getProperty(property);
         if (explicit != null && !explicit.isBlank()) {

@@ -8,12 +8,36 @@ import org.apache.fory.config.Language;
 import org.apache.fory.exception.ForyException;
 import org.apache.fory.logging.LogLevel;
 import org.apache.fory.logging.LoggerFactory;
+import org.apache.fory.serializer.ObjectSerializer;
 
+import java.io.Externalizable;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.Reader;
+import java.io.Writer;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.ref.Reference;
+import java.lang.reflect.Modifier;
+import java.net.ServerSocket;
+import java.net.Socket;
 import java.nio.charset.StandardCharsets;
-import java.util.HashSet;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
 import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.Executor;
+import java.util.concurrent.Future;
+import java.util.concurrent.Phaser;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.Lock;
+import java.util.concurrent.locks.ReadWriteLock;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Writes a channel value into a region of memory and reads it back, for channels whose
@@ -23,12 +47,18 @@ import java.util.Set;
  * {@link Short}, {@link Character}, {@link Integer}, {@link Long}, {@link Float}, {@link Double}),
  * {@link String} (UTF-8), {@code byte[]}, {@link Tensor} (dtype, shape and the raw data, copied
  * once; decoded as a zero-copy {@link Tensor#view} of the region), {@link RemoteError}, and
- * {@code Object[]} (exactly that class, not {@code String[]} and the like) whose elements are
- * encodable, recursively up to {@value #MAX_DEPTH} levels; it is decoded as a new {@code Object[]}
- * whose tensors are views of the region too. Any other class must be registered with
- * {@link #register} in every process that reads or writes it; its values go through Apache Fory
- * with class registration required, so a reader never instantiates a class nobody registered,
- * and never runs Java deserialization.
+ * {@code Object[]} (exactly that class) whose elements are encodable, recursively up to
+ * {@value #MAX_DEPTH} levels; it is decoded as a new {@code Object[]} whose tensors are views of the
+ * region too. Every other value goes through Apache Fory with class registration required: what Fory
+ * knows without registration (every primitive array, arrays of strings and boxed primitives, the JDK's
+ * lists, maps, sets, {@code Optional}s, {@code BigDecimal}, {@code java.time} values, ...) crosses as it
+ * is; any other class (the user's records, enums and classes, and arrays of them) only once
+ * {@link #register}ed in every process that reads or writes it. A reader never instantiates a class
+ * nobody registered, and never runs Java deserialization: a registered class is written field by field,
+ * and its {@code readObject}, {@code readExternal} and {@code readResolve} are never called.
+ *
+ * <p>Fory is loaded on first use, when a value that is not native crosses (or {@link #refusal} asks it),
+ * so a runtime whose values never leave their JVM never loads it.
  *
  * <p>Format: an int tag at offset 0, then the value's fields; a tensor's data starts at a
  * multiple of 64 bytes from the region's start. An {@code Object[]} is the tag, the element count,
@@ -38,8 +68,7 @@ import java.util.Set;
  * order: both sides run on one host.
  *
  * <p>Thread-safety: {@link #register} before the codec is handed to channels; after that,
- * {@link #encode} and {@link #decode} may be called from any threads at once. Loading this class
- * turns Fory's own logging down to warnings, which it otherwise prints to stdout.
+ * {@link #encode} and {@link #decode} may be called from any threads at once.
  */
 public final class ValueCodec {
 
@@ -56,7 +85,8 @@ public final class ValueCodec {
     private static final int BYTES = 10;
     private static final int TENSOR = 11;
     private static final int ERROR = 12;
-    private static final int REGISTERED = 13;
+    /** Through Fory: a JDK type it knows, or a registered class. */
+    private static final int FORY = 13;
     private static final int ARRAY = 14;
 
     /** How deep {@code Object[]} may nest; deeper (or an array that contains itself) is refused. */
@@ -74,43 +104,181 @@ public final class ValueCodec {
     private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED;
     private static final DType[] DTYPES = DType.values();
 
-    static {
-        // Fory prints an INFO line per instance and per generated serializer; Kiln leaves stdout to the user.
-        LoggerFactory.setLogLevel(LogLevel.WARN_LEVEL);
-    }
+    /**
+     * Types whose values belong to the JVM that made them (a thread, a lock, a stream, a socket, native memory):
+     * no codec can move them, so {@link #register} and {@link #refusal} refuse them and their subtypes.
+     */
+    private static final List<Class<?>> JVM_BOUND = List.of(Thread.class, Lock.class, ReadWriteLock.class,
+            Condition.class, Semaphore.class, CountDownLatch.class, CyclicBarrier.class, Phaser.class, Executor.class,
+            Future.class, InputStream.class, OutputStream.class, Reader.class, Writer.class,
+            java.nio.channels.Channel.class, Socket.class, ServerSocket.class, ClassLoader.class, Process.class,
+            ProcessHandle.class, MemorySegment.class, Arena.class, Reference.class);
+    private static final Pattern FORY_UNREGISTERED = Pattern.compile("class (\\S+) is not registered");
 
-    private final ThreadSafeFory fory = Fory.builder()
-            .withLanguage(Language.JAVA)
-            .requireClassRegistration(true)
-            .withRefTracking(true)
-            .buildThreadSafeFory();
-    /** Replaced, never changed, so encode reads it without a lock. */
-    private volatile Set<Class<?>> registered = Set.of();
+    /** The registered classes, in order; guarded by {@code this}. */
+    private final Set<Class<?>> registered = new LinkedHashSet<>();
+    /** Built on first use ({@link #fory()}), so that a JVM whose values never cross never loads Fory. */
+    private volatile ThreadSafeFory fory;
 
     /** Creates a codec with no registered classes. */
     public ValueCodec() {
     }
 
     /**
-     * Allows values of exactly {@code type} (not its subclasses). Registration is by class name,
-     * so processes may register in different orders; the classes of its fields must be
-     * registered too unless Fory knows them (JDK collections, boxed primitives, strings).
-     * Registering a class twice does nothing.
+     * Allows values of exactly {@code type} (not its subclasses) to cross; an enum's constants with bodies of their
+     * own come with it. Registration is by class name, so processes may register in different orders; the classes
+     * of its fields must be registered too unless Fory knows them (JDK collections, arrays, boxed primitives,
+     * strings). A class that needs no registration (natively encoded, or known to Fory, such as {@code int[]}), or
+     * one registered already, is accepted and changes nothing. Does not load Fory.
      *
-     * @param type a class that is not natively encoded
-     * @throws IllegalArgumentException if {@code type} is natively encoded
+     * @param type a class
+     * @throws IllegalArgumentException if values of {@code type} cannot leave their JVM (a thread, a lock, a stream,
+     *                                  ...; see {@link #refusal})
      */
     public synchronized void register(Class<?> type) {
-        if (isNative(type)) {
-            throw new IllegalArgumentException(type.getName() + " is encoded natively and needs no registration");
+        String bound = jvmBound(type);
+        if (bound != null) {
+            throw new IllegalArgumentException("cannot register " + type.getName() + ": " + bound);
         }
-        if (registered.contains(type)) {
+        if (isNative(type) || !registered.add(type)) {
             return;
         }
-        fory.register(type, type.getName());
-        Set<Class<?>> next = new HashSet<>(registered);
-        next.add(type);
-        registered = Set.copyOf(next);
+        ThreadSafeFory f = fory;
+        if (f != null) {
+            apply(f, type);
+        }
+    }
+
+    /** Fory, built with every class registered so far the first time a value needs it. */
+    private ThreadSafeFory fory() {
+        ThreadSafeFory f = fory;
+        if (f == null) {
+            synchronized (this) {
+                f = fory;
+                if (f == null) {
+                    // Fory prints an INFO line per instance and per generated serializer; Kiln leaves stdout to the user.
+                    LoggerFactory.setLogLevel(LogLevel.WARN_LEVEL);
+                    f = Fory.builder()
+                            .withLanguage(Language.JAVA)
+                            .requireClassRegistration(true)
+                            .withRefTracking(true)
+                            .buildThreadSafeFory();
+                    // Fory's JDK-compatible serializers would call readObject, readExternal or readResolve: user code
+                    // run on the bytes of another process. A registered class with such hooks is read field by field.
+                    f.setSerializerFactory((x, type) -> hasJavaSerializationHooks(type) && isRegistered(type)
+                            ? new ObjectSerializer<>(x, type) : null);
+                    for (Class<?> type : registered) {
+                        apply(f, type);
+                    }
+                    fory = f;
+                }
+            }
+        }
+        return f;
+    }
+
+    /** Registers {@code type} with Fory unless Fory knows it already; field by field, whatever Java hooks it has. */
+    private static void apply(ThreadSafeFory f, Class<?> type) {
+        if (f.execute(x -> x.getClassResolver().isRegistered(type))) {
+            return; // int[], ArrayList, ...: Fory's own, and registering them again would throw
+        }
+        f.register(type, type.getName());
+        if (type.isEnum()) {
+            for (Object constant : type.getEnumConstants()) {
+                Class<?> body = constant.getClass();
+                if (body != type && !f.execute(x -> x.getClassResolver().isRegistered(body))) {
+                    f.register(body, body.getName()); // a constant with a body of its own is an anonymous subclass
+                }
+            }
+        }
+    }
+
+    private synchronized boolean isRegistered(Class<?> type) {
+        return registered.contains(type);
+    }
+
+    /** Whether the user's part of {@code type}'s hierarchy has Java serialization hooks (the JDK's are Fory's). */
+    private static boolean hasJavaSerializationHooks(Class<?> type) {
+        if (type.isEnum() || type.isRecord()) {
+            return false;
+        }
+        if (Externalizable.class.isAssignableFrom(type)) {
+            return true;
+        }
+        for (Class<?> c = type; c != null && c.getClassLoader() != null; c = c.getSuperclass()) {
+            for (java.lang.reflect.Method m : c.getDeclaredMethods()) {
+                String n = m.getName();
+                if (!Modifier.isStatic(m.getModifiers()) && (n.equals("readObject") || n.equals("readObjectNoData")
+                        || n.equals("readResolve") || n.equals("writeObject") || n.equals("writeReplace"))) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Whether values of a declared type (a method's parameter or return type) can cross between processes, as far
+     * as the type shows: loads Fory. Answers no (a reason) only when no value of that type could cross: a type bound
+     * to its JVM (a thread, a lock, a stream, ...), or a class that is neither native, known to Fory nor registered,
+     * with no registered subtype. An interface or open JDK type ({@code Object}, {@code List}, {@code Number}) may
+     * hold anything, so it is left to the values.
+     *
+     * @param type a declared type
+     * @return null if values of it can cross (or it cannot be told from the type); else why not and what to do
+     */
+    public String refusal(Class<?> type) {
+        String bound = jvmBound(type);
+        if (bound != null) {
+            return bound;
+        }
+        Class<?> element = type;
+        while (element.isArray()) {
+            element = element.getComponentType();
+        }
+        if (element.isPrimitive() || isNative(element) || element == Void.class) {
+            return null;
+        }
+        ThreadSafeFory f = fory();
+        Class<?> known = element;
+        if (f.execute(x -> x.getClassResolver().isRegistered(known))) {
+            return null;
+        }
+        boolean jdk = element.getClassLoader() == null;
+        boolean open = !Modifier.isFinal(element.getModifiers()) && !element.isEnum() && !element.isRecord();
+        if (jdk && open) {
+            return null; // an interface or an open JDK class: some values may cross, the values will tell
+        }
+        List<Class<?>> mine;
+        synchronized (this) {
+            mine = new ArrayList<>(registered);
+        }
+        for (Class<?> r : mine) {
+            if (element.isAssignableFrom(r)) {
+                return null;
+            }
+        }
+        return element.getName() + " is not registered; register it for every JVM of the runtime: "
+                + registrationCall(element.getName());
+    }
+
+    /**
+     * @param className a class's binary name
+     * @return the call that registers it with a Kiln runtime, e.g. {@code KilnOptions.defaults().register(Order.class)}
+     */
+    public static String registrationCall(String className) {
+        String simple = className.substring(className.lastIndexOf('.') + 1).replace('$', '.');
+        return "Kiln.local(KilnOptions.defaults().register(" + simple + ".class))";
+    }
+
+    private static String jvmBound(Class<?> type) {
+        for (Class<?> b : JVM_BOUND) {
+            if (b.isAssignableFrom(type)) {
+                return "a " + b.getName() + " belongs to the JVM that made it and cannot cross to another; pass the"
+                        + " data it holds or produces instead, or keep its users on one actor";
+            }
+        }
+        return null;
     }
 
     /**
@@ -192,7 +360,7 @@ public final class ValueCodec {
             case Tensor t -> encodeTensor(t, target);
             case RemoteError e -> encodeError(e, target);
             case Object[] a when a.getClass() == Object[].class -> encodeArray(a, target, depth);
-            default -> encodeRegistered(value, target);
+            default -> encodeFory(value, target);
         };
     }
 
@@ -230,7 +398,7 @@ public final class ValueCodec {
             case BYTES -> bytes(source);
             case TENSOR -> decodeTensor(source);
             case ERROR -> decodeError(source);
-            case REGISTERED -> decodeRegistered(source);
+            case FORY -> decodeFory(source);
             case ARRAY -> decodeArray(source, depth);
             default -> throw new IllegalArgumentException("not an encoded value: tag " + tag);
         };
@@ -442,29 +610,77 @@ public final class ValueCodec {
         return array;
     }
 
-    private long encodeRegistered(Object value, MemorySegment target) {
+    private long encodeFory(Object value, MemorySegment target) {
         Class<?> type = value.getClass();
-        if (!registered.contains(type)) {
-            throw new IllegalArgumentException("cannot send a value of class " + type.getName()
-                    + " between processes: it is not registered; register it in every process of the graph"
-                    + " with codec.register(" + type.getSimpleName() + ".class)");
+        String bound = jvmBound(type);
+        if (bound != null) {
+            throw new IllegalArgumentException("cannot send a value of class " + type.getName() + " between processes: "
+                    + bound);
         }
         byte[] bytes;
         try {
-            bytes = fory.serialize(value);
+            bytes = fory().serialize(value);
         } catch (ForyException e) {
+            String unregistered = unregisteredClass(e);
+            if (unregistered != null && unregistered.equals(type.getName())) {
+                throw new UnregisteredClassException(unregistered, "cannot send a value of class " + type.getName()
+                        + " between processes: it is not registered; register it in every process of the graph with "
+                        + "codec.register(" + type.getSimpleName() + ".class)", e);
+            }
+            if (unregistered != null) {
+                throw new UnregisteredClassException(unregistered, "cannot serialize a value of class " + type.getName()
+                        + ": it holds a value of class " + unregistered + ", which is not registered; register that"
+                        + " class too", e);
+            }
             throw new IllegalArgumentException("cannot serialize a value of class " + type.getName() + ": "
                     + e.getMessage(), e);
         }
-        return bytes(target, REGISTERED, bytes);
+        return bytes(target, FORY, bytes);
     }
 
-    private Object decodeRegistered(MemorySegment source) {
+    private Object decodeFory(MemorySegment source) {
         try {
-            return fory.deserialize(bytes(source));
+            return fory().deserialize(bytes(source));
         } catch (ForyException e) {
-            throw new IllegalArgumentException("cannot deserialize a value: " + e.getMessage()
+            String unregistered = unregisteredClass(e);
+            throw new UnregisteredClassException(unregistered, "cannot deserialize a value: " + firstLine(e)
                     + "; register its class in this process too with codec.register(...)", e);
+        }
+    }
+
+    /** The class Fory refused as not registered, from its message (it has no accessor), or null. */
+    private static String unregisteredClass(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            Matcher m = FORY_UNREGISTERED.matcher(String.valueOf(t.getMessage()));
+            if (m.find()) {
+                return m.group(1);
+            }
+        }
+        return null;
+    }
+
+    private static String firstLine(Throwable e) {
+        return String.valueOf(e.getMessage()).lines().findFirst().orElse("");
+    }
+
+    /**
+     * A value (or a value inside it) whose class is not registered, so it cannot cross between processes.
+     */
+    public static final class UnregisteredClassException extends IllegalArgumentException {
+
+        private static final long serialVersionUID = 1L;
+
+        /** The binary name of the class to register, or null if the codec could not tell which. */
+        private final String className;
+
+        UnregisteredClassException(String className, String message, Throwable cause) {
+            super(message, cause);
+            this.className = className;
+        }
+
+        /** @return the binary name of the class to register, or null if the codec could not tell which */
+        public String className() {
+            return className;
         }
     }
 }

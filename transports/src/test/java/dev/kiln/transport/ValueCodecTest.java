@@ -162,10 +162,178 @@ class ValueCodecTest {
             assertEquals("cannot send a value of class " + Unregistered.class.getName() + " between processes: it is"
                     + " not registered; register it in every process of the graph with codec.register(Unregistered.class)",
                     e.getMessage());
-            assertThrows(IllegalArgumentException.class, () -> codec.encode(new ArrayList<>(List.of(1)), region),
-                    "JDK classes too are refused unless registered");
-            assertThrows(IllegalArgumentException.class, () -> codec.encode(Map.of(), region));
+            assertEquals(Unregistered.class.getName(),
+                    assertInstanceOf(ValueCodec.UnregisteredClassException.class, e).className());
+            assertThrows(IllegalArgumentException.class, () -> codec.encode(new Unregistered[] {new Unregistered(1)},
+                    region), "an array of an unregistered class too");
+            assertThrows(IllegalArgumentException.class, () -> codec.encode(List.of(new Unregistered(1)), region),
+                    "a list of an unregistered class too");
         }
+    }
+
+    enum Color {
+        RED, GREEN {
+            @Override
+            public String toString() {
+                return "green, with a body of its own";
+            }
+        }
+    }
+
+    static Stream<Object> valuesFromTheJdk() {
+        return Stream.of(new int[] {1, -2, Integer.MAX_VALUE}, new float[] {1.5f, Float.NaN}, new long[] {Long.MIN_VALUE},
+                new double[] {-0.0, 2.5}, new short[] {7}, new char[] {'k', '\u20ac'}, new boolean[] {true, false},
+                new int[0], new int[][] {{1}, {2, 3}}, new String[] {"a", null}, new Integer[] {1, null},
+                List.of("a", "b"), new ArrayList<>(List.of(1, 2)), List.of(), Arrays.asList("x", "y"),
+                Map.of("k", 1), new java.util.HashMap<>(Map.of(1, "one")), new java.util.TreeMap<>(Map.of("z", 2.0)),
+                java.util.Set.of(1L, 2L), new java.util.LinkedHashSet<>(List.of("q")), java.util.Optional.of("o"),
+                java.util.Optional.empty(), List.of(new int[] {4}, new float[] {5f}), Map.of("ids", List.of(1, 2)),
+                java.math.BigDecimal.TEN, java.time.Instant.ofEpochSecond(1_700_000_000L));
+    }
+
+    @ParameterizedTest
+    @Timeout(60)
+    @MethodSource("valuesFromTheJdk")
+    void jdkValuesCrossWithoutRegistration(Object value) {
+        ValueCodec codec = new ValueCodec();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment region = arena.allocate(64 * 1024, 64);
+            long n = codec.encode(value, region);
+            Object back = new ValueCodec().decode(region.asSlice(0, n));
+            assertEquals(value.getClass(), back.getClass());
+            assertTrue(deepEqual(value, back), () -> value + " -> " + back);
+        }
+    }
+
+    private static boolean deepEqual(Object a, Object b) {
+        if (a instanceof List<?> x && b instanceof List<?> y) {
+            if (x.size() != y.size()) {
+                return false;
+            }
+            for (int i = 0; i < x.size(); i++) {
+                if (!deepEqual(x.get(i), y.get(i))) {
+                    return false;
+                }
+            }
+            return true;
+        }
+        return Arrays.deepEquals(new Object[] {a}, new Object[] {b});
+    }
+
+    /** A registered class whose Java-serialization hooks would run code chosen by the bytes of another process. */
+    static final class WithHooks implements java.io.Serializable {
+        private static final long serialVersionUID = 1L;
+        static final java.util.concurrent.atomic.AtomicInteger HOOKS_RUN = new java.util.concurrent.atomic.AtomicInteger();
+        int value;
+
+        WithHooks(int value) {
+            this.value = value;
+        }
+
+        @java.io.Serial
+        private void readObject(java.io.ObjectInputStream in) throws java.io.IOException, ClassNotFoundException {
+            HOOKS_RUN.incrementAndGet();
+            in.defaultReadObject();
+        }
+
+        @java.io.Serial
+        private void writeObject(java.io.ObjectOutputStream out) throws java.io.IOException {
+            HOOKS_RUN.incrementAndGet();
+            out.defaultWriteObject();
+        }
+
+        @java.io.Serial
+        private Object readResolve() {
+            HOOKS_RUN.incrementAndGet();
+            return this;
+        }
+    }
+
+    /** Externalizable: Fory would call readExternal. */
+    public static final class External implements java.io.Externalizable {
+        private static final long serialVersionUID = 1L;
+        static final java.util.concurrent.atomic.AtomicInteger HOOKS_RUN = new java.util.concurrent.atomic.AtomicInteger();
+        int value;
+
+        /** For Externalizable. */
+        public External() {
+        }
+
+        @Override
+        public void writeExternal(java.io.ObjectOutput out) throws java.io.IOException {
+            HOOKS_RUN.incrementAndGet();
+            out.writeInt(value);
+        }
+
+        @Override
+        public void readExternal(java.io.ObjectInput in) throws java.io.IOException {
+            HOOKS_RUN.incrementAndGet();
+            value = in.readInt();
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void registeredClassesCrossFieldByFieldAndTheirJavaHooksNeverRun() {
+        ValueCodec writer = new ValueCodec();
+        ValueCodec reader = new ValueCodec();
+        for (ValueCodec c : List.of(writer, reader)) {
+            c.register(WithHooks.class);
+            c.register(External.class);
+            c.register(Color.class);
+        }
+        External ext = new External();
+        ext.value = 41;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment region = arena.allocate(4096, 64);
+            long n = writer.encode(new WithHooks(7), region);
+            assertEquals(7, ((WithHooks) reader.decode(region.asSlice(0, n))).value);
+            n = writer.encode(ext, region);
+            assertEquals(41, ((External) reader.decode(region.asSlice(0, n))).value);
+            n = writer.encode(List.of(Color.GREEN, Color.RED), region);
+            assertEquals(List.of(Color.GREEN, Color.RED), reader.decode(region.asSlice(0, n)));
+        }
+        assertEquals(0, WithHooks.HOOKS_RUN.get(), "readObject, writeObject or readResolve ran");
+        assertEquals(0, External.HOOKS_RUN.get(), "readExternal or writeExternal ran");
+    }
+
+    @Test
+    @Timeout(60)
+    void valuesBoundToTheirJvmAreRefused() {
+        ValueCodec codec = new ValueCodec();
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> codec.register(java.util.concurrent.locks.ReentrantLock.class));
+        assertTrue(e.getMessage().contains("java.util.concurrent.locks.Lock belongs to the JVM that made it"),
+                e.getMessage());
+        try (Arena arena = Arena.ofConfined()) {
+            e = assertThrows(IllegalArgumentException.class, () -> codec.encode(new Thread(() -> { }),
+                    arena.allocate(4096, 64)));
+            assertTrue(e.getMessage().contains("java.lang.Thread belongs to the JVM"), e.getMessage());
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void refusalTellsFromTheDeclaredTypeWhetherValuesCanCross() {
+        ValueCodec codec = new ValueCodec();
+        for (Class<?> ok : List.of(int[].class, float[][].class, String.class, Integer.class, Tensor.class, List.class,
+                java.util.ArrayList.class, Map.class, java.util.Optional.class, Object.class, Number.class,
+                CharSequence.class, Void.class)) {
+            assertNull(codec.refusal(ok), ok::getName);
+        }
+        assertEquals(Unregistered.class.getName() + " is not registered; register it for every JVM of the runtime:"
+                + " Kiln.local(KilnOptions.defaults().register(ValueCodecTest.Unregistered.class))",
+                codec.refusal(Unregistered.class));
+        assertTrue(codec.refusal(Unregistered[].class).startsWith(Unregistered.class.getName()));
+        assertTrue(codec.refusal(Color.class).startsWith(Color.class.getName()));
+        assertTrue(codec.refusal(java.util.concurrent.locks.ReentrantLock.class).contains("belongs to the JVM"));
+        assertTrue(codec.refusal(java.io.InputStream.class).contains("belongs to the JVM"));
+        codec.register(Unregistered.class);
+        codec.register(Color.class);
+        assertNull(codec.refusal(Unregistered.class));
+        assertNull(codec.refusal(Unregistered[].class));
+        assertNull(codec.refusal(Color.class));
+        assertNull(codec.refusal(Record.class), "a JDK supertype of a registered class");
     }
 
     @Test
@@ -198,11 +366,19 @@ class ValueCodecTest {
 
     @Test
     @Timeout(60)
-    void nativeClassesNeedNoRegistration() {
+    void registeringAClassThatNeedsNoRegistrationIsHarmless() {
         ValueCodec codec = new ValueCodec();
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> codec.register(String.class));
-        assertEquals("java.lang.String is encoded natively and needs no registration", e.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> codec.register(Tensor.class));
+        for (Class<?> c : List.of(String.class, Tensor.class, Object[].class, int[].class, float[].class,
+                java.util.ArrayList.class, Integer.class)) {
+            codec.register(c);
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment region = arena.allocate(4096, 64);
+            for (Object v : List.of("s", new int[] {1, 2}, new float[] {3f}, new ArrayList<>(List.of(4)))) {
+                long n = codec.encode(v, region);
+                assertTrue(Arrays.deepEquals(new Object[] {v}, new Object[] {codec.decode(region.asSlice(0, n))}));
+            }
+        }
     }
 
     @Test
@@ -298,14 +474,12 @@ class ValueCodecTest {
 
     @Test
     @Timeout(60)
-    void onlyPlainObjectArraysAreNative() {
+    void otherArraysGoThroughFory() {
         ValueCodec codec = new ValueCodec();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment region = arena.allocate(4096, 64);
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> codec.encode(new String[] {"a"}, region));
-            assertTrue(e.getMessage().startsWith("cannot send a value of class [Ljava.lang.String;"), e.getMessage());
-            assertThrows(IllegalArgumentException.class, () -> codec.register(Object[].class));
+            long n = codec.encode(new String[] {"a"}, region);
+            assertArrayEquals(new String[] {"a"}, (String[]) codec.decode(region.asSlice(0, n)));
         }
     }
 
