@@ -10,7 +10,8 @@ import java.util.List;
 import java.util.Objects;
 
 /**
- * Options of a {@link Kiln} runtime. Immutable: each {@code withX}/{@link #register} returns a copy.
+ * Options of a {@link Kiln} runtime. Immutable: each method named after its option ({@link #register},
+ * {@link #workerJvmOptions(List)}, ...) returns a copy with that option changed.
  *
  * <pre>{@code
  * Kiln.local(KilnOptions.defaults().register(Order.class, Quote.class))

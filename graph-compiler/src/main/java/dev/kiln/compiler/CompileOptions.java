@@ -4,7 +4,8 @@ import java.time.Duration;
 import java.util.Objects;
 
 /**
- * Options for compiling and running a graph. Immutable: each {@code withX} returns a copy.
+ * Options for compiling and running a graph. Immutable: each method named after its option
+ * ({@link #maxInflight(int)}, {@link #idle(IdleMode)}, ...) returns a copy with that option changed.
  *
  * <pre>{@code
  * CompileOptions.defaults().maxInflight(4).idle(IdleMode.SPIN)
