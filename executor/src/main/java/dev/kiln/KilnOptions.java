@@ -116,21 +116,21 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
-     * @return the defaults: run directory under java.io.tmpdir, /dev/shm, no registered types, 60 s worker start,
+     * {@return the defaults: run directory under java.io.tmpdir, /dev/shm, no registered types, 60 s worker start,
      *         no joined workers (loopback listen address, no secret), host name {@code localhost}, 10 s worker
-     *         timeout, UDP MTU 1408 and 4 MiB terms, data frames not authenticated
+     *         timeout, UDP MTU 1408 and 4 MiB terms, data frames not authenticated}
      */
     public static KilnOptions defaults() {
         return DEFAULTS;
     }
 
-    /** @return a copy of the join secret, or null when the runtime accepts no workers */
+    /** {@return a copy of the join secret, or null when the runtime accepts no workers} */
     @Override
     public byte[] joinSecret() {
         return joinSecret == null ? null : joinSecret.clone();
     }
 
-    /** @return whether the runtime accepts workers that join ({@link #joinSecret} is set) */
+    /** {@return whether the runtime accepts workers that join ({@link #joinSecret} is set)} */
     public boolean acceptsWorkers() {
         return joinSecret != null;
     }
@@ -155,8 +155,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value the run directory
-     * @return a copy with that value
      */
     public KilnOptions runDirectory(Path value) {
         return new KilnOptions(value, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen, joinSecret,
@@ -164,8 +165,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value the shared-memory directory (a tmpfs such as /dev/shm, for speed)
-     * @return a copy with that value
      */
     public KilnOptions shmDirectory(Path value) {
         return new KilnOptions(runDirectory, value, types, workerJvmOptions, workerStartTimeout, listen, joinSecret,
@@ -173,8 +175,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value JVM options for worker JVMs, e.g. {@code List.of("-Xmx8g")}
-     * @return a copy with that value
      */
     public KilnOptions workerJvmOptions(List<String> value) {
         return new KilnOptions(runDirectory, shmDirectory, types, value, workerStartTimeout, listen, joinSecret,
@@ -182,8 +185,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value how long a worker JVM may take to start, or an actor to be created in one
-     * @return a copy with that value
      */
     public KilnOptions workerStartTimeout(Duration value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, value, listen, joinSecret,
@@ -191,9 +195,10 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value {@code address:port} to accept workers on, e.g. {@code 10.0.0.5:7400}; only this interface
      *              is listened on
-     * @return a copy with that value
      */
     public KilnOptions listen(String value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, value,
@@ -201,8 +206,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value the shared join secret (copied), or null to accept no workers
-     * @return a copy with that value
      */
     public KilnOptions joinSecret(byte[] value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
@@ -210,8 +216,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value this JVM's host name in plans
-     * @return a copy with that value
      */
     public KilnOptions hostName(String value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
@@ -219,8 +226,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value how long a joined worker or cross-host peer may stay silent before it counts as lost
-     * @return a copy with that value
      */
     public KilnOptions workerTimeout(Duration value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
@@ -228,9 +236,10 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with those values}
+     *
      * @param mtu        MTU of cross-host data channels, in bytes
      * @param termLength term length of each cross-host data publication, in bytes
-     * @return a copy with those values
      */
     public KilnOptions udp(int mtu, int termLength) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
@@ -256,9 +265,10 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value simulated GPUs (for example without peer access: {@code SimulatedGpus.of(2, 1 << 30)
      *              .withPeerAccess(false)}), or null to use this machine's CUDA devices
-     * @return a copy with that value
      * @see #simulatedGpus(int, long)
      */
     public KilnOptions simulatedGpus(SimulatedGpus value) {
@@ -284,8 +294,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value the most bytes of a dynamic call's encoded arguments or result, 1 KiB to 1 GiB
-     * @return a copy with that value
      */
     public KilnOptions maxCallBytes(long value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,

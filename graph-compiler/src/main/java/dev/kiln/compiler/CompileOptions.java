@@ -130,16 +130,17 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
-     * @return the defaults: maxInflight 10, bufferBytes 1 MiB, timeouts 10 s / 10 s / 5 s, BACKOFF, slot growth on,
-     * gpuMemoryFraction 0.9, no GPU communication overlap, no view checks, {@link ActorDeathPolicy#FAIL}
+     * {@return the defaults: maxInflight 10, bufferBytes 1 MiB, timeouts 10 s / 10 s / 5 s, BACKOFF, slot growth on,
+     * gpuMemoryFraction 0.9, no GPU communication overlap, no view checks, {@link ActorDeathPolicy#FAIL}}
      */
     public static CompileOptions defaults() {
         return DEFAULTS;
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value executions in flight at most (and slots per channel), >= 1
-     * @return a copy with that value
      */
     public CompileOptions maxInflight(int value) {
         return new CompileOptions(value, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
@@ -147,8 +148,9 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value bytes per channel slot, >= 1
-     * @return a copy with that value
      */
     public CompileOptions bufferBytes(long value) {
         return new CompileOptions(maxInflight, value, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
@@ -156,8 +158,9 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value how long {@code execute} waits for capacity, > 0
-     * @return a copy with that value
      */
     public CompileOptions submitTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, value, getTimeout, teardownTimeout, idle, slotGrowth,
@@ -165,8 +168,9 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value how long {@code get()} waits, > 0
-     * @return a copy with that value
      */
     public CompileOptions getTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, value, teardownTimeout, idle, slotGrowth,
@@ -174,8 +178,9 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value how long {@code close()} waits for actor loops, > 0
-     * @return a copy with that value
      */
     public CompileOptions teardownTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, value, idle, slotGrowth,
@@ -183,8 +188,9 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value how waiting threads idle
-     * @return a copy with that value
      */
     public CompileOptions idle(IdleMode value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, value, slotGrowth,
@@ -192,9 +198,10 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value whether a value larger than its slot grows the channel's slots (true), or fails its
      *              execution with a clear error (false)
-     * @return a copy with that value
      */
     public CompileOptions slotGrowth(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, value,
@@ -202,8 +209,9 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value the share of each GPU's free memory the plan may hold in receive slots, in (0, 1]
-     * @return a copy with that value
      */
     public CompileOptions gpuMemoryFraction(double value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
@@ -211,9 +219,10 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value whether NCCL receives are placed as early as the data allows (see
      *              {@link #overlapGpuCommunication()})
-     * @return a copy with that value
      */
     public CompileOptions overlapGpuCommunication(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
@@ -221,9 +230,10 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value whether values read from copying channels are checked for use after release (see
      *              {@link #checkViews()}); a debugging aid that costs an arena per read
-     * @return a copy with that value
      */
     public CompileOptions checkViews(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
@@ -231,9 +241,10 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value what the graph does when one of its actors dies: {@link ActorDeathPolicy#FAIL} (the default) or
      *              {@link ActorDeathPolicy#RESTART}, with its limits
-     * @return a copy with that value
      */
     public CompileOptions onActorDeath(ActorDeathPolicy value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
