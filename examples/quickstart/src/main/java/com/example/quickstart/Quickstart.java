@@ -14,7 +14,7 @@ import java.util.Arrays;
 
 /**
  * A user's first Kiln program, built against Kiln's installed artifacts (see this project's pom.xml): a
- * two-actor graph in one JVM, then a graph with one actor in a worker JVM. It checks every result against a
+ * two-actor graph in one JVM and a dynamic call, then a graph with one actor in a worker JVM. It checks every result against a
  * plain Java computation and exits with status 1 when one differs.
  */
 public final class Quickstart {
@@ -25,30 +25,31 @@ public final class Quickstart {
     private Quickstart() {
     }
 
-    /** Turns a sentence into one code per word. */
-    public static final class Tokenizer {
-        /** The word codes of {@code text}: each word's length times 31 plus its first character. */
-        public int[] encode(String text) {
-            return Arrays.stream(text.split(" ")).mapToInt(w -> w.length() * 31 + w.charAt(0)).toArray();
+    /** Measures words. */
+    public static final class Lengths {
+        /** The length of each word of {@code text}, in order. */
+        public int[] of(String text) {
+            return Arrays.stream(text.split(" ")).mapToInt(String::length).toArray();
         }
     }
 
-    /** Scales word codes. */
-    public static final class Model {
-        private final float bias;
+    /** Adds numbers up. */
+    public static final class Total {
+        private long executions;
 
-        /** A model that adds {@code bias} to every scaled code. */
-        public Model(float bias) {
-            this.bias = bias;
+        /** {@code base} plus the sum of {@code values}; also counts its calls, which the graph must not repeat. */
+        public long sum(int[] values, Long base) {
+            executions++;
+            long total = base;
+            for (int v : values) {
+                total += v;
+            }
+            return total;
         }
 
-        /** {@code ids[i] * scale + bias} for each i. */
-        public float[] forward(int[] ids, Float scale) {
-            float[] out = new float[ids.length];
-            for (int i = 0; i < ids.length; i++) {
-                out[i] = ids[i] * scale + bias;
-            }
-            return out;
+        /** How many times {@link #sum} ran. */
+        public long executions() {
+            return executions;
         }
     }
 
@@ -69,7 +70,7 @@ public final class Quickstart {
     }
 
     /** Runs both graphs; exits with status 1 when a result is wrong. */
-    public static void main(String[] args) {
+    public static void main(String[] args) throws Exception {
         // Values of the user's own classes cross JVMs once registered (never through Java serialization).
         try (Kiln kiln = Kiln.local(KilnOptions.defaults().register(Joined.class))) {
             inProcess(kiln);
@@ -78,20 +79,22 @@ public final class Quickstart {
         System.out.println("quickstart: OK");
     }
 
-    /** Two actors on threads of this JVM: String to int[] to float[]. */
-    private static void inProcess(Kiln kiln) {
-        ActorRef<Tokenizer> tok = kiln.actor(Tokenizer::new);
-        ActorRef<Model> model = kiln.actor(() -> new Model(0.5f));
+    /** Two actors on threads of this JVM: a String to an int[] to a long. */
+    private static void inProcess(Kiln kiln) throws Exception {
+        ActorRef<Lengths> lengths = kiln.actor(Lengths::new);
+        ActorRef<Total> total = kiln.actor(Total::new);
         InputNode<String> in = Graph.input();
-        Node<int[]> ids = tok.bind(Tokenizer::encode, in);
-        Node<float[]> out = model.bind(Model::forward, ids, 2f);
-        try (CompiledGraph<String, float[]> g = kiln.compile(out)) {
+        Node<int[]> words = lengths.bind(Lengths::of, in);
+        Node<Long> sum = total.bind(Total::sum, words, 100L);
+        try (CompiledGraph<String, Long> g = kiln.compile(sum)) {
             for (int i = 0; i < EXECUTIONS; i++) {
-                String text = "kiln runs graph " + i;
-                float[] expected = new Model(0.5f).forward(new Tokenizer().encode(text), 2f);
-                check(Arrays.equals(expected, g.execute(text).get(TIMEOUT)), "in process, execution " + i);
+                String text = "kiln runs graph number " + i;
+                long expected = 100 + Arrays.stream(text.split(" ")).mapToLong(String::length).sum();
+                check(g.execute(text).get(TIMEOUT) == expected, "in process, execution " + i);
             }
         }
+        // The dynamic path: one call, on the same actor (its thread runs calls after the graph's executions).
+        check(kiln.call(total, Total::executions).get() == EXECUTIONS, "the actor ran once per execution");
         System.out.println("quickstart: " + EXECUTIONS + " executions in one JVM, all exact");
     }
 
