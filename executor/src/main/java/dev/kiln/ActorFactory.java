@@ -12,7 +12,8 @@ import java.io.Serializable;
 @FunctionalInterface
 public interface ActorFactory<A> extends Serializable {
     /**
-     * @return a new actor instance
+     * {@return a new actor instance}
+     *
      * @throws Exception if the actor cannot be created; {@code Kiln.actor} then throws {@link ActorCreationException}
      */
     A create() throws Exception;

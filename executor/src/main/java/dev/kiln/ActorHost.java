@@ -27,21 +27,21 @@ import dev.kiln.transport.WorkerInfo;
 public interface ActorHost {
 
     /**
-     * @return the host's name, unique within its runtime: {@code driver}, a child JVM's process name,
-     *         or the name a worker joined with
+     * {@return the host's name, unique within its runtime: {@code driver}, a child JVM's process name,
+     *         or the name a worker joined with}
      */
     String name();
 
     /**
-     * @return what the host offers: its host name (the one compiled plans use to tell hosts apart),
-     *         labels, cores, and its GPUs (UUID, memory, peer access)
+     * {@return what the host offers: its host name (the one compiled plans use to tell hosts apart),
+     *         labels, cores, and its GPUs (UUID, memory, peer access)}
      */
     WorkerInfo resources();
 
-    /** @return null while the host can run actors, else why it cannot (it exited, was killed, or was lost) */
+    /** {@return null while the host can run actors, else why it cannot (it exited, was killed, or was lost)} */
     String death();
 
-    /** @return how many live actors the host runs */
+    /** {@return how many live actors the host runs} */
     int actorCount();
 
     /**

@@ -74,7 +74,7 @@ public record ActorOptions(String name, String processName, String host, Map<Str
         }
     }
 
-    /** @return in-process, on its own thread, with a generated name and no GPU */
+    /** {@return in-process, on its own thread, with a generated name and no GPU} */
     public static ActorOptions defaults() {
         return DEFAULTS;
     }
@@ -129,9 +129,10 @@ public record ActorOptions(String name, String processName, String host, Map<Str
     }
 
     /**
+     * {@return a copy that also requires that label}
+     *
      * @param key   a further label the joined worker must advertise
      * @param value the value it must have
-     * @return a copy that also requires that label
      * @throws IllegalArgumentException if these options place the actor in a child JVM
      */
     public ActorOptions withLabel(String key, String value) {
@@ -141,8 +142,9 @@ public record ActorOptions(String name, String processName, String host, Map<Str
     }
 
     /**
+     * {@return a copy with that name}
+     *
      * @param value the actor's name (shown in plans, errors and its thread name)
-     * @return a copy with that name
      */
     public ActorOptions name(String value) {
         if (value == null || value.isBlank()) {
@@ -152,8 +154,9 @@ public record ActorOptions(String name, String processName, String host, Map<Str
     }
 
     /**
+     * {@return a copy with that device}
+     *
      * @param device the CUDA device index the actor uses in its JVM ({@code cudaSetDevice} on its thread)
-     * @return a copy with that device
      */
     public ActorOptions gpu(int device) {
         if (device < 0) {
@@ -162,17 +165,17 @@ public record ActorOptions(String name, String processName, String host, Map<Str
         return new ActorOptions(name, processName, host, labels, device);
     }
 
-    /** @return whether the actor lives in a child JVM of this host that the runtime starts */
+    /** {@return whether the actor lives in a child JVM of this host that the runtime starts} */
     public boolean inWorker() {
         return processName != null;
     }
 
-    /** @return whether the actor lives on a worker that joined the driver (placed by host name or labels) */
+    /** {@return whether the actor lives on a worker that joined the driver (placed by host name or labels)} */
     public boolean onJoinedWorker() {
         return host != null || !labels.isEmpty();
     }
 
-    /** @return whether the actor uses a GPU */
+    /** {@return whether the actor uses a GPU} */
     public boolean hasGpu() {
         return gpu != NO_GPU;
     }

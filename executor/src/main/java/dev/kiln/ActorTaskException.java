@@ -12,11 +12,16 @@ public final class ActorTaskException extends RuntimeException {
     @Serial
     private static final long serialVersionUID = 1L;
 
+    /** The actor's name. */
     private final String actor;
+    /** The method, e.g. {@code Model.forward}. */
     private final String method;
+    /** The execution's sequence number. */
     private final long sequence;
 
     /**
+     * Creates the exception.
+     *
      * @param actor    the actor's name
      * @param method   the method, e.g. {@code Model.forward}
      * @param sequence the execution's sequence number (the dynamic path's call number for {@code Kiln.call})
@@ -29,17 +34,17 @@ public final class ActorTaskException extends RuntimeException {
         this.sequence = sequence;
     }
 
-    /** @return the actor's name */
+    /** {@return the actor's name} */
     public String actor() {
         return actor;
     }
 
-    /** @return the method that threw, e.g. {@code Model.forward} */
+    /** {@return the method that threw, e.g. {@code Model.forward}} */
     public String method() {
         return method;
     }
 
-    /** @return the execution's sequence number */
+    /** {@return the execution's sequence number} */
     public long sequence() {
         return sequence;
     }

@@ -11,6 +11,8 @@ public final class CapacityExceededException extends RuntimeException {
     private static final long serialVersionUID = 1L;
 
     /**
+     * Creates the exception.
+     *
      * @param message what happened and what to do
      */
     public CapacityExceededException(String message) {
@@ -18,6 +20,8 @@ public final class CapacityExceededException extends RuntimeException {
     }
 
     /**
+     * Creates the exception.
+     *
      * @param message what happened and what to do
      * @param cause   the underlying failure
      */

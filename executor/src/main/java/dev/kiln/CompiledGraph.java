@@ -246,24 +246,24 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         return false;
     }
 
-    /** @return the plan this graph runs now (a restart compiles it again for where the new actors live) */
+    /** {@return the plan this graph runs now (a restart compiles it again for where the new actors live)} */
     public ExecutionPlan plan() {
         return live.plan();
     }
 
-    /** @return the plan as Graphviz DOT */
+    /** {@return the plan as Graphviz DOT} */
     public String toDot() {
         return live.plan().toDot();
     }
 
-    /** @return the options the graph was compiled with */
+    /** {@return the options the graph was compiled with} */
     public CompileOptions options() {
         return options;
     }
 
     /**
-     * @return how many times the graph restarted after an actor died ({@link ActorDeathPolicy#RESTART}): restarts
-     *         that finished, with the new deployment running; 0 with {@link ActorDeathPolicy#FAIL}
+     * {@return how many times the graph restarted after an actor died ({@link ActorDeathPolicy#RESTART}): restarts
+     *         that finished, with the new deployment running; 0 with {@link ActorDeathPolicy#FAIL}}
      */
     public int restarts() {
         return restartsDone;
@@ -726,7 +726,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         }
     }
 
-    /** @return whether {@link #close()} was called or an actor died and the graph did not restart */
+    /** {@return whether {@link #close()} was called or an actor died and the graph did not restart} */
     public boolean isClosed() {
         int s = state.get();
         return s == CLOSED || s == DIED;

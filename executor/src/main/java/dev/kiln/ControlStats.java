@@ -16,7 +16,7 @@ public record ControlStats(long forged, long replayed, long malformed) {
     /** No drops. */
     public static final ControlStats NONE = new ControlStats(0, 0, 0);
 
-    /** @return every dropped message */
+    /** {@return every dropped message} */
     public long dropped() {
         return forged + replayed + malformed;
     }

@@ -48,7 +48,8 @@ public final class GpuContext {
     }
 
     /**
-     * @return the GPU context of the actor running on this thread
+     * {@return the GPU context of the actor running on this thread}
+     *
      * @throws IllegalStateException if this thread is not the thread of an actor placed on a GPU
      */
     public static GpuContext current() {
@@ -67,27 +68,27 @@ public final class GpuContext {
         return c;
     }
 
-    /** @return the actor's device index, as its JVM numbers devices */
+    /** {@return the actor's device index, as its JVM numbers devices} */
     public int device() {
         return gpu.device();
     }
 
-    /** @return the UUID of the actor's device, the same in every JVM of the host */
+    /** {@return the UUID of the actor's device, the same in every JVM of the host} */
     public String deviceUuid() {
         return gpu.uuid();
     }
 
-    /** @return the actor's stream ({@code cudaStream_t}); launch the actor's kernels on it */
+    /** {@return the actor's stream ({@code cudaStream_t}); launch the actor's kernels on it} */
     public long stream() {
         return gpu.stream();
     }
 
-    /** @return the device operations behind this context: CUDA, or the simulator */
+    /** {@return the device operations behind this context: CUDA, or the simulator} */
     public DeviceOps ops() {
         return ops;
     }
 
-    /** @return whether the device is simulated */
+    /** {@return whether the device is simulated} */
     public boolean simulated() {
         return ops instanceof dev.kiln.transport.gpu.SimulatedDeviceOps;
     }

@@ -40,12 +40,12 @@ public final class GraphFuture<T> {
         this.async = async;
     }
 
-    /** @return the execution's sequence number, from 0 */
+    /** {@return the execution's sequence number, from 0} */
     public long sequence() {
         return sequence;
     }
 
-    /** @return whether the execution finished (with a result or an error) */
+    /** {@return whether the execution finished (with a result or an error)} */
     public boolean isDone() {
         int s = state;
         return s == DONE || s == FAILED;

@@ -15,10 +15,14 @@ public final class GraphRestartedException extends RuntimeException {
     @Serial
     private static final long serialVersionUID = 1L;
 
+    /** The lost execution's sequence number. */
     private final long sequence;
+    /** The number of the restart that lost it (1 for the graph's first). */
     private final int restart;
 
     /**
+     * Creates the exception.
+     *
      * @param message  what happened and what to do
      * @param sequence the lost execution's sequence number
      * @param restart  the number of the restart that lost it (1 for the graph's first)
@@ -30,12 +34,12 @@ public final class GraphRestartedException extends RuntimeException {
         this.restart = restart;
     }
 
-    /** @return the lost execution's sequence number */
+    /** {@return the lost execution's sequence number} */
     public long sequence() {
         return sequence;
     }
 
-    /** @return the number of the restart that lost the execution, from 1 */
+    /** {@return the number of the restart that lost the execution, from 1} */
     public int restart() {
         return restart;
     }

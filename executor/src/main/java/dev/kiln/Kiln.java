@@ -170,7 +170,7 @@ public final class Kiln implements AutoCloseable {
         return new Kiln(options);
     }
 
-    /** @return the runtime's options */
+    /** {@return the runtime's options} */
     public KilnOptions options() {
         return options;
     }
@@ -180,8 +180,8 @@ public final class Kiln implements AutoCloseable {
     }
 
     /**
-     * @return the {@code address:port} where workers join this runtime (give it to {@link KilnWorker}), or empty
-     *         when it accepts no workers ({@link KilnOptions#joinSecret} unset)
+     * {@return the {@code address:port} where workers join this runtime (give it to {@link KilnWorker}), or empty
+     *         when it accepts no workers ({@link KilnOptions#joinSecret} unset)}
      */
     public Optional<String> joinEndpoint() {
         synchronized (this) {
@@ -190,8 +190,8 @@ public final class Kiln implements AutoCloseable {
     }
 
     /**
-     * @return the control messages this runtime dropped (forged, replayed, malformed) since it started; all zero
-     *         while it has no control plane (no child JVM, no joined worker)
+     * {@return the control messages this runtime dropped (forged, replayed, malformed) since it started; all zero
+     *         while it has no control plane (no child JVM, no joined worker)}
      */
     public ControlStats controlStats() {
         synchronized (this) {
@@ -200,9 +200,10 @@ public final class Kiln implements AutoCloseable {
     }
 
     /**
+     * {@return the control messages that worker dropped, as its last heartbeat reported them, or empty if no live
+     *         worker has that name}
+     *
      * @param workerName a child JVM's or joined worker's name
-     * @return the control messages that worker dropped, as its last heartbeat reported them, or empty if no live
-     *         worker has that name
      */
     public Optional<ControlStats> workerControlStats(String workerName) {
         RemoteHost w = workers.get(workerName);
@@ -210,8 +211,8 @@ public final class Kiln implements AutoCloseable {
     }
 
     /**
-     * @return the hosts of this runtime's actors that can run actors now: this JVM ({@code driver}) first,
-     *         then the live child JVMs and joined workers, by name
+     * {@return the hosts of this runtime's actors that can run actors now: this JVM ({@code driver}) first,
+     *         then the live child JVMs and joined workers, by name}
      */
     public List<ActorHost> hosts() {
         List<ActorHost> all = new ArrayList<>();

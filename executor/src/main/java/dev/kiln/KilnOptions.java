@@ -10,7 +10,8 @@ import java.util.List;
 import java.util.Objects;
 
 /**
- * Options of a {@link Kiln} runtime. Immutable: each {@code withX}/{@link #register} returns a copy.
+ * Options of a {@link Kiln} runtime. Immutable: each method named after its option ({@link #register},
+ * {@link #workerJvmOptions(List)}, ...) returns a copy with that option changed.
  *
  * <pre>{@code
  * Kiln.local(KilnOptions.defaults().register(Order.class, Quote.class))
@@ -116,21 +117,21 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
-     * @return the defaults: run directory under java.io.tmpdir, /dev/shm, no registered types, 60 s worker start,
+     * {@return the defaults: run directory under java.io.tmpdir, /dev/shm, no registered types, 60 s worker start,
      *         no joined workers (loopback listen address, no secret), host name {@code localhost}, 10 s worker
-     *         timeout, UDP MTU 1408 and 4 MiB terms, data frames not authenticated
+     *         timeout, UDP MTU 1408 and 4 MiB terms, data frames not authenticated}
      */
     public static KilnOptions defaults() {
         return DEFAULTS;
     }
 
-    /** @return a copy of the join secret, or null when the runtime accepts no workers */
+    /** {@return a copy of the join secret, or null when the runtime accepts no workers} */
     @Override
     public byte[] joinSecret() {
         return joinSecret == null ? null : joinSecret.clone();
     }
 
-    /** @return whether the runtime accepts workers that join ({@link #joinSecret} is set) */
+    /** {@return whether the runtime accepts workers that join ({@link #joinSecret} is set)} */
     public boolean acceptsWorkers() {
         return joinSecret != null;
     }
@@ -157,8 +158,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value the run directory
-     * @return a copy with that value
      */
     public KilnOptions runDirectory(Path value) {
         return new KilnOptions(value, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen, joinSecret,
@@ -166,8 +168,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value the shared-memory directory (a tmpfs such as /dev/shm, for speed)
-     * @return a copy with that value
      */
     public KilnOptions shmDirectory(Path value) {
         return new KilnOptions(runDirectory, value, types, workerJvmOptions, workerStartTimeout, listen, joinSecret,
@@ -175,8 +178,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value JVM options for worker JVMs, e.g. {@code List.of("-Xmx8g")}
-     * @return a copy with that value
      */
     public KilnOptions workerJvmOptions(List<String> value) {
         return new KilnOptions(runDirectory, shmDirectory, types, value, workerStartTimeout, listen, joinSecret,
@@ -184,8 +188,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value how long a worker JVM may take to start, or an actor to be created in one
-     * @return a copy with that value
      */
     public KilnOptions workerStartTimeout(Duration value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, value, listen, joinSecret,
@@ -193,9 +198,10 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value {@code address:port} to accept workers on, e.g. {@code 10.0.0.5:7400}; only this interface
      *              is listened on
-     * @return a copy with that value
      */
     public KilnOptions listen(String value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, value,
@@ -203,8 +209,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value the shared join secret (copied), or null to accept no workers
-     * @return a copy with that value
      */
     public KilnOptions joinSecret(byte[] value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
@@ -212,8 +219,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value this JVM's host name in plans
-     * @return a copy with that value
      */
     public KilnOptions hostName(String value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
@@ -221,8 +229,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value how long a joined worker or cross-host peer may stay silent before it counts as lost
-     * @return a copy with that value
      */
     public KilnOptions workerTimeout(Duration value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
@@ -230,9 +239,10 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with those values}
+     *
      * @param mtu        MTU of cross-host data channels, in bytes
      * @param termLength term length of each cross-host data publication, in bytes
-     * @return a copy with those values
      */
     public KilnOptions udp(int mtu, int termLength) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
@@ -258,9 +268,10 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value simulated GPUs (for example without peer access: {@code SimulatedGpus.of(2, 1 << 30)
      *              .withPeerAccess(false)}), or null to use this machine's CUDA devices
-     * @return a copy with that value
      * @see #simulatedGpus(int, long)
      */
     public KilnOptions simulatedGpus(SimulatedGpus value) {
@@ -286,8 +297,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value the most bytes of a dynamic call's encoded arguments or result, 1 KiB to 1 GiB
-     * @return a copy with that value
      */
     public KilnOptions maxCallBytes(long value) {
         return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,

@@ -131,9 +131,10 @@ public final class KilnWorker implements AutoCloseable {
         }
 
         /**
+         * {@return options with the defaults for the rest}
+         *
          * @param driver the driver's {@code host:port}
          * @param secret the join secret
-         * @return options with the defaults for the rest
          */
         public static Options of(String driver, byte[] secret) {
             String host = localHostName();
@@ -142,15 +143,16 @@ public final class KilnWorker implements AutoCloseable {
                     Duration.ofSeconds(10), null);
         }
 
-        /** @return a copy of the secret */
+        /** {@return a copy of the secret} */
         @Override
         public byte[] secret() {
             return secret.clone();
         }
 
         /**
+         * {@return a copy with that value}
+         *
          * @param value the worker's name
-         * @return a copy with that value
          */
         public Options name(String value) {
             return new Options(driver, secret, value, hostName, labels, listen, runDirectory, shmDirectory, timeout,
@@ -158,8 +160,9 @@ public final class KilnWorker implements AutoCloseable {
         }
 
         /**
+         * {@return a copy with that value}
+         *
          * @param value the host name plans use for this worker
-         * @return a copy with that value
          */
         public Options hostName(String value) {
             return new Options(driver, secret, name, value, labels, listen, runDirectory, shmDirectory, timeout,
@@ -167,9 +170,10 @@ public final class KilnWorker implements AutoCloseable {
         }
 
         /**
+         * {@return a copy with that label added (replacing one with the same key)}
+         *
          * @param key   a label's key
          * @param value its value
-         * @return a copy with that label added (replacing one with the same key)
          */
         public Options label(String key, String value) {
             Map<String, String> all = new LinkedHashMap<>(labels);
@@ -179,8 +183,9 @@ public final class KilnWorker implements AutoCloseable {
         }
 
         /**
+         * {@return a copy with that value}
+         *
          * @param value {@code address:port} of the worker's endpoint
-         * @return a copy with that value
          */
         public Options listen(String value) {
             return new Options(driver, secret, name, hostName, labels, value, runDirectory, shmDirectory, timeout,
@@ -188,8 +193,9 @@ public final class KilnWorker implements AutoCloseable {
         }
 
         /**
+         * {@return a copy with that value}
+         *
          * @param value the run directory
-         * @return a copy with that value
          */
         public Options runDirectory(Path value) {
             return new Options(driver, secret, name, hostName, labels, listen, value, shmDirectory, timeout,
@@ -197,8 +203,9 @@ public final class KilnWorker implements AutoCloseable {
         }
 
         /**
+         * {@return a copy with that value}
+         *
          * @param value the shared-memory directory
-         * @return a copy with that value
          */
         public Options shmDirectory(Path value) {
             return new Options(driver, secret, name, hostName, labels, listen, runDirectory, value, timeout,
@@ -206,8 +213,9 @@ public final class KilnWorker implements AutoCloseable {
         }
 
         /**
+         * {@return a copy with that value}
+         *
          * @param value the join and liveness timeout
-         * @return a copy with that value
          */
         public Options timeout(Duration value) {
             return new Options(driver, secret, name, hostName, labels, listen, runDirectory, shmDirectory, value,
@@ -215,8 +223,9 @@ public final class KilnWorker implements AutoCloseable {
         }
 
         /**
+         * {@return a copy with that value}
+         *
          * @param value simulated GPUs for this worker, or null for the machine's CUDA devices
-         * @return a copy with that value
          */
         public Options simulatedGpus(SimulatedGpus value) {
             return new Options(driver, secret, name, hostName, labels, listen, runDirectory, shmDirectory, timeout,
@@ -259,19 +268,19 @@ public final class KilnWorker implements AutoCloseable {
         }
     }
 
-    /** @return the worker's name */
+    /** {@return the worker's name} */
     public String name() {
         return node.name();
     }
 
-    /** @return the worker's UDP endpoint, {@code address:port} */
+    /** {@return the worker's UDP endpoint, {@code address:port}} */
     public String endpoint() {
         return node.endpoint();
     }
 
     /**
-     * @return completes with why the worker stopped serving (the driver shut it down or was lost, or
-     *         {@link #close} was called), once its actors are stopped
+     * {@return completes with why the worker stopped serving (the driver shut it down or was lost, or
+     *         {@link #close} was called), once its actors are stopped}
      */
     public CompletableFuture<String> ended() {
         return node.ended();
@@ -295,20 +304,20 @@ public final class KilnWorker implements AutoCloseable {
         }
     }
 
-    /** @return whether the worker stopped because the driver was lost or declared it lost (rather than shut it down) */
+    /** {@return whether the worker stopped because the driver was lost or declared it lost (rather than shut it down)} */
     public boolean lostDriver() {
         return node.lostDriver();
     }
 
     /**
-     * @return how the worker ended, as {@link #main} exits: {@link #EXIT_DONE} (also while it serves),
-     *         {@link #EXIT_DRIVER_LOST} or {@link #EXIT_DECLARED_LOST}
+     * {@return how the worker ended, as {@link #main} exits: {@link #EXIT_DONE} (also while it serves),
+     *         {@link #EXIT_DRIVER_LOST} or {@link #EXIT_DECLARED_LOST}}
      */
     public int exitStatus() {
         return node.exitStatus();
     }
 
-    /** @return the control messages this worker dropped (forged, replayed, malformed) since it started joining */
+    /** {@return the control messages this worker dropped (forged, replayed, malformed) since it started joining} */
     public ControlStats controlStats() {
         return node.stats();
     }

@@ -29,6 +29,8 @@ public final class RemoteActorException extends RuntimeException {
     private final String remoteStackTrace;
 
     /**
+     * Creates the exception.
+     *
      * @param error the error as read from a channel or a reply
      */
     public RemoteActorException(RemoteError error) {
@@ -87,17 +89,17 @@ public final class RemoteActorException extends RuntimeException {
         return new StackTraceElement(cls, method, file, line);
     }
 
-    /** @return the class name of the exception the remote method threw, e.g. {@code java.lang.IllegalStateException} */
+    /** {@return the class name of the exception the remote method threw, e.g. {@code java.lang.IllegalStateException}} */
     public String exceptionClass() {
         return exceptionClass;
     }
 
-    /** @return the remote exception's message, or null if it had none */
+    /** {@return the remote exception's message, or null if it had none} */
     public String remoteMessage() {
         return remoteMessage;
     }
 
-    /** @return the remote exception's stack trace as printed in the actor's JVM */
+    /** {@return the remote exception's stack trace as printed in the actor's JVM} */
     public String remoteStackTrace() {
         return remoteStackTrace;
     }

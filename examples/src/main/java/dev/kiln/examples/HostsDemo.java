@@ -23,17 +23,28 @@ import java.util.Locale;
  * A driver for joined workers: it listens for workers, waits until {@code --workers N} have
  * joined, puts one pipeline stage on each (by host name) and one in the driver, and runs the
  * compiled chain, checking every result. The workers are {@code bin/kiln-worker} processes,
- * started anywhere the driver's endpoint is reachable, with this class on their class path:
+ * started anywhere the driver's endpoint is reachable, with this class on their class path.
+ *
+ * <p>From the repository's root, after {@code mvn -q -DskipTests package} (which builds
+ * {@code examples/target/classes} and {@code executor/target/lib}), in one shell:
  *
  * <pre>
- * openssl rand -hex 32 &gt; /tmp/kiln-secret
- * java ... -cp examples/target/classes:executor/target/kiln-executor-*.jar:executor/target/lib/* \
- *      dev.kiln.examples.HostsDemo --secret-file /tmp/kiln-secret --listen 127.0.0.1:7400 --workers 2
+ * openssl rand -hex 32 &gt; /tmp/kiln-secret &amp;&amp; chmod 600 /tmp/kiln-secret
+ * JAVA=$(ls -d /usr/lib/jvm/*25* | head -n 1)/bin/java    # a JDK 25: plain java may be an older one
+ * "$JAVA" --enable-native-access=ALL-UNNAMED --add-exports java.base/jdk.internal.misc=ALL-UNNAMED \
+ *      --sun-misc-unsafe-memory-access=allow \
+ *      -cp "examples/target/classes:executor/target/classes:executor/target/lib/*" \
+ *      dev.kiln.examples.HostsDemo --secret-file /tmp/kiln-secret --listen 127.0.0.1:7400 --workers 2 &amp;
  * KILN_CLASSPATH=examples/target/classes bin/kiln-worker --driver 127.0.0.1:7400 \
- *      --secret-file /tmp/kiln-secret --host-name node-1
+ *      --secret-file /tmp/kiln-secret --host-name node-1 &amp;
  * KILN_CLASSPATH=examples/target/classes bin/kiln-worker --driver 127.0.0.1:7400 \
  *      --secret-file /tmp/kiln-secret --host-name node-2
  * </pre>
+ *
+ * <p>The class path is quoted so that {@code java} itself expands {@code lib/*} (the shell would leave a
+ * glob inside a colon-separated list unexpanded, and {@code java} expands only a whole {@code dir/*}
+ * entry). {@code bin/kiln-worker} finds a JDK 25 by itself ({@code JAVA_HOME}, else under
+ * {@code /usr/lib/jvm}).
  *
  * <p>Exits with status 1 if a result differs; the workers exit when it closes.
  */

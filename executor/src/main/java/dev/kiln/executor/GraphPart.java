@@ -21,8 +21,8 @@ import java.util.function.Consumer;
 /**
  * The part of a compiled graph that runs in one JVM (the driver's or a worker's): the channels
  * its participants touch, the NCCL ranks of its actors ({@link GraphComms}) and the loops of the
- * actors it hosts. The owner holds the actors for the graph before {@link #create()} and runs the
- * phases in step with the graph's other processes: {@link #create()} everywhere (the ranks start
+ * actors it hosts. The owner holds the actors for the graph before {@link #create(List)} and runs the
+ * phases in step with the graph's other processes: {@link #create(List)} everywhere (the ranks start
  * joining), then {@link #open()} everywhere (the ranks have joined), then {@link #attach()} (each
  * NCCL rank first warms its channels, then runs executions). While attached, a watchdog polls the
  * communicators and reports an error through {@code onPeerLost}. {@link #stop} ends the

@@ -70,9 +70,10 @@ public record ActorDeathPolicy(boolean restart, int maxRestarts, Duration window
     }
 
     /**
+     * {@return a copy with that limit}
+     *
      * @param max    restarts allowed within {@code within}, >= 1
      * @param within the sliding window, > 0
-     * @return a copy with that limit
      * @throws IllegalStateException    on {@link #FAIL}, which never restarts
      * @throws IllegalArgumentException if a value is out of range
      */
@@ -82,8 +83,9 @@ public record ActorDeathPolicy(boolean restart, int maxRestarts, Duration window
     }
 
     /**
+     * {@return a copy with that timeout}
+     *
      * @param value how long a restart waits for a matching joined worker, > 0
-     * @return a copy with that timeout
      * @throws IllegalStateException    on {@link #FAIL}, which never restarts
      * @throws IllegalArgumentException if the value is not positive
      */

@@ -4,8 +4,8 @@ import java.time.Duration;
 import java.util.Objects;
 
 /**
- * Options for compiling and running a graph. Immutable: each method named after an option ({@code maxInflight(4)},
- * {@code idle(IdleMode.SPIN)}, ...) returns a copy with that value; start from {@link #defaults()}.
+ * Options for compiling and running a graph. Immutable: each method named after its option
+ * ({@link #maxInflight(int)}, {@link #idle(IdleMode)}, ...) returns a copy with that option changed.
  *
  * <pre>{@code
  * CompileOptions.defaults().maxInflight(4).idle(IdleMode.SPIN)
@@ -95,16 +95,18 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
-     * @return the defaults: maxInflight 10, bufferBytes 1 MiB, timeouts 10 s / 10 s / 5 s, BACKOFF, slot growth on,
-     * gpuMemoryFraction 0.9, no GPU communication overlap, no view checks, {@link ActorDeathPolicy#FAIL}, statistics on
+     * {@return the defaults: maxInflight 10, bufferBytes 1 MiB, timeouts 10 s / 10 s / 5 s, BACKOFF, slot growth on,
+     * gpuMemoryFraction 0.9, no GPU communication overlap, no view checks, {@link ActorDeathPolicy#FAIL}, statistics
+     * on}
      */
     public static CompileOptions defaults() {
         return DEFAULTS;
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value executions in flight at most (and slots per channel), >= 1
-     * @return a copy with that value
      */
     public CompileOptions maxInflight(int value) {
         return new CompileOptions(value, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
@@ -112,8 +114,9 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value bytes per channel slot, >= 1
-     * @return a copy with that value
      */
     public CompileOptions bufferBytes(long value) {
         return new CompileOptions(maxInflight, value, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
@@ -121,8 +124,9 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value how long {@code execute} waits for capacity, > 0
-     * @return a copy with that value
      */
     public CompileOptions submitTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, value, getTimeout, teardownTimeout, idle, slotGrowth,
@@ -130,8 +134,9 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value how long {@code get()} waits, > 0
-     * @return a copy with that value
      */
     public CompileOptions getTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, value, teardownTimeout, idle, slotGrowth,
@@ -139,8 +144,9 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value how long {@code close()} waits for actor loops, > 0
-     * @return a copy with that value
      */
     public CompileOptions teardownTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, value, idle, slotGrowth,
@@ -148,8 +154,9 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value how waiting threads idle
-     * @return a copy with that value
      */
     public CompileOptions idle(IdleMode value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, value, slotGrowth,
@@ -157,9 +164,10 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value whether a value larger than its slot grows the channel's slots (true), or fails its
      *              execution with a clear error (false)
-     * @return a copy with that value
      */
     public CompileOptions slotGrowth(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, value,
@@ -167,8 +175,9 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value the share of each GPU's free memory the plan may hold in receive slots, in (0, 1]
-     * @return a copy with that value
      */
     public CompileOptions gpuMemoryFraction(double value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
@@ -176,9 +185,10 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value whether NCCL receives are placed as early as the data allows (see
      *              {@link #overlapGpuCommunication()})
-     * @return a copy with that value
      */
     public CompileOptions overlapGpuCommunication(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
@@ -186,9 +196,10 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value whether values read from copying channels are checked for use after release (see
      *              {@link #checkViews()}); a debugging aid that costs an arena per read
-     * @return a copy with that value
      */
     public CompileOptions checkViews(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
@@ -196,9 +207,10 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value what the graph does when one of its actors dies: {@link ActorDeathPolicy#FAIL} (the default) or
      *              {@link ActorDeathPolicy#RESTART}, with its limits
-     * @return a copy with that value
      */
     public CompileOptions onActorDeath(ActorDeathPolicy value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,

@@ -50,6 +50,8 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
     public static final int INPUT_CHANNEL = 0;
 
     /**
+     * Creates a {@code ExecutionPlan}.
+     *
      * @param inputArity    input arguments
      * @param maxInflight   in-flight bound
      * @param nodes         nodes (copied)
@@ -170,6 +172,8 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
      */
     public record NodeSpec(int id, String label, int actor, List<Integer> upstream) {
         /**
+         * Creates a {@code NodeSpec}.
+         *
          * @param id       id
          * @param label    label
          * @param actor    actor id
@@ -195,6 +199,8 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
     public record ChannelSpec(int id, int node, int writer, List<Integer> readers, int slots, long slotBytes,
                               Transport transport, String reason) {
         /**
+         * Creates a {@code ChannelSpec}.
+         *
          * @param id        id
          * @param node      node id
          * @param writer    writer
@@ -221,6 +227,8 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
     public record ActorSchedule(int actor, String name, Topology.ActorPlacement placement, int frameSize,
                                 List<Operation> ops) {
         /**
+         * Creates a {@code ActorSchedule}.
+         *
          * @param actor     actor id
          * @param name      actor name
          * @param placement placement
@@ -256,6 +264,8 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
      */
     public record Compute(int node, MethodRef method, List<Arg> args, int local) implements Operation {
         /**
+         * Creates a {@code Compute}.
+         *
          * @param node   node id
          * @param method method
          * @param args   arguments (copied; may hold null constants)
@@ -339,6 +349,8 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
                                long ncclBytes) {
 
         /**
+         * Creates a {@code DeviceMemory}.
+         *
          * @param host        host
          * @param device      device index
          * @param uuid        UUID
@@ -358,7 +370,7 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
             }
         }
 
-        /** @return {@code host/gpuN} (without the UUID; {@link ExecutionPlan#deviceBytes()} adds it where needed) */
+        /** {@return {@code host/gpuN} (without the UUID; {@link ExecutionPlan#deviceBytes()} adds it where needed)} */
         public String name() {
             return host + "/gpu" + device;
         }
@@ -374,6 +386,8 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
     public record CommunicatorSpec(int id, List<Integer> ranks) {
 
         /**
+         * Creates a {@code CommunicatorSpec}.
+         *
          * @param id    id
          * @param ranks actor ids by rank (copied)
          * @throws IllegalArgumentException if {@code ranks} is empty or names an actor twice
@@ -386,8 +400,9 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
         }
 
         /**
+         * {@return its rank in this communicator, or -1}
+         *
          * @param actor an actor id
-         * @return its rank in this communicator, or -1
          */
         public int rankOf(int actor) {
             return ranks.indexOf(actor);
@@ -405,6 +420,8 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
     public record CollectiveSpec(int id, List<Integer> members, int communicator, List<Integer> nodes) {
 
         /**
+         * Creates a {@code CollectiveSpec}.
+         *
          * @param id           id
          * @param members      member actor ids (copied)
          * @param communicator communicator id
@@ -445,6 +462,8 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
         public static final NcclSchedule NONE = new NcclSchedule(List.of(), List.of());
 
         /**
+         * Creates a {@code NcclSchedule}.
+         *
          * @param ranks  actor ids by rank (copied)
          * @param groups groups by rank (copied)
          * @throws IllegalArgumentException if there is not one group list per rank
@@ -457,15 +476,16 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
             }
         }
 
-        /** @return the number of ranks (0 without NCCL channels and collectives) */
+        /** {@return the number of ranks (0 without NCCL channels and collectives)} */
         public int size() {
             return ranks.size();
         }
 
         /**
+         * {@return its index in {@link #ranks()} (its rank in communicator 0 if it has one there), or -1 if it takes
+         *         no part in NCCL communication}
+         *
          * @param actor an actor id
-         * @return its index in {@link #ranks()} (its rank in communicator 0 if it has one there), or -1 if it takes
-         *         no part in NCCL communication
          */
         public int rankOf(int actor) {
             return ranks.indexOf(actor);
@@ -480,6 +500,8 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
      */
     public record CommGroup(List<CommOp> ops) {
         /**
+         * Creates a {@code CommGroup}.
+         *
          * @param ops operations (copied)
          * @throws IllegalArgumentException if empty
          */
@@ -524,6 +546,8 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
         }
 
         /**
+         * Creates a {@code CommOp}.
+         *
          * @param kind    kind
          * @param channel channel id, or collective id
          * @param peer    peer rank, or own rank in the collective's communicator
@@ -629,8 +653,8 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
     }
 
     /**
-     * @return the plan as a Graphviz DOT digraph: one cluster per actor (labelled with its GPU, if it has one),
-     * edges labelled with their channel and transport, one hexagon per all-reduce joined to its members' outputs
+     * {@return the plan as a Graphviz DOT digraph: one cluster per actor (labelled with its GPU, if it has one),
+     * edges labelled with their channel and transport, one hexagon per all-reduce joined to its members' outputs}
      */
     public String toDot() {
         StringBuilder sb = new StringBuilder("digraph kiln {\n  rankdir=LR;\n  node [shape=box];\n");

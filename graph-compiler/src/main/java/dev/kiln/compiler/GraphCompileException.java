@@ -10,9 +10,12 @@ public final class GraphCompileException extends RuntimeException {
     @Serial
     private static final long serialVersionUID = 1L;
 
+    /** Label of the node at fault. */
     private final String node;
 
     /**
+     * Creates the exception.
+     *
      * @param node    label of the node at fault, e.g. {@code model.forward}, or of the graph part
      * @param message what is wrong and what to do
      */
@@ -21,7 +24,7 @@ public final class GraphCompileException extends RuntimeException {
         this.node = node;
     }
 
-    /** @return label of the node at fault */
+    /** {@return label of the node at fault} */
     public String node() {
         return node;
     }

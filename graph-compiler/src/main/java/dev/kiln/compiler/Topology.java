@@ -16,6 +16,8 @@ import java.util.Set;
 public record Topology(ActorPlacement driverProcess, Map<Integer, ActorPlacement> actors, PeerAccess peerAccess) {
 
     /**
+     * Creates a {@code Topology}.
+     *
      * @param driverProcess the driver's placement
      * @param actors        placement by actor id (copied)
      * @param peerAccess    the pairs of GPUs with peer access
@@ -56,6 +58,8 @@ public record Topology(ActorPlacement driverProcess, Map<Integer, ActorPlacement
         public static final PeerAccess NONE = new PeerAccess(false, Set.of());
 
         /**
+         * Creates a {@code PeerAccess}.
+         *
          * @param all   whether every pair has peer access
          * @param links the pairs (copied)
          * @throws IllegalArgumentException if {@code all} comes with links
@@ -69,19 +73,21 @@ public record Topology(ActorPlacement driverProcess, Map<Integer, ActorPlacement
         }
 
         /**
+         * {@return peer access for exactly those pairs}
+         *
          * @param links the pairs of devices that have peer access (unordered; copied)
-         * @return peer access for exactly those pairs
          */
         public static PeerAccess of(Set<Link> links) {
             return new PeerAccess(false, links);
         }
 
         /**
+         * {@return whether a process on one can map the other's memory: true for the same UUID, for {@link #ALL},
+         *         and for a listed pair (in either order)}
+         *
          * @param host  the host of both devices
          * @param uuidA one device's UUID
          * @param uuidB the other's
-         * @return whether a process on one can map the other's memory: true for the same UUID, for {@link #ALL},
-         *         and for a listed pair (in either order)
          */
         public boolean has(String host, String uuidA, String uuidB) {
             return uuidA.equals(uuidB) || all || links.contains(new Link(host, uuidA, uuidB));
@@ -98,6 +104,8 @@ public record Topology(ActorPlacement driverProcess, Map<Integer, ActorPlacement
         public record Link(String host, String uuidA, String uuidB) {
 
             /**
+             * Creates a {@code Link}.
+             *
              * @param host  host name
              * @param uuidA a UUID
              * @param uuidB another UUID
@@ -198,23 +206,25 @@ public record Topology(ActorPlacement driverProcess, Map<Integer, ActorPlacement
             this(host, process, NO_GPU, null, 0);
         }
 
-        /** @return whether the actor uses a GPU */
+        /** {@return whether the actor uses a GPU} */
         public boolean hasGpu() {
             return device != NO_GPU;
         }
 
         /**
+         * {@return whether both are in one JVM (same host and process), whatever their devices}
+         *
          * @param other another placement
-         * @return whether both are in one JVM (same host and process), whatever their devices
          */
         public boolean sameProcess(ActorPlacement other) {
             return host.equals(other.host) && process.equals(other.process);
         }
 
         /**
+         * {@return whether both use one GPU: both have a GPU, on the same host, with the same UUID (their indices
+         *         may differ)}
+         *
          * @param other another placement
-         * @return whether both use one GPU: both have a GPU, on the same host, with the same UUID (their indices
-         *         may differ)
          */
         public boolean sameDevice(ActorPlacement other) {
             return hasGpu() && other.hasGpu() && host.equals(other.host) && deviceUuid.equals(other.deviceUuid);

@@ -37,22 +37,22 @@ public final class ActorRef<A> {
         this.owner = owner;
     }
 
-    /** @return the actor's id, unique within its runtime */
+    /** {@return the actor's id, unique within its runtime} */
     public int id() {
         return id;
     }
 
-    /** @return the actor's name, unique within its runtime */
+    /** {@return the actor's name, unique within its runtime} */
     public String name() {
         return name;
     }
 
-    /** @return the actor instance's class */
+    /** {@return the actor instance's class} */
     public Class<?> type() {
         return type;
     }
 
-    /** @return the runtime hosting the actor */
+    /** {@return the runtime hosting the actor} */
     public Object owner() {
         return owner;
     }

@@ -80,7 +80,7 @@ public record MethodRef(Serializable function, int arity, String owner, String n
         };
     }
 
-    /** @return the name shown in plans and errors, e.g. {@code Model.forward} */
+    /** {@return the name shown in plans and errors, e.g. {@code Model.forward}} */
     public String displayName() {
         return owner + "." + name;
     }

@@ -97,73 +97,73 @@ public sealed class Node<T> permits InputNode {
         return this;
     }
 
-    /** @return the transport asked for with {@link #withTransport(Transport)} */
+    /** {@return the transport asked for with {@link #withTransport(Transport)}} */
     public Transport transport() {
         return transport;
     }
 
-    /** @return what this node is */
+    /** {@return what this node is} */
     public Kind kind() {
         return kind;
     }
 
-    /** @return a number unique in this JVM, increasing in creation (and so bind) order */
+    /** {@return a number unique in this JVM, increasing in creation (and so bind) order} */
     public long serial() {
         return serial;
     }
 
-    /** @return the input node of the graph this node reads, or {@code null} for a call on constants only */
+    /** {@return the input node of the graph this node reads, or {@code null} for a call on constants only} */
     public InputNode<?> input() {
         return input;
     }
 
-    /** @return the argument index for {@link Kind#INPUT_ARG}, else -1 */
+    /** {@return the argument index for {@link Kind#INPUT_ARG}, else -1} */
     public int argIndex() {
         return argIndex;
     }
 
     /**
-     * @return the actor called, for {@link Kind#CALL}; the member's actor (its input's), for {@link Kind#ALL_REDUCE};
-     *         else {@code null}
+     * {@return the actor called, for {@link Kind#CALL}; the member's actor (its input's), for {@link Kind#ALL_REDUCE};
+     *         else {@code null}}
      */
     public ActorRef<?> actor() {
         return actor;
     }
 
-    /** @return the method called, for {@link Kind#CALL}; else {@code null} */
+    /** {@return the method called, for {@link Kind#CALL}; else {@code null}} */
     public MethodRef method() {
         return method;
     }
 
     /**
-     * @return the call's arguments (each a {@code Node} or a constant, possibly null), the member's input for
-     *         {@link Kind#ALL_REDUCE}, or the output nodes of {@link Kind#OUTPUTS}; empty for the input
+     * {@return the call's arguments (each a {@code Node} or a constant, possibly null), the member's input for
+     *         {@link Kind#ALL_REDUCE}, or the output nodes of {@link Kind#OUTPUTS}; empty for the input}
      */
     public List<Object> args() {
         return args;
     }
 
-    /** @return this output's member index in its all-reduce (its input's position), for {@link Kind#ALL_REDUCE}; else -1 */
+    /** {@return this output's member index in its all-reduce (its input's position), for {@link Kind#ALL_REDUCE}; else -1} */
     public int member() {
         return member;
     }
 
     /**
-     * @return for {@link Kind#ALL_REDUCE}, every output of its all-reduce in member order (this one included);
-     *         else empty
+     * {@return for {@link Kind#ALL_REDUCE}, every output of its all-reduce in member order (this one included);
+     *         else empty}
      */
     public List<Node<?>> collective() {
         return collective;
     }
 
-    /** @return a snapshot of the nodes bound on this node so far, in bind order */
+    /** {@return a snapshot of the nodes bound on this node so far, in bind order} */
     public List<Node<?>> downstream() {
         synchronized (downstream) {
             return List.copyOf(downstream);
         }
     }
 
-    /** @return the compiled graph this node belongs to, or {@code null} if it was never compiled */
+    /** {@return the compiled graph this node belongs to, or {@code null} if it was never compiled} */
     public Object compiledBy() {
         return compiledBy;
     }
@@ -185,8 +185,8 @@ public sealed class Node<T> permits InputNode {
     }
 
     /**
-     * @return a short label: {@code input}, {@code input[1]}, {@code actor.method}, {@code allreduce[i]} (member i;
-     *         a compiled plan numbers its all-reduces, {@code allreduce#k[i]}) or {@code outputs}
+     * {@return a short label: {@code input}, {@code input[1]}, {@code actor.method}, {@code allreduce[i]} (member i;
+     *         a compiled plan numbers its all-reduces, {@code allreduce#k[i]}) or {@code outputs}}
      */
     public String label() {
         return switch (kind) {

@@ -95,51 +95,52 @@ public final class DeviceTensor {
         this.stream = stream;
     }
 
-    /** @return the CUDA device index that holds the memory */
+    /** {@return the CUDA device index that holds the memory} */
     public int device() {
         return device;
     }
 
-    /** @return the device address of the first element (a {@code CUdeviceptr}; not dereferenceable on the host) */
+    /** {@return the device address of the first element (a {@code CUdeviceptr}; not dereferenceable on the host)} */
     public long pointer() {
         return pointer;
     }
 
-    /** @return the element type */
+    /** {@return the element type} */
     public DType dtype() {
         return dtype;
     }
 
-    /** @return a copy of the dimensions */
+    /** {@return a copy of the dimensions} */
     public long[] shape() {
         return shape.clone();
     }
 
-    /** @return the number of dimensions (0 for a scalar) */
+    /** {@return the number of dimensions (0 for a scalar)} */
     public int rank() {
         return shape.length;
     }
 
     /**
+     * {@return the size of dimension {@code i}}
+     *
      * @param i a dimension index, 0 to {@code rank() - 1}
-     * @return the size of dimension {@code i}
      * @throws IndexOutOfBoundsException if {@code i} is out of range
      */
     public long dim(int i) {
         return shape[i];
     }
 
-    /** @return the number of elements (1 for a scalar) */
+    /** {@return the number of elements (1 for a scalar)} */
     public long numel() {
         return byteSize / dtype.byteSize();
     }
 
-    /** @return the size of the data in bytes: {@code numel() * dtype().byteSize()} */
+    /** {@return the size of the data in bytes: {@code numel() * dtype().byteSize()}} */
     public long byteSize() {
         return byteSize;
     }
 
-    /** @return the {@code cudaStream_t} whose work produces the contents; {@link #DEFAULT_STREAM} for the default stream */
+    /** {@return the {@code cudaStream_t} whose work produces the contents; {@link #DEFAULT_STREAM} for the default stream} */
     public long stream() {
         return stream;
     }

@@ -111,9 +111,10 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
+     * {@return an F32 tensor owning a copy of {@code values}}
+     *
      * @param values elements in row-major order
      * @param shape  dimensions whose product is {@code values.length}; none for a 1-D tensor
-     * @return an F32 tensor owning a copy of {@code values}
      */
     public static Tensor of(float[] values, long... shape) {
         Tensor t = allocate(DType.F32, shapeFor(values.length, shape));
@@ -122,9 +123,10 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
+     * {@return an F64 tensor owning a copy of {@code values}}
+     *
      * @param values elements in row-major order
      * @param shape  dimensions whose product is {@code values.length}; none for a 1-D tensor
-     * @return an F64 tensor owning a copy of {@code values}
      */
     public static Tensor of(double[] values, long... shape) {
         Tensor t = allocate(DType.F64, shapeFor(values.length, shape));
@@ -133,9 +135,10 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
+     * {@return an I32 tensor owning a copy of {@code values}}
+     *
      * @param values elements in row-major order
      * @param shape  dimensions whose product is {@code values.length}; none for a 1-D tensor
-     * @return an I32 tensor owning a copy of {@code values}
      */
     public static Tensor of(int[] values, long... shape) {
         Tensor t = allocate(DType.I32, shapeFor(values.length, shape));
@@ -144,9 +147,10 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
+     * {@return an I64 tensor owning a copy of {@code values}}
+     *
      * @param values elements in row-major order
      * @param shape  dimensions whose product is {@code values.length}; none for a 1-D tensor
-     * @return an I64 tensor owning a copy of {@code values}
      */
     public static Tensor of(long[] values, long... shape) {
         Tensor t = allocate(DType.I64, shapeFor(values.length, shape));
@@ -155,10 +159,11 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
+     * {@return a tensor owning a copy of {@code values}}
+     *
      * @param dtype  {@link DType#I8} or {@link DType#U8}
      * @param values elements in row-major order
      * @param shape  dimensions whose product is {@code values.length}; none for a 1-D tensor
-     * @return a tensor owning a copy of {@code values}
      */
     public static Tensor of(DType dtype, byte[] values, long... shape) {
         requireDType(dtype, DType.I8, DType.U8);
@@ -168,10 +173,11 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
+     * {@return a tensor owning a copy of {@code bits}}
+     *
      * @param dtype {@link DType#F16} or {@link DType#BF16}
      * @param bits  the raw 16-bit patterns in row-major order
      * @param shape dimensions whose product is {@code bits.length}; none for a 1-D tensor
-     * @return a tensor owning a copy of {@code bits}
      */
     public static Tensor of(DType dtype, short[] bits, long... shape) {
         requireDType(dtype, DType.F16, DType.BF16);
@@ -202,8 +208,9 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
+     * {@return a tensor owning a copy of its data}
+     *
      * @param source any tensor, e.g. a borrowed view
-     * @return a tensor owning a copy of its data
      */
     public static Tensor copyOf(Tensor source) {
         Tensor t = allocate(source.dtype, source.shape);
@@ -211,58 +218,62 @@ public final class Tensor implements AutoCloseable {
         return t;
     }
 
-    /** @return the element type */
+    /** {@return the element type} */
     public DType dtype() {
         return dtype;
     }
 
-    /** @return a copy of the dimensions */
+    /** {@return a copy of the dimensions} */
     public long[] shape() {
         return shape.clone();
     }
 
-    /** @return the number of dimensions */
+    /** {@return the number of dimensions} */
     public int rank() {
         return shape.length;
     }
 
     /**
+     * {@return its size}
+     *
      * @param dim a dimension index
-     * @return its size
      */
     public long dim(int dim) {
         return shape[dim];
     }
 
-    /** @return the number of elements */
+    /** {@return the number of elements} */
     public long numel() {
         return numel;
     }
 
-    /** @return the data size in bytes */
+    /** {@return the data size in bytes} */
     public long byteSize() {
         return data.byteSize();
     }
 
-    /** @return the data; borrowed views stay valid only as long as their owner says */
+    /** {@return the data; borrowed views stay valid only as long as their owner says} */
     public MemorySegment data() {
         return data;
     }
 
-    /** @return whether this tensor owns (and {@link #close()} frees) its memory */
+    /** {@return whether this tensor owns (and {@link #close()} frees) its memory} */
     public boolean ownsMemory() {
         return arena != null;
     }
 
     /**
+     * {@return the F32 element}
+     *
      * @param index element index in row-major order
-     * @return the F32 element
      */
     public float getFloat(long index) {
         return data.getAtIndex(F32, index);
     }
 
     /**
+     * Sets an F32 element.
+     *
      * @param index element index in row-major order
      * @param value the F32 element
      */
@@ -271,68 +282,72 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
+     * {@return the F64 element}
+     *
      * @param index element index in row-major order
-     * @return the F64 element
      */
     public double getDouble(long index) {
         return data.getAtIndex(F64, index);
     }
 
     /**
+     * {@return the I32 element}
+     *
      * @param index element index in row-major order
-     * @return the I32 element
      */
     public int getInt(long index) {
         return data.getAtIndex(I32, index);
     }
 
     /**
+     * {@return the I64 element}
+     *
      * @param index element index in row-major order
-     * @return the I64 element
      */
     public long getLong(long index) {
         return data.getAtIndex(I64, index);
     }
 
-    /** @return the F32 elements as a new array */
+    /** {@return the F32 elements as a new array} */
     public float[] toFloatArray() {
         requireDType(dtype, DType.F32);
         return data.toArray(F32);
     }
 
-    /** @return the F64 elements as a new array */
+    /** {@return the F64 elements as a new array} */
     public double[] toDoubleArray() {
         requireDType(dtype, DType.F64);
         return data.toArray(F64);
     }
 
-    /** @return the I32 elements as a new array */
+    /** {@return the I32 elements as a new array} */
     public int[] toIntArray() {
         requireDType(dtype, DType.I32);
         return data.toArray(I32);
     }
 
-    /** @return the I64 elements as a new array */
+    /** {@return the I64 elements as a new array} */
     public long[] toLongArray() {
         requireDType(dtype, DType.I64);
         return data.toArray(I64);
     }
 
-    /** @return the I8 or U8 elements as a new array */
+    /** {@return the I8 or U8 elements as a new array} */
     public byte[] toByteArray() {
         requireDType(dtype, DType.I8, DType.U8);
         return data.toArray(ValueLayout.JAVA_BYTE);
     }
 
-    /** @return the F16 or BF16 bit patterns as a new array */
+    /** {@return the F16 or BF16 bit patterns as a new array} */
     public short[] toShortBits() {
         requireDType(dtype, DType.F16, DType.BF16);
         return data.toArray(I16);
     }
 
     /**
+     * {@return whether {@code other} has the same dtype, shape and bytes}
+     *
      * @param other another tensor, or null
-     * @return whether {@code other} has the same dtype, shape and bytes
      */
     public boolean contentEquals(Tensor other) {
         return other != null && dtype == other.dtype && Arrays.equals(shape, other.shape)
