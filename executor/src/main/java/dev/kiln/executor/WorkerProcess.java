@@ -77,12 +77,18 @@ public final class WorkerProcess extends RemoteHost {
             process = new ProcessBuilder(command).start();
             output.pump("kiln-worker-out-" + name, process.getInputStream(), System.out);
             output.pump("kiln-worker-err-" + name, process.getErrorStream(), System.err);
-            try (OutputStream in = process.getOutputStream()) {
-                in.write(secret);
-            }
         } catch (IOException e) {
+            Arrays.fill(secret, (byte) 0);
             plane.forgetChild(name);
-            throw new IllegalStateException("cannot start worker JVM " + name + ": " + e.getMessage(), e);
+            throw new IllegalStateException("cannot start worker JVM " + name + " (" + command.getFirst() + "): "
+                    + e.getMessage(), e);
+        }
+        try (OutputStream in = process.getOutputStream()) {
+            in.write(secret);
+        } catch (IOException e) {
+            // it exited already (a JVM option it refuses, a class path without WorkerMain): its exit, below, fails
+            // the start with what it printed; one still alive reads the end of its input and exits, or is killed
+            LOG.log(System.Logger.Level.DEBUG, "worker JVM " + name + " did not take its secret: " + e.getMessage());
         } finally {
             Arrays.fill(secret, (byte) 0);
         }
