@@ -155,8 +155,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
                 all.add(c);
             }
         }
-        return new KilnOptions(runDirectory, shmDirectory, all, workerJvmOptions, workerClassPath, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, all, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -164,8 +165,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @return a copy with that value
      */
     public KilnOptions runDirectory(Path value) {
-        return new KilnOptions(value, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(value, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -173,8 +175,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @return a copy with that value
      */
     public KilnOptions shmDirectory(Path value) {
-        return new KilnOptions(runDirectory, value, types, workerJvmOptions, workerClassPath, workerStartTimeout, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, value, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -183,8 +186,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @return a copy with that value
      */
     public KilnOptions workerJvmOptions(List<String> value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, value, workerClassPath, workerStartTimeout, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, types, value, workerClassPath, workerStartTimeout, listen,
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -215,8 +219,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @return a copy with that value
      */
     public KilnOptions workerStartTimeout(Duration value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, value, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, value, listen,
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -225,8 +230,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @return a copy with that value
      */
     public KilnOptions listen(String value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout, value,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                value, joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -234,8 +240,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @return a copy with that value
      */
     public KilnOptions joinSecret(byte[] value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout, listen,
-                value, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, value, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -243,8 +250,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @return a copy with that value
      */
     public KilnOptions hostName(String value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout, listen,
-                joinSecret, value, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, joinSecret, value, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -252,8 +260,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @return a copy with that value
      */
     public KilnOptions workerTimeout(Duration value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout, listen,
-                joinSecret, hostName, value, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, joinSecret, hostName, value, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -262,8 +271,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @return a copy with those values
      */
     public KilnOptions udp(int mtu, int termLength) {
-        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, mtu, termLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, joinSecret, hostName, workerTimeout, mtu, termLength, simulatedGpus, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -291,8 +301,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @see #simulatedGpus(int, long)
      */
     public KilnOptions simulatedGpus(SimulatedGpus value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, value, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, value, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -308,8 +319,8 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @return a copy with that value
      */
     public KilnOptions authenticateData(boolean value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, value, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, value, maxCallBytes);
     }
 
     /**
@@ -317,8 +328,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @return a copy with that value
      */
     public KilnOptions maxCallBytes(long value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, value);
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                value);
     }
 
     /** Compares the secret by content, like every other component. */

@@ -56,27 +56,25 @@ class WorkerStartTest {
         assertTrue(out.contains("result 42 in another JVM: true"), out);
     }
 
-    @Test
-    void aWorkerJvmThatRefusesAnOptionFailsWithItsOwnErrorLineAndTheFix() {
-        try (Kiln kiln = Kiln.local(KilnOptions.defaults().workerJvmOptions(List.of("-XX:+NoSuchOption"))
-                .workerStartTimeout(Duration.ofSeconds(60)))) {
-            RuntimeException e = assertThrows(RuntimeException.class,
-                    () -> kiln.actor(ExecJavaEntry.Adder::new, ActorOptions.process()));
-            String m = e.getMessage();
-            assertTrue(m.contains("Unrecognized VM option 'NoSuchOption'"), m);
-            assertTrue(m.contains("Likely fix: ") && m.contains("KilnOptions.workerJvmOptions"), m);
+    /** @return the message of the failure to place an actor in a worker JVM started with these options */
+    private static String startFailure(KilnOptions options) {
+        try (Kiln kiln = Kiln.local(options.workerStartTimeout(Duration.ofSeconds(60)))) {
+            return assertThrows(ActorCreationException.class,
+                    () -> kiln.actor(ExecJavaEntry.Adder::new, ActorOptions.process())).getMessage();
         }
     }
 
     @Test
+    void aWorkerJvmThatRefusesAnOptionFailsWithItsOwnErrorLineAndTheFix() {
+        String m = startFailure(KilnOptions.defaults().workerJvmOptions(List.of("-XX:+NoSuchOption")));
+        assertTrue(m.contains("Unrecognized VM option 'NoSuchOption'"), m);
+        assertTrue(m.contains("Likely fix: ") && m.contains("KilnOptions.workerJvmOptions"), m);
+    }
+
+    @Test
     void aWorkerJvmWhoseClassPathLacksKilnSaysSoAndNamesTheOption(@TempDir Path empty) {
-        try (Kiln kiln = Kiln.local(KilnOptions.defaults().workerClassPath(List.of(empty))
-                .workerStartTimeout(Duration.ofSeconds(60)))) {
-            RuntimeException e = assertThrows(RuntimeException.class,
-                    () -> kiln.actor(ExecJavaEntry.Adder::new, ActorOptions.process()));
-            String m = e.getMessage();
-            assertTrue(m.contains("Could not find or load main class dev.kiln.executor.WorkerMain"), m);
-            assertTrue(m.contains("Likely fix: ") && m.contains("KilnOptions.workerClassPath"), m);
-        }
+        String m = startFailure(KilnOptions.defaults().workerClassPath(List.of(empty)));
+        assertTrue(m.contains("Could not find or load main class dev.kiln.executor.WorkerMain"), m);
+        assertTrue(m.contains("Likely fix: ") && m.contains("KilnOptions.workerClassPath"), m);
     }
 }

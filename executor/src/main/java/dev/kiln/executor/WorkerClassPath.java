@@ -34,7 +34,8 @@ public final class WorkerClassPath {
     /** Classes whose jars (or directories) a worker needs; a missing one (an optional dependency) is skipped. */
     private static final List<String> NEEDED = List.of("dev.kiln.executor.WorkerMain", "dev.kiln.Kiln",
             "dev.kiln.graph.Graph", "dev.kiln.compiler.GraphCompiler", "dev.kiln.transport.ValueCodec",
-            "dev.kiln.tensor.Tensor", "dev.kiln.cuda.NativeCallException", "io.aeron.Aeron", "io.aeron.driver.MediaDriver", "org.agrona.DirectBuffer",
+            "dev.kiln.tensor.Tensor", "dev.kiln.cuda.NativeCallException", "io.aeron.Aeron",
+            "io.aeron.driver.MediaDriver", "org.agrona.DirectBuffer",
             "org.apache.fory.Fory");
 
     private WorkerClassPath() {

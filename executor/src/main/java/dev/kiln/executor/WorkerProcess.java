@@ -24,8 +24,8 @@ import java.util.function.Supplier;
  * The driver's handle on a child JVM it started on its own host (same {@code java} and JVM flags as the driver's JVM,
  * plus {@code KilnOptions.workerJvmOptions}; the class path {@code KilnOptions.workerClassPath}, by default
  * {@link WorkerClassPath#automatic}). The child's standard output and error pass through pipes to the driver's
- * (an {@link OutputTail} keeps their last lines), so that a child that does not start fails with what it said and
- * the likely fix ({@link #whyNotStarted}). The child runs {@link WorkerMain}, the one worker, and joins like any other worker, over
+ * (an {@code OutputTail} keeps their last lines), so that a child that does not start fails with what it said and
+ * the likely fix. The child runs {@link WorkerMain}, the one worker, and joins like any other worker, over
  * {@code aeron:ipc} on the driver's media driver, with a secret made for it alone (32 bytes from
  * {@link SecureRandom}) and written to its standard input, a pipe only this process holds: never its command
  * line or environment, which other processes can read. So a process of the same user on the driver's Aeron
@@ -136,8 +136,8 @@ public final class WorkerProcess extends RemoteHost {
         } catch (TimeoutException e) {
             w.kill();
             throw new IllegalStateException(w.whyNotStarted("did not join within " + timeout
-                    + " (KilnOptions.workerStartTimeout); it was killed", "if it was only slow (a busy machine), give it"
-                    + " more time with KilnOptions.workerStartTimeout"), e);
+                    + " (KilnOptions.workerStartTimeout); it was killed", "if it was only slow (a busy machine), give"
+                    + " it more time with KilnOptions.workerStartTimeout"), e);
         } catch (ExecutionException e) {
             w.kill();
             throw new IllegalStateException(w.whyNotStarted("failed to start: " + e.getCause().getMessage(),
@@ -163,8 +163,9 @@ public final class WorkerProcess extends RemoteHost {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        return "worker JVM " + name() + " " + what + ". Its last output (also on the driver's standard output and error):"
-                + output.text() + "\nLikely fix: " + likelyFix(output.lines(), classPathEntries, fallback);
+        return "worker JVM " + name() + " " + what
+                + ". Its last output (also on the driver's standard output and error):" + output.text()
+                + "\nLikely fix: " + likelyFix(output.lines(), classPathEntries, fallback);
     }
 
     /**
