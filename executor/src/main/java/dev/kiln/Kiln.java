@@ -22,6 +22,7 @@ import dev.kiln.executor.RemoteHost;
 import dev.kiln.executor.StaleFiles;
 import dev.kiln.executor.ThreadHost;
 import dev.kiln.executor.UdpSettings;
+import dev.kiln.executor.WorkerClassPath;
 import dev.kiln.executor.WorkerProcess;
 import dev.kiln.graph.ActorRef;
 import dev.kiln.graph.Method0;
@@ -40,6 +41,7 @@ import dev.kiln.transport.WorkerInfo;
 
 import java.io.Serializable;
 import java.time.Duration;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -300,7 +302,8 @@ public final class Kiln implements AutoCloseable {
         try {
             String processName = !options.inWorker() ? null
                     : options.processName().isEmpty() ? "worker-" + id : options.processName();
-            ActorHost host = hostFor(options, processName, actorName != null ? actorName : "#" + id);
+            ActorHost host = hostFor(options, processName, actorName != null ? actorName : "#" + id,
+                    factory.getClass());
             ActorHost.Started started = startOn(host, id, actorName, options, factory);
             if (actorName == null) {
                 names.put(started.name(), id);
@@ -327,13 +330,13 @@ public final class Kiln implements AutoCloseable {
     }
 
     /** Where an actor of these options goes now: the driver's JVM, its child JVM (started if needed), a joined worker. */
-    private ActorHost hostFor(ActorOptions options, String processName, String label) {
+    private ActorHost hostFor(ActorOptions options, String processName, String label, Class<?> factoryClass) {
         if (options.onJoinedWorker()) {
             return joinedWorkerFor(options, label);
         }
         if (options.inWorker()) {
             try {
-                return child(processName);
+                return child(processName, factoryClass);
             } catch (IllegalStateException e) {
                 throw new ActorCreationException(e.getMessage(), e);
             }
@@ -412,7 +415,7 @@ public final class Kiln implements AutoCloseable {
             ActorSpec spec = specs.get(id);
             ActorHost host = spec.options().onJoinedWorker()
                     ? awaitJoinedWorker(spec, placementTimeout, deadline, cancelled)
-                    : hostFor(spec.options(), spec.processName(), spec.name());
+                    : hostFor(spec.options(), spec.processName(), spec.name(), spec.factory().getClass());
             startOn(host, id, spec.name(), spec.options(), spec.factory());
             recreated.add(spec.name() + " in " + (host == local ? "the driver's JVM" : host));
         }
@@ -501,7 +504,7 @@ public final class Kiln implements AutoCloseable {
      * one at a time under {@link #childLock}, not under this runtime's lock: a worker's join takes that on the control
      * plane's thread, which must stay free to hear the child say it is ready.
      */
-    private RemoteHost child(String processName) {
+    private RemoteHost child(String processName, Class<?> factoryClass) {
         synchronized (childLock) {
             ensureOpen();
             RemoteHost w = workers.get(processName);
@@ -519,7 +522,15 @@ public final class Kiln implements AutoCloseable {
                 }
                 p = plane;
             }
-            WorkerProcess started = WorkerProcess.start(processName, p, events, options.workerJvmOptions(),
+            List<Path> classPath = options.workerClassPath();
+            if (classPath.isEmpty()) {
+                List<Class<?>> needed = new ArrayList<>(options.types());
+                if (factoryClass != null) {
+                    needed.add(factoryClass);
+                }
+                classPath = WorkerClassPath.automatic(needed);
+            }
+            WorkerProcess started = WorkerProcess.start(processName, p, events, options.workerJvmOptions(), classPath,
                     options.hostName(), local::resources, options.shmDirectory().toString(), options.simulatedGpus(),
                     codec, options.workerStartTimeout());
             synchronized (this) {

@@ -27,6 +27,8 @@ import java.util.Objects;
  *                           (primitive arrays, boxed primitives, {@code String}, collections, {@code Optional}) and
  *                           {@code Tensor} need no registration
  * @param workerJvmOptions   JVM options appended to those the driver's JVM was started with, when starting a worker JVM
+ * @param workerClassPath    the class path of worker JVMs, exactly these jars and directories; empty (the default):
+ *                           automatic, see {@link #workerClassPath(List)}
  * @param workerStartTimeout how long starting a worker JVM (or creating an actor in one) may take
  * @param listen             {@code address:port} where the runtime accepts workers that join from other hosts,
  *                           and receives their Aeron UDP channels; port 0 picks a free port. Default
@@ -54,13 +56,13 @@ import java.util.Objects;
  *                           this the call fails at once naming this option. 1 KiB to 1 GiB; default 64 MiB
  */
 public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> types, List<String> workerJvmOptions,
-                          Duration workerStartTimeout, String listen, byte[] joinSecret, String hostName,
+                          List<Path> workerClassPath, Duration workerStartTimeout, String listen, byte[] joinSecret, String hostName,
                           Duration workerTimeout, int udpMtu, int udpTermLength, SimulatedGpus simulatedGpus,
                           boolean authenticateData, long maxCallBytes) {
 
     private static final KilnOptions DEFAULTS = new KilnOptions(
             Path.of(System.getProperty("java.io.tmpdir"), "kiln-" + System.getProperty("user.name", "user")),
-            Path.of("/dev/shm"), List.of(), List.of(), Duration.ofSeconds(60), "127.0.0.1:0", null, "localhost",
+            Path.of("/dev/shm"), List.of(), List.of(), List.of(), Duration.ofSeconds(60), "127.0.0.1:0", null, "localhost",
             Duration.ofSeconds(10), 1408, 4 * 1024 * 1024, null, false, 64L << 20);
 
     /** The largest {@link #maxCallBytes}: 1 GiB. */
@@ -77,6 +79,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
         Objects.requireNonNull(shmDirectory, "shmDirectory");
         types = List.copyOf(types);
         workerJvmOptions = List.copyOf(workerJvmOptions);
+        workerClassPath = workerClassPath == null ? List.of() : List.copyOf(workerClassPath);
         positive(workerStartTimeout, "workerStartTimeout");
         positive(workerTimeout, "workerTimeout");
         Objects.requireNonNull(listen, "listen");
@@ -153,8 +156,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
                 all.add(c);
             }
         }
-        return new KilnOptions(runDirectory, shmDirectory, all, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, all, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -163,8 +167,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @param value the run directory
      */
     public KilnOptions runDirectory(Path value) {
-        return new KilnOptions(value, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(value, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -173,18 +178,44 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @param value the shared-memory directory (a tmpfs such as /dev/shm, for speed)
      */
     public KilnOptions shmDirectory(Path value) {
-        return new KilnOptions(runDirectory, value, types, workerJvmOptions, workerStartTimeout, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, value, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                maxCallBytes);
     }
 
     /**
      * {@return a copy with that value}
      *
-     * @param value JVM options for worker JVMs, e.g. {@code List.of("-Xmx8g")}
+     * @param value JVM options for worker JVMs, added after the driver JVM's own (which they inherit, but for a
+     *              {@code jdwp} debugger agent), e.g. {@code List.of("-Xmx8g")}
      */
     public KilnOptions workerJvmOptions(List<String> value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, value, workerStartTimeout, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, types, value, workerClassPath, workerStartTimeout, listen,
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                maxCallBytes);
+    }
+
+    /**
+     * The class path of the worker JVMs this runtime starts ({@code ActorOptions.process}).
+     *
+     * <p>Empty (the default) is automatic, and works when the driver runs from a plain class path, a fat jar
+     * ({@code java -jar app.jar}), under {@code mvn exec:java} or in an IDE that loads the application through a
+     * class loader of its own: the entries of {@code java.class.path}, then the jars and directories Kiln's own
+     * classes and its dependencies (Aeron, Agrona, Fory) were loaded from, the URLs of the {@code URLClassLoader}s
+     * of the thread context class loader's chain and of Kiln's, and where the registered {@link #types} and the
+     * actor factory that starts the worker come from. Only local files that exist are kept, each once, in that
+     * order; nothing is ever fetched. Set this when a worker needs something that automatic choice cannot see
+     * (a class loaded only through reflection, from a custom class loader that is not a {@code URLClassLoader}
+     * and gives no code source). A worker that cannot start says why, with the last lines of its output and the
+     * likely fix ({@code docs/worker-jvms.md}).
+     *
+     * @param value the worker JVMs' class path, exactly these entries (Kiln's jars and their dependencies
+     *              included); null or empty for the automatic one
+     * @return a copy with that value
+     */
+    public KilnOptions workerClassPath(List<Path> value) {
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, value, workerStartTimeout, listen,
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
     }
 
     /**
@@ -193,8 +224,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @param value how long a worker JVM may take to start, or an actor to be created in one
      */
     public KilnOptions workerStartTimeout(Duration value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, value, listen, joinSecret,
-                hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, value, listen,
+                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -204,8 +236,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      *              is listened on
      */
     public KilnOptions listen(String value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, value,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                value, joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -214,8 +247,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @param value the shared join secret (copied), or null to accept no workers
      */
     public KilnOptions joinSecret(byte[] value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                value, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, value, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -224,8 +258,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @param value this JVM's host name in plans
      */
     public KilnOptions hostName(String value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, value, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, joinSecret, value, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -234,8 +269,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @param value how long a joined worker or cross-host peer may stay silent before it counts as lost
      */
     public KilnOptions workerTimeout(Duration value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, value, udpMtu, udpTermLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, joinSecret, hostName, value, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -245,8 +281,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @param termLength term length of each cross-host data publication, in bytes
      */
     public KilnOptions udp(int mtu, int termLength) {
-        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, mtu, termLength, simulatedGpus, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, joinSecret, hostName, workerTimeout, mtu, termLength, simulatedGpus, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -275,8 +312,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @see #simulatedGpus(int, long)
      */
     public KilnOptions simulatedGpus(SimulatedGpus value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, value, authenticateData, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, value, authenticateData,
+                maxCallBytes);
     }
 
     /**
@@ -292,8 +330,8 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @return a copy with that value
      */
     public KilnOptions authenticateData(boolean value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, value, maxCallBytes);
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, value, maxCallBytes);
     }
 
     /**
@@ -302,8 +340,9 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
      * @param value the most bytes of a dynamic call's encoded arguments or result, 1 KiB to 1 GiB
      */
     public KilnOptions maxCallBytes(long value) {
-        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
-                joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData, value);
+        return new KilnOptions(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout,
+                listen, joinSecret, hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus, authenticateData,
+                value);
     }
 
     /** Compares the secret by content, like every other component. */
@@ -311,6 +350,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     public boolean equals(Object o) {
         return o instanceof KilnOptions k && runDirectory.equals(k.runDirectory) && shmDirectory.equals(k.shmDirectory)
                 && types.equals(k.types) && workerJvmOptions.equals(k.workerJvmOptions)
+                && workerClassPath.equals(k.workerClassPath)
                 && workerStartTimeout.equals(k.workerStartTimeout) && listen.equals(k.listen)
                 && java.util.Arrays.equals(joinSecret, k.joinSecret) && hostName.equals(k.hostName)
                 && workerTimeout.equals(k.workerTimeout) && udpMtu == k.udpMtu && udpTermLength == k.udpTermLength
@@ -320,7 +360,7 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
 
     @Override
     public int hashCode() {
-        return Objects.hash(runDirectory, shmDirectory, types, workerJvmOptions, workerStartTimeout, listen,
+        return Objects.hash(runDirectory, shmDirectory, types, workerJvmOptions, workerClassPath, workerStartTimeout, listen,
                 java.util.Arrays.hashCode(joinSecret), hostName, workerTimeout, udpMtu, udpTermLength, simulatedGpus,
                 authenticateData, maxCallBytes);
     }
@@ -329,7 +369,8 @@ public record KilnOptions(Path runDirectory, Path shmDirectory, List<Class<?>> t
     @Override
     public String toString() {
         return "KilnOptions[runDirectory=" + runDirectory + ", shmDirectory=" + shmDirectory + ", types=" + types
-                + ", workerJvmOptions=" + workerJvmOptions + ", workerStartTimeout=" + workerStartTimeout + ", listen="
+                + ", workerJvmOptions=" + workerJvmOptions
+                + (workerClassPath.isEmpty() ? "" : ", workerClassPath=" + workerClassPath) + ", workerStartTimeout=" + workerStartTimeout + ", listen="
                 + listen + ", joinSecret=" + (joinSecret == null ? "none" : "(" + joinSecret.length + " bytes)")
                 + ", hostName=" + hostName + ", workerTimeout=" + workerTimeout + ", udpMtu=" + udpMtu
                 + ", udpTermLength=" + udpTermLength + (simulatedGpus != null ? ", " + simulatedGpus : "")

@@ -19,11 +19,23 @@ public final class LogText {
      * @return it escaped and bounded to {@value #MAX_CHARS} characters before escaping, in single quotes
      */
     public static String quote(String text) {
-        if (text == null) {
-            return "null";
-        }
+        return text == null ? "null" : escape(text, true);
+    }
+
+    /**
+     * @param text a line another process printed (its quotes kept as they are), not null
+     * @return it escaped as {@link #quote} escapes, bounded the same way, without quotes
+     */
+    public static String line(String text) {
+        return escape(text, false);
+    }
+
+    private static String escape(String text, boolean quoted) {
         int n = Math.min(text.length(), MAX_CHARS);
-        StringBuilder b = new StringBuilder(n + 16).append('\'');
+        StringBuilder b = new StringBuilder(n + 16);
+        if (quoted) {
+            b.append('\'');
+        }
         for (int i = 0; i < n; i++) {
             char c = text.charAt(i);
             switch (c) {
@@ -31,7 +43,7 @@ public final class LogText {
                 case '\r' -> b.append("\\r");
                 case '\t' -> b.append("\\t");
                 case '\\' -> b.append("\\\\");
-                case '\'' -> b.append("\\'");
+                case '\'' -> b.append(quoted ? "\\'" : "'");
                 default -> {
                     if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) || c == '\u2028' || c == '\u2029'
                             || Character.getType(c) == Character.FORMAT || Character.isSurrogate(c)
@@ -43,7 +55,9 @@ public final class LogText {
                 }
             }
         }
-        b.append('\'');
+        if (quoted) {
+            b.append('\'');
+        }
         if (text.length() > n) {
             b.append("...(").append(text.length() - n).append(" more characters)");
         }

@@ -8,6 +8,7 @@ import java.io.File;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.lang.management.ManagementFactory;
+import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -20,8 +21,11 @@ import java.util.concurrent.TimeoutException;
 import java.util.function.Supplier;
 
 /**
- * The driver's handle on a child JVM it started on its own host (same {@code java}, class path and JVM flags as
- * the driver's JVM). The child runs {@link WorkerMain}, the one worker, and joins like any other worker, over
+ * The driver's handle on a child JVM it started on its own host (same {@code java} and JVM flags as the driver's JVM,
+ * plus {@code KilnOptions.workerJvmOptions}; the class path {@code KilnOptions.workerClassPath}, by default
+ * {@link WorkerClassPath#automatic}). The child's standard output and error pass through pipes to the driver's
+ * (an {@code OutputTail} keeps their last lines), so that a child that does not start fails with what it said and
+ * the likely fix. The child runs {@link WorkerMain}, the one worker, and joins like any other worker, over
  * {@code aeron:ipc} on the driver's media driver, with a secret made for it alone (32 bytes from
  * {@link SecureRandom}) and written to its standard input, a pipe only this process holds: never its command
  * line or environment, which other processes can read. So a process of the same user on the driver's Aeron
@@ -41,16 +45,19 @@ public final class WorkerProcess extends RemoteHost {
     private final Supplier<WorkerInfo> resources;
     private final String shmDirectory;
     private volatile Process process;
+    private final OutputTail output = new OutputTail();
+    private final int classPathEntries;
     private final CompletableFuture<Long> ready = new CompletableFuture<>();
 
     private WorkerProcess(String name, ControlPlane plane, Listener listener, List<String> jvmOptions,
-                          String hostName, Supplier<WorkerInfo> resources, String shmDirectory,
+                          List<Path> classPath, String hostName, Supplier<WorkerInfo> resources, String shmDirectory,
                           SimulatedGpus simulatedGpus, ValueCodec codec, Duration timeout) {
         super(name, listener, codec, timeout);
         this.plane = plane;
         this.hostName = hostName;
         this.resources = resources;
         this.shmDirectory = shmDirectory;
+        this.classPathEntries = classPath.size();
         byte[] secret = new byte[WorkerMain.SECRET_BYTES];
         RANDOM.nextBytes(secret);
         int stream = plane.expectChild(name, secret, this);
@@ -62,19 +69,26 @@ public final class WorkerProcess extends RemoteHost {
             }
         }
         command.addAll(jvmOptions);
-        command.addAll(List.of("-cp", System.getProperty("java.class.path"), WorkerMain.class.getName(),
+        command.addAll(List.of("-cp", WorkerClassPath.argument(classPath), WorkerMain.class.getName(),
                 plane.directory().toString(), Integer.toString(stream), name,
                 Long.toString(ProcessHandle.current().pid()), hostName, shmDirectory, WorkerMain.gpuArgument(simulatedGpus),
                 Long.toString(plane.settings().workerTimeout().toMillis())));
         try {
-            process = new ProcessBuilder(command).redirectOutput(ProcessBuilder.Redirect.INHERIT)
-                    .redirectError(ProcessBuilder.Redirect.INHERIT).start();
-            try (OutputStream in = process.getOutputStream()) {
-                in.write(secret);
-            }
+            process = new ProcessBuilder(command).start();
+            output.pump("kiln-worker-out-" + name, process.getInputStream(), System.out);
+            output.pump("kiln-worker-err-" + name, process.getErrorStream(), System.err);
         } catch (IOException e) {
+            Arrays.fill(secret, (byte) 0);
             plane.forgetChild(name);
-            throw new IllegalStateException("cannot start worker JVM " + name + ": " + e.getMessage(), e);
+            throw new IllegalStateException("cannot start worker JVM " + name + " (" + command.getFirst() + "): "
+                    + e.getMessage(), e);
+        }
+        try (OutputStream in = process.getOutputStream()) {
+            in.write(secret);
+        } catch (IOException e) {
+            // it exited already (a JVM option it refuses, a class path without WorkerMain): its exit, below, fails
+            // the start with what it printed; one still alive reads the end of its input and exits, or is killed
+            LOG.log(System.Logger.Level.DEBUG, "worker JVM " + name + " did not take its secret: " + e.getMessage());
         } finally {
             Arrays.fill(secret, (byte) 0);
         }
@@ -99,6 +113,7 @@ public final class WorkerProcess extends RemoteHost {
      * @param plane         the control plane
      * @param listener      told of the worker's events
      * @param jvmOptions    JVM options added after the driver JVM's own
+     * @param classPath     the child's class path ({@link WorkerClassPath#automatic} unless the user set one)
      * @param hostName      the driver's host name in plans, which the child shares
      * @param resources     what the worker offers: the driver's host's (asked when first needed)
      * @param shmDirectory  the shared-memory directory of the driver's host
@@ -106,29 +121,86 @@ public final class WorkerProcess extends RemoteHost {
      * @param codec         the runtime's codec
      * @param timeout       how long the JVM may take to start and join, and an actor to be created in it
      * @return the joined worker
-     * @throws IllegalStateException if it does not join in time (it is then killed)
+     * @throws IllegalStateException if it exits before it joined, or does not join in time (it is then killed),
+     *                               with the last lines of its output and the likely fix
      */
     public static WorkerProcess start(String name, ControlPlane plane, Listener listener, List<String> jvmOptions,
-                                      String hostName, Supplier<WorkerInfo> resources, String shmDirectory,
-                                      SimulatedGpus simulatedGpus, ValueCodec codec, Duration timeout) {
-        WorkerProcess w = new WorkerProcess(name, plane, listener, jvmOptions, hostName, resources, shmDirectory,
-                simulatedGpus, codec, timeout);
+                                      List<Path> classPath, String hostName, Supplier<WorkerInfo> resources,
+                                      String shmDirectory, SimulatedGpus simulatedGpus, ValueCodec codec,
+                                      Duration timeout) {
+        WorkerProcess w = new WorkerProcess(name, plane, listener, jvmOptions, classPath, hostName, resources,
+                shmDirectory, simulatedGpus, codec, timeout);
         try {
             w.ready.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
             return w;
         } catch (TimeoutException e) {
             w.kill();
-            throw new IllegalStateException("worker JVM " + name + " did not join within " + timeout
-                    + " (KilnOptions.workerStartTimeout); it was killed", e);
+            throw new IllegalStateException(w.whyNotStarted("did not join within " + timeout
+                    + " (KilnOptions.workerStartTimeout); it was killed", "if it was only slow (a busy machine), give"
+                    + " it more time with KilnOptions.workerStartTimeout"), e);
         } catch (ExecutionException e) {
             w.kill();
-            throw new IllegalStateException("worker JVM " + name + " failed to start: " + e.getCause().getMessage(),
-                    e.getCause());
+            throw new IllegalStateException(w.whyNotStarted("failed to start: " + e.getCause().getMessage(),
+                    "see its output above"), e.getCause());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             w.kill();
             throw new IllegalStateException("interrupted while worker JVM " + name + " was starting", e);
         }
+    }
+
+    /**
+     * The message of a start that failed: what happened, the child's last lines and the likely fix. Waits (up to 2 s)
+     * for its output to be read to the end: it has exited or was killed.
+     *
+     * @param what     what happened, after "worker JVM name "
+     * @param fallback the advice when its output shows no known cause
+     * @return the message
+     */
+    private String whyNotStarted(String what, String fallback) {
+        try {
+            output.await(2000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        return "worker JVM " + name() + " " + what
+                + ". Its last output (also on the driver's standard output and error):" + output.text()
+                + "\nLikely fix: " + likelyFix(output.lines(), classPathEntries, fallback);
+    }
+
+    /**
+     * @param lines     what a child JVM that did not start printed last
+     * @param classPath how many entries its class path had
+     * @param fallback  the advice when the lines show no known cause
+     * @return the likely fix
+     */
+    static String likelyFix(List<String> lines, int classPath, String fallback) {
+        String all = String.join("\n", lines);
+        if (all.contains("Could not find or load main class") || all.contains("ClassNotFoundException")
+                || all.contains("NoClassDefFoundError")) {
+            return "the worker JVM's class path (" + classPath + " entries) lacks a class it needs (Kiln's, a"
+                    + " dependency's or yours): set KilnOptions.workerClassPath to the jars and directories of your"
+                    + " application and of Kiln with its dependencies, or run the driver from a class path that"
+                    + " contains Kiln's jars";
+        }
+        if (all.contains("jdk.internal.misc") || all.contains("IllegalAccessError")) {
+            return "start the driver JVM with " + JvmFlags.ADD_EXPORTS + " (worker JVMs get the driver's flags), or"
+                    + " add it to KilnOptions.workerJvmOptions";
+        }
+        if (all.contains("Unrecognized VM option") || all.contains("Unrecognized option")
+                || all.contains("Could not create the Java Virtual Machine")) {
+            return "the worker's java (" + System.getProperty("java.home") + ") refuses one of its JVM options:"
+                    + " correct KilnOptions.workerJvmOptions, or the driver JVM's own options, which worker JVMs get"
+                    + " too";
+        }
+        if (all.contains("UnsupportedClassVersionError")) {
+            return "a class on the worker's class path was compiled for a newer Java than the worker's java ("
+                    + System.getProperty("java.home") + "): run the driver on that Java or newer";
+        }
+        if (all.contains("OutOfMemoryError") || all.contains("Could not reserve enough space")) {
+            return "give the worker a heap that fits: -Xmx in KilnOptions.workerJvmOptions";
+        }
+        return fallback;
     }
 
     /**
