@@ -2,6 +2,8 @@ package dev.kiln;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -48,11 +50,27 @@ final class KilnTestSupport {
             if (!kill.waitFor(10, TimeUnit.SECONDS) || kill.exitValue() != 0) {
                 fail("kill -" + signal + " " + pid + " failed");
             }
+            if (signal.equals("STOP")) {
+                // kill returns once the signal is queued; a thread of the target may still run a moment after.
+                Path stat = Path.of("/proc", Long.toString(pid), "stat");
+                awaitTrue("process " + pid + " is stopped", SOON, () -> stopped(stat));
+            }
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             fail("interrupted while sending " + signal + " to " + pid);
+        }
+    }
+
+    /** @return whether /proc says the process is stopped (state T), or is gone */
+    private static boolean stopped(Path stat) {
+        try {
+            String text = Files.readString(stat);
+            int close = text.lastIndexOf(')'); // the state follows the command name, which may hold spaces
+            return close > 0 && close + 2 < text.length() && text.charAt(close + 2) == 'T';
+        } catch (IOException e) {
+            return true; // gone: nothing of it runs
         }
     }
 
