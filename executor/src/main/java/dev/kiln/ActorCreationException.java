@@ -1,11 +1,13 @@
 package dev.kiln;
 
+import dev.kiln.graph.KilnException;
+
 import java.io.Serial;
 
 /**
  * An actor's factory threw, so {@code Kiln.actor} could not create the actor; the cause is the factory's exception.
  */
-public final class ActorCreationException extends RuntimeException {
+public final class ActorCreationException extends KilnException {
 
     @Serial
     private static final long serialVersionUID = 1L;

@@ -1,5 +1,7 @@
 package dev.kiln;
 
+import dev.kiln.graph.KilnException;
+
 import java.io.Serial;
 
 /**
@@ -7,7 +9,7 @@ import java.io.Serial;
  * execution fails: its downstream calls were skipped, every output of it fails with this,
  * and the graph stays usable. {@link #getCause()} is the method's exception.
  */
-public final class ActorTaskException extends RuntimeException {
+public final class ActorTaskException extends KilnException {
 
     @Serial
     private static final long serialVersionUID = 1L;

@@ -1,11 +1,13 @@
 package dev.kiln;
 
+import dev.kiln.graph.KilnException;
+
 import java.io.Serial;
 
 /**
  * {@code execute} found {@code maxInflight} executions unfinished for the whole {@code submitTimeout}. Nothing was started. Read results ({@code get()}) before submitting more, or raise {@code CompileOptions.maxInflight} / {@code submitTimeout}.
  */
-public final class CapacityExceededException extends RuntimeException {
+public final class CapacityExceededException extends KilnException {
 
     @Serial
     private static final long serialVersionUID = 1L;

@@ -1,11 +1,13 @@
 package dev.kiln;
 
+import dev.kiln.graph.KilnException;
+
 import java.io.Serial;
 
 /**
  * A result did not arrive within the get timeout ({@code CompileOptions.getTimeout} or the timeout passed to {@code get}). The execution goes on; a later {@code get} may still succeed.
  */
-public final class ChannelTimeoutException extends RuntimeException {
+public final class ChannelTimeoutException extends KilnException {
 
     @Serial
     private static final long serialVersionUID = 1L;

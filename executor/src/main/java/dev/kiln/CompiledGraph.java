@@ -3,6 +3,7 @@ package dev.kiln;
 import dev.kiln.compiler.ActorDeathPolicy;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.ExecutionPlan;
+import dev.kiln.compiler.GraphCompiler;
 import dev.kiln.executor.ActorThread;
 import dev.kiln.executor.Codecs;
 import dev.kiln.executor.GraphLoop;
@@ -22,7 +23,6 @@ import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -66,8 +66,10 @@ import java.util.concurrent.locks.ReentrantLock;
  * ({@code dev.kiln.Execution}, {@code dev.kiln.ActorOperation}, {@code dev.kiln.ChannelWait}, under "Kiln" in JDK
  * Mission Control). See docs/observability.md.
  *
- * @param <I> the input type ({@code execute(I)}); for several arguments use {@code execute(a, b, ...)}
- * @param <O> the result type
+ * @param <I> the input type ({@code execute(I)}): the input node's type; a {@code Tuple2} to {@code Tuple8} for
+ *            several arguments ({@code Graph.input2()} to {@code input8()})
+ * @param <O> the result type: the output node's type; a {@code Tuple2} to {@code Tuple4} or a {@code List} for
+ *            several outputs ({@code Graph.outputs})
  */
 public final class CompiledGraph<I, O> implements AutoCloseable {
 
@@ -270,37 +272,19 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     }
 
     /**
-     * Starts an execution with the graph's single input.
+     * Starts an execution.
      *
-     * @param input the input value (ignored by a graph that reads no input)
+     * @param input the input value: for a graph built on {@code Graph.input2()} to {@code input8()}, a
+     *              {@code Tuple2} to {@code Tuple8} of the arguments; ignored by a graph that reads no input
      * @return the future of the result
      * @throws CapacityExceededException if {@code maxInflight} executions stayed unfinished for {@code submitTimeout},
      *                                   or a restart did not finish within it; nothing was started
      * @throws GraphClosedException      if the graph is closed
      * @throws ActorDiedException        if an actor of the graph died and the graph closed
-     * @throws IllegalArgumentException  if the graph takes several input arguments
+     * @throws NullPointerException      if the graph reads the components of a tuple input and {@code input} is null
      */
     public GraphFuture<O> execute(I input) {
-        checkArity(1);
-        return submit(input, false);
-    }
-
-    /**
-     * Starts an execution with positional arguments: {@code InputNode.arg(i)} reads argument {@code i}.
-     *
-     * @param first  argument 0
-     * @param second argument 1
-     * @param more   arguments 2...
-     * @return the future of the result
-     * @throws CapacityExceededException if {@code maxInflight} executions stayed unfinished for {@code submitTimeout},
-     *                                   or a restart did not finish within it; nothing was started
-     * @throws GraphClosedException      if the graph is closed
-     * @throws ActorDiedException        if an actor of the graph died and the graph closed
-     * @throws IllegalArgumentException  if the number of arguments differs from the graph's
-     */
-    public GraphFuture<O> execute(Object first, Object second, Object... more) {
-        Object[] args = arguments(first, second, more);
-        return submit(args, false);
+        return submit(GraphCompiler.inputRecord(live.plan(), input), false);
     }
 
     /**
@@ -309,48 +293,15 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
      * Its callbacks run on the thread that collected the result, after it stopped collecting, so
      * they may call {@code execute}, {@code executeAsync} or {@code get} on this graph.
      *
-     * @param input the input value
+     * @param input the input value, as for {@link #execute(Object)}
      * @return a future completed with the result or the execution's exception
      * @throws CapacityExceededException as {@link #execute(Object)}
      * @throws GraphClosedException      if the graph is closed
      * @throws ActorDiedException        if an actor of the graph died and the graph closed
+     * @throws NullPointerException      if the graph reads the components of a tuple input and {@code input} is null
      */
     public CompletableFuture<O> executeAsync(I input) {
-        checkArity(1);
-        return submit(input, true).async();
-    }
-
-    /**
-     * Like {@link #execute(Object, Object, Object...)}, with a {@link CompletableFuture}.
-     *
-     * @param first  argument 0
-     * @param second argument 1
-     * @param more   arguments 2...
-     * @return a future completed with the result or the execution's exception
-     * @throws CapacityExceededException as {@link #execute(Object)}
-     * @throws GraphClosedException      if the graph is closed
-     * @throws ActorDiedException        if an actor of the graph died and the graph closed
-     */
-    public CompletableFuture<O> executeAsync(Object first, Object second, Object... more) {
-        Object[] args = arguments(first, second, more);
-        return submit(args, true).async();
-    }
-
-    private Object[] arguments(Object first, Object second, Object[] more) {
-        checkArity(2 + more.length);
-        Object[] args = new Object[2 + more.length];
-        args[0] = first;
-        args[1] = second;
-        System.arraycopy(more, 0, args, 2, more.length);
-        return args;
-    }
-
-    private void checkArity(int given) {
-        int arity = live.plan().inputArity();
-        if (given == 1 ? arity > 1 : given != arity) {
-            throw new IllegalArgumentException(name + " takes " + arity + " input argument" + (arity == 1 ? "" : "s")
-                    + " (InputNode.arg(0.." + Math.max(arity - 1, 0) + ")), execute got " + given);
-        }
+        return submit(GraphCompiler.inputRecord(live.plan(), input), true).async();
     }
 
     private GraphFuture<O> submit(Object record, boolean async) {
@@ -649,7 +600,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         }
     }
 
-    private static Object result(Deployment d) {
+    private Object result(Deployment d) {
         Object[] outValues = d.outValues;
         if (!d.plan().multiOutput()) {
             Object v = outValues[0];
@@ -666,7 +617,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
             list[p] = v;
         }
         Arrays.fill(outValues, null);
-        return Collections.unmodifiableList(Arrays.asList(list));
+        return GraphCompiler.outputValue(output, list);
     }
 
     private void ensureCompleter() {

@@ -1,11 +1,13 @@
 package dev.kiln;
 
+import dev.kiln.graph.KilnException;
+
 import java.io.Serial;
 
 /**
  * The graph was closed (or its {@code Kiln} was) before this execution finished, or an operation was called on a closed graph.
  */
-public final class GraphClosedException extends RuntimeException {
+public final class GraphClosedException extends KilnException {
 
     @Serial
     private static final long serialVersionUID = 1L;

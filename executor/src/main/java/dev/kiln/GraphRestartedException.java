@@ -1,5 +1,7 @@
 package dev.kiln;
 
+import dev.kiln.graph.KilnException;
+
 import java.io.Serial;
 
 /**
@@ -10,7 +12,7 @@ import java.io.Serial;
  * The message says which actor died and of what; {@link #getCause()} is the actor's error when it
  * died in this JVM.
  */
-public final class GraphRestartedException extends RuntimeException {
+public final class GraphRestartedException extends KilnException {
 
     @Serial
     private static final long serialVersionUID = 1L;

@@ -25,6 +25,7 @@ import dev.kiln.executor.UdpSettings;
 import dev.kiln.executor.WorkerClassPath;
 import dev.kiln.executor.WorkerProcess;
 import dev.kiln.graph.ActorRef;
+import dev.kiln.graph.InputNode;
 import dev.kiln.graph.Method0;
 import dev.kiln.graph.Method1;
 import dev.kiln.graph.Method2;
@@ -620,36 +621,58 @@ public final class Kiln implements AutoCloseable {
     /**
      * Compiles a graph with default options.
      *
+     * @param input  the graph's input node ({@code Graph.input()}, or {@code Graph.input2()} to {@code input8()}):
+     *               its type is the compiled graph's input type
      * @param output the result node, or {@code Graph.outputs(...)}
      * @param <I>    the input type
      * @param <O>    the result type
      * @return the compiled graph, running; close it when done
      * @throws GraphCompileException naming the node at fault and the fix
      */
-    public <I, O> CompiledGraph<I, O> compile(Node<O> output) {
-        return compile(output, CompileOptions.defaults());
+    public <I, O> CompiledGraph<I, O> compile(InputNode<I> input, Node<O> output) {
+        return compile(input, output, CompileOptions.defaults());
     }
 
     /**
      * Compiles a graph: validates it, plans channels and schedules, allocates the channels and
      * starts each actor's loop. Each actor may be in one open graph at a time.
      *
+     * <p>{@code input} gives the compiled graph its input type, so javac checks {@code execute}'s argument. A graph
+     * whose calls read no input (constants only) may be compiled with any input node; {@code execute} then ignores
+     * its argument.
+     *
+     * @param input   the graph's input node ({@code Graph.input()}, or {@code Graph.input2()} to
+     *                {@code input8()}): its type is the compiled graph's input type
      * @param output  the result node, or {@code Graph.outputs(...)}
      * @param options compile options
      * @param <I>     the input type
      * @param <O>     the result type
      * @return the compiled graph, running; close it when done
-     * @throws GraphCompileException naming the node (or actor) at fault and the fix
+     * @throws GraphCompileException naming the node (or actor) at fault and the fix; among others when
+     *                               {@code output} reads another input node than {@code input}
+     * @throws NullPointerException  if {@code input} is null
      * @throws IllegalStateException if this runtime is closed
      */
-    public <I, O> CompiledGraph<I, O> compile(Node<O> output, CompileOptions options) {
+    public <I, O> CompiledGraph<I, O> compile(InputNode<I> input, Node<O> output, CompileOptions options) {
+        if (input == null) {
+            throw new NullPointerException("input: pass the graph's Graph.input() node");
+        }
+        if (output != null && output.input() != null && output.input() != input) {
+            throw new GraphCompileException(output.label(), "the output reads another input node than the one passed"
+                    + " to compile; pass the Graph.input() node the graph was built on");
+        }
         ensureOpen();
-        if (output != null && (output.kind() == Node.Kind.ALL_REDUCE || output.kind() == Node.Kind.CALL
-                && output.method().returnType() == dev.kiln.tensor.DeviceTensor.class)) {
-            throw new GraphCompileException(output.label(), "the graph's result is a DeviceTensor, but the driver has no"
-                    + " GPU: it would receive a host Tensor, not the DeviceTensor the graph's type promises; return a host"
-                    + " value from the last actor (GpuContext.download or downloadFloats), or list the node in"
-                    + " Graph.outputs(...), whose results are Objects (a host Tensor there, copied off the GPU)");
+        if (output != null) {
+            boolean several = output.kind() == Node.Kind.OUTPUTS || output.kind() == Node.Kind.OUTPUT_LIST;
+            for (Object out : several ? output.args() : List.of(output)) {
+                Node<?> n = (Node<?>) out;
+                if (n.kind() == Node.Kind.ALL_REDUCE || n.kind() == Node.Kind.CALL
+                        && n.method().returnType() == dev.kiln.tensor.DeviceTensor.class) {
+                    throw new GraphCompileException(n.label(), "the graph's result is a DeviceTensor, but the driver has"
+                            + " no GPU: it would receive a host Tensor, not the DeviceTensor the graph's type promises;"
+                            + " return a host value from the last actor (GpuContext.download or downloadFloats)");
+                }
+            }
         }
         ExecutionPlan plan = GraphCompiler.compile(output, topology(), options);
         CrossingTypes.check(plan, codec, remoteActors::containsKey);

@@ -1,5 +1,6 @@
 package dev.kiln;
 
+import dev.kiln.graph.KilnException;
 import dev.kiln.transport.RemoteError;
 
 import java.util.ArrayList;
@@ -14,7 +15,7 @@ import java.util.List;
  * ({@code java.util.logging}, {@code System.Logger}, SLF4J/Logback, Log4j) shows the remote trace;
  * the text as printed in the actor's JVM stays in {@link #remoteStackTrace()}.
  */
-public final class RemoteActorException extends RuntimeException {
+public final class RemoteActorException extends KilnException {
 
     private static final long serialVersionUID = 1L;
     /** Bounds on what a peer's text can make: frames per exception, causes in a chain. */

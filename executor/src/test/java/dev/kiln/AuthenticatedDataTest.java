@@ -110,7 +110,7 @@ class AuthenticatedDataTest {
             kiln.awaitWorkers(1, Duration.ofSeconds(60));
             ActorRef<Inc> remote = kiln.actor(Inc::new, ActorOptions.host("host-b"));
             InputNode<byte[]> in = Graph.input();
-            try (CompiledGraph<byte[], byte[]> g = kiln.compile(remote.bind(Inc::inc, in), CompileOptions.defaults()
+            try (CompiledGraph<byte[], byte[]> g = kiln.compile(in, remote.bind(Inc::inc, in), CompileOptions.defaults()
                     .idle(IdleMode.BACKOFF).getTimeout(Duration.ofSeconds(30)))) {
                 assertTrue(g.plan().toString().contains("AERON_UDP"), g.plan().toString());
                 assertArrayEquals(new byte[] {2, 3}, g.execute(new byte[] {1, 2}).get());

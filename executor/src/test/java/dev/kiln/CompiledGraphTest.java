@@ -4,7 +4,9 @@ import dev.kiln.compiler.CompileOptions;
 import dev.kiln.graph.ActorRef;
 import dev.kiln.graph.Graph;
 import dev.kiln.graph.InputNode;
+import dev.kiln.graph.InputNode2;
 import dev.kiln.graph.Node;
+import dev.kiln.graph.Tuple2;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -108,7 +110,7 @@ class CompiledGraphTest {
             InputNode<Integer> in = Graph.input();
             Node<Integer> out = inc.bind(Inc::inc, gate.bind(Gate::pass, in));
             CompileOptions options = CompileOptions.defaults().maxInflight(2).submitTimeout(Duration.ofMillis(200));
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(out, options)) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, out, options)) {
                 GraphFuture<Integer> f0 = g.execute(0);
                 GraphFuture<Integer> f1 = g.execute(1);
                 CapacityExceededException e = assertThrows(CapacityExceededException.class, () -> g.execute(2));
@@ -139,7 +141,7 @@ class CompiledGraphTest {
             ActorRef<Gate> gate = kiln.actor(() -> new Gate(open, calls));
             ActorRef<Inc> inc = kiln.actor(Inc::new);
             InputNode<Integer> in = Graph.input();
-            CompiledGraph<Integer, Integer> g = kiln.compile(inc.bind(Inc::inc, gate.bind(Gate::pass, in)),
+            CompiledGraph<Integer, Integer> g = kiln.compile(in, inc.bind(Inc::inc, gate.bind(Gate::pass, in)),
                     fast().maxInflight(4));
             List<GraphFuture<Integer>> futures = new ArrayList<>();
             for (int i = 0; i < 3; i++) {
@@ -171,7 +173,7 @@ class CompiledGraphTest {
             assertEquals(8, kiln.call(gate, Gate::pass, 7).get(10, TimeUnit.SECONDS));
             assertEquals(11, kiln.call(inc, Inc::inc, 10).get(10, TimeUnit.SECONDS));
             InputNode<Integer> in2 = Graph.input();
-            try (CompiledGraph<Integer, Integer> g2 = kiln.compile(gate.bind(Gate::pass, inc.bind(Inc::inc, in2)))) {
+            try (CompiledGraph<Integer, Integer> g2 = kiln.compile(in2, gate.bind(Gate::pass, inc.bind(Inc::inc, in2)))) {
                 assertEquals(12, g2.execute(10).get(10, TimeUnit.SECONDS));
             }
         }
@@ -198,7 +200,7 @@ class CompiledGraphTest {
         try (Kiln kiln = Kiln.local()) {
             ActorRef<Gate> gate = kiln.actor(() -> new Gate(open, calls));
             InputNode<Integer> in = Graph.input();
-            CompiledGraph<Integer, Integer> g = kiln.compile(gate.bind(Gate::pass, in),
+            CompiledGraph<Integer, Integer> g = kiln.compile(in, gate.bind(Gate::pass, in),
                     fast().maxInflight(1).submitTimeout(Duration.ofSeconds(60)));
             GraphFuture<Integer> first = g.execute(0);
             CompletableFuture<GraphFuture<Integer>> blocked = CompletableFuture.supplyAsync(() -> g.execute(1));
@@ -221,7 +223,7 @@ class CompiledGraphTest {
             ActorRef<Inc> a = kiln.actor(Inc::new);
             ActorRef<Inc> b = kiln.actor(Inc::new);
             InputNode<Integer> in = Graph.input();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(b.bind(Inc::inc, a.bind(Inc::inc, in)),
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, b.bind(Inc::inc, a.bind(Inc::inc, in)),
                     CompileOptions.defaults().maxInflight(4))) {
                 List<CompletableFuture<Long>> workers = new ArrayList<>();
                 for (int t = 0; t < threads; t++) {
@@ -266,7 +268,7 @@ class CompiledGraphTest {
             ActorRef<Inc> b = kiln.actor(Inc::new);
             for (int round = 0; round < 5; round++) {
                 InputNode<Integer> in = Graph.input();
-                try (CompiledGraph<Integer, Integer> g = kiln.compile(b.bind(Inc::inc, a.bind(Inc::inc, in)))) {
+                try (CompiledGraph<Integer, Integer> g = kiln.compile(in, b.bind(Inc::inc, a.bind(Inc::inc, in)))) {
                     assertEquals(round + 2, g.execute(round).get(10, TimeUnit.SECONDS));
                     assertThrows(IllegalStateException.class, () -> kiln.call(a, Inc::inc, 1));
                 }
@@ -288,7 +290,7 @@ class CompiledGraphTest {
             Node<Integer> x = a.bind(Inc::inc, in);
             Node<Integer> y = failing.bind(Inc::fail, in);
             Node<Integer> z = down.bind(Inc::inc, y);
-            try (CompiledGraph<Integer, List<Object>> g = kiln.compile(Graph.outputs(x, y, z, x),
+            try (CompiledGraph<Integer, List<Object>> g = kiln.compile(in, Graph.outputs(List.of(x, y, z, x)),
                     CompileOptions.defaults().maxInflight(3))) {
                 int failures = 0;
                 for (int i = 0; i < 700; i++) {
@@ -320,7 +322,7 @@ class CompiledGraphTest {
             ActorRef<Inc> down = kiln.actor(Inc::new);
             InputNode<Integer> in = Graph.input();
             Node<Integer> out = down.bind(Inc::inc, fragile.bind(Fragile::risky, up.bind(Inc::inc, in)));
-            CompiledGraph<Integer, Integer> g = kiln.compile(out, CompileOptions.defaults().maxInflight(8));
+            CompiledGraph<Integer, Integer> g = kiln.compile(in, out, CompileOptions.defaults().maxInflight(8));
             for (int i = 0; i < 4; i++) {
                 assertEquals((i + 1) * 2 + 1, g.execute(i).get(10, TimeUnit.SECONDS));
             }
@@ -360,7 +362,7 @@ class CompiledGraphTest {
             });
             InputNode<Integer> in2 = Graph.input();
             dev.kiln.compiler.GraphCompileException refused = assertThrows(dev.kiln.compiler.GraphCompileException.class,
-                    () -> kiln.compile(fragile.bind(Fragile::risky, in2)));
+                    () -> kiln.compile(in2, fragile.bind(Fragile::risky, in2)));
             assertTrue(refused.getMessage().contains("is dead") && refused.getMessage().contains("create a new actor"),
                     refused.getMessage());
             g.close();
@@ -383,7 +385,7 @@ class CompiledGraphTest {
             try (Kiln kiln = Kiln.local()) {
                 ActorRef<DiesAt30> a = kiln.actor(DiesAt30::new);
                 InputNode<Integer> in = Graph.input();
-                try (CompiledGraph<Integer, Integer> g = kiln.compile(a.bind(DiesAt30::f, in),
+                try (CompiledGraph<Integer, Integer> g = kiln.compile(in, a.bind(DiesAt30::f, in),
                         CompileOptions.defaults().maxInflight(64))) {
                     List<GraphFuture<Integer>> futures = new ArrayList<>();
                     // submit as fast as possible while the actor dies: execute must start failing, and only
@@ -427,7 +429,7 @@ class CompiledGraphTest {
             ActorRef<Inc> a = kiln.actor(Inc::new);
             ActorRef<Inc> b = kiln.actor(Inc::new);
             InputNode<Integer> in = Graph.input();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(b.bind(Inc::inc, a.bind(Inc::inc, in)),
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, b.bind(Inc::inc, a.bind(Inc::inc, in)),
                     CompileOptions.defaults().maxInflight(4))) {
                 List<CompletableFuture<String>> chained = new ArrayList<>();
                 for (int i = 0; i < 2000; i++) {
@@ -448,7 +450,7 @@ class CompiledGraphTest {
             InputNode<Integer> in = Graph.input();
             // a short submitTimeout: a callback that cannot submit fails the test soon instead of stalling it
             CompileOptions options = CompileOptions.defaults().maxInflight(2).submitTimeout(Duration.ofSeconds(5));
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(a.bind(Inc::inc, in), options)) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, a.bind(Inc::inc, in), options)) {
                 List<CompletableFuture<Integer>> chained = new ArrayList<>();
                 for (int i = 0; i < 300; i++) {
                     // the main thread keeps the graph full while callbacks submit the second step
@@ -468,7 +470,7 @@ class CompiledGraphTest {
         try (Kiln kiln = Kiln.local()) {
             ActorRef<Inc> a = kiln.actor(Inc::new);
             InputNode<Integer> in = Graph.input();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(a.bind(Inc::fail, in))) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, a.bind(Inc::fail, in))) {
                 List<CompletableFuture<Integer>> fs = new ArrayList<>();
                 for (int i = 0; i < 50; i++) {
                     fs.add(g.executeAsync(i));
@@ -495,20 +497,21 @@ class CompiledGraphTest {
         try (Kiln kiln = Kiln.local()) {
             ActorRef<Inc> a = kiln.actor(Inc::new);
             ActorRef<Inc> b = kiln.actor(Inc::new);
-            InputNode<Object> in = Graph.input();
-            Node<Integer> sum = b.bind(Inc::inc, a.bind(Inc::inc, in.arg(0)));
-            Node<Integer> other = b.bind(Inc::inc, in.arg(1));
-            try (CompiledGraph<Object, List<Object>> g = kiln.compile(Graph.outputs(sum, other),
-                    CompileOptions.defaults().maxInflight(5))) {
+            InputNode2<Integer, Integer> in = Graph.input2();
+            Node<Integer> sum = b.bind(Inc::inc, a.bind(Inc::inc, in.first()));
+            Node<Integer> other = b.bind(Inc::inc, in.second());
+            try (CompiledGraph<Tuple2<Integer, Integer>, Tuple2<Integer, Integer>> g = kiln.compile(in,
+                    Graph.outputs(sum, other), CompileOptions.defaults().maxInflight(5))) {
                 List<Object> futures = new ArrayList<>();
                 for (int i = 0; i < 3000; i++) {
-                    futures.add(i % 3 == 0 ? g.executeAsync(i, -i) : g.execute(i, -i));
+                    Tuple2<Integer, Integer> args = new Tuple2<>(i, -i);
+                    futures.add(i % 3 == 0 ? g.executeAsync(args) : g.execute(args));
                 }
                 // a sync future that nobody reads does not hold back the async ones behind it
                 CompletableFuture<?> last = (CompletableFuture<?>) futures.get(2997);
-                assertEquals(List.of(2999, 1 - 2997), last.get(10, TimeUnit.SECONDS));
+                assertEquals(new Tuple2<>(2999, 1 - 2997), last.get(10, TimeUnit.SECONDS));
                 for (int i = futures.size() - 1; i >= 0; i--) {
-                    Object expected = List.of(i + 2, 1 - i);
+                    Object expected = new Tuple2<>(i + 2, 1 - i);
                     switch (futures.get(i)) {
                         case CompletableFuture<?> cf -> assertEquals(expected, cf.get(10, TimeUnit.SECONDS));
                         case GraphFuture<?> gf -> assertEquals(expected, gf.get(10, TimeUnit.SECONDS));
@@ -526,14 +529,13 @@ class CompiledGraphTest {
             ActorRef<Inc> b = kiln.actor(Inc::new, ActorOptions.defaults().name("second"));
             InputNode<Integer> in = Graph.input();
             CompileOptions options = CompileOptions.defaults().maxInflight(3);
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(b.bind(Inc::inc, a.bind(Inc::inc, in)), options)) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, b.bind(Inc::inc, a.bind(Inc::inc, in)), options)) {
                 assertSame(options, g.options());
                 assertEquals(3, g.plan().maxInflight());
                 assertEquals(2, g.plan().schedules().size());
                 assertEquals(List.of("first", "second"), g.plan().schedules().stream().map(s -> s.name()).toList());
                 assertTrue(g.toDot().startsWith("digraph"), g.toDot());
                 assertTrue(g.toDot().contains("first.inc"), g.toDot());
-                assertThrows(IllegalArgumentException.class, () -> g.execute(1, 2));
             }
         }
     }

@@ -99,7 +99,7 @@ class CrashCleanupTest {
             pid = kiln.call(remote, Echo::pid).get(60, TimeUnit.SECONDS);
             assertNotEquals(ProcessHandle.current().pid(), pid);
             InputNode<Integer> in = Graph.input();
-            CompiledGraph<Integer, Integer> g = kiln.compile(local.bind(Echo::echo, remote.bind(Echo::echo, in)),
+            CompiledGraph<Integer, Integer> g = kiln.compile(in, local.bind(Echo::echo, remote.bind(Echo::echo, in)),
                     CompileOptions.defaults().idle(IdleMode.BACKOFF).teardownTimeout(Duration.ofSeconds(1)));
             assertEquals(7, g.execute(7).get(Duration.ofSeconds(60)));
             assertFalse(filesOf(shm, pid).isEmpty(), "the worker wrote a shared-memory channel");

@@ -106,8 +106,8 @@ class CrossingValuesTest {
             Node<Map<String, Integer>> lengths = b.bind(Tokenizer::lengths, words);
             Node<Set<Integer>> distinct = a.bind(Tokenizer::distinct, lengths);
             Node<Optional<Long>> first = b.bind(Tokenizer::first, distinct);
-            try (CompiledGraph<String, List<Object>> g = kiln.compile(Graph.outputs(ids, embedded, words, lengths, distinct,
-                    first), OPTIONS)) {
+            try (CompiledGraph<String, List<Object>> g = kiln.compile(in, Graph.outputs(List.of(ids, embedded, words, lengths, distinct,
+                    first)), OPTIONS)) {
                 for (int i = 0; i < 3; i++) {
                     Object[] r = g.execute("ab cde f" + i).get().toArray();
                     assertArrayEquals("ab cde f".concat(Integer.toString(i)).chars().toArray(), (int[]) r[0]);
@@ -130,8 +130,8 @@ class CrossingValuesTest {
             InputNode<String> in = Graph.input();
             Node<Token> token = a.bind(Tokenizer::token, in);
             Node<Kind> kind = b.bind(Tokenizer::kind, token);
-            try (CompiledGraph<String, List<Object>> g = kiln.compile(Graph.outputs(token, kind,
-                    a.bind(Tokenizer::kind, b.bind(Tokenizer::token, in))), OPTIONS)) {
+            try (CompiledGraph<String, List<Object>> g = kiln.compile(in, Graph.outputs(List.of(token, kind,
+                    a.bind(Tokenizer::kind, b.bind(Tokenizer::token, in)))), OPTIONS)) {
                 assertArrayEquals(new Object[] {new Token("42", 2), Kind.NUMBER, Kind.NUMBER}, g.execute("42").get().toArray());
                 assertArrayEquals(new Object[] {new Token("x", 1), Kind.WORD, Kind.WORD}, g.execute("x").get().toArray());
             }
@@ -145,7 +145,7 @@ class CrossingValuesTest {
             ActorRef<Tokenizer> b = kiln.actor(Tokenizer::new);
             InputNode<String> in = Graph.input();
             GraphCompileException e = assertThrows(GraphCompileException.class,
-                    () -> kiln.compile(a.bind(Tokenizer::kind, b.bind(Tokenizer::token, in)), OPTIONS));
+                    () -> kiln.compile(in, a.bind(Tokenizer::kind, b.bind(Tokenizer::token, in)), OPTIONS));
             assertTrue(e.getMessage().startsWith("Tokenizer.kind: the result of Tokenizer.kind (declared "
                     + Kind.class.getName() + ") goes to another JVM through c"), e.getMessage());
             assertTrue(e.getMessage().endsWith(", but it cannot cross: " + Kind.class.getName() + " is not registered;"
@@ -154,7 +154,7 @@ class CrossingValuesTest {
             // A refused graph leaves its calls bound to their actors and input: the next takes others.
             ActorRef<Tokenizer> d = kiln.actor(Tokenizer::new, ActorOptions.process("a"));
             InputNode<String> in2 = Graph.input();
-            e = assertThrows(GraphCompileException.class, () -> kiln.compile(d.bind(Tokenizer::lock, in2), OPTIONS));
+            e = assertThrows(GraphCompileException.class, () -> kiln.compile(in2, d.bind(Tokenizer::lock, in2), OPTIONS));
             assertTrue(e.getMessage().startsWith("Tokenizer.lock: the result of Tokenizer.lock (declared "
                     + ReentrantLock.class.getName() + ") goes to another JVM through c1, but it cannot cross: a "
                     + "java.util.concurrent.locks.Lock belongs to the JVM that made it"), e.getMessage());
@@ -162,7 +162,7 @@ class CrossingValuesTest {
             ActorRef<Tokenizer> c = kiln.actor(Tokenizer::new);
             ActorRef<Tokenizer> c2 = kiln.actor(Tokenizer::new);
             InputNode<String> in3 = Graph.input();
-            try (CompiledGraph<String, Kind> g = kiln.compile(c.bind(Tokenizer::kind, c2.bind(Tokenizer::token, in3)),
+            try (CompiledGraph<String, Kind> g = kiln.compile(in3, c.bind(Tokenizer::kind, c2.bind(Tokenizer::token, in3)),
                     OPTIONS)) {
                 assertEquals(Kind.WORD, g.execute("w").get());
             } catch (Exception x) {

@@ -5,7 +5,10 @@ import dev.kiln.compiler.IdleMode;
 import dev.kiln.graph.ActorRef;
 import dev.kiln.graph.Graph;
 import dev.kiln.graph.InputNode;
+import dev.kiln.graph.InputNode4;
 import dev.kiln.graph.Node;
+import dev.kiln.graph.Tuple3;
+import dev.kiln.graph.Tuple4;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -130,7 +133,7 @@ class EndToEndTest {
         try (Kiln kiln = Kiln.local()) {
             ActorRef<Stage> s = kiln.actor(() -> new Stage(5));
             InputNode<Integer> in = Graph.input();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(s.bind(Stage::apply, in))) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, s.bind(Stage::apply, in))) {
                 for (int i = -50; i < 50; i++) {
                     assertEquals(Stage.expected(5, i), g.execute(i).get(10, TimeUnit.SECONDS));
                 }
@@ -142,7 +145,7 @@ class EndToEndTest {
     void chainOfFourActors() {
         try (Kiln kiln = Kiln.local()) {
             InputNode<Integer> in = Graph.input();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(chainOf4(kiln, in),
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, chainOf4(kiln, in),
                     CompileOptions.defaults().maxInflight(4))) {
                 assertEquals(5, g.plan().channels().size(), "input, three inner edges, output");
                 for (int i = 0; i < 1000; i++) {
@@ -162,7 +165,7 @@ class EndToEndTest {
                 ActorRef<Stage> s = kiln.actor(() -> new Stage(add));
                 outs.add(s.bind(Stage::apply, in));
             }
-            try (CompiledGraph<Integer, List<Object>> g = kiln.compile(Graph.outputs(outs.toArray(Node<?>[]::new)))) {
+            try (CompiledGraph<Integer, List<Object>> g = kiln.compile(in, Graph.outputs(List.of(outs.toArray(Node<?>[]::new))))) {
                 assertEquals(1, g.plan().inputArity());
                 for (int i = 0; i < 500; i++) {
                     List<Object> expected = List.of(Stage.expected(10, i), Stage.expected(20, i),
@@ -185,7 +188,7 @@ class EndToEndTest {
             Node<Integer> l = left.bind(Stage::apply, t);
             Node<Integer> r = right.bind(Stage::apply, t);
             Node<Integer> b = bottom.bind(Stage::sum, l, r);
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(b)) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, b)) {
                 for (int i = 0; i < 500; i++) {
                     int tv = Stage.expected(1, i);
                     assertEquals(Stage.expected(2, tv) + Stage.expected(3, tv), g.execute(i).get(10, TimeUnit.SECONDS));
@@ -204,7 +207,7 @@ class EndToEndTest {
             Node<Integer> a = rec.bind(Recorder::first, s.bind(Stage::apply, in));
             Node<Integer> b = rec.bind(Recorder::second, in);
             Node<String> c = rec.bind(Recorder::third, in);
-            try (CompiledGraph<Integer, List<Object>> g = kiln.compile(Graph.outputs(a, b, c),
+            try (CompiledGraph<Integer, List<Object>> g = kiln.compile(in, Graph.outputs(List.of(a, b, c)),
                     CompileOptions.defaults().maxInflight(3))) {
                 for (int i = 0; i < 500; i++) {
                     assertEquals(List.of(3 * i + 1, i + 2, "abc:" + i), g.execute(i).get(10, TimeUnit.SECONDS));
@@ -222,7 +225,7 @@ class EndToEndTest {
             Node<Integer> a = rec.bind(Recorder::first, in);
             Node<Integer> b = rec.bind(Recorder::second, s.bind(Stage::apply, a));
             Node<String> c = rec.bind(Recorder::third, s.bind(Stage::apply, b));
-            try (CompiledGraph<Integer, String> g = kiln.compile(c)) {
+            try (CompiledGraph<Integer, String> g = kiln.compile(in, c)) {
                 for (int i = 0; i < 500; i++) {
                     int expected = Stage.expected(1, Stage.expected(1, i + 1) + 2);
                     assertEquals("abc:" + expected, g.execute(i).get(10, TimeUnit.SECONDS));
@@ -237,14 +240,21 @@ class EndToEndTest {
             ActorRef<Stage> s1 = kiln.actor(() -> new Stage(0));
             ActorRef<Stage> s2 = kiln.actor(() -> new Stage(1));
             InputNode<Integer> in = Graph.input();
-            Node<Integer> x = s1.bind(Stage::sum, 5, in);
-            Node<Integer> y = s2.bind(Stage::mix, x, 7, in);
-            Node<String> z = s2.bind(Stage::label, "y=", y);
-            Node<Integer> k = s1.bind(Stage::sum, 40, 2); // constants only: still runs once per execution
-            try (CompiledGraph<Integer, List<Object>> g = kiln.compile(Graph.outputs(x, y, z, k))) {
+            Node<Integer> seven = Graph.constant(7);
+            Node<Integer> x = s1.bind(Stage::sum, Graph.constant(5), in);
+            Node<Integer> y = s2.bind(Stage::mix, x, seven, in);
+            Node<String> z = s2.bind(Stage::label, Graph.constant("y="), y);
+            // constants only: still runs once per execution; one constant node bound twice passes its value twice
+            Node<Integer> k = s1.bind(Stage::sum, Graph.constant(35), seven);
+            try (CompiledGraph<Integer, Tuple4<Integer, Integer, String, Integer>> g = kiln.compile(in,
+                    Graph.outputs(x, y, z, k))) {
                 for (int i = 0; i < 300; i++) {
                     int yv = (i + 5) * 100 + 70 + i + 1;
-                    assertEquals(List.of(i + 5, yv, "y=" + yv, 42), g.execute(i).get(10, TimeUnit.SECONDS));
+                    Tuple4<Integer, Integer, String, Integer> r = g.execute(i).get(10, TimeUnit.SECONDS);
+                    assertEquals(new Tuple4<>(i + 5, yv, "y=" + yv, 42), r);
+                    int typed = r.first() + r.second() + r.fourth(); // no cast: the tuple's components are typed
+                    assertEquals(i + 5 + yv + 42, typed);
+                    assertEquals("y=" + yv, r.third());
                 }
             }
         }
@@ -261,7 +271,7 @@ class EndToEndTest {
             Node<Integer> y = b.bind(Stage::apply, in);
             Node<Integer> two = c.bind(Stage::sum, x, y);
             Node<Integer> three = c.bind(Stage::mix, x, y, two);
-            try (CompiledGraph<Integer, List<Object>> g = kiln.compile(Graph.outputs(two, three))) {
+            try (CompiledGraph<Integer, List<Object>> g = kiln.compile(in, Graph.outputs(List.of(two, three)))) {
                 for (int i = 0; i < 300; i++) {
                     int xv = 3 * i;
                     int twoV = xv + xv;
@@ -276,19 +286,20 @@ class EndToEndTest {
         try (Kiln kiln = Kiln.local()) {
             ActorRef<Stage> a = kiln.actor(() -> new Stage(0));
             ActorRef<Stage> b = kiln.actor(() -> new Stage(0));
-            InputNode<Object> in = Graph.input();
-            Node<Integer> m = a.bind(Stage::mix, in.arg(0), in.arg(1), in.arg(2));
-            Node<Integer> s = b.bind(Stage::sum, in.arg(2), m);
-            Node<String> l = b.bind(Stage::label, in.arg(3), in.arg(0));
-            try (CompiledGraph<Object, List<Object>> g = kiln.compile(Graph.outputs(m, s, l))) {
+            InputNode4<Integer, Integer, Integer, String> in = Graph.input4();
+            Node<Integer> m = a.bind(Stage::mix, in.first(), in.second(), in.third());
+            Node<Integer> s = b.bind(Stage::sum, in.third(), m);
+            Node<String> l = b.bind(Stage::label, in.fourth(), in.first());
+            try (CompiledGraph<Tuple4<Integer, Integer, Integer, String>, Tuple3<Integer, Integer, String>> g =
+                         kiln.compile(in, Graph.outputs(m, s, l))) {
                 assertEquals(4, g.plan().inputArity());
                 for (int i = 0; i < 300; i++) {
                     int mv = i * 100 + (i + 1) * 10 + (i + 2);
-                    assertEquals(List.of(mv, i + 2 + mv, "#" + i),
-                            g.execute(i, i + 1, i + 2, "#").get(10, TimeUnit.SECONDS));
+                    assertEquals(new Tuple3<>(mv, i + 2 + mv, "#" + i),
+                            g.execute(new Tuple4<>(i, i + 1, i + 2, "#")).get(10, TimeUnit.SECONDS));
                 }
-                assertThrows(IllegalArgumentException.class, () -> g.execute(1));
-                assertThrows(IllegalArgumentException.class, () -> g.execute(1, 2, 3));
+                NullPointerException e = assertThrows(NullPointerException.class, () -> g.execute(null));
+                assertEquals("the graph takes a Tuple4 of its arguments, execute got null", e.getMessage());
             }
         }
     }
@@ -323,7 +334,7 @@ class EndToEndTest {
             ActorRef<Odd> a = kiln.actor(Odd::new);
             ActorRef<Stage> s = kiln.actor(() -> new Stage(0));
             Node<Integer> n = a.bind(Odd::next);
-            try (CompiledGraph<Object, Integer> g = kiln.compile(s.bind(Stage::sum, n, 100))) {
+            try (CompiledGraph<Object, Integer> g = kiln.compile(Graph.input(), s.bind(Stage::sum, n, Graph.constant(100)))) {
                 assertEquals(0, g.plan().inputArity());
                 for (int i = 1; i <= 50; i++) {
                     assertEquals(100 + i, g.execute(null).get(10, TimeUnit.SECONDS));
@@ -339,8 +350,8 @@ class EndToEndTest {
             ActorRef<Odd> b = kiln.actor(Odd::new);
             InputNode<String> in = Graph.input();
             Node<String> e = a.bind(Odd::echo, in);
-            Node<String> d = b.bind(Odd::describe, e, null);
-            try (CompiledGraph<String, List<Object>> g = kiln.compile(Graph.outputs(e, d))) {
+            Node<String> d = b.bind(Odd::describe, e, Graph.constant(null));
+            try (CompiledGraph<String, List<Object>> g = kiln.compile(in, Graph.outputs(List.of(e, d)))) {
                 assertEquals(Arrays.asList(null, "null/null"), g.execute(null).get(10, TimeUnit.SECONDS));
                 assertEquals(List.of("x", "x/null"), g.execute("x").get(10, TimeUnit.SECONDS));
             }
@@ -352,7 +363,7 @@ class EndToEndTest {
         try (Kiln kiln = Kiln.local()) {
             ActorRef<Odd> a = kiln.actor(Odd::new);
             InputNode<Integer> in = Graph.input();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(a.bind(Odd::strict, in))) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, a.bind(Odd::strict, in))) {
                 for (int i = 0; i < 6; i++) {
                     GraphFuture<Integer> f = g.execute(i);
                     if (i == 3) {
@@ -372,7 +383,7 @@ class EndToEndTest {
         int maxInflight = 8;
         try (Kiln kiln = Kiln.local()) {
             InputNode<Integer> in = Graph.input();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(chainOf4(kiln, in),
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, chainOf4(kiln, in),
                     CompileOptions.defaults().maxInflight(maxInflight))) {
                 ArrayDeque<GraphFuture<Integer>> outstanding = new ArrayDeque<>();
                 int read = 0;
@@ -399,7 +410,7 @@ class EndToEndTest {
         int maxInflight = 8;
         try (Kiln kiln = Kiln.local()) {
             InputNode<Integer> in = Graph.input();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(chainOf4(kiln, in),
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, chainOf4(kiln, in),
                     CompileOptions.defaults().maxInflight(maxInflight))) {
                 List<GraphFuture<Integer>> window = new ArrayList<>();
                 for (int base = 0; base < 20_000; base += maxInflight) {
@@ -436,7 +447,7 @@ class EndToEndTest {
             InputNode<Integer> in = Graph.input();
             Node<Integer> out = down2.bind(Counting::inc,
                     down1.bind(Counting::inc, flaky.bind(Flaky::check, up.bind(Counting::inc, in), in)));
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(out, CompileOptions.defaults().maxInflight(maxInflight))) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, out, CompileOptions.defaults().maxInflight(maxInflight))) {
                 ArrayDeque<GraphFuture<Integer>> outstanding = new ArrayDeque<>();
                 int[] read = {0};
                 Runnable checkNext = () -> {
@@ -476,7 +487,7 @@ class EndToEndTest {
     void chainWorksInEachIdleMode(IdleMode mode) {
         try (Kiln kiln = Kiln.local()) {
             InputNode<Integer> in = Graph.input();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(chainOf4(kiln, in),
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, chainOf4(kiln, in),
                     CompileOptions.defaults().maxInflight(4).idle(mode))) {
                 assertEquals(mode, g.options().idle());
                 List<GraphFuture<Integer>> fs = new ArrayList<>();

@@ -103,7 +103,7 @@ class GpuGraphCudaTest {
         ActorRef<Scaler> s = kiln.actor(Scaler::new, ActorOptions.defaults().gpu(0).name("s"));
         ActorRef<Reader> r = kiln.actor(Reader::new, ActorOptions.defaults().gpu(0).name("r"));
         InputNode<Integer> in = Graph.input();
-        try (CompiledGraph<Integer, float[]> g = kiln.compile(r.bind(Reader::download, s.bind(Scaler::apply,
+        try (CompiledGraph<Integer, float[]> g = kiln.compile(in, r.bind(Reader::download, s.bind(Scaler::apply,
                 p.bind(Producer::make, in))), OPTIONS)) {
             ExecutionPlan plan = g.plan();
             assertEquals(Transport.GPU_SAME_DEVICE, transport(plan, 1), plan::toString);
@@ -120,7 +120,8 @@ class GpuGraphCudaTest {
         ActorRef<Uploader> u = kiln.actor(Uploader::new, ActorOptions.defaults().gpu(0).name("u"));
         ActorRef<Reader> h = kiln.actor(Reader::new, ActorOptions.defaults().name("h"));
         InputNode<Integer> in = Graph.input();
-        try (CompiledGraph<Integer, float[]> g = kiln.compile(h.bind(Reader::host, u.bind(Uploader::make, in)),
+        try (CompiledGraph<Integer, float[]> g = kiln.compile(in,
+                h.bind(Reader::host, Graph.hostCopy(u.bind(Uploader::make, in))),
                 OPTIONS)) {
             ExecutionPlan plan = g.plan();
             assertEquals(Transport.STAGED, transport(plan, 1), plan::toString);
@@ -139,7 +140,7 @@ class GpuGraphCudaTest {
         ActorRef<Uploader> child = kiln.actor(Uploader::new, ActorOptions.process("gpu-child").gpu(0).name("child"));
         ActorRef<Reader> here = kiln.actor(Reader::new, ActorOptions.defaults().gpu(0).name("here"));
         InputNode<Integer> in = Graph.input();
-        try (CompiledGraph<Integer, float[]> g = kiln.compile(here.bind(Reader::download, child.bind(Uploader::make, in)),
+        try (CompiledGraph<Integer, float[]> g = kiln.compile(in, here.bind(Reader::download, child.bind(Uploader::make, in)),
                 OPTIONS)) {
             assertEquals(Transport.CUDA_IPC, transport(g.plan(), 1), g.plan()::toString);
             pipelined(g, 1_000, OPTIONS.maxInflight(),
@@ -148,7 +149,7 @@ class GpuGraphCudaTest {
         ActorRef<Uploader> driver = kiln.actor(Uploader::new, ActorOptions.defaults().gpu(0).name("driver"));
         ActorRef<Reader> there = kiln.actor(Reader::new, ActorOptions.process("gpu-child").gpu(0).name("there"));
         InputNode<Integer> in2 = Graph.input();
-        try (CompiledGraph<Integer, byte[]> g = kiln.compile(there.bind(Reader::downloadBytes,
+        try (CompiledGraph<Integer, byte[]> g = kiln.compile(in2, there.bind(Reader::downloadBytes,
                 driver.bind(Uploader::make, in2)), OPTIONS)) {
             assertEquals(Transport.CUDA_IPC, transport(g.plan(), 1), g.plan()::toString);
             assertTrue(g.plan().schedules().stream().map(sc -> sc.placement().process()).distinct().count() >= 2,

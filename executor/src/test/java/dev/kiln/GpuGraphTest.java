@@ -88,8 +88,8 @@ class GpuGraphTest {
         InputNode<Integer> in = Graph.input();
         Node<DeviceTensor> x = p.bind(Producer::make, in);
         Node<float[]> viaNccl = r.bind(Reader::download, s.bind(Scaler::apply, x));
-        Node<float[]> viaStaging = h.bind(Reader::host, s.bind(Scaler::again, x));
-        try (CompiledGraph<Integer, List<Object>> g = kiln.compile(Graph.outputs(viaNccl, viaStaging), OPTIONS)) {
+        Node<float[]> viaStaging = h.bind(Reader::host, Graph.hostCopy(s.bind(Scaler::again, x)));
+        try (CompiledGraph<Integer, List<Object>> g = kiln.compile(in, Graph.outputs(List.of(viaNccl, viaStaging)), OPTIONS)) {
             ExecutionPlan plan = g.plan();
             assertEquals(Transport.GPU_SAME_DEVICE, transport(plan, 1), plan::toString);
             assertTrue(plan.channels().stream().anyMatch(c -> c.transport() == Transport.NCCL), plan::toString);
@@ -112,7 +112,7 @@ class GpuGraphTest {
         ActorRef<Reader> r = kiln.actor(Reader::new, ActorOptions.defaults().gpu(0));
         InputNode<Integer> in = Graph.input();
         CompileOptions big = OPTIONS.bufferBytes(1 << 20); // 8 slots of 1 MiB per edge: more than 90 % of 4 MiB
-        try (CompiledGraph<Integer, float[]> g = kiln.compile(r.bind(Reader::download, s.bind(Scaler::apply,
+        try (CompiledGraph<Integer, float[]> g = kiln.compile(in, r.bind(Reader::download, s.bind(Scaler::apply,
                 p.bind(Producer::make, in))), big)) {
             ChannelSpec c1 = g.plan().channels().get(1);
             assertEquals(Transport.STAGED, c1.transport(), g.plan()::toString);
@@ -146,7 +146,7 @@ class GpuGraphTest {
             }
             int m = members;
             float factor = m * (m + 1) / 2f; // sum of the scales 1..m
-            try (CompiledGraph<Integer, List<Object>> g = kiln.compile(Graph.outputs(outs.toArray(Node<?>[]::new)),
+            try (CompiledGraph<Integer, List<Object>> g = kiln.compile(in, Graph.outputs(List.of(outs.toArray(Node<?>[]::new))),
                     OPTIONS)) {
                 assertEquals(1, g.plan().collectives().size(), g.plan()::toString);
                 pipelined(g, 200, 8, (e, out) -> {
@@ -170,8 +170,8 @@ class GpuGraphTest {
         InputNode<Integer> in = Graph.input();
         List<Node<DeviceTensor>> sums = Graph.allReduce(List.of(a.bind(Producer::scaled, in),
                 b.bind(Producer::failOnOdd, in)));
-        try (CompiledGraph<Integer, List<Object>> g = kiln.compile(Graph.outputs(ra.bind(Reader::download, sums.get(0)),
-                rb.bind(Reader::download, sums.get(1))), OPTIONS)) {
+        try (CompiledGraph<Integer, List<Object>> g = kiln.compile(in, Graph.outputs(List.of(ra.bind(Reader::download, sums.get(0)),
+                rb.bind(Reader::download, sums.get(1)))), OPTIONS)) {
             for (int e = 0; e < 20; e++) {
                 if (e % 2 == 1) {
                     int seq = e;
@@ -194,7 +194,7 @@ class GpuGraphTest {
         ActorRef<Producer> p = kiln.actor(Producer::new, ActorOptions.defaults().gpu(0));
         ActorRef<Reader> r = kiln.actor(Reader::new, ActorOptions.defaults().gpu(0));
         InputNode<Integer> in = Graph.input();
-        try (CompiledGraph<Integer, float[]> g = kiln.compile(r.bind(Reader::download, p.bind(Producer::wrongDevice, in)),
+        try (CompiledGraph<Integer, float[]> g = kiln.compile(in, r.bind(Reader::download, p.bind(Producer::wrongDevice, in)),
                 OPTIONS)) {
             assertArrayEquals(made(0), g.execute(0).get(GET));
             ActorTaskException e = assertThrows(ActorTaskException.class, () -> g.execute(1).get(GET));
@@ -233,8 +233,8 @@ class GpuGraphTest {
         InputNode<Integer> in = Graph.input();
         Node<DeviceTensor> x = p.bind(Producer::make, in);
         Node<float[]> ipc = r.bind(Reader::download, s.bind(Scaler::apply, x));
-        Node<byte[]> staged = h.bind(Reader::hostBytes, s.bind(Scaler::again, x));
-        try (CompiledGraph<Integer, List<Object>> g = kiln.compile(Graph.outputs(ipc, staged), OPTIONS)) {
+        Node<byte[]> staged = h.bind(Reader::hostBytes, Graph.hostCopy(s.bind(Scaler::again, x)));
+        try (CompiledGraph<Integer, List<Object>> g = kiln.compile(in, Graph.outputs(List.of(ipc, staged)), OPTIONS)) {
             ExecutionPlan plan = g.plan();
             assertEquals(Transport.CUDA_IPC, transport(plan, 1), plan::toString);
             assertTrue(plan.channels().stream().anyMatch(c -> c.transport() == Transport.STAGED), plan::toString);
@@ -248,7 +248,7 @@ class GpuGraphTest {
         }
         InputNode<Integer> in2 = Graph.input();
         Node<DeviceTensor> asked = p.bind(Producer::make, in2).withTransport(Transport.NCCL);
-        try (CompiledGraph<Integer, float[]> g = kiln.compile(r.bind(Reader::download,
+        try (CompiledGraph<Integer, float[]> g = kiln.compile(in2, r.bind(Reader::download,
                 s.bind(Scaler::apply, asked)), OPTIONS)) {
             assertEquals(Transport.NCCL, transport(g.plan(), 1), g.plan()::toString);
             pipelined(g, 500, 8, (e, out) -> assertArrayEquals(affine(made(e), 2, 1), out,
@@ -256,7 +256,7 @@ class GpuGraphTest {
         }
         ActorRef<Reader> hostOnly = kiln.actor(Reader::new, ActorOptions.process("gc").gpu(0));
         InputNode<Integer> in3 = Graph.input();
-        try (CompiledGraph<Integer, Integer> g = kiln.compile(hostOnly.bind(Reader::echo, in3), OPTIONS)) {
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(in3, hostOnly.bind(Reader::echo, in3), OPTIONS)) {
             assertFalse(g.plan().devices().isEmpty(), "the plan holds the actor's GPU");
             for (int i = 0; i < 50; i++) {
                 assertEquals(i, g.execute(i).get(GET));
@@ -283,7 +283,7 @@ class GpuGraphTest {
         long pid = kiln.call(pidOf, Reader::pid).get(30, TimeUnit.SECONDS);
         InputNode<Integer> in = Graph.input();
         Node<DeviceTensor> x = victim.bind(Producer::make, in).withTransport(Transport.NCCL);
-        CompiledGraph<Integer, float[]> g = kiln.compile(survivor.bind(Reader::download, x), options);
+        CompiledGraph<Integer, float[]> g = kiln.compile(in, survivor.bind(Reader::download, x), options);
         closing.add(g);
         pipelined(g, 100, 8, (e, out) -> assertArrayEquals(made(e), out, "execution " + e));
         List<GraphFuture<float[]>> pending = new ArrayList<>();
@@ -378,7 +378,7 @@ class GpuGraphTest {
         ActorRef<Scaler> s = kiln.actor(Scaler::new, ActorOptions.host("host-c").gpu(0));
         ActorRef<Reader> r = kiln.actor(Reader::new, ActorOptions.host("host-c").gpu(0));
         InputNode<Integer> in = Graph.input();
-        try (CompiledGraph<Integer, byte[]> g = kiln.compile(r.bind(Reader::downloadBytes, s.bind(Scaler::apply,
+        try (CompiledGraph<Integer, byte[]> g = kiln.compile(in, r.bind(Reader::downloadBytes, s.bind(Scaler::apply,
                 p.bind(Producer::make, in))), OPTIONS)) {
             ExecutionPlan plan = g.plan();
             assertEquals(Transport.NCCL, transport(plan, 1), plan::toString);
@@ -436,9 +436,9 @@ class GpuGraphTest {
         long pPid = kiln.call(h, Reader::pid).get(30, TimeUnit.SECONDS);
         InputNode<Integer> in = Graph.input();
         Node<DeviceTensor> x = p.bind(Producer::make, in);
-        Node<byte[]> staged = h.bind(Reader::hostBytes, s.bind(Scaler::again, x));
+        Node<byte[]> staged = h.bind(Reader::hostBytes, Graph.hostCopy(s.bind(Scaler::again, x)));
         Node<float[]> nccl = r.bind(Reader::download, s.bind(Scaler::apply, x));
-        try (CompiledGraph<Integer, List<Object>> g = kiln.compile(Graph.outputs(nccl, staged), OPTIONS)) {
+        try (CompiledGraph<Integer, List<Object>> g = kiln.compile(in, Graph.outputs(List.of(nccl, staged)), OPTIONS)) {
             ExecutionPlan plan = g.plan();
             assertTrue(plan.schedules().stream().map(sc -> sc.placement().process()).distinct().count() >= 3,
                     "the actors are spread over the two workers and the driver: " + plan);
@@ -460,7 +460,7 @@ class GpuGraphTest {
         Kiln kiln = kiln(1, 16L << 20);
         ActorRef<Producer> p = kiln.actor(Producer::new, ActorOptions.defaults().gpu(0));
         ActorRef<Reader> r = kiln.actor(Reader::new, ActorOptions.defaults().gpu(0));
-        try (CompiledGraph<Integer, float[]> g = kiln.compile(r.bind(Reader::download, p.bind(Producer::make,
+        try (CompiledGraph<Integer, float[]> g = kiln.compile(Graph.input(), r.bind(Reader::download, p.bind(Producer::make,
                 Graph.<Integer>input())), OPTIONS)) {
             assertArrayEquals(made(3), g.execute(3).get(GET));
         }

@@ -65,7 +65,7 @@ class GraphFutureTest {
             ActorRef<Doubler> d = kiln.actor(() -> new Doubler(open));
             InputNode<Integer> in = Graph.input();
             CompileOptions options = CompileOptions.defaults().getTimeout(Duration.ofMillis(100));
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(d.bind(Doubler::twice, in), options)) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, d.bind(Doubler::twice, in), options)) {
                 GraphFuture<Integer> f = g.execute(21);
                 ChannelTimeoutException e = assertThrows(ChannelTimeoutException.class, f::get);
                 assertTrue(e.getMessage().contains("getTimeout"), e.getMessage());
@@ -87,7 +87,7 @@ class GraphFutureTest {
         try (Kiln kiln = Kiln.local()) {
             ActorRef<Doubler> d = kiln.actor(() -> new Doubler(opened()));
             InputNode<Integer> in = Graph.input();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(d.bind(Doubler::twice, in))) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, d.bind(Doubler::twice, in))) {
                 GraphFuture<Integer> ok = g.execute(4);
                 GraphFuture<Integer> bad = g.execute(-4);
                 assertEquals(0, ok.sequence());
@@ -115,7 +115,7 @@ class GraphFutureTest {
             ActorRef<Inc> inc = kiln.actor(Inc::new);
             InputNode<Integer> in = Graph.input();
             Node<Integer> out = inc.bind(Inc::inc, d.bind(Doubler::twice, in));
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(out, CompileOptions.defaults().maxInflight(maxInflight))) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, out, CompileOptions.defaults().maxInflight(maxInflight))) {
                 for (int round = 0; round < 300; round++) {
                     List<GraphFuture<Integer>> window = new ArrayList<>();
                     int base = round * maxInflight;

@@ -4,7 +4,11 @@ import dev.kiln.compiler.CompileOptions;
 import dev.kiln.graph.ActorRef;
 import dev.kiln.graph.Graph;
 import dev.kiln.graph.InputNode;
+import dev.kiln.graph.InputNode2;
+import dev.kiln.graph.InputNode3;
 import dev.kiln.graph.Node;
+import dev.kiln.graph.Tuple2;
+import dev.kiln.graph.Tuple3;
 import net.jqwik.api.Arbitraries;
 import net.jqwik.api.Arbitrary;
 import net.jqwik.api.Combinators;
@@ -113,6 +117,12 @@ class GraphPropertyTest {
                 Arbitraries.of(true, false).list().ofSize(30)).as(GraphGen::new);
     }
 
+    /** The graph as one of any input type: {@code execute} gets the one argument, or the tuple, it was built for. */
+    @SuppressWarnings("unchecked")
+    private static CompiledGraph<Object, ?> erased(CompiledGraph<?, ?> graph) {
+        return (CompiledGraph<Object, ?>) graph;
+    }
+
     @Property(tries = 200)
     void compiledGraphsMatchASequentialInterpreter(
             @ForAll("graphs") GraphGen gen,
@@ -153,32 +163,48 @@ class GraphPropertyTest {
                 int index = k;
                 actors.add(kiln.actor(() -> new Pure(index, counts)));
             }
-            InputNode<Object> in = Graph.input();
-            Object[] inputNodes = new Object[arity];
-            for (int p = 0; p < arity; p++) {
-                inputNodes[p] = arity == 1 ? in : in.arg(p);
+            // execute(x) for one argument, execute(new Tuple2<>(...)) or Tuple3 for more
+            InputNode<?> in;
+            List<Node<Integer>> inputNodes;
+            switch (arity) {
+                case 0, 1 -> {
+                    InputNode<Integer> one = Graph.input();
+                    in = one;
+                    inputNodes = List.of(one);
+                }
+                case 2 -> {
+                    InputNode2<Integer, Integer> two = Graph.input2();
+                    in = two;
+                    inputNodes = List.of(two.first(), two.second());
+                }
+                default -> {
+                    InputNode3<Integer, Integer, Integer> three = Graph.input3();
+                    in = three;
+                    inputNodes = List.of(three.first(), three.second(), three.third());
+                }
             }
             List<Node<Integer>> nodes = new ArrayList<>();
             for (Call c : calls) {
-                Object[] a = new Object[c.arity()];
-                for (int k = 0; k < a.length; k++) {
-                    a[k] = switch (c.args().get(k)) {
+                List<Node<Integer>> a = new ArrayList<>();
+                for (int k = 0; k < c.arity(); k++) {
+                    a.add(switch (c.args().get(k)) {
                         case FromNode(int node) -> nodes.get(node);
-                        case FromInput(int position) -> inputNodes[positions.indexOf(position)];
-                        case Const(int value) -> value;
-                    };
+                        case FromInput(int position) -> inputNodes.get(positions.indexOf(position));
+                        case Const(int value) -> Graph.constant(value);
+                    });
                 }
                 ActorRef<Pure> ref = actors.get(c.actor());
                 nodes.add(switch (c.arity()) {
-                    case 1 -> ref.bind(Pure::f1, a[0]);
-                    case 2 -> ref.bind(Pure::f2, a[0], a[1]);
-                    default -> ref.bind(Pure::f3, a[0], a[1], a[2]);
+                    case 1 -> ref.bind(Pure::f1, a.get(0));
+                    case 2 -> ref.bind(Pure::f2, a.get(0), a.get(1));
+                    default -> ref.bind(Pure::f3, a.get(0), a.get(1), a.get(2));
                 });
             }
             boolean single = outputs.size() == 1;
             Node<?> root = single ? nodes.get(outputs.getFirst())
-                    : Graph.outputs(outputs.stream().map(nodes::get).toArray(Node<?>[]::new));
-            try (CompiledGraph<Object, ?> g = kiln.compile(root, CompileOptions.defaults().maxInflight(gen.maxInflight()))) {
+                    : Graph.outputs(outputs.stream().map(nodes::get).toList());
+            try (CompiledGraph<Object, ?> g = erased(kiln.compile(in, root,
+                    CompileOptions.defaults().maxInflight(gen.maxInflight())))) {
                 assertEquals(arity, g.plan().inputArity());
                 List<GraphFuture<?>> futures = new ArrayList<>();
                 for (List<Integer> values : inputs) {
@@ -186,7 +212,8 @@ class GraphPropertyTest {
                     futures.add(switch (arity) {
                         case 0 -> g.execute(null);
                         case 1 -> g.execute(args[0]);
-                        default -> g.execute(args[0], args[1], Arrays.copyOfRange(args, 2, arity));
+                        case 2 -> g.execute(new Tuple2<>(args[0], args[1]));
+                        default -> g.execute(new Tuple3<>(args[0], args[1], args[2]));
                     });
                 }
                 for (int n = 0; n < futures.size(); n++) {

@@ -39,7 +39,7 @@ public final class InProcessRun {
             ActorRef<Doubler> a = kiln.actor(Doubler::new);
             ActorRef<Doubler> b = kiln.actor(Doubler::new);
             InputNode<int[]> in = Graph.input();
-            try (CompiledGraph<int[], List<Integer>> g = kiln.compile(b.bind(Doubler::boxed, a.bind(Doubler::twice, in)))) {
+            try (CompiledGraph<int[], List<Integer>> g = kiln.compile(in, b.bind(Doubler::boxed, a.bind(Doubler::twice, in)))) {
                 List<Integer> r = null;
                 for (int i = 0; i < 1000; i++) {
                     r = g.execute(new int[] {1, 2, i}).get();

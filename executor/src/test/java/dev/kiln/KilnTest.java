@@ -93,17 +93,17 @@ class KilnTest {
             ActorRef<Calc> a = kiln.actor(Calc::new);
             ActorRef<Calc> b = kiln.actor(Calc::new);
             InputNode<Integer> in1 = Graph.input();
-            CompiledGraph<Integer, Integer> first = kiln.compile(b.bind(Calc::one, in1));
+            CompiledGraph<Integer, Integer> first = kiln.compile(in1, b.bind(Calc::one, in1));
             // a is free and comes first in the second graph; b is held by the first graph
             Node<Integer> second = pair(a, b);
-            GraphCompileException e = assertThrows(GraphCompileException.class, () -> kiln.compile(second));
+            GraphCompileException e = assertThrows(GraphCompileException.class, () -> kiln.compile(in1, second));
             assertTrue(e.getMessage().contains(first.toString()), e.getMessage());
             assertTrue(e.getMessage().contains("close that graph first"), e.getMessage());
             assertEquals(b.name(), e.node());
             assertEquals(2, first.execute(1).get(10, TimeUnit.SECONDS), "the first graph is unaffected");
 
             first.close();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(second)) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in1, second)) {
                 assertEquals(3, g.execute(1).get(10, TimeUnit.SECONDS));
             }
         }
@@ -115,13 +115,13 @@ class KilnTest {
             ActorRef<Calc> a = kiln.actor(Calc::new);
             ActorRef<Calc> b = kiln.actor(Calc::new);
             InputNode<Integer> in1 = Graph.input();
-            try (CompiledGraph<Integer, Integer> holder = kiln.compile(b.bind(Calc::one, in1))) {
-                assertThrows(GraphCompileException.class, () -> kiln.compile(pair(a, b)));
+            try (CompiledGraph<Integer, Integer> holder = kiln.compile(in1, b.bind(Calc::one, in1))) {
+                assertThrows(GraphCompileException.class, () -> kiln.compile(Graph.input(), pair(a, b)));
                 assertEquals(5, holder.execute(4).get(10, TimeUnit.SECONDS));
                 // a took part in the failed compile only: it must be free for dynamic calls and other graphs
                 assertEquals(2, kiln.call(a, Calc::one, 1).get(10, TimeUnit.SECONDS));
                 InputNode<Integer> in2 = Graph.input();
-                try (CompiledGraph<Integer, Integer> alone = kiln.compile(a.bind(Calc::one, in2))) {
+                try (CompiledGraph<Integer, Integer> alone = kiln.compile(in2, a.bind(Calc::one, in2))) {
                     assertEquals(8, alone.execute(7).get(10, TimeUnit.SECONDS));
                 }
             }
@@ -135,12 +135,12 @@ class KilnTest {
             ActorRef<Calc> b = kiln.actor(Calc::new);
             InputNode<Integer> in = Graph.input();
             Node<Integer> x = a.bind(Calc::one, in);
-            kiln.compile(x).close();
-            GraphCompileException again = assertThrows(GraphCompileException.class, () -> kiln.compile(x));
+            kiln.compile(in, x).close();
+            GraphCompileException again = assertThrows(GraphCompileException.class, () -> kiln.compile(in, x));
             assertTrue(again.getMessage().contains("compiled once"), again.getMessage());
             Node<Integer> y = b.bind(Calc::one, x); // binding on a compiled node builds nothing compilable
-            assertThrows(GraphCompileException.class, () -> kiln.compile(y));
-            try (CompiledGraph<Integer, Integer> fresh = kiln.compile(pair(a, b))) {
+            assertThrows(GraphCompileException.class, () -> kiln.compile(in, y));
+            try (CompiledGraph<Integer, Integer> fresh = kiln.compile(in, pair(a, b))) {
                 assertEquals(12, fresh.execute(10).get(10, TimeUnit.SECONDS));
             }
         }
@@ -153,26 +153,26 @@ class KilnTest {
             ActorRef<Calc> mine = kiln.actor(Calc::new);
             InputNode<Integer> in1 = Graph.input();
             GraphCompileException e = assertThrows(GraphCompileException.class,
-                    () -> kiln.compile(foreign.bind(Calc::one, in1)));
+                    () -> kiln.compile(in1, foreign.bind(Calc::one, in1)));
             assertTrue(e.getMessage().contains(foreign.name()), e.getMessage());
             InputNode<Integer> in2 = Graph.input();
-            assertThrows(GraphCompileException.class, () -> kiln.compile(pair(mine, foreign)));
+            assertThrows(GraphCompileException.class, () -> kiln.compile(in2, pair(mine, foreign)));
             assertThrows(IllegalArgumentException.class, () -> kiln.call(foreign, Calc::zero));
 
             Kiln closed = Kiln.local();
             ActorRef<Calc> orphan = closed.actor(Calc::new);
             closed.close();
             GraphCompileException fromClosed = assertThrows(GraphCompileException.class,
-                    () -> kiln.compile(orphan.bind(Calc::one, in2)));
+                    () -> kiln.compile(in2, orphan.bind(Calc::one, in2)));
             assertTrue(fromClosed.getMessage().contains("not hosted"), fromClosed.getMessage());
             assertThrows(IllegalStateException.class, () -> closed.actor(Calc::new));
-            assertThrows(IllegalStateException.class, () -> closed.compile(mine.bind(Calc::one, Graph.input())));
+            assertThrows(IllegalStateException.class, () -> closed.compile(in2, mine.bind(Calc::one, Graph.input())));
             ExecutionException stopped = assertThrows(ExecutionException.class,
                     () -> closed.call(orphan, Calc::zero).get(10, TimeUnit.SECONDS));
             assertInstanceOf(ActorDiedException.class, stopped.getCause());
             // our own actor was never touched
             InputNode<Integer> in3 = Graph.input();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(mine.bind(Calc::one, in3))) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in3, mine.bind(Calc::one, in3))) {
                 assertEquals(1, g.execute(0).get(10, TimeUnit.SECONDS));
             }
         }
@@ -192,9 +192,9 @@ class KilnTest {
             ActorRef<Calc> b = kiln.actor(Calc::new);
             ActorRef<Calc> spare = kiln.actor(Calc::new, ActorOptions.defaults().name("spare"));
             InputNode<Integer> in = Graph.input();
-            blocked = kiln.compile(a.bind(Calc::one, blocker.bind(Blocker::block, in)),
+            blocked = kiln.compile(in, a.bind(Calc::one, blocker.bind(Blocker::block, in)),
                     CompileOptions.defaults().teardownTimeout(Duration.ofMillis(500)));
-            idle = kiln.compile(pair(b, spare));
+            idle = kiln.compile(in, pair(b, spare));
             assertEquals(7, idle.executeAsync(5).get(10, TimeUnit.SECONDS)); // starts a driver thread
             pending = blocked.execute(1);
             pendingAsync = blocked.executeAsync(2);
@@ -289,7 +289,7 @@ class KilnTest {
         try (Kiln kiln = Kiln.local()) {
             ActorRef<Calc> c = kiln.actor(Calc::new);
             InputNode<Integer> in = Graph.input();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(c.bind(Calc::one, in))) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, c.bind(Calc::one, in))) {
                 IllegalStateException e = assertThrows(IllegalStateException.class, () -> kiln.call(c, Calc::one, 1));
                 assertTrue(e.getMessage().contains(g.toString()), e.getMessage());
                 assertEquals(2, g.execute(1).get(10, TimeUnit.SECONDS));
@@ -308,7 +308,7 @@ class KilnTest {
             InputNode<Integer> in = Graph.input();
             Node<String> thread = c.bind(Calc::thread, in);
             Node<String> local = c.bind(Calc::threadLocal, in);
-            try (CompiledGraph<Integer, List<Object>> g = kiln.compile(Graph.outputs(thread, local))) {
+            try (CompiledGraph<Integer, List<Object>> g = kiln.compile(in, Graph.outputs(List.of(thread, local)))) {
                 for (int i = 0; i < 10; i++) {
                     assertEquals(List.of(dynamicThread, "calc@kiln-actor-home"), g.execute(i).get(10, TimeUnit.SECONDS));
                 }

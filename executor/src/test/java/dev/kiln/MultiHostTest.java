@@ -204,7 +204,7 @@ class MultiHostTest {
 
         // driver -> host-b -> host-c -> driver's own actor -> driver
         InputNode<Integer> in = Graph.input();
-        try (CompiledGraph<Integer, Integer> g = kiln.compile(d.bind(Stage::add, c.bind(Stage::add, b.bind(Stage::add,
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(in, d.bind(Stage::add, c.bind(Stage::add, b.bind(Stage::add,
                 in))), OPTIONS)) {
             assertTrue(g.plan().toString().contains("AERON_UDP"), g.plan().toString());
             List<GraphFuture<Integer>> futures = new ArrayList<>();
@@ -217,7 +217,7 @@ class MultiHostTest {
         }
         // tensors larger than one UDP frame, and a registered class back to the driver
         InputNode<Tensor> tin = Graph.input();
-        try (CompiledGraph<Tensor, Sum> g = kiln.compile(c.bind(Stage::sum, b.bind(Stage::scale, tin)), OPTIONS)) {
+        try (CompiledGraph<Tensor, Sum> g = kiln.compile(tin, c.bind(Stage::sum, b.bind(Stage::scale, tin)), OPTIONS)) {
             for (int n : new int[] {1, 1000, 300_000}) {
                 float[] v = new float[n];
                 for (int i = 0; i < n; i++) {
@@ -232,7 +232,7 @@ class MultiHostTest {
             }
         }
         // a tensor back to the driver, element by element
-        try (CompiledGraph<Tensor, Tensor> g = kiln.compile(c.bind(Stage::scale, Graph.<Tensor>input()), OPTIONS)) {
+        try (CompiledGraph<Tensor, Tensor> g = kiln.compile(Graph.input(), c.bind(Stage::scale, Graph.<Tensor>input()), OPTIONS)) {
             float[] v = {1, 2, 3, 4.5f};
             try (Tensor out = g.execute(Tensor.of(v, 2, 2)).get(Duration.ofSeconds(60))) {
                 assertArrayEquals(new float[] {12, 14, 16, 19}, out.toFloatArray());
@@ -254,7 +254,7 @@ class MultiHostTest {
         Node<Integer> x = b.bind(Stage::add, in);              // host-b, read by host-c and the child JVM
         Node<Integer> y = c.bind(Stage::add, x);
         Node<Integer> z = child.bind(Stage::add, x);           // the driver's host, another JVM
-        try (CompiledGraph<Integer, List<Object>> g = kiln.compile(Graph.outputs(join.bind(Stage::plus, y, z), x),
+        try (CompiledGraph<Integer, List<Object>> g = kiln.compile(in, Graph.outputs(List.of(join.bind(Stage::plus, y, z), x)),
                 OPTIONS)) {
             for (int i = 0; i < 200; i++) {
                 List<Object> r = g.execute(i).get(Duration.ofSeconds(60));
@@ -272,7 +272,7 @@ class MultiHostTest {
         ActorRef<Stage> near = kiln.actor(() -> new Stage(1), ActorOptions.host("host-a").withLabel("dir", "shared"));
         ActorRef<Stage> odd = kiln.actor(() -> new Stage(2), ActorOptions.host("host-a").withLabel("dir", "own"));
         ActorRef<Stage> local = kiln.actor(() -> new Stage(100));
-        try (CompiledGraph<Integer, Integer> g = kiln.compile(local.bind(Stage::add, near.bind(Stage::add,
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(Graph.input(), local.bind(Stage::add, near.bind(Stage::add,
                 Graph.<Integer>input())), OPTIONS)) {
             assertTrue(g.plan().toString().contains("SHARED_MEMORY") && !g.plan().toString().contains("AERON_UDP"),
                     g.plan().toString());
@@ -281,7 +281,7 @@ class MultiHostTest {
             }
         }
         dev.kiln.compiler.GraphCompileException e = assertThrows(dev.kiln.compiler.GraphCompileException.class,
-                () -> kiln.compile(local.bind(Stage::add, odd.bind(Stage::add, Graph.<Integer>input())), OPTIONS));
+                () -> kiln.compile(Graph.input(), local.bind(Stage::add, odd.bind(Stage::add, Graph.<Integer>input())), OPTIONS));
         assertTrue(e.getMessage().contains("different shared-memory directories")
                 && e.getMessage().contains(kiln.options().shmDirectory().toString())
                 && e.getMessage().contains("--host-name"), e.getMessage());
@@ -351,9 +351,9 @@ class MultiHostTest {
         ActorRef<Stage> v = kiln.actor(() -> new Stage(1), ActorOptions.host("host-b"));
         ActorRef<Stage> s = kiln.actor(() -> new Stage(2), ActorOptions.host("host-c"));
         ActorRef<Stage> local = kiln.actor(() -> new Stage(3));
-        CompiledGraph<Integer, Integer> doomed = kiln.compile(local.bind(Stage::add, v.bind(Stage::slowAdd,
+        CompiledGraph<Integer, Integer> doomed = kiln.compile(Graph.input(), local.bind(Stage::add, v.bind(Stage::slowAdd,
                 Graph.input())), OPTIONS);
-        CompiledGraph<Integer, Integer> other = kiln.compile(s.bind(Stage::add, Graph.<Integer>input()), OPTIONS);
+        CompiledGraph<Integer, Integer> other = kiln.compile(Graph.input(), s.bind(Stage::add, Graph.<Integer>input()), OPTIONS);
         assertEquals(5, doomed.execute(1).get(Duration.ofSeconds(60)));
         List<GraphFuture<Integer>> pending = new ArrayList<>();
         for (int i = 0; i < 5; i++) {
@@ -391,7 +391,7 @@ class MultiHostTest {
         InputNode<Integer> in = Graph.input();
         CompileOptions restart = OPTIONS.maxInflight(8)
                 .onActorDeath(ActorDeathPolicy.RESTART.placementTimeout(JOIN_WAIT));
-        try (CompiledGraph<Integer, Integer> g = kiln.compile(d.bind(Stage::add, b.bind(Stage::add, in)), restart)) {
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(in, d.bind(Stage::add, b.bind(Stage::add, in)), restart)) {
             assertTrue(g.plan().toString().contains("AERON_UDP"), g.plan().toString());
             for (int i = 0; i < 200; i++) {
                 assertEquals(i + 101, g.execute(i).get(Duration.ofSeconds(60)));
@@ -437,7 +437,7 @@ class MultiHostTest {
         ActorRef<Stage> c = kiln.actor(() -> new Stage(10), ActorOptions.process("child"));
         InputNode<Integer> in = Graph.input();
         CompileOptions restart = OPTIONS.onActorDeath(ActorDeathPolicy.RESTART.placementTimeout(JOIN_WAIT));
-        try (CompiledGraph<Integer, Integer> g = kiln.compile(c.bind(Stage::add, b.bind(Stage::add, in)), restart)) {
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(in, c.bind(Stage::add, b.bind(Stage::add, in)), restart)) {
             assertEquals(12, g.execute(1).get(Duration.ofSeconds(60)));
             assertTrue(g.plan().toString().contains("w-b"), g.plan().toString());
             victim.destroyForcibly();
@@ -499,7 +499,7 @@ class MultiHostTest {
         List<java.util.concurrent.ScheduledFuture<?>> resumes = new ArrayList<>();
         int lost = 0;
         long started = System.nanoTime();
-        try (CompiledGraph<Integer, Integer> g = kiln.compile(d.bind(Stage::add, c.bind(Stage::add,
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(Graph.input(), d.bind(Stage::add, c.bind(Stage::add,
                 b.bind(Stage::add, a.bind(Stage::add, Graph.<Integer>input())))), options)) {
             java.util.ArrayDeque<GraphFuture<Integer>> inFlight = new java.util.ArrayDeque<>();
             int checked = 0;
@@ -630,7 +630,7 @@ class MultiHostTest {
         Process frozen = startWorker("frozen", "host-b", secretFile);
         kiln.awaitWorkers(1, JOIN_WAIT);
         ActorRef<Stage> f = kiln.actor(() -> new Stage(1), ActorOptions.host("host-b"));
-        CompiledGraph<Integer, Integer> g = kiln.compile(f.bind(Stage::add, Graph.<Integer>input()), OPTIONS);
+        CompiledGraph<Integer, Integer> g = kiln.compile(Graph.input(), f.bind(Stage::add, Graph.<Integer>input()), OPTIONS);
         assertEquals(2, g.execute(1).get(Duration.ofSeconds(60)));
         long stopped = System.nanoTime();
         KilnTestSupport.signal("STOP", frozen.pid());
@@ -661,7 +661,7 @@ class MultiHostTest {
         Process paused = startWorker("paused", "host-b", secretFile);
         kiln.awaitWorkers(1, JOIN_WAIT);
         ActorRef<Stage> p = kiln.actor(() -> new Stage(1), ActorOptions.host("host-b"));
-        try (CompiledGraph<Integer, Integer> g = kiln.compile(p.bind(Stage::add, Graph.<Integer>input()), OPTIONS)) {
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(Graph.input(), p.bind(Stage::add, Graph.<Integer>input()), OPTIONS)) {
             assertEquals(2, g.execute(1).get(Duration.ofSeconds(60)));
             KilnTestSupport.signal("STOP", paused.pid());
             KilnTestSupport.awaitTrue("the worker is stopped", Duration.ofSeconds(10), () -> stopped(paused.pid()));
@@ -701,7 +701,7 @@ class MultiHostTest {
         try {
             assertEquals("embedded", kiln.awaitWorkers(1, JOIN_WAIT).getFirst().name());
             ActorRef<Stage> e = kiln.actor(() -> new Stage(5), ActorOptions.label("kind", "embedded"));
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(e.bind(Stage::add, Graph.<Integer>input()), OPTIONS)) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(Graph.input(), e.bind(Stage::add, Graph.<Integer>input()), OPTIONS)) {
                 for (int i = 0; i < 100; i++) {
                     assertEquals(i + 5, g.execute(i).get(Duration.ofSeconds(60)));
                 }

@@ -81,7 +81,7 @@ class NothingReadableTest {
             assertEquals(payload, kiln.call(child, Echo::echo, payload).get(60, TimeUnit.SECONDS));
             ActorRef<Echo> here = kiln.actor(Echo::new);
             InputNode<String> in = Graph.input();
-            try (CompiledGraph<String, String> g = kiln.compile(here.bind(Echo::echo,
+            try (CompiledGraph<String, String> g = kiln.compile(in, here.bind(Echo::echo,
                     joined.bind(Echo::echo, child.bind(Echo::echo, in))),
                     CompileOptions.defaults().idle(IdleMode.BACKOFF).getTimeout(Duration.ofSeconds(60)))) {
                 assertTrue(g.plan().toString().contains("SHARED_MEMORY") && g.plan().toString().contains("AERON_UDP"),

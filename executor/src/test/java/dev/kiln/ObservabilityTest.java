@@ -86,7 +86,7 @@ class ObservabilityTest {
             ActorRef<Model> m = kiln.actor(Model::new);
             InputNode<Integer> in = Graph.input();
             Node<Integer> out = m.bind(Model::forward, p.bind(Parser::parse, in));
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(out)) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, out)) {
                 for (int i = 1; i <= 4; i++) {
                     assertEquals(2 * i + 1, g.execute(i).get(10, TimeUnit.SECONDS));
                 }
@@ -143,7 +143,7 @@ class ObservabilityTest {
             ActorRef<Model> m = kiln.actor(Model::new);
             InputNode<Integer> in = Graph.input();
             Node<Integer> out = m.bind(Model::forward, p.bind(Parser::parse, in));
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(out, CompileOptions.defaults().maxInflight(4))) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, out, CompileOptions.defaults().maxInflight(4))) {
                 int n = 53;
                 for (int i = 0; i < n; i++) {
                     try {
@@ -175,7 +175,7 @@ class ObservabilityTest {
                 assertEquals(0, parser.queued());
                 assertEquals(0, model.queued());
             }
-            try (CompiledGraph<Integer, Integer> off = kiln.compile(m.bind(Model::forward, Graph.<Integer>input()),
+            try (CompiledGraph<Integer, Integer> off = kiln.compile(Graph.input(), m.bind(Model::forward, Graph.<Integer>input()),
                     CompileOptions.defaults().statistics(false))) {
                 assertEquals(2, off.execute(1).get(10, TimeUnit.SECONDS));
                 IllegalStateException e = assertThrows(IllegalStateException.class, off::statistics);
@@ -191,7 +191,7 @@ class ObservabilityTest {
             ActorRef<Model> m = kiln.actor(Model::new, ActorOptions.defaults().name("the \"model\""));
             InputNode<Integer> in = Graph.input();
             Node<Integer> out = m.bind(Model::forward, p.bind(Parser::parse, in));
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(out)) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, out)) {
                 g.execute(1).get(10, TimeUnit.SECONDS);
                 Path file = dir.resolve("trace.json");
                 try (GraphTrace trace = g.startTrace(10)) {

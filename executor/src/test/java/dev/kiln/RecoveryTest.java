@@ -100,7 +100,7 @@ class RecoveryTest {
             InputNode<Integer> in = Graph.input();
             Node<Integer> out = down.bind(Inc::inc, mortal.bind(Mortal::twice, up.bind(Inc::inc, in)));
             List<Integer> lost = new ArrayList<>();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(out, RESTART)) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, out, RESTART)) {
                 List<Integer> inputs = new ArrayList<>();
                 List<GraphFuture<Integer>> futures = new ArrayList<>();
                 for (int i = 0; i < 6000; i++) {
@@ -142,7 +142,7 @@ class RecoveryTest {
         try (Kiln kiln = Kiln.local()) {
             ActorRef<Mortal> mortal = kiln.actor(() -> new Mortal(mortals));
             InputNode<Integer> in = Graph.input();
-            CompiledGraph<Integer, Integer> g = kiln.compile(mortal.bind(Mortal::twice, in),
+            CompiledGraph<Integer, Integer> g = kiln.compile(in, mortal.bind(Mortal::twice, in),
                     CompileOptions.defaults().getTimeout(GET));
             assertEquals(ActorDeathPolicy.FAIL, g.options().onActorDeath());
             assertEquals(4, g.execute(2).get());
@@ -164,7 +164,7 @@ class RecoveryTest {
             ActorRef<Mortal> mortal = kiln.actor(() -> new Mortal(mortals), ActorOptions.defaults().name("frail"));
             InputNode<Integer> in = Graph.input();
             CompileOptions twice = RESTART.onActorDeath(ActorDeathPolicy.RESTART.limit(2, Duration.ofMinutes(5)));
-            CompiledGraph<Integer, Integer> g = kiln.compile(mortal.bind(Mortal::twice, in), twice);
+            CompiledGraph<Integer, Integer> g = kiln.compile(in, mortal.bind(Mortal::twice, in), twice);
             for (int death = 1; death <= 2; death++) {
                 assertThrows(GraphRestartedException.class, () -> g.execute(-1).get());
                 assertEquals(6, g.execute(3).get(), "after restart " + death);
@@ -202,7 +202,7 @@ class RecoveryTest {
     private static CompiledGraph<Integer, Integer> restartingUntil(Kiln kiln, AtomicInteger made, CountDownLatch open,
                                                                    CompileOptions options) {
         ActorRef<Mortal> mortal = kiln.actor(slowToRecreate(made, new CountDownLatch(1), open));
-        CompiledGraph<Integer, Integer> g = kiln.compile(mortal.bind(Mortal::twice, Graph.<Integer>input()), options);
+        CompiledGraph<Integer, Integer> g = kiln.compile(Graph.input(), mortal.bind(Mortal::twice, Graph.<Integer>input()), options);
         assertThrows(GraphRestartedException.class, () -> g.execute(-1).get());
         return g;
     }
@@ -266,7 +266,7 @@ class RecoveryTest {
             ActorRef<Mortal> mortal = kiln.actor(slowToRecreate(mortals, recreating, open));
             ActorRef<Inc> inc = kiln.actor(() -> new Inc(new AtomicInteger()));
             InputNode<Integer> in = Graph.input();
-            CompiledGraph<Integer, Integer> g = kiln.compile(inc.bind(Inc::inc, mortal.bind(Mortal::twice, in)),
+            CompiledGraph<Integer, Integer> g = kiln.compile(in, inc.bind(Inc::inc, mortal.bind(Mortal::twice, in)),
                     RESTART.teardownTimeout(Duration.ofMillis(500)));
             assertThrows(GraphRestartedException.class, () -> g.execute(-1).get());
             AtomicReference<Object> waiting = new AtomicReference<>();
@@ -309,7 +309,7 @@ class RecoveryTest {
                 return new Mortal(made);
             }, ActorOptions.defaults().name("once"));
             InputNode<Integer> in = Graph.input();
-            CompiledGraph<Integer, Integer> g = kiln.compile(mortal.bind(Mortal::twice, in), RESTART);
+            CompiledGraph<Integer, Integer> g = kiln.compile(in, mortal.bind(Mortal::twice, in), RESTART);
             assertThrows(GraphRestartedException.class, () -> g.execute(-1).get());
             ActorDiedException e = assertThrows(ActorDiedException.class, () -> g.execute(1).get());
             assertTrue(e.getMessage().contains("could not restart") && e.getMessage().contains("the model file is gone"),
@@ -329,8 +329,8 @@ class RecoveryTest {
             ActorRef<Inc> inc = kiln.actor(() -> new Inc(new AtomicInteger()));
             InputNode<Integer> in = Graph.input();
             Node<Integer> doubled = mortal.bind(Mortal::twice, in);
-            try (CompiledGraph<Integer, List<Object>> g = kiln.compile(Graph.outputs(doubled,
-                    inc.bind(Inc::inc, doubled)), RESTART)) {
+            try (CompiledGraph<Integer, List<Object>> g = kiln.compile(in, Graph.outputs(List.of(doubled,
+                    inc.bind(Inc::inc, doubled))), RESTART)) {
                 List<CompletableFuture<Object>> results = new ArrayList<>();
                 for (int i = 0; i < 2000; i++) {
                     int input = i % 500 == 499 ? -1 : i;
@@ -359,7 +359,7 @@ class RecoveryTest {
             try (Kiln kiln = Kiln.local()) {
                 ActorRef<Mortal> a = kiln.actor(() -> new Mortal(mortals), ActorOptions.defaults().name("racer"));
                 InputNode<Integer> in = Graph.input();
-                try (CompiledGraph<Integer, Integer> g = kiln.compile(a.bind(Mortal::twice, in),
+                try (CompiledGraph<Integer, Integer> g = kiln.compile(in, a.bind(Mortal::twice, in),
                         RESTART.maxInflight(64))) {
                     List<GraphFuture<Integer>> futures = new ArrayList<>();
                     for (int i = 0; i < 3000; i++) {

@@ -68,7 +68,7 @@ class TensorOwnershipTest {
             Node<Tensor> filled = a.bind(Layer::fill, in);
             Node<Tensor> scaled = b.bind(Layer::scale, filled);
             Node<Float> out = b.bind(Layer::sum, scaled, b.bind(Layer::wasteful, filled));
-            try (CompiledGraph<Integer, Float> g = kiln.compile(out, options)) {
+            try (CompiledGraph<Integer, Float> g = kiln.compile(in, out, options)) {
                 GraphFuture<?>[] window = new GraphFuture<?>[16];
                 long before = 0;
                 int executions = 1_000_000;
@@ -105,7 +105,7 @@ class TensorOwnershipTest {
             ActorRef<Layer> a = kiln.actor(Layer::new);
             ActorRef<Layer> b = kiln.actor(Layer::new);
             InputNode<Integer> in = Graph.input();
-            try (CompiledGraph<Integer, Tensor> g = kiln.compile(b.bind(Layer::scale, a.bind(Layer::fill, in)))) {
+            try (CompiledGraph<Integer, Tensor> g = kiln.compile(in, b.bind(Layer::scale, a.bind(Layer::fill, in)))) {
                 Tensor first = g.execute(1).get();
                 for (int n = 0; n < 100; n++) {
                     g.execute(n).get().close(); // the caller's to close

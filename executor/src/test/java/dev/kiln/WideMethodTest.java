@@ -31,9 +31,10 @@ class WideMethodTest {
             ActorRef<Wide> w = kiln.actor(Wide::new);
             ActorRef<Wide> v = kiln.actor(Wide::new);
             InputNode<Long> in = Graph.input();
-            Node<Long> x = v.bind(Wide::four, in, 1L, 2L, 3L);
-            Node<Long> y = w.bind(Wide::eight, in, x, 1L, 2L, 3L, 4L, 5L, in);
-            try (CompiledGraph<Long, Long> g = kiln.compile(y)) {
+            Node<Long> x = v.bind(Wide::four, in, Graph.constant(1L), Graph.constant(2L), Graph.constant(3L));
+            Node<Long> y = w.bind(Wide::eight, in, x, Graph.constant(1L), Graph.constant(2L), Graph.constant(3L),
+                    Graph.constant(4L), Graph.constant(5L), in);
+            try (CompiledGraph<Long, Long> g = kiln.compile(in, y)) {
                 for (long i = 0; i < 100; i++) {
                     long four = i + 10 + 200 + 3000;
                     long expected = i + 2 * four + 3 + 8 + 15 + 24 + 35 + 8 * i;

@@ -173,7 +173,7 @@ class WorkerJvmTest {
         InputNode<Tensor> in = Graph.input();
         Node<Tensor> out = b.bind(Inc::add, a.bind(Inc::add, in));
         // Two slots: 64 MiB values grow every channel from 1 MiB to 2 x 64 MiB slots.
-        try (CompiledGraph<Tensor, Tensor> g = kiln.compile(out, OPTIONS.maxInflight(2))) {
+        try (CompiledGraph<Tensor, Tensor> g = kiln.compile(in, out, OPTIONS.maxInflight(2))) {
             assertTrue(g.plan().toString().contains("SHARED_MEMORY"), g.plan().toString());
             for (long bytes : new long[] {4 << 10, 1 << 20, 64 << 20}) {
                 int n = (int) (bytes / Float.BYTES);
@@ -220,7 +220,7 @@ class WorkerJvmTest {
         Node<String> up = remote.bind(Geo::upper, in);
         Node<String> same = sibling.bind(Geo::join, up, in);         // in process inside the worker
         Node<String> back = local.bind(Geo::join, same, up);         // worker -> driver
-        try (CompiledGraph<String, String> g = kiln.compile(back, OPTIONS)) {
+        try (CompiledGraph<String, String> g = kiln.compile(in, back, OPTIONS)) {
             String plan = g.plan().toString();
             assertTrue(plan.contains("IN_PROCESS") && plan.contains("SHARED_MEMORY"), plan);
             List<GraphFuture<String>> futures = new ArrayList<>();
@@ -237,13 +237,13 @@ class WorkerJvmTest {
     void registeredClassesCrossAndUnregisteredOnesAreRefusedWithHowToRegister() throws Exception {
         ActorRef<Geo> geo = kiln.actor(Geo::new, ActorOptions.process());
         InputNode<Point> in = Graph.input();
-        try (CompiledGraph<Point, Point> g = kiln.compile(geo.bind(Geo::flip, in), OPTIONS)) {
+        try (CompiledGraph<Point, Point> g = kiln.compile(in, geo.bind(Geo::flip, in), OPTIONS)) {
             assertEquals(new Point(2, 1), g.execute(new Point(1, 2)).get());
         }
         // The declared types show it: compile refuses, naming the edge, the type and the call to make.
         InputNode<String> s = Graph.input();
         GraphCompileException refused = assertThrows(GraphCompileException.class,
-                () -> kiln.compile(geo.bind(Geo::hide, s), OPTIONS));
+                () -> kiln.compile(s, geo.bind(Geo::hide, s), OPTIONS));
         assertEquals("Geo.hide: the result of Geo.hide (declared " + Secret.class.getName() + ") goes to another JVM"
                 + " through c1, but it cannot cross: " + Secret.class.getName() + " is not registered; register it for"
                 + " every JVM of the runtime: Kiln.local(KilnOptions.defaults().register(WorkerJvmTest.Secret.class))",
@@ -251,7 +251,7 @@ class WorkerJvmTest {
         InputNode<Secret> secretIn = Graph.input();
         ActorRef<Geo> other = kiln.actor(Geo::new, ActorOptions.process());
         refused = assertThrows(GraphCompileException.class,
-                () -> kiln.compile(other.bind((Geo x, Secret v) -> v.value(), secretIn), OPTIONS));
+                () -> kiln.compile(secretIn, other.bind((Geo x, Secret v) -> v.value(), secretIn), OPTIONS));
         assertTrue(refused.getMessage().contains("argument 0 of WorkerJvmTest.lambda$") && refused.getMessage()
                 .contains("comes from input in another JVM through c0, but it cannot cross: " + Secret.class.getName()
                         + " is not registered"), refused.getMessage());
@@ -259,7 +259,7 @@ class WorkerJvmTest {
         // leaves its calls bound to their actors and input: this one takes others.)
         ActorRef<Geo> third = kiln.actor(Geo::new, ActorOptions.process());
         InputNode<String> s2 = Graph.input();
-        try (CompiledGraph<String, Object> g = kiln.compile(third.bind(Geo::hideBehindObject, s2), OPTIONS)) {
+        try (CompiledGraph<String, Object> g = kiln.compile(s2, third.bind(Geo::hideBehindObject, s2), OPTIONS)) {
             ActorTaskException e = assertThrows(ActorTaskException.class, () -> g.execute("x").get());
             assertTrue(e.getMessage().contains("cannot send the result of Geo.hideBehindObject through c1 to another JVM")
                     && e.getMessage().contains("Kiln.local(KilnOptions.defaults().register(WorkerJvmTest.Secret"
@@ -299,7 +299,7 @@ class WorkerJvmTest {
         ActorRef<Inc> slow = kiln.actor(() -> new Inc(0f), ActorOptions.process("victim"));
         long pid = kiln.call(slow, Inc::pid).get(60, TimeUnit.SECONDS);
         InputNode<Integer> in = Graph.input();
-        CompiledGraph<Integer, Integer> g = kiln.compile(slow.bind(Inc::sleepThenEcho, in), OPTIONS);
+        CompiledGraph<Integer, Integer> g = kiln.compile(in, slow.bind(Inc::sleepThenEcho, in), OPTIONS);
         assertEquals(7, g.execute(7).get());
         List<GraphFuture<Integer>> pending = new ArrayList<>();
         for (int i = 0; i < 5; i++) {
@@ -361,7 +361,7 @@ class WorkerJvmTest {
         long bystanderPid = kiln.call(far, Inc::pid).get(60, TimeUnit.SECONDS);
         InputNode<Integer> in = Graph.input();
         CompileOptions restart = OPTIONS.maxInflight(8).onActorDeath(ActorDeathPolicy.RESTART);
-        try (CompiledGraph<Integer, Integer> g = kiln.compile(local.bind(Inc::plus, far.bind(Inc::plus,
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(in, local.bind(Inc::plus, far.bind(Inc::plus,
                 near.bind(Inc::plus, in))), restart)) {
             assertTrue(g.plan().toString().contains("SHARED_MEMORY"), g.plan().toString());
             int lost = pipelinedThrough(g, 3000, 111, 1000, false,
@@ -386,9 +386,9 @@ class WorkerJvmTest {
         ActorRef<Inc> third = kiln.actor(() -> new Inc(3f), ActorOptions.process("shared"));
         long pid = kiln.call(first, Inc::pid).get(60, TimeUnit.SECONDS);
         CompileOptions restart = OPTIONS.onActorDeath(ActorDeathPolicy.RESTART);
-        try (CompiledGraph<Integer, Integer> a = kiln.compile(first.bind(Inc::plus, Graph.<Integer>input()), restart);
-             CompiledGraph<Integer, Integer> b = kiln.compile(second.bind(Inc::plus, Graph.<Integer>input()), restart);
-             CompiledGraph<Integer, Integer> c = kiln.compile(third.bind(Inc::plus, Graph.<Integer>input()), OPTIONS)) {
+        try (CompiledGraph<Integer, Integer> a = kiln.compile(Graph.input(), first.bind(Inc::plus, Graph.<Integer>input()), restart);
+             CompiledGraph<Integer, Integer> b = kiln.compile(Graph.input(), second.bind(Inc::plus, Graph.<Integer>input()), restart);
+             CompiledGraph<Integer, Integer> c = kiln.compile(Graph.input(), third.bind(Inc::plus, Graph.<Integer>input()), OPTIONS)) {
             assertEquals(11, a.execute(10).get());
             assertEquals(12, b.execute(10).get());
             assertEquals(13, c.execute(10).get());
@@ -414,7 +414,7 @@ class WorkerJvmTest {
         ActorRef<Inc> fragile = kiln.actor(() -> new Inc(5f), ActorOptions.process("host").name("fragile"));
         long pid = kiln.call(fragile, Inc::pid).get(60, TimeUnit.SECONDS);
         InputNode<Integer> in = Graph.input();
-        try (CompiledGraph<Integer, Integer> g = kiln.compile(fragile.bind(Inc::plusOrDie, in),
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(in, fragile.bind(Inc::plusOrDie, in),
                 OPTIONS.maxInflight(4).onActorDeath(ActorDeathPolicy.RESTART))) {
             int lost = pipelinedThrough(g, 400, 5, 100, true, () -> { }, "fragile");
             assertTrue(lost >= 1 && lost <= 4, lost + " lost");
@@ -439,7 +439,7 @@ class WorkerJvmTest {
     void withCheckViewsATensorKeptPastItsMethodFailsLoudlyInTheWorker() throws Exception {
         ActorRef<Hoarder> h = kiln.actor(Hoarder::new, ActorOptions.process("hoarder"));
         InputNode<Tensor> in = Graph.input();
-        try (CompiledGraph<Tensor, Float> g = kiln.compile(h.bind(Hoarder::readPreviousThenKeep, in),
+        try (CompiledGraph<Tensor, Float> g = kiln.compile(in, h.bind(Hoarder::readPreviousThenKeep, in),
                 OPTIONS.checkViews(true))) {
             assertEquals(-1f, g.execute(Tensor.of(new float[] {5}, 1)).get());
             ActorTaskException e = assertThrows(ActorTaskException.class,
@@ -458,8 +458,8 @@ class WorkerJvmTest {
         ActorRef<Inc> healthy = kiln.actor(() -> new Inc(0f), ActorOptions.process("shared"));
         InputNode<Integer> in = Graph.input();
         InputNode<Tensor> tin = Graph.input();
-        try (CompiledGraph<Integer, Integer> bad = kiln.compile(doomed.bind(Inc::die, in), OPTIONS);
-             CompiledGraph<Tensor, Tensor> good = kiln.compile(healthy.bind(Inc::add, tin), OPTIONS);
+        try (CompiledGraph<Integer, Integer> bad = kiln.compile(in, doomed.bind(Inc::die, in), OPTIONS);
+             CompiledGraph<Tensor, Tensor> good = kiln.compile(tin, healthy.bind(Inc::add, tin), OPTIONS);
              Tensor t = Tensor.of(new float[] {1}, 1)) {
             ActorDiedException e = assertThrows(ActorDiedException.class, () -> bad.execute(1).get());
             assertTrue(e.getMessage().contains("doomed") && e.getMessage().contains("OutOfMemoryError"), e.getMessage());
@@ -474,7 +474,7 @@ class WorkerJvmTest {
     void slotGrowthOffFailsTheExecutionNamingTheEdgeSizeAndOption() throws Exception {
         ActorRef<Inc> a = kiln.actor(() -> new Inc(1f), ActorOptions.process());
         InputNode<Tensor> in = Graph.input();
-        try (CompiledGraph<Tensor, Tensor> g = kiln.compile(a.bind(Inc::add, in),
+        try (CompiledGraph<Tensor, Tensor> g = kiln.compile(in, a.bind(Inc::add, in),
                 OPTIONS.bufferBytes(64 << 10).slotGrowth(false));
              Tensor small = Tensor.of(new float[1024], 1024);
              Tensor big = Tensor.of(new float[64 << 10], 64 << 10)) {
@@ -491,7 +491,7 @@ class WorkerJvmTest {
         ActorRef<Geo> b = kiln.actor(Geo::new);
         InputNode<String> in = Graph.input();
         Node<String> out = b.bind(Geo::join, a.bind(Geo::upper, in).withTransport(Transport.SHARED_MEMORY), in);
-        try (CompiledGraph<String, String> g = kiln.compile(out, OPTIONS)) {
+        try (CompiledGraph<String, String> g = kiln.compile(in, out, OPTIONS)) {
             for (int i = 0; i < 100; i++) {
                 assertEquals("Q" + i + "|q" + i, g.execute("q" + i).get());
             }
@@ -508,7 +508,7 @@ class WorkerJvmTest {
         ActorRef<Builder> b = kiln.actor(() -> consumer);
         InputNode<Integer> in = Graph.input();
         Node<Float> out = b.bind(Builder::sum, a.bind(Builder::ramp, in).withTransport(Transport.SHARED_MEMORY));
-        try (CompiledGraph<Integer, Float> g = kiln.compile(out, OPTIONS)) {
+        try (CompiledGraph<Integer, Float> g = kiln.compile(in, out, OPTIONS)) {
             for (int n = 1; n <= 64; n++) {
                 assertEquals(n * (n - 1) / 2f, g.execute(n).get());
                 assertEquals(producer.builtAt, consumer.readAt, "the consumer reads the bytes the producer wrote");
@@ -516,7 +516,7 @@ class WorkerJvmTest {
         }
         ActorRef<Builder> remote = kiln.actor(Builder::new, ActorOptions.process());
         InputNode<Integer> in2 = Graph.input();
-        try (CompiledGraph<Integer, Tensor> g = kiln.compile(remote.bind(Builder::ramp, in2), OPTIONS)) {
+        try (CompiledGraph<Integer, Tensor> g = kiln.compile(in2, remote.bind(Builder::ramp, in2), OPTIONS)) {
             assertEquals(List.of(0f, 1f, 2f, 3f), floats(g.execute(4).get()));
         }
         assertEquals(List.of(0f, 1f), floats(kiln.call(a, Builder::ramp, 2).get(10, TimeUnit.SECONDS)),
@@ -530,12 +530,12 @@ class WorkerJvmTest {
         InputNode<String> in = Graph.input();
         Node<String> out = b.bind(Geo::upper, a.bind(Geo::upper, in).withTransport(Transport.SHARED_MEMORY));
         dev.kiln.compiler.GraphCompileException e = assertThrows(dev.kiln.compiler.GraphCompileException.class,
-                () -> kiln.compile(out, OPTIONS.bufferBytes(1L << 50)));
+                () -> kiln.compile(in, out, OPTIONS.bufferBytes(1L << 50)));
         assertTrue(e.getMessage().contains("bufferBytes") && e.getMessage().contains(SHM.toString()), e.getMessage());
         assertEquals(List.of(), shmFilesOf(ProcessHandle.current().pid()), "nothing was created");
         ActorRef<Geo> c = kiln.actor(Geo::new);
         InputNode<String> in2 = Graph.input();
-        try (CompiledGraph<String, String> g = kiln.compile(c.bind(Geo::upper, b.bind(Geo::upper, in2)), OPTIONS)) {
+        try (CompiledGraph<String, String> g = kiln.compile(in2, c.bind(Geo::upper, b.bind(Geo::upper, in2)), OPTIONS)) {
             assertEquals("OK", g.execute("ok").get(), "the actors were let go");
         }
     }

@@ -144,14 +144,14 @@ public final class GpuPipelineDemo {
      * The demo's graph on a runtime: load on GPU 0, affine on GPU 0, square on GPU {@code lastGpu}.
      *
      * @param kiln    the runtime
+     * @param in      the graph's input
      * @param lastGpu the device of the last stage
      * @return the output node
      */
-    public static Node<float[]> build(Kiln kiln, int lastGpu) {
+    public static Node<float[]> build(Kiln kiln, InputNode<float[]> in, int lastGpu) {
         ActorRef<Loader> load = kiln.actor(Loader::new, ActorOptions.defaults().gpu(0).name("load"));
         ActorRef<Affine> affine = kiln.actor(Affine::new, ActorOptions.defaults().gpu(0).name("affine"));
         ActorRef<Square> square = kiln.actor(Square::new, ActorOptions.defaults().gpu(lastGpu).name("square"));
-        InputNode<float[]> in = Graph.input();
         return square.bind(Square::apply, affine.bind(Affine::apply, load.bind(Loader::load, in)));
     }
 
@@ -194,9 +194,10 @@ public final class GpuPipelineDemo {
         System.out.println(cuda ? "CUDA: " + gpus + " GPU(s)" : "no CUDA (" + Cuda.unavailableReason()
                 + "): running on 2 simulated GPUs");
         try (Kiln kiln = Kiln.local(options)) {
-            Node<float[]> out = build(kiln, Math.min(1, gpus - 1));
+            InputNode<float[]> in = Graph.input();
+            Node<float[]> out = build(kiln, in, Math.min(1, gpus - 1));
             CompileOptions compile = CompileOptions.defaults().maxInflight(WINDOW).bufferBytes(4L * SIZE);
-            try (CompiledGraph<float[], float[]> g = kiln.compile(out, compile)) {
+            try (CompiledGraph<float[], float[]> g = kiln.compile(in, out, compile)) {
                 System.out.print(g.plan());
                 ArrayDeque<GraphFuture<float[]>> inFlight = new ArrayDeque<>();
                 long start = System.nanoTime();

@@ -114,7 +114,7 @@ public final class HostsDemo {
             node = last.bind(Step::add, node);
             total += 1000;
             CompileOptions compile = CompileOptions.defaults().idle(IdleMode.BACKOFF);
-            try (CompiledGraph<Long, Long> g = kiln.compile(node, compile)) {
+            try (CompiledGraph<Long, Long> g = kiln.compile(in, node, compile)) {
                 System.out.println(g.plan());
                 long[] nanos = new long[executions];
                 for (int i = 0; i < executions; i++) {

@@ -93,7 +93,8 @@ public final class PipelineDemo {
         try (Kiln kiln = Kiln.local()) {
             Stages stages = Stages.create(kiln, SIZE);
             CompileOptions options = CompileOptions.defaults().maxInflight(WINDOW).idle(idle);
-            try (CompiledGraph<float[], float[]> g = kiln.compile(stages.bind(Graph.input()), options)) {
+            InputNode<float[]> in = Graph.input();
+            try (CompiledGraph<float[], float[]> g = kiln.compile(in, stages.bind(in), options)) {
                 System.out.println(g.plan());
                 Path compiled = v -> g.execute(v).get();
                 Pipelined window = v -> g.execute(v);

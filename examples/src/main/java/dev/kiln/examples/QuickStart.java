@@ -59,8 +59,8 @@ public final class QuickStart {
             ActorRef<Model> model = kiln.actor(() -> new Model(0));
             InputNode<String> in = Graph.input();
             Node<int[]> ids = tok.bind(Tokenizer::encode, in);              // bind, don't call
-            Node<float[]> out = model.bind(Model::forward, ids, 0.5f);      // nodes and constants
-            try (CompiledGraph<String, float[]> g = kiln.compile(out)) {   // validate, plan, start loops
+            Node<float[]> out = model.bind(Model::forward, ids, Graph.constant(0.5f));  // nodes, constants
+            try (CompiledGraph<String, float[]> g = kiln.compile(in, out)) {  // typed by in and out
                 System.out.println(g.plan());                               // or g.toDot() for Graphviz
                 float[] y = g.execute("hello kiln").get();                  // GraphFuture: read in any order
                 System.out.println(Arrays.toString(y));

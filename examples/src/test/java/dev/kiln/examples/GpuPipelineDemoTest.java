@@ -5,6 +5,8 @@ import dev.kiln.GraphFuture;
 import dev.kiln.Kiln;
 import dev.kiln.KilnOptions;
 import dev.kiln.compiler.CompileOptions;
+import dev.kiln.graph.Graph;
+import dev.kiln.graph.InputNode;
 import dev.kiln.graph.Transport;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -31,7 +33,8 @@ class GpuPipelineDemoTest {
                 .runDirectory(tmp.resolve("run")))) {
             CompileOptions options = CompileOptions.defaults().maxInflight(GpuPipelineDemo.WINDOW)
                     .bufferBytes(4L * GpuPipelineDemo.SIZE);
-            try (CompiledGraph<float[], float[]> g = kiln.compile(GpuPipelineDemo.build(kiln, 1), options)) {
+            InputNode<float[]> in = Graph.input();
+            try (CompiledGraph<float[], float[]> g = kiln.compile(in, GpuPipelineDemo.build(kiln, in, 1), options)) {
                 assertEquals(Transport.GPU_SAME_DEVICE, g.plan().channels().get(1).transport(), g.plan()::toString);
                 assertEquals(Transport.NCCL, g.plan().channels().get(2).transport(), g.plan()::toString);
                 ArrayDeque<GraphFuture<float[]>> inFlight = new ArrayDeque<>();

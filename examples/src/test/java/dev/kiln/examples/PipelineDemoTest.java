@@ -5,6 +5,7 @@ import dev.kiln.GraphFuture;
 import dev.kiln.Kiln;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.graph.Graph;
+import dev.kiln.graph.InputNode;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -39,7 +40,8 @@ class PipelineDemoTest {
         try (Kiln kiln = Kiln.local()) {
             PipelineDemo.Stages stages = PipelineDemo.Stages.create(kiln, SIZE);
             CompileOptions options = CompileOptions.defaults().maxInflight(PipelineDemo.WINDOW);
-            try (CompiledGraph<float[], float[]> g = kiln.compile(stages.bind(Graph.input()), options)) {
+            InputNode<float[]> in = Graph.input();
+            try (CompiledGraph<float[], float[]> g = kiln.compile(in, stages.bind(in), options)) {
                 for (int i = 0; i < EXECUTIONS; i++) {
                     float[] out = g.execute(inputs[i % inputs.length]).get(10, TimeUnit.SECONDS);
                     assertArrayEquals(expected[i % inputs.length], out, "compiled, one at a time, execution " + i);

@@ -7,6 +7,7 @@ import dev.kiln.ActorHost;
 import dev.kiln.ActorOptions;
 import dev.kiln.ControlStats;
 import dev.kiln.RemoteActorException;
+import dev.kiln.graph.KilnException;
 import dev.kiln.transport.RemoteError;
 import dev.kiln.transport.ValueCodec;
 
@@ -337,7 +338,7 @@ public abstract sealed class RemoteHost implements ActorHost permits WorkerProce
     }
 
     /** A request failed because its worker died. */
-    public static final class WorkerDeathException extends RuntimeException {
+    public static final class WorkerDeathException extends KilnException {
         private static final long serialVersionUID = 1L;
 
         /** @param why why the worker died */

@@ -1,6 +1,7 @@
 package dev.kiln.executor;
 
 import dev.kiln.ControlStats;
+import dev.kiln.graph.KilnException;
 import dev.kiln.transport.JoinHandshake;
 import dev.kiln.transport.Sbe;
 import dev.kiln.transport.WorkerInfo;
@@ -99,7 +100,7 @@ public final class WorkerNode implements AutoCloseable {
     }
 
     /** Why a join did not succeed: the driver refused it, could not be reached, or failed to prove the secret. */
-    public static final class JoinFailedException extends RuntimeException {
+    public static final class JoinFailedException extends KilnException {
         private static final long serialVersionUID = 1L;
         private final boolean refused;
 

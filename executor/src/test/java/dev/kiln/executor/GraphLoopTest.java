@@ -10,7 +10,9 @@ import dev.kiln.compiler.Topology.ActorPlacement;
 import dev.kiln.graph.ActorRef;
 import dev.kiln.graph.Graph;
 import dev.kiln.graph.InputNode;
+import dev.kiln.graph.InputNode3;
 import dev.kiln.graph.Node;
+import dev.kiln.graph.Tuple3;
 import dev.kiln.transport.Channel;
 import dev.kiln.transport.InProcessChannel;
 import dev.kiln.transport.Waker;
@@ -274,15 +276,15 @@ class GraphLoopTest {
     @Test
     void passesInputArgumentsAndConstants() {
         ActorRef<Calc> a = ref(1);
-        InputNode<Object> in = Graph.input();
-        Node<Integer> m = a.bind(Calc::mix, in.arg(1), 7, in.arg(0));
-        Node<String> j = a.bind(Calc::join, in.arg(2), m);
+        InputNode3<Integer, Integer, String> in = Graph.input3();
+        Node<Integer> m = a.bind(Calc::mix, in.second(), Graph.constant(7), in.first());
+        Node<String> j = a.bind(Calc::join, in.third(), m);
         Wired w = wire(j, CompileOptions.defaults(), 1);
         assertEquals(3, w.plan().inputArity());
         GraphLoop loop = loop(w, new ArrayList<>());
         loop.bind(new Calc());
 
-        assertTrue(w.input().offer(0, new Object[] {1, 2, "m="}));
+        assertTrue(w.input().offer(0, GraphCompiler.inputRecord(w.plan(), new Tuple3<>(1, 2, "m="))));
         assertTrue(loop.doWork() > 0);
         assertEquals("m=" + (2 * 100 + 70 + 1), take(w, 0));
     }

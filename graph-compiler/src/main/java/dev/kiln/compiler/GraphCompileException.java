@@ -1,11 +1,13 @@
 package dev.kiln.compiler;
 
+import dev.kiln.graph.KilnException;
+
 import java.io.Serial;
 
 /**
  * A graph cannot be compiled. The message names the node (or actor) at fault and how to fix it.
  */
-public final class GraphCompileException extends RuntimeException {
+public final class GraphCompileException extends KilnException {
 
     @Serial
     private static final long serialVersionUID = 1L;

@@ -17,9 +17,17 @@ import dev.kiln.compiler.ExecutionPlan.Read;
 import dev.kiln.compiler.ExecutionPlan.Write;
 import dev.kiln.compiler.Topology.ActorPlacement;
 import dev.kiln.graph.ActorRef;
+import dev.kiln.graph.InputNode;
 import dev.kiln.graph.MethodRef;
 import dev.kiln.graph.Node;
 import dev.kiln.graph.Transport;
+import dev.kiln.graph.Tuple2;
+import dev.kiln.graph.Tuple3;
+import dev.kiln.graph.Tuple4;
+import dev.kiln.graph.Tuple5;
+import dev.kiln.graph.Tuple6;
+import dev.kiln.graph.Tuple7;
+import dev.kiln.graph.Tuple8;
 import dev.kiln.tensor.DeviceTensor;
 import dev.kiln.tensor.Tensor;
 
@@ -82,6 +90,80 @@ public final class GraphCompiler {
         return new Run(output, java.util.Objects.requireNonNull(owner, "owner"), topology, options).plan();
     }
 
+    /**
+     * Builds the result of a graph compiled on {@code Graph.outputs(...)} from its outputs' values, for the runtime
+     * that executes it: a {@link Tuple2} to {@link Tuple4} for {@code Graph.outputs(a, b, ...)}, an unmodifiable
+     * {@code List} for {@code Graph.outputs(List)}. Allocates the result and nothing else.
+     *
+     * @param root   the graph's output node, of kind {@link Node.Kind#OUTPUTS} or {@link Node.Kind#OUTPUT_LIST}
+     * @param values the outputs' values, in the order they were listed; a list result wraps this array, so do not
+     *               reuse it
+     * @return the execution's result
+     * @throws IllegalArgumentException if {@code root} is not a multi-output node, or {@code values} does not have
+     *                                  one value per output
+     */
+    public static Object outputValue(Node<?> root, Object[] values) {
+        if (values.length != root.args().size()) {
+            throw new IllegalArgumentException(root + " has " + root.args().size() + " outputs, got " + values.length
+                    + " values");
+        }
+        return switch (root.kind()) {
+            case OUTPUT_LIST -> java.util.Collections.unmodifiableList(java.util.Arrays.asList(values));
+            case OUTPUTS -> switch (values.length) {
+                case 2 -> new Tuple2<>(values[0], values[1]);
+                case 3 -> new Tuple3<>(values[0], values[1], values[2]);
+                case 4 -> new Tuple4<>(values[0], values[1], values[2], values[3]);
+                default -> throw new IllegalArgumentException(root + " has " + values.length + " outputs; a tuple "
+                        + "has 2 to 4");
+            };
+            default -> throw new IllegalArgumentException(root + " is not a Graph.outputs(...) node");
+        };
+    }
+
+    /**
+     * Lays out the input of one execution as the plan's {@code InputArg}s read it, for the runtime that executes
+     * it: a tuple input ({@code Graph.input2()} to {@code input8()}) whose components the graph reads becomes an
+     * {@code Object[]} of its components, any other input stays as it is. Allocates that array and nothing else.
+     *
+     * @param plan  the graph's plan
+     * @param input the value passed to {@code execute}
+     * @return the input record
+     * @throws NullPointerException     if the graph reads a tuple's components and {@code input} is null
+     * @throws IllegalArgumentException if the graph reads a tuple's components and {@code input} is not a tuple of
+     *                                  the plan's arity (possible only through an unchecked cast)
+     */
+    public static Object inputRecord(ExecutionPlan plan, Object input) {
+        int arity = plan.inputArity();
+        if (arity <= 1) {
+            return input;
+        }
+        Object[] record = switch (input) {
+            case Tuple2<?, ?> t -> new Object[] {t.first(), t.second()};
+            case Tuple3<?, ?, ?> t -> new Object[] {t.first(), t.second(), t.third()};
+            case Tuple4<?, ?, ?, ?> t -> new Object[] {t.first(), t.second(), t.third(), t.fourth()};
+            case Tuple5<?, ?, ?, ?, ?> t -> new Object[] {t.first(), t.second(), t.third(), t.fourth(), t.fifth()};
+            case Tuple6<?, ?, ?, ?, ?, ?> t -> new Object[] {t.first(), t.second(), t.third(), t.fourth(), t.fifth(),
+                t.sixth()};
+            case Tuple7<?, ?, ?, ?, ?, ?, ?> t -> new Object[] {t.first(), t.second(), t.third(), t.fourth(),
+                t.fifth(), t.sixth(), t.seventh()};
+            case Tuple8<?, ?, ?, ?, ?, ?, ?, ?> t -> new Object[] {t.first(), t.second(), t.third(), t.fourth(),
+                t.fifth(), t.sixth(), t.seventh(), t.eighth()};
+            case null -> throw new NullPointerException("the graph takes a Tuple" + arity + " of its arguments, "
+                    + "execute got null");
+            default -> null;
+        };
+        if (record == null || record.length != arity) {
+            throw new IllegalArgumentException("the graph takes a Tuple" + arity + " of its arguments, execute got a "
+                    + input.getClass().getName());
+        }
+        return record;
+    }
+
+    /** {@return whether {@code n} is a {@code Graph.outputs(...)} node} */
+    private static boolean isOutputs(Node<?> n) {
+        return n.kind() == Node.Kind.OUTPUTS || n.kind() == Node.Kind.OUTPUT_LIST;
+    }
+
     /** The state of one compilation. */
     private static final class Run {
         private final Topology topology;
@@ -102,7 +184,7 @@ public final class GraphCompiler {
             }
             this.topology = topology;
             this.options = options;
-            this.multiOutput = root.kind() == Node.Kind.OUTPUTS;
+            this.multiOutput = isOutputs(root);
             if (multiOutput) {
                 root.args().forEach(a -> outputs.add((Node<?>) a));
             } else {
@@ -111,7 +193,7 @@ public final class GraphCompiler {
             for (Node<?> out : outputs) {
                 if (!onActor(out)) {
                     throw new GraphCompileException(out.label(), "an output must be an actor method call; "
-                            + (out.kind() == Node.Kind.OUTPUTS ? "do not nest Graph.outputs(...)"
+                            + (isOutputs(out) ? "do not nest Graph.outputs(...)"
                             : "bind a method on the input instead of returning it"));
                 }
             }
@@ -154,7 +236,7 @@ public final class GraphCompiler {
                 }
                 for (Object arg : n.args()) {
                     if (arg instanceof Node<?> up) {
-                        if (up.kind() == Node.Kind.OUTPUTS) {
+                        if (isOutputs(up)) {
                             throw new GraphCompileException(n.label(), "Graph.outputs(...) cannot be a method argument; "
                                     + "pass the individual nodes");
                         }
@@ -171,7 +253,7 @@ public final class GraphCompiler {
                 if (n.input() != null) {
                     if (input != null && input != n.input()) {
                         throw new GraphCompileException(root.label(), "the graph reads two different Graph.input() nodes; "
-                                + "a graph has one input: use InputNode.arg(i) for several arguments");
+                                + "a graph has one input: use Graph.input2() to input8() for several arguments");
                     }
                     input = n.input();
                 }
@@ -194,12 +276,6 @@ public final class GraphCompiler {
                 for (Node<?> down : work.pop().downstream()) {
                     if (down == root || !seen.add(down)) {
                         continue;
-                    }
-                    if (!reachable.contains(down) && down.kind() == Node.Kind.INPUT_ARG
-                            && reachable.stream().noneMatch(r -> r.kind() == Node.Kind.INPUT_ARG
-                                    && r.argIndex() == down.argIndex())) {
-                        throw new GraphCompileException(down.label(), "input argument " + down.argIndex()
-                                + " is never used: bind it as a method argument, or do not declare it");
                     }
                     if (!reachable.contains(down) && down.kind() == Node.Kind.CALL) {
                         throw new GraphCompileException(down.label(), "this call does not reach an output: its result is "
@@ -322,36 +398,34 @@ public final class GraphCompiler {
             }
         }
 
+        /**
+         * {@return how the input record is laid out: 0 when no call reads the input, 1 for a one-argument input, the
+         *          tuple's arity (2 to 8) when a call reads a component of a tuple input}
+         */
         private int inputArity() {
-            TreeSet<Integer> used = new TreeSet<>();
-            Node<?> whole = null;
+            InputNode<?> input = null;
+            boolean componentRead = false;
             for (Node<?> n : order) {
-                if (n.kind() == Node.Kind.INPUT_ARG) {
-                    used.add(n.argIndex());
-                } else if (n.kind() == Node.Kind.INPUT
-                        && order.stream().anyMatch(d -> d.kind() == Node.Kind.CALL && d.args().contains(n))) {
-                    whole = n; // the whole input stands for the single argument of execute(x)
+                if (n.kind() == Node.Kind.INPUT) {
+                    input = (InputNode<?>) n;
+                    if (input.arity() > 1 && order.stream().anyMatch(d -> d.kind() == Node.Kind.CALL
+                            && d.args().contains(n))) {
+                        throw new GraphCompileException("input", "a call takes the whole Tuple" + input.arity()
+                                + " input; bind its components (first(), second(), ...) instead, or build the graph on "
+                                + "Graph.input() to pass one value");
+                    }
+                } else if (n.kind() == Node.Kind.INPUT_ARG) {
+                    componentRead = true;
                 }
             }
-            if (whole != null && !used.isEmpty() && used.last() > 0) {
-                throw new GraphCompileException("input", "the graph reads the whole input and input[" + used.last()
-                        + "]; with several arguments, bind in.arg(0) where the whole input is bound");
-            }
-            if (whole != null) {
-                used.add(0);
-            }
-            if (used.isEmpty()) {
+            if (input == null) {
                 return 0;
             }
-            int arity = used.last() + 1;
-            for (int i = 0; i < arity; i++) {
-                if (!used.contains(i)) {
-                    throw new GraphCompileException("input[" + i + "]", "input argument " + i + " is never used, but "
-                            + "argument " + used.last() + " is; execute(...) passes arguments by position, so use every "
-                            + "one from 0 to " + used.last() + " (or renumber them)");
-                }
+            if (input.arity() > 1) {
+                return componentRead ? input.arity() : 0;
             }
-            return arity;
+            Node<?> whole = input;
+            return order.stream().anyMatch(d -> d.kind() == Node.Kind.CALL && d.args().contains(whole)) ? 1 : 0;
         }
 
         private void checkArgumentTypes(Node<?> call) {

@@ -5,9 +5,11 @@ package dev.kiln.graph;
  * are bound into graphs. Obtained from {@code Kiln.actor(...)}; the constructor is for actor
  * hosts, not for user code.
  *
- * <p>Arguments to {@code bind} are nodes of the same graph or plain constants (any other
- * object, including {@code null}); constants are passed as they are to every execution.
- * Argument types are checked when the graph is compiled. Thread-safe.
+ * <p>Arguments to {@code bind} are nodes: results of other calls, the graph's input (or its components), and
+ * constants ({@link Graph#constant(Object)}), whose value is passed as it is to every execution. javac checks
+ * each argument's type against the method's parameter (a {@code Node<? extends P>}); {@code Kiln.compile}
+ * checks again with the classes the methods declare (an erased or raw type javac let through). Methods of up to
+ * 8 parameters. Thread-safe.
  *
  * <p>When a graph that restarts after actor deaths ({@code ActorDeathPolicy.RESTART}) recreates this
  * actor, the new incarnation takes the same id and name: this ref, and the nodes bound with it, reach
@@ -72,170 +74,205 @@ public final class ActorRef<A> {
      * Binds a call of a one-argument method.
      *
      * @param method the method, e.g. {@code Model::forward}
-     * @param arg1   a node or a constant
-     * @param <P1>   the parameter type
+     * @param arg1   the node of argument 1 (a call's result, an input, or {@link Graph#constant})
+     * @param <P1>   the type of parameter 1
      * @param <R>    the result type
      * @return the node of the call's result
-     * @throws IllegalArgumentException if the arguments come from two different {@code Graph.input()} nodes
+     * @throws NullPointerException     if an argument is null (pass {@code Graph.constant(null)} for null)
+     * @throws IllegalArgumentException if the arguments come from two different input nodes
      */
-    public <P1, R> Node<R> bind(Method1<A, P1, R> method, Object arg1) {
+    public <P1, R> Node<R> bind(Method1<A, P1, R> method, Node<? extends P1> arg1) {
         return call(method, 1, arg1);
     }
 
     /**
      * Binds a call of a two-argument method.
      *
-     * @param method the method
-     * @param arg1   a node or a constant
-     * @param arg2   a node or a constant
-     * @param <P1>   the first parameter type
-     * @param <P2>   the second parameter type
+     * @param method the method, e.g. {@code Model::forward}
+     * @param arg1   the node of argument 1 (a call's result, an input, or {@link Graph#constant})
+     * @param arg2   the node of argument 2 (a call's result, an input, or {@link Graph#constant})
+     * @param <P1>   the type of parameter 1
+     * @param <P2>   the type of parameter 2
      * @param <R>    the result type
      * @return the node of the call's result
-     * @throws IllegalArgumentException if the arguments come from two different {@code Graph.input()} nodes
+     * @throws NullPointerException     if an argument is null (pass {@code Graph.constant(null)} for null)
+     * @throws IllegalArgumentException if the arguments come from two different input nodes
      */
-    public <P1, P2, R> Node<R> bind(Method2<A, P1, P2, R> method, Object arg1, Object arg2) {
+    public <P1, P2, R> Node<R> bind(Method2<A, P1, P2, R> method, Node<? extends P1> arg1, Node<? extends P2> arg2) {
         return call(method, 2, arg1, arg2);
     }
 
     /**
      * Binds a call of a three-argument method.
      *
-     * @param method the method
-     * @param arg1   a node or a constant
-     * @param arg2   a node or a constant
-     * @param arg3   a node or a constant
-     * @param <P1>   the first parameter type
-     * @param <P2>   the second parameter type
-     * @param <P3>   the third parameter type
+     * @param method the method, e.g. {@code Model::forward}
+     * @param arg1   the node of argument 1 (a call's result, an input, or {@link Graph#constant})
+     * @param arg2   the node of argument 2 (a call's result, an input, or {@link Graph#constant})
+     * @param arg3   the node of argument 3 (a call's result, an input, or {@link Graph#constant})
+     * @param <P1>   the type of parameter 1
+     * @param <P2>   the type of parameter 2
+     * @param <P3>   the type of parameter 3
      * @param <R>    the result type
      * @return the node of the call's result
-     * @throws IllegalArgumentException if the arguments come from two different {@code Graph.input()} nodes
+     * @throws NullPointerException     if an argument is null (pass {@code Graph.constant(null)} for null)
+     * @throws IllegalArgumentException if the arguments come from two different input nodes
      */
-    public <P1, P2, P3, R> Node<R> bind(Method3<A, P1, P2, P3, R> method, Object arg1, Object arg2, Object arg3) {
+    public <P1, P2, P3, R> Node<R> bind(Method3<A, P1, P2, P3, R> method,
+                              Node<? extends P1> arg1, Node<? extends P2> arg2, Node<? extends P3> arg3) {
         return call(method, 3, arg1, arg2, arg3);
     }
 
     /**
      * Binds a call of a 4-argument method.
      *
-     * @param method the method
-     * @param arg1   a node or a constant
-     * @param arg2   a node or a constant
-     * @param arg3   a node or a constant
-     * @param arg4   a node or a constant
-     * @param <P1>   parameter type 1
-     * @param <P2>   parameter type 2
-     * @param <P3>   parameter type 3
-     * @param <P4>   parameter type 4
+     * @param method the method, e.g. {@code Model::forward}
+     * @param arg1   the node of argument 1 (a call's result, an input, or {@link Graph#constant})
+     * @param arg2   the node of argument 2 (a call's result, an input, or {@link Graph#constant})
+     * @param arg3   the node of argument 3 (a call's result, an input, or {@link Graph#constant})
+     * @param arg4   the node of argument 4 (a call's result, an input, or {@link Graph#constant})
+     * @param <P1>   the type of parameter 1
+     * @param <P2>   the type of parameter 2
+     * @param <P3>   the type of parameter 3
+     * @param <P4>   the type of parameter 4
      * @param <R>    the result type
      * @return the node of the call's result
+     * @throws NullPointerException     if an argument is null (pass {@code Graph.constant(null)} for null)
+     * @throws IllegalArgumentException if the arguments come from two different input nodes
      */
-    public <P1, P2, P3, P4, R> Node<R> bind(Method4<A, P1, P2, P3, P4, R> method, Object arg1, Object arg2, Object arg3, Object arg4) {
+    public <P1, P2, P3, P4, R> Node<R> bind(Method4<A, P1, P2, P3, P4, R> method,
+                              Node<? extends P1> arg1, Node<? extends P2> arg2, Node<? extends P3> arg3,
+                              Node<? extends P4> arg4) {
         return call(method, 4, arg1, arg2, arg3, arg4);
     }
 
     /**
      * Binds a call of a 5-argument method.
      *
-     * @param method the method
-     * @param arg1   a node or a constant
-     * @param arg2   a node or a constant
-     * @param arg3   a node or a constant
-     * @param arg4   a node or a constant
-     * @param arg5   a node or a constant
-     * @param <P1>   parameter type 1
-     * @param <P2>   parameter type 2
-     * @param <P3>   parameter type 3
-     * @param <P4>   parameter type 4
-     * @param <P5>   parameter type 5
+     * @param method the method, e.g. {@code Model::forward}
+     * @param arg1   the node of argument 1 (a call's result, an input, or {@link Graph#constant})
+     * @param arg2   the node of argument 2 (a call's result, an input, or {@link Graph#constant})
+     * @param arg3   the node of argument 3 (a call's result, an input, or {@link Graph#constant})
+     * @param arg4   the node of argument 4 (a call's result, an input, or {@link Graph#constant})
+     * @param arg5   the node of argument 5 (a call's result, an input, or {@link Graph#constant})
+     * @param <P1>   the type of parameter 1
+     * @param <P2>   the type of parameter 2
+     * @param <P3>   the type of parameter 3
+     * @param <P4>   the type of parameter 4
+     * @param <P5>   the type of parameter 5
      * @param <R>    the result type
      * @return the node of the call's result
+     * @throws NullPointerException     if an argument is null (pass {@code Graph.constant(null)} for null)
+     * @throws IllegalArgumentException if the arguments come from two different input nodes
      */
-    public <P1, P2, P3, P4, P5, R> Node<R> bind(Method5<A, P1, P2, P3, P4, P5, R> method, Object arg1, Object arg2, Object arg3, Object arg4, Object arg5) {
+    public <P1, P2, P3, P4, P5, R> Node<R> bind(Method5<A, P1, P2, P3, P4, P5, R> method,
+                              Node<? extends P1> arg1, Node<? extends P2> arg2, Node<? extends P3> arg3,
+                              Node<? extends P4> arg4, Node<? extends P5> arg5) {
         return call(method, 5, arg1, arg2, arg3, arg4, arg5);
     }
 
     /**
      * Binds a call of a 6-argument method.
      *
-     * @param method the method
-     * @param arg1   a node or a constant
-     * @param arg2   a node or a constant
-     * @param arg3   a node or a constant
-     * @param arg4   a node or a constant
-     * @param arg5   a node or a constant
-     * @param arg6   a node or a constant
-     * @param <P1>   parameter type 1
-     * @param <P2>   parameter type 2
-     * @param <P3>   parameter type 3
-     * @param <P4>   parameter type 4
-     * @param <P5>   parameter type 5
-     * @param <P6>   parameter type 6
+     * @param method the method, e.g. {@code Model::forward}
+     * @param arg1   the node of argument 1 (a call's result, an input, or {@link Graph#constant})
+     * @param arg2   the node of argument 2 (a call's result, an input, or {@link Graph#constant})
+     * @param arg3   the node of argument 3 (a call's result, an input, or {@link Graph#constant})
+     * @param arg4   the node of argument 4 (a call's result, an input, or {@link Graph#constant})
+     * @param arg5   the node of argument 5 (a call's result, an input, or {@link Graph#constant})
+     * @param arg6   the node of argument 6 (a call's result, an input, or {@link Graph#constant})
+     * @param <P1>   the type of parameter 1
+     * @param <P2>   the type of parameter 2
+     * @param <P3>   the type of parameter 3
+     * @param <P4>   the type of parameter 4
+     * @param <P5>   the type of parameter 5
+     * @param <P6>   the type of parameter 6
      * @param <R>    the result type
      * @return the node of the call's result
+     * @throws NullPointerException     if an argument is null (pass {@code Graph.constant(null)} for null)
+     * @throws IllegalArgumentException if the arguments come from two different input nodes
      */
-    public <P1, P2, P3, P4, P5, P6, R> Node<R> bind(Method6<A, P1, P2, P3, P4, P5, P6, R> method, Object arg1, Object arg2, Object arg3, Object arg4, Object arg5, Object arg6) {
+    public <P1, P2, P3, P4, P5, P6, R> Node<R> bind(Method6<A, P1, P2, P3, P4, P5, P6, R> method,
+                              Node<? extends P1> arg1, Node<? extends P2> arg2, Node<? extends P3> arg3,
+                              Node<? extends P4> arg4, Node<? extends P5> arg5, Node<? extends P6> arg6) {
         return call(method, 6, arg1, arg2, arg3, arg4, arg5, arg6);
     }
 
     /**
      * Binds a call of a 7-argument method.
      *
-     * @param method the method
-     * @param arg1   a node or a constant
-     * @param arg2   a node or a constant
-     * @param arg3   a node or a constant
-     * @param arg4   a node or a constant
-     * @param arg5   a node or a constant
-     * @param arg6   a node or a constant
-     * @param arg7   a node or a constant
-     * @param <P1>   parameter type 1
-     * @param <P2>   parameter type 2
-     * @param <P3>   parameter type 3
-     * @param <P4>   parameter type 4
-     * @param <P5>   parameter type 5
-     * @param <P6>   parameter type 6
-     * @param <P7>   parameter type 7
+     * @param method the method, e.g. {@code Model::forward}
+     * @param arg1   the node of argument 1 (a call's result, an input, or {@link Graph#constant})
+     * @param arg2   the node of argument 2 (a call's result, an input, or {@link Graph#constant})
+     * @param arg3   the node of argument 3 (a call's result, an input, or {@link Graph#constant})
+     * @param arg4   the node of argument 4 (a call's result, an input, or {@link Graph#constant})
+     * @param arg5   the node of argument 5 (a call's result, an input, or {@link Graph#constant})
+     * @param arg6   the node of argument 6 (a call's result, an input, or {@link Graph#constant})
+     * @param arg7   the node of argument 7 (a call's result, an input, or {@link Graph#constant})
+     * @param <P1>   the type of parameter 1
+     * @param <P2>   the type of parameter 2
+     * @param <P3>   the type of parameter 3
+     * @param <P4>   the type of parameter 4
+     * @param <P5>   the type of parameter 5
+     * @param <P6>   the type of parameter 6
+     * @param <P7>   the type of parameter 7
      * @param <R>    the result type
      * @return the node of the call's result
+     * @throws NullPointerException     if an argument is null (pass {@code Graph.constant(null)} for null)
+     * @throws IllegalArgumentException if the arguments come from two different input nodes
      */
-    public <P1, P2, P3, P4, P5, P6, P7, R> Node<R> bind(Method7<A, P1, P2, P3, P4, P5, P6, P7, R> method, Object arg1, Object arg2, Object arg3, Object arg4, Object arg5, Object arg6, Object arg7) {
+    public <P1, P2, P3, P4, P5, P6, P7, R> Node<R> bind(Method7<A, P1, P2, P3, P4, P5, P6, P7, R> method,
+                              Node<? extends P1> arg1, Node<? extends P2> arg2, Node<? extends P3> arg3,
+                              Node<? extends P4> arg4, Node<? extends P5> arg5, Node<? extends P6> arg6,
+                              Node<? extends P7> arg7) {
         return call(method, 7, arg1, arg2, arg3, arg4, arg5, arg6, arg7);
     }
 
     /**
-     * Binds a call of a 8-argument method.
+     * Binds a call of an 8-argument method.
      *
-     * @param method the method
-     * @param arg1   a node or a constant
-     * @param arg2   a node or a constant
-     * @param arg3   a node or a constant
-     * @param arg4   a node or a constant
-     * @param arg5   a node or a constant
-     * @param arg6   a node or a constant
-     * @param arg7   a node or a constant
-     * @param arg8   a node or a constant
-     * @param <P1>   parameter type 1
-     * @param <P2>   parameter type 2
-     * @param <P3>   parameter type 3
-     * @param <P4>   parameter type 4
-     * @param <P5>   parameter type 5
-     * @param <P6>   parameter type 6
-     * @param <P7>   parameter type 7
-     * @param <P8>   parameter type 8
+     * @param method the method, e.g. {@code Model::forward}
+     * @param arg1   the node of argument 1 (a call's result, an input, or {@link Graph#constant})
+     * @param arg2   the node of argument 2 (a call's result, an input, or {@link Graph#constant})
+     * @param arg3   the node of argument 3 (a call's result, an input, or {@link Graph#constant})
+     * @param arg4   the node of argument 4 (a call's result, an input, or {@link Graph#constant})
+     * @param arg5   the node of argument 5 (a call's result, an input, or {@link Graph#constant})
+     * @param arg6   the node of argument 6 (a call's result, an input, or {@link Graph#constant})
+     * @param arg7   the node of argument 7 (a call's result, an input, or {@link Graph#constant})
+     * @param arg8   the node of argument 8 (a call's result, an input, or {@link Graph#constant})
+     * @param <P1>   the type of parameter 1
+     * @param <P2>   the type of parameter 2
+     * @param <P3>   the type of parameter 3
+     * @param <P4>   the type of parameter 4
+     * @param <P5>   the type of parameter 5
+     * @param <P6>   the type of parameter 6
+     * @param <P7>   the type of parameter 7
+     * @param <P8>   the type of parameter 8
      * @param <R>    the result type
      * @return the node of the call's result
+     * @throws NullPointerException     if an argument is null (pass {@code Graph.constant(null)} for null)
+     * @throws IllegalArgumentException if the arguments come from two different input nodes
      */
-    public <P1, P2, P3, P4, P5, P6, P7, P8, R> Node<R> bind(Method8<A, P1, P2, P3, P4, P5, P6, P7, P8, R> method, Object arg1, Object arg2, Object arg3, Object arg4, Object arg5, Object arg6, Object arg7, Object arg8) {
+    public <P1, P2, P3, P4, P5, P6, P7, P8, R> Node<R> bind(Method8<A, P1, P2, P3, P4, P5, P6, P7, P8, R> method,
+                              Node<? extends P1> arg1, Node<? extends P2> arg2, Node<? extends P3> arg3,
+                              Node<? extends P4> arg4, Node<? extends P5> arg5, Node<? extends P6> arg6,
+                              Node<? extends P7> arg7, Node<? extends P8> arg8) {
         return call(method, 8, arg1, arg2, arg3, arg4, arg5, arg6, arg7, arg8);
     }
 
-    private <R> Node<R> call(java.io.Serializable method, int arity, Object... args) {
+    private <R> Node<R> call(java.io.Serializable method, int arity, Node<?>... args) {
         if (method == null) {
             throw new NullPointerException("method");
         }
-        return new Node<>(Node.Kind.CALL, Node.inputOf(args), -1, this, MethodRef.of(method, arity), args);
+        Object[] values = new Object[args.length];
+        for (int i = 0; i < args.length; i++) {
+            Node<?> arg = args[i];
+            if (arg == null) {
+                throw new NullPointerException("argument " + (i + 1) + " of bind is null; pass a node, or "
+                        + "Graph.constant(null) for a null argument");
+            }
+            values[i] = arg.kind() == Node.Kind.CONSTANT ? arg.args().getFirst() : arg;
+        }
+        return new Node<>(Node.Kind.CALL, Node.inputOf(values), -1, this, MethodRef.of(method, arity), values);
     }
 
     @Override

@@ -7,10 +7,15 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * A value in a graph: the graph's input, one of its arguments, the result of an actor method
- * call, one member's result of an all-reduce, or a list of outputs. Nodes are created by
- * {@link Graph#input()}, {@link InputNode#arg(int)}, {@code ActorRef.bind(...)},
- * {@link Graph#allReduce(List)} and {@link Graph#outputs(Node...)}.
+ * A value in a graph: the graph's input, one of its arguments, a constant, the result of an actor method
+ * call, one member's result of an all-reduce, or the graph's several outputs. Nodes are created by
+ * {@link Graph#input()} (and {@link Graph#input2()} with its {@link InputNode2#first()}, ...),
+ * {@link Graph#constant(Object)}, {@code ActorRef.bind(...)}, {@link Graph#allReduce(List)} and
+ * {@link Graph#outputs(Node, Node)} (and its overloads).
+ *
+ * <p>The type parameter is checked by javac: {@code bind} takes, at each argument position, a node whose
+ * type is the method's parameter type or a subtype, and {@code Kiln.compile} types the compiled graph with
+ * the input node's and the output node's types.
  *
  * <p>A node may be compiled once: after {@code Kiln.compile} it belongs to that compiled
  * graph, and binding new calls on it to compile a second graph fails with a
@@ -27,8 +32,13 @@ public sealed class Node<T> permits InputNode {
     public enum Kind {
         /** The whole graph input ({@link Graph#input()}). */
         INPUT,
-        /** One positional argument of the input ({@link InputNode#arg(int)}). */
+        /** One component of a several-argument input ({@link InputNode2#first()}, ...). */
         INPUT_ARG,
+        /**
+         * A constant ({@link Graph#constant(Object)}). {@code bind} passes its value, which is in {@link #args()}
+         * of the call, not the node.
+         */
+        CONSTANT,
         /** An actor method call. */
         CALL,
         /**
@@ -36,8 +46,10 @@ public sealed class Node<T> permits InputNode {
          * member's input, on the member's actor.
          */
         ALL_REDUCE,
-        /** A multi-output list ({@link Graph#outputs(Node...)}). */
-        OUTPUTS
+        /** Several outputs as a tuple ({@link Graph#outputs(Node, Node)}, with three or four nodes too). */
+        OUTPUTS,
+        /** Several outputs as a list ({@link Graph#outputs(List)}). */
+        OUTPUT_LIST
     }
 
     private static final AtomicLong SERIALS = new AtomicLong();
@@ -76,7 +88,7 @@ public sealed class Node<T> permits InputNode {
         this.collective = collective;
         this.args = Collections.unmodifiableList(Arrays.asList(args.clone()));
         for (Object arg : args) {
-            if (arg instanceof Node<?> upstream) {
+            if (kind != Kind.CONSTANT && arg instanceof Node<?> upstream) {
                 upstream.downstream.add(this);
             }
         }
@@ -117,7 +129,7 @@ public sealed class Node<T> permits InputNode {
         return input;
     }
 
-    /** {@return the argument index for {@link Kind#INPUT_ARG}, else -1} */
+    /** {@return the component index for {@link Kind#INPUT_ARG} (0 for {@code first()}), else -1} */
     public int argIndex() {
         return argIndex;
     }
@@ -136,8 +148,10 @@ public sealed class Node<T> permits InputNode {
     }
 
     /**
-     * {@return the call's arguments (each a {@code Node} or a constant, possibly null), the member's input for
-     *         {@link Kind#ALL_REDUCE}, or the output nodes of {@link Kind#OUTPUTS}; empty for the input}
+     * {@return the call's arguments (each a {@code Node}, or the value of a {@link Graph#constant(Object)}, possibly
+     *         null), the member's input for {@link Kind#ALL_REDUCE}, the output nodes of {@link Kind#OUTPUTS} and
+     *         {@link Kind#OUTPUT_LIST}, the value of a {@link Kind#CONSTANT}; the input node for
+     *         {@link Kind#INPUT_ARG}; empty for the input}
      */
     public List<Object> args() {
         return args;
@@ -185,16 +199,18 @@ public sealed class Node<T> permits InputNode {
     }
 
     /**
-     * {@return a short label: {@code input}, {@code input[1]}, {@code actor.method}, {@code allreduce[i]} (member i;
-     *         a compiled plan numbers its all-reduces, {@code allreduce#k[i]}) or {@code outputs}}
+     * {@return a short label: {@code input}, {@code input[1]} (the second component), {@code constant},
+     *         {@code actor.method}, {@code allreduce[i]} (member i; a compiled plan numbers its all-reduces,
+     *         {@code allreduce#k[i]}) or {@code outputs}}
      */
     public String label() {
         return switch (kind) {
             case INPUT -> "input";
             case INPUT_ARG -> "input[" + argIndex + "]";
+            case CONSTANT -> "constant";
             case CALL -> actor.name() + "." + method.name();
             case ALL_REDUCE -> "allreduce[" + member + "]";
-            case OUTPUTS -> "outputs";
+            case OUTPUTS, OUTPUT_LIST -> "outputs";
         };
     }
 
@@ -209,7 +225,8 @@ public sealed class Node<T> permits InputNode {
             if (arg instanceof Node<?> node && node.input() != null) {
                 if (found != null && found != node.input()) {
                     throw new IllegalArgumentException("arguments come from two different Graph.input() nodes: "
-                            + "a graph has exactly one input; use InputNode.arg(i) for several arguments");
+                            + "a graph has exactly one input; use Graph.input2() (first(), second()) and up to "
+                            + "input8() for several arguments");
                 }
                 found = node.input();
             }

@@ -16,6 +16,7 @@ import dev.kiln.compiler.Topology.ActorPlacement;
 import dev.kiln.graph.ActorRef;
 import dev.kiln.graph.Graph;
 import dev.kiln.graph.InputNode;
+import dev.kiln.graph.InputNode2;
 import dev.kiln.graph.Node;
 import dev.kiln.graph.Transport;
 import dev.kiln.tensor.DeviceTensor;
@@ -167,7 +168,7 @@ class AllReduceTest {
         Node<DeviceTensor> y = b.bind(Gpu::f, x);
         Node<DeviceTensor> z = c.bind(Gpu::load, in);
         List<Node<DeviceTensor>> sums = Graph.allReduce(List.of(x, y, z));
-        Node<List<Object>> out = Graph.outputs(c.bind(Gpu::add, sums.get(2), sums.get(0)));
+        Node<?> out = Graph.outputs(List.of(c.bind(Gpu::add, sums.get(2), sums.get(0))));
         ExecutionPlan plan = GraphCompiler.compile(out, places().put(a, gpu(0)).put(b, gpu(1)).put(c, gpu("w1", 2, GIB))
                 .topology(), TWO_SLOTS);
         String text = plan.toString();
@@ -318,7 +319,7 @@ class AllReduceTest {
         Node<DeviceTensor> w = b.bind(Gpu::f, y);
         Node<DeviceTensor> u = a.bind(Gpu::add, x, w);
         List<Node<DeviceTensor>> sums = Graph.allReduce(List.of(x, y));
-        Node<List<Object>> out = Graph.outputs(u, sums.get(1));
+        Node<?> out = Graph.outputs(u, sums.get(1));
         ExecutionPlan inOrder = GraphCompiler.compile(out, twoGpus, TWO_SLOTS);
         assertEquals(List.of("R c0", "C load", "R c1", "C add", "W c2", "A #0"), ops(inOrder, "a"));
         ExecutionPlan overlapped = GraphCompiler.compile(out, twoGpus, TWO_SLOTS.overlapGpuCommunication(true));
@@ -338,7 +339,7 @@ class AllReduceTest {
         Node<DeviceTensor> x = a.bind(Gpu::load, in);
         List<Node<DeviceTensor>> sums = Graph.allReduce(List.of(x, b.bind(Gpu::f, x)));
         Topology tight = places().put(a, gpu(0)).put(b, gpu("driver", 1, 90 * MIB)).topology();
-        ExecutionPlan plan = GraphCompiler.compile(Graph.outputs(sums.get(0)), tight,
+        ExecutionPlan plan = GraphCompiler.compile(Graph.outputs(List.of(sums.get(0))), tight,
                 CompileOptions.defaults().gpuMemoryFraction(1.0));
         assertEquals(Transport.STAGED, plan.channels().get(1).transport());
         assertEquals("AUTO would pick NCCL (b on another GPU (localhost/driver/gpu1)), but its receive slots do not fit "
@@ -350,7 +351,7 @@ class AllReduceTest {
         InputNode<String> in2 = Graph.input();
         List<Node<DeviceTensor>> small = Graph.allReduce(List.of(a.bind(Gpu::load, in2), b.bind(Gpu::load, in2)));
         Topology tiny = places().put(a, gpu(0)).put(b, gpu("driver", 1, 80 * MIB)).topology();
-        rejects(Graph.outputs(small.get(0)), tiny, "allreduce#0[1]: allreduce#0 does not fit: its output buffer and NCCL "
+        rejects(Graph.outputs(List.of(small.get(0))), tiny, "allreduce#0[1]: allreduce#0 does not fit: its output buffer and NCCL "
                 + "buffers do not fit on localhost/gpu1: b needs 1048576 B (CompileOptions.bufferBytes, for the sum), NCCL "
                 + "buffers there grow by 83886080 B to 83886080 B (1 rank x CompileOptions.NCCL_RANK_BYTES 67108864 B + 1 "
                 + "peer x CompileOptions.NCCL_PEER_BYTES 16777216 B), 0 B are already held there, budget 75497472 B (free "
@@ -377,9 +378,9 @@ class AllReduceTest {
                 + "passes and no actor computes; an all-reduce sums device tensors of actors: bind an actor method "
                 + "declared to return dev.kiln.tensor.DeviceTensor and pass its node");
 
-        InputNode<Object> args = Graph.input();
-        Node<DeviceTensor> second = args.arg(1);
-        List<Node<DeviceTensor>> parts = Graph.allReduce(List.of(second, a.bind(Gpu::load, args.arg(0))));
+        InputNode2<String, DeviceTensor> args = Graph.input2();
+        Node<DeviceTensor> second = args.second();
+        List<Node<DeviceTensor>> parts = Graph.allReduce(List.of(second, a.bind(Gpu::load, args.first())));
         rejects(parts.get(1), twoGpus, "allreduce#0[0]: input 0 of allreduce#0 is the graph's input[1], which the driver "
                 + "passes and no actor computes; an all-reduce sums device tensors of actors: bind an actor method "
                 + "declared to return dev.kiln.tensor.DeviceTensor and pass its node");
@@ -444,7 +445,7 @@ class AllReduceTest {
                 c.bind(Gpu::load, in)));
         Topology spread = places().put(a, gpu("w1", 0, GIB)).put(b, gpu("w2", 0, "GPU-B", GIB))
                 .put(c, new ActorPlacement("host2", "w", 0, GIB)).topology();
-        ExecutionPlan plan = GraphCompiler.compile(Graph.outputs(b.bind(Gpu::toHost, sums.get(1))), spread, TWO_SLOTS);
+        ExecutionPlan plan = GraphCompiler.compile(Graph.outputs(List.of(b.bind(Gpu::toHost, sums.get(1)))), spread, TWO_SLOTS);
         assertEquals(List.of(a.id(), b.id(), c.id()), plan.communicators().getFirst().ranks());
         assertEquals(3, ScheduleChecker.simulate(plan, 3));
     }
@@ -464,7 +465,7 @@ class AllReduceTest {
     void anAllReduceOutputIsTypeCheckedAsADeviceTensor() {
         InputNode<String> in = Graph.input();
         List<Node<DeviceTensor>> sums = Graph.allReduce(List.of(a.bind(Gpu::load, in), b.bind(Gpu::load, in)));
-        rejects(a.bind(Gpu::label, sums.get(0)), twoGpus, "a.label: argument 1 of Gpu.label takes java.lang.String but "
+        rejects(a.bind(Gpu::label, GraphCompilerTest.unchecked(sums.get(0))), twoGpus, "a.label: argument 1 of Gpu.label takes java.lang.String but "
                 + "upstream allreduce#0[0] returns dev.kiln.tensor.DeviceTensor; bind a node of a matching type or change "
                 + "the parameter");
     }

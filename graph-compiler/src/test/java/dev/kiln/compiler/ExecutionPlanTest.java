@@ -11,6 +11,7 @@ import dev.kiln.compiler.Topology.ActorPlacement;
 import dev.kiln.graph.ActorRef;
 import dev.kiln.graph.Graph;
 import dev.kiln.graph.InputNode;
+import dev.kiln.graph.InputNode2;
 import dev.kiln.graph.Node;
 import dev.kiln.graph.Transport;
 import org.junit.jupiter.api.Test;
@@ -41,7 +42,7 @@ class ExecutionPlanTest {
         InputNode<String> in = Graph.input();
         Node<String> top = a.bind(Text::upper, in);
         Node<String> left = b.bind(Text::lower, top);
-        Node<String> right = c.bind(Text::repeat, top, 2);
+        Node<String> right = c.bind(Text::repeat, top, Graph.constant(2));
         return a.bind(Text::concat, left, right);
     }
 
@@ -112,11 +113,11 @@ class ExecutionPlanTest {
     }
 
     /** Input arguments, a string constant, a local edge, the same output twice. */
-    private Node<List<Object>> multiOutput() {
-        InputNode<Object> in = Graph.input();
-        Node<String> x = a.bind(Text::join3, in.arg(0), "s\"q", in.arg(1));
+    private Node<List<String>> multiOutput() {
+        InputNode2<String, String> in = Graph.input2();
+        Node<String> x = a.bind(Text::join3, in.first(), Graph.constant("s\"q"), in.second());
         Node<String> y = b.bind(Text::concat, x, b.bind(Text::hello));
-        return Graph.outputs(y, x, y);
+        return Graph.outputs(List.of(y, x, y));
     }
 
     @Test

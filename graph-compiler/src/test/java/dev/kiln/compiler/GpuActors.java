@@ -2,6 +2,7 @@ package dev.kiln.compiler;
 
 import dev.kiln.compiler.Topology.ActorPlacement;
 import dev.kiln.graph.ActorRef;
+import dev.kiln.graph.Node;
 import dev.kiln.tensor.DeviceTensor;
 
 import java.util.HashMap;
@@ -59,6 +60,16 @@ final class GpuActors {
         String strict(DeviceTensor t) {
             return String.valueOf(t);
         }
+    }
+
+    /**
+     * The node as an {@code Object} node, so that binding it into a {@link Gpu} method instantiates the method at
+     * {@code Object}: javac would infer {@code DeviceTensor} from a {@code Node<DeviceTensor>}, and the method
+     * reference would then cast to it the host copy that an actor without a GPU receives.
+     */
+    @SuppressWarnings("unchecked")
+    static Node<Object> any(Node<?> node) {
+        return (Node<Object>) node;
     }
 
     static ActorRef<Gpu> gpuActor(int id, String name) {

@@ -50,7 +50,7 @@ class GpuPlanTest {
     /** input -> a.load -> b.f; the channels are c0 input, c1 a.load, c2 b.f (to the driver). */
     private Node<DeviceTensor> pipeline() {
         InputNode<String> in = Graph.input();
-        return b.bind(Gpu::f, a.bind(Gpu::load, in));
+        return b.bind(Gpu::f, GpuActors.any(a.bind(Gpu::load, in)));
     }
 
     private static ExecutionPlan compile(Node<?> out, Topology topology) {
@@ -154,7 +154,8 @@ class GpuPlanTest {
         InputNode<String> in = Graph.input();
         Node<DeviceTensor> x = a.bind(Gpu::load, in);
         Topology topology = places().put(a, gpu(0)).put(h, ActorPlacement.IN_DRIVER).topology();
-        ExecutionPlan plan = compile(h.bind(GpuActors.HostReader::sum, x), topology);
+        // A reader without a GPU receives a host Tensor: Graph.hostCopy types the DeviceTensor node as one.
+        ExecutionPlan plan = compile(h.bind(GpuActors.HostReader::sum, Graph.hostCopy(x)), topology);
         assertChannel(plan.channels().get(1), Transport.STAGED, "AUTO: reader h has no GPU");
         GraphCompileException e = assertThrows(GraphCompileException.class,
                 () -> compile(h.bind(GpuActors.HostReader::strict, a.bind(Gpu::load, Graph.<String>input())), topology));
@@ -163,7 +164,7 @@ class GpuPlanTest {
                 + dev.kiln.tensor.Tensor.class.getName()), e.getMessage());
         ActorPlacement withGpu = gpu(1);
         GraphCompileException onGpu = assertThrows(GraphCompileException.class, () -> compile(h.bind(
-                GpuActors.HostReader::sum, a.bind(Gpu::load, Graph.<String>input())),
+                GpuActors.HostReader::sum, Graph.hostCopy(a.bind(Gpu::load, Graph.<String>input()))),
                 places().put(a, gpu(0)).put(h, withGpu).topology()));
         assertTrue(onGpu.getMessage().contains("takes " + dev.kiln.tensor.Tensor.class.getName()
                 + " but upstream a.load returns " + DeviceTensor.class.getName()), onGpu.getMessage());
@@ -255,7 +256,7 @@ class GpuPlanTest {
         // b and c share gpu1; c reports less free memory, which is what the budget uses.
         InputNode<String> in = Graph.input();
         Node<DeviceTensor> x = a.bind(Gpu::load, in);
-        Node<List<Object>> out = Graph.outputs(b.bind(Gpu::f, x), c.bind(Gpu::f, x));
+        Node<?> out = Graph.outputs(b.bind(Gpu::f, x), c.bind(Gpu::f, x));
         Topology topology = places().put(a, gpu(0)).put(b, gpu("w1", 1, GIB)).put(c, gpu("w2", 1, 30 * MIB)).topology();
         ExecutionPlan plan = compile(out, topology);
         DeviceMemory gpu1 = plan.devices().get(1);
@@ -298,7 +299,7 @@ class GpuPlanTest {
 
         InputNode<String> in2 = Graph.input();
         Node<DeviceTensor> y = a.bind(Gpu::load, in2).withTransport(Transport.NCCL);
-        rejects(b.bind(Gpu::f, y), places().put(a, gpu(0)).put(b, ActorPlacement.IN_DRIVER).topology(), OPTIONS,
+        rejects(b.bind(Gpu::f, GpuActors.any(y)), places().put(a, gpu(0)).put(b, ActorPlacement.IN_DRIVER).topology(), OPTIONS,
                 "Transport.NCCL was asked for, but reader b has no GPU; use Transport.AUTO or STAGED");
 
         InputNode<String> in3 = Graph.input();
@@ -397,7 +398,7 @@ class GpuPlanTest {
         ActorRef<Text> t = TestActors.text(5, "t");
         ActorRef<Gpu> h = gpuActor(6, "h");
         InputNode<String> in = Graph.input();
-        Node<String> out = h.bind(Gpu::toHost, b.bind(Gpu::f, a.bind(Gpu::load, t.bind(Text::upper, in))));
+        Node<String> out = h.bind(Gpu::toHost, GpuActors.any(b.bind(Gpu::f, a.bind(Gpu::load, t.bind(Text::upper, in)))));
         Topology topology = places().put(t, ActorPlacement.IN_DRIVER).put(a, gpu(0)).put(b, gpu(1))
                 .put(h, new ActorPlacement("localhost", "w1")).topology();
         ExecutionPlan plan = compile(out, topology);
@@ -574,7 +575,7 @@ class GpuPlanTest {
         ActorRef<Gpu> e = gpuActor(5, "e");
         InputNode<String> in = Graph.input();
         Node<DeviceTensor> x = a.bind(Gpu::load, in);
-        Node<List<Object>> out = Graph.outputs(b.bind(Gpu::f, x), e.bind(Gpu::f, x));
+        Node<?> out = Graph.outputs(b.bind(Gpu::f, x), e.bind(Gpu::f, x));
         Topology topology = places().put(a, gpu("w1", 0, GIB)).put(b, gpu("w2", 1, GIB)).put(e, gpu("w3", 2, GIB))
                 .topology(PeerAccess.of(Set.of(new Link("localhost", "gpu0", "gpu1"))));
         ExecutionPlan plan = compile(out, topology);
@@ -589,7 +590,7 @@ class GpuPlanTest {
         InputNode<String> in = Graph.input();
         Node<DeviceTensor> x = a.bind(Gpu::load, in);
         Node<DeviceTensor> u = c.bind(Gpu::add, b.bind(Gpu::f, x), e.bind(Gpu::f, x));
-        Node<DeviceTensor> out = d.bind(Gpu::scale, u, "2");
+        Node<DeviceTensor> out = d.bind(Gpu::scale, u, Graph.constant("2"));
         Topology topology = places().put(a, gpu(0)).put(b, gpu(1)).put(e, gpu(2)).put(c, gpu("w1", 1, 200 * MIB))
                 .put(d, gpu("w1", 1, 200 * MIB)).topology();
         return GraphCompiler.compile(out, topology, OPTIONS.maxInflight(4));

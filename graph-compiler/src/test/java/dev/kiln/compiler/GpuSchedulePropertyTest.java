@@ -38,6 +38,7 @@ import java.util.Map;
 import java.util.Random;
 import java.util.Set;
 
+import static dev.kiln.compiler.GpuActors.any;
 import static dev.kiln.compiler.GpuActors.GIB;
 import static dev.kiln.compiler.GpuActors.MIB;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -109,7 +110,7 @@ class GpuSchedulePropertyTest {
                 members = members.subList(0, 2 + rnd.nextInt(Math.min(3, members.size() - 1)));
                 List<Node<DeviceTensor>> inputs = new ArrayList<>();
                 for (ActorRef<Gpu> m : members) {
-                    inputs.add(m.bind(Gpu::f, pick(rnd, tensors, used)));
+                    inputs.add(m.bind(Gpu::f, any(pick(rnd, tensors, used))));
                 }
                 used.addAll(inputs);
                 List<Node<DeviceTensor>> sums = Graph.allReduce(inputs);
@@ -119,13 +120,13 @@ class GpuSchedulePropertyTest {
             }
             Node<?> call = switch (rnd.nextInt(7)) {
                 case 0 -> addTensor(tensors, actor.bind(Gpu::load, pick(rnd, strings, used)));
-                case 1 -> addTensor(tensors, actor.bind(Gpu::f, pick(rnd, tensors, used)));
-                case 2 -> addTensor(tensors, actor.bind(Gpu::add, pick(rnd, tensors, used), pick(rnd, tensors, used)));
-                case 3 -> addTensor(tensors, actor.bind(Gpu::add3, pick(rnd, tensors, used), pick(rnd, tensors, used),
-                        pick(rnd, tensors, used)));
-                case 4 -> addString(strings, actor.bind(Gpu::toHost, pick(rnd, tensors, used)));
+                case 1 -> addTensor(tensors, actor.bind(Gpu::f, any(pick(rnd, tensors, used))));
+                case 2 -> addTensor(tensors, actor.bind(Gpu::add, any(pick(rnd, tensors, used)), any(pick(rnd, tensors, used))));
+                case 3 -> addTensor(tensors, actor.bind(Gpu::add3, any(pick(rnd, tensors, used)), any(pick(rnd, tensors, used)),
+                        any(pick(rnd, tensors, used))));
+                case 4 -> addString(strings, actor.bind(Gpu::toHost, any(pick(rnd, tensors, used))));
                 case 5 -> addString(strings, actor.bind(Gpu::label, pick(rnd, strings, used)));
-                default -> addTensor(tensors, actor.bind(Gpu::scale, pick(rnd, tensors, used), pick(rnd, strings, used)));
+                default -> addTensor(tensors, actor.bind(Gpu::scale, any(pick(rnd, tensors, used)), pick(rnd, strings, used)));
             };
             if (rnd.nextInt(8) == 0 && spread == Spread.MIXED && call.method().returnType() == DeviceTensor.class) {
                 call.withTransport(Transport.STAGED);
@@ -134,7 +135,7 @@ class GpuSchedulePropertyTest {
         }
         List<Node<?>> sinks = calls.stream().filter(n -> !used.contains(n)).toList();
         Node<?> output = sinks.size() == 1 && rnd.nextBoolean() ? sinks.getFirst()
-                : Graph.outputs(sinks.toArray(Node<?>[]::new));
+                : Graph.outputs(sinks);
         return new Built(output, new Topology(ActorPlacement.IN_DRIVER, placements));
     }
 

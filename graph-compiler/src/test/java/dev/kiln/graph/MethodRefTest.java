@@ -205,10 +205,11 @@ class MethodRefTest {
     void bindResolvesTheMethodAndNullMethodIsRejected() {
         ActorRef<Calc> calc = new ActorRef<>(1, "calc", Calc.class, "runtime");
         Method1<Calc, Integer, Integer> fn = Calc::inc;
-        Node<Integer> node = calc.bind(fn, 3);
+        Node<Integer> node = calc.bind(fn, Graph.constant(3));
         assertSame(fn, node.method().function());
         assertEquals("calc.inc", node.label());
         assertEquals(List.of(3), node.args());
-        assertThrows(NullPointerException.class, () -> calc.bind((Method1<Calc, Integer, Integer>) null, 3));
+        assertThrows(NullPointerException.class,
+                () -> calc.bind((Method1<Calc, Integer, Integer>) null, Graph.constant(3)));
     }
 }

@@ -9,7 +9,10 @@ import dev.kiln.compiler.IdleMode;
 import dev.kiln.graph.ActorRef;
 import dev.kiln.graph.Graph;
 import dev.kiln.graph.InputNode;
+import dev.kiln.graph.InputNode8;
 import dev.kiln.graph.Node;
+import dev.kiln.graph.Tuple8;
+import dev.kiln.tensor.Tensor;
 
 import java.util.List;
 
@@ -31,35 +34,47 @@ final class CompiledPath extends Path {
      * @param inflight the graph's {@code maxInflight}, at least {@code window}
      * @param worker   whether the actors live in a worker JVM (one for all stages), reached through shared memory
      */
-    @SuppressWarnings("unchecked")
     CompiledPath(Scenario scenario, IdleMode idle, int window, int inflight, boolean worker) {
         super(scenario, idle, window);
         this.worker = worker;
         this.ring = new GraphFuture<?>[window];
         this.kiln = Kiln.local();
         try {
-            InputNode<Object> in = Graph.input();
-            Node<?> out = switch (scenario) {
-                case SINGLE -> stage(0).bind(Stage::step, in);
+            CompileOptions options = CompileOptions.defaults().idle(idle).maxInflight(inflight);
+            InputNode<Long> in = Graph.input();
+            this.graph = erased(switch (scenario) {
+                case SINGLE -> kiln.compile(in, stage(0).bind(Stage::step, in), options);
                 case CHAIN4 -> {
                     Node<Long> x = stage(0).bind(Stage::step, in);
                     for (int i = 1; i < 4; i++) {
                         x = stage(i).bind(Stage::step, x);
                     }
-                    yield x;
+                    yield kiln.compile(in, x, options);
                 }
-                case SCATTER4 -> Graph.outputs(stage(0).bind(Stage::step, in), stage(1).bind(Stage::step, in),
-                        stage(2).bind(Stage::step, in), stage(3).bind(Stage::step, in));
-                case ARGS8 -> stage(0).bind(Stage::mix8, in.arg(0), in.arg(1), in.arg(2), in.arg(3), in.arg(4),
-                        in.arg(5), in.arg(6), in.arg(7));
-                case TENSOR_4K, TENSOR_1M, TENSOR_64M -> stage(0).bind(Stage::touch, in);
-            };
-            this.graph = kiln.compile((Node<Object>) out, CompileOptions.defaults().idle(idle).maxInflight(inflight));
+                case SCATTER4 -> kiln.compile(in, Graph.outputs(List.of(stage(0).bind(Stage::step, in),
+                        stage(1).bind(Stage::step, in), stage(2).bind(Stage::step, in),
+                        stage(3).bind(Stage::step, in))), options);
+                case ARGS8 -> {
+                    InputNode8<Long, Long, Long, Long, Long, Long, Long, Long> args = Graph.input8();
+                    yield kiln.compile(args, stage(0).bind(Stage::mix8, args.first(), args.second(), args.third(),
+                            args.fourth(), args.fifth(), args.sixth(), args.seventh(), args.eighth()), options);
+                }
+                case TENSOR_4K, TENSOR_1M, TENSOR_64M -> {
+                    InputNode<Tensor> t = Graph.input();
+                    yield kiln.compile(t, stage(0).bind(Stage::touch, t), options);
+                }
+            });
         } catch (RuntimeException e) {
             kiln.close();
             super.close();
             throw e;
         }
+    }
+
+    /** One field for the scenarios' graphs, whose input types differ: {@link #submit} passes each its own. */
+    @SuppressWarnings("unchecked")
+    private static CompiledGraph<Object, Object> erased(CompiledGraph<?, ?> graph) {
+        return (CompiledGraph<Object, Object>) graph;
     }
 
     private ActorRef<Stage> stage(int i) {
@@ -70,9 +85,9 @@ final class CompiledPath extends Path {
     void submit(long x) {
         ring[(int) (submitted++ % window)] = switch (scenario) {
             case SINGLE, CHAIN4, SCATTER4 -> graph.execute(x);
-            // As an application writes it: execute's varargs array is part of the cost.
-            case ARGS8 -> graph.execute(x, Scenario.arg(x, 1), Scenario.arg(x, 2), Scenario.arg(x, 3),
-                    Scenario.arg(x, 4), Scenario.arg(x, 5), Scenario.arg(x, 6), Scenario.arg(x, 7));
+            // As an application writes it: the Tuple8 of the arguments is part of the cost.
+            case ARGS8 -> graph.execute(new Tuple8<>(x, Scenario.arg(x, 1), Scenario.arg(x, 2), Scenario.arg(x, 3),
+                    Scenario.arg(x, 4), Scenario.arg(x, 5), Scenario.arg(x, 6), Scenario.arg(x, 7)));
             case TENSOR_4K, TENSOR_1M, TENSOR_64M -> graph.execute(tensor);
         };
     }

@@ -221,7 +221,7 @@ public class CrossHostBenchmark {
             hosts = new Hosts(mtu, authenticate);
             try {
                 InputNode<Integer> in = Graph.input();
-                graph = hosts.kiln.compile(hosts.sink.bind(Sink::inc, in), OPTIONS);
+                graph = hosts.kiln.compile(in, hosts.sink.bind(Sink::inc, in), OPTIONS);
                 if (!graph.plan().toString().contains("AERON_UDP")) {
                     throw new IllegalStateException("expected AERON_UDP edges, got:\n" + graph.plan());
                 }
@@ -287,7 +287,7 @@ public class CrossHostBenchmark {
                 // encode answers minus the bytes it needs when the target is too small: the tensor and its header.
                 long slotBytes = -new ValueCodec().encode(tensor, MemorySegment.NULL);
                 InputNode<Tensor> in = Graph.input();
-                graph = hosts.kiln.compile(hosts.sink.bind(Sink::check, in),
+                graph = hosts.kiln.compile(in, hosts.sink.bind(Sink::check, in),
                         OPTIONS.maxInflight(2).bufferBytes(slotBytes).slotGrowth(false));
                 for (int i = 0; i < 8; i++) {
                     send();

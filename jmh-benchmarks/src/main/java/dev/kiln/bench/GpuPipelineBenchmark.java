@@ -196,7 +196,7 @@ public class GpuPipelineBenchmark {
             ActorRef<First> first = kiln.actor(First::new, ActorOptions.defaults().gpu(0).name("first"));
             ActorRef<Second> second = kiln.actor(Second::new, ActorOptions.defaults().gpu(0).name("second"));
             InputNode<float[]> x = Graph.input();
-            graph = kiln.compile(second.bind(Second::apply, first.bind(First::apply, x)), CompileOptions.defaults()
+            graph = kiln.compile(x, second.bind(Second::apply, first.bind(First::apply, x)), CompileOptions.defaults()
                     .maxInflight(WINDOW).bufferBytes(4L * GpuPipelineDemo.SIZE).getTimeout(GET).submitTimeout(GET));
             if (graph.plan().channels().get(1).transport() != Transport.GPU_SAME_DEVICE) {
                 throw new IllegalStateException("GpuPipelineBenchmark: the stages should be joined by a same-device"

@@ -17,7 +17,7 @@ public enum Scenario {
     CHAIN4(4, 0),
     /** The input to four actors at once, their four results back as a multi-output graph; the driver sums them. */
     SCATTER4(4, 0),
-    /** One actor, one method of 8 arguments, each from the input ({@code InputNode.arg(0..7)}). */
+    /** One actor, one method of 8 arguments, each from the input ({@code Graph.input8()}: {@code execute(new Tuple8<>(...))}). */
     ARGS8(1, 0),
     /** One actor that reads a 4 KiB tensor's first and last element; the tensor is the input. */
     TENSOR_4K(1, 4 << 10),

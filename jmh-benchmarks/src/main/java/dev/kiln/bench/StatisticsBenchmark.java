@@ -48,7 +48,7 @@ public class StatisticsBenchmark {
         kiln = Kiln.local();
         ActorRef<Stage> stage = kiln.actor(() -> new Stage(0));
         InputNode<Long> in = Graph.input();
-        graph = kiln.compile(stage.bind(Stage::step, in), CompileOptions.defaults().idle(idle).statistics(statistics));
+        graph = kiln.compile(in, stage.bind(Stage::step, in), CompileOptions.defaults().idle(idle).statistics(statistics));
     }
 
     /** Closes the runtime. */

@@ -33,7 +33,7 @@ class KilnGraphMetricsTest {
         try (Kiln kiln = Kiln.local()) {
             ActorRef<Doubler> d = kiln.actor(Doubler::new);
             InputNode<Integer> in = Graph.input();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(d.bind(Doubler::twice, in))) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, d.bind(Doubler::twice, in))) {
                 SimpleMeterRegistry registry = new SimpleMeterRegistry();
                 new KilnGraphMetrics(g).bindTo(registry);
                 for (int i = -2; i < 8; i++) {

@@ -1,12 +1,14 @@
 package dev.kiln.cuda;
 
+import dev.kiln.graph.KilnException;
+
 /**
  * A native call returned an error: the C function, its result code and the code's name. One type to catch for
  * any failed CUDA runtime ({@link CudaException}), driver ({@link CudaDriverException}), NVRTC
  * ({@link NvrtcException}) or NCCL ({@code dev.kiln.nccl.NcclException}) call; each library's codes are its own,
  * so read {@link #code()} with the subclass in mind.
  */
-public abstract class NativeCallException extends RuntimeException {
+public abstract class NativeCallException extends KilnException {
     private static final long serialVersionUID = 1L;
 
     private final String call;

@@ -91,8 +91,8 @@ public final class Quickstart {
         ActorRef<Total> total = kiln.actor(Total::new);
         InputNode<String> in = Graph.input();
         Node<int[]> words = lengths.bind(Lengths::of, in);
-        Node<Long> sum = total.bind(Total::sum, words, 100L);
-        try (CompiledGraph<String, Long> g = kiln.compile(sum)) {
+        Node<Long> sum = total.bind(Total::sum, words, Graph.constant(100L));
+        try (CompiledGraph<String, Long> g = kiln.compile(in, sum)) {
             for (int i = 0; i < EXECUTIONS; i++) {
                 String text = "kiln runs graph number " + i;
                 long expected = 100 + Arrays.stream(text.split(" ")).mapToLong(String::length).sum();
@@ -111,7 +111,7 @@ public final class Quickstart {
     private static void withWorker(Kiln kiln) {
         ActorRef<Joiner> joiner = kiln.actor(Joiner::new, ActorOptions.process());
         InputNode<java.util.List<String>> words = Graph.input();
-        try (CompiledGraph<java.util.List<String>, Joined> g = kiln.compile(joiner.bind(Joiner::join, words, "+"))) {
+        try (CompiledGraph<java.util.List<String>, Joined> g = kiln.compile(words, joiner.bind(Joiner::join, words, Graph.constant("+")))) {
             for (int i = 0; i < EXECUTIONS; i++) {
                 java.util.List<String> w = java.util.List.of("a" + i, "b", "c" + (i * 7));
                 Joined expected = new Joined("a" + i + "+b+c" + (i * 7), 3);
@@ -119,7 +119,7 @@ public final class Quickstart {
             }
         }
         InputNode<int[]> values = Graph.input();
-        try (CompiledGraph<int[], float[]> g = kiln.compile(joiner.bind(Joiner::scale, values, 0.5f))) {
+        try (CompiledGraph<int[], float[]> g = kiln.compile(values, joiner.bind(Joiner::scale, values, Graph.constant(0.5f)))) {
             for (int i = 0; i < EXECUTIONS; i++) {
                 int[] v = {i, i + 1, -i};
                 float[] expected = {i * 0.5f, (i + 1) * 0.5f, -i * 0.5f};

@@ -28,6 +28,8 @@ import dev.kiln.executor.wire.WireActors.Text;
 import dev.kiln.graph.ActorRef;
 import dev.kiln.graph.Graph;
 import dev.kiln.graph.InputNode;
+import dev.kiln.graph.InputNode2;
+import dev.kiln.graph.InputNode3;
 import dev.kiln.graph.Method1;
 import dev.kiln.graph.MethodRef;
 import dev.kiln.graph.Node;
@@ -128,7 +130,7 @@ class PlanCodecTest {
         Node<String> y = b.bind(Text::lower, x);
         Node<String> z = c.bind(Text::concat, x, y);
         Node<String> w = a.bind(Text::lower, x);
-        ExecutionPlan plan = compile(Graph.outputs(y, z, w));
+        ExecutionPlan plan = compile(Graph.outputs(List.of(y, z, w)));
         assertTrue(plan.multiOutput());
         assertEquals(2, computes(plan).stream().filter(cp -> plan.nodes().get(cp.node()).actor() == 1).count());
         ExecutionPlan back = roundTrip(plan);
@@ -331,14 +333,14 @@ class PlanCodecTest {
         List<Node<dev.kiln.tensor.DeviceTensor>> sums = Graph.allReduce(List.of(y, z));
         Node<String> shown = cpu.bind(WireActors.Dev::show, sums.get(0));
         Node<String> hostOnly = g0.bind(WireActors.Dev::label, in);
-        return GraphCompiler.compile(Graph.outputs(shown, g2.bind(WireActors.Dev::show, sums.get(1)), hostOnly), gpus,
+        return GraphCompiler.compile(Graph.outputs(List.of(shown, g2.bind(WireActors.Dev::show, sums.get(1)), hostOnly)), gpus,
                 CompileOptions.defaults().maxInflight(4).bufferBytes(1 << 16));
     }
 
     @Test
     void threeArgumentInput() throws Exception {
-        InputNode<Object> in = Graph.input();
-        ExecutionPlan plan = compile(b.bind(Text::join3, in.arg(0), in.arg(1), in.arg(2)));
+        InputNode3<String, String, String> in = Graph.input3();
+        ExecutionPlan plan = compile(b.bind(Text::join3, in.first(), in.second(), in.third()));
         assertEquals(3, plan.inputArity());
         ExecutionPlan back = roundTrip(plan);
         assertEquals(plan.toString(), back.toString());
@@ -350,13 +352,16 @@ class PlanCodecTest {
     void constantsOfNativeAndRegisteredTypes() throws Exception {
         InputNode<String> in = Graph.input();
         Tensor tensor = track(Tensor.of(new float[] {1.5f, -2f, 3f, 0f}, 2, 2));
-        Node<String> described = a.bind(Text::describe, in, 7L, 2.5, true, 'c', new byte[] {1, -2}, tensor, null);
-        Node<String> repeated = b.bind(Text::repeat, described, 2);
-        Node<String> concat = c.bind(Text::concat, repeated, "const ü");
+        Node<String> described = a.bind(Text::describe, in, Graph.constant(7L), Graph.constant(2.5),
+                Graph.constant(true), Graph.constant('c'), Graph.constant(new byte[] {1, -2}), Graph.constant(tensor),
+                Graph.constant(null));
+        Node<String> repeated = b.bind(Text::repeat, described, Graph.constant(2));
+        Node<String> concat = c.bind(Text::concat, repeated, Graph.constant("const ü"));
         Method1<Over, Object, String> fmt = Over::fmt;
-        Node<String> config = o.bind(fmt, new Config(5, "cfg"));
-        Node<String> array = o.bind(fmt, new Object[] {(short) 1, (byte) 2, 3f, "x", new Object[] {tensor}});
-        ExecutionPlan plan = compile(Graph.outputs(concat, config, array));
+        Node<String> config = o.bind(fmt, Graph.constant(new Config(5, "cfg")));
+        Node<String> array = o.bind(fmt,
+                Graph.constant(new Object[] {(short) 1, (byte) 2, 3f, "x", new Object[] {tensor}}));
+        ExecutionPlan plan = compile(Graph.outputs(List.of(concat, config, array)));
         ExecutionPlan back = roundTrip(plan);
         List<Object> constants = computes(back).stream().flatMap(cp -> cp.args().stream())
                 .filter(arg -> arg instanceof ConstantArg).map(arg -> ((ConstantArg) arg).value()).toList();
@@ -395,7 +400,7 @@ class PlanCodecTest {
     @Test
     void unregisteredConstantFailsAtEncodeSayingHowToRegister() {
         Method1<Over, Object, String> fmt = Over::fmt;
-        ExecutionPlan plan = compile(o.bind(fmt, new Secret(1)));
+        ExecutionPlan plan = compile(o.bind(fmt, Graph.constant(new Secret(1))));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PlanCodec.encode(plan, codec));
         assertEquals("cannot send the plan: a constant argument of Over.fmt cannot be encoded: cannot send a value of"
                 + " class " + Secret.class.getName() + " between processes: it is not registered; register it in every"
@@ -415,7 +420,7 @@ class PlanCodecTest {
     @Test
     void readerWithoutTheRegistrationSaysHowToRegister() {
         Method1<Over, Object, String> fmt = Over::fmt;
-        byte[] bytes = PlanCodec.encode(compile(o.bind(fmt, new Config(1, "x"))), codec);
+        byte[] bytes = PlanCodec.encode(compile(o.bind(fmt, Graph.constant(new Config(1, "x")))), codec);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> PlanCodec.decode(bytes, new ValueCodec(), getClass().getClassLoader()));
         assertTrue(e.getMessage().contains("codec.register"), e.getMessage());
@@ -543,12 +548,13 @@ class PlanCodecTest {
 
     /** A plan with every kind of operation, argument, transport and a captured value. */
     private ExecutionPlan sampleWithEverything() {
-        InputNode<Object> in = Graph.input();
+        InputNode2<String, String> in = Graph.input2();
         int times = 2;
-        Node<String> x = a.bind((Text t, String s) -> t.repeat(s, times), in.arg(0));
-        Node<String> y = b.bind(Text::concat, x, in.arg(1));
-        Node<String> z = c.bind(Text::describe, y, 1L, 2.5, "s", 'c', new byte[] {3}, null, new Object[] {1});
-        return compile(Graph.outputs(z, x));
+        Node<String> x = a.bind((Text t, String s) -> t.repeat(s, times), in.first());
+        Node<String> y = b.bind(Text::concat, x, in.second());
+        Node<String> z = c.bind(Text::describe, y, Graph.constant(1L), Graph.constant(2.5), Graph.constant("s"),
+                Graph.constant('c'), Graph.constant(new byte[] {3}), Graph.constant(null), Graph.constant(new Object[] {1}));
+        return compile(Graph.outputs(List.of(z, x)));
     }
 
     private Tensor track(Tensor t) {

@@ -60,7 +60,7 @@ class ScheduleRunnerTest {
             return x;
         }
 
-        String toHost(Object x) {
+        String toHost(dev.kiln.tensor.Tensor x) {
             return String.valueOf(x); // an actor without a GPU gets the host copy of a GPU edge
         }
     }
@@ -102,7 +102,7 @@ class ScheduleRunnerTest {
                 inputs.add(o.bind(Gpu::f, x));
             }
             List<Node<DeviceTensor>> sums = Graph.allReduce(inputs);
-            ExecutionPlan plan = GraphCompiler.compile(Graph.outputs(sums.toArray(Node<?>[]::new)), fourGpus,
+            ExecutionPlan plan = GraphCompiler.compile(Graph.outputs(sums), fourGpus,
                     CompileOptions.defaults());
             assertEquals(1, plan.collectives().size(), plan::toString);
             assertEquals((members - 1) * 20 + 20, runAndCompare(plan, 20), plan::toString);
@@ -135,7 +135,7 @@ class ScheduleRunnerTest {
         // a -> b by NCCL, b -> h (no GPU) staged, h -> c (CPU value, then a tensor on gpu2), c -> d by NCCL.
         ActorRef<Gpu> h = actor(5);
         InputNode<String> in = Graph.input();
-        Node<String> host = h.bind(Gpu::toHost, b.bind(Gpu::f, a.bind(Gpu::load, in)));
+        Node<String> host = h.bind(Gpu::toHost, Graph.hostCopy(b.bind(Gpu::f, a.bind(Gpu::load, in))));
         Node<DeviceTensor> out = d.bind(Gpu::f, c.bind(Gpu::load, host));
         Map<Integer, ActorPlacement> placements = new HashMap<>(Map.of(a.id(), gpu(0), b.id(), gpu(1), c.id(), gpu(2),
                 d.id(), gpu(3)));
@@ -327,7 +327,7 @@ class ScheduleRunnerTest {
             }
         }
         Node<?>[] sinks = nodes.stream().filter(n -> !used.contains(n)).toArray(Node<?>[]::new);
-        return GraphCompiler.compile(Graph.outputs(sinks), new Topology(ActorPlacement.IN_DRIVER, placements),
+        return GraphCompiler.compile(Graph.outputs(List.of(sinks)), new Topology(ActorPlacement.IN_DRIVER, placements),
                 CompileOptions.defaults().maxInflight(1 + rnd.nextInt(3)).overlapGpuCommunication(overlap));
     }
 
