@@ -654,6 +654,7 @@ public final class Kiln implements AutoCloseable {
      * @throws IllegalStateException if this runtime is closed
      */
     public <I, O> CompiledGraph<I, O> compile(InputNode<I> input, Node<O> output, CompileOptions options) {
+        ensureOpen();
         if (input == null) {
             throw new NullPointerException("input: pass the graph's Graph.input() node");
         }
@@ -661,7 +662,6 @@ public final class Kiln implements AutoCloseable {
             throw new GraphCompileException(output.label(), "the output reads another input node than the one passed"
                     + " to compile; pass the Graph.input() node the graph was built on");
         }
-        ensureOpen();
         if (output != null) {
             boolean several = output.kind() == Node.Kind.OUTPUTS || output.kind() == Node.Kind.OUTPUT_LIST;
             for (Object out : several ? output.args() : List.of(output)) {

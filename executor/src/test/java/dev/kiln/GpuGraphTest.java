@@ -460,8 +460,9 @@ class GpuGraphTest {
         Kiln kiln = kiln(1, 16L << 20);
         ActorRef<Producer> p = kiln.actor(Producer::new, ActorOptions.defaults().gpu(0));
         ActorRef<Reader> r = kiln.actor(Reader::new, ActorOptions.defaults().gpu(0));
-        try (CompiledGraph<Integer, float[]> g = kiln.compile(Graph.input(), r.bind(Reader::download, p.bind(Producer::make,
-                Graph.<Integer>input())), OPTIONS)) {
+        InputNode<Integer> in = Graph.input();
+        try (CompiledGraph<Integer, float[]> g = kiln.compile(in, r.bind(Reader::download, p.bind(Producer::make, in)),
+                OPTIONS)) {
             assertArrayEquals(made(3), g.execute(3).get(GET));
         }
         Path machine = Gpus.machineDirectory(tmp, "localhost");

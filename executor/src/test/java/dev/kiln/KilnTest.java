@@ -82,8 +82,7 @@ class KilnTest {
         }
     }
 
-    private static Node<Integer> pair(ActorRef<Calc> first, ActorRef<Calc> second) {
-        InputNode<Integer> in = Graph.input();
+    private static Node<Integer> pair(InputNode<Integer> in, ActorRef<Calc> first, ActorRef<Calc> second) {
         return second.bind(Calc::one, first.bind(Calc::one, in));
     }
 
@@ -95,8 +94,9 @@ class KilnTest {
             InputNode<Integer> in1 = Graph.input();
             CompiledGraph<Integer, Integer> first = kiln.compile(in1, b.bind(Calc::one, in1));
             // a is free and comes first in the second graph; b is held by the first graph
-            Node<Integer> second = pair(a, b);
-            GraphCompileException e = assertThrows(GraphCompileException.class, () -> kiln.compile(in1, second));
+            InputNode<Integer> in2 = Graph.input();
+            Node<Integer> second = pair(in2, a, b);
+            GraphCompileException e = assertThrows(GraphCompileException.class, () -> kiln.compile(in2, second));
             assertTrue(e.getMessage().contains(first.toString()), e.getMessage());
             assertTrue(e.getMessage().contains("close that graph first"), e.getMessage());
             assertEquals(b.name(), e.node());
@@ -115,8 +115,9 @@ class KilnTest {
             ActorRef<Calc> a = kiln.actor(Calc::new);
             ActorRef<Calc> b = kiln.actor(Calc::new);
             InputNode<Integer> in1 = Graph.input();
+            InputNode<Integer> failing = Graph.input();
             try (CompiledGraph<Integer, Integer> holder = kiln.compile(in1, b.bind(Calc::one, in1))) {
-                assertThrows(GraphCompileException.class, () -> kiln.compile(Graph.input(), pair(a, b)));
+                assertThrows(GraphCompileException.class, () -> kiln.compile(failing, pair(failing, a, b)));
                 assertEquals(5, holder.execute(4).get(10, TimeUnit.SECONDS));
                 // a took part in the failed compile only: it must be free for dynamic calls and other graphs
                 assertEquals(2, kiln.call(a, Calc::one, 1).get(10, TimeUnit.SECONDS));
@@ -140,7 +141,8 @@ class KilnTest {
             assertTrue(again.getMessage().contains("compiled once"), again.getMessage());
             Node<Integer> y = b.bind(Calc::one, x); // binding on a compiled node builds nothing compilable
             assertThrows(GraphCompileException.class, () -> kiln.compile(in, y));
-            try (CompiledGraph<Integer, Integer> fresh = kiln.compile(in, pair(a, b))) {
+            InputNode<Integer> in3 = Graph.input();
+            try (CompiledGraph<Integer, Integer> fresh = kiln.compile(in3, pair(in3, a, b))) {
                 assertEquals(12, fresh.execute(10).get(10, TimeUnit.SECONDS));
             }
         }
@@ -156,7 +158,7 @@ class KilnTest {
                     () -> kiln.compile(in1, foreign.bind(Calc::one, in1)));
             assertTrue(e.getMessage().contains(foreign.name()), e.getMessage());
             InputNode<Integer> in2 = Graph.input();
-            assertThrows(GraphCompileException.class, () -> kiln.compile(in2, pair(mine, foreign)));
+            assertThrows(GraphCompileException.class, () -> kiln.compile(in2, pair(in2, mine, foreign)));
             assertThrows(IllegalArgumentException.class, () -> kiln.call(foreign, Calc::zero));
 
             Kiln closed = Kiln.local();
@@ -166,7 +168,7 @@ class KilnTest {
                     () -> kiln.compile(in2, orphan.bind(Calc::one, in2)));
             assertTrue(fromClosed.getMessage().contains("not hosted"), fromClosed.getMessage());
             assertThrows(IllegalStateException.class, () -> closed.actor(Calc::new));
-            assertThrows(IllegalStateException.class, () -> closed.compile(in2, mine.bind(Calc::one, Graph.input())));
+            assertThrows(IllegalStateException.class, () -> closed.compile(in2, mine.bind(Calc::one, in2)));
             ExecutionException stopped = assertThrows(ExecutionException.class,
                     () -> closed.call(orphan, Calc::zero).get(10, TimeUnit.SECONDS));
             assertInstanceOf(ActorDiedException.class, stopped.getCause());
@@ -194,7 +196,8 @@ class KilnTest {
             InputNode<Integer> in = Graph.input();
             blocked = kiln.compile(in, a.bind(Calc::one, blocker.bind(Blocker::block, in)),
                     CompileOptions.defaults().teardownTimeout(Duration.ofMillis(500)));
-            idle = kiln.compile(in, pair(b, spare));
+            InputNode<Integer> in2 = Graph.input();
+            idle = kiln.compile(in2, pair(in2, b, spare));
             assertEquals(7, idle.executeAsync(5).get(10, TimeUnit.SECONDS)); // starts a driver thread
             pending = blocked.execute(1);
             pendingAsync = blocked.executeAsync(2);

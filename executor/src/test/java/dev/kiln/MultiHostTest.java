@@ -231,8 +231,9 @@ class MultiHostTest {
                 assertEquals(new Sum(n, expected), s);
             }
         }
+        InputNode<Tensor> in1 = Graph.input();
         // a tensor back to the driver, element by element
-        try (CompiledGraph<Tensor, Tensor> g = kiln.compile(Graph.input(), c.bind(Stage::scale, Graph.<Tensor>input()), OPTIONS)) {
+        try (CompiledGraph<Tensor, Tensor> g = kiln.compile(in1, c.bind(Stage::scale, in1), OPTIONS)) {
             float[] v = {1, 2, 3, 4.5f};
             try (Tensor out = g.execute(Tensor.of(v, 2, 2)).get(Duration.ofSeconds(60))) {
                 assertArrayEquals(new float[] {12, 14, 16, 19}, out.toFloatArray());
@@ -272,16 +273,18 @@ class MultiHostTest {
         ActorRef<Stage> near = kiln.actor(() -> new Stage(1), ActorOptions.host("host-a").withLabel("dir", "shared"));
         ActorRef<Stage> odd = kiln.actor(() -> new Stage(2), ActorOptions.host("host-a").withLabel("dir", "own"));
         ActorRef<Stage> local = kiln.actor(() -> new Stage(100));
-        try (CompiledGraph<Integer, Integer> g = kiln.compile(Graph.input(), local.bind(Stage::add, near.bind(Stage::add,
-                Graph.<Integer>input())), OPTIONS)) {
+        InputNode<Integer> in2 = Graph.input();
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(in2, local.bind(Stage::add, near.bind(Stage::add,
+                in2)), OPTIONS)) {
             assertTrue(g.plan().toString().contains("SHARED_MEMORY") && !g.plan().toString().contains("AERON_UDP"),
                     g.plan().toString());
             for (int i = 0; i < 100; i++) {
                 assertEquals(i + 101, g.execute(i).get(Duration.ofSeconds(60)));
             }
         }
+        InputNode<Integer> in3 = Graph.input();
         dev.kiln.compiler.GraphCompileException e = assertThrows(dev.kiln.compiler.GraphCompileException.class,
-                () -> kiln.compile(Graph.input(), local.bind(Stage::add, odd.bind(Stage::add, Graph.<Integer>input())), OPTIONS));
+                () -> kiln.compile(in3, local.bind(Stage::add, odd.bind(Stage::add, in3)), OPTIONS));
         assertTrue(e.getMessage().contains("different shared-memory directories")
                 && e.getMessage().contains(kiln.options().shmDirectory().toString())
                 && e.getMessage().contains("--host-name"), e.getMessage());
@@ -351,9 +354,11 @@ class MultiHostTest {
         ActorRef<Stage> v = kiln.actor(() -> new Stage(1), ActorOptions.host("host-b"));
         ActorRef<Stage> s = kiln.actor(() -> new Stage(2), ActorOptions.host("host-c"));
         ActorRef<Stage> local = kiln.actor(() -> new Stage(3));
-        CompiledGraph<Integer, Integer> doomed = kiln.compile(Graph.input(), local.bind(Stage::add, v.bind(Stage::slowAdd,
-                Graph.input())), OPTIONS);
-        CompiledGraph<Integer, Integer> other = kiln.compile(Graph.input(), s.bind(Stage::add, Graph.<Integer>input()), OPTIONS);
+        InputNode<Integer> in0 = Graph.input();
+        CompiledGraph<Integer, Integer> doomed = kiln.compile(in0, local.bind(Stage::add, v.bind(Stage::slowAdd, in0)),
+                OPTIONS);
+        InputNode<Integer> in4 = Graph.input();
+        CompiledGraph<Integer, Integer> other = kiln.compile(in4, s.bind(Stage::add, in4), OPTIONS);
         assertEquals(5, doomed.execute(1).get(Duration.ofSeconds(60)));
         List<GraphFuture<Integer>> pending = new ArrayList<>();
         for (int i = 0; i < 5; i++) {
@@ -499,8 +504,9 @@ class MultiHostTest {
         List<java.util.concurrent.ScheduledFuture<?>> resumes = new ArrayList<>();
         int lost = 0;
         long started = System.nanoTime();
-        try (CompiledGraph<Integer, Integer> g = kiln.compile(Graph.input(), d.bind(Stage::add, c.bind(Stage::add,
-                b.bind(Stage::add, a.bind(Stage::add, Graph.<Integer>input())))), options)) {
+        InputNode<Integer> in5 = Graph.input();
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(in5, d.bind(Stage::add, c.bind(Stage::add,
+                b.bind(Stage::add, a.bind(Stage::add, in5)))), options)) {
             java.util.ArrayDeque<GraphFuture<Integer>> inFlight = new java.util.ArrayDeque<>();
             int checked = 0;
             for (int i = 0; i < executions; i++) {
@@ -630,7 +636,8 @@ class MultiHostTest {
         Process frozen = startWorker("frozen", "host-b", secretFile);
         kiln.awaitWorkers(1, JOIN_WAIT);
         ActorRef<Stage> f = kiln.actor(() -> new Stage(1), ActorOptions.host("host-b"));
-        CompiledGraph<Integer, Integer> g = kiln.compile(Graph.input(), f.bind(Stage::add, Graph.<Integer>input()), OPTIONS);
+        InputNode<Integer> in6 = Graph.input();
+        CompiledGraph<Integer, Integer> g = kiln.compile(in6, f.bind(Stage::add, in6), OPTIONS);
         assertEquals(2, g.execute(1).get(Duration.ofSeconds(60)));
         long stopped = System.nanoTime();
         KilnTestSupport.signal("STOP", frozen.pid());
@@ -661,7 +668,8 @@ class MultiHostTest {
         Process paused = startWorker("paused", "host-b", secretFile);
         kiln.awaitWorkers(1, JOIN_WAIT);
         ActorRef<Stage> p = kiln.actor(() -> new Stage(1), ActorOptions.host("host-b"));
-        try (CompiledGraph<Integer, Integer> g = kiln.compile(Graph.input(), p.bind(Stage::add, Graph.<Integer>input()), OPTIONS)) {
+        InputNode<Integer> in7 = Graph.input();
+        try (CompiledGraph<Integer, Integer> g = kiln.compile(in7, p.bind(Stage::add, in7), OPTIONS)) {
             assertEquals(2, g.execute(1).get(Duration.ofSeconds(60)));
             KilnTestSupport.signal("STOP", paused.pid());
             KilnTestSupport.awaitTrue("the worker is stopped", Duration.ofSeconds(10), () -> stopped(paused.pid()));
@@ -701,7 +709,8 @@ class MultiHostTest {
         try {
             assertEquals("embedded", kiln.awaitWorkers(1, JOIN_WAIT).getFirst().name());
             ActorRef<Stage> e = kiln.actor(() -> new Stage(5), ActorOptions.label("kind", "embedded"));
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(Graph.input(), e.bind(Stage::add, Graph.<Integer>input()), OPTIONS)) {
+            InputNode<Integer> in8 = Graph.input();
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in8, e.bind(Stage::add, in8), OPTIONS)) {
                 for (int i = 0; i < 100; i++) {
                     assertEquals(i + 5, g.execute(i).get(Duration.ofSeconds(60)));
                 }

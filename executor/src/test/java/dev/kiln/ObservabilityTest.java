@@ -175,7 +175,8 @@ class ObservabilityTest {
                 assertEquals(0, parser.queued());
                 assertEquals(0, model.queued());
             }
-            try (CompiledGraph<Integer, Integer> off = kiln.compile(Graph.input(), m.bind(Model::forward, Graph.<Integer>input()),
+            InputNode<Integer> in1 = Graph.input();
+            try (CompiledGraph<Integer, Integer> off = kiln.compile(in1, m.bind(Model::forward, in1),
                     CompileOptions.defaults().statistics(false))) {
                 assertEquals(2, off.execute(1).get(10, TimeUnit.SECONDS));
                 IllegalStateException e = assertThrows(IllegalStateException.class, off::statistics);

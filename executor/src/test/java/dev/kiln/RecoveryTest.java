@@ -202,7 +202,8 @@ class RecoveryTest {
     private static CompiledGraph<Integer, Integer> restartingUntil(Kiln kiln, AtomicInteger made, CountDownLatch open,
                                                                    CompileOptions options) {
         ActorRef<Mortal> mortal = kiln.actor(slowToRecreate(made, new CountDownLatch(1), open));
-        CompiledGraph<Integer, Integer> g = kiln.compile(Graph.input(), mortal.bind(Mortal::twice, Graph.<Integer>input()), options);
+        InputNode<Integer> in1 = Graph.input();
+        CompiledGraph<Integer, Integer> g = kiln.compile(in1, mortal.bind(Mortal::twice, in1), options);
         assertThrows(GraphRestartedException.class, () -> g.execute(-1).get());
         return g;
     }

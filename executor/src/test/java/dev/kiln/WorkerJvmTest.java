@@ -386,9 +386,12 @@ class WorkerJvmTest {
         ActorRef<Inc> third = kiln.actor(() -> new Inc(3f), ActorOptions.process("shared"));
         long pid = kiln.call(first, Inc::pid).get(60, TimeUnit.SECONDS);
         CompileOptions restart = OPTIONS.onActorDeath(ActorDeathPolicy.RESTART);
-        try (CompiledGraph<Integer, Integer> a = kiln.compile(Graph.input(), first.bind(Inc::plus, Graph.<Integer>input()), restart);
-             CompiledGraph<Integer, Integer> b = kiln.compile(Graph.input(), second.bind(Inc::plus, Graph.<Integer>input()), restart);
-             CompiledGraph<Integer, Integer> c = kiln.compile(Graph.input(), third.bind(Inc::plus, Graph.<Integer>input()), OPTIONS)) {
+        InputNode<Integer> inA = Graph.input();
+        InputNode<Integer> inB = Graph.input();
+        InputNode<Integer> inC = Graph.input();
+        try (CompiledGraph<Integer, Integer> a = kiln.compile(inA, first.bind(Inc::plus, inA), restart);
+             CompiledGraph<Integer, Integer> b = kiln.compile(inB, second.bind(Inc::plus, inB), restart);
+             CompiledGraph<Integer, Integer> c = kiln.compile(inC, third.bind(Inc::plus, inC), OPTIONS)) {
             assertEquals(11, a.execute(10).get());
             assertEquals(12, b.execute(10).get());
             assertEquals(13, c.execute(10).get());
