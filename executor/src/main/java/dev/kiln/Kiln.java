@@ -36,6 +36,7 @@ import dev.kiln.graph.Method6;
 import dev.kiln.graph.Method7;
 import dev.kiln.graph.Method8;
 import dev.kiln.graph.Node;
+import dev.kiln.graph.internal.GraphInternals;
 import dev.kiln.transport.RemoteError;
 import dev.kiln.transport.ValueCodec;
 import dev.kiln.transport.WorkerInfo;
@@ -310,7 +311,7 @@ public final class Kiln implements AutoCloseable {
                 names.put(started.name(), id);
             }
             specs.put(id, new ActorSpec(factory, options, processName, started.name()));
-            return new ActorRef<>(id, started.name(), classOf(started.className(), factory), this);
+            return GraphInternals.actorRef(id, started.name(), classOf(started.className(), factory), this);
         } catch (RuntimeException e) {
             if (actorName != null) {
                 names.remove(actorName, id);
@@ -795,7 +796,7 @@ public final class Kiln implements AutoCloseable {
         List<Node<?>> work = new ArrayList<>(List.of(output));
         while (!work.isEmpty()) {
             Node<?> n = work.removeLast();
-            Object previous = n.claim(graph);
+            Object previous = GraphInternals.claim(n, graph);
             if (previous != null && previous != graph) {
                 throw new GraphCompileException(n.label(), "this node was compiled into " + previous
                         + " meanwhile; a node can be compiled once: bind the calls again to build a new graph");

@@ -2,6 +2,7 @@ package dev.kiln.examples;
 
 import dev.kiln.CompiledGraph;
 import dev.kiln.GraphFuture;
+import dev.kiln.GraphTrace;
 import dev.kiln.Kiln;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.IdleMode;
@@ -10,6 +11,8 @@ import dev.kiln.graph.Graph;
 import dev.kiln.graph.InputNode;
 import dev.kiln.graph.Node;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.SplittableRandom;
@@ -29,7 +32,9 @@ import java.util.stream.LongStream;
  * <p>Arguments: {@code --spin} compiles with {@link IdleMode#SPIN} instead of the default
  * {@link IdleMode#BACKOFF} (only sensible with a spare core per actor plus one for the
  * driver); {@code --executions N} sets the number of measured executions per run (default
- * {@value #DEFAULT_EXECUTIONS}). Through Maven: {@code mvn -q -DskipTests -Pdemo verify -Ddemo.args=--spin}.
+ * {@value #DEFAULT_EXECUTIONS}); {@code --trace FILE} writes a Perfetto trace (Chrome trace JSON, one track per
+ * actor) of the measured one-at-a-time compiled executions (at most {@value #TRACED}) to {@code FILE}. Through
+ * Maven: {@code mvn -q -DskipTests -Pdemo verify -Ddemo.args=--spin}.
  * Exits with status 1 if a result differs.
  */
 public final class PipelineDemo {
@@ -41,6 +46,8 @@ public final class PipelineDemo {
     /** Distinct input vectors; execution {@code i} uses input {@code i % INPUTS}. */
     static final int INPUTS = 64;
     private static final int DEFAULT_EXECUTIONS = 2_000;
+    /** The most executions {@code --trace} records. */
+    private static final int TRACED = 10_000;
 
     private PipelineDemo() {
     }
@@ -48,27 +55,30 @@ public final class PipelineDemo {
     /**
      * Runs the demo.
      *
-     * @param args {@code [--spin] [--executions N]}
+     * @param args {@code [--spin] [--executions N] [--trace FILE]}
      */
     public static void main(String[] args) {
         IdleMode idle = IdleMode.BACKOFF;
         int executions = DEFAULT_EXECUTIONS;
+        java.nio.file.Path trace = null;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--spin" -> idle = IdleMode.SPIN;
                 case "--executions" -> executions = Integer.parseInt(args[++i]);
+                case "--trace" -> trace = java.nio.file.Path.of(args[++i]);
                 default -> {
-                    System.err.println("usage: PipelineDemo [--spin] [--executions N]; unknown argument " + args[i]);
+                    System.err.println("usage: PipelineDemo [--spin] [--executions N] [--trace FILE]; unknown argument "
+                            + args[i]);
                     System.exit(2);
                 }
             }
         }
-        if (!run(idle, executions)) {
+        if (!run(idle, executions, trace)) {
             System.exit(1);
         }
     }
 
-    private static boolean run(IdleMode idle, int executions) {
+    private static boolean run(IdleMode idle, int executions, java.nio.file.Path traceFile) {
         float[][] inputs = inputs(INPUTS, SIZE, 42);
         float[][] expected = new float[INPUTS][];
         for (int k = 0; k < INPUTS; k++) {
@@ -100,8 +110,19 @@ public final class PipelineDemo {
                 Pipelined window = v -> g.execute(v);
                 long warmupWrong = run(compiled, inputs, warmup, expected).mismatches()
                         + pipelined(window, inputs, warmup, expected).mismatches();
-                compiledRun = new Stats(run(compiled, inputs, executions, expected),
-                        pipelined(window, inputs, executions, expected), warmupWrong);
+                GraphTrace trace = traceFile == null ? null : g.startTrace(Math.min(executions, TRACED));
+                Latencies latencies = run(compiled, inputs, executions, expected);
+                if (trace != null) {
+                    try {
+                        trace.writeTo(traceFile);
+                    } catch (IOException e) {
+                        throw new UncheckedIOException("cannot write the trace to " + traceFile
+                                + ": give --trace a writable file", e);
+                    }
+                    System.out.printf(Locale.ROOT, "trace: %d executions written to %s (open it in "
+                            + "https://ui.perfetto.dev)%n%n", trace.recorded(), traceFile);
+                }
+                compiledRun = new Stats(latencies, pipelined(window, inputs, executions, expected), warmupWrong);
             }
             // The graph released the actors: the dynamic path runs the same methods on the same threads.
             Path dynamic = v -> stages.call(kiln, v).join();

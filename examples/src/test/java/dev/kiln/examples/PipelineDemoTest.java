@@ -6,19 +6,35 @@ import dev.kiln.Kiln;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.graph.Graph;
 import dev.kiln.graph.InputNode;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import jdk.jfr.Recording;
+import jdk.jfr.consumer.RecordedEvent;
+import jdk.jfr.consumer.RecordingFile;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
-@Timeout(60)
+@Timeout(180)
 class PipelineDemoTest {
 
     private static final int SIZE = 256;
@@ -70,5 +86,70 @@ class PipelineDemoTest {
                         "dynamic, execution " + i);
             }
         }
+    }
+
+    /**
+     * The README's demo itself, through its entry point with a short run, under a JFR recording and with
+     * {@code --trace}: the recording holds Kiln's events for the demo's graph and its four actors, and the trace is
+     * valid JSON with one track per actor.
+     */
+    @Test
+    void theDemosJfrRecordingShowsKilnsEventsAndItsTraceHasOneTrackPerActor(@TempDir Path dir) throws Exception {
+        int executions = 200;
+        Path jfr = dir.resolve("demo.jfr");
+        Path traceFile = dir.resolve("demo-trace.json");
+        try (Recording recording = new Recording()) {
+            for (String e : List.of("dev.kiln.Execution", "dev.kiln.ActorOperation", "dev.kiln.ChannelWait")) {
+                recording.enable(e).withThreshold(Duration.ZERO);
+            }
+            recording.start();
+            PipelineDemo.main(new String[] {"--executions", Integer.toString(executions), "--trace", traceFile.toString()});
+            recording.stop();
+            recording.dump(jfr);
+        }
+        Map<String, List<RecordedEvent>> byType = new HashMap<>();
+        for (RecordedEvent e : RecordingFile.readAllEvents(jfr)) {
+            byType.computeIfAbsent(e.getEventType().getName(), k -> new ArrayList<>()).add(e);
+        }
+        // warm-up (one at a time and pipelined) and the measured runs, both ways: every execution of the demo's graph
+        int warmup = Math.max(executions / 2, 200);
+        List<RecordedEvent> runs = byType.getOrDefault("dev.kiln.Execution", List.of());
+        assertEquals(2 * (warmup + executions), runs.size(), "an Execution event per execution of the demo's graph");
+        assertTrue(runs.stream().noneMatch(e -> e.getBoolean("failed")));
+        Map<String, Long> computes = new TreeMap<>();
+        for (RecordedEvent e : byType.getOrDefault("dev.kiln.ActorOperation", List.of())) {
+            if ("compute".equals(e.getString("operation"))) {
+                String method = e.getString("method");
+                computes.merge(method.substring(method.lastIndexOf('$') + 1), 1L, Long::sum);
+            }
+        }
+        long each = 2L * (warmup + executions);
+        assertEquals(Map.of("Affine.apply", each, "Normalize.apply", each, "Smooth.apply", each, "Softmax.apply", each),
+                computes, "a compute event per stage method and execution");
+        assertNotNull(byType.get("dev.kiln.ChannelWait"), "the stages wait on their channels");
+
+        JsonObject trace = JsonParser.parseString(Files.readString(traceFile)).getAsJsonObject();
+        Map<Integer, String> tracks = new HashMap<>();
+        Map<String, Integer> spans = new TreeMap<>();
+        List<JsonObject> slices = new ArrayList<>();
+        for (JsonElement el : trace.getAsJsonArray("traceEvents")) {
+            JsonObject e = el.getAsJsonObject();
+            if ("thread_name".equals(e.get("name").getAsString())) {
+                assertEquals(null, tracks.put(e.get("tid").getAsInt(), e.getAsJsonObject("args").get("name").getAsString()),
+                        "one name per track");
+            } else if ("X".equals(e.get("ph").getAsString())) {
+                slices.add(e);
+            }
+        }
+        for (JsonObject e : slices) {
+            String track = tracks.get(e.get("tid").getAsInt());
+            assertNotNull(track, "every span is on a named track: " + e);
+            spans.merge(track, 1, Integer::sum);
+        }
+        assertEquals(5, tracks.size(), "the executions and one track per actor: " + tracks);
+        assertTrue(tracks.values().contains("executions (driver)"), tracks.toString());
+        assertEquals(4, tracks.values().stream().filter(t -> t.startsWith("actor ")).count(), tracks.toString());
+        assertEquals(Set.copyOf(tracks.values()), spans.keySet(), "every track has spans");
+        spans.values().forEach(n -> assertEquals(executions, n, "a span per traced execution on each track: " + spans));
     }
 }

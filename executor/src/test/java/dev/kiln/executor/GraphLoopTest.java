@@ -1,5 +1,6 @@
 package dev.kiln.executor;
 
+import dev.kiln.graph.internal.GraphInternals;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
@@ -87,7 +88,7 @@ class GraphLoopTest {
     }
 
     static ActorRef<Calc> ref(int id) {
-        return new ActorRef<>(id, "calc" + id, Calc.class, "test");
+        return GraphInternals.actorRef(id, "calc" + id, Calc.class, "test");
     }
 
     static Wired wire(Node<?> output, CompileOptions options, int... actorIds) {

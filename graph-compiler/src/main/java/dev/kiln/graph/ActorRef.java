@@ -1,9 +1,10 @@
 package dev.kiln.graph;
 
+import dev.kiln.graph.internal.GraphInternals;
+
 /**
  * A handle to an actor: an object living on its own thread (or in another JVM) whose methods
- * are bound into graphs. Obtained from {@code Kiln.actor(...)}; the constructor is for actor
- * hosts, not for user code.
+ * are bound into graphs. Obtained from {@code Kiln.actor(...)}; user code cannot create one.
  *
  * <p>Arguments to {@code bind} are nodes: results of other calls, the graph's input (or its components), and
  * constants ({@link Graph#constant(Object)}), whose value is passed as it is to every execution. javac checks
@@ -24,15 +25,22 @@ public final class ActorRef<A> {
     private final Class<?> type;
     private final Object owner;
 
-    /**
-     * Creates a handle; called by the runtime that hosts the actor.
-     *
-     * @param id    the actor's id, unique within its runtime
-     * @param name  a readable name, unique within its runtime
-     * @param type  the actor instance's class
-     * @param owner the runtime hosting the actor
-     */
-    public ActorRef(int id, String name, Class<?> type, Object owner) {
+    static {
+        GraphInternals.install(new GraphInternals.Bridge() {
+            @Override
+            public <T> ActorRef<T> actorRef(int id, String name, Class<?> type, Object owner) {
+                return new ActorRef<>(id, name, type, owner);
+            }
+
+            @Override
+            public Object claim(Node<?> node, Object owner) {
+                return node.claim(owner);
+            }
+        });
+    }
+
+    /** Created by the runtime that hosts the actor, through {@link GraphInternals#actorRef}. */
+    private ActorRef(int id, String name, Class<?> type, Object owner) {
         this.id = id;
         this.name = name;
         this.type = type;

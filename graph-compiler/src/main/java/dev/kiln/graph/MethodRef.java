@@ -92,6 +92,11 @@ public record MethodRef(Serializable function, int arity, String owner, String n
             return writeReplace.invoke(function) instanceof SerializedLambda form ? form : null;
         } catch (NoSuchMethodException e) {
             return null;
+        } catch (java.lang.reflect.InaccessibleObjectException e) {
+            Class<?> c = function.getClass();
+            throw new IllegalArgumentException("cannot resolve method " + c.getName() + ": module "
+                    + c.getModule().getName() + " does not open package " + c.getPackageName() + " to Kiln; add `opens "
+                    + c.getPackageName() + " to dev.kiln.graphcompiler, dev.kiln.executor;` to its module-info.java", e);
         } catch (ReflectiveOperationException | RuntimeException e) {
             throw new IllegalArgumentException("cannot resolve method " + function.getClass().getName()
                     + ": " + e, e);

@@ -183,12 +183,12 @@ public sealed class Node<T> permits InputNode {
     }
 
     /**
-     * Marks this node as part of a compiled graph.
+     * Marks this node as part of a compiled graph; a runtime calls it through {@code GraphInternals.claim}.
      *
      * @param owner the compiled graph
      * @return {@code null} if the node was free, else the graph that already owns it
      */
-    public Object claim(Object owner) {
+    Object claim(Object owner) {
         synchronized (this) {
             Object previous = compiledBy;
             if (previous == null) {

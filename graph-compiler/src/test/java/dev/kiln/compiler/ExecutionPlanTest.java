@@ -1,5 +1,6 @@
 package dev.kiln.compiler;
 
+import dev.kiln.graph.internal.GraphInternals;
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
 import dev.kiln.compiler.ExecutionPlan.Compute;
@@ -193,7 +194,7 @@ class ExecutionPlanTest {
 
     @Test
     void dotEscapesQuotesInNames() {
-        ActorRef<Text> quoted = new ActorRef<>(7, "say \"hi\"", Text.class, TestActors.RUNTIME);
+        ActorRef<Text> quoted = GraphInternals.actorRef(7, "say \"hi\"", Text.class, TestActors.RUNTIME);
         InputNode<String> in = Graph.input();
         String dot = GraphCompiler.compile(quoted.bind(Text::upper, in), topology(quoted), CompileOptions.defaults()).toDot();
         assertTrue(dot.contains("    label=\"say \\\"hi\\\"\";\n"), dot);

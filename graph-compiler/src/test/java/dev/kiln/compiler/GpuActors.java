@@ -1,5 +1,6 @@
 package dev.kiln.compiler;
 
+import dev.kiln.graph.internal.GraphInternals;
 import dev.kiln.compiler.Topology.ActorPlacement;
 import dev.kiln.graph.ActorRef;
 import dev.kiln.graph.Node;
@@ -73,7 +74,7 @@ final class GpuActors {
     }
 
     static ActorRef<Gpu> gpuActor(int id, String name) {
-        return new ActorRef<>(id, name, Gpu.class, TestActors.RUNTIME);
+        return GraphInternals.actorRef(id, name, Gpu.class, TestActors.RUNTIME);
     }
 
     /** @return a placement on {@code localhost} in JVM {@code process} using GPU {@code device} with {@code free} bytes free */

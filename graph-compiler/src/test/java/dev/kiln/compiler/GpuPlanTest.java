@@ -1,5 +1,6 @@
 package dev.kiln.compiler;
 
+import dev.kiln.graph.internal.GraphInternals;
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
 import dev.kiln.compiler.ExecutionPlan.CommGroup;
 import dev.kiln.compiler.ExecutionPlan.CommOp;
@@ -150,7 +151,7 @@ class GpuPlanTest {
     /** A GPU edge to an actor without a GPU is staged, so that actor gets a host Tensor: its parameter must take one. */
     @Test
     void aHostReaderOfAGpuEdgeTakesTheHostCopy() {
-        ActorRef<GpuActors.HostReader> h = new ActorRef<>(77, "h", GpuActors.HostReader.class, TestActors.RUNTIME);
+        ActorRef<GpuActors.HostReader> h = GraphInternals.actorRef(77, "h", GpuActors.HostReader.class, TestActors.RUNTIME);
         InputNode<String> in = Graph.input();
         Node<DeviceTensor> x = a.bind(Gpu::load, in);
         Topology topology = places().put(a, gpu(0)).put(h, ActorPlacement.IN_DRIVER).topology();

@@ -1,5 +1,6 @@
 package dev.kiln.compiler;
 
+import dev.kiln.graph.internal.GraphInternals;
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
 import dev.kiln.compiler.ExecutionPlan.Compute;
@@ -151,8 +152,8 @@ class GraphCompilerTest {
             Node<String> x = a.bind(Text::upper, in);
             Node<String> y = b.bind(Text::lower, x);
             Object compiled = "graph#1";
-            assertNull(x.claim(compiled));
-            assertSame(compiled, x.claim("graph#2"), "the first owner keeps the node");
+            assertNull(GraphInternals.claim(x, compiled));
+            assertSame(compiled, GraphInternals.claim(x, "graph#2"), "the first owner keeps the node");
             rejects(y, "a.upper", "already compiled (graph#1)", "a node can be compiled once",
                     "bind the calls again to build a new graph");
         }
@@ -164,7 +165,7 @@ class GraphCompilerTest {
             Node<String> y = b.bind(Text::lower, x);
             Object graph = "graph#1";
             for (Node<?> node : List.of(in, x, y)) {
-                assertNull(node.claim(graph));
+                assertNull(GraphInternals.claim(node, graph));
             }
             ExecutionPlan first = GraphCompiler.recompile(y, graph, all, OPTIONS);
             assertEquals(Transport.IN_PROCESS, first.channels().get(1).transport());
@@ -185,7 +186,7 @@ class GraphCompilerTest {
         void inputOfACompiledGraph() {
             InputNode<String> in = Graph.input();
             Node<String> x = a.bind(Text::upper, in);
-            in.claim("graph#1");
+            GraphInternals.claim(in, "graph#1");
             rejects(x, "input", "already compiled");
         }
 
@@ -193,7 +194,7 @@ class GraphCompilerTest {
         void outputsListOfACompiledGraph() {
             InputNode<String> in = Graph.input();
             Node<List<String>> outs = Graph.outputs(List.of(a.bind(Text::upper, in)));
-            outs.claim("graph#1");
+            GraphInternals.claim(outs, "graph#1");
             rejects(outs, "outputs", "already compiled");
         }
 
@@ -208,7 +209,7 @@ class GraphCompilerTest {
 
         @Test
         void actorsOfTwoRuntimes() {
-            ActorRef<Text> other = new ActorRef<>(a.id(), "a", Text.class, "other-runtime");
+            ActorRef<Text> other = GraphInternals.actorRef(a.id(), "a", Text.class, "other-runtime");
             InputNode<String> in = Graph.input();
             Node<String> y = other.bind(Text::lower, a.bind(Text::upper, in));
             rejects(y, "a.lower", "actors of two different runtimes in one graph (test-runtime and other-runtime)",
@@ -371,7 +372,7 @@ class GraphCompilerTest {
 
         @Test
         void methodOfASuperclassOnASubclassActor() {
-            ActorRef<LoudText> loud = new ActorRef<>(9, "loud", LoudText.class, TestActors.RUNTIME);
+            ActorRef<LoudText> loud = GraphInternals.actorRef(9, "loud", LoudText.class, TestActors.RUNTIME);
             InputNode<String> in = Graph.input();
             Node<String> out = loud.bind(Text::upper, in);
             assertDoesNotThrow(() -> GraphCompiler.compile(out, topology(loud), OPTIONS));

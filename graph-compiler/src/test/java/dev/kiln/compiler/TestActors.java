@@ -1,5 +1,6 @@
 package dev.kiln.compiler;
 
+import dev.kiln.graph.internal.GraphInternals;
 import dev.kiln.compiler.Topology.ActorPlacement;
 import dev.kiln.graph.ActorRef;
 
@@ -119,11 +120,11 @@ final class TestActors {
     }
 
     static ActorRef<Text> text(int id, String name) {
-        return new ActorRef<>(id, name, Text.class, RUNTIME);
+        return GraphInternals.actorRef(id, name, Text.class, RUNTIME);
     }
 
     static ActorRef<Num> num(int id, String name) {
-        return new ActorRef<>(id, name, Num.class, RUNTIME);
+        return GraphInternals.actorRef(id, name, Num.class, RUNTIME);
     }
 
     /** @return a topology with every given actor in the driver's JVM */

@@ -1,5 +1,6 @@
 package dev.kiln.graph;
 
+import dev.kiln.graph.internal.GraphInternals;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -203,7 +204,7 @@ class MethodRefTest {
 
     @Test
     void bindResolvesTheMethodAndNullMethodIsRejected() {
-        ActorRef<Calc> calc = new ActorRef<>(1, "calc", Calc.class, "runtime");
+        ActorRef<Calc> calc = GraphInternals.actorRef(1, "calc", Calc.class, "runtime");
         Method1<Calc, Integer, Integer> fn = Calc::inc;
         Node<Integer> node = calc.bind(fn, Graph.constant(3));
         assertSame(fn, node.method().function());

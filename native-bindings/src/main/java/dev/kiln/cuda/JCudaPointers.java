@@ -9,6 +9,8 @@ package dev.kiln.cuda;
  * <p>The pointers made here carry the address only; JCuda's native library is not needed to
  * make or read them. Thread-safe.
  */
+// Its methods show JCuda's Pointer to callers, who require jcuda themselves (an optional dependency of Kiln).
+@SuppressWarnings("exports")
 public final class JCudaPointers {
     private static final String MISSING = "JCuda interop needs org.jcuda:jcuda on the class path"
             + " (an optional dependency of kiln-native-bindings): add it to your build";

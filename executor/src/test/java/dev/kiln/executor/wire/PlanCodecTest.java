@@ -1,5 +1,6 @@
 package dev.kiln.executor.wire;
 
+import dev.kiln.graph.internal.GraphInternals;
 import dev.kiln.compiler.ActorDeathPolicy;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.ExecutionPlan;
@@ -64,10 +65,10 @@ class PlanCodecTest {
     private static final ActorPlacement WORKER_1 = new ActorPlacement("localhost", "worker-1");
     private static final ActorPlacement WORKER_2 = new ActorPlacement("localhost", "worker-2");
 
-    private final ActorRef<Text> a = new ActorRef<>(1, "a", Text.class, RUNTIME);
-    private final ActorRef<Text> b = new ActorRef<>(2, "b", Text.class, RUNTIME);
-    private final ActorRef<Text> c = new ActorRef<>(3, "c", Text.class, RUNTIME);
-    private final ActorRef<Over> o = new ActorRef<>(4, "o", Over.class, RUNTIME);
+    private final ActorRef<Text> a = GraphInternals.actorRef(1, "a", Text.class, RUNTIME);
+    private final ActorRef<Text> b = GraphInternals.actorRef(2, "b", Text.class, RUNTIME);
+    private final ActorRef<Text> c = GraphInternals.actorRef(3, "c", Text.class, RUNTIME);
+    private final ActorRef<Over> o = GraphInternals.actorRef(4, "o", Over.class, RUNTIME);
     /** a and o in the driver's JVM, b and c in two workers: in-process and shared-memory channels. */
     private final Topology topology = new Topology(ActorPlacement.IN_DRIVER,
             Map.of(1, ActorPlacement.IN_DRIVER, 2, WORKER_1, 3, WORKER_2, 4, ActorPlacement.IN_DRIVER));
@@ -316,10 +317,10 @@ class PlanCodecTest {
      * NCCL schedule, communicators and collectives.
      */
     private ExecutionPlan gpuPlan() {
-        ActorRef<WireActors.Dev> g0 = new ActorRef<>(11, "g0", WireActors.Dev.class, RUNTIME);
-        ActorRef<WireActors.Dev> g1 = new ActorRef<>(12, "g1", WireActors.Dev.class, RUNTIME);
-        ActorRef<WireActors.Dev> g2 = new ActorRef<>(13, "g2", WireActors.Dev.class, RUNTIME);
-        ActorRef<WireActors.Dev> cpu = new ActorRef<>(14, "cpu", WireActors.Dev.class, RUNTIME);
+        ActorRef<WireActors.Dev> g0 = GraphInternals.actorRef(11, "g0", WireActors.Dev.class, RUNTIME);
+        ActorRef<WireActors.Dev> g1 = GraphInternals.actorRef(12, "g1", WireActors.Dev.class, RUNTIME);
+        ActorRef<WireActors.Dev> g2 = GraphInternals.actorRef(13, "g2", WireActors.Dev.class, RUNTIME);
+        ActorRef<WireActors.Dev> cpu = GraphInternals.actorRef(14, "cpu", WireActors.Dev.class, RUNTIME);
         long free = 8L << 30;
         Topology gpus = new Topology(ActorPlacement.IN_DRIVER, Map.of(
                 11, new ActorPlacement("host-a", "worker-1", 0, "GPU-aaaa", free),

@@ -1,5 +1,6 @@
 package dev.kiln.transport.gpu;
 
+import dev.kiln.graph.internal.GraphInternals;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.ExecutionPlan.CommGroup;
@@ -68,7 +69,7 @@ class ScheduleRunnerTest {
     private static final Object RUNTIME = new Object();
 
     private static ActorRef<Gpu> actor(int id) {
-        return new ActorRef<>(id, "a" + id, Gpu.class, RUNTIME);
+        return GraphInternals.actorRef(id, "a" + id, Gpu.class, RUNTIME);
     }
 
     private static ActorPlacement gpu(int device) {
