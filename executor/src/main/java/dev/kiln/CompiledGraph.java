@@ -772,22 +772,35 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     private int awaitInputSlot(Deployment d, long seq, long deadline) {
         int tries = 0;
         while (!d.input.isFree(seq - base)) {
-            if (state.get() == RESTARTING) {
+            if (!backOffForInputSlot(++tries, seq, deadline)) {
                 return -1;
-            }
-            ensureOpen();
-            if (System.nanoTime() - deadline > 0) {
-                throw new CapacityExceededException(name + ": the input slot of execution #" + (seq - slots)
-                        + " was not released within " + options.submitTimeout() + " (submitTimeout); execution #" + seq
-                        + " was not started. An actor may be stuck after its last method returned");
-            }
-            if (++tries < 64) {
-                Thread.onSpinWait();
-            } else {
-                LockSupport.parkNanos(10_000);
             }
         }
         return 0;
+    }
+
+    /**
+     * One wait for the input slot of {@code seq}: spins a little, then parks 10 us.
+     *
+     * @return false if a restart began
+     * @throws CapacityExceededException past {@code deadline}
+     */
+    private boolean backOffForInputSlot(int tries, long seq, long deadline) {
+        if (state.get() == RESTARTING) {
+            return false;
+        }
+        ensureOpen();
+        if (System.nanoTime() - deadline > 0) {
+            throw new CapacityExceededException(name + ": the input slot of execution #" + (seq - slots)
+                    + " was not released within " + options.submitTimeout() + " (submitTimeout); execution #" + seq
+                    + " was not started. An actor may be stuck after its last method returned");
+        }
+        if (tries < 64) {
+            Thread.onSpinWait();
+        } else {
+            LockSupport.parkNanos(10_000);
+        }
+        return true;
     }
 
     /**
@@ -833,19 +846,8 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     private boolean offerSlowly(Deployment d, long seq, Object record, long deadline) {
         int tries = 0;
         while (!offer(d, seq, record)) {
-            if (state.get() == RESTARTING) {
+            if (!backOffForInputSlot(++tries, seq, deadline)) {
                 return false;
-            }
-            ensureOpen();
-            if (System.nanoTime() - deadline > 0) {
-                throw new CapacityExceededException(name + ": the input slot of execution #" + (seq - slots)
-                        + " was not released within " + options.submitTimeout() + " (submitTimeout); execution #" + seq
-                        + " was not started. An actor may be stuck after its last method returned");
-            }
-            if (++tries < 64) {
-                Thread.onSpinWait();
-            } else {
-                LockSupport.parkNanos(10_000);
             }
         }
         return true;
