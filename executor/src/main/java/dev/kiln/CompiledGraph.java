@@ -12,6 +12,7 @@ import dev.kiln.executor.KilnEvents;
 import dev.kiln.executor.LatencyRecorder;
 import dev.kiln.executor.TraceWindow;
 import dev.kiln.executor.RemoteHost;
+import dev.kiln.executor.SingleWriter;
 import dev.kiln.executor.TaskError;
 import dev.kiln.graph.Node;
 import dev.kiln.transport.Channel;
@@ -19,6 +20,8 @@ import dev.kiln.transport.KilnIdleStrategy;
 import dev.kiln.transport.RemoteError;
 import dev.kiln.transport.Waker;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -39,14 +42,37 @@ import java.util.concurrent.locks.ReentrantLock;
  * its actors runs its schedule on its own thread, in the driver's JVM or in a worker JVM.
  * Created by {@link Kiln#compile}.
  *
- * <p>{@code execute} writes the input into the input channel and returns a
- * {@link GraphFuture}; at most {@code maxInflight} executions are unfinished at once. Results
- * are collected in order by whichever thread waits ({@code get}, or {@code execute} when the
- * graph is full) or, for {@code executeAsync}, by a driver thread started on first use.
+ * <p>Three ways to run it, from the fastest:
+ * <ul>
+ *   <li><b>{@link #submit(Object)} / {@link #take(long)}, the allocation-free path</b>: {@code submit} writes the
+ *       input into the input channel and returns the execution's sequence number; {@code take(seq)} waits for its
+ *       result. The result waits in a cell the graph preallocated for the execution's slot, so nothing is
+ *       allocated per execution: 0 bytes on the submitting thread and on the actors' threads for a graph of one
+ *       output (whose values the actors do not allocate). A graph of several arguments uses
+ *       {@link #submitArgs(Object...)} with an array the caller reuses (its {@code submit} takes the tuple of the
+ *       arguments and allocates an array of them); a graph of several outputs
+ *       ({@code Graph.outputs}) uses {@link #take(long, Object[])} with an array the caller reuses.
+ *   <li><b>{@link #execute(Object)}</b>: the same, returning a {@link GraphFuture} (a {@link java.util.concurrent.Future});
+ *       the future is the only allocation (and, for several outputs, the tuple or list of them; for several
+ *       arguments, an array of the input tuple's components).
+ *   <li><b>{@link #executeAsync(Object)}</b>: a {@link CompletableFuture} completed without anyone waiting, by a
+ *       driver thread that collects while async executions are pending and sleeps otherwise.
+ * </ul>
+ * At most {@code maxInflight} executions are unfinished at once; a submit waits for room up to
+ * {@code submitTimeout}. Results are collected by whichever thread waits ({@code get}, {@code take}, or a submit
+ * when the graph is full) or by the async driver thread. When one output of a multi-output execution fails, the
+ * execution fails at once, without waiting for its slower outputs (which still run, and give their slot back when
+ * they finish).
  *
- * <p>Thread-safe: {@code execute} calls are serialized by a lock (taken once per call,
- * uncontended when one thread submits); futures may be read from any thread, in any order.
- * {@link #close()} fails every unfinished future with {@link GraphClosedException}, stops the
+ * <p>Threads: the graph starts single-writer. The first thread that submits or waits owns it, and while it is the
+ * only one, a submit takes no lock and no CAS (plain writes, release stores and one volatile store that a second
+ * thread's arrival is checked against). The first time another thread submits, waits, or {@code executeAsync} is
+ * called, the graph moves for good to its shared path: submissions are serialized by a lock (uncontended when one
+ * thread submits) and results are collected by one thread at a time; every call stays correct from any number of
+ * threads, futures may be read from any thread, in any order, and each {@code take} must be of a sequence this
+ * thread or another returned from {@code submit}, once. Using the graph from one thread keeps it on the fast path.
+ *
+ * <p>{@link #close()} fails every unfinished future with {@link GraphClosedException}, stops the
  * actor loops (the actors stay alive for other graphs and dynamic calls) and frees the
  * channels, removing their shared-memory files.
  *
@@ -92,7 +118,16 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     private final CompileOptions options;
     private final ActorDeathPolicy policy;
     private final int slots;
-    private final GraphFuture<?>[] pending;
+    /** The result cells, one per slot, preallocated: {@code cells[seq & mask]}; at least {@link #slots} of them. */
+    private final Cell[] cells;
+    private final int mask;
+    /** The argument arrays of multi-argument executions, preallocated: {@code argSlots[seq & argMask]}. */
+    private final Object[][] argSlots;
+    private final int argMask;
+    /** Per distinct output, the next sequence of the graph to read from it; collecting thread only. */
+    private final long[] outDone;
+    /** The single-writer path's hand-off: its owner, and whether a second thread closed it for good. */
+    private final SingleWriter writer = new SingleWriter();
     private final Waker driverWaker = new Waker();
     private final KilnIdleStrategy driverIdle;
     private final ReentrantLock submitLock = new ReentrantLock();
@@ -115,7 +150,6 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     private final AtomicReference<RuntimeException> terminal = new AtomicReference<>();
     private volatile Thread completer;
     private volatile Thread restarter;
-    private int outProgress;
     /** When each restart within the policy's window began (nanoTime); guarded by itself. */
     private final ArrayDeque<Long> restartTimes = new ArrayDeque<>();
     private final AtomicInteger restartsBegun = new AtomicInteger();
@@ -141,10 +175,26 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         this.policy = options.onActorDeath();
         this.slots = options.maxInflight();
         this.driverIdle = new KilnIdleStrategy(options.idle(), driverWaker, this::sleepOnOutput);
-        this.pending = new GraphFuture<?>[slots];
+        int size = Integer.highestOneBit(Math.max(1, slots - 1)) << 1;
+        if (slots == 1) {
+            size = 1;
+        }
+        this.mask = size - 1;
         this.probe = new GraphProbe(name, options.statistics());
         this.latency = options.statistics() ? new LatencyRecorder() : null;
         this.live = deploy.apply(this);
+        ExecutionPlan plan = live.plan();
+        int outputs = live.outChannels.length;
+        this.cells = new Cell[size];
+        for (int i = 0; i < size; i++) {
+            cells[i] = new Cell(outputs, plan.outputs().size());
+        }
+        this.outDone = new long[outputs];
+        int arity = plan.inputArity();
+        // Twice the cells: an argument array is reused only once its input slot was released (Channel.isFree),
+        // whatever power of two the channel rounds maxInflight up to.
+        this.argSlots = arity < 2 ? new Object[0][] : new Object[2 * size][arity];
+        this.argMask = 2 * size - 1;
     }
 
     /** @return the deployment that runs now */
@@ -235,15 +285,20 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
      */
     private boolean sleepOnOutput(long nanos) {
         Deployment d = live;
-        int o = outProgress;
-        if (o < d.outChannels.length && d.outCrosses[o] && collected < submitted) {
-            if (!d.outChannels[o].awaitPublished(d.outReaders[o], collected - base, nanos)) {
-                String lost = d.outChannels[o].peerLoss(d.outReaders[o]);
-                if (lost != null) {
-                    failed(d, lost, null);
+        long limit = submitted;
+        for (int o = 0; o < d.outChannels.length; o++) {
+            if (outDone[o] < limit) {
+                if (!d.outCrosses[o]) {
+                    return false; // an in-process writer unparks the driver
                 }
+                if (!d.outChannels[o].awaitPublished(d.outReaders[o], outDone[o] - base, nanos)) {
+                    String lost = d.outChannels[o].peerLoss(d.outReaders[o]);
+                    if (lost != null) {
+                        failed(d, lost, null);
+                    }
+                }
+                return true;
             }
-            return true;
         }
         return false;
     }
@@ -284,27 +339,331 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
      * @throws NullPointerException      if the graph reads the components of a tuple input and {@code input} is null
      */
     public GraphFuture<O> execute(I input) {
-        return submit(GraphCompiler.inputRecord(live.plan(), input), false);
+        GraphFuture<O> f = new GraphFuture<>(this, false);
+        startInput(input, f);
+        return f;
     }
 
     /**
-     * Like {@link #execute(Object)}, with a {@link CompletableFuture} that completes without any
-     * thread calling {@code get} (a driver thread collects results while async executions are pending).
-     * Its callbacks run on the thread that collected the result, after it stopped collecting, so
-     * they may call {@code execute}, {@code executeAsync} or {@code get} on this graph.
+     * Like {@link #execute(Object)}, with a future whose {@link GraphFuture#stage() stage} completes without any
+     * thread calling {@code get}: the graph's driver thread collects results while async executions are pending, and
+     * sleeps (no polling) while none is. Its callbacks run on the thread that collected the result, after it stopped
+     * collecting, so they may call {@code execute}, {@code executeAsync} or {@code get} on this graph. Cancelling
+     * the stage cancels the execution's future (see {@link GraphFuture#cancel}). The first call moves the graph to
+     * its shared path (see the class description).
      *
      * @param input the input value, as for {@link #execute(Object)}
-     * @return a future completed with the result or the execution's exception
+     * @return the stage, completed with the result or the execution's exception
      * @throws CapacityExceededException as {@link #execute(Object)}
      * @throws GraphClosedException      if the graph is closed
      * @throws ActorDiedException        if an actor of the graph died and the graph closed
      * @throws NullPointerException      if the graph reads the components of a tuple input and {@code input} is null
      */
     public CompletableFuture<O> executeAsync(I input) {
-        return submit(GraphCompiler.inputRecord(live.plan(), input), true).async();
+        GraphFuture<O> f = new GraphFuture<>(this, true);
+        startInput(input, f);
+        return f.stage();
     }
 
-    private GraphFuture<O> submit(Object record, boolean async) {
+    /**
+     * The allocation-free path: starts an execution with the graph's single input and returns its sequence number,
+     * whose result {@link #take(long)} returns. Nothing is allocated per execution: the result waits in a cell the
+     * graph preallocated for the execution's slot (see the class description for the threads that may call it).
+     * Take each sequence once, in any order; a result nobody takes keeps its cell, and a later submit that needs
+     * that cell fails.
+     *
+     * @param input the input value, as for {@link #execute(Object)}
+     * @return the execution's sequence number
+     * @throws CapacityExceededException as {@link #execute(Object)}
+     * @throws IllegalStateException     if the slot of this execution still holds the result of execution
+     *                                   {@code sequence - maxInflight} (or earlier) that nobody took
+     * @throws GraphClosedException      if the graph is closed
+     * @throws ActorDiedException        if an actor of the graph died and the graph closed
+     * @throws NullPointerException      if the graph reads the components of a tuple input and {@code input} is null
+     */
+    public long submit(I input) {
+        return startInput(input, null);
+    }
+
+    /**
+     * Starts an execution of {@code input}: for a graph of several arguments, a {@code Tuple2} to {@code Tuple8}
+     * whose components go into the slot's argument array.
+     */
+    private long startInput(Object input, GraphFuture<?> future) {
+        if (live.plan().inputArity() <= 1) {
+            return start(input, null, null, 0, false, future);
+        }
+        Object[] record = (Object[]) GraphCompiler.inputRecord(live.plan(), input);
+        return start(record[0], record[1], record, 2, true, future);
+    }
+
+    /**
+     * The allocation-free path for a graph of several input arguments: like {@link #submit(Object)}; the arguments
+     * are copied into the slot's preallocated array, so the caller may reuse {@code args} as soon as this returns.
+     *
+     * @param args the arguments in the order of the input tuple's components ({@code args[0]} for
+     *             {@code first()}, ...)
+     * @return the execution's sequence number
+     * @throws CapacityExceededException as {@link #execute(Object)}
+     * @throws IllegalStateException     as {@link #submit(Object)}
+     * @throws GraphClosedException      if the graph is closed
+     * @throws ActorDiedException        if an actor of the graph died and the graph closed
+     * @throws IllegalArgumentException  if the number of arguments differs from the graph's, or it takes one
+     */
+    public long submitArgs(Object... args) {
+        if (args.length < 2) {
+            throw new IllegalArgumentException(name + ": submitArgs takes the arguments of a graph of 2 or more "
+                    + "(Graph.input2() to input8()), got " + args.length + "; use submit(input) for a graph of one");
+        }
+        checkArity(args.length);
+        return start(args[0], args[1], args, 2, true, null);
+    }
+
+    /**
+     * Waits up to {@code getTimeout} for the result of an execution started by {@link #submit} or
+     * {@link #submitArgs}, and gives its cell back. Allocates nothing on its way for a graph of one output; for a
+     * graph built with {@code Graph.outputs}, {@link #take(long, Object[])} fills an array the caller owns instead of
+     * allocating the list this returns.
+     *
+     * @param sequence what {@code submit} returned
+     * @return the result
+     * @throws ActorTaskException       if an actor method threw in this execution
+     * @throws ActorDiedException       if an actor of the graph died (and the graph closed)
+     * @throws GraphRestartedException  if an actor died while the execution was in flight and the graph restarted
+     * @throws GraphClosedException     if the graph was closed before the execution finished
+     * @throws ChannelTimeoutException  if the result did not arrive in time (the execution goes on; take it again)
+     * @throws IllegalArgumentException if {@code sequence} was not returned by {@code submit}, or was taken already
+     */
+    @SuppressWarnings("unchecked")
+    public O take(long sequence) {
+        Cell c = awaitTake(sequence);
+        Object r = c.result;
+        Object value = r != null || !live.plan().multiOutput() ? r
+                : GraphCompiler.outputValue(output, c.kept.clone());
+        giveBack(c);
+        return (O) report(value, sequence);
+    }
+
+    /**
+     * Like {@link #take(long)} for a graph built with {@code Graph.outputs}: copies the outputs, in the order
+     * {@code Graph.outputs} lists them, into {@code outputs}, which the caller owns and may reuse; allocates nothing.
+     *
+     * @param sequence what {@code submit} returned
+     * @param outputs  receives output {@code i} at index {@code i}; at least as long as the graph has outputs
+     * @throws ActorTaskException       if an actor method threw in this execution
+     * @throws ActorDiedException       if an actor of the graph died (and the graph closed)
+     * @throws GraphRestartedException  if an actor died while the execution was in flight and the graph restarted
+     * @throws GraphClosedException     if the graph was closed before the execution finished
+     * @throws ChannelTimeoutException  if the result did not arrive in time (the execution goes on; take it again)
+     * @throws IllegalArgumentException if {@code sequence} was not returned by {@code submit}, or was taken already,
+     *                                  or {@code outputs} is too short
+     */
+    public void take(long sequence, Object[] outputs) {
+        int n = live.plan().outputs().size();
+        if (outputs.length < n) {
+            throw new IllegalArgumentException(name + " has " + n + " outputs; take(sequence, outputs) got an "
+                    + "array of " + outputs.length);
+        }
+        Cell c = awaitTake(sequence);
+        Object r = c.result;
+        boolean multi = live.plan().multiOutput();
+        if (multi && r == null) {
+            System.arraycopy(c.kept, 0, outputs, 0, n);
+        }
+        giveBack(c);
+        Object v = report(r, sequence);
+        if (!multi) {
+            outputs[0] = v;
+        }
+    }
+
+    /** A kept failure thrown, with the caller's stack on top; or the value. */
+    private static Object report(Object value, long sequence) {
+        if (value instanceof TaskError error) {
+            throw new ActorTaskException(error.actor(), error.method(), error.sequence(), error.cause());
+        }
+        if (value instanceof Failure f) {
+            RuntimeException e = f.error();
+            throw switch (e) {
+                case ActorDiedException d -> new ActorDiedException(d.getMessage(), d);
+                case GraphClosedException g -> new GraphClosedException(g.getMessage(), g);
+                case GraphRestartedException g -> new GraphRestartedException(g.getMessage(), g.sequence(),
+                        g.restart(), g);
+                default -> e;
+            };
+        }
+        return value;
+    }
+
+    private Cell awaitTake(long sequence) {
+        Cell c = cells[(int) sequence & mask];
+        if (sequence < 0 || sequence >= submitted || c.seq != sequence || c.future != null
+                || (int) HOLD.getAcquire(c) == FREE) {
+            throw new IllegalArgumentException(name + ": execution #" + sequence + " was not started by submit, or "
+                    + "was taken already; take each sequence that submit returned once");
+        }
+        if ((int) HOLD.getAcquire(c) != READY) {
+            long deadline = System.nanoTime() + options.getTimeout().toNanos();
+            boolean ready = writer.owned() ? ownerAwait(null, sequence, deadline) : awaitShared(null, sequence, deadline);
+            if (!ready) {
+                throw new ChannelTimeoutException(name + ": execution #" + sequence + " did not finish within "
+                        + options.getTimeout() + " (getTimeout); it is still running: take it again, or look for an "
+                        + "actor that is slow or stuck");
+            }
+            if ((int) HOLD.getAcquire(c) != READY) {
+                c.result = new Failure(terminalFor(sequence)); // closed or died: nobody will collect it
+            }
+        }
+        return c;
+    }
+
+    private static void giveBack(Cell c) {
+        c.result = null;
+        Arrays.fill(c.kept, null);
+        HOLD.setRelease(c, FREE);
+    }
+
+    private void checkArity(int given) {
+        int arity = live.plan().inputArity();
+        if (given != arity) {
+            throw new IllegalArgumentException(name + " takes " + arity + " input argument" + (arity == 1 ? "" : "s")
+                    + " (a graph built on Graph.input" + arity + "()), submitArgs got " + given);
+        }
+    }
+
+    /**
+     * Starts an execution: on the owner's single-writer path when it can go at once, else on the locked path.
+     *
+     * @param a0       the input, or argument 0 when {@code args}
+     * @param a1       argument 1 when {@code args}
+     * @param rest     the arguments from 2 on start at {@code rest[from]}, when {@code args}
+     * @param from     where they start
+     * @param args     whether the graph takes several arguments
+     * @param future   the execution's future, or null for {@link #submit}
+     * @return the execution's sequence number
+     */
+    private long start(Object a0, Object a1, Object[] rest, int from, boolean args, GraphFuture<?> future) {
+        boolean mine = writer.owned();
+        if (future != null && future.isAsync()) {
+            // The async driver thread collects with the collector role: nobody may collect on the owner's path.
+            share();
+        } else if (mine) {
+            long seq = tryFast(a0, a1, rest, from, args, future);
+            if (seq >= 0) {
+                return seq;
+            }
+        } else {
+            share();
+        }
+        return startLocked(a0, a1, rest, from, args, future);
+    }
+
+    /**
+     * The single-writer path: {@link SingleWriter#enter()} (one volatile store, so that a second thread, a restart
+     * or a close waits for the owner to leave), then plain writes and release stores only; no lock, no CAS, no
+     * allocation. Gives up (returns -1, nothing started) whenever it would have to wait.
+     */
+    private long tryFast(Object a0, Object a1, Object[] rest, int from, boolean args, GraphFuture<?> future) {
+        if (!writer.enter()) {
+            return -1;
+        }
+        try {
+            if (state.get() != OPEN) {
+                return -1;
+            }
+            long seq = submitted;
+            if (seq - collected >= slots) {
+                collect();
+                if (seq - collected >= slots) {
+                    return -1;
+                }
+            }
+            Cell c = cells[(int) seq & mask];
+            if ((int) HOLD.getAcquire(c) != FREE) {
+                return -1; // an untaken result: the locked path says so
+            }
+            Deployment d = live;
+            Object record = a0;
+            if (args) {
+                if (!d.input.isFree(seq - base)) {
+                    return -1;
+                }
+                record = fillArgs(seq, a0, a1, rest, from);
+            }
+            prepare(c, seq, future);
+            if (!offer(d, seq, record)) {
+                c.future = null;
+                HOLD.setRelease(c, FREE);
+                return -1;
+            }
+            SUBMITTED.setRelease(this, seq + 1);
+            return seq;
+        } finally {
+            writer.exit();
+        }
+    }
+
+    /** Sets up the cell of {@code seq} for a new execution; it is FREE and collected. */
+    private void prepare(Cell c, long seq, GraphFuture<?> future) {
+        c.seq = seq;
+        c.settled = false;
+        c.future = future;
+        if (future != null) {
+            future.sequence = seq;
+        } else {
+            HOLD.setRelease(c, WAITING);
+        }
+        c.submittedAt = latency != null || probe.trace() != null ? System.nanoTime() : 0;
+        if (EXECUTION_EVENTS.isEnabled()) {
+            KilnEvents.Execution e = new KilnEvents.Execution();
+            e.begin();
+            c.event = e;
+        }
+    }
+
+    /** Offers the input; an input that cannot cross to another JVM fails with what to do, and nothing started. */
+    private boolean offer(Deployment d, long seq, Object record) {
+        try {
+            return d.input.offer(seq - base, record);
+        } catch (RuntimeException e) {
+            Cell c = cells[(int) seq & mask];
+            c.future = null;
+            c.event = null;
+            HOLD.setRelease(c, FREE);
+            if (d.inputCrosses && e instanceof IllegalArgumentException) {
+                throw new IllegalArgumentException(name + ": cannot send the input of execution #" + seq
+                        + " to another JVM, it was not started: " + GraphLoop.explain(e), e);
+            }
+            throw e;
+        }
+    }
+
+    /** Copies the arguments into the preallocated array of {@code seq}; its input slot must be free. */
+    private Object[] fillArgs(long seq, Object a0, Object a1, Object[] rest, int from) {
+        Object[] a = argSlots[(int) seq & argMask];
+        a[0] = a0;
+        a[1] = a1;
+        System.arraycopy(rest, from, a, 2, a.length - 2);
+        return a;
+    }
+
+    /**
+     * A second thread uses the driver (or {@code executeAsync} starts its driver thread): no thread uses the
+     * single-writer path any more, even after a restart. Takes the submit lock once per graph.
+     */
+    private void share() {
+        if (writer.isShared()) {
+            return;
+        }
+        submitLock.lock();
+        try {
+            writer.share(driverWaker::signal);
+        } finally {
+            submitLock.unlock();
+        }
+    }
+
+    private long startLocked(Object a0, Object a1, Object[] rest, int from, boolean args, GraphFuture<?> future) {
         long deadline = System.nanoTime() + options.submitTimeout().toNanos();
         submitLock.lock();
         try {
@@ -318,46 +677,107 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                 // Read after waiting: a callback run meanwhile on this thread may have submitted (the lock is reentrant).
                 long seq = submitted;
                 Deployment d = live;
-                GraphFuture<O> future = new GraphFuture<>(this, seq, async ? new CompletableFuture<>() : null);
-                if (latency != null || probe.trace() != null) {
-                    future.submittedAt = System.nanoTime();
+                Cell c = cells[(int) seq & mask];
+                if ((int) HOLD.getAcquire(c) != FREE && !awaitCell(c, seq, deadline)) {
+                    continue; // a restart began
                 }
-                if (EXECUTION_EVENTS.isEnabled()) {
-                    KilnEvents.Execution e = new KilnEvents.Execution();
-                    e.begin();
-                    future.event = e;
-                }
-                int slot = (int) (seq % slots);
-                pending[slot] = future;
-                try {
-                    if (!d.input.offer(seq - base, record) && !offerSlowly(d, seq, record, deadline)) {
-                        pending[slot] = null; // a restart began: submit to the next deployment
-                        continue;
+                Object record = a0;
+                if (args) {
+                    int r = awaitInputSlot(d, seq, deadline);
+                    if (r < 0) {
+                        continue; // a restart began
                     }
-                } catch (RuntimeException e) {
-                    pending[slot] = null; // not started: nothing will complete it
-                    if (d.inputCrosses && e instanceof IllegalArgumentException) {
-                        throw new IllegalArgumentException(name + ": cannot send the input of execution #" + seq
-                                + " to another JVM, it was not started: " + GraphLoop.explain(e), e);
-                    }
-                    throw e;
+                    record = fillArgs(seq, a0, a1, rest, from);
                 }
-                if (async) {
+                prepare(c, seq, future);
+                if (!offer(d, seq, record) && !offerSlowly(d, seq, record, deadline)) {
+                    c.future = null; // a restart began: submit to the next deployment
+                    c.event = null;
+                    HOLD.setRelease(c, FREE);
+                    continue;
+                }
+                if (future != null && future.isAsync()) {
                     asyncPending.incrementAndGet(); // before the collector can see the execution
                 }
                 submitted = seq + 1;
                 int s = state.get();
-                if (s == CLOSED || s == DIED) {
+                if ((s == CLOSED || s == DIED) && future != null) {
                     future.fail(terminalFor(seq)); // closed while we published: nobody else will finish it
                 }
-                if (async) {
+                if (future != null && future.isAsync()) {
                     ensureCompleter();
                 }
-                return future;
+                return seq;
             }
         } finally {
             submitLock.unlock();
         }
+    }
+
+    /**
+     * The cell of {@code seq} still holds an untaken result of {@code submit}. On the shared path another thread may
+     * be about to take it: waits for that until {@code deadline}. A graph used by one thread fails at once: only this
+     * thread could take it.
+     *
+     * @return false if a restart began meanwhile
+     * @throws IllegalStateException if the result was not taken
+     */
+    private boolean awaitCell(Cell c, long seq, long deadline) {
+        int tries = 0;
+        while ((int) HOLD.getAcquire(c) != FREE) {
+            if (state.get() == RESTARTING) {
+                return false;
+            }
+            ensureOpen();
+            boolean shared = writer.isShared();
+            if (!shared || System.nanoTime() - deadline > 0) {
+                throw new IllegalStateException(name + ": the slot of execution #" + seq + " still holds the "
+                        + "result of execution #" + c.seq + ", which nobody took" + (shared ? " within "
+                        + options.submitTimeout() + " (submitTimeout)" : "") + ": take every sequence that submit "
+                        + "returned before submitting maxInflight (" + slots + ") more");
+            }
+            if (++tries < 64) {
+                Thread.onSpinWait();
+            } else {
+                LockSupport.parkNanos(10_000);
+            }
+        }
+        return true;
+    }
+
+    /** Waits until the input slot of {@code seq} is free; -1 if a restart began meanwhile. */
+    private int awaitInputSlot(Deployment d, long seq, long deadline) {
+        int tries = 0;
+        while (!d.input.isFree(seq - base)) {
+            if (!backOffForInputSlot(++tries, seq, deadline)) {
+                return -1;
+            }
+        }
+        return 0;
+    }
+
+    /**
+     * One wait for the input slot of {@code seq}: spins a little, then parks 10 us.
+     *
+     * @return false if a restart began
+     * @throws CapacityExceededException past {@code deadline}
+     */
+    private boolean backOffForInputSlot(int tries, long seq, long deadline) {
+        if (state.get() == RESTARTING) {
+            return false;
+        }
+        ensureOpen();
+        if (System.nanoTime() - deadline > 0) {
+            throw new CapacityExceededException(name + ": the input slot of execution #" + (seq - slots)
+                    + " was not released within " + options.submitTimeout() + " (submitTimeout); execution #" + seq
+                    + " was not started. An actor may be stuck after its last method returned");
+        }
+        if (tries < 64) {
+            Thread.onSpinWait();
+        } else {
+            LockSupport.parkNanos(10_000);
+        }
+        return true;
     }
 
     /**
@@ -402,20 +822,9 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
      */
     private boolean offerSlowly(Deployment d, long seq, Object record, long deadline) {
         int tries = 0;
-        while (!d.input.offer(seq - base, record)) {
-            if (state.get() == RESTARTING) {
+        while (!offer(d, seq, record)) {
+            if (!backOffForInputSlot(++tries, seq, deadline)) {
                 return false;
-            }
-            ensureOpen();
-            if (System.nanoTime() - deadline > 0) {
-                throw new CapacityExceededException(name + ": the input slot of execution #" + (seq - slots)
-                        + " was not released within " + options.submitTimeout() + " (submitTimeout); execution #" + seq
-                        + " was not started. An actor may be stuck after its last method returned");
-            }
-            if (++tries < 64) {
-                Thread.onSpinWait();
-            } else {
-                LockSupport.parkNanos(10_000);
             }
         }
         return true;
@@ -433,7 +842,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     /** @return false if the graph began restarting while it waited */
     private boolean awaitCapacity(long deadline) {
         while (submitted - collected >= slots) {
-            boolean ready = await(null, deadline);
+            boolean ready = await(null, -1, deadline);
             if (state.get() == RESTARTING) {
                 return false;
             }
@@ -451,23 +860,58 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     /** Called by {@link GraphFuture#get}. */
     void awaitResult(GraphFuture<?> future, Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
-        if (!await(future, deadline)) {
+        boolean ready = writer.owned() ? ownerAwait(future, -1, deadline) : awaitShared(future, -1, deadline);
+        if (!ready) {
             throw new ChannelTimeoutException(name + ": execution #" + future.sequence() + " did not finish within "
                     + timeout + " (getTimeout); it is still running: call get again, or look for an actor that is "
                     + "slow or stuck");
         }
     }
 
+    /** A thread other than the owner waits: the graph leaves the single-writer path for good, then waits. */
+    private boolean awaitShared(GraphFuture<?> future, long takeSeq, long deadline) {
+        share();
+        return await(future, takeSeq, deadline);
+    }
+
     /**
-     * Waits until {@code future} is done (or, with no future, until one more execution fits in
-     * flight), collecting results meanwhile when no other thread does and the graph is open. The
-     * collector completes the {@code CompletableFuture}s of {@code executeAsync} only after it let
-     * go of collecting, so that their callbacks may execute, or wait for, this graph. While the graph
-     * restarts or closes, nobody collects: the restart or the close settles the futures.
+     * The owner waits on the single-writer path, collecting without the collector role; falls back to
+     * {@link #await} once the path is revoked or the graph leaves OPEN.
+     */
+    private boolean ownerAwait(GraphFuture<?> future, long takeSeq, long deadline) {
+        if (!writer.enter()) {
+            return await(future, takeSeq, deadline);
+        }
+        try {
+            while (writer.isOpen() && state.get() == OPEN) {
+                int work = collect();
+                if (ready(future, takeSeq)) {
+                    driverIdle.reset();
+                    return true;
+                }
+                if (System.nanoTime() - deadline > 0) {
+                    driverIdle.reset();
+                    return false;
+                }
+                driverIdle.idle(work);
+            }
+            driverIdle.reset();
+        } finally {
+            writer.exit();
+        }
+        return await(future, takeSeq, deadline);
+    }
+
+    /**
+     * Waits until {@code future} is done (or the cell of {@code takeSeq} holds its result; or, with neither, until
+     * one more execution fits in flight), collecting results meanwhile when no other thread does and the graph is
+     * open. The collector completes the stages of {@code executeAsync} only after it let go of collecting, so that
+     * their callbacks may execute, or wait for, this graph. While the graph restarts or closes, nobody collects: the
+     * restart or the close settles the futures.
      *
      * @return false on timeout
      */
-    private boolean await(GraphFuture<?> future, long deadline) {
+    private boolean await(GraphFuture<?> future, long takeSeq, long deadline) {
         while (true) {
             if (state.get() == OPEN && collecting.compareAndSet(false, true)) {
                 int outcome; // 1 ready, 0 timed out, -1 async results to publish first, 2 the graph left OPEN
@@ -479,7 +923,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                             break;
                         }
                         int work = collect();
-                        if (ready(future)) {
+                        if (ready(future, takeSeq)) {
                             outcome = 1;
                             break;
                         }
@@ -503,7 +947,13 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                 continue;
             }
             // Another thread collects for us, or the graph restarts or closes: wait for our future to be settled.
-            if (ready(future)) {
+            if (ready(future, takeSeq)) {
+                return true;
+            }
+            if (isClosed()) {
+                if (future != null) {
+                    future.fail(terminalFor(future.sequence())); // a submit that raced with the close
+                }
                 return true;
             }
             if (System.nanoTime() - deadline > 0) {
@@ -513,8 +963,14 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         }
     }
 
-    private boolean ready(GraphFuture<?> future) {
-        return future != null ? future.isDone() : submitted - collected < slots || state.get() != OPEN;
+    private boolean ready(GraphFuture<?> future, long takeSeq) {
+        if (future != null) {
+            return future.isDone();
+        }
+        if (takeSeq >= 0) {
+            return (int) HOLD.getAcquire(cells[(int) takeSeq & mask]) == READY;
+        }
+        return submitted - collected < slots || state.get() != OPEN;
     }
 
     /** Gives up the collector role; returns the async futures it settled, to publish once it let go. */
@@ -523,6 +979,9 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         settledAsync.clear();
         driverIdle.reset();
         collecting.set(false);
+        if (asyncPending.get() > 0) {
+            LockSupport.unpark(completer); // it may have found the role taken: its turn
+        }
         return settled;
     }
 
@@ -533,50 +992,118 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         }
     }
 
-    /** Moves finished results from the output channels into their futures; collector thread only. */
+    /**
+     * Moves finished outputs from the output channels into their cells; the collecting thread only (the owner on
+     * its single-writer path, else the holder of the collector role). Each output channel is read as far as it
+     * got, so an output that failed settles its execution at once (fail fast) while slower sibling outputs are still
+     * running; an execution's slot is reclaimed once every output of it arrived, in order.
+     */
     private int collect() {
         Deployment d = live;
         Channel[] outChannels = d.outChannels;
         int[] outReaders = d.outReaders;
         boolean[] outCrosses = d.outCrosses;
-        Object[] outValues = d.outValues;
-        int work = 0;
-        long seq = collected;
+        int n = outChannels.length;
         long limit = submitted;
-        while (seq < limit) {
-            long at = seq - base;
-            while (outProgress < outChannels.length) {
-                Object v = outChannels[outProgress].poll(outReaders[outProgress], at);
+        long b = base;
+        int work = 0;
+        for (int o = 0; o < n; o++) {
+            long seq = outDone[o];
+            while (seq < limit) {
+                Object v = outChannels[o].poll(outReaders[o], seq - b);
                 if (v == Channel.NOT_READY) {
-                    return work;
+                    break;
                 }
-                // A value read in place from shared memory is valid until released: the future keeps a copy.
-                outValues[outProgress] = !outCrosses[outProgress] ? v
-                        : v instanceof RemoteError e ? TaskError.fromRemote(e) : Codecs.owned(v);
-                outChannels[outProgress].release(outReaders[outProgress], at);
-                outProgress++;
+                // A value read in place from shared memory is valid until released: the cell keeps a copy.
+                Object owned = !outCrosses[o] ? v : v instanceof RemoteError e ? TaskError.fromRemote(e) : Codecs.owned(v);
+                outChannels[o].release(outReaders[o], seq - b);
+                Cell c = cells[(int) seq & mask];
+                c.values[o] = owned;
+                c.arrived++;
+                if (owned instanceof TaskError && !c.settled) {
+                    settle(c, d, owned); // fail fast: the sibling outputs are not waited for
+                }
+                seq++;
             }
-            int slot = (int) (seq % slots);
-            GraphFuture<?> future = pending[slot];
-            pending[slot] = null;
-            outProgress = 0;
-            collected = ++seq;
-            Object result = result(d);
-            observe(future, result);
-            future.complete(result);
-            if (future.isAsync()) {
-                asyncPending.decrementAndGet();
-                settledAsync.add(future);
+            work += (int) (seq - outDone[o]);
+            outDone[o] = seq;
+        }
+        long col = collected;
+        long start = col;
+        while (col < limit) {
+            Cell c = cells[(int) col & mask];
+            if (c.arrived < n) {
+                break;
             }
-            work++;
+            if (!c.settled) {
+                settle(c, d, null);
+            }
+            c.arrived = 0;
+            Object[] values = c.values;
+            for (int o = 0; o < n; o++) {
+                values[o] = null;
+            }
+            col++;
+        }
+        if (col != start) {
+            COLLECTED.setRelease(this, col);
         }
         return work;
     }
 
-    /** Records a finished execution in the statistics, the trace and JFR; before its future completes. */
-    private void observe(GraphFuture<?> future, Object result) {
-        boolean failed = result instanceof TaskError;
-        long at = future.submittedAt;
+    /**
+     * Delivers the outcome of the cell's execution: into its future, or kept in the cell for {@link #take}.
+     *
+     * @param failure the failed output when it fails fast, else null: the outcome is read from the cell's values
+     */
+    private void settle(Cell c, Deployment d, Object failure) {
+        c.settled = true;
+        boolean multi = d.plan().multiOutput();
+        Object[] values = c.values;
+        int[] outPosition = d.outPosition;
+        Object outcome = failure;
+        if (outcome == null) {
+            if (!multi) {
+                outcome = values[0];
+            } else {
+                for (int p = 0; p < outPosition.length && outcome == null; p++) {
+                    if (values[outPosition[p]] instanceof TaskError e) {
+                        outcome = e; // every output of a failed execution fails
+                    }
+                }
+            }
+        }
+        observe(c, outcome instanceof TaskError);
+        GraphFuture<?> f = c.future;
+        if (f != null) {
+            c.future = null;
+            Object result = outcome;
+            if (multi && outcome == null) {
+                Object[] list = new Object[outPosition.length];
+                for (int p = 0; p < list.length; p++) {
+                    list[p] = values[outPosition[p]];
+                }
+                result = GraphCompiler.outputValue(output, list);
+            }
+            f.complete(result); // false if it was cancelled: the result is dropped
+            if (f.isAsync()) {
+                asyncPending.decrementAndGet();
+                settledAsync.add(f);
+            }
+            return;
+        }
+        c.result = outcome;
+        if (multi && outcome == null) {
+            for (int p = 0; p < outPosition.length; p++) {
+                c.kept[p] = values[outPosition[p]];
+            }
+        }
+        HOLD.setRelease(c, READY);
+    }
+
+    /** Records a finished execution in the statistics, the trace and JFR; before its outcome is delivered. */
+    private void observe(Cell c, boolean failed) {
+        long at = c.submittedAt;
         if (at != 0) {
             long now = System.nanoTime();
             if (latency != null) {
@@ -584,40 +1111,20 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
             }
             TraceWindow window = probe.trace();
             if (window != null) {
-                window.executions().add(failed ? "execution (failed)" : "execution", future.sequence(), at, now);
+                window.executions().add(failed ? "execution (failed)" : "execution", c.seq, at, now);
             }
         }
-        KilnEvents.Execution e = future.event;
+        KilnEvents.Execution e = c.event;
         if (e != null) {
-            future.event = null;
+            c.event = null;
             e.end();
             if (e.shouldCommit()) {
                 e.graph = name;
-                e.sequence = future.sequence();
+                e.sequence = c.seq;
                 e.failed = failed;
                 e.commit();
             }
         }
-    }
-
-    private Object result(Deployment d) {
-        Object[] outValues = d.outValues;
-        if (!d.plan().multiOutput()) {
-            Object v = outValues[0];
-            outValues[0] = null;
-            return v;
-        }
-        int[] outPosition = d.outPosition;
-        Object[] list = new Object[outPosition.length];
-        for (int p = 0; p < list.length; p++) {
-            Object v = outValues[outPosition[p]];
-            if (v instanceof TaskError) {
-                return v; // every output of a failed execution fails
-            }
-            list[p] = v;
-        }
-        Arrays.fill(outValues, null);
-        return GraphCompiler.outputValue(output, list);
     }
 
     private void ensureCompleter() {
@@ -631,7 +1138,11 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         }
     }
 
-    /** The driver thread of {@code executeAsync}: collects while async executions are pending and the graph is open. */
+    /**
+     * The driver thread of {@code executeAsync}: collects while async executions are pending and the graph is open,
+     * waiting for outputs with the graph's idle strategy; otherwise it parks until an async submit, a collector that
+     * lets go while async executions are pending, a restart that ends, or the close unparks it.
+     */
     private void completeAsync() {
         while (true) {
             int s = state.get();
@@ -649,7 +1160,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                 }
                 publish(settled);
             } else {
-                LockSupport.parkNanos(s == OPEN && asyncPending.get() > 0 ? 20_000 : 20_000_000);
+                LockSupport.park(this);
             }
         }
     }
@@ -888,6 +1399,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
             if (state.get() != RESTARTING) {
                 return false;
             }
+            writer.revoke(driverWaker::signal);
             if (!takeCollector()) {
                 died(new ActorDiedException(why + "; " + name + " could not restart: a driver thread did not stop "
                         + "collecting results within " + options.teardownTimeout() + " (teardownTimeout)", cause));
@@ -904,19 +1416,28 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                 String lost = " of " + name + " was lost: " + why + "; " + name + " restarts (restart " + number
                         + ") and takes new executions: submit it again";
                 for (long seq = collected; seq < submitted; seq++) {
-                    int slot = (int) (seq % slots);
-                    GraphFuture<?> f = pending[slot];
-                    pending[slot] = null;
-                    if (f != null && f.sequence() == seq
-                            && f.lose(new GraphRestartedException("execution #" + seq + lost, seq, number, cause))
-                            && f.isAsync()) {
+                    Cell c = cells[(int) seq & mask];
+                    GraphFuture<?> f = c.future;
+                    c.future = null;
+                    c.event = null;
+                    c.arrived = 0;
+                    Arrays.fill(c.values, null);
+                    if (c.settled || c.seq != seq) {
+                        continue;
+                    }
+                    c.settled = true;
+                    GraphRestartedException e = new GraphRestartedException("execution #" + seq + lost, seq, number,
+                            cause);
+                    if (f == null) {
+                        c.result = new Failure(e); // for take
+                        HOLD.setRelease(c, READY);
+                    } else if (f.lose(e) && f.isAsync()) {
                         asyncPending.decrementAndGet();
                         toPublish.add(f);
                     }
                 }
                 collected = submitted;
-                outProgress = 0;
-                Arrays.fill(old.outValues, null);
+                Arrays.fill(outDone, submitted);
             } finally {
                 driverIdle.reset();
                 collecting.set(false);
@@ -943,12 +1464,13 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
                 next = null;
                 base = submitted;
                 liveBase = base;
-                outProgress = 0;
                 if (!state.compareAndSet(RESTARTING, OPEN)) {
                     return false;
                 }
+                writer.reopen(); // the owner may use the single-writer path again, unless a second thread came
                 restartsDone++;
                 deployed.signalAll();
+                LockSupport.unpark(completer);
                 return true;
             } finally {
                 collecting.set(false);
@@ -992,7 +1514,8 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         driverWaker.signal();
         long end = submitted;
         for (long seq = collected; seq < end; seq++) {
-            GraphFuture<?> f = pending[(int) (seq % slots)];
+            // A racy read, repaired by the waiters: a future or a take that finds the graph closed fails itself.
+            GraphFuture<?> f = cells[(int) seq & mask].future;
             if (f != null && f.sequence() == seq) {
                 f.fail(terminalFor(seq));
             }
@@ -1018,6 +1541,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
         submitLock.lock();
         try {
             deployed.signalAll();
+            writer.revoke(driverWaker::signal);
             collector = takeCollector();
             d = live;
         } finally {
@@ -1044,5 +1568,56 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     @Override
     public String toString() {
         return name;
+    }
+
+    private static final VarHandle SUBMITTED;
+    private static final VarHandle COLLECTED;
+    private static final VarHandle HOLD;
+    /** A cell's hold: no execution for {@link #take}, one in flight, its outcome waiting to be taken. */
+    private static final int FREE = 0;
+    private static final int WAITING = 1;
+    private static final int READY = 2;
+
+    static {
+        try {
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            SUBMITTED = l.findVarHandle(CompiledGraph.class, "submitted", long.class);
+            COLLECTED = l.findVarHandle(CompiledGraph.class, "collected", long.class);
+            HOLD = l.findVarHandle(Cell.class, "hold", int.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    /**
+     * The preallocated state of one slot: the execution in it, its outputs as they arrive, and its outcome until it
+     * is delivered (into its future, or kept for {@link #take}). Written by the submitting thread before the
+     * execution is published and by the collecting thread after; {@link #hold} hands a kept outcome to the taker.
+     */
+    private static final class Cell {
+        long seq = -1;
+        GraphFuture<?> future;
+        /** The outputs of the execution so far, by distinct output channel; until the slot is reclaimed. */
+        final Object[] values;
+        int arrived;
+        /** Whether the outcome was delivered (a failed output settles it before its siblings arrive). */
+        boolean settled;
+        /** For take: the single result, or the failure ({@link TaskError}, {@link Failure}); null for kept outputs. */
+        Object result;
+        /** For take on a graph of several outputs: the values by output position. */
+        final Object[] kept;
+        /** FREE, WAITING or READY; release/acquire. */
+        int hold;
+        long submittedAt;
+        KilnEvents.Execution event;
+
+        Cell(int outputs, int positions) {
+            values = new Object[outputs];
+            kept = new Object[positions];
+        }
+    }
+
+    /** A failure kept in a cell for {@link #take}, told apart from a result that happens to be an exception. */
+    private record Failure(RuntimeException error) {
     }
 }

@@ -82,7 +82,6 @@ final class Deployment {
     /** Set by {@link #start()}. */
     final Channel[] outChannels;
     final boolean[] outCrosses;
-    final Object[] outValues;
     Channel input;
     boolean inputCrosses;
 
@@ -149,7 +148,6 @@ final class Deployment {
         for (int d = 0; d < distinct.size(); d++) {
             outReaders[d] = distinct.get(d).reader();
         }
-        this.outValues = new Object[distinct.size()];
     }
 
     /** @return the id workers know this deployment by (unique in this JVM) */

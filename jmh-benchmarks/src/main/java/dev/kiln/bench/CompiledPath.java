@@ -19,7 +19,9 @@ import java.util.List;
 /**
  * A compiled Kiln graph of the scenario, one actor per stage, each on its own thread
  * ({@code Kiln.local()}); the JMH thread is the driver. {@link #submit} is {@code execute},
- * {@link #next} the oldest future's {@code get}.
+ * {@link #next} the oldest future's {@code get}; or, for the allocation-free path ({@code take}),
+ * {@code submit} / {@code submitArgs} with a reused array and {@code take(seq)} /
+ * {@code take(seq, outputs)} into a reused array.
  */
 final class CompiledPath extends Path {
 
@@ -27,17 +29,24 @@ final class CompiledPath extends Path {
     private final boolean worker;
     private final CompiledGraph<Object, Object> graph;
     private final GraphFuture<?>[] ring;
+    private final boolean take;
+    private final long[] seqs;
+    private final Object[] args = new Object[8];
+    private final Object[] outputs = new Object[4];
     private long submitted;
     private long finished;
 
     /**
      * @param inflight the graph's {@code maxInflight}, at least {@code window}
      * @param worker   whether the actors live in a worker JVM (one for all stages), reached through shared memory
+     * @param take     whether to run the allocation-free path, submit and take, instead of execute and get
      */
-    CompiledPath(Scenario scenario, IdleMode idle, int window, int inflight, boolean worker) {
+    CompiledPath(Scenario scenario, IdleMode idle, int window, int inflight, boolean worker, boolean take) {
         super(scenario, idle, window);
         this.worker = worker;
+        this.take = take;
         this.ring = new GraphFuture<?>[window];
+        this.seqs = new long[window];
         this.kiln = Kiln.local();
         try {
             CompileOptions options = CompileOptions.defaults().idle(idle).maxInflight(inflight);
@@ -83,6 +92,20 @@ final class CompiledPath extends Path {
 
     @Override
     void submit(long x) {
+        if (take) {
+            seqs[(int) (submitted++ % window)] = switch (scenario) {
+                case SINGLE, CHAIN4, SCATTER4 -> graph.submit(x);
+                case ARGS8 -> {
+                    args[0] = x;
+                    for (int i = 1; i < 8; i++) {
+                        args[i] = Scenario.arg(x, i);
+                    }
+                    yield graph.submitArgs(args);
+                }
+                case TENSOR_4K, TENSOR_1M, TENSOR_64M -> graph.submit(tensor);
+            };
+            return;
+        }
         ring[(int) (submitted++ % window)] = switch (scenario) {
             case SINGLE, CHAIN4, SCATTER4 -> graph.execute(x);
             // As an application writes it: the Tuple8 of the arguments is part of the cost.
@@ -95,6 +118,13 @@ final class CompiledPath extends Path {
     @Override
     long next() {
         int at = (int) (finished++ % window);
+        if (take) {
+            if (scenario == Scenario.SCATTER4) {
+                graph.take(seqs[at], outputs);
+                return (Long) outputs[0] + (Long) outputs[1] + (Long) outputs[2] + (Long) outputs[3];
+            }
+            return (Long) graph.take(seqs[at]);
+        }
         Object result = ring[at].get();
         ring[at] = null;
         if (result instanceof List<?> outputs) {

@@ -163,6 +163,15 @@ public class LatencyBenchmark {
     }
 
     /**
+     * @param r the compiled graph, run by submit and take (the allocation-free path)
+     * @return the execution's result
+     */
+    @Benchmark
+    public long compiledTake(Run r) {
+        return r.roundTrip();
+    }
+
+    /**
      * @param r the actors, called through {@code kiln.call}
      * @return the execution's result
      */

@@ -46,9 +46,10 @@ abstract class Path implements AutoCloseable {
      */
     static Path open(String name, Scenario scenario, IdleMode idle, int window, int inflight) {
         Path p = switch (name) {
-            case "compiled" -> new CompiledPath(scenario, idle, window, inflight, false);
+            case "compiled" -> new CompiledPath(scenario, idle, window, inflight, false, false);
+            case "compiledTake" -> new CompiledPath(scenario, idle, window, inflight, false, true);
             case "dynamic" -> new DynamicPath(scenario, window, false);
-            case "compiledWorker" -> new CompiledPath(scenario, idle, window, inflight, true);
+            case "compiledWorker" -> new CompiledPath(scenario, idle, window, inflight, true, false);
             case "dynamicWorker" -> new DynamicPath(scenario, window, true);
             case "executor" -> new ExecutorPath(scenario, window);
             case "pekko" -> new PekkoPath(scenario, window);

@@ -104,6 +104,15 @@ public class ThroughputBenchmark {
     }
 
     /**
+     * @param s the compiled graph, run by submit and take (the allocation-free path)
+     * @return the oldest execution's result
+     */
+    @Benchmark
+    public long compiledTake(Compiled s) {
+        return s.oneMore();
+    }
+
+    /**
      * @param s the actors, called through {@code kiln.call}
      * @return the oldest execution's result
      */
