@@ -103,7 +103,7 @@ class KilnTest {
             assertEquals(2, first.execute(1).get(10, TimeUnit.SECONDS), "the first graph is unaffected");
 
             first.close();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(in1, second)) {
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in2, second)) {
                 assertEquals(3, g.execute(1).get(10, TimeUnit.SECONDS));
             }
         }
@@ -164,8 +164,9 @@ class KilnTest {
             Kiln closed = Kiln.local();
             ActorRef<Calc> orphan = closed.actor(Calc::new);
             closed.close();
+            InputNode<Integer> orphanIn = Graph.input();
             GraphCompileException fromClosed = assertThrows(GraphCompileException.class,
-                    () -> kiln.compile(in2, orphan.bind(Calc::one, in2)));
+                    () -> kiln.compile(orphanIn, orphan.bind(Calc::one, orphanIn)));
             assertTrue(fromClosed.getMessage().contains("not hosted"), fromClosed.getMessage());
             assertThrows(IllegalStateException.class, () -> closed.actor(Calc::new));
             assertThrows(IllegalStateException.class, () -> closed.compile(in2, mine.bind(Calc::one, in2)));

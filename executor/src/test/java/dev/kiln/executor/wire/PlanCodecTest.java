@@ -332,10 +332,10 @@ class PlanCodecTest {
         Node<dev.kiln.tensor.DeviceTensor> y = g1.bind(WireActors.Dev::pass, x);
         Node<dev.kiln.tensor.DeviceTensor> z = g2.bind(WireActors.Dev::pass, x);
         List<Node<dev.kiln.tensor.DeviceTensor>> sums = Graph.allReduce(List.of(y, z));
-        Node<String> shown = cpu.bind(WireActors.Dev::show, sums.get(0));
+        Node<String> shown = cpu.bind(WireActors.Dev::show, Graph.hostCopy(sums.get(0))); // cpu has no GPU
         Node<String> hostOnly = g0.bind(WireActors.Dev::label, in);
-        return GraphCompiler.compile(Graph.outputs(List.of(shown, g2.bind(WireActors.Dev::show, sums.get(1)), hostOnly)), gpus,
-                CompileOptions.defaults().maxInflight(4).bufferBytes(1 << 16));
+        return GraphCompiler.compile(Graph.outputs(List.of(shown, g2.bind(WireActors.Dev::show, sums.get(1)), hostOnly)),
+                gpus, CompileOptions.defaults().maxInflight(4).bufferBytes(1 << 16));
     }
 
     @Test
