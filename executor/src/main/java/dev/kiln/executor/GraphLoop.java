@@ -31,9 +31,10 @@ import java.util.function.Consumer;
 
 /**
  * One actor's part of a compiled graph: its schedule of READ / COMPUTE / WRITE steps run for
- * execution 0, 1, 2, ... as an Agrona-style duty cycle. {@link #doWork()} runs steps until one
- * would wait (a value not yet published, a slot not yet released) and returns the number of
- * steps done, so the hosting thread idles with its idle strategy instead of blocking.
+ * execution 0, 1, 2, ... as an Agrona-style duty cycle. {@link #doWork()} runs every execution
+ * available, in order (up to {@link #MAX_BATCH}), until a step would wait (a value not yet
+ * published, a slot not yet released), publishes and releases once for the batch, and returns the
+ * number of steps done, so the hosting thread idles with its idle strategy instead of blocking.
  *
  * <p>Channels shared with other processes carry a user exception as a {@link RemoteError} (strings
  * only); the loop converts {@link TaskError}s on the way out and back on the way in, and
@@ -63,15 +64,11 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     private static final int ARG_INPUT = 1;
     private static final int ARG_CONSTANT = 2;
     private static final String[] OPERATION = {"read", "compute", "write", "allreduce"};
-    private static final VarHandle SEQUENCE;
-
-    static {
-        try {
-            SEQUENCE = MethodHandles.lookup().findVarHandle(GraphLoop.class, "sequence", long.class);
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
+    /** The most executions run in a row before the loop publishes, releases and returns to its host. */
+    static final int MAX_BATCH = 64;
+    private static final VarHandle DONE = MethodHandles.arrayElementVarHandle(long[].class);
+    /** Index of the published execution count in {@link #done}: alone on its cache lines. */
+    private static final int DONE_AT = 16;
 
     private final String actorName;
     private final Object owner;
@@ -108,10 +105,23 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     /** For each ALL_REDUCE: this member's part of the collective. */
     private final AllReduceStep[] allReduce;
     private final Object[] frame;
-    private final int[] readSteps;
     private Object actor;
-    /** Written by the actor's thread only, with opaque stores, so that {@link #executionsDone()} may read it. */
+    /** The next execution; the actor's thread only. */
     private long sequence;
+    /**
+     * The executions finished, at {@link #DONE_AT} between two cache lines of padding: written by the actor's
+     * thread with opaque stores, read by {@link #executionsDone()} from any thread.
+     */
+    private final long[] done = new long[2 * DONE_AT];
+    /** For each step: whether its channel {@link Channel#batches() batches}. */
+    private final boolean[] batched;
+    /** The READ steps whose channels batch (released once per batch) and those that do not (once per execution). */
+    private final int[] batchedReads;
+    private final int[] singleReads;
+    /** The channels this loop writes that batch, each once: published once per batch. */
+    private final Channel[] batchedWrites;
+    /** Executions before {@link #releasedTo} were released on every batching channel this loop reads. */
+    private long releasedTo;
     private int pc;
     private volatile boolean stopped;
     private final String graphName;
@@ -171,7 +181,7 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
         this.argConstant = new Object[n][];
         this.allReduce = new AllReduceStep[n];
         this.frame = new Object[schedule.frameSize()];
-        this.readSteps = java.util.stream.IntStream.range(0, n).filter(i -> ops.get(i) instanceof Read).toArray();
+
         for (int i = 0; i < n; i++) {
             switch (ops.get(i)) {
                 case Read r -> {
@@ -234,9 +244,15 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
                 }
             }
         }
+        this.batched = new boolean[n];
         for (int i = 0; i < n; i++) {
             crossing[i] = channel[i] != null && channel[i].crossesProcesses();
+            batched[i] = channel[i] != null && !crossing[i] && channel[i].batches();
         }
+        this.batchedReads = java.util.stream.IntStream.range(0, n).filter(i -> kind[i] == READ && batched[i]).toArray();
+        this.singleReads = java.util.stream.IntStream.range(0, n).filter(i -> kind[i] == READ && !batched[i]).toArray();
+        this.batchedWrites = java.util.stream.IntStream.range(0, n).filter(i -> kind[i] == WRITE && batched[i])
+                .mapToObj(i -> channel[i]).distinct().toArray(Channel[]::new);
         for (int i = 0; i < n; i++) {
             if (ops.get(i) instanceof Compute c) {
                 int writes = 0;
@@ -258,7 +274,7 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
         for (Channel c : channel) {
             slots = c != null ? Math.max(slots, c.spec().slots()) : slots;
         }
-        this.ring = slots + 1;
+        this.ring = dev.kiln.transport.InProcessChannel.powerOfTwo(slots + 1);
         this.owned = new Tensor[n][];
         for (int i = 0; i < n; i++) {
             if (ops.get(i) instanceof Compute c && !handedToDriver(ops, c.local())) {
@@ -398,7 +414,10 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     }
 
     /**
-     * Runs steps until one has to wait or an execution completes.
+     * Runs executions in a row, as many as are available up to {@link #MAX_BATCH}, then publishes what it wrote
+     * and releases what it read once for the whole batch (on channels that {@link Channel#batches() batch};
+     * the others get one offer and one release per execution), and returns. It also publishes and releases
+     * before a step waits, so a peer never waits on a value this loop holds back.
      *
      * @return the number of steps done (0: nothing could progress)
      */
@@ -411,6 +430,7 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
                 prologue = null;
                 p.run();
             }
+            int executions = 0;
             while (true) {
                 int i = pc;
                 if (!operationTimed && operationEvent.isEnabled()) {
@@ -421,15 +441,20 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
                     case READ -> {
                         Object v = channel[i].poll(reader[i], sequence);
                         if (v == Channel.NOT_READY) {
+                            flush();
                             waiting();
                             return work;
                         }
                         frame[local[i]] = crossing[i] && v instanceof RemoteError e ? TaskError.fromRemote(e) : v;
                     }
                     case COMPUTE -> frame[local[i]] = compute(i);
-                    case ALL_REDUCE -> frame[local[i]] = allReduce[i].run(frame[argLocal[i][0]], sequence);
+                    case ALL_REDUCE -> {
+                        flush(); // the other members may wait on what this loop wrote
+                        frame[local[i]] = allReduce[i].run(frame[argLocal[i][0]], sequence);
+                    }
                     default -> {
                         if (!offer(i)) {
+                            flush();
                             waiting();
                             return work;
                         }
@@ -442,8 +467,12 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
                 if (++pc == kind.length) {
                     releaseReads();
                     pc = 0;
-                    SEQUENCE.setOpaque(this, sequence + 1);
-                    return work; // one execution done: let the host check its stop flag and mailbox
+                    sequence++;
+                    DONE.setOpaque(done, DONE_AT, sequence);
+                    if (++executions == MAX_BATCH) {
+                        flush();
+                        return work; // a full batch: let the host check its stop flag, mailbox and other loops
+                    }
                 }
             }
         } catch (RuntimeException e) {
@@ -499,7 +528,26 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
      * @return the executions this loop finished (its sequence); any thread, a moment late
      */
     public long executionsDone() {
-        return (long) SEQUENCE.getOpaque(this);
+        return (long) DONE.getOpaque(done, DONE_AT);
+    }
+
+    /**
+     * Publishes what this loop wrote to batching channels and releases, once per channel, every execution
+     * it finished reading since the last flush; a release store and a fence each, and a wake-up only for a
+     * peer that announced it sleeps.
+     */
+    private void flush() {
+        for (Channel c : batchedWrites) {
+            c.publish();
+        }
+        long s = sequence;
+        if (releasedTo != s) {
+            releasedTo = s;
+            for (int r = 0; r < batchedReads.length; r++) {
+                int i = batchedReads[r];
+                channel[i].release(reader[i], s - 1);
+            }
+        }
     }
 
     /**
@@ -509,6 +557,9 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     private boolean offer(int i) {
         Object v = frame[local[i]];
         try {
+            if (batched[i]) {
+                return channel[i].write(sequence, v);
+            }
             return channel[i].offer(sequence, crossing[i] && v instanceof TaskError e ? e.toRemote() : v);
         } catch (IllegalArgumentException | UncheckedIOException e) {
             // Nothing was published: fail this execution in place of its value, and offer that on the next try.
@@ -559,13 +610,17 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     }
 
     /**
-     * Gives back every slot this execution read, once all of its steps are done: a value read
-     * in place (a tensor view of a shared-memory slot) stays valid while any method of the
-     * execution may still use it, directly or through a result that aliases it.
+     * Once all of an execution's steps are done: drops what it read, and gives back the slots of channels that
+     * do not batch (those that do are released by {@link #flush()}). A value read in place (a tensor view of a
+     * shared-memory slot) stays valid while any method of the execution may still use it, directly or through a
+     * result that aliases it.
      */
     private void releaseReads() {
-        for (int r = 0; r < readSteps.length; r++) {
-            int i = readSteps[r];
+        for (int r = 0; r < batchedReads.length; r++) {
+            frame[local[batchedReads[r]]] = null;
+        }
+        for (int r = 0; r < singleReads.length; r++) {
+            int i = singleReads[r];
             frame[local[i]] = null;
             channel[i].release(reader[i], sequence);
         }
@@ -594,7 +649,7 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
         boolean timed = r != null || window != null;
         long began = timed ? System.nanoTime() : 0;
         Tensor[] mine = owned[i];
-        int k = (int) (sequence % ring);
+        int k = (int) sequence & (ring - 1);
         if (mine != null) {
             out.owned = true;
             out.reusable = mine[k];

@@ -205,7 +205,7 @@ class GraphLoopTest {
     }
 
     @Test
-    void runsOneExecutionPerDutyCycleAndWaitsForInput() {
+    void runsEveryReadyExecutionInOneDutyCycleAndWaitsForInput() {
         ActorRef<Calc> a = ref(1);
         InputNode<Integer> in = Graph.input();
         Wired w = wire(a.bind(Calc::inc, in), CompileOptions.defaults().maxInflight(4), 1);
@@ -216,12 +216,37 @@ class GraphLoopTest {
         assertEquals(0, loop.doWork(), "no input yet");
         assertTrue(w.input().offer(0, 5));
         assertTrue(w.input().offer(1, 6));
-        assertEquals(3, loop.doWork(), "READ, COMPUTE, WRITE of execution 0, then back to the host");
+        assertEquals(6, loop.doWork(), "READ, COMPUTE, WRITE of executions 0 and 1 in one batch");
+        assertEquals(2, loop.executionsDone());
         assertEquals(6, take(w, 0));
-        assertEquals(3, loop.doWork());
         assertEquals(7, take(w, 1));
         assertEquals(0, loop.doWork());
-        assertEquals(2, calc.calls);
+        assertTrue(w.input().offer(2, 7));
+        assertEquals(3, loop.doWork());
+        assertEquals(8, take(w, 2));
+        assertEquals(3, calc.calls);
+    }
+
+    @Test
+    void aBatchIsBoundedAndReleasesItsInputsOnce() {
+        ActorRef<Calc> a = ref(1);
+        InputNode<Integer> in = Graph.input();
+        int n = GraphLoop.MAX_BATCH + 6;
+        Wired w = wire(a.bind(Calc::inc, in), CompileOptions.defaults().maxInflight(n), 1);
+        GraphLoop loop = loop(w, new ArrayList<>());
+        loop.bind(new Calc());
+        for (int i = 0; i < n; i++) {
+            assertTrue(w.input().offer(i, i));
+        }
+        assertFalse(w.input().offer(n, n), "every input slot is taken");
+        assertEquals(3 * GraphLoop.MAX_BATCH, loop.doWork(), "one full batch, then back to the host");
+        assertTrue(w.input().isFree(n + GraphLoop.MAX_BATCH - 1), "the batch's input slots were released");
+        assertFalse(w.input().isFree(n + GraphLoop.MAX_BATCH), "the rest are still held");
+        assertEquals(3 * 6, loop.doWork(), "the rest, then no input: the loop flushes before it would wait");
+        assertEquals(0, loop.doWork());
+        for (int i = 0; i < n; i++) {
+            assertEquals(i + 1, take(w, i));
+        }
     }
 
     @Test
@@ -235,8 +260,7 @@ class GraphLoopTest {
         assertTrue(w.input().offer(0, 10));
         assertTrue(w.input().offer(1, 11));
         assertFalse(w.input().offer(2, 12), "two slots, none released");
-        assertEquals(3, loop.doWork());
-        assertEquals(3, loop.doWork());
+        assertEquals(6, loop.doWork(), "both executions in one batch");
         assertTrue(w.input().offer(2, 12), "the loop released its input slots");
         assertEquals(2, loop.doWork(), "READ and COMPUTE; the WRITE waits for output slot 0");
         assertEquals(0, loop.doWork());

@@ -55,12 +55,46 @@ public interface Channel extends AutoCloseable {
     Object poll(int reader, long sequence);
 
     /**
-     * Gives the slot of {@code sequence} back to the writer.
+     * Gives the slot of {@code sequence} back to the writer; on a channel that {@link #batches()
+     * batches}, also every earlier slot this reader has not released yet.
      *
      * @param reader   the reader index
      * @param sequence the sequence read last
      */
     void release(int reader, long sequence);
+
+    /**
+     * Whether this channel takes batches: {@link #write} may leave a value unseen by readers until
+     * {@link #publish()}, and {@link #release} of a sequence gives back every slot up to it, so that an
+     * actor loop that runs several executions in a row publishes and releases once for all of them.
+     * Channels that answer false (those shared with other processes, GPU channels) get one
+     * {@link #offer} and one {@link #release} per execution.
+     *
+     * @return true for channels that batch
+     */
+    default boolean batches() {
+        return false;
+    }
+
+    /**
+     * Stores the value of execution {@code sequence} like {@link #offer}, but readers may not see it
+     * (and are not woken) until the writer calls {@link #publish()}; the writer thread only. Channels
+     * that do not {@link #batches() batch} publish at once.
+     *
+     * @param sequence the next sequence of the writer
+     * @param value    the value (may be null)
+     * @return false if a reader has not released {@code sequence - slots} yet: publish, then try again later
+     */
+    default boolean write(long sequence, Object value) {
+        return offer(sequence, value);
+    }
+
+    /**
+     * Makes every value stored with {@link #write} visible to the readers and wakes those that announced
+     * they sleep, with one fence for the whole batch; the writer thread only.
+     */
+    default void publish() {
+    }
 
     /**
      * Whether a writer or reader of this channel may run in another process. Such a peer cannot

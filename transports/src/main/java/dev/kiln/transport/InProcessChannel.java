@@ -6,10 +6,19 @@ import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 
 /**
- * A {@link Channel} between threads of one JVM: N slots of object references, a published
- * counter written by the writer and a released counter per reader, each on its own cache
- * line. Publication is a volatile store, followed by a wake-up of armed peers; the hot path
- * takes no lock and allocates nothing. Threading as in {@link Channel}.
+ * A {@link Channel} between threads of one JVM: slots of object references (a power of two of them,
+ * indexed with a mask), a published counter written by the writer and a released counter per reader,
+ * each on its own pair of cache lines. The hot path takes no lock and allocates nothing. Threading as in
+ * {@link Channel}.
+ *
+ * <p>It {@link #batches() batches}: {@link #write} stores a value and only moves a writer-local count;
+ * {@link #publish()} stores the published counter once (a release store), then fences once and wakes
+ * the readers that announced they sleep ({@link Waker}). {@link #release} gives back every slot up to a
+ * sequence with one release store, a fence and a check of the writer's waker, so a reader that runs a
+ * batch releases once for all of it. {@link #offer} is {@link #write} then {@link #publish()}.
+ *
+ * <p>No wake-up is lost: a sleeper stores its announcement, fences, then checks the counter; a peer
+ * stores the counter, fences, then checks the announcement (a Dekker pair, one fence on each side).
  */
 public final class InProcessChannel implements Channel {
 
@@ -19,7 +28,9 @@ public final class InProcessChannel implements Channel {
 
     private final ChannelSpec spec;
     private final Object[] slots;
+    /** The plan's slot count: the writer of sequence n waits until every reader released n - slotCount. */
     private final int slotCount;
+    private final int mask;
     /** [pad][published][pad][released 0][pad]...: counter i at (i + 1) * STRIDE. */
     private final long[] counters;
     private final int readerCount;
@@ -27,9 +38,13 @@ public final class InProcessChannel implements Channel {
     private final Waker[] readerWakers;
     /** Writer-local: the least released count seen, so the writer rarely scans the readers. */
     private long minReleased;
+    /** Writer-local: sequences written, published or not. */
+    private long written;
+    /** Writer-local: the published counter as last stored. */
+    private long published;
 
     /**
-     * @param spec         the plan's channel
+     * @param spec         the plan's channel (any slot count; the slot array is rounded up to a power of two)
      * @param writerWaker  the writer's waker, signalled when a reader releases a slot
      * @param readerWakers the readers' wakers by reader index, signalled on publication
      */
@@ -40,11 +55,24 @@ public final class InProcessChannel implements Channel {
         }
         this.spec = spec;
         this.slotCount = spec.slots();
-        this.slots = new Object[slotCount];
+        int capacity = powerOfTwo(slotCount);
+        this.slots = new Object[capacity];
+        this.mask = capacity - 1;
         this.readerCount = readerWakers.length;
         this.counters = new long[(readerCount + 2) * STRIDE];
         this.writerWaker = writerWaker;
         this.readerWakers = readerWakers.clone();
+    }
+
+    /**
+     * @param n a count, at least 1
+     * @return the least power of two that is at least {@code n}
+     */
+    public static int powerOfTwo(int n) {
+        if (n < 1 || n > 1 << 30) {
+            throw new IllegalArgumentException("a slot count must be between 1 and 2^30, got " + n);
+        }
+        return n == 1 ? 1 : Integer.highestOneBit(n - 1) << 1;
     }
 
     @Override
@@ -53,16 +81,40 @@ public final class InProcessChannel implements Channel {
     }
 
     @Override
+    public boolean batches() {
+        return true;
+    }
+
+    @Override
     public boolean offer(long sequence, Object value) {
+        if (!write(sequence, value)) {
+            return false;
+        }
+        publish();
+        return true;
+    }
+
+    @Override
+    public boolean write(long sequence, Object value) {
         if (!isFree(sequence)) {
             return false;
         }
-        slots[(int) (sequence % slotCount)] = value;
-        COUNTERS.setVolatile(counters, STRIDE, sequence + 1);
-        for (Waker w : readerWakers) {
-            w.signal();
-        }
+        slots[(int) sequence & mask] = value;
+        written = sequence + 1;
         return true;
+    }
+
+    @Override
+    public void publish() {
+        long w = written;
+        if (w != published) {
+            published = w;
+            COUNTERS.setRelease(counters, STRIDE, w);
+            VarHandle.fullFence(); // the store above before the readers' announcements below
+            for (Waker r : readerWakers) {
+                r.signal();
+            }
+        }
     }
 
     @Override
@@ -82,14 +134,15 @@ public final class InProcessChannel implements Channel {
     @Override
     public Object poll(int reader, long sequence) {
         if ((long) COUNTERS.getAcquire(counters, STRIDE) > sequence) {
-            return slots[(int) (sequence % slotCount)];
+            return slots[(int) sequence & mask];
         }
         return NOT_READY;
     }
 
     @Override
     public void release(int reader, long sequence) {
-        COUNTERS.setVolatile(counters, (reader + 2) * STRIDE, sequence + 1);
+        COUNTERS.setRelease(counters, (reader + 2) * STRIDE, sequence + 1);
+        VarHandle.fullFence(); // the store above before the writer's announcement below
         writerWaker.signal();
     }
 

@@ -1,52 +1,88 @@
 package dev.kiln.transport;
 
+import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.util.concurrent.locks.LockSupport;
 
 /**
  * Lets a thread that is about to park announce it, so that a peer that makes progress for
  * it (publishes a value, releases a slot) unparks it instead of leaving it to its park
- * timeout.
+ * timeout; as the Disruptor's {@code LiteBlockingWaitStrategy}, a peer pays for a wake-up only
+ * while the thread announced it sleeps.
  *
- * <p>Protocol: the waiting thread calls {@link #arm()}, checks its condition once more, and
- * only then parks; the peer changes its state with a volatile (full-fence) store and then
- * calls {@link #signal()}. One of the two always sees the other, so no wake-up is lost.
- * {@link #arm()}/{@link #disarm()} are called by the waiting thread only; {@link #signal()}
- * by any thread.
+ * <p>Protocol (a Dekker pair): the waiting thread calls {@link #arm()} (a store and a full
+ * fence), checks its condition once more, and only then parks; the peer changes its state,
+ * fences once (for its whole batch: {@link InProcessChannel#publish()}, or a volatile store),
+ * then calls {@link #signal()}, which reads the announcement and, if set, clears it and unparks
+ * the thread. One of the two always sees the other's store, so no wake-up is lost; a cleared
+ * announcement always comes with an unpark, so the thread parks again only after it re-armed
+ * and re-checked. {@link #arm()}/{@link #disarm()} are called by the waiting thread only;
+ * {@link #signal()} by any thread.
+ *
+ * <p>The announcement sits alone on its cache lines (padded on both sides), so a peer's
+ * check does not contend with unrelated writes.
  */
-public final class Waker {
+public final class Waker extends WakerFields {
 
-    private volatile Thread thread;
-    private volatile boolean armed;
+    @SuppressWarnings("unused")
+    private long q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10, q11, q12, q13, q14, q15;
 
-    /** Announces that the calling thread may park soon. */
+    /** Announces that the calling thread may park soon, then fences. */
     public void arm() {
         thread = Thread.currentThread();
-        armed = true;
+        ARMED.setVolatile(this, 1);
         // The caller's re-check is often an acquire load (Channel.poll), which the memory model lets
-        // move before this store; then the caller and the peer could both miss each other's store.
+        // move before a release store; the full fence keeps it after the announcement.
         VarHandle.fullFence();
     }
 
     /** Announces that the calling thread is busy again. */
     public void disarm() {
-        if (armed) {
-            armed = false;
+        if ((int) ARMED.getOpaque(this) != 0) {
+            ARMED.setOpaque(this, 0);
         }
     }
 
-    /** @return whether a thread announced it may park */
+    /** @return whether the thread announced it may park (and no peer has woken it since) */
     public boolean isArmed() {
-        return armed;
+        return (int) ARMED.getVolatile(this) != 0;
     }
 
-    /** Unparks the announced thread if it may be parked; cheap (one volatile read) otherwise. */
+    /**
+     * Unparks the announced thread if it may be parked, and clears the announcement; cheap (one
+     * load) otherwise. The caller fenced after the store that made progress for the thread.
+     */
     public void signal() {
-        if (armed) {
+        if ((int) ARMED.getVolatile(this) != 0) {
+            ARMED.setOpaque(this, 0);
             Thread t = thread;
             if (t != null) {
                 LockSupport.unpark(t);
             }
         }
     }
+}
+
+/** Padding before the {@link Waker}'s fields. */
+abstract class WakerPad {
+    @SuppressWarnings("unused")
+    private long p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, p15;
+}
+
+/** The {@link Waker}'s fields, between two pads. */
+abstract class WakerFields extends WakerPad {
+    static final VarHandle ARMED;
+
+    static {
+        try {
+            ARMED = MethodHandles.lookup().findVarHandle(WakerFields.class, "armed", int.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    /** The announced thread; written by that thread before it arms. */
+    volatile Thread thread;
+    /** 1 while the thread announced it may park. */
+    int armed;
 }

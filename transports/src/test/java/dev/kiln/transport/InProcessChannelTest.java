@@ -229,7 +229,7 @@ class InProcessChannelTest {
             for (long s = 0; s < count; s++) {
                 Long value = s; // a new object per sequence: a reader can tell an overwrite by identity
                 while (!ch.offer(s, value)) {
-                    if (failure.get() != null) {
+                    if (failure.get() != null || Thread.currentThread().isInterrupted()) {
                         return;
                     }
                     idle.idle(0);
@@ -244,7 +244,7 @@ class InProcessChannelTest {
                 for (long s = 0; s < count; s++) {
                     Object value;
                     while ((value = ch.poll(reader, s)) == NOT_READY) {
-                        if (failure.get() != null) {
+                        if (failure.get() != null || Thread.currentThread().isInterrupted()) {
                             return;
                         }
                         idle.idle(0);
@@ -268,6 +268,140 @@ class InProcessChannelTest {
                 }
             }, "reader-" + r));
         }
+        if (!runAll(threads)) {
+            failure.compareAndSet(null, "threads did not finish: " + ch + ", received " + Arrays.toString(received));
+        }
+        assertNull(failure.get());
+        for (int r = 0; r < readers; r++) {
+            assertEquals(count, received[r], "reader " + r);
+        }
+    }
+
+    @Test
+    @Timeout(value = 5, unit = TimeUnit.MINUTES)
+    void batchedWritesAndReleasesLoseNoWakeUp() throws InterruptedException {
+        batchHammer(4, 2, 300_000);
+    }
+
+    @Test
+    @Timeout(value = 5, unit = TimeUnit.MINUTES)
+    void batchedWritesOnOneSlotLoseNoWakeUp() throws InterruptedException {
+        batchHammer(1, 1, 100_000);
+    }
+
+    @Test
+    @Timeout(60)
+    void writeIsUnseenUntilPublish() {
+        Waker[] readerWakers = wakers(1);
+        InProcessChannel ch = new InProcessChannel(spec(3, 1), new Waker(), readerWakers);
+        assertTrue(ch.batches());
+        assertTrue(ch.write(0, "a"));
+        assertTrue(ch.write(1, "b"));
+        assertSame(NOT_READY, ch.poll(0, 0), "written, not published");
+        readerWakers[0].arm();
+        ch.publish();
+        assertFalse(readerWakers[0].isArmed(), "publish woke the reader that announced it sleeps");
+        assertEquals("a", ch.poll(0, 0));
+        assertEquals("b", ch.poll(0, 1));
+        assertTrue(ch.write(2, "c"));
+        assertFalse(ch.write(3, "d"), "three slots, none released");
+        ch.release(0, 1); // one release for the batch 0..1
+        assertTrue(ch.write(3, "d"));
+        assertTrue(ch.write(4, "e"));
+        assertFalse(ch.write(5, "f"));
+    }
+
+    /**
+     * The batch protocol of actor loops, with parks that have no timeout, so a lost wake-up hangs the run (and fails
+     * it at the deadline) instead of costing a park timeout: the writer writes batches of 1 to 8 values and publishes
+     * once per batch; each reader reads, and releases once per batch of 1 to 8. Both publish or release what they
+     * hold before they sleep, as a {@code GraphLoop} does. Every reader checks it sees exactly 0..count-1 in order,
+     * unchanged until released.
+     */
+    private static void batchHammer(int slots, int readers, long count) throws InterruptedException {
+        Waker writerWaker = new Waker();
+        Waker[] readerWakers = wakers(readers);
+        InProcessChannel ch = new InProcessChannel(spec(slots, readers), writerWaker, readerWakers);
+        AtomicReference<String> failure = new AtomicReference<>();
+        long[] received = new long[readers];
+        List<Thread> threads = new ArrayList<>();
+        threads.add(new Thread(() -> {
+            java.util.SplittableRandom random = new java.util.SplittableRandom(1);
+            long s = 0;
+            while (s < count) {
+                int batch = 1 + random.nextInt(8);
+                int wrote = 0;
+                while (wrote < batch && s < count && ch.write(s, Long.valueOf(s))) {
+                    s++;
+                    wrote++;
+                }
+                ch.publish();
+                long next = s;
+                if (wrote == 0 && !sleepUntil(writerWaker, () -> ch.isFree(next))) {
+                    return;
+                }
+            }
+        }, "writer"));
+        for (int r = 0; r < readers; r++) {
+            int reader = r;
+            threads.add(new Thread(() -> {
+                java.util.SplittableRandom random = new java.util.SplittableRandom(2 + reader);
+                long s = 0;
+                long released = 0; // sequences before this were released
+                int batch = 1 + random.nextInt(8);
+                Object[] held = new Object[8];
+                while (s < count) {
+                    Object value = ch.poll(reader, s);
+                    if (value == NOT_READY) {
+                        if (s > released) {
+                            ch.release(reader, s - 1);
+                            released = s;
+                        }
+                        long next = s;
+                        if (!sleepUntil(readerWakers[reader], () -> ch.poll(reader, next) != NOT_READY)) {
+                            return;
+                        }
+                        continue;
+                    }
+                    if (!(value instanceof Long seq) || seq != s) {
+                        failure.compareAndSet(null, "reader " + reader + " expected " + s + ", got " + value);
+                        return;
+                    }
+                    held[(int) (s - released)] = value;
+                    s++;
+                    received[reader]++;
+                    if (s - released == batch) {
+                        for (long k = released; k < s; k++) {
+                            if (ch.poll(reader, k) != held[(int) (k - released)]) {
+                                failure.compareAndSet(null, "reader " + reader + ": slot of " + k
+                                        + " was overwritten before its release");
+                                return;
+                            }
+                        }
+                        ch.release(reader, s - 1);
+                        released = s;
+                        batch = 1 + random.nextInt(8);
+                    }
+                }
+                ch.release(reader, s - 1);
+            }, "reader-" + r));
+        }
+        if (!runAll(threads)) {
+            failure.compareAndSet(null, "a wake-up was lost: threads still parked: " + ch + ", received "
+                    + Arrays.toString(received));
+        }
+        assertNull(failure.get());
+        for (int r = 0; r < readers; r++) {
+            assertEquals(count, received[r], "reader " + r);
+        }
+    }
+
+    /**
+     * Starts the threads (daemons) and waits up to {@link #HAMMER_MS} for all of them; interrupts and reaps those left.
+     *
+     * @return whether every thread finished in time
+     */
+    private static boolean runAll(List<Thread> threads) throws InterruptedException {
         for (Thread t : threads) {
             t.setDaemon(true);
             t.start();
@@ -276,17 +410,35 @@ class InProcessChannelTest {
         for (Thread t : threads) {
             t.join(Math.max(1, deadline - System.currentTimeMillis()));
         }
-        boolean stuck = threads.stream().anyMatch(Thread::isAlive);
-        if (stuck) {
-            failure.compareAndSet(null, "threads did not finish: " + ch + ", received " + Arrays.toString(received));
-            for (Thread t : threads) {
-                t.join(10_000);
+        if (threads.stream().noneMatch(Thread::isAlive)) {
+            return true;
+        }
+        threads.forEach(Thread::interrupt);
+        for (Thread t : threads) {
+            t.join(10_000);
+        }
+        return false;
+    }
+
+    /**
+     * Announces sleep on {@code waker}, re-checks, and parks with no timeout until {@code condition} holds: only a
+     * peer's signal ends the park.
+     *
+     * @return false if the thread was interrupted (the run is over)
+     */
+    private static boolean sleepUntil(Waker waker, java.util.function.BooleanSupplier condition) {
+        while (!condition.getAsBoolean()) {
+            if (Thread.currentThread().isInterrupted()) {
+                return false;
+            }
+            if (!waker.isArmed()) {
+                waker.arm(); // then re-check before parking
+            } else {
+                LockSupport.park();
             }
         }
-        assertNull(failure.get());
-        for (int r = 0; r < readers; r++) {
-            assertEquals(count, received[r], "reader " + r);
-        }
+        waker.disarm();
+        return true;
     }
 
     /**
