@@ -742,7 +742,8 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
      * with {@link GraphClosedException}; closing is the caller's business, not the processor's.
      *
      * @param failureValue maps a failed element ({@link ActorTaskException} or {@link GraphRestartedException}) to
-     *                     the value emitted in its place; null: such a failure fails the stream
+     *                     the value emitted in its place (if it throws, the stream fails with what it threw); null:
+     *                     such a failure fails the stream
      * @return a new processor, for one upstream and one downstream subscriber (a second subscriber gets
      *         {@code onError})
      * @throws IllegalArgumentException if the graph takes several input arguments

@@ -179,8 +179,8 @@ final class GraphProcessor<I, O> implements Flow.Processor<I, O> {
             try {
                 step();
             } catch (RuntimeException | Error e) {
-                // The downstream subscriber or the failure mapping threw (rule 2.13 forbids the former): the stream
-                // cannot go on, and there may be nobody left to tell.
+                // The downstream subscriber threw (rule 2.13 forbids it): the stream cannot go on, and there is
+                // nobody left to tell.
                 terminate(null, null, false);
                 throw e;
             }
@@ -222,7 +222,15 @@ final class GraphProcessor<I, O> implements Flow.Processor<I, O> {
                     terminate(down, failure, true);
                     return;
                 }
-                value = failureValue.apply(failure);
+                try {
+                    value = failureValue.apply(failure);
+                } catch (RuntimeException mappingFailed) {
+                    if (mappingFailed != failure) {
+                        mappingFailed.addSuppressed(failure);
+                    }
+                    terminate(down, mappingFailed, true);
+                    return;
+                }
                 if (value == null) {
                     terminate(down, new NullPointerException(graph + ": the failure mapping of asProcessor returned "
                             + "null for " + failure + "; return a value (Reactive Streams rule 2.13 forbids null)"), true);

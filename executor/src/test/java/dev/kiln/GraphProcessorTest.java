@@ -258,6 +258,22 @@ class GraphProcessorTest {
     }
 
     @Test
+    void aFailureValueThatThrowsFailsTheStreamWithItsException() throws Exception {
+        Range range = new Range(100, null);
+        Recorder r = new Recorder(16, -1, range);
+        IllegalStateException mappingBroke = new IllegalStateException("mapping broke");
+        Flow.Processor<Integer, Integer> p = failGraph.asProcessor(e -> {
+            throw mappingBroke;
+        });
+        p.subscribe(r);
+        range.subscribe(p);
+        assertEquals(mappingBroke, r.await());
+        assertInstanceOf(ActorTaskException.class, mappingBroke.getSuppressed()[0]);
+        assertEquals(List.of(0, 2, 4), r.values);
+        assertTrue(range.cancelled.get());
+    }
+
+    @Test
     void upstreamErrorComesAfterTheResultsInFlight() throws Exception {
         IllegalStateException boom = new IllegalStateException("upstream broke");
         Range range = new Range(50, boom);

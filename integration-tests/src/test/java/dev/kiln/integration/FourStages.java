@@ -12,6 +12,9 @@ import java.lang.management.MemoryMXBean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 /**
  * The graph both stream tests run: four in-process actors in a chain, {@code x -> ((x + 1) * 3 - 7) ^ 0x5A}, and
  * what the tests measure around it. The downstream checks each result against {@link #expected} as it arrives (it
@@ -113,38 +116,27 @@ final class FourStages implements AutoCloseable {
         }
     }
 
-    /** After the stream completed. */
-    void finish() {
+    /**
+     * After the stream completed: every result came, exact and in order; the graph never had more than
+     * {@code maxInflight} executions open; the source never ran further ahead of the sink than {@code maxInflight}
+     * plus the buffer of the runtime's stage after Kiln's; the heap after GC did not grow from 10 % to 100 %.
+     *
+     * @param runtime         for the report
+     * @param nextStageBuffer how many elements the stage after Kiln's may request ahead of the sink
+     */
+    void assertBoundedAndExact(String runtime, int nextStageBuffer) {
         heapAt100 = heapAfterGc();
+        System.out.println(runtime + ": " + report());
+        assertEquals(0, wrong, firstWrong);
+        assertEquals(ELEMENTS, delivered);
+        assertEquals(ELEMENTS, entered.get(), "executions started");
+        assertTrue(maxOpen <= MAX_INFLIGHT, report());
+        assertTrue(maxAhead <= MAX_INFLIGHT + nextStageBuffer + 2, report());
+        assertTrue(heapAt100 - heapAt10 < 24L << 20, report());
+        assertEquals(0, graph.statistics().inFlight());
     }
 
-    long delivered() {
-        return delivered;
-    }
-
-    long wrong() {
-        return wrong;
-    }
-
-    String firstWrong() {
-        return firstWrong;
-    }
-
-    /** Elements the source had let go of and the downstream had not yet got, at most (sampled at each delivery). */
-    long maxAhead() {
-        return maxAhead;
-    }
-
-    /** Executions open in the graph, at most (sampled in the slow parts). */
-    int maxOpen() {
-        return maxOpen;
-    }
-
-    long heapGrowth() {
-        return heapAt100 - heapAt10;
-    }
-
-    String report() {
+    private String report() {
         return "delivered " + delivered + ", wrong " + wrong + ", max ahead " + maxAhead + ", max open " + maxOpen
                 + ", heap after GC at 10 % " + heapAt10 / 1024 + " KiB, at 100 % " + heapAt100 / 1024 + " KiB";
     }
