@@ -1166,6 +1166,55 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
     }
 
     /**
+     * This graph as one stage of a {@link java.util.concurrent.Flow} pipeline (Reactive Streams, which Pekko Streams,
+     * Reactor and RxJava bridge to): each element from upstream is one execution, each result goes downstream in
+     * input order. Same as {@link #asProcessor(java.util.function.Function) asProcessor(null)}: the first execution
+     * that fails fails the stream.
+     *
+     * @return a new processor, for one upstream and one downstream subscriber
+     */
+    public java.util.concurrent.Flow.Processor<I, O> asProcessor() {
+        return asProcessor(null);
+    }
+
+    /**
+     * This graph as one stage of a {@link java.util.concurrent.Flow} pipeline: each element from upstream is one
+     * execution ({@link #executeAsync(Object)}; for a graph of several arguments, the element is their tuple), each
+     * result goes downstream in input order. The contract:
+     * <ul>
+     * <li><b>Back-pressure.</b> It requests from upstream only up to {@code min(downstream's demand, emitted +
+     * maxInflight)} elements ({@link CompileOptions#maxInflight()}): at most {@code maxInflight} executions are open
+     * and at most {@code maxInflight} results wait for an earlier one; nothing is buffered beyond that. A slow
+     * downstream slows upstream down. It assumes it is the graph's only submitter: other {@code execute} calls on the
+     * same graph share its {@code maxInflight}, and an element that finds no capacity within {@code submitTimeout}
+     * fails with {@link CapacityExceededException}.</li>
+     * <li><b>An execution fails.</b> When an actor method threw ({@link ActorTaskException}) or a restart lost the
+     * execution ({@link GraphRestartedException}), and {@code failureValue} is not null, its value (not null) is
+     * emitted in that element's place and the stream goes on. Otherwise, and for any other failure (the graph
+     * closed, an actor died, no capacity), the results before it are emitted, then upstream is cancelled and
+     * downstream gets {@code onError} with that exception; the executions still in flight are dropped.</li>
+     * <li><b>Upstream completes or fails.</b> The executions in flight are finished and emitted (as downstream's
+     * demand allows), then downstream gets {@code onComplete}, or {@code onError} with upstream's error.</li>
+     * <li><b>Downstream cancels.</b> No more elements are requested or submitted, upstream is cancelled, and the
+     * results of the executions in flight are dropped when they arrive. The graph stays open and usable.</li>
+     * </ul>
+     * The processor follows the Reactive Streams rules (the TCK for {@code Flow} runs against it): signals to
+     * downstream are never concurrent, and it has no thread of its own: results are emitted on the thread that
+     * completed the execution, or on the thread of downstream's {@code request}. Closing the graph fails the stream
+     * with {@link GraphClosedException}; closing is the caller's business, not the processor's.
+     *
+     * @param failureValue maps a failed element ({@link ActorTaskException} or {@link GraphRestartedException}) to
+     *                     the value emitted in its place (if it throws, the stream fails with what it threw); null:
+     *                     such a failure fails the stream
+     * @return a new processor, for one upstream and one downstream subscriber (a second subscriber gets
+     *         {@code onError})
+     */
+    public java.util.concurrent.Flow.Processor<I, O> asProcessor(
+            java.util.function.Function<? super RuntimeException, ? extends O> failureValue) {
+        return new GraphProcessor<>(this, failureValue);
+    }
+
+    /**
      * Closes the graph: every unfinished future fails with {@link GraphClosedException}, the
      * actor loops stop (waiting up to {@code teardownTimeout} for methods still running) and
      * the channels are freed. The actors stay usable. A restart in progress is abandoned. Idempotent;

@@ -56,7 +56,7 @@ class BatchingLoopsTest {
                 ActorRef<Add> a = kiln.actor(() -> new Add(k));
                 node = a.bind(Add::add, node);
             }
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(node,
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, node,
                     CompileOptions.defaults().maxInflight(5).idle(idle))) {
                 run(g, x -> x + 10);
             }
@@ -73,7 +73,7 @@ class BatchingLoopsTest {
             ActorRef<Add> c = kiln.actor(() -> new Add(3));
             ActorRef<Add> join = kiln.actor(() -> new Add(0));
             Node<Integer> out = join.bind(Add::sum, a.bind(Add::add, in), b.bind(Add::add, in), c.bind(Add::add, in));
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(out,
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, out,
                     CompileOptions.defaults().maxInflight(5).idle(idle))) {
                 run(g, x -> 3 * x + 6);
             }
