@@ -14,6 +14,12 @@ import dev.kiln.tensor.Tensor;
 import dev.kiln.transport.ValueCodec;
 
 import java.io.Serializable;
+import java.lang.invoke.CallSite;
+import java.lang.invoke.LambdaMetafactory;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandleInfo;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
 import java.lang.invoke.SerializedLambda;
 import java.lang.reflect.Constructor;
 import java.lang.reflect.Field;
@@ -146,7 +152,7 @@ public final class LambdaCodec {
             Class<?> capturing = load(capturingClass.replace('/', '.'), loader, "lambda " + name);
             SerializedLambda form = new SerializedLambda(capturing, interfaceClass, interfaceMethod,
                     interfaceSignature, implKind, implClass, implMethod, implSignature, instantiatedType, captured);
-            return deserialize(capturing, form, name);
+            return retyped(capturing, form, deserialize(capturing, form, name), name);
         } catch (IllegalArgumentException e) {
             for (Object value : captured) {
                 if (value instanceof Tensor t) {
@@ -154,6 +160,54 @@ public final class LambdaCodec {
                 }
             }
             throw e;
+        }
+    }
+
+    /**
+     * The rebuilt lambda, enforcing the types the sender's lambda enforced. A class's {@code $deserializeLambda$}
+     * matches a lambda by its implementation method and interface, not by the types javac instantiated it at: when
+     * the class uses one method reference at two types (say {@code Dev::show} of a {@code show(Object)}, once on a
+     * {@code Node<Tensor>} and once on a {@code Node<DeviceTensor>}), it returns the first, whose call would cast
+     * the other's arguments and fail. Then the lambda is made again with the sender's instantiated type, from the
+     * implementation method {@code $deserializeLambda$} just vouched for (the class declares a serializable lambda
+     * of it); the metafactory checks that the type fits that method.
+     */
+    private static Serializable retyped(Class<?> capturing, SerializedLambda form, Serializable rebuilt,
+                                        String name) {
+        SerializedLambda got = serializedForm(rebuilt);
+        if (got == null || got.getInstantiatedMethodType().equals(form.getInstantiatedMethodType())) {
+            return rebuilt;
+        }
+        try {
+            ClassLoader loader = capturing.getClassLoader();
+            MethodHandles.Lookup lookup = MethodHandles.privateLookupIn(capturing, MethodHandles.lookup());
+            Class<?> implClass = Class.forName(form.getImplClass().replace('/', '.'), false, loader);
+            MethodType implType = MethodType.fromMethodDescriptorString(form.getImplMethodSignature(), loader);
+            String implName = form.getImplMethodName();
+            MethodHandle impl = switch (form.getImplMethodKind()) {
+                case MethodHandleInfo.REF_invokeStatic -> lookup.findStatic(implClass, implName, implType);
+                case MethodHandleInfo.REF_invokeVirtual, MethodHandleInfo.REF_invokeInterface ->
+                        lookup.findVirtual(implClass, implName, implType);
+                case MethodHandleInfo.REF_invokeSpecial -> lookup.findSpecial(implClass, implName, implType, capturing);
+                case MethodHandleInfo.REF_newInvokeSpecial -> lookup.findConstructor(implClass, implType);
+                default -> throw new IllegalArgumentException("implementation kind " + form.getImplMethodKind());
+            };
+            Object[] captured = new Object[form.getCapturedArgCount()];
+            for (int i = 0; i < captured.length; i++) {
+                captured[i] = form.getCapturedArg(i);
+            }
+            Class<?> functional = Class.forName(form.getFunctionalInterfaceClass().replace('/', '.'), false, loader);
+            MethodType capture = MethodType.methodType(functional,
+                    impl.type().parameterList().subList(0, captured.length));
+            CallSite site = LambdaMetafactory.altMetafactory(lookup, form.getFunctionalInterfaceMethodName(), capture,
+                    MethodType.fromMethodDescriptorString(form.getFunctionalInterfaceMethodSignature(), loader),
+                    impl, MethodType.fromMethodDescriptorString(form.getInstantiatedMethodType(), loader),
+                    LambdaMetafactory.FLAG_SERIALIZABLE);
+            return (Serializable) site.getTarget().invokeWithArguments(captured);
+        } catch (Throwable e) {
+            throw new IllegalArgumentException("cannot rebuild lambda " + name + " at its sender's types "
+                    + form.getInstantiatedMethodType() + " (" + capturing.getName() + "'s $deserializeLambda$ gave "
+                    + got.getInstantiatedMethodType() + "): " + e, e);
         }
     }
 

@@ -90,6 +90,23 @@ class LambdaCodecTest {
         assertEquals("Over.fmt", resolved.displayName());
     }
 
+    /**
+     * One method reference at two types in one class: its {@code $deserializeLambda$} tells them apart by method
+     * only, so without retyping one of them would come back enforcing the other's type and fail on its arguments.
+     */
+    @Test
+    void oneMethodReferenceAtTwoTypesComesBackAtEachOnesType() throws Exception {
+        Method1<Over, Double, String> atDouble = Over::fmt;
+        Method1<Over, List<String>, String> atList = Over::fmt;
+        Over over = new Over();
+        Method1<Over, Double, String> doubleBack = roundTrip(atDouble);
+        Method1<Over, List<String>, String> listBack = roundTrip(atList);
+        assertEquals(List.of(Double.class), MethodRef.of(doubleBack, 1).parameterTypes());
+        assertEquals(List.of(List.class), MethodRef.of(listBack, 1).parameterTypes());
+        assertEquals("object Double:0.5", doubleBack.apply(over, 0.5));
+        assertTrue(listBack.apply(over, List.of("x")).startsWith("object "));
+    }
+
     @Test
     void capturedValuesTravel() throws Exception {
         Text text = new Text();
