@@ -73,7 +73,7 @@ class ModularUserTest {
                         ActorRef<Scale> a = kiln.actor(() -> new Scale(3));
                         ActorRef<Scale> b = kiln.actor(() -> new Scale(1));
                         InputNode<int[]> in = Graph.input();
-                        try (CompiledGraph<int[], String> g = kiln.compile(b.bind(Scale::show, a.bind(Scale::apply, in)))) {
+                        try (CompiledGraph<int[], String> g = kiln.compile(in, b.bind(Scale::show, a.bind(Scale::apply, in)))) {
                             String r = null;
                             for (int i = 0; i < 100; i++) {
                                 r = g.execute(new int[] {1, 2, i}).get();
