@@ -423,7 +423,7 @@ public final class CompiledGraph<I, O> implements AutoCloseable {
      * Waits up to {@code getTimeout} for the result of an execution started by {@link #submit} or
      * {@link #submitArgs}, and gives its cell back. Allocates nothing on its way for a graph of one output; for a
      * graph built with {@code Graph.outputs}, {@link #take(long, Object[])} fills an array the caller owns instead of
-     * allocating the list this returns.
+     * allocating the tuple or list this returns.
      *
      * @param sequence what {@code submit} returned
      * @return the result
