@@ -26,7 +26,8 @@ import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
  * <p>{@link #stage()} is a {@link CompletionStage} view completed without anyone calling {@code get}: for a future
  * of {@link CompiledGraph#executeAsync} by the graph's driver thread, which sleeps while nothing is pending.
  *
- * @param <T> the result type: the output node's type (a {@code Tuple2} to {@code Tuple4} or a {@code List} for a graph built with {@code Graph.outputs})
+ * @param <T> the result type: the output node's type (a {@code Tuple2} to {@code Tuple4} or a {@code List} for a
+ *            graph built with {@code Graph.outputs})
  */
 public final class GraphFuture<T> implements Future<T> {
 
