@@ -223,9 +223,12 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
      * @param placement where the actor lives
      * @param frameSize number of local value slots the operations use
      * @param ops       the operations
+     * @param carrier   the actor whose thread runs these operations: {@code actor} itself when the actor runs on a
+     *                  thread of its own, else the first actor of the group of actors of one process that share a
+     *                  thread (its own carrier)
      */
     public record ActorSchedule(int actor, String name, Topology.ActorPlacement placement, int frameSize,
-                                List<Operation> ops) {
+                                List<Operation> ops, int carrier) {
         /**
          * Creates a {@code ActorSchedule}.
          *
@@ -234,9 +237,37 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
          * @param placement placement
          * @param frameSize frame size
          * @param ops       operations (copied)
+         * @param carrier   the actor whose thread runs them
          */
         public ActorSchedule {
             ops = List.copyOf(ops);
+        }
+
+        /**
+         * A schedule run on the actor's own thread.
+         *
+         * @param actor     actor id
+         * @param name      actor name
+         * @param placement placement
+         * @param frameSize frame size
+         * @param ops       operations (copied)
+         */
+        public ActorSchedule(int actor, String name, Topology.ActorPlacement placement, int frameSize,
+                             List<Operation> ops) {
+            this(actor, name, placement, frameSize, ops, actor);
+        }
+
+        /** @return whether the actor shares its thread with other actors of the graph */
+        public boolean sharesThread() {
+            return carrier != actor;
+        }
+
+        /**
+         * @param carrier the actor whose thread runs the operations
+         * @return this schedule on that actor's thread
+         */
+        public ActorSchedule onThreadOf(int carrier) {
+            return new ActorSchedule(actor, name, placement, frameSize, ops, carrier);
         }
     }
 

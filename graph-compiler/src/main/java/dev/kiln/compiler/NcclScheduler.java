@@ -358,7 +358,7 @@ final class NcclScheduler {
         List<ActorSchedule> ordered = new ArrayList<>();
         for (int a = 0; a < schedules.size(); a++) {
             ActorSchedule s = schedules.get(a);
-            ordered.add(new ActorSchedule(s.actor(), s.name(), s.placement(), s.frameSize(), out.get(a)));
+            ordered.add(new ActorSchedule(s.actor(), s.name(), s.placement(), s.frameSize(), out.get(a), s.carrier()));
         }
         return ordered;
     }

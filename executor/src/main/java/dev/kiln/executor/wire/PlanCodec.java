@@ -31,7 +31,9 @@ import dev.kiln.transport.ValueCodec;
 import java.io.Serializable;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.function.BiConsumer;
 import java.util.function.Function;
 
@@ -53,7 +55,7 @@ public final class PlanCodec {
     /** "KPLN" and "KOPT" as little-endian ints: the first bytes of a plan and of options. */
     private static final int PLAN_MAGIC = 0x4E4C504B;
     private static final int OPTIONS_MAGIC = 0x54504F4B;
-    private static final int VERSION = 3;
+    private static final int VERSION = 4;
     /** Bounds on what a worker allocates from a plan: far above what any plan has. */
     private static final int MAX_SLOTS = 1 << 24;
     private static final long MAX_SLOT_BYTES = 1L << 40;
@@ -202,7 +204,12 @@ public final class PlanCodec {
                 checkIndex(node, plan.nodes().size(), "allreduce#" + c.id() + " outputs node", "nodes");
             }
         }
+        Map<Integer, ActorSchedule> byActor = new HashMap<>();
         for (ActorSchedule s : plan.schedules()) {
+            byActor.put(s.actor(), s);
+        }
+        for (ActorSchedule s : plan.schedules()) {
+            checkCarrier(s, byActor);
             for (Operation op : s.ops()) {
                 if (op instanceof AllReduce a) {
                     String what = "actor #" + s.actor() + "'s ALLREDUCE";
@@ -233,6 +240,19 @@ public final class PlanCodec {
                     }
                 }
             }
+        }
+    }
+
+    /** A shared thread is one of the plan's actors in the same process, which runs on its own thread. */
+    private static void checkCarrier(ActorSchedule s, Map<Integer, ActorSchedule> byActor) {
+        if (!s.sharesThread()) {
+            return;
+        }
+        ActorSchedule c = byActor.get(s.carrier());
+        if (c == null || c.sharesThread() || !c.placement().process().equals(s.placement().process())) {
+            throw corrupt("actor #" + s.actor() + " is to run on the thread of actor #" + s.carrier()
+                    + ", which is not an actor of the plan in process " + s.placement().process()
+                    + " running on a thread of its own");
         }
     }
 
@@ -411,6 +431,7 @@ public final class PlanCodec {
         writePlacement(out, schedule.placement());
         out.writeInt(schedule.frameSize());
         writeList(out, schedule.ops(), (o, op) -> writeOperation(o, op, codec));
+        out.writeInt(schedule.carrier());
     }
 
     private static ActorSchedule readSchedule(WireIn in, ValueCodec codec, ClassLoader loader) {
@@ -419,7 +440,8 @@ public final class PlanCodec {
         ActorPlacement placement = readPlacement(in);
         int frameSize = in.readInt();
         checkRange(frameSize, 0, MAX_FRAME_SIZE, "actor " + actor + "'s frame of locals");
-        return new ActorSchedule(actor, name, placement, frameSize, readList(in, i -> readOperation(i, codec, loader)));
+        List<Operation> ops = readList(in, i -> readOperation(i, codec, loader));
+        return new ActorSchedule(actor, name, placement, frameSize, ops, in.readInt());
     }
 
     private static void writePlacement(WireOut out, ActorPlacement placement) {

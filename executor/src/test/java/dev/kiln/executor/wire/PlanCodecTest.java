@@ -247,6 +247,38 @@ class PlanCodecTest {
         }
     }
 
+    @Test
+    void sharedThreadsCrossAndAForeignCarrierIsRefused() throws Exception {
+        InputNode<String> in = Graph.input();
+        ExecutionPlan plan = compile(c.bind(Text::length, b.bind(Text::lower, a.bind(Text::upper, in))));
+        ActorSchedule first = plan.schedules().getFirst(); // a, in the driver's JVM
+        ActorSchedule second = plan.schedules().get(1); // b, in worker-1
+        ActorSchedule third = plan.schedules().get(2); // c, in worker-2
+        List<ActorSchedule> schedules = new ArrayList<>(plan.schedules());
+        schedules.set(1, second.onThreadOf(first.actor()));
+        assertCorrupt("actor #" + second.actor() + " is to run on the thread of actor #" + first.actor()
+                + ", which is not an actor of the plan in process worker-1 running on a thread of its own",
+                with(plan, schedules, plan.devices(), plan.nccl(), plan.collectives()));
+        schedules.set(1, second.onThreadOf(999));
+        assertCorrupt("actor #" + second.actor() + " is to run on the thread of actor #999, which is not an actor of"
+                + " the plan in process worker-1 running on a thread of its own",
+                with(plan, schedules, plan.devices(), plan.nccl(), plan.collectives()));
+
+        // Two actors of one worker sharing a thread come back sharing it; a carrier that shares is refused.
+        ActorPlacement w1 = second.placement();
+        ActorSchedule thirdInW1 = new ActorSchedule(third.actor(), third.name(), w1, third.frameSize(), third.ops());
+        schedules.set(1, second);
+        schedules.set(2, thirdInW1.onThreadOf(second.actor()));
+        ExecutionPlan shared = with(plan, schedules, plan.devices(), plan.nccl(), plan.collectives());
+        ExecutionPlan back = PlanCodec.decode(PlanCodec.encode(shared, codec), codec, getClass().getClassLoader());
+        assertEquals(second.actor(), back.schedules().get(2).carrier());
+        assertTrue(back.schedules().get(2).sharesThread());
+        schedules.set(1, second.onThreadOf(third.actor()));
+        assertCorrupt("actor #" + second.actor() + " is to run on the thread of actor #" + third.actor()
+                + ", which is not an actor of the plan in process worker-1 running on a thread of its own",
+                with(plan, schedules, plan.devices(), plan.nccl(), plan.collectives()));
+    }
+
     private void assertNullRefused(String what, byte[] bytes) {
         assertEquals("corrupt wire message: " + what + " is null", assertThrows(IllegalArgumentException.class,
                 () -> PlanCodec.decode(bytes, codec, getClass().getClassLoader())).getMessage());
@@ -475,7 +507,7 @@ class PlanCodecTest {
                 assertThrows(IllegalArgumentException.class, () -> PlanCodec.decode(longer, codec, loader)).getMessage());
         byte[] nextVersion = plan.clone();
         nextVersion[4]++;
-        assertEquals("cannot read an encoded ExecutionPlan of format version 4: this Kiln reads version 3; run the"
+        assertEquals("cannot read an encoded ExecutionPlan of format version 5: this Kiln reads version 4; run the"
                 + " same Kiln build in every process",
                 assertThrows(IllegalArgumentException.class, () -> PlanCodec.decode(nextVersion, codec, loader))
                         .getMessage());
@@ -534,7 +566,7 @@ class PlanCodecTest {
                 assertThrows(IllegalArgumentException.class, () -> PlanCodec.decodeOptions(zeroInflight)).getMessage());
         WireOut out = new WireOut();
         out.writeInt(0x54504F4B);
-        out.writeInt(3);
+        out.writeInt(4);
         out.writeInt(1);
         out.writeLong(1);
         out.writeLong(1);
