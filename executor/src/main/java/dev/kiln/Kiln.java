@@ -817,13 +817,13 @@ public final class Kiln implements AutoCloseable {
     /**
      * Calls a method through the dynamic per-call path: a mailbox message and a future per call.
      *
-     * @param actor  the actor; it must not be held by an open graph
+     * @param actor  the actor; if an open graph holds it, the call runs on the thread that runs the actor, between
+     *               two of the graph's executions
      * @param method the method
      * @param <A>    the actor's class
      * @param <R>    the result type
      * @return the future of the result; fails with {@link ActorTaskException} if the method throws, with
      *         {@link ActorDiedException} if the actor is dead or ends before running the call
-     * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, R> CompletableFuture<R> call(ActorRef<A> actor, Method0<A, R> method) {
         return dispatch(actor, method, 0, NO_ARGS);
@@ -832,7 +832,8 @@ public final class Kiln implements AutoCloseable {
     /**
      * Calls a one-argument method through the dynamic per-call path.
      *
-     * @param actor  the actor; it must not be held by an open graph
+     * @param actor  the actor; if an open graph holds it, the call runs on the thread that runs the actor, between
+     *               two of the graph's executions
      * @param method the method
      * @param a1     the argument
      * @param <A>    the actor's class
@@ -840,7 +841,6 @@ public final class Kiln implements AutoCloseable {
      * @param <R>    the result type
      * @return the future of the result; fails with {@link ActorTaskException} if the method throws, with
      *         {@link ActorDiedException} if the actor is dead or ends before running the call
-     * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, P1, R> CompletableFuture<R> call(ActorRef<A> actor, Method1<A, P1, R> method, P1 a1) {
         return dispatch(actor, method, 1, new Object[] {a1});
@@ -849,7 +849,8 @@ public final class Kiln implements AutoCloseable {
     /**
      * Calls a two-argument method through the dynamic per-call path.
      *
-     * @param actor  the actor; it must not be held by an open graph
+     * @param actor  the actor; if an open graph holds it, the call runs on the thread that runs the actor, between
+     *               two of the graph's executions
      * @param method the method
      * @param a1     argument 1
      * @param a2     argument 2
@@ -859,7 +860,6 @@ public final class Kiln implements AutoCloseable {
      * @param <R>    the result type
      * @return the future of the result; fails with {@link ActorTaskException} if the method throws, with
      *         {@link ActorDiedException} if the actor is dead or ends before running the call
-     * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, P1, P2, R> CompletableFuture<R> call(ActorRef<A> actor, Method2<A, P1, P2, R> method, P1 a1, P2 a2) {
         return dispatch(actor, method, 2, new Object[] {a1, a2});
@@ -868,7 +868,8 @@ public final class Kiln implements AutoCloseable {
     /**
      * Calls a three-argument method through the dynamic per-call path.
      *
-     * @param actor  the actor; it must not be held by an open graph
+     * @param actor  the actor; if an open graph holds it, the call runs on the thread that runs the actor, between
+     *               two of the graph's executions
      * @param method the method
      * @param a1     argument 1
      * @param a2     argument 2
@@ -880,7 +881,6 @@ public final class Kiln implements AutoCloseable {
      * @param <R>    the result type
      * @return the future of the result; fails with {@link ActorTaskException} if the method throws, with
      *         {@link ActorDiedException} if the actor is dead or ends before running the call
-     * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, P1, P2, P3, R> CompletableFuture<R> call(ActorRef<A> actor, Method3<A, P1, P2, P3, R> method,
                                                         P1 a1, P2 a2, P3 a3) {
@@ -890,7 +890,8 @@ public final class Kiln implements AutoCloseable {
     /**
      * Calls a 4-argument method through the dynamic per-call path.
      *
-     * @param actor  the actor; it must not be held by an open graph
+     * @param actor  the actor; if an open graph holds it, the call runs on the thread that runs the actor, between
+     *               two of the graph's executions
      * @param method the method
      * @param a1     argument 1
      * @param a2     argument 2
@@ -903,7 +904,6 @@ public final class Kiln implements AutoCloseable {
      * @param <P4>   parameter type 4
      * @param <R>    the result type
      * @return the future of the result; fails with {@link ActorTaskException} if the method throws
-     * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, P1, P2, P3, P4, R> CompletableFuture<R> call(ActorRef<A> actor, Method4<A, P1, P2, P3, P4, R> method,
             P1 a1, P2 a2, P3 a3, P4 a4) {
@@ -913,7 +913,8 @@ public final class Kiln implements AutoCloseable {
     /**
      * Calls a 5-argument method through the dynamic per-call path.
      *
-     * @param actor  the actor; it must not be held by an open graph
+     * @param actor  the actor; if an open graph holds it, the call runs on the thread that runs the actor, between
+     *               two of the graph's executions
      * @param method the method
      * @param a1     argument 1
      * @param a2     argument 2
@@ -928,7 +929,6 @@ public final class Kiln implements AutoCloseable {
      * @param <P5>   parameter type 5
      * @param <R>    the result type
      * @return the future of the result; fails with {@link ActorTaskException} if the method throws
-     * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, P1, P2, P3, P4, P5, R> CompletableFuture<R> call(ActorRef<A> actor, Method5<A, P1, P2, P3, P4, P5, R> method,
             P1 a1, P2 a2, P3 a3, P4 a4, P5 a5) {
@@ -938,7 +938,8 @@ public final class Kiln implements AutoCloseable {
     /**
      * Calls a 6-argument method through the dynamic per-call path.
      *
-     * @param actor  the actor; it must not be held by an open graph
+     * @param actor  the actor; if an open graph holds it, the call runs on the thread that runs the actor, between
+     *               two of the graph's executions
      * @param method the method
      * @param a1     argument 1
      * @param a2     argument 2
@@ -955,7 +956,6 @@ public final class Kiln implements AutoCloseable {
      * @param <P6>   parameter type 6
      * @param <R>    the result type
      * @return the future of the result; fails with {@link ActorTaskException} if the method throws
-     * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, P1, P2, P3, P4, P5, P6, R> CompletableFuture<R> call(ActorRef<A> actor, Method6<A, P1, P2, P3, P4, P5, P6, R> method,
             P1 a1, P2 a2, P3 a3, P4 a4, P5 a5, P6 a6) {
@@ -965,7 +965,8 @@ public final class Kiln implements AutoCloseable {
     /**
      * Calls a 7-argument method through the dynamic per-call path.
      *
-     * @param actor  the actor; it must not be held by an open graph
+     * @param actor  the actor; if an open graph holds it, the call runs on the thread that runs the actor, between
+     *               two of the graph's executions
      * @param method the method
      * @param a1     argument 1
      * @param a2     argument 2
@@ -984,7 +985,6 @@ public final class Kiln implements AutoCloseable {
      * @param <P7>   parameter type 7
      * @param <R>    the result type
      * @return the future of the result; fails with {@link ActorTaskException} if the method throws
-     * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, P1, P2, P3, P4, P5, P6, P7, R> CompletableFuture<R> call(ActorRef<A> actor, Method7<A, P1, P2, P3, P4, P5, P6, P7, R> method,
             P1 a1, P2 a2, P3 a3, P4 a4, P5 a5, P6 a6, P7 a7) {
@@ -994,7 +994,8 @@ public final class Kiln implements AutoCloseable {
     /**
      * Calls a 8-argument method through the dynamic per-call path.
      *
-     * @param actor  the actor; it must not be held by an open graph
+     * @param actor  the actor; if an open graph holds it, the call runs on the thread that runs the actor, between
+     *               two of the graph's executions
      * @param method the method
      * @param a1     argument 1
      * @param a2     argument 2
@@ -1015,7 +1016,6 @@ public final class Kiln implements AutoCloseable {
      * @param <P8>   parameter type 8
      * @param <R>    the result type
      * @return the future of the result; fails with {@link ActorTaskException} if the method throws
-     * @throws IllegalStateException if an open graph holds the actor
      */
     public <A, P1, P2, P3, P4, P5, P6, P7, P8, R> CompletableFuture<R> call(ActorRef<A> actor, Method8<A, P1, P2, P3, P4, P5, P6, P7, P8, R> method,
             P1 a1, P2 a2, P3 a3, P4 a4, P5 a5, P6 a6, P7 a7, P8 a8) {
@@ -1027,12 +1027,6 @@ public final class Kiln implements AutoCloseable {
             return dispatchRemote(remoteActors.get(ref.id()), method, arity, args);
         }
         ActorThread a = hosted(ref);
-        Object holder = a.holder();
-        // A dead actor stays held by the graph it died in; the call fails below with ActorDiedException.
-        if (holder != null && a.death() == null) {
-            throw new IllegalStateException("actor " + a.name() + " is held by " + holder + "; kiln.call works on "
-                    + "actors no open graph holds: close that graph, or create another actor for dynamic calls");
-        }
         long number = callCounters.computeIfAbsent(ref.id(), k -> new AtomicLong()).getAndIncrement();
         DynamicCall<R> call = new DynamicCall<>(method, arity, a.created().getNow(null), a.name(), number, args);
         if (!a.submit(call)) {
@@ -1044,11 +1038,6 @@ public final class Kiln implements AutoCloseable {
     /** A dynamic call to an actor in a worker JVM: the method and arguments travel in a control message. */
     @SuppressWarnings("unchecked")
     private <R> CompletableFuture<R> dispatchRemote(RemoteActor actor, Serializable method, int arity, Object[] args) {
-        Object holder = actor.holder();
-        if (holder != null && actor.death() == null) {
-            throw new IllegalStateException("actor " + actor.name() + " is held by " + holder + "; kiln.call works on "
-                    + "actors no open graph holds: close that graph, or create another actor for dynamic calls");
-        }
         CompletableFuture<R> result = new CompletableFuture<>();
         String death = actor.death();
         if (death != null) {

@@ -288,17 +288,55 @@ class KilnTest {
         }
     }
 
+    /** Counts the executions it took part in. */
+    static final class Counter {
+        private int count;
+
+        int add(int x) {
+            count++;
+            return x + 1;
+        }
+
+        int count() {
+            return count;
+        }
+    }
+
     @Test
-    void dynamicCallOnAnActorHeldByAnOpenGraphIsRefused() throws Exception {
+    void dynamicCallsToAnActorInAnOpenGraphRunBetweenItsExecutions() throws Exception {
         try (Kiln kiln = Kiln.local()) {
-            ActorRef<Calc> c = kiln.actor(Calc::new);
+            ActorRef<Counter> c = kiln.actor(Counter::new);
+            ActorRef<Counter> d = kiln.actor(Counter::new);
             InputNode<Integer> in = Graph.input();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, c.bind(Calc::one, in))) {
-                IllegalStateException e = assertThrows(IllegalStateException.class, () -> kiln.call(c, Calc::one, 1));
-                assertTrue(e.getMessage().contains(g.toString()), e.getMessage());
-                assertEquals(2, g.execute(1).get(10, TimeUnit.SECONDS));
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, d.bind(Counter::add, c.bind(Counter::add, in)),
+                    CompileOptions.defaults().maxInflight(8))) {
+                List<GraphFuture<Integer>> results = new ArrayList<>();
+                List<CompletableFuture<Integer>> counts = new ArrayList<>();
+                for (int i = 0; i < 2_000; i++) {
+                    results.add(g.execute(i));
+                    if (i % 100 == 0) {
+                        counts.add(kiln.call(c, Counter::count));
+                    }
+                    if (results.size() == 8) {
+                        for (GraphFuture<Integer> f : results) {
+                            f.get(Duration.ofSeconds(10));
+                        }
+                        results.clear();
+                    }
+                }
+                for (GraphFuture<Integer> f : results) {
+                    f.get(Duration.ofSeconds(10));
+                }
+                int previous = -1;
+                for (CompletableFuture<Integer> count : counts) {
+                    int seen = count.get(10, TimeUnit.SECONDS);
+                    assertTrue(seen >= previous && seen <= 2_000, "whole executions, in order: " + seen);
+                    previous = seen;
+                }
+                assertEquals(2_000, kiln.call(c, Counter::count).get(10, TimeUnit.SECONDS));
+                assertEquals(2_000, kiln.call(d, Counter::count).get(10, TimeUnit.SECONDS));
+                assertEquals(3, g.execute(1).get(Duration.ofSeconds(10)), "the graph runs on");
             }
-            assertEquals(2, kiln.call(c, Calc::one, 1).get(10, TimeUnit.SECONDS));
         }
     }
 

@@ -274,6 +274,13 @@ class WorkerJvmTest {
         ActorRef<Geo> geo = kiln.actor(Geo::new, ActorOptions.process());
         assertEquals("AB", kiln.call(geo, Geo::upper, "ab").get(60, TimeUnit.SECONDS));
         assertEquals(new Point(4, 3), kiln.call(geo, Geo::flip, new Point(3, 4)).get(60, TimeUnit.SECONDS));
+        InputNode<String> in = Graph.input();
+        try (CompiledGraph<String, String> g = kiln.compile(in, geo.bind(Geo::upper, in))) {
+            assertEquals("X", g.execute("x").get(Duration.ofSeconds(60)));
+            // held by an open graph: the call runs on the worker between two of its executions
+            assertEquals("CD", kiln.call(geo, Geo::upper, "cd").get(60, TimeUnit.SECONDS));
+            assertEquals("Y", g.execute("y").get(Duration.ofSeconds(60)));
+        }
         ActorRef<Inc> inc = kiln.actor(() -> new Inc(0.5f), ActorOptions.process());
         try (Tensor t = Tensor.of(new float[] {1, 2, 3}, 3)) {
             assertEquals(List.of(1.5f, 2.5f, 3.5f), floats(kiln.call(inc, Inc::add, t).get(60, TimeUnit.SECONDS)));

@@ -5,6 +5,7 @@ import dev.kiln.transport.KilnIdleStrategy;
 import dev.kiln.transport.Waker;
 import dev.kiln.transport.gpu.DeviceOps;
 
+import java.util.ArrayList;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicReference;
@@ -15,12 +16,21 @@ import java.util.function.Supplier;
  * Hosts one in-process actor on a thread of its own for the actor's whole life. The thread
  * creates the actor, then runs a duty cycle: the dynamic-call mailbox, and the
  * {@link GraphLoop} of the compiled graph that holds the actor, if any. So every method of an
- * actor, compiled or dynamic, runs on the same thread and sees the same thread-local state. An actor
+ * actor, compiled or dynamic, runs one at a time, in order, each seeing what the previous one wrote. An actor
  * placed on a GPU has it bound to the thread ({@link ActorGpu}) before its factory runs, for the
  * thread's whole life.
  *
- * <p>{@link #hold}, {@link #release}, {@link #attach}, {@link #submit} and {@link #stop} may
- * be called from any thread; everything else runs on the actor's thread.
+ * <p><b>Sharing a thread.</b> A graph's plan may put several actors of one JVM on one thread
+ * ({@code ExecutionPlan.ActorSchedule.carrier()}): the carrier's thread then runs the loops and the mailboxes of
+ * its guests too, one duty cycle after the other, so a hand-off between actors on that thread is a plain write
+ * and read, not a wake-up. A guest's own thread hands its actor over ({@link #attach(GraphLoop, ActorThread)}):
+ * it drains its mailbox once more, queues itself at the carrier, and parks until the carrier gives it back, which
+ * the carrier does when the guest's loop left the graph (or the guest is stopped, or the carrier ends). Between
+ * those points only the carrier's thread touches the actor, so its methods still run one at a time and in order,
+ * but on the carrier's thread: state kept in a {@code ThreadLocal} does not carry over.
+ *
+ * <p>{@link #hold}, {@link #release}, {@link #attach}, {@link #submit}, {@link #wake} and {@link #stop} may
+ * be called from any thread; everything else runs on the actor's thread (or its carrier's).
  */
 public final class ActorThread {
 
@@ -32,6 +42,16 @@ public final class ActorThread {
     private final CompletableFuture<Object> created = new CompletableFuture<>();
     private final Thread thread;
     private volatile GraphLoop attached;
+    /** The thread that runs {@link #attached}: this, or the carrier it is lent to; set before {@link #attached}. */
+    private volatile ActorThread carrier;
+    /** True from the moment this actor's thread hands the actor to its carrier until the carrier gives it back. */
+    private volatile boolean lent;
+    /** The actor, once created; read by a carrier that runs it. */
+    private volatile Object instance;
+    /** Guests whose threads handed their actor to this thread, not yet taken up by its duty cycle. */
+    private final ConcurrentLinkedQueue<ActorThread> arriving = new ConcurrentLinkedQueue<>();
+    /** The guests this thread runs; this thread only. */
+    private final ArrayList<ActorThread> guests = new ArrayList<>();
     private volatile boolean stopping;
     private volatile Throwable death;
     private volatile ActorGpu gpu;
@@ -156,6 +176,19 @@ public final class ActorThread {
      * @param loop the actor's part of a compiled graph
      */
     public void attach(GraphLoop loop) {
+        attach(loop, this);
+    }
+
+    /**
+     * Starts running {@code loop} on the thread of {@code on}: this actor's own, or the carrier's it shares with
+     * other actors of the graph (see the class description). The actor must be held by the loop's graph; the loop
+     * is left, and the actor freed (and given back to its own thread), once {@link GraphLoop#stop()} was called.
+     *
+     * @param loop the actor's part of a compiled graph
+     * @param on   the thread that runs it: this, or a carrier that runs its own loop of the same graph
+     */
+    public void attach(GraphLoop loop, ActorThread on) {
+        carrier = on;
         attached = loop;
         waker.signal();
         LockSupport.unpark(thread);
@@ -178,12 +211,20 @@ public final class ActorThread {
             return false;
         }
         waker.signal();
+        ActorThread c = carrier;
+        if (c != null && c != this) {
+            c.waker.signal(); // lent: the carrier drains this mailbox (or will, once it took this actor up)
+        }
         return true;
     }
 
-    /** Wakes the thread, e.g. after stopping its loop. */
+    /** Wakes the thread, and the carrier it is lent to, e.g. after stopping its loop. */
     public void wake() {
         LockSupport.unpark(thread);
+        ActorThread c = carrier;
+        if (c != null && c != this) {
+            LockSupport.unpark(c.thread);
+        }
     }
 
     /** Asks the thread to end after the method it is running; does not wait. */
@@ -216,6 +257,7 @@ public final class ActorThread {
         Object instance;
         try {
             instance = factory.get();
+            this.instance = instance;
             created.complete(instance);
         } catch (Throwable t) {
             death = t;
@@ -230,6 +272,10 @@ public final class ActorThread {
             while (!stopping) {
                 int work = drainMailbox();
                 GraphLoop loop = attached;
+                if (loop != null && carrier != this) {
+                    lend(carrier);
+                    continue;
+                }
                 if (loop != current) {
                     current = loop;
                     if (loop != null) {
@@ -248,22 +294,24 @@ public final class ActorThread {
                         work += loop.doWork();
                     }
                 }
-                (loop != null ? loopIdle : mailboxIdle).idle(work);
+                work += runGuests();
+                (loopIdle != null && (loop != null || !guests.isEmpty()) ? loopIdle : mailboxIdle).idle(work);
             }
         } catch (Throwable t) {
             death = t;
             GraphLoop loop = attached;
-            if (loop != null) {
+            if (loop != null && !lent) {
                 loop.died(t);
             }
         } finally {
             GraphLoop loop = attached;
-            if (loop != null && death == null) {
-                loop.died(new IllegalStateException("actor " + name + " was stopped"));
-            }
-            if (loop != null) {
+            if (loop != null && !lent) {
+                if (death == null) {
+                    loop.died(new IllegalStateException("actor " + name + " was stopped"));
+                }
                 loop.freeOwned();
             }
+            giveBackAll();
             Runnable call;
             while ((call = mailbox.poll()) != null) {
                 if (call instanceof DynamicCall<?> dc) {
@@ -272,6 +320,138 @@ public final class ActorThread {
             }
             unbindGpu();
         }
+    }
+
+    /**
+     * Hands this actor to {@code to}, which runs its loop and its mailbox, and waits until it gives the actor back:
+     * its loop left the graph, this actor was asked to stop, or the carrier ended. Only this actor's thread.
+     */
+    private void lend(ActorThread to) {
+        drainMailbox(); // the last calls on this thread; later ones are the carrier's
+        lent = true;
+        to.arriving.add(this);
+        to.waker.signal();
+        LockSupport.unpark(to.thread);
+        while (lent) {
+            if (stopping) {
+                to.wake(); // the carrier ends this actor's loop and gives it back
+            }
+            if (!to.isAlive() && to.arriving.remove(this)) {
+                reclaim(); // the carrier ended before it took this actor up
+                return;
+            }
+            // Timed only to notice a carrier that ended: the carrier unparks this thread when it gives the actor back.
+            LockSupport.parkNanos(this, 10_000_000);
+            if (Thread.interrupted()) {
+                // stop() gave up waiting for the carrier (it is inside a long method of this actor): leave, and
+                // leave the loop to the carrier.
+                stopping = true;
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+    }
+
+    /** Takes back a lent actor whose carrier never ran it: its graph lost the carrier, so the loop is over. */
+    private void reclaim() {
+        GraphLoop loop = attached;
+        attached = null;
+        carrier = this;
+        lent = false;
+        if (loop != null) {
+            loop.stop();
+            holder.compareAndSet(loop.owner(), null);
+        }
+    }
+
+    /**
+     * One duty cycle of every guest: takes up newly arrived ones, then runs each guest's mailbox and loop, and gives
+     * back those whose loop left the graph or who were asked to stop. A guest's error is the guest's death, not
+     * this thread's.
+     *
+     * @return the work done
+     */
+    private int runGuests() {
+        int work = 0;
+        ActorThread g;
+        while ((g = arriving.poll()) != null) {
+            guests.add(g);
+            g.attached.bind(g.instance);
+            work++;
+        }
+        for (int i = 0; i < guests.size(); i++) {
+            g = guests.get(i);
+            GraphLoop loop = g.attached;
+            try {
+                if (g.stopping) {
+                    loop.died(new IllegalStateException("actor " + g.name + " was stopped"));
+                    loop.freeOwned();
+                    g.giveBack(false);
+                    guests.remove(i--);
+                    work++;
+                    continue;
+                }
+                work += g.drainMailbox();
+                if (loop.isStopped()) {
+                    loop.freeOwned();
+                    g.giveBack(true);
+                    guests.remove(i--);
+                    work++;
+                } else {
+                    work += loop.doWork();
+                }
+            } catch (Throwable t) {
+                g.death = t;
+                g.stopping = true;
+                loop.died(t);
+                loop.freeOwned();
+                g.giveBack(false);
+                guests.remove(i--);
+                work++;
+            }
+        }
+        return work;
+    }
+
+    /**
+     * Gives this guest back to its own thread, called by its carrier after the last touch of its loop.
+     *
+     * @param free whether its graph lets go of the actor (its loop left); false when the actor died or was stopped,
+     *             which keeps it held by the graph it died in
+     */
+    private void giveBack(boolean free) {
+        GraphLoop loop = attached;
+        attached = null;
+        carrier = this;
+        lent = false;
+        LockSupport.unpark(thread);
+        if (free && loop != null) {
+            holder.compareAndSet(loop.owner(), null);
+        }
+    }
+
+    /**
+     * The carrier ends: its guests go back to their own threads, their loops stopped (their graph learns of it
+     * from the carrier's own loop, which died).
+     */
+    private void giveBackAll() {
+        ActorThread g;
+        while ((g = arriving.poll()) != null) {
+            guests.add(g);
+        }
+        for (ActorThread guest : guests) {
+            GraphLoop loop = guest.attached;
+            if (loop != null) {
+                loop.stop();
+                try {
+                    loop.freeOwned();
+                } catch (RuntimeException e) {
+                    // the guest's tensors leak; its graph is failing already
+                }
+            }
+            guest.giveBack(true);
+        }
+        guests.clear();
     }
 
     /** Ends the thread's GPU binding (its stream); a failure here is not worth more than a log line. */

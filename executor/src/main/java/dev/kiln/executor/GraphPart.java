@@ -88,14 +88,23 @@ public final class GraphPart {
                 if (a == null) {
                     throw new IllegalStateException("actor " + s.name() + " is not hosted in " + process);
                 }
+                if (s.sharesThread() && hosted.get(s.carrier()) == null) {
+                    throw new IllegalStateException("actor " + s.name() + " is to share the thread of actor #"
+                            + s.carrier() + ", which is not hosted in " + process);
+                }
                 schedules.add(s);
                 actors.add(a);
             }
         }
         this.hosted = hosted;
         this.joinTimeout = joinTimeout;
+        Map<Integer, Integer> carriers = new HashMap<>();
+        for (ActorSchedule s : schedules) {
+            carriers.put(s.actor(), s.carrier());
+        }
+        // A channel wakes the thread that runs its reader's loop: a guest's carrier.
         this.channels = new GraphChannels(plan, process, graphName, peers,
-                p -> p == ExecutionPlan.DRIVER ? driverWaker : hosted.get(p).waker(),
+                p -> p == ExecutionPlan.DRIVER ? driverWaker : hosted.get(carriers.getOrDefault(p, p)).waker(),
                 p -> p == ExecutionPlan.DRIVER ? null : hosted.get(p).gpu(), gpus, codec, options.slotGrowth(),
                 options.checkViews(), aeron, udp);
     }
@@ -190,7 +199,7 @@ public final class GraphPart {
     public void attach() {
         attached = true;
         for (int i = 0; i < loops.length; i++) {
-            actors.get(i).attach(loops[i]);
+            actors.get(i).attach(loops[i], hosted.get(schedules.get(i).carrier()));
         }
         if (comms != null && !comms.isEmpty()) {
             watching = true;

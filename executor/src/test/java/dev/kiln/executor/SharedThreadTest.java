@@ -1,0 +1,268 @@
+package dev.kiln.executor;
+
+import dev.kiln.compiler.CompileOptions;
+import dev.kiln.compiler.ExecutionPlan;
+import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
+import dev.kiln.compiler.IdleMode;
+import dev.kiln.graph.ActorRef;
+import dev.kiln.graph.Graph;
+import dev.kiln.graph.InputNode;
+import dev.kiln.graph.Node;
+import dev.kiln.transport.Channel;
+import dev.kiln.transport.Waker;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.BooleanSupplier;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * Actors sharing a thread ({@link ActorThread#attach(GraphLoop, ActorThread)}): a chain of actors whose loops run
+ * on the first one's thread, driven from the test thread as the driver. Checks exact results, which thread runs
+ * what, dynamic calls between executions, and how guests go back to their own threads.
+ */
+@Timeout(60)
+class SharedThreadTest {
+
+    private static final Object OWNER = "shared-graph";
+
+    /** Adds one, and remembers the threads its methods ran on. */
+    static final class Stage {
+        final Set<String> threads = ConcurrentHashMap.newKeySet();
+        volatile boolean overflow;
+
+        int inc(int x) {
+            threads.add(Thread.currentThread().getName());
+            if (overflow && x == 1_000) {
+                throw new StackOverflowError("deep " + x);
+            }
+            return x + 1;
+        }
+
+        String where() {
+            threads.add(Thread.currentThread().getName());
+            return Thread.currentThread().getName();
+        }
+    }
+
+    private final List<ActorThread> threads = new ArrayList<>();
+    private final List<Stage> stages = new ArrayList<>();
+    private final List<Throwable> deaths = new CopyOnWriteArrayList<>();
+    private final List<ActorThread> died = new CopyOnWriteArrayList<>();
+    private GraphLoopTest.Wired wired;
+    private GraphLoop[] loops;
+
+    @AfterEach
+    void stopAll() {
+        if (loops != null) {
+            for (GraphLoop l : loops) {
+                l.stop();
+            }
+        }
+        for (ActorThread a : threads) {
+            a.stop(5_000);
+        }
+    }
+
+    /** A chain of {@code n} stages (ids 1..n) with maxInflight 8; the actors of {@code carrierOf} share threads. */
+    private void chain(int n, int[] carrierOf, IdleMode idle) throws Exception {
+        List<ActorRef<Stage>> refs = new ArrayList<>();
+        for (int i = 1; i <= n; i++) {
+            refs.add(dev.kiln.graph.internal.GraphInternals.actorRef(i, "s" + i, Stage.class, "test"));
+            Stage stage = new Stage();
+            stages.add(stage);
+            ActorThread t = new ActorThread(i, "s" + i, () -> stage);
+            t.created().get(10, TimeUnit.SECONDS);
+            threads.add(t);
+        }
+        InputNode<Integer> in = Graph.input();
+        Node<Integer> out = refs.getFirst().bind(Stage::inc, in);
+        for (int i = 1; i < n; i++) {
+            out = refs.get(i).bind(Stage::inc, out);
+        }
+        Waker driver = new Waker();
+        // Each channel wakes the thread that runs its reader: the carrier of a guest.
+        wired = GraphLoopTest.wire(out, CompileOptions.defaults().maxInflight(8),
+                p -> p == ExecutionPlan.DRIVER ? driver : threads.get(carrierOf[p - 1] - 1).waker(),
+                java.util.stream.IntStream.rangeClosed(1, n).toArray());
+        loops = new GraphLoop[n];
+        for (int i = 0; i < n; i++) {
+            ActorSchedule s = wired.plan().schedules().get(i);
+            ActorThread a = threads.get(s.actor() - 1);
+            assertNull(a.hold(OWNER));
+            loops[i] = new GraphLoop(s, wired.channels(), wired.plan().inputArity(), OWNER, idle, null, Map.of(),
+                    cause -> {
+                        died.add(a);
+                        deaths.add(cause);
+                    }, lost -> { }, null);
+        }
+        for (int i = 0; i < n; i++) {
+            ActorSchedule s = wired.plan().schedules().get(i);
+            threads.get(s.actor() - 1).attach(loops[i], threads.get(carrierOf[s.actor() - 1] - 1));
+        }
+    }
+
+    /** Submits {@code count} executions from {@code first}, up to 8 in flight, and checks every result. */
+    private void run(int first, int count, int n) {
+        Channel input = wired.input();
+        Channel output = wired.output();
+        int reader = wired.outputReader();
+        long next = first;
+        long taken = first;
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (taken < first + count) {
+            while (next < first + count && next - taken < 8 && input.offer(next, (int) next)) {
+                next++;
+            }
+            Object v = output.poll(reader, taken);
+            if (v == Channel.NOT_READY) {
+                if (System.nanoTime() - deadline > 0) {
+                    fail("execution " + taken + " did not finish");
+                }
+                Thread.onSpinWait();
+                LockSupport.parkNanos(10_000);
+                continue;
+            }
+            assertEquals((int) taken + n, v, "execution " + taken);
+            output.release(reader, taken);
+            taken++;
+        }
+    }
+
+    private static void await(String what, BooleanSupplier condition) {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() - deadline > 0) {
+                fail("timed out waiting for: " + what);
+            }
+            LockSupport.parkNanos(1_000_000);
+        }
+    }
+
+    @Test
+    void aChainOnOneThreadGivesExactResultsAndRunsEveryMethodOnTheCarrier() throws Exception {
+        for (IdleMode idle : new IdleMode[] {IdleMode.BACKOFF, IdleMode.BLOCKING}) {
+            chain(4, new int[] {1, 1, 1, 1}, idle);
+            run(0, 20_000, 4);
+            for (Stage s : stages) {
+                assertEquals(Set.of("kiln-actor-s1"), s.threads, "every method ran on s1's thread");
+            }
+            for (int i = 1; i < 4; i++) {
+                Thread.State state = threadOf(threads.get(i)).getState();
+                assertTrue(state == Thread.State.TIMED_WAITING || state == Thread.State.WAITING,
+                        "a lent actor's own thread parks: " + state);
+            }
+            stopAll();
+            threads.clear();
+            stages.clear();
+        }
+    }
+
+    @Test
+    void twoCarriersOfTwoActorsEach() throws Exception {
+        chain(4, new int[] {1, 1, 3, 3}, IdleMode.BACKOFF);
+        run(0, 20_000, 4);
+        assertEquals(Set.of("kiln-actor-s1"), stages.get(1).threads);
+        assertEquals(Set.of("kiln-actor-s3"), stages.get(2).threads);
+        assertEquals(Set.of("kiln-actor-s3"), stages.get(3).threads);
+        assertTrue(deaths.isEmpty(), deaths::toString);
+    }
+
+    @Test
+    void dynamicCallsToAGuestRunOnTheCarrierBetweenExecutionsAndOnItsOwnThreadOnceGivenBack() throws Exception {
+        chain(3, new int[] {1, 1, 1}, IdleMode.BLOCKING);
+        run(0, 1_000, 3);
+        CompletableFuture<String> during = new CompletableFuture<>();
+        assertTrue(threads.get(2).submit(() -> during.complete(stages.get(2).where())));
+        assertEquals("kiln-actor-s1", during.get(10, TimeUnit.SECONDS), "the carrier drains a guest's mailbox");
+        run(1_000, 1_000, 3);
+
+        for (GraphLoop l : loops) {
+            l.stop();
+        }
+        for (ActorThread a : threads) {
+            a.wake();
+        }
+        await("every actor let go of the graph", () -> threads.stream().allMatch(a -> a.holder() == null));
+        CompletableFuture<String> after = new CompletableFuture<>();
+        assertTrue(threads.get(2).submit(() -> after.complete(stages.get(2).where())));
+        assertEquals("kiln-actor-s3", after.get(10, TimeUnit.SECONDS), "given back to its own thread");
+        assertTrue(deaths.isEmpty(), deaths::toString);
+        for (ActorThread a : threads) {
+            assertTrue(a.isAlive());
+        }
+    }
+
+    @Test
+    void aGuestThatDiesLeavesTheCarrierRunning() throws Exception {
+        chain(3, new int[] {1, 1, 1}, IdleMode.BACKOFF);
+        stages.get(1).overflow = true; // s2 throws StackOverflowError on 1000 (its input 999 + 1)
+        Channel input = wired.input();
+        for (int i = 0; i < 2; i++) {
+            assertTrue(input.offer(i, 999 + i));
+        }
+        await("s2 died", () -> !died.isEmpty());
+        assertSame(threads.get(1), died.getFirst());
+        assertInstanceOf(StackOverflowError.class, deaths.getFirst());
+        await("s2's thread ended", () -> !threads.get(1).isAlive());
+        assertInstanceOf(StackOverflowError.class, threads.get(1).death());
+        assertSame(OWNER, threads.get(1).holder(), "a dead actor stays held by the graph it died in");
+        assertTrue(threads.get(0).isAlive(), "the carrier lives on");
+        CompletableFuture<String> call = new CompletableFuture<>();
+        assertTrue(threads.get(0).submit(() -> call.complete(stages.get(0).where())));
+        assertEquals("kiln-actor-s1", call.get(10, TimeUnit.SECONDS));
+        assertEquals(1, died.size());
+    }
+
+    @Test
+    void aGuestStoppedWhileLentDiesAsStoppedAndItsThreadEnds() throws Exception {
+        chain(3, new int[] {1, 1, 1}, IdleMode.BLOCKING);
+        run(0, 100, 3);
+        assertTrue(threads.get(2).stop(5_000), "the guest's thread ends once the carrier gave it back");
+        await("s3's loop died", () -> !died.isEmpty());
+        assertSame(threads.get(2), died.getFirst());
+        assertTrue(deaths.getFirst().getMessage().contains("actor s3 was stopped"), deaths.getFirst()::toString);
+        assertTrue(threads.get(0).isAlive());
+        assertFalse(threads.get(2).submit(() -> { }), "a stopped actor takes no calls");
+    }
+
+    @Test
+    void aCarrierThatEndsGivesItsGuestsBack() throws Exception {
+        chain(3, new int[] {1, 1, 1}, IdleMode.BLOCKING);
+        run(0, 100, 3);
+        assertTrue(threads.get(0).stop(5_000));
+        await("s1's loop died", () -> died.contains(threads.get(0)));
+        await("the guests are free", () -> threads.get(1).holder() == null && threads.get(2).holder() == null);
+        assertTrue(loops[1].isStopped() && loops[2].isStopped());
+        CompletableFuture<String> call = new CompletableFuture<>();
+        assertTrue(threads.get(1).submit(() -> call.complete(stages.get(1).where())));
+        assertEquals("kiln-actor-s2", call.get(10, TimeUnit.SECONDS));
+        assertEquals(List.of(threads.get(0)), died, "only the carrier's own loop reports a death");
+    }
+
+    private static Thread threadOf(ActorThread a) {
+        for (Thread t : Thread.getAllStackTraces().keySet()) {
+            if (t.getName().equals("kiln-actor-" + a.name())) {
+                return t;
+            }
+        }
+        throw new AssertionError("no thread for " + a.name());
+    }
+}
