@@ -1,5 +1,6 @@
 package dev.kiln;
 
+import dev.kiln.compiler.ActorDeathPolicy;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
@@ -11,6 +12,7 @@ import dev.kiln.executor.Codecs;
 import dev.kiln.executor.Gpus;
 import dev.kiln.executor.GraphChannels;
 import dev.kiln.executor.GraphPart;
+import dev.kiln.executor.Holders;
 import dev.kiln.executor.Message;
 import dev.kiln.executor.Peer;
 import dev.kiln.executor.RemoteActor;
@@ -203,50 +205,63 @@ final class Deployment {
     }
 
     /**
-     * Reserves the plan's actors for this deployment; on failure frees what it took.
+     * Reserves the plan's actors for this deployment; on failure frees what it took. Several graphs may hold an
+     * actor at once, unless one needs it to itself ({@link Holders#exclusive}).
      *
-     * @throws GraphCompileException naming an actor that is dead or held by another graph
+     * @throws GraphCompileException naming an actor that is dead or held by a graph that cannot share it with this one
      */
     void hold() {
         List<ActorThread> held = new ArrayList<>();
         List<RemoteActor> heldRemote = new ArrayList<>();
+        Map<Integer, RemoteActor> remote = new HashMap<>();
+        remoteActors.forEach(r -> remote.put(r.id(), r));
         try {
             for (ActorSchedule s : plan.schedules()) {
+                boolean exclusive = Holders.exclusive(s, options);
                 ActorThread a = local.get(s.actor());
-                if (a == null) {
+                RemoteActor r = remote.get(s.actor());
+                if (a == null && r == null) {
                     continue;
                 }
-                if (a.death() != null || !a.isAlive()) {
-                    throw new GraphCompileException(a.name(), "actor " + a.name() + " is dead ("
-                            + (a.death() != null ? "it died of " + a.death() : "its thread ended")
+                String name = a != null ? a.name() : r.name();
+                String death = a != null ? (a.death() != null ? "it died of " + a.death()
+                        : a.isAlive() ? null : "its thread ended") : r.death();
+                if (death != null) {
+                    throw new GraphCompileException(name, "actor " + name + " is dead (" + death
                             + "); create a new actor and bind its methods instead");
                 }
-                Object holder = a.hold(this);
+                Object holder = a != null ? a.hold(this, exclusive) : r.hold(this, exclusive);
                 if (holder != null) {
-                    throw new GraphCompileException(a.name(), "actor " + a.name() + " is in " + holder
-                            + ", which is still open (or still finishing a method after close); an actor serves one "
-                            + "graph at a time: close that graph first, or create another actor");
+                    throw new GraphCompileException(name, "actor " + name + " is in " + holder + ", which is still "
+                            + "open (or still finishing a method after close) and " + whyAlone(s, holder)
+                            + ": close that graph first, or create another actor");
                 }
-                held.add(a);
-            }
-            for (RemoteActor r : remoteActors) {
-                if (r.death() != null) {
-                    throw new GraphCompileException(r.name(), "actor " + r.name() + " is dead (" + r.death()
-                            + "); create a new actor and bind its methods instead");
+                if (a != null) {
+                    held.add(a);
+                } else {
+                    heldRemote.add(r);
                 }
-                Object holder = r.hold(this);
-                if (holder != null) {
-                    throw new GraphCompileException(r.name(), "actor " + r.name() + " is in " + holder
-                            + ", which is still open; an actor serves one graph at a time: close that graph first, "
-                            + "or create another actor");
-                }
-                heldRemote.add(r);
             }
         } catch (RuntimeException e) {
             held.forEach(a -> a.release(this));
             heldRemote.forEach(r -> r.release(this));
             throw e;
         }
+    }
+
+    /** Why this deployment and {@code holder} cannot both hold the actor of {@code s}. */
+    private String whyAlone(ActorSchedule s, Object holder) {
+        if (s.sharesThread()) {
+            return "this graph runs the actor on the thread of another actor, which needs it alone (compile with "
+                    + "CompileOptions.actorThreads(CompileOptions.THREAD_PER_ACTOR) to let graphs share it)";
+        }
+        if (options.onActorDeath() == ActorDeathPolicy.RESTART) {
+            return "this graph restarts its actors when one dies (ActorDeathPolicy.RESTART), which needs them alone";
+        }
+        return holder instanceof Deployment d && d.options.onActorDeath() == ActorDeathPolicy.RESTART
+                ? "restarts its actors when one dies (ActorDeathPolicy.RESTART), which needs them alone"
+                : "runs the actor on the thread of another actor, which needs it alone (compile it with "
+                        + "CompileOptions.actorThreads(CompileOptions.THREAD_PER_ACTOR) to let graphs share it)";
     }
 
     /** Frees the actors of a deployment that never started. */

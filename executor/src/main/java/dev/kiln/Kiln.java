@@ -636,7 +636,14 @@ public final class Kiln implements AutoCloseable {
 
     /**
      * Compiles a graph: validates it, plans channels and schedules, allocates the channels and
-     * starts each actor's loop. Each actor may be in one open graph at a time.
+     * starts each actor's loop.
+     *
+     * <p>An actor may serve several open graphs at once: its thread runs their loops in turns (a batch of one
+     * graph's executions, then the other's), each graph keeps its own order and failures, and closing one leaves
+     * the others running. Two kinds of graph need their actors alone, and are refused an actor another open graph
+     * holds (and hold theirs against later graphs): one compiled with {@code onActorDeath(RESTART)}, and one that
+     * runs the actor on another actor's thread (the compiler shares threads when a JVM hosts more of the graph's
+     * actors than it has cores; an actor that another graph holds keeps its own thread instead).
      *
      * <p>{@code input} gives the compiled graph its input type, so javac checks {@code execute}'s argument. A graph
      * whose calls read no input (constants only) may be compiled with any input node; {@code execute} then ignores
@@ -675,7 +682,7 @@ public final class Kiln implements AutoCloseable {
                 }
             }
         }
-        ExecutionPlan plan = GraphCompiler.compile(output, topology(), options);
+        ExecutionPlan plan = keepHeldActorsOnTheirThreads(GraphCompiler.compile(output, topology(), options));
         CrossingTypes.check(plan, codec, remoteActors::containsKey);
         // The graph starts nothing until start(): its actors are held by its deployment, so a failed compile frees
         // exactly the ones it took.
@@ -790,6 +797,30 @@ public final class Kiln implements AutoCloseable {
                     + "thread holds its CPU, so hand-offs wait for the scheduler (milliseconds). Use IdleMode.BACKOFF "
                     + "(the default) unless every actor has a core of its own.");
         }
+    }
+
+    /**
+     * An actor that other open graphs hold runs on its own thread in this graph too, where the plan would have run it
+     * on another actor's thread: a guest needs its actor alone, and an actor serving several graphs takes their
+     * loops in turns on its own thread.
+     */
+    private ExecutionPlan keepHeldActorsOnTheirThreads(ExecutionPlan plan) {
+        List<ExecutionPlan.ActorSchedule> schedules = new ArrayList<>();
+        boolean changed = false;
+        for (ExecutionPlan.ActorSchedule s : plan.schedules()) {
+            RemoteActor r = remoteActors.get(s.actor());
+            ActorThread a = r == null ? local.thread(s.actor()) : null;
+            boolean held = r != null ? r.holders().first() != null : a != null && a.holders().first() != null;
+            if (s.sharesThread() && held) {
+                schedules.add(s.onThreadOf(s.actor()));
+                changed = true;
+            } else {
+                schedules.add(s);
+            }
+        }
+        return !changed ? plan : new ExecutionPlan(plan.inputArity(), plan.maxInflight(), plan.nodes(),
+                plan.channels(), schedules, plan.outputs(), plan.multiOutput(), plan.devices(), plan.nccl(),
+                plan.communicators(), plan.collectives());
     }
 
     private static void claimNodes(Node<?> output, Object graph) {

@@ -1,5 +1,6 @@
 package dev.kiln;
 
+import dev.kiln.compiler.ActorDeathPolicy;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.GraphCompileException;
 import dev.kiln.graph.ActorRef;
@@ -87,24 +88,65 @@ class KilnTest {
     }
 
     @Test
-    void anActorServesOneOpenGraphAtATime() {
+    void anActorServesSeveralOpenGraphsAndClosingOneLeavesTheOthers() throws Exception {
         try (Kiln kiln = Kiln.local()) {
             ActorRef<Calc> a = kiln.actor(Calc::new);
             ActorRef<Calc> b = kiln.actor(Calc::new);
             InputNode<Integer> in1 = Graph.input();
             CompiledGraph<Integer, Integer> first = kiln.compile(in1, b.bind(Calc::one, in1));
-            // a is free and comes first in the second graph; b is held by the first graph
             InputNode<Integer> in2 = Graph.input();
-            Node<Integer> second = pair(in2, a, b);
-            GraphCompileException e = assertThrows(GraphCompileException.class, () -> kiln.compile(in2, second));
-            assertTrue(e.getMessage().contains(first.toString()), e.getMessage());
-            assertTrue(e.getMessage().contains("close that graph first"), e.getMessage());
-            assertEquals(b.name(), e.node());
-            assertEquals(2, first.execute(1).get(10, TimeUnit.SECONDS), "the first graph is unaffected");
-
+            CompiledGraph<Integer, Integer> second = kiln.compile(in2, pair(in2, a, b));
+            InputNode<Integer> in3 = Graph.input();
+            CompiledGraph<Integer, Integer> third = kiln.compile(in3, b.bind(Calc::boom, in3));
+            List<GraphFuture<Integer>> f1 = new ArrayList<>();
+            List<GraphFuture<Integer>> f2 = new ArrayList<>();
+            for (int i = 0; i < 1_000; i++) {
+                f1.add(first.execute(i));
+                f2.add(second.execute(i));
+                if (f1.size() == 8) {
+                    for (int k = 0; k < 8; k++) {
+                        int n = i - 7 + k;
+                        assertEquals(n + 1, f1.get(k).get(Duration.ofSeconds(10)));
+                        assertEquals(n + 2, f2.get(k).get(Duration.ofSeconds(10)));
+                    }
+                    f1.clear();
+                    f2.clear();
+                }
+            }
+            // one graph's failures are its own
+            assertThrows(ActorTaskException.class, () -> third.execute(1).get(Duration.ofSeconds(10)));
+            assertEquals(6, first.execute(5).get(Duration.ofSeconds(10)));
             first.close();
-            try (CompiledGraph<Integer, Integer> g = kiln.compile(in2, second)) {
-                assertEquals(3, g.execute(1).get(10, TimeUnit.SECONDS));
+            third.close();
+            assertEquals(7, second.execute(5).get(Duration.ofSeconds(10)), "closing the others leaves it running");
+            second.close();
+        }
+    }
+
+    @Test
+    void aGraphThatRestartsItsActorsNeedsThemAlone() {
+        try (Kiln kiln = Kiln.local()) {
+            ActorRef<Calc> a = kiln.actor(Calc::new);
+            ActorRef<Calc> b = kiln.actor(Calc::new);
+            InputNode<Integer> in1 = Graph.input();
+            CompileOptions restart = CompileOptions.defaults().onActorDeath(ActorDeathPolicy.RESTART);
+            try (CompiledGraph<Integer, Integer> first = kiln.compile(in1, b.bind(Calc::one, in1))) {
+                InputNode<Integer> in2 = Graph.input();
+                Node<Integer> second = pair(in2, a, b);
+                GraphCompileException e = assertThrows(GraphCompileException.class,
+                        () -> kiln.compile(in2, second, restart));
+                assertTrue(e.getMessage().contains(first.toString()) && e.getMessage().contains("RESTART")
+                        && e.getMessage().contains("close that graph first"), e.getMessage());
+                assertEquals(b.name(), e.node());
+                assertEquals(2, first.execute(1).get(Duration.ofSeconds(10)), "the first graph is unaffected");
+            }
+            InputNode<Integer> in3 = Graph.input();
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in3, pair(in3, a, b), restart)) {
+                assertEquals(3, g.execute(1).get(Duration.ofSeconds(10)));
+                InputNode<Integer> in4 = Graph.input();
+                GraphCompileException e = assertThrows(GraphCompileException.class,
+                        () -> kiln.compile(in4, a.bind(Calc::one, in4)));
+                assertTrue(e.getMessage().contains(g.toString()) && e.getMessage().contains("RESTART"), e.getMessage());
             }
         }
     }
@@ -116,13 +158,15 @@ class KilnTest {
             ActorRef<Calc> b = kiln.actor(Calc::new);
             InputNode<Integer> in1 = Graph.input();
             InputNode<Integer> failing = Graph.input();
+            CompileOptions restart = CompileOptions.defaults().onActorDeath(ActorDeathPolicy.RESTART);
             try (CompiledGraph<Integer, Integer> holder = kiln.compile(in1, b.bind(Calc::one, in1))) {
-                assertThrows(GraphCompileException.class, () -> kiln.compile(failing, pair(failing, a, b)));
+                // a is held first, then b cannot be: a graph that restarts its actors needs them alone
+                assertThrows(GraphCompileException.class, () -> kiln.compile(failing, pair(failing, a, b), restart));
                 assertEquals(5, holder.execute(4).get(10, TimeUnit.SECONDS));
-                // a took part in the failed compile only: it must be free for dynamic calls and other graphs
+                // a took part in the failed compile only: it must be free for a graph that needs it alone
                 assertEquals(2, kiln.call(a, Calc::one, 1).get(10, TimeUnit.SECONDS));
                 InputNode<Integer> in2 = Graph.input();
-                try (CompiledGraph<Integer, Integer> alone = kiln.compile(in2, a.bind(Calc::one, in2))) {
+                try (CompiledGraph<Integer, Integer> alone = kiln.compile(in2, a.bind(Calc::one, in2), restart)) {
                     assertEquals(8, alone.execute(7).get(10, TimeUnit.SECONDS));
                 }
             }

@@ -280,6 +280,13 @@ class WorkerJvmTest {
             // held by an open graph: the call runs on the worker between two of its executions
             assertEquals("CD", kiln.call(geo, Geo::upper, "cd").get(60, TimeUnit.SECONDS));
             assertEquals("Y", g.execute("y").get(Duration.ofSeconds(60)));
+            // and serves a second graph at the same time; closing it leaves the first running
+            InputNode<String> in2 = Graph.input();
+            try (CompiledGraph<String, String> g2 = kiln.compile(in2, geo.bind(Geo::join, in2, Graph.constant("!")))) {
+                assertEquals("z|!", g2.execute("z").get(Duration.ofSeconds(60)));
+                assertEquals("W", g.execute("w").get(Duration.ofSeconds(60)));
+            }
+            assertEquals("V", g.execute("v").get(Duration.ofSeconds(60)));
         }
         ActorRef<Inc> inc = kiln.actor(() -> new Inc(0.5f), ActorOptions.process());
         try (Tensor t = Tensor.of(new float[] {1, 2, 3}, 3)) {

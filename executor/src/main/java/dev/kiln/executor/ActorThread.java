@@ -8,14 +8,14 @@ import dev.kiln.transport.gpu.DeviceOps;
 import java.util.ArrayList;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Supplier;
 
 /**
  * Hosts one in-process actor on a thread of its own for the actor's whole life. The thread
  * creates the actor, then runs a duty cycle: the dynamic-call mailbox, and the
- * {@link GraphLoop} of the compiled graph that holds the actor, if any. So every method of an
+ * {@link GraphLoop} of each compiled graph that holds the actor ({@link Holders}: several graphs may,
+ * their loops taking turns, each batch of one graph's executions between two of another's). So every method of an
  * actor, compiled or dynamic, runs one at a time, in order, each seeing what the previous one wrote. An actor
  * placed on a GPU has it bound to the thread ({@link ActorGpu}) before its factory runs, for the
  * thread's whole life.
@@ -38,11 +38,16 @@ public final class ActorThread {
     private volatile String name;
     private final Waker waker = new Waker();
     private final ConcurrentLinkedQueue<Runnable> mailbox = new ConcurrentLinkedQueue<>();
-    private final AtomicReference<Object> holder = new AtomicReference<>();
+    private final Holders holders = new Holders();
     private final CompletableFuture<Object> created = new CompletableFuture<>();
     private final Thread thread;
-    private volatile GraphLoop attached;
-    /** The thread that runs {@link #attached}: this, or the carrier it is lent to; set before {@link #attached}. */
+    /** Loops attached to run on this thread, not yet taken up by its duty cycle. */
+    private final ConcurrentLinkedQueue<GraphLoop> attaching = new ConcurrentLinkedQueue<>();
+    /** The loops this thread runs for its own actor; this thread only. */
+    private final ArrayList<GraphLoop> loops = new ArrayList<>();
+    /** The loop a carrier is to run for this actor (its graph holds it exclusively), or null. */
+    private volatile GraphLoop lentLoop;
+    /** The thread that runs {@link #lentLoop}; set before it. */
     private volatile ActorThread carrier;
     /** True from the moment this actor's thread hands the actor to its carrier until the carrier gives it back. */
     private volatile boolean lent;
@@ -52,6 +57,8 @@ public final class ActorThread {
     private final ConcurrentLinkedQueue<ActorThread> arriving = new ConcurrentLinkedQueue<>();
     /** The guests this thread runs; this thread only. */
     private final ArrayList<ActorThread> guests = new ArrayList<>();
+    /** Whether {@link #guests} changed since the thread chose how to idle; this thread only. */
+    private boolean guestsChanged;
     private volatile boolean stopping;
     private volatile Throwable death;
     private volatile ActorGpu gpu;
@@ -145,51 +152,60 @@ public final class ActorThread {
         return thread.isAlive();
     }
 
-    /** @return the graph that holds the actor, or null */
-    public Object holder() {
-        return holder.get();
+    /** @return the graphs that hold the actor */
+    public Holders holders() {
+        return holders;
     }
 
     /**
      * Reserves the actor for {@code graph}.
      *
-     * @param graph the compiling graph
-     * @return null on success, else the graph that holds the actor
+     * @param graph     the compiling graph
+     * @param exclusive whether the graph needs the actor to itself (see {@link Holders})
+     * @return null on success, else a graph that holds the actor and is in the way
      */
-    public Object hold(Object graph) {
-        return holder.compareAndExchange(null, graph);
+    public Object hold(Object graph, boolean exclusive) {
+        return holders.hold(graph, exclusive);
     }
 
     /**
-     * Frees the actor from {@code graph} if the loop never started (compile failed).
+     * Frees the actor from {@code graph} if its loop never started (compile failed).
      *
      * @param graph the graph that held it
      */
     public void release(Object graph) {
-        holder.compareAndSet(graph, null);
+        holders.release(graph);
     }
 
     /**
-     * Starts running {@code loop} on the actor's thread; the actor must be held by its graph.
-     * The thread leaves the loop, and frees the actor, once {@link GraphLoop#stop()} was called.
+     * Starts running {@code loop} on the actor's thread, beside the loops of other graphs that hold the actor; the
+     * actor must be held by the loop's graph. The thread leaves the loop, and its graph lets go of the actor, once
+     * {@link GraphLoop#stop()} was called.
      *
      * @param loop the actor's part of a compiled graph
      */
     public void attach(GraphLoop loop) {
-        attach(loop, this);
+        attaching.add(loop);
+        waker.signal();
+        LockSupport.unpark(thread);
     }
 
     /**
-     * Starts running {@code loop} on the thread of {@code on}: this actor's own, or the carrier's it shares with
-     * other actors of the graph (see the class description). The actor must be held by the loop's graph; the loop
-     * is left, and the actor freed (and given back to its own thread), once {@link GraphLoop#stop()} was called.
+     * Starts running {@code loop} on the thread of {@code on}, a carrier the actor shares with other actors of the
+     * graph (see the class description); the loop's graph must hold the actor exclusively. The loop is left, the
+     * actor freed and given back to its own thread, once {@link GraphLoop#stop()} was called.
      *
      * @param loop the actor's part of a compiled graph
-     * @param on   the thread that runs it: this, or a carrier that runs its own loop of the same graph
+     * @param on   the thread that runs it: this (as {@link #attach(GraphLoop)}), or a carrier that runs its own loop
+     *             of the same graph
      */
     public void attach(GraphLoop loop, ActorThread on) {
+        if (on == this) {
+            attach(loop);
+            return;
+        }
         carrier = on;
-        attached = loop;
+        lentLoop = loop;
         waker.signal();
         LockSupport.unpark(thread);
     }
@@ -266,49 +282,51 @@ public final class ActorThread {
             return;
         }
         KilnIdleStrategy mailboxIdle = new KilnIdleStrategy(IdleMode.BLOCKING, waker);
-        KilnIdleStrategy loopIdle = null;
-        GraphLoop current = null;
+        KilnIdleStrategy idle = mailboxIdle;
         try {
             while (!stopping) {
                 int work = drainMailbox();
-                GraphLoop loop = attached;
-                if (loop != null && carrier != this) {
+                if (lentLoop != null) {
                     lend(carrier);
                     continue;
                 }
-                if (loop != current) {
-                    current = loop;
-                    if (loop != null) {
-                        loop.bind(instance);
-                        loopIdle = new KilnIdleStrategy(loop.idle(), waker, loop);
-                    }
+                GraphLoop arrived;
+                boolean changed = false;
+                while ((arrived = attaching.poll()) != null) {
+                    arrived.bind(instance);
+                    loops.add(arrived);
+                    changed = true;
+                    work++;
                 }
-                if (loop != null) {
+                for (int i = 0; i < loops.size(); i++) {
+                    GraphLoop loop = loops.get(i);
                     if (loop.isStopped()) {
                         loop.freeOwned();
-                        attached = null;
-                        current = null;
-                        holder.compareAndSet(loop.owner(), null);
+                        loops.remove(i--);
+                        holders.release(loop.owner());
+                        changed = true;
                         work++;
                     } else {
                         work += loop.doWork();
                     }
                 }
                 work += runGuests();
-                (loopIdle != null && (loop != null || !guests.isEmpty()) ? loopIdle : mailboxIdle).idle(work);
+                if (changed || guestsChanged) {
+                    guestsChanged = false;
+                    idle = idleStrategy(mailboxIdle);
+                }
+                idle.idle(work);
             }
         } catch (Throwable t) {
             death = t;
-            GraphLoop loop = attached;
-            if (loop != null && !lent) {
-                loop.died(t);
-            }
         } finally {
-            GraphLoop loop = attached;
-            if (loop != null && !lent) {
-                if (death == null) {
-                    loop.died(new IllegalStateException("actor " + name + " was stopped"));
-                }
+            GraphLoop late;
+            while ((late = attaching.poll()) != null) {
+                loops.add(late);
+            }
+            Throwable cause = death != null ? death : new IllegalStateException("actor " + name + " was stopped");
+            for (GraphLoop loop : loops) {
+                loop.died(cause);
                 loop.freeOwned();
             }
             giveBackAll();
@@ -320,6 +338,34 @@ public final class ActorThread {
             }
             unbindGpu();
         }
+    }
+
+    /**
+     * How the thread idles while it runs {@code own}: as its loop says when it runs one (sleeping in that loop's
+     * cross-process channel when it waits on one); with several, as the first says, but never longer than
+     * BACKOFF's parks when one of them waits on channels of other processes, whose peers cannot wake this thread.
+     */
+    private KilnIdleStrategy idleFor(ArrayList<GraphLoop> own) {
+        GraphLoop first = own.getFirst();
+        if (own.size() == 1) {
+            return new KilnIdleStrategy(first.idle(), waker, first);
+        }
+        IdleMode mode = first.idle();
+        for (GraphLoop l : own) {
+            if (l.crossesProcesses() && mode == IdleMode.BLOCKING) {
+                mode = IdleMode.BACKOFF;
+            }
+        }
+        return new KilnIdleStrategy(mode, waker);
+    }
+
+    /**
+     * How the thread idles: as its own loops say ({@link #idleFor}), else, running only guests (its own loop left
+     * first), as the first guest's loop says, else (no loop) blocked until a call or a loop arrives.
+     */
+    private KilnIdleStrategy idleStrategy(KilnIdleStrategy mailboxIdle) {
+        return !loops.isEmpty() ? idleFor(loops)
+                : !guests.isEmpty() ? new KilnIdleStrategy(guests.getFirst().lentLoop.idle(), waker) : mailboxIdle;
     }
 
     /**
@@ -354,13 +400,13 @@ public final class ActorThread {
 
     /** Takes back a lent actor whose carrier never ran it: its graph lost the carrier, so the loop is over. */
     private void reclaim() {
-        GraphLoop loop = attached;
-        attached = null;
+        GraphLoop loop = lentLoop;
+        lentLoop = null;
         carrier = this;
         lent = false;
         if (loop != null) {
             loop.stop();
-            holder.compareAndSet(loop.owner(), null);
+            holders.release(loop.owner());
         }
     }
 
@@ -376,18 +422,20 @@ public final class ActorThread {
         ActorThread g;
         while ((g = arriving.poll()) != null) {
             guests.add(g);
-            g.attached.bind(g.instance);
+            g.lentLoop.bind(g.instance);
+            guestsChanged = true;
             work++;
         }
         for (int i = 0; i < guests.size(); i++) {
             g = guests.get(i);
-            GraphLoop loop = g.attached;
+            GraphLoop loop = g.lentLoop;
             try {
                 if (g.stopping) {
                     loop.died(new IllegalStateException("actor " + g.name + " was stopped"));
                     loop.freeOwned();
                     g.giveBack(false);
                     guests.remove(i--);
+                    guestsChanged = true;
                     work++;
                     continue;
                 }
@@ -396,6 +444,7 @@ public final class ActorThread {
                     loop.freeOwned();
                     g.giveBack(true);
                     guests.remove(i--);
+                    guestsChanged = true;
                     work++;
                 } else {
                     work += loop.doWork();
@@ -407,6 +456,7 @@ public final class ActorThread {
                 loop.freeOwned();
                 g.giveBack(false);
                 guests.remove(i--);
+                guestsChanged = true;
                 work++;
             }
         }
@@ -420,13 +470,13 @@ public final class ActorThread {
      *             which keeps it held by the graph it died in
      */
     private void giveBack(boolean free) {
-        GraphLoop loop = attached;
-        attached = null;
+        GraphLoop loop = lentLoop;
+        lentLoop = null;
         carrier = this;
         lent = false;
         LockSupport.unpark(thread);
         if (free && loop != null) {
-            holder.compareAndSet(loop.owner(), null);
+            holders.release(loop.owner());
         }
     }
 
@@ -440,7 +490,7 @@ public final class ActorThread {
             guests.add(g);
         }
         for (ActorThread guest : guests) {
-            GraphLoop loop = guest.attached;
+            GraphLoop loop = guest.lentLoop;
             if (loop != null) {
                 loop.stop();
                 try {

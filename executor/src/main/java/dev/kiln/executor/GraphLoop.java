@@ -398,6 +398,16 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
         return owner;
     }
 
+    /** @return whether a step of this loop reads or writes a channel shared with another process */
+    public boolean crossesProcesses() {
+        for (boolean c : crossing) {
+            if (c) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** @return how the actor's thread idles while it runs this loop */
     public IdleMode idle() {
         return idle;

@@ -114,6 +114,11 @@ public final class GraphPart {
         return actors;
     }
 
+    /** @return the schedules of this part's actors, in the order of {@link #actors()} */
+    public List<ActorSchedule> schedules() {
+        return schedules;
+    }
+
     /**
      * Phase one: this JVM's NCCL ranks start joining their communicators, and the channels this JVM writes are
      * created.
@@ -297,10 +302,11 @@ public final class GraphPart {
     private boolean awaitLeft(long deadline) {
         boolean left = true;
         for (ActorThread a : actors) {
-            while (a.holder() == owner && a.isAlive() && (deadline == Long.MAX_VALUE || System.nanoTime() - deadline < 0)) {
+            while (a.holders().contains(owner) && a.isAlive()
+                    && (deadline == Long.MAX_VALUE || System.nanoTime() - deadline < 0)) {
                 LockSupport.parkNanos(100_000);
             }
-            left &= a.holder() != owner || !a.isAlive();
+            left &= !a.holders().contains(owner) || !a.isAlive();
         }
         return left;
     }

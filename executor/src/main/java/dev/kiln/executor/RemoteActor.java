@@ -1,17 +1,15 @@
 package dev.kiln.executor;
 
-import java.util.concurrent.atomic.AtomicReference;
-
 /**
- * The driver's record of an actor that lives in a worker JVM: which worker, and which graph
- * holds it. The actor itself, its thread and its loops live in the worker. Thread-safe.
+ * The driver's record of an actor that lives in a worker JVM: which worker, and which graphs
+ * hold it. The actor itself, its thread and its loops live in the worker. Thread-safe.
  */
 public final class RemoteActor {
 
     private final int id;
     private final String name;
     private final RemoteHost worker;
-    private final AtomicReference<Object> holder = new AtomicReference<>();
+    private final Holders holders = new Holders();
     private volatile String death;
 
     /**
@@ -53,22 +51,23 @@ public final class RemoteActor {
         }
     }
 
-    /** @return the graph that holds the actor, or null */
-    public Object holder() {
-        return holder.get();
+    /** @return the graphs that hold the actor */
+    public Holders holders() {
+        return holders;
     }
 
     /**
-     * @param graph the compiling graph
-     * @return null on success, else the graph that holds the actor
+     * @param graph     the compiling graph
+     * @param exclusive whether it needs the actor to itself (see {@link Holders})
+     * @return null on success, else a graph that holds the actor and is in the way
      */
-    public Object hold(Object graph) {
-        return holder.compareAndExchange(null, graph);
+    public Object hold(Object graph, boolean exclusive) {
+        return holders.hold(graph, exclusive);
     }
 
     /** @param graph the graph that held the actor and let go of it */
     public void release(Object graph) {
-        holder.compareAndSet(graph, null);
+        holders.release(graph);
     }
 
     @Override

@@ -198,13 +198,15 @@ public final class WorkerRuntime {
                 why -> send(new Message.GraphFailed(id, why)), null); // statistics and traces cover the driver's JVM
         List<ActorThread> held = new ArrayList<>();
         try {
-            for (ActorThread a : g.actors()) {
+            for (int i = 0; i < g.actors().size(); i++) {
+                ActorThread a = g.actors().get(i);
                 if (a.death() != null || !a.isAlive()) {
                     throw new IllegalStateException("actor " + a.name() + " is dead (" + a.death() + ")");
                 }
-                Object holder = a.hold(owner);
+                Object holder = a.hold(owner, Holders.exclusive(g.schedules().get(i), options));
                 if (holder != null) {
-                    throw new IllegalStateException("actor " + a.name() + " is in " + holder + ", still open");
+                    throw new IllegalStateException("actor " + a.name() + " is in " + holder + ", still open, which "
+                            + "cannot share it with this graph");
                 }
                 held.add(a);
             }

@@ -113,13 +113,73 @@ class ActorThreadTest {
         ActorThread a = start("held", Object::new);
         Object g1 = "g1";
         Object g2 = "g2";
-        assertNull(a.hold(g1));
-        assertSame(g1, a.hold(g2), "held by another graph");
-        a.release(g2);
-        assertSame(g1, a.holder(), "only the holder releases");
+        Object g3 = "g3";
+        assertNull(a.hold(g1, false));
+        assertNull(a.hold(g2, false), "several graphs may hold an actor");
+        assertSame(g1, a.hold(g3, true), "one that needs it alone may not");
+        a.release(g3);
+        assertTrue(a.holders().contains(g1) && a.holders().contains(g2), "only a holder releases");
         a.release(g1);
-        assertNull(a.holder());
-        assertNull(a.hold(g2));
+        a.release(g2);
+        assertNull(a.holders().first());
+        assertNull(a.hold(g3, true));
+        assertSame(g3, a.hold(g1, false), "an exclusive holder keeps others out");
+        a.release(g3);
+        assertNull(a.hold(g1, false));
+    }
+
+    @Test
+    void runsTheLoopsOfTwoGraphsInTurnsAndClosingOneLeavesTheOther() throws Exception {
+        ActorThread a = start("shared", GraphLoopTest.Calc::new);
+        GraphLoopTest.Calc calc = (GraphLoopTest.Calc) a.created().get(10, TimeUnit.SECONDS);
+        ActorRef<GraphLoopTest.Calc> ref = GraphLoopTest.ref(a.id());
+        Waker driver = new Waker();
+        List<GraphLoopTest.Wired> wired = new ArrayList<>();
+        List<GraphLoop> loops = new ArrayList<>();
+        List<Throwable> deaths = new CopyOnWriteArrayList<>();
+        for (String graph : List.of("g1", "g2")) {
+            InputNode<Integer> in = Graph.input();
+            GraphLoopTest.Wired w = GraphLoopTest.wire(ref.bind(GraphLoopTest.Calc::inc, in),
+                    CompileOptions.defaults().maxInflight(4), p -> p == a.id() ? a.waker() : driver, a.id());
+            GraphLoop loop = new GraphLoop(w.plan().schedules().getFirst(), w.channels(), 1, graph, IdleMode.BLOCKING,
+                    null, java.util.Map.of(), deaths::add, lost -> { }, null);
+            assertNull(a.hold(graph, false));
+            a.attach(loop);
+            wired.add(w);
+            loops.add(loop);
+        }
+        // Both graphs pipelined at once: each keeps its own order.
+        for (long seq = 0; seq < 2_000; seq++) {
+            for (int g = 0; g < 2; g++) {
+                GraphLoopTest.Wired w = wired.get(g);
+                int value = (int) seq * (g + 1);
+                while (!w.input().offer(seq, value)) {
+                    LockSupport.parkNanos(10_000);
+                }
+            }
+            for (int g = 0; g < 2; g++) {
+                GraphLoopTest.Wired w = wired.get(g);
+                long s = seq;
+                await("execution " + seq + " of g" + (g + 1),
+                        () -> w.output().poll(w.outputReader(), s) != Channel.NOT_READY);
+                assertEquals((int) seq * (g + 1) + 1, w.output().poll(w.outputReader(), seq));
+                w.output().release(w.outputReader(), seq);
+            }
+        }
+        loops.getFirst().stop();
+        a.wake();
+        await("g1 lets go of the actor", () -> !a.holders().contains("g1"));
+        assertTrue(a.holders().contains("g2"));
+        GraphLoopTest.Wired w2 = wired.get(1);
+        for (long seq = 2_000; seq < 2_100; seq++) {
+            assertTrue(w2.input().offer(seq, 7));
+            long s = seq;
+            await("g2 runs on", () -> w2.output().poll(w2.outputReader(), s) != Channel.NOT_READY);
+            assertEquals(8, w2.output().poll(w2.outputReader(), seq));
+            w2.output().release(w2.outputReader(), seq);
+        }
+        assertEquals(4_100, calc.calls);
+        assertTrue(deaths.isEmpty(), deaths::toString);
     }
 
     @Test
@@ -196,7 +256,7 @@ class ActorThreadTest {
         Object graph = "graph";
         GraphLoop loop = new GraphLoop(w.plan().schedules().getFirst(), w.channels(), 1, graph, IdleMode.BLOCKING,
                 null, java.util.Map.of(), deaths::add, lost -> { }, null);
-        assertNull(a.hold(graph));
+        assertNull(a.hold(graph, false));
         a.attach(loop);
         for (long seq = 0; seq < 200; seq++) {
             while (!w.input().offer(seq, (int) seq)) {
@@ -209,7 +269,7 @@ class ActorThreadTest {
         }
         loop.stop();
         a.wake();
-        await("the actor leaves the stopped loop", () -> a.holder() == null);
+        await("the actor leaves the stopped loop", () -> a.holders().first() == null);
         assertTrue(deaths.isEmpty());
         CompletableFuture<Boolean> after = new CompletableFuture<>();
         assertTrue(a.submit(() -> after.complete(true)), "the actor lives on");
@@ -227,7 +287,7 @@ class ActorThreadTest {
         List<Throwable> deaths = new CopyOnWriteArrayList<>();
         GraphLoop loop = new GraphLoop(w.plan().schedules().getFirst(), w.channels(), 1, "graph", IdleMode.BACKOFF,
                 null, java.util.Map.of(), deaths::add, lost -> { }, null);
-        assertNull(a.hold("graph"));
+        assertNull(a.hold("graph", false));
         a.attach(loop);
         assertTrue(a.stop(10_000));
         assertEquals(1, deaths.size());
@@ -246,7 +306,7 @@ class ActorThreadTest {
         List<Throwable> deaths = new CopyOnWriteArrayList<>();
         GraphLoop loop = new GraphLoop(w.plan().schedules().getFirst(), w.channels(), 1, "graph", IdleMode.BACKOFF,
                 null, java.util.Map.of(), deaths::add, lost -> { }, null);
-        assertNull(a.hold("graph"));
+        assertNull(a.hold("graph", false));
         a.attach(loop);
         assertTrue(w.input().offer(0, 9));
         await("the actor dies", () -> !a.isAlive());
