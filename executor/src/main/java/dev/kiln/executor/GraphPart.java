@@ -29,7 +29,8 @@ import java.util.function.Consumer;
  * communicators before it frees the channels: in order when the loops left, by abort when a peer died
  * or a loop is stuck.
  *
- * <p>Not thread-safe: one thread sets up and tears down; the loops run on the actors' threads.
+ * <p>Not thread-safe: one thread sets up and tears down; the loops run on the actors' threads (a guest's on its
+ * carrier's, where the plan has actors share a thread: {@link ActorThread#attach(GraphLoop, ActorThread)}).
  */
 public final class GraphPart {
 
