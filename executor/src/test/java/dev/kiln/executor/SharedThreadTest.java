@@ -43,22 +43,50 @@ class SharedThreadTest {
 
     private static final Object OWNER = "shared-graph";
 
-    /** Adds one, and remembers the threads its methods ran on. */
+    /** Adds one, and remembers the threads its methods ran on and whether two ever ran at once. */
     static final class Stage {
         final Set<String> threads = ConcurrentHashMap.newKeySet();
+        final java.util.concurrent.atomic.AtomicInteger inside = new java.util.concurrent.atomic.AtomicInteger();
+        final java.util.concurrent.atomic.AtomicLong overlaps = new java.util.concurrent.atomic.AtomicLong();
+        long calls; // plain: the actor's methods run one at a time
         volatile boolean overflow;
 
         int inc(int x) {
-            threads.add(Thread.currentThread().getName());
-            if (overflow && x == 1_000) {
-                throw new StackOverflowError("deep " + x);
+            enter();
+            try {
+                threads.add(Thread.currentThread().getName());
+                if (overflow && x == 1_000) {
+                    throw new StackOverflowError("deep " + x);
+                }
+                return x + 1;
+            } finally {
+                inside.decrementAndGet();
             }
-            return x + 1;
         }
 
         String where() {
-            threads.add(Thread.currentThread().getName());
-            return Thread.currentThread().getName();
+            enter();
+            try {
+                threads.add(Thread.currentThread().getName());
+                return Thread.currentThread().getName();
+            } finally {
+                inside.decrementAndGet();
+            }
+        }
+
+        long count() {
+            enter();
+            try {
+                return ++calls;
+            } finally {
+                inside.decrementAndGet();
+            }
+        }
+
+        private void enter() {
+            if (inside.incrementAndGet() != 1) {
+                overlaps.incrementAndGet();
+            }
         }
     }
 
@@ -83,40 +111,15 @@ class SharedThreadTest {
 
     /** A chain of {@code n} stages (ids 1..n) with maxInflight 8; the actors of {@code carrierOf} share threads. */
     private void chain(int n, int[] carrierOf, IdleMode idle) throws Exception {
-        List<ActorRef<Stage>> refs = new ArrayList<>();
         for (int i = 1; i <= n; i++) {
-            refs.add(dev.kiln.graph.internal.GraphInternals.actorRef(i, "s" + i, Stage.class, "test"));
             Stage stage = new Stage();
             stages.add(stage);
             ActorThread t = new ActorThread(i, "s" + i, () -> stage);
             t.created().get(10, TimeUnit.SECONDS);
             threads.add(t);
         }
-        InputNode<Integer> in = Graph.input();
-        Node<Integer> out = refs.getFirst().bind(Stage::inc, in);
-        for (int i = 1; i < n; i++) {
-            out = refs.get(i).bind(Stage::inc, out);
-        }
-        Waker driver = new Waker();
-        // Each channel wakes the thread that runs its reader: the carrier of a guest.
-        wired = GraphLoopTest.wire(out, CompileOptions.defaults().maxInflight(8),
-                p -> p == ExecutionPlan.DRIVER ? driver : threads.get(carrierOf[p - 1] - 1).waker(),
-                java.util.stream.IntStream.rangeClosed(1, n).toArray());
         loops = new GraphLoop[n];
-        for (int i = 0; i < n; i++) {
-            ActorSchedule s = wired.plan().schedules().get(i);
-            ActorThread a = threads.get(s.actor() - 1);
-            assertNull(a.hold(OWNER, carrierOf[s.actor() - 1] != s.actor()), "a guest is held alone");
-            loops[i] = new GraphLoop(s, wired.channels(), wired.plan().inputArity(), OWNER, idle, null, Map.of(),
-                    cause -> {
-                        died.add(a);
-                        deaths.add(cause);
-                    }, lost -> { }, null);
-        }
-        for (int i = 0; i < n; i++) {
-            ActorSchedule s = wired.plan().schedules().get(i);
-            threads.get(s.actor() - 1).attach(loops[i], threads.get(carrierOf[s.actor() - 1] - 1));
-        }
+        rewire(carrierOf, idle);
     }
 
     /** Submits {@code count} executions from {@code first}, up to 8 in flight, and checks every result. */
@@ -255,6 +258,90 @@ class SharedThreadTest {
         assertTrue(threads.get(1).submit(() -> call.complete(stages.get(1).where())));
         assertEquals("kiln-actor-s2", call.get(10, TimeUnit.SECONDS));
         assertEquals(List.of(threads.get(0)), died, "only the carrier's own loop reports a death");
+    }
+
+    @Test
+    void handOversAndGiveBacksLoseNoCallAndNeverRunAnActorOnTwoThreads() throws Exception {
+        int rounds = 100;
+        chain(3, new int[] {1, 1, 1}, IdleMode.BACKOFF);
+        java.util.concurrent.atomic.AtomicBoolean calling = new java.util.concurrent.atomic.AtomicBoolean(true);
+        List<CompletableFuture<Long>> calls = new CopyOnWriteArrayList<>();
+        Thread caller = Thread.ofPlatform().name("caller").start(() -> {
+            while (calling.get()) {
+                for (int g = 1; g < 3; g++) {
+                    Stage stage = stages.get(g);
+                    CompletableFuture<Long> f = new CompletableFuture<>();
+                    if (threads.get(g).submit(() -> f.complete(stage.count()))) {
+                        calls.add(f);
+                    }
+                }
+                LockSupport.parkNanos(20_000);
+            }
+        });
+        try {
+            for (int round = 0; round < rounds; round++) {
+                run(0, 50, 3);
+                for (GraphLoop l : loops) {
+                    l.stop();
+                }
+                for (ActorThread a : threads) {
+                    a.wake();
+                }
+                await("round " + round + " let go", () -> threads.stream().allMatch(a -> a.holders().first() == null));
+                if (round + 1 < rounds) {
+                    rewire(new int[] {1, 1, 1}, IdleMode.BACKOFF);
+                }
+            }
+        } finally {
+            calling.set(false);
+            caller.join(10_000);
+        }
+        for (CompletableFuture<Long> f : calls) {
+            f.get(10, TimeUnit.SECONDS);
+        }
+        long ran = 0;
+        for (int g = 1; g < 3; g++) {
+            Stage stage = stages.get(g);
+            assertEquals(0, stage.overlaps.get(), "two threads ran s" + (g + 1) + " at once");
+            assertTrue(stage.threads.contains("kiln-actor-s1"), "the carrier ran it");
+            ran += stage.calls;
+        }
+        assertTrue(calls.size() > rounds, "calls raced the hand-overs: " + calls.size());
+        assertEquals(calls.size(), ran, "every call ran exactly once");
+        assertEquals(0, stages.getFirst().overlaps.get());
+        assertTrue(deaths.isEmpty(), deaths::toString);
+    }
+
+    /** A new graph on the actors: new channels and loops, attached as {@code carrierOf} says. */
+    private void rewire(int[] carrierOf, IdleMode idle) {
+        int n = threads.size();
+        List<ActorRef<Stage>> refs = new ArrayList<>();
+        for (int i = 1; i <= n; i++) {
+            refs.add(dev.kiln.graph.internal.GraphInternals.actorRef(i, "s" + i, Stage.class, "test"));
+        }
+        InputNode<Integer> in = Graph.input();
+        Node<Integer> out = refs.getFirst().bind(Stage::inc, in);
+        for (int i = 1; i < n; i++) {
+            out = refs.get(i).bind(Stage::inc, out);
+        }
+        Waker driver = new Waker();
+        wired = GraphLoopTest.wire(out, CompileOptions.defaults().maxInflight(8),
+                p -> p == ExecutionPlan.DRIVER ? driver : threads.get(carrierOf[p - 1] - 1).waker(),
+                java.util.stream.IntStream.rangeClosed(1, n).toArray());
+        for (int i = 0; i < n; i++) {
+            ActorSchedule s = wired.plan().schedules().get(i);
+            ActorThread a = threads.get(s.actor() - 1);
+            assertNull(a.hold(OWNER, carrierOf[s.actor() - 1] != s.actor()));
+            loops[i] = new GraphLoop(s, wired.channels(), wired.plan().inputArity(), OWNER, idle, null, Map.of(),
+                    cause -> {
+                        died.add(a);
+                        deaths.add(cause);
+                    }, lost -> { }, null);
+        }
+        for (int i = 0; i < n; i++) {
+            ActorSchedule s = wired.plan().schedules().get(i);
+            threads.get(s.actor() - 1).attach(loops[i], threads.get(carrierOf[s.actor() - 1] - 1));
+        }
     }
 
     private static Thread threadOf(ActorThread a) {
