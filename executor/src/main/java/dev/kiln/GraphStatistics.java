@@ -15,7 +15,8 @@ import java.util.List;
  * @param failures    of those, the ones in which an actor method threw
  * @param inFlight    executions submitted and not yet collected, at most {@code maxInflight}
  * @param maxInflight the graph's {@code CompileOptions.maxInflight}
- * @param latency     each finished execution's time from {@code execute} to its result being collected
+ * @param latency     the time from {@code execute} to the result's collection of a sample of the finished
+ *                    executions: the first, then one in 8 (its {@code count()} is the sample's size)
  * @param actors      the graph's actors in the driver's JVM
  */
 public record GraphStatistics(String graph, long submitted, long executions, long failures, int inFlight,
@@ -49,7 +50,7 @@ public record GraphStatistics(String graph, long submitted, long executions, lon
      * @param calls    how many times it was called (not counting executions where an upstream method had failed and
      *                 it was skipped)
      * @param failures how many of those calls threw
-     * @param latency  each call's duration on the actor's thread
+     * @param latency  the duration on the actor's thread of a sample of the calls: the first, then one in 8
      */
     public record MethodStatistics(String method, long calls, long failures, LatencyHistogram latency) {
     }

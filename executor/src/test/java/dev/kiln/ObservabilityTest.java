@@ -158,7 +158,8 @@ class ObservabilityTest {
                 assertEquals(11, s.failures(), "0, 5, ..., 50 fail");
                 assertEquals(0, s.inFlight());
                 assertEquals(4, s.maxInflight());
-                assertEquals(n, s.latency().count());
+                int sampled = (n + 7) / 8; // the first execution and then one in 8 are timed
+                assertEquals(sampled, s.latency().count());
                 assertTrue(s.latency().percentileNanos(50) > 0);
                 assertEquals(2, s.actors().size());
                 GraphStatistics.ActorStatistics parser = s.actors().stream()
@@ -168,7 +169,7 @@ class ObservabilityTest {
                 assertEquals(1, parser.methods().size());
                 assertEquals(n, parser.methods().getFirst().calls());
                 assertEquals(11, parser.methods().getFirst().failures());
-                assertEquals(n, parser.methods().getFirst().latency().count());
+                assertEquals(sampled, parser.methods().getFirst().latency().count());
                 assertTrue(parser.methods().getFirst().method().endsWith("parse"));
                 assertEquals(n - 11, model.methods().getFirst().calls(), "skipped where the parser failed");
                 assertEquals(0, model.methods().getFirst().failures());

@@ -656,7 +656,7 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
         out.sequence = sequence;
         LatencyRecorder r = recorder[i];
         TraceWindow window = probe == null ? null : probe.trace();
-        boolean timed = r != null || window != null;
+        boolean timed = r != null && r.timeNext() || window != null;
         long began = timed ? System.nanoTime() : 0;
         Tensor[] mine = owned[i];
         int k = (int) sequence & (ring - 1);
@@ -687,6 +687,8 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
             if (window != null) {
                 trace(window, i, began, ended);
             }
+        } else if (r != null) {
+            r.count(result instanceof TaskError);
         }
         return result;
     }

@@ -39,8 +39,9 @@ import java.util.Objects;
  * @param onActorDeath    what the graph does when one of its actors dies (default {@link ActorDeathPolicy#FAIL}: it
  *                        fails and closes; {@link ActorDeathPolicy#RESTART}: it recreates the dead actors and runs on)
  * @param statistics      whether the graph keeps statistics ({@code CompiledGraph.statistics()}: executions, failures,
- *                        latency histograms per actor method; default true). They cost two clock reads and a few
- *                        counter writes per method call (docs/benchmarks.md). Traces
+ *                        latency histograms per actor method; default true). They cost a few counter writes per
+ *                        method call, and two clock reads for the one call in 8 whose latency they sample
+ *                        (docs/benchmarks.md). Traces
  *                        ({@code CompiledGraph.startTrace}) and JFR events do not depend on it
  */
 public record CompileOptions(int maxInflight, long bufferBytes, Duration submitTimeout, Duration getTimeout,
