@@ -42,11 +42,18 @@ import java.util.Objects;
  *                        latency histograms per actor method; default true). They cost two clock reads and a few
  *                        counter writes per method call (docs/benchmarks.md). Traces
  *                        ({@code CompiledGraph.startTrace}) and JFR events do not depend on it
+ * @param actorThreads    the most threads the graph's actors run on in each JVM (default {@link #AUTO_THREADS}: as
+ *                        many as the JVM has cores, an actor per thread while they fit); beyond it, several actors
+ *                        of one JVM share a thread, on which the first of them runs their loops in turn (the plan
+ *                        says which share: {@code ExecutionPlan.ActorSchedule.carrier()}). Only actors without a GPU, without an all-reduce and whose channels all
+ *                        stay in their JVM ({@code Transport.IN_PROCESS}) share; each of the others has a thread of
+ *                        its own and counts against the limit, and the sharing actors keep at least one thread.
+ *                        {@link #THREAD_PER_ACTOR} gives every actor a thread of its own; >= 0
  */
 public record CompileOptions(int maxInflight, long bufferBytes, Duration submitTimeout, Duration getTimeout,
                              Duration teardownTimeout, IdleMode idle, boolean slotGrowth, double gpuMemoryFraction,
                              boolean overlapGpuCommunication, boolean checkViews, ActorDeathPolicy onActorDeath,
-                             boolean statistics) {
+                             boolean statistics, int actorThreads) {
 
     /** The default of {@link #gpuMemoryFraction()}. */
     public static final double DEFAULT_GPU_MEMORY_FRACTION = 0.9;
@@ -68,9 +75,19 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public static final long NCCL_PEER_BYTES = 16L << 20;
 
+    /**
+     * The default of {@link #actorThreads()}: in each JVM, an actor per thread while the graph's actors there are no
+     * more than the JVM's cores ({@code Runtime.availableProcessors()}, as the topology reports it), else as many
+     * threads as cores; one thread per actor where the topology does not know a JVM's cores.
+     */
+    public static final int AUTO_THREADS = 0;
+
+    /** The {@link #actorThreads()} that gives every actor a thread of its own, however many cores the JVM has. */
+    public static final int THREAD_PER_ACTOR = Integer.MAX_VALUE;
+
     private static final CompileOptions DEFAULTS = new CompileOptions(10, 1 << 20, Duration.ofSeconds(10),
             Duration.ofSeconds(10), Duration.ofSeconds(5), IdleMode.BACKOFF, true, DEFAULT_GPU_MEMORY_FRACTION, false,
-            false, ActorDeathPolicy.FAIL, true);
+            false, ActorDeathPolicy.FAIL, true, AUTO_THREADS);
 
     /**
      * Checks the values.
@@ -92,12 +109,15 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
         if (!(gpuMemoryFraction > 0 && gpuMemoryFraction <= 1)) {
             throw new IllegalArgumentException("gpuMemoryFraction must be in (0, 1], got " + gpuMemoryFraction);
         }
+        if (actorThreads < 0) {
+            throw new IllegalArgumentException("actorThreads must be >= 1, or AUTO_THREADS (0), got " + actorThreads);
+        }
     }
 
     /**
      * {@return the defaults: maxInflight 10, bufferBytes 1 MiB, timeouts 10 s / 10 s / 5 s, BACKOFF, slot growth on,
      * gpuMemoryFraction 0.9, no GPU communication overlap, no view checks, {@link ActorDeathPolicy#FAIL}, statistics
-     * on}
+     * on, {@link #AUTO_THREADS}}
      */
     public static CompileOptions defaults() {
         return DEFAULTS;
@@ -110,7 +130,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions maxInflight(int value) {
         return new CompileOptions(value, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -120,7 +140,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions bufferBytes(long value) {
         return new CompileOptions(maxInflight, value, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -130,7 +150,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions submitTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, value, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -140,7 +160,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions getTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, value, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -150,7 +170,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions teardownTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, value, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -160,7 +180,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions idle(IdleMode value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, value, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -171,7 +191,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions slotGrowth(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, value,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -181,7 +201,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions gpuMemoryFraction(double value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                value, overlapGpuCommunication, checkViews, onActorDeath, statistics);
+                value, overlapGpuCommunication, checkViews, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -192,7 +212,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions overlapGpuCommunication(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, value, checkViews, onActorDeath, statistics);
+                gpuMemoryFraction, value, checkViews, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -203,7 +223,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions checkViews(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, value, onActorDeath, statistics);
+                gpuMemoryFraction, overlapGpuCommunication, value, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -214,7 +234,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions onActorDeath(ActorDeathPolicy value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, value, statistics);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, value, statistics, actorThreads);
     }
 
     /**
@@ -223,7 +243,18 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions statistics(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, value);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, value, actorThreads);
+    }
+
+    /**
+     * {@return a copy with that value}
+     *
+     * @param value the most threads the graph's actors run on in each JVM, >= 1; {@link #AUTO_THREADS} for as many as
+     *              the JVM has cores, {@link #THREAD_PER_ACTOR} for a thread per actor
+     */
+    public CompileOptions actorThreads(int value) {
+        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics, value);
     }
 
     private static void positive(Duration d, String name) {
