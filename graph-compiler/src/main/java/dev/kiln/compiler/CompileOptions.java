@@ -238,8 +238,9 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value whether the graph keeps statistics (default true)
-     * @return a copy with this option
      */
     public CompileOptions statistics(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,

@@ -257,14 +257,15 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
             this(actor, name, placement, frameSize, ops, actor);
         }
 
-        /** @return whether the actor shares its thread with other actors of the graph */
+        /** {@return whether the actor runs on another actor's thread ({@code carrier != actor})} */
         public boolean sharesThread() {
             return carrier != actor;
         }
 
         /**
+         * {@return this schedule on that actor's thread}
+         *
          * @param carrier the actor whose thread runs the operations
-         * @return this schedule on that actor's thread
          */
         public ActorSchedule onThreadOf(int carrier) {
             return new ActorSchedule(actor, name, placement, frameSize, ops, carrier);
