@@ -721,13 +721,18 @@ public final class Kiln implements AutoCloseable {
         return deployment(graph, GraphCompiler.recompile(output, graph, topology(), options), label);
     }
 
-    /** Where every actor of this runtime lives now, as the compiler sees it. */
+    /** Where every actor of this runtime lives now, and the cores of each of their JVMs, as the compiler sees it. */
     private Topology topology() {
         Map<Integer, ActorPlacement> placements = new HashMap<>();
+        Map<ActorPlacement, Integer> cores = new HashMap<>();
         ActorPlacement driver = new ActorPlacement(this.options.hostName(), "driver");
+        cores.put(driver, Runtime.getRuntime().availableProcessors());
         local.threads().forEach((id, a) -> placements.put(id, placement(id, driver.host(), driver.process())));
-        remoteActors.forEach((id, r) -> placements.put(id, placement(id, r.worker().hostName(), r.worker().name())));
-        return new Topology(driver, placements, actorGpus.isEmpty() ? Topology.PeerAccess.NONE : peerAccess());
+        remoteActors.forEach((id, r) -> {
+            placements.put(id, placement(id, r.worker().hostName(), r.worker().name()));
+            cores.put(new ActorPlacement(r.worker().hostName(), r.worker().name()), r.worker().resources().cores());
+        });
+        return new Topology(driver, placements, actorGpus.isEmpty() ? Topology.PeerAccess.NONE : peerAccess(), cores);
     }
 
     /** Wires a deployment of {@code plan}: the actors of this JVM and of workers, a range of UDP streams. */

@@ -1,6 +1,7 @@
 package dev.kiln;
 
 import dev.kiln.compiler.CompileOptions;
+import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.IdleMode;
 import dev.kiln.graph.ActorRef;
 import dev.kiln.graph.Graph;
@@ -111,6 +112,14 @@ class EndToEndTest {
             calls.incrementAndGet();
             return x + 1;
         }
+    }
+
+    /** @return x through a chain of n stages with adds 1..n */
+    private static int chain(int n, int x) {
+        for (int add = 1; add <= n; add++) {
+            x = Stage.expected(add, x);
+        }
+        return x;
     }
 
     private static int chain4(int x) {
@@ -508,4 +517,37 @@ class EndToEndTest {
         }
     }
 
+    @Test
+    void actorsBeyondTheCoresShareThreadsByDefault() {
+        int cores = Runtime.getRuntime().availableProcessors();
+        try (Kiln kiln = Kiln.local()) {
+            List<ActorRef<Stage>> stages = new ArrayList<>();
+            for (int k = 1; k <= cores + 1; k++) {
+                int add = k;
+                stages.add(kiln.actor(() -> new Stage(add)));
+            }
+            InputNode<Integer> in = Graph.input();
+            Node<Integer> x = in;
+            for (ActorRef<Stage> s : stages) {
+                x = s.bind(Stage::apply, x);
+            }
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, x)) {
+                assertEquals(cores, g.plan().schedules().stream().filter(s -> !s.sharesThread()).count(),
+                        g.plan()::toString);
+                for (int i = 0; i < 100; i++) {
+                    assertEquals(chain(cores + 1, i), g.execute(i).get(10, TimeUnit.SECONDS));
+                }
+            }
+            InputNode<Integer> again = Graph.input();
+            Node<Integer> y = again;
+            for (ActorRef<Stage> s : stages) {
+                y = s.bind(Stage::apply, y);
+            }
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(again, y,
+                    CompileOptions.defaults().actorThreads(CompileOptions.THREAD_PER_ACTOR))) {
+                assertTrue(g.plan().schedules().stream().noneMatch(ExecutionPlan.ActorSchedule::sharesThread), g.plan()::toString);
+                assertEquals(chain(cores + 1, 7), g.execute(7).get(10, TimeUnit.SECONDS));
+            }
+        }
+    }
 }

@@ -43,11 +43,18 @@ import java.util.Objects;
  *                        method call, and two clock reads for the one call in 8 whose latency they sample
  *                        (docs/benchmarks.md). Traces
  *                        ({@code CompiledGraph.startTrace}) and JFR events do not depend on it
+ * @param actorThreads    the most threads the graph's actors run on in each JVM (default {@link #AUTO_THREADS}: as
+ *                        many as the JVM has cores, an actor per thread while they fit); beyond it, several actors
+ *                        of one JVM share a thread, on which the first of them runs their loops in turn (the plan
+ *                        says which share: {@code ExecutionPlan.ActorSchedule.carrier()}). Only actors without a GPU, without an all-reduce and whose channels all
+ *                        stay in their JVM ({@code Transport.IN_PROCESS}) share; each of the others has a thread of
+ *                        its own and counts against the limit, and the sharing actors keep at least one thread.
+ *                        {@link #THREAD_PER_ACTOR} gives every actor a thread of its own; >= 0
  */
 public record CompileOptions(int maxInflight, long bufferBytes, Duration submitTimeout, Duration getTimeout,
                              Duration teardownTimeout, IdleMode idle, boolean slotGrowth, double gpuMemoryFraction,
                              boolean overlapGpuCommunication, boolean checkViews, ActorDeathPolicy onActorDeath,
-                             boolean statistics) {
+                             boolean statistics, int actorThreads) {
 
     /** The default of {@link #gpuMemoryFraction()}. */
     public static final double DEFAULT_GPU_MEMORY_FRACTION = 0.9;
@@ -69,9 +76,19 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public static final long NCCL_PEER_BYTES = 16L << 20;
 
+    /**
+     * The default of {@link #actorThreads()}: in each JVM, an actor per thread while the graph's actors there are no
+     * more than the JVM's cores ({@code Runtime.availableProcessors()}, as the topology reports it), else as many
+     * threads as cores; one thread per actor where the topology does not know a JVM's cores.
+     */
+    public static final int AUTO_THREADS = 0;
+
+    /** The {@link #actorThreads()} that gives every actor a thread of its own, however many cores the JVM has. */
+    public static final int THREAD_PER_ACTOR = Integer.MAX_VALUE;
+
     private static final CompileOptions DEFAULTS = new CompileOptions(10, 1 << 20, Duration.ofSeconds(10),
             Duration.ofSeconds(10), Duration.ofSeconds(5), IdleMode.BACKOFF, true, DEFAULT_GPU_MEMORY_FRACTION, false,
-            false, ActorDeathPolicy.FAIL, true);
+            false, ActorDeathPolicy.FAIL, true, AUTO_THREADS);
 
     /**
      * Checks the values.
@@ -93,12 +110,15 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
         if (!(gpuMemoryFraction > 0 && gpuMemoryFraction <= 1)) {
             throw new IllegalArgumentException("gpuMemoryFraction must be in (0, 1], got " + gpuMemoryFraction);
         }
+        if (actorThreads < 0) {
+            throw new IllegalArgumentException("actorThreads must be >= 1, or AUTO_THREADS (0), got " + actorThreads);
+        }
     }
 
     /**
      * {@return the defaults: maxInflight 10, bufferBytes 1 MiB, timeouts 10 s / 10 s / 5 s, BACKOFF, slot growth on,
      * gpuMemoryFraction 0.9, no GPU communication overlap, no view checks, {@link ActorDeathPolicy#FAIL}, statistics
-     * on}
+     * on, {@link #AUTO_THREADS}}
      */
     public static CompileOptions defaults() {
         return DEFAULTS;
@@ -111,7 +131,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions maxInflight(int value) {
         return new CompileOptions(value, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -121,7 +141,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions bufferBytes(long value) {
         return new CompileOptions(maxInflight, value, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -131,7 +151,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions submitTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, value, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -141,7 +161,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions getTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, value, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -151,7 +171,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions teardownTimeout(Duration value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, value, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -161,7 +181,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions idle(IdleMode value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, value, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -172,7 +192,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions slotGrowth(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, value,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -182,7 +202,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions gpuMemoryFraction(double value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                value, overlapGpuCommunication, checkViews, onActorDeath, statistics);
+                value, overlapGpuCommunication, checkViews, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -193,7 +213,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions overlapGpuCommunication(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, value, checkViews, onActorDeath, statistics);
+                gpuMemoryFraction, value, checkViews, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -204,7 +224,7 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions checkViews(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, value, onActorDeath, statistics);
+                gpuMemoryFraction, overlapGpuCommunication, value, onActorDeath, statistics, actorThreads);
     }
 
     /**
@@ -215,16 +235,28 @@ public record CompileOptions(int maxInflight, long bufferBytes, Duration submitT
      */
     public CompileOptions onActorDeath(ActorDeathPolicy value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, value, statistics);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, value, statistics, actorThreads);
     }
 
     /**
+     * {@return a copy with that value}
+     *
      * @param value whether the graph keeps statistics (default true)
-     * @return a copy with this option
      */
     public CompileOptions statistics(boolean value) {
         return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
-                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, value);
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, value, actorThreads);
+    }
+
+    /**
+     * {@return a copy with that value}
+     *
+     * @param value the most threads the graph's actors run on in each JVM, >= 1; {@link #AUTO_THREADS} for as many as
+     *              the JVM has cores, {@link #THREAD_PER_ACTOR} for a thread per actor
+     */
+    public CompileOptions actorThreads(int value) {
+        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle, slotGrowth,
+                gpuMemoryFraction, overlapGpuCommunication, checkViews, onActorDeath, statistics, value);
     }
 
     private static void positive(Duration d, String name) {

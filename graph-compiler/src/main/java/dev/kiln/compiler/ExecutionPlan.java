@@ -257,14 +257,15 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
             this(actor, name, placement, frameSize, ops, actor);
         }
 
-        /** @return whether the actor shares its thread with other actors of the graph */
+        /** {@return whether the actor runs on another actor's thread ({@code carrier != actor})} */
         public boolean sharesThread() {
             return carrier != actor;
         }
 
         /**
+         * {@return this schedule on that actor's thread}
+         *
          * @param carrier the actor whose thread runs the operations
-         * @return this schedule on that actor's thread
          */
         public ActorSchedule onThreadOf(int carrier) {
             return new ActorSchedule(actor, name, placement, frameSize, ops, carrier);
@@ -608,7 +609,9 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
     }
 
     /**
-     * @return the plan as readable text: channels, each actor's schedule, the driver's part, then for plans with
+     * @return the plan as readable text: channels, each actor's schedule (with the actor whose thread runs it, when
+     * it shares one), the actors of each thread of each JVM where actors share threads ({@code threads:}, the
+     * carrier first), the driver's part, then for plans with
      * GPUs the device memory, for plans with collectives the collectives and communicators, and the NCCL ranks with
      * their groups
      */
@@ -628,11 +631,16 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
         }
         DeviceNames names = deviceNames();
         for (ActorSchedule s : schedules) {
-            sb.append("actor ").append(s.name).append(" @ ").append(names.where(s.placement)).append(":\n");
+            sb.append("actor ").append(s.name).append(" @ ").append(names.where(s.placement));
+            if (s.sharesThread()) {
+                sb.append(", on the thread of ").append(participant(s.carrier));
+            }
+            sb.append(":\n");
             for (Operation op : s.ops) {
                 sb.append("  ").append(describe(op)).append('\n');
             }
         }
+        appendThreads(sb);
         sb.append("driver: WRITE c").append(INPUT_CHANNEL).append(", READ ");
         sb.append(String.join(", ", outputs.stream().map(o -> "c" + o.channel).toList())).append('\n');
         if (!devices.isEmpty()) {
@@ -683,8 +691,31 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
         return sb.toString();
     }
 
+    /** Appends, for each JVM where actors share threads, the actors of each of its threads, the carrier first. */
+    private void appendThreads(StringBuilder sb) {
+        Map<Topology.ActorPlacement, Map<Integer, List<String>>> threads = new LinkedHashMap<>();
+        for (ActorSchedule s : schedules) {
+            threads.computeIfAbsent(s.placement.jvm(), k -> new LinkedHashMap<>())
+                    .computeIfAbsent(s.carrier, c -> new ArrayList<>(List.of(participant(c))));
+            if (s.sharesThread()) {
+                threads.get(s.placement.jvm()).get(s.carrier).add(s.name);
+            }
+        }
+        threads.values().removeIf(jvm -> jvm.values().stream().allMatch(actors -> actors.size() == 1));
+        if (threads.isEmpty()) {
+            return;
+        }
+        sb.append("threads:\n");
+        threads.forEach((jvm, carriers) -> {
+            sb.append("  ").append(jvm).append(':');
+            carriers.values().forEach(actors -> sb.append(" [").append(String.join(" ", actors)).append(']'));
+            sb.append('\n');
+        });
+    }
+
     /**
-     * {@return the plan as a Graphviz DOT digraph: one cluster per actor (labelled with its GPU, if it has one),
+     * {@return the plan as a Graphviz DOT digraph: one cluster per actor (labelled with its GPU, if it has one, or
+     * the actor whose thread runs it, if it shares one),
      * edges labelled with their channel and transport, one hexagon per all-reduce joined to its members' outputs}
      */
     public String toDot() {
@@ -692,7 +723,8 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
         sb.append("  subgraph cluster_driver {\n    label=\"driver\";\n");
         sb.append("    n_in [label=\"input\", shape=ellipse];\n    n_out [label=\"output\", shape=ellipse];\n  }\n");
         for (ActorSchedule s : schedules) {
-            String label = s.placement.hasGpu() ? s.name + " (gpu" + s.placement.device() + ")" : s.name;
+            String label = s.placement.hasGpu() ? s.name + " (gpu" + s.placement.device() + ")"
+                    : s.sharesThread() ? s.name + " (on the thread of " + participant(s.carrier) + ")" : s.name;
             sb.append("  subgraph cluster_a").append(s.actor).append(" {\n    label=\"").append(escape(label)).append("\";\n");
             for (Operation op : s.ops) {
                 if (op instanceof Compute c) {

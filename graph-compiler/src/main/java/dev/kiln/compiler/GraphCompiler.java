@@ -52,7 +52,9 @@ import java.util.TreeSet;
  * of the topology and {@link CompileOptions#gpuMemoryFraction()}. All-reduces ({@code Graph.allReduce})
  * are checked, numbered in topological order and given a communicator. When some edge uses NCCL or the
  * graph has an all-reduce, the schedules are reordered so that NCCL operations cannot deadlock, and the
- * plan carries each rank's groups. A pure function of (graph, topology, options): it starts no thread,
+ * plan carries each rank's groups. Last, actors of one JVM beyond {@link CompileOptions#actorThreads()} (by
+ * default, beyond the JVM's cores) are put to share threads ({@link ExecutionPlan.ActorSchedule#carrier()}).
+ * A pure function of (graph, topology, options): it starts no thread,
  * opens no channel and changes no node. Thread-safe.
  */
 public final class GraphCompiler {
@@ -596,6 +598,7 @@ public final class GraphCompiler {
                             : resolve(c, channelNode.get(c), channelWriter.get(c), rs, asked, label, node));
                 }
                 schedules = NcclScheduler.order(schedules, channels, options.overlapGpuCommunication());
+                schedules = ThreadPlanner.share(schedules, channels, topology, options);
                 List<CommunicatorSpec> communicators = NcclScheduler.communicators(schedules, channels, members);
                 List<CollectiveSpec> collectiveSpecs = new ArrayList<>();
                 for (int k = 0; k < collectives.size(); k++) {

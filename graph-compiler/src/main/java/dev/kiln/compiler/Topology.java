@@ -5,15 +5,23 @@ import java.util.Objects;
 import java.util.Set;
 
 /**
- * Where each actor of a runtime lives, as the compiler sees it, and which GPUs of a host can map each other's
- * memory. Actors missing from the topology are not hosted by the runtime that compiles (their runtime was closed,
- * or they belong to another one).
+ * Where each actor of a runtime lives, as the compiler sees it, which GPUs of a host can map each other's
+ * memory, and how many cores each JVM has. Actors missing from the topology are not hosted by the runtime that
+ * compiles (their runtime was closed, or they belong to another one).
  *
  * @param driverProcess the process of the driver (the thread calling {@code execute})
  * @param actors        placement by actor id
  * @param peerAccess    which pairs of GPUs of a host have CUDA peer access
+ * @param cores         the cores of each JVM ({@code Runtime.availableProcessors()} there), by the JVM's placement
+ *                      without a GPU ({@code new ActorPlacement(host, process)}); a JVM missing here has cores
+ *                      unknown, and its actors each run on a thread of their own unless
+ *                      {@link CompileOptions#actorThreads()} sets a limit
  */
-public record Topology(ActorPlacement driverProcess, Map<Integer, ActorPlacement> actors, PeerAccess peerAccess) {
+public record Topology(ActorPlacement driverProcess, Map<Integer, ActorPlacement> actors, PeerAccess peerAccess,
+                       Map<ActorPlacement, Integer> cores) {
+
+    /** What {@link #cores(ActorPlacement)} returns for a JVM whose cores the topology does not know. */
+    public static final int UNKNOWN_CORES = 0;
 
     /**
      * Creates a {@code Topology}.
@@ -21,23 +29,55 @@ public record Topology(ActorPlacement driverProcess, Map<Integer, ActorPlacement
      * @param driverProcess the driver's placement
      * @param actors        placement by actor id (copied)
      * @param peerAccess    the pairs of GPUs with peer access
-     * @throws NullPointerException if an argument is null
+     * @param cores         cores by JVM (copied)
+     * @throws NullPointerException     if an argument is null
+     * @throws IllegalArgumentException if a JVM of {@code cores} is given with a GPU or with fewer than 1 core
      */
     public Topology {
         Objects.requireNonNull(driverProcess, "driverProcess");
         actors = Map.copyOf(actors);
         Objects.requireNonNull(peerAccess, "peerAccess");
+        cores = Map.copyOf(cores);
+        cores.forEach((jvm, n) -> {
+            if (jvm.hasGpu()) {
+                throw new IllegalArgumentException("cores are counted per JVM: name it without a GPU, got " + jvm);
+            }
+            if (n < 1) {
+                throw new IllegalArgumentException(jvm + " must have >= 1 core, got " + n);
+            }
+        });
+    }
+
+    /**
+     * A topology whose JVMs' cores are unknown: every actor runs on a thread of its own unless
+     * {@link CompileOptions#actorThreads()} sets a limit.
+     *
+     * @param driverProcess the driver's placement
+     * @param actors        placement by actor id (copied)
+     * @param peerAccess    the pairs of GPUs with peer access
+     */
+    public Topology(ActorPlacement driverProcess, Map<Integer, ActorPlacement> actors, PeerAccess peerAccess) {
+        this(driverProcess, actors, peerAccess, Map.of());
     }
 
     /**
      * A topology in which every pair of GPUs of a host has peer access ({@link PeerAccess#ALL}), as on a host whose
-     * GPUs are all joined by NVLink or allow PCIe peer-to-peer.
+     * GPUs are all joined by NVLink or allow PCIe peer-to-peer, and whose JVMs' cores are unknown.
      *
      * @param driverProcess the driver's placement
      * @param actors        placement by actor id (copied)
      */
     public Topology(ActorPlacement driverProcess, Map<Integer, ActorPlacement> actors) {
         this(driverProcess, actors, PeerAccess.ALL);
+    }
+
+    /**
+     * {@return the cores of the JVM of {@code placement} (whatever its GPU), or {@link #UNKNOWN_CORES}}
+     *
+     * @param placement an actor's or the driver's placement
+     */
+    public int cores(ActorPlacement placement) {
+        return cores.getOrDefault(placement.jvm(), UNKNOWN_CORES);
     }
 
     /**
@@ -204,6 +244,11 @@ public record Topology(ActorPlacement driverProcess, Map<Integer, ActorPlacement
          */
         public ActorPlacement(String host, String process) {
             this(host, process, NO_GPU, null, 0);
+        }
+
+        /** {@return the placement of its JVM: the same host and process, without a GPU} */
+        public ActorPlacement jvm() {
+            return hasGpu() ? new ActorPlacement(host, process) : this;
         }
 
         /** {@return whether the actor uses a GPU} */

@@ -30,30 +30,37 @@ class CompileOptionsTest {
         assertFalse(DEFAULTS.overlapGpuCommunication());
         assertFalse(DEFAULTS.checkViews());
         assertSame(ActorDeathPolicy.FAIL, DEFAULTS.onActorDeath());
+        assertEquals(CompileOptions.AUTO_THREADS, DEFAULTS.actorThreads());
         assertSame(DEFAULTS, CompileOptions.defaults());
     }
 
     @Test
     void withersChangeOneValueAndCopy() {
         assertEquals(new CompileOptions(4, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, false, ActorDeathPolicy.FAIL, true), DEFAULTS.maxInflight(4));
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, false, ActorDeathPolicy.FAIL, true, 0), DEFAULTS.maxInflight(4));
         assertEquals(new CompileOptions(10, 64, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, false, ActorDeathPolicy.FAIL, true), DEFAULTS.bufferBytes(64));
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, false, ActorDeathPolicy.FAIL, true, 0), DEFAULTS.bufferBytes(64));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofMillis(1), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, false, ActorDeathPolicy.FAIL, true), DEFAULTS.submitTimeout(Duration.ofMillis(1)));
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, false, ActorDeathPolicy.FAIL, true, 0), DEFAULTS.submitTimeout(Duration.ofMillis(1)));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofNanos(1),
-                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, false, ActorDeathPolicy.FAIL, true), DEFAULTS.getTimeout(Duration.ofNanos(1)));
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, false, ActorDeathPolicy.FAIL, true, 0), DEFAULTS.getTimeout(Duration.ofNanos(1)));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofMinutes(1), IdleMode.BACKOFF, true, 0.9, false, false, ActorDeathPolicy.FAIL, true), DEFAULTS.teardownTimeout(Duration.ofMinutes(1)));
+                Duration.ofMinutes(1), IdleMode.BACKOFF, true, 0.9, false, false, ActorDeathPolicy.FAIL, true, 0), DEFAULTS.teardownTimeout(Duration.ofMinutes(1)));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BLOCKING, true, 0.9, false, false, ActorDeathPolicy.FAIL, true), DEFAULTS.idle(IdleMode.BLOCKING));
+                Duration.ofSeconds(5), IdleMode.BLOCKING, true, 0.9, false, false, ActorDeathPolicy.FAIL, true, 0), DEFAULTS.idle(IdleMode.BLOCKING));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.5, false, false, ActorDeathPolicy.FAIL, true), DEFAULTS.gpuMemoryFraction(0.5));
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.5, false, false, ActorDeathPolicy.FAIL, true, 0), DEFAULTS.gpuMemoryFraction(0.5));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, true, false, ActorDeathPolicy.FAIL, true), DEFAULTS.overlapGpuCommunication(true));
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, true, false, ActorDeathPolicy.FAIL, true, 0), DEFAULTS.overlapGpuCommunication(true));
         assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
-                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, true, ActorDeathPolicy.FAIL, true),
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, true, ActorDeathPolicy.FAIL, true, 0),
                 DEFAULTS.checkViews(true));
+        assertEquals(new CompileOptions(10, 1 << 20, Duration.ofSeconds(10), Duration.ofSeconds(10),
+                Duration.ofSeconds(5), IdleMode.BACKOFF, true, 0.9, false, false, ActorDeathPolicy.FAIL, true, 3),
+                DEFAULTS.actorThreads(3));
+        assertEquals(CompileOptions.THREAD_PER_ACTOR, DEFAULTS.actorThreads(CompileOptions.THREAD_PER_ACTOR)
+                .maxInflight(3).idle(IdleMode.SPIN).checkViews(true).statistics(false)
+                .onActorDeath(ActorDeathPolicy.RESTART).actorThreads(), "the other withers keep actorThreads");
         assertTrue(DEFAULTS.checkViews(true).maxInflight(3).slotGrowth(false).gpuMemoryFraction(0.5).checkViews(),
                 "the other withers keep checkViews");
         assertEquals(10, DEFAULTS.maxInflight(), "the defaults are immutable");
@@ -105,7 +112,7 @@ class CompileOptionsTest {
         assertEquals(0.25, changed.gpuMemoryFraction());
         assertTrue(changed.overlapGpuCommunication());
         assertEquals(new CompileOptions(2, 8, Duration.ofSeconds(1), Duration.ofSeconds(2), Duration.ofSeconds(3),
-                IdleMode.SPIN, false, 0.25, true, false, ActorDeathPolicy.FAIL, true), changed);
+                IdleMode.SPIN, false, 0.25, true, false, ActorDeathPolicy.FAIL, true, 0), changed);
     }
 
     @Test
@@ -134,6 +141,8 @@ class CompileOptionsTest {
         rejects("gpuMemoryFraction must be in (0, 1], got 1.5", () -> DEFAULTS.gpuMemoryFraction(1.5));
         rejects("gpuMemoryFraction must be in (0, 1], got NaN", () -> DEFAULTS.gpuMemoryFraction(Double.NaN));
         assertEquals(1.0, DEFAULTS.gpuMemoryFraction(1).gpuMemoryFraction());
+        rejects("actorThreads must be >= 1, or AUTO_THREADS (0), got -1", () -> DEFAULTS.actorThreads(-1));
+        assertEquals(1, DEFAULTS.actorThreads(1).actorThreads());
     }
 
     @Test

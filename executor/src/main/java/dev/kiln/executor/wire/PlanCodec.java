@@ -349,6 +349,7 @@ public final class PlanCodec {
         out.writeLong(Double.doubleToRawLongBits(options.gpuMemoryFraction()));
         out.writeBoolean(options.overlapGpuCommunication());
         out.writeBoolean(options.checkViews());
+        out.writeInt(options.actorThreads());
     }
 
     /**
@@ -372,7 +373,8 @@ public final class PlanCodec {
                 in.readBoolean(),
                 in.readBoolean(),
                 // The driver alone restarts a graph and keeps its statistics: its workers get the defaults.
-                ActorDeathPolicy.FAIL, CompileOptions.defaults().statistics());
+                ActorDeathPolicy.FAIL, CompileOptions.defaults().statistics(),
+                in.readInt());
     }
 
     private static void writeNode(WireOut out, NodeSpec node) {

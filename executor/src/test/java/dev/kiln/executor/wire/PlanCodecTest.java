@@ -532,7 +532,7 @@ class PlanCodecTest {
         assertEquals(defaults, PlanCodec.decodeOptions(PlanCodec.encode(defaults)));
         CompileOptions custom = defaults.maxInflight(3).bufferBytes(12_345).submitTimeout(Duration.ofNanos(1))
                 .getTimeout(Duration.ofMillis(2)).teardownTimeout(Duration.ofMinutes(3)).idle(IdleMode.BLOCKING)
-                .slotGrowth(false).gpuMemoryFraction(0.5).overlapGpuCommunication(true).checkViews(true);
+                .slotGrowth(false).gpuMemoryFraction(0.5).overlapGpuCommunication(true).checkViews(true).actorThreads(3);
         for (var component : CompileOptions.class.getRecordComponents()) {
             if (component.getName().equals("onActorDeath") || component.getName().equals("statistics")) {
                 continue; // the driver alone restarts graphs and keeps statistics: workers are not sent them (below)
@@ -549,6 +549,8 @@ class PlanCodecTest {
                 "a worker reads every option but the death policy, which only the driver acts on");
         assertEquals(custom, PlanCodec.decodeOptions(PlanCodec.encode(custom.statistics(false))),
                 "nor the statistics switch: statistics are kept in the driver's JVM");
+        CompileOptions ownThreads = defaults.actorThreads(CompileOptions.THREAD_PER_ACTOR);
+        assertEquals(ownThreads, PlanCodec.decodeOptions(PlanCodec.encode(ownThreads)));
         CompileOptions forever = defaults.getTimeout(Duration.ofDays(365L * 1000));
         assertEquals(Duration.ofNanos(Long.MAX_VALUE), PlanCodec.decodeOptions(PlanCodec.encode(forever)).getTimeout());
     }
