@@ -794,11 +794,13 @@ public final class Kiln implements AutoCloseable {
 
     /** SPIN with more spinning threads than CPUs turns every hand-off into a wait for the scheduler. */
     private static void warnIfOversubscribed(CompiledGraph<?, ?> graph, CompileOptions options) {
-        int threads = graph.plan().schedules().size() + 1;
+        String driver = Topology.ActorPlacement.IN_DRIVER.process();
+        int threads = 1 + (int) graph.plan().schedules().stream()
+                .filter(s -> !s.sharesThread() && s.placement().process().equals(driver)).count();
         int cpus = Runtime.getRuntime().availableProcessors();
         if (options.idle() == IdleMode.SPIN && threads > cpus) {
             LOG.log(System.Logger.Level.WARNING, () -> graph + " spins " + threads + " threads ("
-                    + (threads - 1) + " actors and the driver) on " + cpus + " CPUs: with IdleMode.SPIN a waiting "
+                    + (threads - 1) + " actor threads and the driver) on " + cpus + " CPUs: with IdleMode.SPIN a waiting "
                     + "thread holds its CPU, so hand-offs wait for the scheduler (milliseconds). Use IdleMode.BACKOFF "
                     + "(the default) unless every actor has a core of its own.");
         }

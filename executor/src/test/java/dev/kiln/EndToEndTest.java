@@ -2,6 +2,7 @@ package dev.kiln;
 
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.ExecutionPlan;
+import dev.kiln.compiler.GraphCompileException;
 import dev.kiln.compiler.IdleMode;
 import dev.kiln.graph.ActorRef;
 import dev.kiln.graph.Graph;
@@ -25,6 +26,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -513,6 +515,55 @@ class EndToEndTest {
                 for (int i = 0; i < 200; i++) {
                     assertEquals(chain4(i), g.execute(i).get(10, TimeUnit.SECONDS));
                 }
+            }
+        }
+    }
+
+    @Test
+    void anActorAnotherGraphHoldsKeepsItsOwnThreadAndAGuestIsHeldAlone() throws Exception {
+        int cores = Runtime.getRuntime().availableProcessors();
+        try (Kiln kiln = Kiln.local()) {
+            List<ActorRef<Stage>> stages = new ArrayList<>();
+            for (int k = 1; k <= 2 * cores + 2; k++) {
+                int add = k;
+                stages.add(kiln.actor(() -> new Stage(add)));
+            }
+            ActorRef<Stage> second = stages.get(1); // a guest of the first actor's thread in a shared chain
+            InputNode<Integer> alone = Graph.input();
+            try (CompiledGraph<Integer, Integer> other = kiln.compile(alone, second.bind(Stage::apply, alone))) {
+                InputNode<Integer> in = Graph.input();
+                Node<Integer> x = in;
+                for (ActorRef<Stage> s : stages) {
+                    x = s.bind(Stage::apply, x);
+                }
+                try (CompiledGraph<Integer, Integer> g = kiln.compile(in, x)) {
+                    ExecutionPlan.ActorSchedule held = g.plan().schedules().stream()
+                            .filter(s -> s.actor() == second.id()).findFirst().orElseThrow();
+                    assertFalse(held.sharesThread(), g.plan()::toString);
+                    assertTrue(g.plan().schedules().stream().anyMatch(ExecutionPlan.ActorSchedule::sharesThread),
+                            g.plan()::toString);
+                    for (int i = 0; i < 200; i++) {
+                        assertEquals(chain(stages.size(), i), g.execute(i).get(10, TimeUnit.SECONDS));
+                        assertEquals(Stage.expected(2, i), other.execute(i).get(10, TimeUnit.SECONDS));
+                    }
+                }
+            }
+            // Now the shared chain holds its guests alone: a graph that wants one of them is refused.
+            InputNode<Integer> in = Graph.input();
+            Node<Integer> x = in;
+            for (ActorRef<Stage> s : stages) {
+                x = s.bind(Stage::apply, x);
+            }
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, x)) {
+                ExecutionPlan.ActorSchedule guest = g.plan().schedules().stream()
+                        .filter(ExecutionPlan.ActorSchedule::sharesThread).findFirst().orElseThrow();
+                ActorRef<Stage> taken = stages.stream().filter(s -> s.id() == guest.actor()).findFirst().orElseThrow();
+                InputNode<Integer> late = Graph.input();
+                GraphCompileException e = assertThrows(GraphCompileException.class,
+                        () -> kiln.compile(late, taken.bind(Stage::apply, late)));
+                assertTrue(e.getMessage().contains(g.toString()) && e.getMessage().contains("THREAD_PER_ACTOR"),
+                        e.getMessage());
+                assertEquals(chain(stages.size(), 3), g.execute(3).get(10, TimeUnit.SECONDS));
             }
         }
     }
