@@ -6,6 +6,7 @@ import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
 import dev.kiln.compiler.ExecutionPlan.OutputRead;
 import dev.kiln.compiler.GraphCompileException;
+import dev.kiln.executor.ActorHandle;
 import dev.kiln.executor.ActorThread;
 import dev.kiln.executor.Codecs;
 import dev.kiln.executor.Gpus;
@@ -65,6 +66,8 @@ final class Deployment {
     private final CompileOptions options;
     private final Map<Integer, ActorThread> local;
     private final List<RemoteActor> remoteActors;
+    /** Every actor of the plan, in schedule order. */
+    private final List<ActorHandle> actors;
     private final List<RemoteHost> workers;
     private final Map<String, Peer> peers;
     private final Peer driver;
@@ -126,6 +129,9 @@ final class Deployment {
         }
         this.workers = List.copyOf(ws);
         this.peers = Map.copyOf(all);
+        Map<Integer, ActorHandle> handles = new HashMap<>(local);
+        remote.forEach(r -> handles.put(r.id(), r));
+        this.actors = plan.schedules().stream().map(s -> handles.get(s.actor())).toList();
         this.part = new GraphPart(plan, options, "driver", label, peers, local, driverWaker, gpus, workerTimeout, codec,
                 aeron, udp, this, (actor, cause) -> graph.actorDied(this, actor, cause),
                 why -> graph.failed(this, why, null), graph.probe());
@@ -188,15 +194,10 @@ final class Deployment {
         if (f != null) {
             return f;
         }
-        for (ActorThread a : local.values()) {
-            if (a.death() != null || !a.isAlive()) {
-                return "actor " + a.name() + " of " + graph + " died of " + (a.death() != null ? a.death()
-                        : "the end of its thread");
-            }
-        }
-        for (RemoteActor r : remoteActors) {
-            if (r.death() != null) {
-                return r.death();
+        for (ActorHandle a : actors) {
+            String death = a.deathReason();
+            if (death != null) {
+                return death;
             }
         }
         return null;
@@ -208,17 +209,12 @@ final class Deployment {
      * @throws GraphCompileException naming an actor that is dead or held by another graph
      */
     void hold() {
-        List<ActorThread> held = new ArrayList<>();
-        List<RemoteActor> heldRemote = new ArrayList<>();
+        List<ActorHandle> held = new ArrayList<>();
         try {
-            for (ActorSchedule s : plan.schedules()) {
-                ActorThread a = local.get(s.actor());
-                if (a == null) {
-                    continue;
-                }
-                if (a.death() != null || !a.isAlive()) {
-                    throw new GraphCompileException(a.name(), "actor " + a.name() + " is dead ("
-                            + (a.death() != null ? "it died of " + a.death() : "its thread ended")
+            for (ActorHandle a : actors) {
+                String death = a.deathReason();
+                if (death != null) {
+                    throw new GraphCompileException(a.name(), "actor " + a.name() + " is dead (" + death
                             + "); create a new actor and bind its methods instead");
                 }
                 Object holder = a.hold(this);
@@ -229,30 +225,15 @@ final class Deployment {
                 }
                 held.add(a);
             }
-            for (RemoteActor r : remoteActors) {
-                if (r.death() != null) {
-                    throw new GraphCompileException(r.name(), "actor " + r.name() + " is dead (" + r.death()
-                            + "); create a new actor and bind its methods instead");
-                }
-                Object holder = r.hold(this);
-                if (holder != null) {
-                    throw new GraphCompileException(r.name(), "actor " + r.name() + " is in " + holder
-                            + ", which is still open; an actor serves one graph at a time: close that graph first, "
-                            + "or create another actor");
-                }
-                heldRemote.add(r);
-            }
         } catch (RuntimeException e) {
             held.forEach(a -> a.release(this));
-            heldRemote.forEach(r -> r.release(this));
             throw e;
         }
     }
 
     /** Frees the actors of a deployment that never started. */
     void release() {
-        local.values().forEach(a -> a.release(this));
-        remoteActors.forEach(r -> r.release(this));
+        actors.forEach(a -> a.release(this));
     }
 
     /**

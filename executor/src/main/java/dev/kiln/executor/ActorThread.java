@@ -5,6 +5,7 @@ import dev.kiln.transport.KilnIdleStrategy;
 import dev.kiln.transport.Waker;
 import dev.kiln.transport.gpu.DeviceOps;
 
+import java.io.Serializable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicReference;
@@ -19,10 +20,10 @@ import java.util.function.Supplier;
  * placed on a GPU has it bound to the thread ({@link ActorGpu}) before its factory runs, for the
  * thread's whole life.
  *
- * <p>{@link #hold}, {@link #release}, {@link #attach}, {@link #submit} and {@link #stop} may
- * be called from any thread; everything else runs on the actor's thread.
+ * <p>{@link #hold}, {@link #release}, {@link #attach}, {@link #submit}, {@link #call}, {@link #stop} and the
+ * queries may be called from any thread; everything else runs on the actor's thread.
  */
-public final class ActorThread {
+public final class ActorThread implements ActorHandle {
 
     private final int id;
     private volatile String name;
@@ -80,12 +81,12 @@ public final class ActorThread {
         return Character.toLowerCase(simple.charAt(0)) + simple.substring(1) + "-" + id;
     }
 
-    /** @return the actor's id */
+    @Override
     public int id() {
         return id;
     }
 
-    /** @return the actor's name */
+    @Override
     public String name() {
         return name;
     }
@@ -120,31 +121,29 @@ public final class ActorThread {
         return death;
     }
 
+    @Override
+    public String deathReason() {
+        Throwable t = death;
+        return t != null ? "actor " + name + " died of " + t : thread.isAlive() ? null : "the thread of actor " + name
+                + " ended";
+    }
+
     /** @return whether the thread is still running */
     public boolean isAlive() {
         return thread.isAlive();
     }
 
-    /** @return the graph that holds the actor, or null */
+    @Override
     public Object holder() {
         return holder.get();
     }
 
-    /**
-     * Reserves the actor for {@code graph}.
-     *
-     * @param graph the compiling graph
-     * @return null on success, else the graph that holds the actor
-     */
+    @Override
     public Object hold(Object graph) {
         return holder.compareAndExchange(null, graph);
     }
 
-    /**
-     * Frees the actor from {@code graph} if the loop never started (compile failed).
-     *
-     * @param graph the graph that held it
-     */
+    @Override
     public void release(Object graph) {
         holder.compareAndSet(graph, null);
     }
@@ -181,12 +180,23 @@ public final class ActorThread {
         return true;
     }
 
+    /** Queues the call in the mailbox; a call the actor cannot take any more fails at once. */
+    @Override
+    public <R> CompletableFuture<R> call(Serializable method, int arity, Object[] args, long number) {
+        DynamicCall<R> call = new DynamicCall<>(method, arity, created.getNow(null), name, number, args);
+        if (!submit(call)) {
+            call.abandon(name, death);
+        }
+        return call.future();
+    }
+
     /** Wakes the thread, e.g. after stopping its loop. */
     public void wake() {
         LockSupport.unpark(thread);
     }
 
     /** Asks the thread to end after the method it is running; does not wait. */
+    @Override
     public void requestStop() {
         stopping = true;
         wake();
