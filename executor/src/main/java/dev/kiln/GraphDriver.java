@@ -1,19 +1,17 @@
 package dev.kiln;
 
+import dev.kiln.ResultCell.Failure;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.GraphCompiler;
-import dev.kiln.executor.Codecs;
 import dev.kiln.executor.GraphLoop;
 import dev.kiln.executor.GraphProbe;
 import dev.kiln.executor.KilnEvents;
 import dev.kiln.executor.LatencyRecorder;
 import dev.kiln.executor.SingleWriter;
 import dev.kiln.executor.TaskError;
-import dev.kiln.executor.TraceWindow;
 import dev.kiln.graph.Node;
 import dev.kiln.transport.Channel;
 import dev.kiln.transport.KilnIdleStrategy;
-import dev.kiln.transport.RemoteError;
 import dev.kiln.transport.Waker;
 
 import java.lang.invoke.MethodHandles;
@@ -23,7 +21,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
@@ -33,6 +30,10 @@ import static dev.kiln.GraphState.CLOSED;
 import static dev.kiln.GraphState.DIED;
 import static dev.kiln.GraphState.OPEN;
 import static dev.kiln.GraphState.RESTARTING;
+import static dev.kiln.ResultCell.FREE;
+import static dev.kiln.ResultCell.HOLD;
+import static dev.kiln.ResultCell.READY;
+import static dev.kiln.ResultCell.WAITING;
 
 /**
  * The driver of a compiled graph: submits executions into the live deployment's input channel and collects their
@@ -40,8 +41,9 @@ import static dev.kiln.GraphState.RESTARTING;
  * gives the lifecycle what a restart or a close needs: the executions in flight settled, the deployment swapped, the
  * driver's roles taken for good.
  *
- * <p>Threads, as {@link CompiledGraph} describes them to users: the first thread that submits or waits owns the
- * single-writer path (plain writes and release stores, no lock, no CAS); from the first time another thread
+ * <p>The outputs are moved into the cells and the outcomes delivered by its {@link ResultCollector}, on whichever
+ * thread collects. Threads, as {@link CompiledGraph} describes them to users: the first thread that submits or
+ * waits owns the single-writer path (plain writes and release stores, no lock, no CAS); from the first time another thread
  * submits or waits, or {@code executeAsync} is called, every submit takes {@link #submitLock} and results are
  * collected by one thread at a time, the holder of the collector role ({@link #collecting}). The restart thread and
  * the teardown take both roles (the submit lock and the collector role) before they touch the cells, the counters or
@@ -60,13 +62,11 @@ final class GraphDriver {
     private final GraphState state;
     private final int slots;
     /** The result cells, one per slot, preallocated: {@code cells[seq & mask]}; at least {@link #slots} of them. */
-    private final Cell[] cells;
+    private final ResultCell[] cells;
     private final int mask;
     /** The argument arrays of multi-argument executions, preallocated: {@code argSlots[seq & argMask]}. */
     private final Object[][] argSlots;
     private final int argMask;
-    /** Per distinct output, the next sequence of the graph to read from it; collecting thread only. */
-    private final long[] outDone;
     /** The single-writer path's hand-off: its owner, and whether a second thread closed it for good. */
     private final SingleWriter writer = new SingleWriter();
     private final Waker driverWaker;
@@ -75,18 +75,14 @@ final class GraphDriver {
     /** Signalled under {@link #submitLock} when a restart ends, or the graph stops for good. */
     private final Condition deployed = submitLock.newCondition();
     private final AtomicBoolean collecting = new AtomicBoolean();
-    /** Async futures settled by the collector and not yet published; guarded by {@link #collecting}. */
-    private final List<GraphFuture<?>> settledAsync = new ArrayList<>();
-    private final AtomicInteger asyncPending = new AtomicInteger();
     private final AsyncCompleter completer;
-    /** Told when an output's writer in another JVM is lost: the deployment fails. */
-    private final BiConsumer<Deployment, String> peerLost;
+    /** Moves outputs into the cells and delivers the outcomes. */
+    private final ResultCollector collector;
     /** The graph's statistics and trace window in this JVM. */
     private final GraphProbe probe;
-    /** Executions' latencies and failures, recorded by the collecting thread; null when statistics are off. */
+    /** Executions' latencies and failures, recorded by the collector; null when statistics are off. */
     private final LatencyRecorder latency;
     private volatile long submitted;
-    private volatile long collected;
     /** The deployment that runs; a restart replaces it while it holds the submit lock and the collector role. */
     private volatile Deployment live;
     /** The graph's sequence number of {@link #live}'s execution 0; read and written under the driver's roles. */
@@ -117,7 +113,6 @@ final class GraphDriver {
         this.driverIdle = new KilnIdleStrategy(options.idle(), driverWaker, this::sleepOnOutput);
         this.probe = probe;
         this.latency = options.statistics() ? new LatencyRecorder() : null;
-        this.peerLost = peerLost;
         this.completer = new AsyncCompleter(name, state, this);
         int size = Integer.highestOneBit(Math.max(1, slots - 1)) << 1;
         if (slots == 1) {
@@ -126,11 +121,11 @@ final class GraphDriver {
         this.mask = size - 1;
         this.live = first;
         int outputs = first.outChannels.length;
-        this.cells = new Cell[size];
+        this.cells = new ResultCell[size];
         for (int i = 0; i < size; i++) {
-            cells[i] = new Cell(outputs, first.plan().outputs().size());
+            cells[i] = new ResultCell(outputs, first.plan().outputs().size());
         }
-        this.outDone = new long[outputs];
+        this.collector = new ResultCollector(name, output, cells, mask, outputs, probe, latency, peerLost);
         int arity = first.plan().inputArity();
         // Twice the cells: an argument array is reused only once its input slot was released (Channel.isFree),
         // whatever power of two the channel rounds maxInflight up to.
@@ -155,7 +150,7 @@ final class GraphDriver {
 
     /** @return how many executions were collected */
     long collected() {
-        return collected;
+        return collector.collected();
     }
 
     /** @return the graph's sequence number of the live deployment's execution 0 */
@@ -201,7 +196,7 @@ final class GraphDriver {
      * @return the result: the output's value, or the tuple or list of the outputs
      */
     Object take(long sequence) {
-        Cell c = awaitTake(sequence);
+        ResultCell c = awaitTake(sequence);
         Object r = c.result;
         Object value = r != null || !live.plan().multiOutput() ? r
                 : GraphCompiler.outputValue(output, c.kept.clone());
@@ -221,7 +216,7 @@ final class GraphDriver {
             throw new IllegalArgumentException(name + " has " + n + " outputs; take(sequence, outputs) got an "
                     + "array of " + outputs.length);
         }
-        Cell c = awaitTake(sequence);
+        ResultCell c = awaitTake(sequence);
         Object r = c.result;
         boolean multi = live.plan().multiOutput();
         if (multi && r == null) {
@@ -295,13 +290,13 @@ final class GraphDriver {
                 return -1;
             }
             long seq = submitted;
-            if (seq - collected >= slots) {
+            if (seq - collector.collected() >= slots) {
                 collect();
-                if (seq - collected >= slots) {
+                if (seq - collector.collected() >= slots) {
                     return -1;
                 }
             }
-            Cell c = cells[(int) seq & mask];
+            ResultCell c = cells[(int) seq & mask];
             if ((int) HOLD.getAcquire(c) != FREE) {
                 return -1; // an untaken result: the locked path says so
             }
@@ -327,7 +322,7 @@ final class GraphDriver {
     }
 
     /** Sets up the cell of {@code seq} for a new execution; it is FREE and collected. */
-    private void prepare(Cell c, long seq, GraphFuture<?> future) {
+    private void prepare(ResultCell c, long seq, GraphFuture<?> future) {
         c.seq = seq;
         c.settled = false;
         c.future = future;
@@ -349,7 +344,7 @@ final class GraphDriver {
         try {
             return d.input.offer(seq - base, record);
         } catch (RuntimeException e) {
-            Cell c = cells[(int) seq & mask];
+            ResultCell c = cells[(int) seq & mask];
             c.future = null;
             c.event = null;
             HOLD.setRelease(c, FREE);
@@ -394,13 +389,13 @@ final class GraphDriver {
                 if (state.get() != OPEN) {
                     awaitDeployed(deadline);
                 }
-                if (submitted - collected >= slots && !awaitCapacity(deadline)) {
+                if (submitted - collector.collected() >= slots && !awaitCapacity(deadline)) {
                     continue; // a restart began meanwhile
                 }
                 // Read after waiting: a callback run meanwhile on this thread may have submitted (the lock is reentrant).
                 long seq = submitted;
                 Deployment d = live;
-                Cell c = cells[(int) seq & mask];
+                ResultCell c = cells[(int) seq & mask];
                 if ((int) HOLD.getAcquire(c) != FREE && !awaitCell(c, seq, deadline)) {
                     continue; // a restart began
                 }
@@ -420,7 +415,7 @@ final class GraphDriver {
                     continue;
                 }
                 if (future != null && future.isAsync()) {
-                    asyncPending.incrementAndGet(); // before the collector can see the execution
+                    collector.asyncSubmitted(); // before the collector can see the execution
                 }
                 submitted = seq + 1;
                 int s = state.get();
@@ -445,7 +440,7 @@ final class GraphDriver {
      * @return false if a restart began meanwhile
      * @throws IllegalStateException if the result was not taken
      */
-    private boolean awaitCell(Cell c, long seq, long deadline) {
+    private boolean awaitCell(ResultCell c, long seq, long deadline) {
         int tries = 0;
         while ((int) HOLD.getAcquire(c) != FREE) {
             if (state.get() == RESTARTING) {
@@ -555,7 +550,7 @@ final class GraphDriver {
 
     /** @return false if the graph began restarting while it waited */
     private boolean awaitCapacity(long deadline) {
-        while (submitted - collected >= slots) {
+        while (submitted - collector.collected() >= slots) {
             boolean ready = await(null, -1, deadline);
             if (state.get() == RESTARTING) {
                 return false;
@@ -641,7 +636,7 @@ final class GraphDriver {
                             outcome = 1;
                             break;
                         }
-                        if (!settledAsync.isEmpty()) {
+                        if (collector.hasSettled()) {
                             outcome = -1;
                             break;
                         }
@@ -684,16 +679,15 @@ final class GraphDriver {
         if (takeSeq >= 0) {
             return (int) HOLD.getAcquire(cells[(int) takeSeq & mask]) == READY;
         }
-        return submitted - collected < slots || state.get() != OPEN;
+        return submitted - collector.collected() < slots || state.get() != OPEN;
     }
 
     /** Gives up the collector role; returns the async futures it settled, to publish once it let go. */
     private List<GraphFuture<?>> stopCollecting() {
-        List<GraphFuture<?>> settled = settledAsync.isEmpty() ? List.of() : List.copyOf(settledAsync);
-        settledAsync.clear();
+        List<GraphFuture<?>> settled = collector.drainSettled();
         driverIdle.reset();
         collecting.set(false);
-        if (asyncPending.get() > 0) {
+        if (collector.asyncPending() > 0) {
             completer.wake(); // it may have found the role taken: its turn
         }
         return settled;
@@ -706,143 +700,13 @@ final class GraphDriver {
         }
     }
 
-    /**
-     * Moves finished outputs from the output channels into their cells; the collecting thread only (the owner on
-     * its single-writer path, else the holder of the collector role). Each output channel is read as far as it
-     * got, so an output that failed settles its execution at once (fail fast) while slower sibling outputs are still
-     * running; an execution's slot is reclaimed once every output of it arrived, in order.
-     */
+    /** Collects from the live deployment; the collecting thread only (see {@link ResultCollector#collect}). */
     private int collect() {
-        Deployment d = live;
-        Channel[] outChannels = d.outChannels;
-        int[] outReaders = d.outReaders;
-        boolean[] outCrosses = d.outCrosses;
-        int n = outChannels.length;
-        long limit = submitted;
-        long b = base;
-        int work = 0;
-        for (int o = 0; o < n; o++) {
-            long seq = outDone[o];
-            while (seq < limit) {
-                Object v = outChannels[o].poll(outReaders[o], seq - b);
-                if (v == Channel.NOT_READY) {
-                    break;
-                }
-                // A value read in place from shared memory is valid until released: the cell keeps a copy.
-                Object owned = !outCrosses[o] ? v : v instanceof RemoteError e ? TaskError.fromRemote(e) : Codecs.owned(v);
-                outChannels[o].release(outReaders[o], seq - b);
-                Cell c = cells[(int) seq & mask];
-                c.values[o] = owned;
-                c.arrived++;
-                if (owned instanceof TaskError && !c.settled) {
-                    settle(c, d, owned); // fail fast: the sibling outputs are not waited for
-                }
-                seq++;
-            }
-            work += (int) (seq - outDone[o]);
-            outDone[o] = seq;
-        }
-        long col = collected;
-        long start = col;
-        while (col < limit) {
-            Cell c = cells[(int) col & mask];
-            if (c.arrived < n) {
-                break;
-            }
-            if (!c.settled) {
-                settle(c, d, null);
-            }
-            c.arrived = 0;
-            Object[] values = c.values;
-            for (int o = 0; o < n; o++) {
-                values[o] = null;
-            }
-            col++;
-        }
-        if (col != start) {
-            COLLECTED.setRelease(this, col);
-        }
-        return work;
+        return collector.collect(live, submitted, base);
     }
 
-    /**
-     * Delivers the outcome of the cell's execution: into its future, or kept in the cell for {@link #take}.
-     *
-     * @param failure the failed output when it fails fast, else null: the outcome is read from the cell's values
-     */
-    private void settle(Cell c, Deployment d, Object failure) {
-        c.settled = true;
-        boolean multi = d.plan().multiOutput();
-        Object[] values = c.values;
-        int[] outPosition = d.outPosition;
-        Object outcome = failure;
-        if (outcome == null) {
-            if (!multi) {
-                outcome = values[0];
-            } else {
-                for (int p = 0; p < outPosition.length && outcome == null; p++) {
-                    if (values[outPosition[p]] instanceof TaskError e) {
-                        outcome = e; // every output of a failed execution fails
-                    }
-                }
-            }
-        }
-        observe(c, outcome instanceof TaskError);
-        GraphFuture<?> f = c.future;
-        if (f != null) {
-            c.future = null;
-            Object result = outcome;
-            if (multi && outcome == null) {
-                Object[] list = new Object[outPosition.length];
-                for (int p = 0; p < list.length; p++) {
-                    list[p] = values[outPosition[p]];
-                }
-                result = GraphCompiler.outputValue(output, list);
-            }
-            f.complete(result); // false if it was cancelled: the result is dropped
-            if (f.isAsync()) {
-                asyncPending.decrementAndGet();
-                settledAsync.add(f);
-            }
-            return;
-        }
-        c.result = outcome;
-        if (multi && outcome == null) {
-            for (int p = 0; p < outPosition.length; p++) {
-                c.kept[p] = values[outPosition[p]];
-            }
-        }
-        HOLD.setRelease(c, READY);
-    }
-
-    /** Records a finished execution in the statistics, the trace and JFR; before its outcome is delivered. */
-    private void observe(Cell c, boolean failed) {
-        long at = c.submittedAt;
-        if (at != 0) {
-            long now = System.nanoTime();
-            if (latency != null) {
-                latency.record(now - at, failed);
-            }
-            TraceWindow window = probe.trace();
-            if (window != null) {
-                window.executions().add(failed ? "execution (failed)" : "execution", c.seq, at, now);
-            }
-        }
-        KilnEvents.Execution e = c.event;
-        if (e != null) {
-            c.event = null;
-            e.end();
-            if (e.shouldCommit()) {
-                e.graph = name;
-                e.sequence = c.seq;
-                e.failed = failed;
-                e.commit();
-            }
-        }
-    }
-
-    private Cell awaitTake(long sequence) {
-        Cell c = cells[(int) sequence & mask];
+    private ResultCell awaitTake(long sequence) {
+        ResultCell c = cells[(int) sequence & mask];
         if (sequence < 0 || sequence >= submitted || c.seq != sequence || c.future != null
                 || (int) HOLD.getAcquire(c) == FREE) {
             throw new IllegalArgumentException(name + ": execution #" + sequence + " was not started by submit, or "
@@ -863,7 +727,7 @@ final class GraphDriver {
         return c;
     }
 
-    private static void giveBack(Cell c) {
+    private static void giveBack(ResultCell c) {
         c.result = null;
         Arrays.fill(c.kept, null);
         HOLD.setRelease(c, FREE);
@@ -887,28 +751,9 @@ final class GraphDriver {
         return value;
     }
 
-    /**
-     * The driver's sleep while it waits for an output written in another JVM, whose writer cannot
-     * unpark it. A writer on another host that stays unreachable fails the deployment.
-     */
+    /** The driver's idle sleep while it waits for an output written in another JVM. */
     private boolean sleepOnOutput(long nanos) {
-        Deployment d = live;
-        long limit = submitted;
-        for (int o = 0; o < d.outChannels.length; o++) {
-            if (outDone[o] < limit) {
-                if (!d.outCrosses[o]) {
-                    return false; // an in-process writer unparks the driver
-                }
-                if (!d.outChannels[o].awaitPublished(d.outReaders[o], outDone[o] - base, nanos)) {
-                    String lost = d.outChannels[o].peerLoss(d.outReaders[o]);
-                    if (lost != null) {
-                        peerLost.accept(d, lost);
-                    }
-                }
-                return true;
-            }
-        }
-        return false;
+        return collector.sleepOnOutput(live, submitted, base, nanos);
     }
 
     /** Takes the collector role, waiting up to {@code teardownTimeout} for a collector to notice the graph left OPEN. */
@@ -931,12 +776,12 @@ final class GraphDriver {
      * @return false if there was nothing to do (or another thread collects): the completer may park
      */
     boolean collectAsync() {
-        if (state.get() != OPEN || asyncPending.get() <= 0 || !collecting.compareAndSet(false, true)) {
+        if (state.get() != OPEN || collector.asyncPending() <= 0 || !collecting.compareAndSet(false, true)) {
             return false;
         }
         List<GraphFuture<?>> settled;
         try {
-            while (asyncPending.get() > 0 && state.get() == OPEN && settledAsync.isEmpty()) {
+            while (collector.asyncPending() > 0 && state.get() == OPEN && !collector.hasSettled()) {
                 driverIdle.idle(collect());
             }
         } finally {
@@ -974,33 +819,10 @@ final class GraphDriver {
                 } catch (RuntimeException e) {
                     // The old channels failed: what they did not deliver is lost with the rest.
                 }
-                toPublish.addAll(settledAsync);
-                settledAsync.clear();
+                toPublish.addAll(collector.drainSettled());
                 String lost = " of " + name + " was lost: " + why + "; " + name + " restarts (restart " + number
                         + ") and takes new executions: submit it again";
-                for (long seq = collected; seq < submitted; seq++) {
-                    Cell c = cells[(int) seq & mask];
-                    GraphFuture<?> f = c.future;
-                    c.future = null;
-                    c.event = null;
-                    c.arrived = 0;
-                    Arrays.fill(c.values, null);
-                    if (c.settled || c.seq != seq) {
-                        continue;
-                    }
-                    c.settled = true;
-                    GraphRestartedException e = new GraphRestartedException("execution #" + seq + lost, seq, number,
-                            cause);
-                    if (f == null) {
-                        c.result = new Failure(e); // for take
-                        HOLD.setRelease(c, READY);
-                    } else if (f.lose(e) && f.isAsync()) {
-                        asyncPending.decrementAndGet();
-                        toPublish.add(f);
-                    }
-                }
-                collected = submitted;
-                Arrays.fill(outDone, submitted);
+                collector.loseInFlight(submitted, lost, number, cause, toPublish);
             } finally {
                 driverIdle.reset();
                 collecting.set(false);
@@ -1057,7 +879,7 @@ final class GraphDriver {
         completer.wake();
         driverWaker.signal();
         long end = submitted;
-        for (long seq = collected; seq < end; seq++) {
+        for (long seq = collector.collected(); seq < end; seq++) {
             // A racy read, repaired by the waiters: a future or a take that finds the graph closed fails itself.
             GraphFuture<?> f = cells[(int) seq & mask].future;
             if (f != null && f.sequence() == seq) {
@@ -1088,53 +910,12 @@ final class GraphDriver {
     }
 
     private static final VarHandle SUBMITTED;
-    private static final VarHandle COLLECTED;
-    private static final VarHandle HOLD;
-    /** A cell's hold: no execution for {@link #take}, one in flight, its outcome waiting to be taken. */
-    private static final int FREE = 0;
-    private static final int WAITING = 1;
-    private static final int READY = 2;
 
     static {
         try {
-            MethodHandles.Lookup l = MethodHandles.lookup();
-            SUBMITTED = l.findVarHandle(GraphDriver.class, "submitted", long.class);
-            COLLECTED = l.findVarHandle(GraphDriver.class, "collected", long.class);
-            HOLD = l.findVarHandle(Cell.class, "hold", int.class);
+            SUBMITTED = MethodHandles.lookup().findVarHandle(GraphDriver.class, "submitted", long.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
-    }
-
-    /**
-     * The preallocated state of one slot: the execution in it, its outputs as they arrive, and its outcome until it
-     * is delivered (into its future, or kept for {@link #take}). Written by the submitting thread before the
-     * execution is published and by the collecting thread after; {@link #hold} hands a kept outcome to the taker.
-     */
-    private static final class Cell {
-        long seq = -1;
-        GraphFuture<?> future;
-        /** The outputs of the execution so far, by distinct output channel; until the slot is reclaimed. */
-        final Object[] values;
-        int arrived;
-        /** Whether the outcome was delivered (a failed output settles it before its siblings arrive). */
-        boolean settled;
-        /** For take: the single result, or the failure ({@link TaskError}, {@link Failure}); null for kept outputs. */
-        Object result;
-        /** For take on a graph of several outputs: the values by output position. */
-        final Object[] kept;
-        /** FREE, WAITING or READY; release/acquire. */
-        int hold;
-        long submittedAt;
-        KilnEvents.Execution event;
-
-        Cell(int outputs, int positions) {
-            values = new Object[outputs];
-            kept = new Object[positions];
-        }
-    }
-
-    /** A failure kept in a cell for {@link #take}, told apart from a result that happens to be an exception. */
-    private record Failure(RuntimeException error) {
     }
 }
