@@ -138,11 +138,6 @@ final class GraphDriver {
         return live;
     }
 
-    /** @return the waker of the driver's threads */
-    Waker waker() {
-        return driverWaker;
-    }
-
     /** @return how many executions were started */
     long submitted() {
         return submitted;

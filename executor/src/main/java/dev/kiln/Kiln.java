@@ -125,10 +125,6 @@ public final class Kiln implements AutoCloseable {
         return options;
     }
 
-    ValueCodec codec() {
-        return codec;
-    }
-
     /**
      * {@return the {@code address:port} where workers join this runtime (give it to {@link KilnWorker}), or empty
      *         when it accepts no workers ({@link KilnOptions#joinSecret} unset)}
