@@ -7,6 +7,7 @@ import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
 import dev.kiln.compiler.ExecutionPlan.OutputRead;
 import dev.kiln.compiler.GraphCompileException;
+import dev.kiln.executor.ActorHandle;
 import dev.kiln.executor.ActorThread;
 import dev.kiln.executor.Codecs;
 import dev.kiln.executor.Gpus;
@@ -67,6 +68,8 @@ final class Deployment {
     private final CompileOptions options;
     private final Map<Integer, ActorThread> local;
     private final List<RemoteActor> remoteActors;
+    /** Every actor of the plan, in schedule order. */
+    private final List<ActorHandle> actors;
     private final List<RemoteHost> workers;
     private final Map<String, Peer> peers;
     private final Peer driver;
@@ -128,6 +131,9 @@ final class Deployment {
         }
         this.workers = List.copyOf(ws);
         this.peers = Map.copyOf(all);
+        Map<Integer, ActorHandle> handles = new HashMap<>(local);
+        remote.forEach(r -> handles.put(r.id(), r));
+        this.actors = plan.schedules().stream().map(s -> handles.get(s.actor())).toList();
         this.part = new GraphPart(plan, options, "driver", label, peers, local, driverWaker, gpus, workerTimeout, codec,
                 aeron, udp, this, (actor, cause) -> graph.actorDied(this, actor, cause),
                 why -> graph.failed(this, why, null), graph.probe());
@@ -190,15 +196,10 @@ final class Deployment {
         if (f != null) {
             return f;
         }
-        for (ActorThread a : local.values()) {
-            if (a.death() != null || !a.isAlive()) {
-                return "actor " + a.name() + " of " + graph + " died of " + (a.death() != null ? a.death()
-                        : "the end of its thread");
-            }
-        }
-        for (RemoteActor r : remoteActors) {
-            if (r.death() != null) {
-                return r.death();
+        for (ActorHandle a : actors) {
+            String death = a.deathReason();
+            if (death != null) {
+                return death;
             }
         }
         return null;
@@ -211,40 +212,30 @@ final class Deployment {
      * @throws GraphCompileException naming an actor that is dead or held by a graph that cannot share it with this one
      */
     void hold() {
-        List<ActorThread> held = new ArrayList<>();
-        List<RemoteActor> heldRemote = new ArrayList<>();
-        Map<Integer, RemoteActor> remote = new HashMap<>();
-        remoteActors.forEach(r -> remote.put(r.id(), r));
+        List<ActorHandle> held = new ArrayList<>();
+        Map<Integer, ActorHandle> byId = new HashMap<>();
+        actors.forEach(a -> byId.put(a.id(), a));
         try {
             for (ActorSchedule s : plan.schedules()) {
-                boolean exclusive = Holders.exclusive(s, options);
-                ActorThread a = local.get(s.actor());
-                RemoteActor r = remote.get(s.actor());
-                if (a == null && r == null) {
+                ActorHandle a = byId.get(s.actor());
+                if (a == null) {
                     continue;
                 }
-                String name = a != null ? a.name() : r.name();
-                String death = a != null ? (a.death() != null ? "it died of " + a.death()
-                        : a.isAlive() ? null : "its thread ended") : r.death();
+                String death = a.deathReason();
                 if (death != null) {
-                    throw new GraphCompileException(name, "actor " + name + " is dead (" + death
+                    throw new GraphCompileException(a.name(), "actor " + a.name() + " is dead (" + death
                             + "); create a new actor and bind its methods instead");
                 }
-                Object holder = a != null ? a.hold(this, exclusive) : r.hold(this, exclusive);
+                Object holder = a.hold(this, Holders.exclusive(s, options));
                 if (holder != null) {
-                    throw new GraphCompileException(name, "actor " + name + " is in " + holder + ", which is still "
-                            + "open (or still finishing a method after close) and " + whyAlone(s, holder)
+                    throw new GraphCompileException(a.name(), "actor " + a.name() + " is in " + holder
+                            + ", which is still open (or still finishing a method after close) and " + whyAlone(s, holder)
                             + ": close that graph first, or create another actor");
                 }
-                if (a != null) {
-                    held.add(a);
-                } else {
-                    heldRemote.add(r);
-                }
+                held.add(a);
             }
         } catch (RuntimeException e) {
             held.forEach(a -> a.release(this));
-            heldRemote.forEach(r -> r.release(this));
             throw e;
         }
     }
@@ -266,8 +257,7 @@ final class Deployment {
 
     /** Frees the actors of a deployment that never started. */
     void release() {
-        local.values().forEach(a -> a.release(this));
-        remoteActors.forEach(r -> r.release(this));
+        actors.forEach(a -> a.release(this));
     }
 
     /**

@@ -5,6 +5,7 @@ import dev.kiln.transport.KilnIdleStrategy;
 import dev.kiln.transport.Waker;
 import dev.kiln.transport.gpu.DeviceOps;
 
+import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
@@ -29,10 +30,10 @@ import java.util.function.Supplier;
  * those points only the carrier's thread touches the actor, so its methods still run one at a time and in order,
  * but on the carrier's thread: state kept in a {@code ThreadLocal} does not carry over.
  *
- * <p>{@link #hold}, {@link #release}, {@link #attach}, {@link #submit}, {@link #wake} and {@link #stop} may
- * be called from any thread; everything else runs on the actor's thread (or its carrier's).
+ * <p>{@link #hold}, {@link #release}, {@link #attach}, {@link #submit}, {@link #call}, {@link #wake}, {@link #stop}
+ * and the queries may be called from any thread; everything else runs on the actor's thread (or its carrier's).
  */
-public final class ActorThread {
+public final class ActorThread implements ActorHandle {
 
     private final int id;
     private volatile String name;
@@ -107,12 +108,12 @@ public final class ActorThread {
         return Character.toLowerCase(simple.charAt(0)) + simple.substring(1) + "-" + id;
     }
 
-    /** @return the actor's id */
+    @Override
     public int id() {
         return id;
     }
 
-    /** @return the actor's name */
+    @Override
     public String name() {
         return name;
     }
@@ -147,32 +148,29 @@ public final class ActorThread {
         return death;
     }
 
+    @Override
+    public String deathReason() {
+        Throwable t = death;
+        return t != null ? "actor " + name + " died of " + t : thread.isAlive() ? null : "the thread of actor " + name
+                + " ended";
+    }
+
     /** @return whether the thread is still running */
     public boolean isAlive() {
         return thread.isAlive();
     }
 
-    /** @return the graphs that hold the actor */
+    @Override
     public Holders holders() {
         return holders;
     }
 
-    /**
-     * Reserves the actor for {@code graph}.
-     *
-     * @param graph     the compiling graph
-     * @param exclusive whether the graph needs the actor to itself (see {@link Holders})
-     * @return null on success, else a graph that holds the actor and is in the way
-     */
+    @Override
     public Object hold(Object graph, boolean exclusive) {
         return holders.hold(graph, exclusive);
     }
 
-    /**
-     * Frees the actor from {@code graph} if its loop never started (compile failed).
-     *
-     * @param graph the graph that held it
-     */
+    @Override
     public void release(Object graph) {
         holders.release(graph);
     }
@@ -234,6 +232,16 @@ public final class ActorThread {
         return true;
     }
 
+    /** Queues the call in the mailbox; a call the actor cannot take any more fails at once. */
+    @Override
+    public <R> CompletableFuture<R> call(Serializable method, int arity, Object[] args, long number) {
+        DynamicCall<R> call = new DynamicCall<>(method, arity, created.getNow(null), name, number, args);
+        if (!submit(call)) {
+            call.abandon(name, death);
+        }
+        return call.future();
+    }
+
     /** Wakes the thread, and the carrier it is lent to, e.g. after stopping its loop. */
     public void wake() {
         LockSupport.unpark(thread);
@@ -244,6 +252,7 @@ public final class ActorThread {
     }
 
     /** Asks the thread to end after the method it is running; does not wait. */
+    @Override
     public void requestStop() {
         stopping = true;
         wake();
