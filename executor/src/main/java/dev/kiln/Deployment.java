@@ -246,10 +246,10 @@ final class Deployment {
             return "this graph runs the actor on the thread of another actor, which needs it alone (compile with "
                     + "CompileOptions.actorThreads(CompileOptions.THREAD_PER_ACTOR) to let graphs share it)";
         }
-        if (options.onActorDeath() == ActorDeathPolicy.RESTART) {
+        if (options.onActorDeath().restart()) {
             return "this graph restarts its actors when one dies (ActorDeathPolicy.RESTART), which needs them alone";
         }
-        return holder instanceof Deployment d && d.options.onActorDeath() == ActorDeathPolicy.RESTART
+        return holder instanceof Deployment d && d.options.onActorDeath().restart()
                 ? "restarts its actors when one dies (ActorDeathPolicy.RESTART), which needs them alone"
                 : "runs the actor on the thread of another actor, which needs it alone (compile it with "
                         + "CompileOptions.actorThreads(CompileOptions.THREAD_PER_ACTOR) to let graphs share it)";

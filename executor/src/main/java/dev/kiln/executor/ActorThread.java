@@ -24,7 +24,7 @@ import java.util.function.Supplier;
  * <p><b>Sharing a thread.</b> A graph's plan may put several actors of one JVM on one thread
  * ({@code ExecutionPlan.ActorSchedule.carrier()}): the carrier's thread then runs the loops and the mailboxes of
  * its guests too, one duty cycle after the other, so a hand-off between actors on that thread is a plain write
- * and read, not a wake-up. A guest's own thread hands its actor over ({@link #attach(GraphLoop, ActorThread)}):
+ * and read, not a wake-up. A guest's own thread hands its actor over ({@link #attach(GraphLoop, ActorThread, int)}):
  * it drains its mailbox once more, queues itself at the carrier, and parks until the carrier gives it back, which
  * the carrier does when the guest's loop left the graph (or the guest is stopped, or the carrier ends). Between
  * those points only the carrier's thread touches the actor, so its methods still run one at a time and in order,
@@ -50,10 +50,17 @@ public final class ActorThread implements ActorHandle {
     private volatile GraphLoop lentLoop;
     /** The thread that runs {@link #lentLoop}; set before it. */
     private volatile ActorThread carrier;
+    /** Where {@link #lentLoop} runs among its carrier's guests: its schedule's position in the plan; set before it. */
+    private volatile int order;
     /** True from the moment this actor's thread hands the actor to its carrier until the carrier gives it back. */
     private volatile boolean lent;
     /** The actor, once created; read by a carrier that runs it. */
     private volatile Object instance;
+    /**
+     * Guests attached to run on this thread and not given back yet, whether or not they arrived: while there are
+     * any, this thread is not lent to another carrier (a graph that takes this actor as a guest waits for them).
+     */
+    private final java.util.concurrent.atomic.AtomicInteger lentGuests = new java.util.concurrent.atomic.AtomicInteger();
     /** Guests whose threads handed their actor to this thread, not yet taken up by its duty cycle. */
     private final ConcurrentLinkedQueue<ActorThread> arriving = new ConcurrentLinkedQueue<>();
     /** The guests this thread runs; this thread only. */
@@ -193,16 +200,20 @@ public final class ActorThread implements ActorHandle {
      * graph (see the class description); the loop's graph must hold the actor exclusively. The loop is left, the
      * actor freed and given back to its own thread, once {@link GraphLoop#stop()} was called.
      *
-     * @param loop the actor's part of a compiled graph
-     * @param on   the thread that runs it: this (as {@link #attach(GraphLoop)}), or a carrier that runs its own loop
-     *             of the same graph
+     * @param loop  the actor's part of a compiled graph
+     * @param on    the thread that runs it: this (as {@link #attach(GraphLoop)}), or a carrier that runs its own loop
+     *              of the same graph
+     * @param order the schedule's position in the plan: the carrier runs its guests' loops in this order, after its
+     *              own, so that a value handed down a chain of guests moves through all of them in one duty cycle
      */
-    public void attach(GraphLoop loop, ActorThread on) {
+    public void attach(GraphLoop loop, ActorThread on, int order) {
         if (on == this) {
             attach(loop);
             return;
         }
+        on.lentGuests.incrementAndGet();
         carrier = on;
+        this.order = order;
         lentLoop = loop;
         waker.signal();
         LockSupport.unpark(thread);
@@ -295,7 +306,7 @@ public final class ActorThread implements ActorHandle {
         try {
             while (!stopping) {
                 int work = drainMailbox();
-                if (lentLoop != null) {
+                if (lentLoop != null && lentGuests.get() == 0) {
                     lend(carrier);
                     continue;
                 }
@@ -337,6 +348,14 @@ public final class ActorThread implements ActorHandle {
             for (GraphLoop loop : loops) {
                 loop.died(cause);
                 loop.freeOwned();
+            }
+            GraphLoop notLent = lentLoop;
+            if (notLent != null && !lent) {
+                // attached to a carrier, but this thread ended before it handed the actor over
+                lentLoop = null;
+                carrier.lentGuests.decrementAndGet();
+                carrier = this;
+                notLent.died(cause);
             }
             giveBackAll();
             Runnable call;
@@ -397,10 +416,9 @@ public final class ActorThread implements ActorHandle {
             }
             // Timed only to notice a carrier that ended: the carrier unparks this thread when it gives the actor back.
             LockSupport.parkNanos(this, 10_000_000);
-            if (Thread.interrupted()) {
+            if (Thread.interrupted() && stopping) {
                 // stop() gave up waiting for the carrier (it is inside a long method of this actor): leave, and
-                // leave the loop to the carrier.
-                stopping = true;
+                // leave the loop to the carrier. Another interrupt (one a dynamic call left set) is dropped.
                 Thread.currentThread().interrupt();
                 return;
             }
@@ -411,6 +429,7 @@ public final class ActorThread implements ActorHandle {
     private void reclaim() {
         GraphLoop loop = lentLoop;
         lentLoop = null;
+        carrier.lentGuests.decrementAndGet();
         carrier = this;
         lent = false;
         if (loop != null) {
@@ -430,7 +449,11 @@ public final class ActorThread implements ActorHandle {
         int work = 0;
         ActorThread g;
         while ((g = arriving.poll()) != null) {
-            guests.add(g);
+            int at = guests.size();
+            while (at > 0 && guests.get(at - 1).order > g.order) {
+                at--;
+            }
+            guests.add(at, g);
             g.lentLoop.bind(g.instance);
             guestsChanged = true;
             work++;
@@ -481,6 +504,7 @@ public final class ActorThread implements ActorHandle {
     private void giveBack(boolean free) {
         GraphLoop loop = lentLoop;
         lentLoop = null;
+        carrier.lentGuests.decrementAndGet();
         carrier = this;
         lent = false;
         LockSupport.unpark(thread);

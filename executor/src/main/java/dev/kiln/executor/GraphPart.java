@@ -30,7 +30,7 @@ import java.util.function.Consumer;
  * or a loop is stuck.
  *
  * <p>Not thread-safe: one thread sets up and tears down; the loops run on the actors' threads (a guest's on its
- * carrier's, where the plan has actors share a thread: {@link ActorThread#attach(GraphLoop, ActorThread)}).
+ * carrier's, where the plan has actors share a thread: {@link ActorThread#attach(GraphLoop, ActorThread, int)}).
  */
 public final class GraphPart {
 
@@ -205,7 +205,7 @@ public final class GraphPart {
     public void attach() {
         attached = true;
         for (int i = 0; i < loops.length; i++) {
-            actors.get(i).attach(loops[i], hosted.get(schedules.get(i).carrier()));
+            actors.get(i).attach(loops[i], hosted.get(schedules.get(i).carrier()), i);
         }
         if (comms != null && !comms.isEmpty()) {
             watching = true;

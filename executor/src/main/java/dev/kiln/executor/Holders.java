@@ -1,6 +1,5 @@
 package dev.kiln.executor;
 
-import dev.kiln.compiler.ActorDeathPolicy;
 import dev.kiln.compiler.CompileOptions;
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
 
@@ -28,7 +27,7 @@ public final class Holders {
      * @return whether that graph needs the actor to itself: it runs it on a carrier's thread, or it restarts its actors
      */
     public static boolean exclusive(ActorSchedule schedule, CompileOptions options) {
-        return schedule.sharesThread() || options.onActorDeath() == ActorDeathPolicy.RESTART;
+        return schedule.sharesThread() || options.onActorDeath().restart();
     }
 
     /**

@@ -34,7 +34,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 /**
- * Actors sharing a thread ({@link ActorThread#attach(GraphLoop, ActorThread)}): a chain of actors whose loops run
+ * Actors sharing a thread ({@link ActorThread#attach(GraphLoop, ActorThread, int)}): a chain of actors whose loops run
  * on the first one's thread, driven from the test thread as the driver. Checks exact results, which thread runs
  * what, dynamic calls between executions, and how guests go back to their own threads.
  */
@@ -312,6 +312,44 @@ class SharedThreadTest {
         assertTrue(deaths.isEmpty(), deaths::toString);
     }
 
+    @Test
+    void aCarrierWhoseGuestsStillRunIsNotLentAwayUntilTheyLeave() throws Exception {
+        chain(3, new int[] {1, 1, 1}, IdleMode.BLOCKING);
+        run(0, 100, 3);
+        loops[0].stop(); // the carrier's own loop leaves first; its guests' loops still run on its thread
+        threads.getFirst().wake();
+        await("s1's graph let go of it", () -> !threads.getFirst().holders().contains(OWNER));
+        // Another graph takes s1 alone, as a guest of a thread of its own.
+        Stage otherStage = new Stage();
+        ActorThread other = new ActorThread(9, "s9", () -> otherStage);
+        other.created().get(10, TimeUnit.SECONDS);
+        threads.add(other);
+        InputNode<Integer> in = Graph.input();
+        ActorRef<Stage> s1 = dev.kiln.graph.internal.GraphInternals.actorRef(1, "s1", Stage.class, "test");
+        Waker driver = new Waker();
+        GraphLoopTest.Wired second = GraphLoopTest.wire(s1.bind(Stage::inc, in), CompileOptions.defaults().maxInflight(4),
+                p -> p == ExecutionPlan.DRIVER ? driver : other.waker(), 1);
+        GraphLoop secondLoop = new GraphLoop(second.plan().schedules().getFirst(), second.channels(), 1, "second",
+                IdleMode.BLOCKING, null, Map.of(), deaths::add, lost -> { }, null);
+        assertNull(threads.getFirst().hold("second", true));
+        threads.getFirst().attach(secondLoop, other, 0);
+        // s1's thread still serves its guests: their mailboxes run on it.
+        CompletableFuture<String> call = new CompletableFuture<>();
+        assertTrue(threads.get(1).submit(() -> call.complete(stages.get(1).where())));
+        assertEquals("kiln-actor-s1", call.get(10, TimeUnit.SECONDS));
+        assertTrue(second.input().offer(0, 41));
+        loops[1].stop();
+        loops[2].stop();
+        threads.getFirst().wake();
+        await("the second graph ran s1 on s9's thread",
+                () -> second.output().poll(second.outputReader(), 0) != Channel.NOT_READY);
+        assertEquals(42, second.output().poll(second.outputReader(), 0));
+        assertTrue(stages.getFirst().threads.contains("kiln-actor-s9"));
+        secondLoop.stop();
+        other.wake();
+        assertTrue(deaths.isEmpty(), deaths::toString);
+    }
+
     /** A new graph on the actors: new channels and loops, attached as {@code carrierOf} says. */
     private void rewire(int[] carrierOf, IdleMode idle) {
         int n = threads.size();
@@ -340,7 +378,7 @@ class SharedThreadTest {
         }
         for (int i = 0; i < n; i++) {
             ActorSchedule s = wired.plan().schedules().get(i);
-            threads.get(s.actor() - 1).attach(loops[i], threads.get(carrierOf[s.actor() - 1] - 1));
+            threads.get(s.actor() - 1).attach(loops[i], threads.get(carrierOf[s.actor() - 1] - 1), i);
         }
     }
 

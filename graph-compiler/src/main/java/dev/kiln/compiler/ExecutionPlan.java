@@ -272,6 +272,35 @@ public record ExecutionPlan(int inputArity, int maxInflight, List<NodeSpec> node
         }
     }
 
+    /**
+     * Whether an actor may share a thread with other actors of its JVM (run on another's thread, or carry others on
+     * its own): it has no GPU (its device is bound to its thread), no all-reduce (a collective blocks its thread), and
+     * every channel it reads or writes is {@link Transport#IN_PROCESS} (a thread that waits on another process's
+     * channel sleeps in it, while it owes the actors it shares with work).
+     *
+     * @param schedule the actor's schedule
+     * @param channels the plan's channels; an index outside them makes the answer no
+     * @return whether it may share
+     */
+    public static boolean mayShareThread(ActorSchedule schedule, List<ChannelSpec> channels) {
+        if (schedule.placement().hasGpu()) {
+            return false;
+        }
+        for (Operation op : schedule.ops()) {
+            int channel = switch (op) {
+                case Read r -> r.channel();
+                case Write w -> w.channel();
+                case AllReduce a -> -2;
+                case Compute c -> -1;
+            };
+            if (channel == -2 || channel >= 0 && (channel >= channels.size()
+                    || channels.get(channel).transport() != Transport.IN_PROCESS)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /** One step of an actor's schedule. */
     public sealed interface Operation permits Read, Compute, AllReduce, Write {
     }

@@ -1,12 +1,9 @@
 package dev.kiln.compiler;
 
 import dev.kiln.compiler.ExecutionPlan.ActorSchedule;
-import dev.kiln.compiler.ExecutionPlan.AllReduce;
 import dev.kiln.compiler.ExecutionPlan.ChannelSpec;
 import dev.kiln.compiler.ExecutionPlan.Compute;
 import dev.kiln.compiler.ExecutionPlan.Operation;
-import dev.kiln.compiler.ExecutionPlan.Read;
-import dev.kiln.compiler.ExecutionPlan.Write;
 import dev.kiln.compiler.Topology.ActorPlacement;
 import dev.kiln.graph.Transport;
 
@@ -51,7 +48,7 @@ final class ThreadPlanner {
         Map<ActorPlacement, List<ActorSchedule>> sharing = new LinkedHashMap<>();
         Map<ActorPlacement, Integer> alone = new HashMap<>();
         for (ActorSchedule s : schedules) {
-            if (mayShare(s, channels)) {
+            if (ExecutionPlan.mayShareThread(s, channels)) {
                 sharing.computeIfAbsent(s.placement().jvm(), k -> new ArrayList<>()).add(s);
             } else {
                 alone.merge(s.placement().jvm(), 1, Integer::sum);
@@ -82,25 +79,6 @@ final class ThreadPlanner {
         }
         return schedules.stream().map(s -> carriers.containsKey(s.actor()) ? s.onThreadOf(carriers.get(s.actor())) : s)
                 .toList();
-    }
-
-    /** @return whether the actor can run on another actor's thread: no GPU, no all-reduce, in-process channels only */
-    private static boolean mayShare(ActorSchedule s, List<ChannelSpec> channels) {
-        if (s.placement().hasGpu()) {
-            return false;
-        }
-        for (Operation op : s.ops()) {
-            boolean inProcess = switch (op) {
-                case Read r -> channels.get(r.channel()).transport() == Transport.IN_PROCESS;
-                case Write w -> channels.get(w.channel()).transport() == Transport.IN_PROCESS;
-                case AllReduce _ -> false;
-                case Compute _ -> true;
-            };
-            if (!inProcess) {
-                return false;
-            }
-        }
-        return true;
     }
 
     private static int firstCompute(ActorSchedule s) {

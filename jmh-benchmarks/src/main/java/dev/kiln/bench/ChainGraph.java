@@ -26,6 +26,8 @@ final class ChainGraph implements AutoCloseable {
     static final String OWN = "own";
     /** The JMH parameter value for the default, {@link CompileOptions#AUTO_THREADS}: shared beyond the cores. */
     static final String AUTO = "auto";
+    /** The JMH parameter value for every actor on one thread: {@code actorThreads(1)}. */
+    static final String ONE = "one";
 
     private final int calls;
     private final int actors;
@@ -42,7 +44,7 @@ final class ChainGraph implements AutoCloseable {
      *
      * @param calls    calls in the chain, >= 1
      * @param actors   actors they visit, 1 to {@code calls}
-     * @param threads  {@link #OWN} or {@link #AUTO}
+     * @param threads  {@link #OWN}, {@link #AUTO} or {@link #ONE}
      * @param window   executions in flight (one operation finishes one)
      * @param inflight the graph's {@code maxInflight}, at least {@code window}
      * @throws IllegalStateException on a wrong result
@@ -55,7 +57,9 @@ final class ChainGraph implements AutoCloseable {
         CompileOptions options = CompileOptions.defaults().maxInflight(inflight).actorThreads(switch (threads) {
             case OWN -> CompileOptions.THREAD_PER_ACTOR;
             case AUTO -> CompileOptions.AUTO_THREADS;
-            default -> throw new IllegalArgumentException("threads is " + OWN + " or " + AUTO + ", got " + threads);
+            case ONE -> 1;
+            default -> throw new IllegalArgumentException("threads is " + OWN + ", " + AUTO + " or " + ONE + ", got "
+                    + threads);
         });
         this.kiln = Kiln.local();
         try {

@@ -17,8 +17,8 @@ import java.util.concurrent.TimeUnit;
  * A 1,000-call graph over 50 actors: a chain of 1,000 {@link Stage#step} calls visiting the actors round-robin
  * (call {@code i} on actor {@code i % 50}, all in the driver's JVM), so every call hands its value to another
  * actor. Microseconds per execution with 1 in flight ({@code maxInflight} 10, the default), each actor on a thread
- * of its own ({@code threads=own}) against the default ({@code threads=auto}: shared beyond the cores), in the same
- * run. Default idle mode (BACKOFF).
+ * of its own ({@code threads=own}) against the default ({@code threads=auto}: shared beyond the cores) and all on one
+ * thread ({@code threads=one}), in the same run. Default idle mode (BACKOFF).
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
@@ -30,8 +30,11 @@ public class ManyCallsBenchmark {
     /** Actors they visit. */
     static final int ACTORS = 50;
 
-    /** {@code own}: a thread per actor; {@code auto}: the default, threads shared beyond the cores. */
-    @Param({ChainGraph.OWN, ChainGraph.AUTO})
+    /**
+     * {@code own}: a thread per actor; {@code auto}: the default, threads shared beyond the cores; {@code one}: all
+     * actors on one thread ({@code actorThreads(1)}).
+     */
+    @Param({ChainGraph.OWN, ChainGraph.AUTO, ChainGraph.ONE})
     public String threads;
 
     private ChainGraph chain;

@@ -209,7 +209,7 @@ public final class PlanCodec {
             byActor.put(s.actor(), s);
         }
         for (ActorSchedule s : plan.schedules()) {
-            checkCarrier(s, byActor);
+            checkCarrier(s, byActor, plan.channels());
             for (Operation op : s.ops()) {
                 if (op instanceof AllReduce a) {
                     String what = "actor #" + s.actor() + "'s ALLREDUCE";
@@ -243,8 +243,11 @@ public final class PlanCodec {
         }
     }
 
-    /** A shared thread is one of the plan's actors in the same process, which runs on its own thread. */
-    private static void checkCarrier(ActorSchedule s, Map<Integer, ActorSchedule> byActor) {
+    /**
+     * A shared thread is one of the plan's actors in the same process, which runs on its own thread, and both may
+     * share ({@link ExecutionPlan#mayShareThread}).
+     */
+    private static void checkCarrier(ActorSchedule s, Map<Integer, ActorSchedule> byActor, List<ChannelSpec> channels) {
         if (!s.sharesThread()) {
             return;
         }
@@ -253,6 +256,13 @@ public final class PlanCodec {
             throw corrupt("actor #" + s.actor() + " is to run on the thread of actor #" + s.carrier()
                     + ", which is not an actor of the plan in process " + s.placement().process()
                     + " running on a thread of its own");
+        }
+        for (ActorSchedule a : List.of(s, c)) {
+            if (!ExecutionPlan.mayShareThread(a, channels)) {
+                throw corrupt("actor #" + s.actor() + " is to run on the thread of actor #" + s.carrier()
+                        + ", but actor #" + a.actor() + " may not share a thread (a GPU, an all-reduce or a channel"
+                        + " to another process)");
+            }
         }
     }
 
@@ -329,9 +339,11 @@ public final class PlanCodec {
     }
 
     /**
-     * Appends compile options to a message: every one but {@link CompileOptions#onActorDeath()} and
+     * Appends compile options to a message: every one but the limits of {@link CompileOptions#onActorDeath()} and
      * {@link CompileOptions#statistics()}, which only the driver acts on (it alone restarts a graph and keeps its
-     * statistics); {@link #readOptions} gives {@link ActorDeathPolicy#FAIL} and statistics on.
+     * statistics); of the policy only whether the graph restarts crosses (a worker holds a restarting graph's actors
+     * alone), and {@link #readOptions} gives {@link ActorDeathPolicy#RESTART} or {@link ActorDeathPolicy#FAIL} for it,
+     * and statistics on.
      *
      * @param out     the message
      * @param options compile options
@@ -350,6 +362,7 @@ public final class PlanCodec {
         out.writeBoolean(options.overlapGpuCommunication());
         out.writeBoolean(options.checkViews());
         out.writeInt(options.actorThreads());
+        out.writeBoolean(options.onActorDeath().restart());
     }
 
     /**
@@ -361,20 +374,23 @@ public final class PlanCodec {
      */
     public static CompileOptions readOptions(WireIn in) {
         readHeader(in, OPTIONS_MAGIC, "CompileOptions");
-        return new CompileOptions(
-                in.readInt(),
-                in.readLong(),
-                Duration.ofNanos(in.readLong()),
-                Duration.ofNanos(in.readLong()),
-                Duration.ofNanos(in.readLong()),
-                readEnum(in, IdleMode.class),
-                in.readBoolean(),
-                Double.longBitsToDouble(in.readLong()),
-                in.readBoolean(),
-                in.readBoolean(),
-                // The driver alone restarts a graph and keeps its statistics: its workers get the defaults.
-                ActorDeathPolicy.FAIL, CompileOptions.defaults().statistics(),
-                in.readInt());
+        int maxInflight = in.readInt();
+        long bufferBytes = in.readLong();
+        Duration submitTimeout = Duration.ofNanos(in.readLong());
+        Duration getTimeout = Duration.ofNanos(in.readLong());
+        Duration teardownTimeout = Duration.ofNanos(in.readLong());
+        IdleMode idle = readEnum(in, IdleMode.class);
+        boolean slotGrowth = in.readBoolean();
+        double gpuMemoryFraction = Double.longBitsToDouble(in.readLong());
+        boolean overlap = in.readBoolean();
+        boolean checkViews = in.readBoolean();
+        int actorThreads = in.readInt();
+        // The driver alone restarts a graph and keeps its statistics: its workers learn only whether it restarts
+        // (they hold its actors alone then) and get the defaults.
+        ActorDeathPolicy policy = in.readBoolean() ? ActorDeathPolicy.RESTART : ActorDeathPolicy.FAIL;
+        return new CompileOptions(maxInflight, bufferBytes, submitTimeout, getTimeout, teardownTimeout, idle,
+                slotGrowth, gpuMemoryFraction, overlap, checkViews, policy, CompileOptions.defaults().statistics(),
+                actorThreads);
     }
 
     private static void writeNode(WireOut out, NodeSpec node) {

@@ -264,18 +264,43 @@ class PlanCodecTest {
                 + " the plan in process worker-1 running on a thread of its own",
                 with(plan, schedules, plan.devices(), plan.nccl(), plan.collectives()));
 
-        // Two actors of one worker sharing a thread come back sharing it; a carrier that shares is refused.
-        ActorPlacement w1 = second.placement();
-        ActorSchedule thirdInW1 = new ActorSchedule(third.actor(), third.name(), w1, third.frameSize(), third.ops());
+        // A GPU-free, in-process actor may not run on the thread of one that reads from another process.
         schedules.set(1, second);
-        schedules.set(2, thirdInW1.onThreadOf(second.actor()));
-        ExecutionPlan shared = with(plan, schedules, plan.devices(), plan.nccl(), plan.collectives());
-        ExecutionPlan back = PlanCodec.decode(PlanCodec.encode(shared, codec), codec, getClass().getClassLoader());
-        assertEquals(second.actor(), back.schedules().get(2).carrier());
-        assertTrue(back.schedules().get(2).sharesThread());
-        schedules.set(1, second.onThreadOf(third.actor()));
-        assertCorrupt("actor #" + second.actor() + " is to run on the thread of actor #" + third.actor()
-                + ", which is not an actor of the plan in process worker-1 running on a thread of its own",
+        schedules.set(2, new ActorSchedule(third.actor(), third.name(), second.placement(), third.frameSize(),
+                third.ops()).onThreadOf(second.actor()));
+        assertCorrupt("actor #" + third.actor() + " is to run on the thread of actor #" + second.actor() + ", but actor #"
+                + third.actor() + " may not share a thread (a GPU, an all-reduce or a channel to another process)",
+                with(plan, schedules, plan.devices(), plan.nccl(), plan.collectives()));
+    }
+
+    @Test
+    void actorsOfOneWorkerSharingAThreadComeBackSharingIt() throws Exception {
+        // a in the driver, then four actors in worker-1: the two in the middle have in-process channels only.
+        List<ActorRef<Text>> w = new ArrayList<>();
+        Map<Integer, ActorPlacement> placements = new java.util.HashMap<>(Map.of(1, ActorPlacement.IN_DRIVER));
+        for (int id = 11; id <= 14; id++) {
+            w.add(GraphInternals.actorRef(id, "w" + id, Text.class, RUNTIME));
+            placements.put(id, WORKER_1);
+        }
+        InputNode<String> in = Graph.input();
+        Node<String> x = a.bind(Text::upper, in);
+        for (ActorRef<Text> r : w) {
+            x = r.bind(Text::lower, x);
+        }
+        ExecutionPlan plan = GraphCompiler.compile(x, new Topology(ActorPlacement.IN_DRIVER, placements),
+                CompileOptions.defaults().maxInflight(4).actorThreads(1));
+        assertEquals(List.of(12), plan.schedules().stream().filter(ActorSchedule::sharesThread)
+                .map(ActorSchedule::carrier).distinct().toList(), plan::toString);
+        ExecutionPlan back = PlanCodec.decode(PlanCodec.encode(plan, codec), codec, getClass().getClassLoader());
+        assertEquals(plan.toString(), back.toString());
+        ActorSchedule guest = back.schedules().stream().filter(ActorSchedule::sharesThread).findFirst().orElseThrow();
+        assertEquals(13, guest.actor());
+        // ... and a guest of a carrier that shares itself is refused.
+        List<ActorSchedule> schedules = new ArrayList<>(plan.schedules());
+        int at = schedules.indexOf(plan.schedules().stream().filter(s -> s.actor() == 12).findFirst().orElseThrow());
+        schedules.set(at, schedules.get(at).onThreadOf(13));
+        assertCorrupt("actor #12 is to run on the thread of actor #13, which is not an actor of the plan in process "
+                + "worker-1 running on a thread of its own",
                 with(plan, schedules, plan.devices(), plan.nccl(), plan.collectives()));
     }
 
@@ -545,8 +570,10 @@ class PlanCodecTest {
             }
         }
         assertEquals(custom, PlanCodec.decodeOptions(PlanCodec.encode(custom)));
-        assertEquals(custom, PlanCodec.decodeOptions(PlanCodec.encode(custom.onActorDeath(ActorDeathPolicy.RESTART))),
-                "a worker reads every option but the death policy, which only the driver acts on");
+        CompileOptions restarting = custom.onActorDeath(ActorDeathPolicy.RESTART.limit(7, Duration.ofSeconds(9)));
+        assertEquals(custom.onActorDeath(ActorDeathPolicy.RESTART), PlanCodec.decodeOptions(PlanCodec.encode(restarting)),
+                "of the death policy a worker reads only whether the graph restarts (it holds the actors alone then):"
+                        + " only the driver restarts");
         assertEquals(custom, PlanCodec.decodeOptions(PlanCodec.encode(custom.statistics(false))),
                 "nor the statistics switch: statistics are kept in the driver's JVM");
         CompileOptions ownThreads = defaults.actorThreads(CompileOptions.THREAD_PER_ACTOR);
