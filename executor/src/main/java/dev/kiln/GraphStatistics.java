@@ -15,8 +15,9 @@ import java.util.List;
  * @param failures    of those, the ones in which an actor method threw
  * @param inFlight    executions submitted and not yet collected, at most {@code maxInflight}
  * @param maxInflight the graph's {@code CompileOptions.maxInflight}
- * @param latency     the time from {@code execute} to the result's collection of a sample of the finished
- *                    executions: the first, then one in 8 (its {@code count()} is the sample's size)
+ * @param latency     the time from {@code execute} to the result's collection, timed for the first and then one in 8
+ *                    of the finished executions, each timed one standing for the untimed ones before it (its
+ *                    {@code count()} lags {@code executions} by the untimed ones since the last timed one)
  * @param actors      the graph's actors in the driver's JVM
  */
 public record GraphStatistics(String graph, long submitted, long executions, long failures, int inFlight,
@@ -50,7 +51,8 @@ public record GraphStatistics(String graph, long submitted, long executions, lon
      * @param calls    how many times it was called (not counting executions where an upstream method had failed and
      *                 it was skipped)
      * @param failures how many of those calls threw
-     * @param latency  the duration on the actor's thread of a sample of the calls: the first, then one in 8
+     * @param latency  the duration on the actor's thread, timed for the first and then one in 8 of the calls, each
+     *                 timed one standing for the untimed ones before it
      */
     public record MethodStatistics(String method, long calls, long failures, LatencyHistogram latency) {
     }

@@ -6,9 +6,11 @@ import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 
 /**
- * Counts calls and failures of one actor method (or of a graph's executions), and the latencies of a sample of them
- * (the first call and then one in {@value #SAMPLE}: {@link #timeNext()}) into a {@link LatencyHistogram}'s buckets,
- * so that the clock is read twice per {@value #SAMPLE} calls, not twice per call. One thread records (the actor's, or
+ * Counts calls and failures of one actor method (or of a graph's executions), and times a sample of them (the first
+ * call and then one in {@value #SAMPLE}: {@link #timeNext()}), so that the clock is read twice per {@value #SAMPLE}
+ * calls, not twice per call. A timed call goes into the {@link LatencyHistogram}'s buckets for itself and for the
+ * untimed calls since the previous timed one, so the histogram's count and total grow with the calls (they lag by
+ * the untimed calls since the last timed one) and only grow. One thread records (the actor's, or
  * the graph's collector); any thread may take a {@link #snapshot()}. Recording allocates nothing and takes no lock:
  * opaque stores, which are plain stores on x86 and ARM, so a snapshot taken while values are recorded may miss the
  * latest ones.
@@ -28,6 +30,8 @@ public final class LatencyRecorder {
     private final long[] totals = new long[4];
     /** Calls asked about by {@link #timeNext()}. */
     private int tick;
+    /** Calls counted untimed since the last timed one; the recording thread only. */
+    private long pending;
 
     /**
      * Whether to time the call about to start: true for the first and then for one call in {@value #SAMPLE}. The
@@ -46,6 +50,7 @@ public final class LatencyRecorder {
      * @param failed whether it failed
      */
     public void count(boolean failed) {
+        pending++;
         long[] t = totals;
         LONGS.setOpaque(t, CALLS, (long) LONGS.getOpaque(t, CALLS) + 1);
         if (failed) {
@@ -64,9 +69,11 @@ public final class LatencyRecorder {
         int b = LatencyHistogram.bucket(v);
         long[] c = counts;
         long[] t = totals;
-        LONGS.setOpaque(c, b, (long) LONGS.getOpaque(c, b) + 1);
+        long weight = 1 + pending; // this call stands for itself and the untimed ones since the last timed call
+        pending = 0;
+        LONGS.setOpaque(c, b, (long) LONGS.getOpaque(c, b) + weight);
         LONGS.setOpaque(t, CALLS, (long) LONGS.getOpaque(t, CALLS) + 1);
-        LONGS.setOpaque(t, TOTAL, (long) LONGS.getOpaque(t, TOTAL) + v);
+        LONGS.setOpaque(t, TOTAL, (long) LONGS.getOpaque(t, TOTAL) + v * weight);
         if (v > (long) LONGS.getOpaque(t, MAX)) {
             LONGS.setOpaque(t, MAX, v);
         }
@@ -85,7 +92,7 @@ public final class LatencyRecorder {
         return (long) LONGS.getOpaque(totals, FAILURES);
     }
 
-    /** @return the latencies of the timed calls so far; any thread */
+    /** @return the latencies so far, each timed call standing for the untimed ones before it; any thread */
     public LatencyHistogram snapshot() {
         long[] copy = new long[counts.length];
         for (int i = 0; i < copy.length; i++) {

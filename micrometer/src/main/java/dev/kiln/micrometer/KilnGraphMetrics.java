@@ -20,7 +20,8 @@ import java.util.function.ToLongFunction;
  * driver's JVM {@code kiln.actor.method.latency} (function timer) and {@code kiln.actor.method.failures} tagged
  * {@code graph}, {@code actor}, {@code method}; per actor {@code kiln.actor.queued} (gauge). Each meter reads a
  * fresh snapshot when the registry polls it. Actor meters are those of the actors the graph had at {@link #bindTo}.
- * A timer's count is every execution (or call); its total time is that count times the mean of the timed sample.
+ * A timer's count is every execution (or call); its total time is the histogram's, in which each timed call (one in
+ * 8) stands for the untimed ones before it: it only grows, as a Micrometer total must.
  */
 public final class KilnGraphMetrics implements MeterBinder {
 
@@ -50,7 +51,7 @@ public final class KilnGraphMetrics implements MeterBinder {
         Gauge.builder("kiln.graph.inflight", graph, g -> g.statistics().inFlight())
                 .description("executions submitted and not yet collected").tags(tags).register(registry);
         timer(registry, "kiln.graph.latency", "from execute to the result's collection", tags,
-                g -> g.statistics().executions(), g -> estimatedTotal(g.statistics().latency(), g.statistics().executions()));
+                g -> g.statistics().executions(), g -> g.statistics().latency().totalNanos());
         for (GraphStatistics.ActorStatistics a : first.actors()) {
             String actor = a.actor();
             Tags actorTags = tags.and("actor", actor);
@@ -61,7 +62,7 @@ public final class KilnGraphMetrics implements MeterBinder {
                 Tags methodTags = actorTags.and("method", method);
                 timer(registry, "kiln.actor.method.latency", "calls of an actor method on the actor's thread",
                         methodTags, g -> method(g, actor, method).calls(),
-                        g -> estimatedTotal(method(g, actor, method).latency(), method(g, actor, method).calls()));
+                        g -> method(g, actor, method).latency().totalNanos());
                 FunctionCounter.builder("kiln.actor.method.failures", graph,
                                 g -> (double) method(g, actor, method).failures())
                         .description("calls of an actor method that threw").tags(methodTags).register(registry);
@@ -73,11 +74,6 @@ public final class KilnGraphMetrics implements MeterBinder {
                        ToLongFunction<CompiledGraph<?, ?>> count, ToDoubleFunction<CompiledGraph<?, ?>> totalNanos) {
         FunctionTimer.builder(name, graph, count, totalNanos, TimeUnit.NANOSECONDS).description(description)
                 .tags(tags).register(registry);
-    }
-
-    /** The total time of {@code calls} calls, from the mean of the timed sample ({@code LatencyHistogram}). */
-    private static double estimatedTotal(dev.kiln.LatencyHistogram sample, long calls) {
-        return sample.meanNanos() * calls;
     }
 
     private static GraphStatistics.ActorStatistics actor(CompiledGraph<?, ?> g, String actor) {
