@@ -20,7 +20,8 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A compiled graph, ready to execute again and again: its channels are allocated and each of
- * its actors runs its schedule on its own thread, in the driver's JVM or in a worker JVM.
+ * its actors runs its schedule on its own thread (or one it shares with other actors of the graph, when a JVM hosts
+ * more of them than it has cores: {@code CompileOptions.actorThreads}), in the driver's JVM or in a worker JVM.
  * Created by {@link Kiln#compile}.
  *
  * <p>Three ways to run it, from the fastest:

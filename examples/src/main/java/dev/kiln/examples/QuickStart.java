@@ -55,7 +55,7 @@ public final class QuickStart {
     public static void main(String[] args) throws Exception {
         // README quick start: begin
         try (Kiln kiln = Kiln.local()) {                                   // embedded: actors are threads
-            ActorRef<Tokenizer> tok = kiln.actor(Tokenizer::new);           // each actor: its own thread
+            ActorRef<Tokenizer> tok = kiln.actor(Tokenizer::new);           // each actor: one method at a time
             ActorRef<Model> model = kiln.actor(() -> new Model(0));
             InputNode<String> in = Graph.input();
             Node<int[]> ids = tok.bind(Tokenizer::encode, in);              // bind, don't call

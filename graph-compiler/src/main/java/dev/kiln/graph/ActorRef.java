@@ -3,8 +3,9 @@ package dev.kiln.graph;
 import dev.kiln.graph.internal.GraphInternals;
 
 /**
- * A handle to an actor: an object living on its own thread (or in another JVM) whose methods
- * are bound into graphs. Obtained from {@code Kiln.actor(...)}; user code cannot create one.
+ * A handle to an actor: an object living on its own thread (or in another JVM), whose methods run
+ * one at a time and are bound into graphs (a graph may run them on a thread the actor shares with others of the
+ * graph: {@code CompileOptions.actorThreads}). Obtained from {@code Kiln.actor(...)}; user code cannot create one.
  *
  * <p>Arguments to {@code bind} are nodes: results of other calls, the graph's input (or its components), and
  * constants ({@link Graph#constant(Object)}), whose value is passed as it is to every execution. javac checks

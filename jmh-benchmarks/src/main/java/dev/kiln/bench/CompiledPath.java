@@ -17,8 +17,9 @@ import dev.kiln.tensor.Tensor;
 import java.util.List;
 
 /**
- * A compiled Kiln graph of the scenario, one actor per stage, each on its own thread
- * ({@code Kiln.local()}); the JMH thread is the driver. {@link #submit} is {@code execute},
+ * A compiled Kiln graph of the scenario, one actor per stage, with Kiln's default threads (each actor on its own
+ * until they outnumber the cores, then shared: {@code CompileOptions.actorThreads}) ({@code Kiln.local()}); the JMH
+ * thread is the driver. {@link #submit} is {@code execute},
  * {@link #next} the oldest future's {@code get}; or, for the allocation-free path ({@code take}),
  * {@code submit} / {@code submitArgs} with a reused array and {@code take(seq)} /
  * {@code take(seq, outputs)} into a reused array.
