@@ -34,14 +34,18 @@ public sealed interface ActorHandle permits ActorThread, RemoteActor {
      * @param exclusive whether it needs the actor to itself (see {@link Holders})
      * @return null on success, else a graph that holds the actor and is in the way
      */
-    Object hold(Object graph, boolean exclusive);
+    default Object hold(Object graph, boolean exclusive) {
+        return holders().hold(graph, exclusive);
+    }
 
     /**
      * Frees the actor from {@code graph}; nothing if another holds it.
      *
      * @param graph what held it
      */
-    void release(Object graph);
+    default void release(Object graph) {
+        holders().release(graph);
+    }
 
     /**
      * Runs one dynamic call on the actor ({@code Kiln.call}): on the thread that runs the actor, between two

@@ -172,15 +172,6 @@ public final class ActorThread implements ActorHandle {
         return holders;
     }
 
-    @Override
-    public Object hold(Object graph, boolean exclusive) {
-        return holders.hold(graph, exclusive);
-    }
-
-    @Override
-    public void release(Object graph) {
-        holders.release(graph);
-    }
 
     /**
      * Starts running {@code loop} on the actor's thread, beside the loops of other graphs that hold the actor; the

@@ -78,15 +78,6 @@ public final class RemoteActor implements ActorHandle {
         return holders;
     }
 
-    @Override
-    public Object hold(Object graph, boolean exclusive) {
-        return holders.hold(graph, exclusive);
-    }
-
-    @Override
-    public void release(Object graph) {
-        holders.release(graph);
-    }
 
     @Override
     public void requestStop() {

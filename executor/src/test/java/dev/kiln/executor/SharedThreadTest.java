@@ -23,8 +23,8 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
-import java.util.function.BooleanSupplier;
 
+import static dev.kiln.executor.ActorThreadTest.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
@@ -149,16 +149,6 @@ class SharedThreadTest {
         }
     }
 
-    private static void await(String what, BooleanSupplier condition) {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() - deadline > 0) {
-                fail("timed out waiting for: " + what);
-            }
-            LockSupport.parkNanos(1_000_000);
-        }
-    }
-
     @Test
     void aChainOnOneThreadGivesExactResultsAndRunsEveryMethodOnTheCarrier() throws Exception {
         for (IdleMode idle : new IdleMode[] {IdleMode.BACKOFF, IdleMode.BLOCKING}) {
@@ -252,7 +242,8 @@ class SharedThreadTest {
         run(0, 100, 3);
         assertTrue(threads.get(0).stop(5_000));
         await("s1's loop died", () -> died.contains(threads.get(0)));
-        await("the guests are free", () -> threads.get(1).holders().first() == null && threads.get(2).holders().first() == null);
+        await("the guests are free",
+                () -> threads.get(1).holders().first() == null && threads.get(2).holders().first() == null);
         assertTrue(loops[1].isStopped() && loops[2].isStopped());
         CompletableFuture<String> call = new CompletableFuture<>();
         assertTrue(threads.get(1).submit(() -> call.complete(stages.get(1).where())));
@@ -327,7 +318,8 @@ class SharedThreadTest {
         InputNode<Integer> in = Graph.input();
         ActorRef<Stage> s1 = dev.kiln.graph.internal.GraphInternals.actorRef(1, "s1", Stage.class, "test");
         Waker driver = new Waker();
-        GraphLoopTest.Wired second = GraphLoopTest.wire(s1.bind(Stage::inc, in), CompileOptions.defaults().maxInflight(4),
+        GraphLoopTest.Wired second = GraphLoopTest.wire(s1.bind(Stage::inc, in),
+                CompileOptions.defaults().maxInflight(4),
                 p -> p == ExecutionPlan.DRIVER ? driver : other.waker(), 1);
         GraphLoop secondLoop = new GraphLoop(second.plan().schedules().getFirst(), second.channels(), 1, "second",
                 IdleMode.BLOCKING, null, Map.of(), deaths::add, lost -> { }, null);
