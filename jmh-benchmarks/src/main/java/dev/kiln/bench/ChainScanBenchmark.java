@@ -23,8 +23,15 @@ import java.util.concurrent.TimeUnit;
  */
 public class ChainScanBenchmark {
 
-    /** Opens and closes the chain of a state. */
-    abstract static class Chain {
+    /** Opens and closes the chain of a state; the parameters both states share. */
+    @State(Scope.Benchmark)
+    public abstract static class Chain {
+        /** Actors in the chain, one call each. */
+        @Param({"1", "2", "4", "8", "16", "32"})
+        public int length;
+        /** {@code own}: a thread per actor; {@code auto}: the default, threads shared beyond the cores. */
+        @Param({ChainGraph.OWN, ChainGraph.AUTO})
+        public String threads;
         ChainGraph chain;
 
         /** Stops the chain (executions still in flight are dropped). */
@@ -37,12 +44,6 @@ public class ChainScanBenchmark {
     /** 16 executions in flight. */
     @State(Scope.Benchmark)
     public static class Pipelined extends Chain {
-        /** Actors in the chain, one call each. */
-        @Param({"1", "2", "4", "8", "16", "32"})
-        public int length;
-        /** {@code own}: a thread per actor; {@code auto}: the default, threads shared beyond the cores. */
-        @Param({ChainGraph.OWN, ChainGraph.AUTO})
-        public String threads;
 
         /** Starts the actors, compiles and checks the chain, and starts 15 executions. */
         @Setup(Level.Trial)
@@ -54,12 +55,6 @@ public class ChainScanBenchmark {
     /** One execution at a time. */
     @State(Scope.Benchmark)
     public static class OneAtATime extends Chain {
-        /** Actors in the chain, one call each. */
-        @Param({"1", "2", "4", "8", "16", "32"})
-        public int length;
-        /** {@code own}: a thread per actor; {@code auto}: the default, threads shared beyond the cores. */
-        @Param({ChainGraph.OWN, ChainGraph.AUTO})
-        public String threads;
 
         /** Starts the actors, compiles and checks the chain. */
         @Setup(Level.Trial)
