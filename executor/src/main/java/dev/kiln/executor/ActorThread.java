@@ -167,6 +167,18 @@ public final class ActorThread implements ActorHandle {
         return thread.isAlive();
     }
 
+    /**
+     * @return whether the actor's methods may still run: its thread lives, or a live carrier it was lent to has not
+     *         given it back yet (the guest's own thread may have ended first, when {@link #stop} had to interrupt it)
+     */
+    public boolean isRunning() {
+        if (thread.isAlive()) {
+            return true;
+        }
+        ActorThread c = carrier;
+        return lent && c != null && c != this && c.isAlive();
+    }
+
     @Override
     public Holders holders() {
         return holders;

@@ -303,11 +303,11 @@ public final class GraphPart {
     private boolean awaitLeft(long deadline) {
         boolean left = true;
         for (ActorThread a : actors) {
-            while (a.holders().contains(owner) && a.isAlive()
+            while (a.holders().contains(owner) && a.isRunning()
                     && (deadline == Long.MAX_VALUE || System.nanoTime() - deadline < 0)) {
                 LockSupport.parkNanos(100_000);
             }
-            left &= !a.holders().contains(owner) || !a.isAlive();
+            left &= !a.holders().contains(owner) || !a.isRunning();
         }
         return left;
     }
