@@ -32,9 +32,13 @@ import java.util.function.Consumer;
 /**
  * One actor's part of a compiled graph: its schedule of READ / COMPUTE / WRITE steps run for
  * execution 0, 1, 2, ... as an Agrona-style duty cycle. {@link #doWork()} runs every execution
- * available, in order (up to {@link #MAX_BATCH}), until a step would wait (a value not yet
- * published, a slot not yet released), publishes and releases once for the batch, and returns the
- * number of steps done, so the hosting thread idles with its idle strategy instead of blocking.
+ * available, in order, until a step would wait (a value not yet published, a slot not yet released)
+ * or the batch is full, publishes and releases once for the batch, and returns the number of steps
+ * done, so the hosting thread idles with its idle strategy instead of blocking. A batch holds at most
+ * {@link #MAX_BATCH} executions, and no more than fit in about {@link #BATCH_NS} by the loop's own
+ * timing: one batch in {@value #TIMED_BATCH_EVERY} times its first execution, and the bound follows
+ * (down at once, up by doubling). Cheap methods so share one publication among many executions, while
+ * a method of microseconds publishes each result as it is done, so the next actor starts on it at once.
  *
  * <p>Channels shared with other processes carry a user exception as a {@link RemoteError} (strings
  * only); the loop converts {@link TaskError}s on the way out and back on the way in, and
@@ -66,6 +70,14 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     private static final String[] OPERATION = {"read", "compute", "write", "allreduce"};
     /** The most executions run in a row before the loop publishes, releases and returns to its host. */
     static final int MAX_BATCH = 64;
+    /**
+     * About the longest a batch runs before it publishes, in nanoseconds: long enough that the publication's fence
+     * and wake-up check cost a few percent at most, short enough that a reader downstream waits little for a value
+     * that is done.
+     */
+    static final long BATCH_NS = 4_000;
+    /** One batch in this many (a power of two) times its first execution to bound the batches that follow. */
+    static final int TIMED_BATCH_EVERY = 8;
     private static final VarHandle DONE = MethodHandles.arrayElementVarHandle(long[].class);
     /** Index of the published execution count in {@link #done}: alone on its cache lines. */
     private static final int DONE_AT = 16;
@@ -122,6 +134,10 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     private final Channel[] batchedWrites;
     /** Executions before {@link #releasedTo} were released on every batching channel this loop reads. */
     private long releasedTo;
+    /** The most executions the next batch runs: {@link #MAX_BATCH}, less when executions are slow. */
+    private int batchLimit = MAX_BATCH;
+    /** Calls of {@link #doWork()} that began at an execution's first step: picks the batches that are timed. */
+    private int batches;
     private int pc;
     private volatile boolean stopped;
     private final String graphName;
@@ -424,7 +440,7 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     }
 
     /**
-     * Runs executions in a row, as many as are available up to {@link #MAX_BATCH}, then publishes what it wrote
+     * Runs executions in a row, as many as are available up to the batch's bound, then publishes what it wrote
      * and releases what it read once for the whole batch (on channels that {@link Channel#batches() batch};
      * the others get one offer and one release per execution), and returns. It also publishes and releases
      * before a step waits, so a peer never waits on a value this loop holds back.
@@ -441,6 +457,9 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
                 p.run();
             }
             int executions = 0;
+            int limit = batchLimit;
+            boolean timed = pc == 0 && (++batches & (TIMED_BATCH_EVERY - 1)) == 0;
+            long started = timed ? System.nanoTime() : 0L;
             while (true) {
                 int i = pc;
                 if (!operationTimed && operationEvent.isEnabled()) {
@@ -479,7 +498,10 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
                     pc = 0;
                     sequence++;
                     DONE.setOpaque(done, DONE_AT, sequence);
-                    if (++executions == MAX_BATCH) {
+                    if (++executions == 1 && timed) {
+                        limit = batchLimit = nextBatchLimit(batchLimit, System.nanoTime() - started);
+                    }
+                    if (executions >= limit) {
                         flush();
                         return work; // a full batch: let the host check its stop flag, mailbox and other loops
                     }
@@ -493,6 +515,18 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
             }
             return work + 1;
         }
+    }
+
+    /**
+     * @param limit         the current bound of a batch
+     * @param executionNs   how long one execution just took
+     * @return the bound of the next batches: as many executions as fit in {@link #BATCH_NS}, between 1 and
+     *         {@link #MAX_BATCH}, and at most twice {@code limit}, so that one fast execution among slow ones does
+     *         not let the next batches grow long
+     */
+    static int nextBatchLimit(int limit, long executionNs) {
+        long fit = BATCH_NS / Math.max(1, executionNs);
+        return (int) Math.max(1, Math.min(Math.min(fit, MAX_BATCH), 2L * limit));
     }
 
     /** The step at {@link #pc} has to wait on its channel: times the wait while JFR records channel waits. */

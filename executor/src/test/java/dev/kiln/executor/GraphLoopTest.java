@@ -59,6 +59,16 @@ class GraphLoopTest {
             return a + b;
         }
 
+        /** Takes at least 1 ms: far more than a batch's time bound. */
+        int slowInc(int x) {
+            calls++;
+            long until = System.nanoTime() + 1_000_000;
+            while (System.nanoTime() - until < 0) {
+                Thread.onSpinWait();
+            }
+            return x + 1;
+        }
+
         int failOdd(int x) {
             calls++;
             if (x % 2 != 0) {
@@ -247,6 +257,40 @@ class GraphLoopTest {
         for (int i = 0; i < n; i++) {
             assertEquals(i + 1, take(w, i));
         }
+    }
+
+    @Test
+    void slowExecutionsArePublishedOneByOne() {
+        ActorRef<Calc> a = ref(1);
+        InputNode<Integer> in = Graph.input();
+        int n = 2 * GraphLoop.TIMED_BATCH_EVERY;
+        Wired w = wire(a.bind(Calc::slowInc, in), CompileOptions.defaults().maxInflight(n), 1);
+        GraphLoop loop = loop(w, new ArrayList<>());
+        loop.bind(new Calc());
+        // One execution per call until a batch is timed: its 1 ms execution bounds the batches that follow to one.
+        for (int i = 0; i < GraphLoop.TIMED_BATCH_EVERY; i++) {
+            assertTrue(w.input().offer(i, i));
+            assertEquals(3, loop.doWork());
+            assertEquals(i + 1, take(w, i));
+        }
+        for (int i = GraphLoop.TIMED_BATCH_EVERY; i < n; i++) {
+            assertTrue(w.input().offer(i, i));
+        }
+        for (int i = GraphLoop.TIMED_BATCH_EVERY; i < n; i++) {
+            assertEquals(3, loop.doWork(), "one slow execution, published, then back to the host");
+            assertEquals(i + 1, take(w, i));
+            assertTrue(w.input().isFree(i + n), "its input slot was released");
+        }
+        assertEquals(0, loop.doWork());
+    }
+
+    @Test
+    void theBatchBoundFollowsTheTimeOfAnExecution() {
+        assertEquals(GraphLoop.MAX_BATCH, GraphLoop.nextBatchLimit(GraphLoop.MAX_BATCH, 10));
+        assertEquals(1, GraphLoop.nextBatchLimit(GraphLoop.MAX_BATCH, 50_000), "slow: down at once");
+        assertEquals(4, GraphLoop.nextBatchLimit(GraphLoop.MAX_BATCH, GraphLoop.BATCH_NS / 4));
+        assertEquals(2, GraphLoop.nextBatchLimit(1, 10), "fast again: up by doubling");
+        assertEquals(GraphLoop.MAX_BATCH, GraphLoop.nextBatchLimit(GraphLoop.MAX_BATCH / 2, 0));
     }
 
     @Test
