@@ -103,7 +103,8 @@ class PipelineDemoTest {
                 recording.enable(e).withThreshold(Duration.ZERO);
             }
             recording.start();
-            PipelineDemo.main(new String[] {"--executions", Integer.toString(executions), "--trace", traceFile.toString()});
+            PipelineDemo.main(new String[] {"--executions", Integer.toString(executions), "--warmup-ms", "0", "--trace",
+                traceFile.toString()});
             recording.stop();
             recording.dump(jfr);
         }
@@ -111,7 +112,8 @@ class PipelineDemoTest {
         for (RecordedEvent e : RecordingFile.readAllEvents(jfr)) {
             byType.computeIfAbsent(e.getEventType().getName(), k -> new ArrayList<>()).add(e);
         }
-        // warm-up (one at a time and pipelined) and the measured runs, both ways: every execution of the demo's graph
+        // one warm-up round (one at a time and pipelined: --warmup-ms 0) and the measured runs, both ways: every execution
+        // of the demo's graph
         int warmup = Math.max(executions / 2, 200);
         List<RecordedEvent> runs = byType.getOrDefault("dev.kiln.Execution", List.of());
         assertEquals(2 * (warmup + executions), runs.size(), "an Execution event per execution of the demo's graph");
