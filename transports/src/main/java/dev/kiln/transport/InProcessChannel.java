@@ -19,6 +19,10 @@ import java.lang.invoke.VarHandle;
  *
  * <p>No wake-up is lost: a sleeper stores its announcement, fences, then checks the counter; a peer
  * stores the counter, fences, then checks the announcement (a Dekker pair, one fence on each side).
+ *
+ * <p>A channel whose writer and every reader have the same waker is run by one thread (actors that share a thread:
+ * their channels wake the thread that runs them), which never waits on itself: its publications and releases are
+ * plain release stores, with no fence and no wake-up check, so a hand-off inside a thread costs a write and a read.
  */
 public final class InProcessChannel implements Channel {
 
@@ -36,6 +40,8 @@ public final class InProcessChannel implements Channel {
     private final int readerCount;
     private final Waker writerWaker;
     private final Waker[] readerWakers;
+    /** Whether the writer and every reader have one waker: one thread runs them all, and nobody is to be woken. */
+    private final boolean oneThread;
     /** Writer-local: the least released count seen, so the writer rarely scans the readers. */
     private long minReleased;
     /** Writer-local: sequences written, published or not. */
@@ -62,6 +68,12 @@ public final class InProcessChannel implements Channel {
         this.counters = new long[(readerCount + 2) * STRIDE];
         this.writerWaker = writerWaker;
         this.readerWakers = readerWakers.clone();
+        this.oneThread = java.util.Arrays.stream(readerWakers).allMatch(r -> r == writerWaker);
+    }
+
+    /** @return whether one thread writes and reads this channel (see the class description) */
+    public boolean isOneThread() {
+        return oneThread;
     }
 
     /**
@@ -110,6 +122,9 @@ public final class InProcessChannel implements Channel {
         if (w != published) {
             published = w;
             COUNTERS.setRelease(counters, STRIDE, w);
+            if (oneThread) {
+                return;
+            }
             VarHandle.fullFence(); // the store above before the readers' announcements below
             for (Waker r : readerWakers) {
                 r.signal();
@@ -142,6 +157,9 @@ public final class InProcessChannel implements Channel {
     @Override
     public void release(int reader, long sequence) {
         COUNTERS.setRelease(counters, (reader + 2) * STRIDE, sequence + 1);
+        if (oneThread) {
+            return;
+        }
         VarHandle.fullFence(); // the store above before the writer's announcement below
         writerWaker.signal();
     }

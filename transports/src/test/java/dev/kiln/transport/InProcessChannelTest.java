@@ -161,6 +161,28 @@ class InProcessChannelTest {
         assertEquals("b", ch.poll(0, 1));
     }
 
+    @Test
+    void aChannelInsideOneThreadHandsOffWithoutWakeUps() {
+        Waker shared = new Waker();
+        InProcessChannel ch = new InProcessChannel(spec(2, 2), shared, new Waker[] {shared, shared});
+        assertTrue(ch.isOneThread());
+        assertFalse(channel(2, 2).isOneThread(), "wakers of other threads");
+        assertFalse(new InProcessChannel(spec(2, 2), shared, new Waker[] {shared, new Waker()}).isOneThread(),
+                "one reader on another thread");
+        shared.arm(); // as if the thread had announced a sleep: no peer may clear it, as none exists
+        assertTrue(ch.offer(0, "a"));
+        assertTrue(ch.offer(1, "b"));
+        assertFalse(ch.offer(2, "c"), "two slots");
+        assertEquals("a", ch.poll(0, 0));
+        assertEquals("a", ch.poll(1, 0));
+        ch.release(0, 0);
+        assertFalse(ch.offer(2, "c"), "reader 1 still holds sequence 0");
+        ch.release(1, 0);
+        assertTrue(ch.offer(2, "c"));
+        assertEquals("c", ch.poll(1, 2));
+        assertTrue(shared.isArmed(), "nothing signalled the thread's own waker");
+    }
+
     /** A thread that arms {@code waker}, then parks with no timeout until {@code condition} holds. */
     private static Thread parkUntil(Waker waker, java.util.function.BooleanSupplier condition, Runnable after) {
         Thread t = new Thread(() -> {
