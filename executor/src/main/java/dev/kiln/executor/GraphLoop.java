@@ -76,8 +76,11 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
      * that is done.
      */
     static final long BATCH_NS = 4_000;
-    /** One batch in this many (a power of two) times its first execution to bound the batches that follow. */
-    static final int TIMED_BATCH_EVERY = 8;
+    /**
+     * One batch in this many (a power of two) times its first execution to bound the batches that follow: rarely, as
+     * a loop that waits on its peers runs a batch of one execution per call.
+     */
+    static final int TIMED_BATCH_EVERY = 64;
     private static final VarHandle DONE = MethodHandles.arrayElementVarHandle(long[].class);
     /** Index of the published execution count in {@link #done}: alone on its cache lines. */
     private static final int DONE_AT = 16;
@@ -459,7 +462,9 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
             int executions = 0;
             int limit = batchLimit;
             boolean timed = pc == 0 && (++batches & (TIMED_BATCH_EVERY - 1)) == 0;
-            long started = timed ? System.nanoTime() : 0L;
+            // Taken once the first READ has its value (at once for a schedule that starts otherwise), so that a
+            // call that finds nothing to do reads no clock.
+            long started = timed && kind[0] != READ ? System.nanoTime() : 0L;
             while (true) {
                 int i = pc;
                 if (!operationTimed && operationEvent.isEnabled()) {
@@ -475,6 +480,9 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
                             return work;
                         }
                         frame[local[i]] = crossing[i] && v instanceof RemoteError e ? TaskError.fromRemote(e) : v;
+                        if (timed && started == 0L) {
+                            started = System.nanoTime();
+                        }
                     }
                     case COMPUTE -> frame[local[i]] = compute(i);
                     case ALL_REDUCE -> {
@@ -498,7 +506,7 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
                     pc = 0;
                     sequence++;
                     DONE.setOpaque(done, DONE_AT, sequence);
-                    if (++executions == 1 && timed) {
+                    if (++executions == 1 && timed && started != 0L) {
                         limit = batchLimit = nextBatchLimit(batchLimit, System.nanoTime() - started);
                     }
                     if (executions >= limit) {
