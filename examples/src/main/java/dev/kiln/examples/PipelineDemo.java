@@ -34,8 +34,9 @@ import java.util.stream.LongStream;
  * driver); {@code --executions N} sets the number of measured executions per run (default
  * {@value #DEFAULT_EXECUTIONS}); {@code --warmup-ms MS} how long each path runs before it is measured (default
  * {@value #DEFAULT_WARMUP_MS}: the JIT compiles the stage methods and Kiln's loops while both cores are busy, and
- * a path measured cold shows the compiler's work, not its own); {@code --trace FILE} writes a Perfetto trace (Chrome trace JSON, one track per
- * actor) of the measured one-at-a-time compiled executions (at most {@value #TRACED}) to {@code FILE}. Through
+ * a path measured cold shows the compiler's work, not its own); {@code --trace FILE} writes a Perfetto trace
+ * (Chrome trace JSON, one track per actor) of the measured one-at-a-time compiled executions (at most
+ * {@value #TRACED}) to {@code FILE}. Through
  * Maven: {@code mvn -q -DskipTests -Pdemo verify -Ddemo.args=--spin}.
  * Exits with status 1 if a result differs.
  */
@@ -92,18 +93,15 @@ public final class PipelineDemo {
         int warmup = Math.max(executions / 2, 200);
         int cpus = Runtime.getRuntime().availableProcessors();
         System.out.printf(Locale.ROOT, "Kiln pipeline demo: 4 actors, %d floats per vector, %d executions per run "
-                + "(after at least %d warm-up and %d ms), idle mode %s, %d CPUs%n%n", SIZE, executions, warmup, warmupMs,
-                idle, cpus);
-        if (idle == IdleMode.SPIN && cpus < 5) {
-            System.out.printf(Locale.ROOT, "warning: SPIN keeps 5 threads (4 actors + the driver) on the CPU and this "
-                    + "machine has %d CPUs: the threads time-slice, so expect latencies of milliseconds%n%n", cpus);
-        }
+                + "(after at least %d warm-up and %d ms), idle mode %s, %d CPUs%n%n", SIZE, executions, warmup,
+                warmupMs, idle, cpus);
         Normalize normalize = new Normalize();
         Affine affine = new Affine(SIZE);
         Smooth smooth = new Smooth();
         Softmax softmax = new Softmax();
         Path plain = v -> softmax.apply(smooth.apply(affine.apply(normalize.apply(v))));
-        Tally sequentialWarm = warmUp(plain, v -> CompletableFuture.completedFuture(plain.apply(v)), inputs, warmup, warmupMs, expected);
+        Tally sequentialWarm = warmUp(plain, v -> CompletableFuture.completedFuture(plain.apply(v)), inputs, warmup,
+                warmupMs, expected);
         Stats compiledRun;
         Stats dynamicRun;
         long threads;
@@ -158,11 +156,11 @@ public final class PipelineDemo {
                 + "one thread, back to back).%nmedian overhead over the sequential computation: compiled %+.1f us, "
                 + "dynamic %+.1f us per execution (4 hops).%n", WINDOW,
                 compiledRun.medianUs() - sequential.medianUs(), dynamicRun.medianUs() - sequential.medianUs());
-        System.out.printf(Locale.ROOT, "why: compile fixed the 4 stages on %d threads (\"threads:\" above) and a "
-                + "channel per edge, so up to %d executions move down the pipeline at once, a hop inside a thread is a "
-                + "write and a read, and a hop between threads wakes a thread only when it sleeps; the dynamic path "
-                + "pays a mailbox, a future and a wake-up per call. The pipeline runs no faster than its busiest "
-                + "thread.%n", threads, WINDOW);
+        System.out.printf(Locale.ROOT, "why: the plan fixed the 4 stages on %d threads%s and a channel per edge, so "
+                + "up to %d executions move down the pipeline at once, a hop inside a thread is a write and a read, "
+                + "and a hop between threads wakes a thread only if it sleeps; kiln.call pays a mailbox, a future and "
+                + "a wake-up per call. Throughput is capped by the busiest thread.%n", threads,
+                threads < 4 ? " (\"threads:\" above)" : "", WINDOW);
         return wrong == 0;
     }
 
