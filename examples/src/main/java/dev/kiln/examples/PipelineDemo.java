@@ -2,9 +2,12 @@ package dev.kiln.examples;
 
 import dev.kiln.CompiledGraph;
 import dev.kiln.GraphFuture;
+import dev.kiln.GraphStatistics;
 import dev.kiln.GraphTrace;
 import dev.kiln.Kiln;
+import dev.kiln.LatencyHistogram;
 import dev.kiln.compiler.CompileOptions;
+import dev.kiln.compiler.ExecutionPlan;
 import dev.kiln.compiler.IdleMode;
 import dev.kiln.graph.ActorRef;
 import dev.kiln.graph.Graph;
@@ -13,9 +16,14 @@ import dev.kiln.graph.Node;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.stream.LongStream;
 
@@ -27,7 +35,10 @@ import java.util.stream.LongStream;
  *
  * <p>It prints the compiled plan, checks that every compiled and every dynamic result equals
  * a plain sequential computation bit for bit, and prints median and p99 latency (one
- * execution at a time) and throughput ({@value #WINDOW} executions in flight) of both paths.
+ * execution at a time) and throughput ({@value #WINDOW} executions in flight) of both paths,
+ * a line on why the compiled graph pipelines, and, from the graph's statistics over the measured
+ * runs, each of its threads' time in the actors' methods per execution: a pipeline passes no
+ * more executions per second than its busiest thread takes.
  *
  * <p>Arguments: {@code --spin} compiles with {@link IdleMode#SPIN} instead of the default
  * {@link IdleMode#BACKOFF} (only sensible with a spare core per actor plus one for the
@@ -105,6 +116,7 @@ public final class PipelineDemo {
         Stats compiledRun;
         Stats dynamicRun;
         long threads;
+        String busiest;
         try (Kiln kiln = Kiln.local()) {
             Stages stages = Stages.create(kiln, SIZE);
             CompileOptions options = CompileOptions.defaults().maxInflight(WINDOW).idle(idle);
@@ -115,6 +127,7 @@ public final class PipelineDemo {
                 Path compiled = v -> g.execute(v).get();
                 Pipelined window = v -> g.execute(v);
                 Tally warm = warmUp(compiled, window, inputs, warmup, warmupMs, expected);
+                GraphStatistics warmed = g.statistics();
                 GraphTrace trace = traceFile == null ? null : g.startTrace(Math.min(executions, TRACED));
                 Latencies latencies = run(compiled, inputs, executions, expected);
                 if (trace != null) {
@@ -128,6 +141,7 @@ public final class PipelineDemo {
                             + "https://ui.perfetto.dev)%n%n", trace.recorded(), traceFile);
                 }
                 compiledRun = new Stats(latencies, pipelined(window, inputs, executions, expected), warm);
+                busiest = threadLoads(g.plan(), warmed, g.statistics());
             }
             // The graph released the actors: the dynamic path runs the same methods on the same threads.
             Path dynamic = v -> stages.call(kiln, v).join();
@@ -159,9 +173,45 @@ public final class PipelineDemo {
         System.out.printf(Locale.ROOT, "why: the plan fixed the 4 stages on %d threads%s and a channel per edge, so "
                 + "up to %d executions move down the pipeline at once, a hop inside a thread is a write and a read, "
                 + "and a hop between threads wakes a thread only if it sleeps; kiln.call pays a mailbox, a future and "
-                + "a wake-up per call. Throughput is capped by the busiest thread.%n", threads,
-                threads < 4 ? " (\"threads:\" above)" : "", WINDOW);
+                + "a wake-up per call. Throughput is capped by the busiest thread.%n%s%n", threads,
+                threads < 4 ? " (\"threads:\" above)" : "", WINDOW, busiest);
         return wrong == 0;
+    }
+
+    /**
+     * What the graph's statistics say each of its threads spent in the actors' methods per execution between two
+     * snapshots (the mean of the sampled calls), and what that allows: a pipeline passes no more executions per
+     * second than its busiest thread can take.
+     */
+    private static String threadLoads(ExecutionPlan plan, GraphStatistics before, GraphStatistics after) {
+        Map<String, Double> methodUs = new HashMap<>();
+        for (GraphStatistics.ActorStatistics a : after.actors()) {
+            GraphStatistics.ActorStatistics earlier = before.actors().stream()
+                    .filter(b -> b.actor().equals(a.actor())).findFirst().orElse(null);
+            double us = 0;
+            for (int m = 0; m < a.methods().size(); m++) {
+                LatencyHistogram now = a.methods().get(m).latency();
+                LatencyHistogram then = earlier == null ? null : earlier.methods().get(m).latency();
+                long calls = now.count() - (then == null ? 0 : then.count());
+                long nanos = now.totalNanos() - (then == null ? 0 : then.totalNanos());
+                us += calls == 0 ? 0 : nanos / 1e3 / calls;
+            }
+            methodUs.put(a.actor(), us);
+        }
+        Map<Integer, List<String>> byThread = new TreeMap<>();
+        for (ExecutionPlan.ActorSchedule s : plan.schedules()) {
+            byThread.computeIfAbsent(s.carrier(), k -> new ArrayList<>()).add(s.name());
+        }
+        StringBuilder sb = new StringBuilder("time in methods per execution, by thread (statistics):");
+        double most = 0;
+        for (List<String> actors : byThread.values()) {
+            double us = actors.stream().mapToDouble(a -> methodUs.getOrDefault(a, 0.0)).sum();
+            most = Math.max(most, us);
+            sb.append(String.format(Locale.ROOT, " [%s] %.1f us", String.join(" ", actors), us));
+        }
+        return most == 0 ? sb.append(" none timed").toString()
+                : sb.append(String.format(Locale.ROOT, "; at most %,.0f executions/s through the busiest", 1e6 / most))
+                        .toString();
     }
 
     private static void row(String label, Stats stats) {

@@ -16,6 +16,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -27,6 +30,8 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -98,13 +103,23 @@ class PipelineDemoTest {
         int executions = 200;
         Path jfr = dir.resolve("demo.jfr");
         Path traceFile = dir.resolve("demo-trace.json");
+        String printed;
         try (Recording recording = new Recording()) {
             for (String e : List.of("dev.kiln.Execution", "dev.kiln.ActorOperation", "dev.kiln.ChannelWait")) {
                 recording.enable(e).withThreshold(Duration.ZERO);
             }
             recording.start();
-            PipelineDemo.main(new String[] {"--executions", Integer.toString(executions), "--warmup-ms", "0", "--trace",
-                traceFile.toString()});
+            PrintStream out = System.out;
+            ByteArrayOutputStream captured = new ByteArrayOutputStream();
+            System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
+            try {
+                PipelineDemo.main(new String[] {"--executions", Integer.toString(executions), "--warmup-ms", "0",
+                    "--trace", traceFile.toString()});
+            } finally {
+                System.setOut(out);
+                out.print(captured.toString(StandardCharsets.UTF_8));
+            }
+            printed = captured.toString(StandardCharsets.UTF_8);
             recording.stop();
             recording.dump(jfr);
         }
@@ -129,6 +144,16 @@ class PipelineDemoTest {
         assertEquals(Map.of("Affine.apply", each, "Normalize.apply", each, "Smooth.apply", each, "Softmax.apply", each),
                 computes, "a compute event per stage method and execution");
         assertNotNull(byType.get("dev.kiln.ChannelWait"), "the stages wait on their channels");
+        Matcher loads = Pattern.compile("time in methods per execution, by thread \\(statistics\\):(( \\[[^]]+] "
+                + "[0-9.]+ us)+); at most [0-9,]+ executions/s through the busiest").matcher(printed);
+        assertTrue(loads.find(), "the demo prints each thread's time in methods:\n" + printed);
+        List<String> onThreads = new ArrayList<>();
+        Matcher group = Pattern.compile("\\[([^]]+)]").matcher(loads.group(1));
+        while (group.find()) {
+            onThreads.addAll(List.of(group.group(1).split(" ")));
+        }
+        assertEquals(4, Set.copyOf(onThreads).size(), "each of the 4 actors on one thread: " + loads.group(1));
+        assertEquals(4, onThreads.size(), "each of the 4 actors on one thread: " + loads.group(1));
 
         JsonObject trace = JsonParser.parseString(Files.readString(traceFile)).getAsJsonObject();
         Map<Integer, String> tracks = new HashMap<>();
