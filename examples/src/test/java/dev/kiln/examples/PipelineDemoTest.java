@@ -127,8 +127,8 @@ class PipelineDemoTest {
         for (RecordedEvent e : RecordingFile.readAllEvents(jfr)) {
             byType.computeIfAbsent(e.getEventType().getName(), k -> new ArrayList<>()).add(e);
         }
-        // one warm-up round (one at a time and pipelined: --warmup-ms 0) and the measured runs, both ways: every execution
-        // of the demo's graph
+        // one warm-up round (one at a time and pipelined: --warmup-ms 0) and the measured runs, both ways: every
+        // execution of the demo's graph
         int warmup = Math.max(executions / 2, 200);
         List<RecordedEvent> runs = byType.getOrDefault("dev.kiln.Execution", List.of());
         assertEquals(2 * (warmup + executions), runs.size(), "an Execution event per execution of the demo's graph");
