@@ -30,6 +30,14 @@ import java.util.function.Supplier;
  * those points only the carrier's thread touches the actor, so its methods still run one at a time and in order,
  * but on the carrier's thread: state kept in a {@code ThreadLocal} does not carry over.
  *
+ * <p><b>Taking turns.</b> Where the plan has actors share threads, a loop whose executions are long
+ * ({@link GraphLoop#isHeavy()}) is offered to the graph's other threads ({@link SharedLoops}): a thread with nothing of
+ * its own to do takes a turn at it, one batch, so a heavy stage does not hold back the stages the plan put beside it
+ * while another thread of the graph idles. Every turn, including those of the thread that runs the actor, holds the
+ * actor's turn, so its methods still run one at a time and in order, each turn seeing what the previous one wrote; its
+ * mailbox stays with the thread that runs it. Its channels fence and wake as between threads while it is offered
+ * ({@link GraphLoop#offer(boolean)}).
+ *
  * <p>{@link #hold}, {@link #release}, {@link #attach}, {@link #submit}, {@link #call}, {@link #wake}, {@link #stop}
  * and the queries may be called from any thread; everything else runs on the actor's thread (or its carrier's).
  */
@@ -70,6 +78,20 @@ public final class ActorThread implements ActorHandle {
     private volatile boolean stopping;
     private volatile Throwable death;
     private volatile ActorGpu gpu;
+    /**
+     * While a loop of this actor is offered to other threads ({@link #offered}): who runs its next steps, {@link #FREE},
+     * {@link #TAKEN}, or {@link #MISSED} (taken, and its carrier found it so: the thread that holds it signals the
+     * carrier when done, as the carrier may have parked meanwhile).
+     */
+    private final java.util.concurrent.atomic.AtomicInteger turn = new java.util.concurrent.atomic.AtomicInteger();
+    private static final int FREE = 0;
+    private static final int TAKEN = 1;
+    private static final int MISSED = 2;
+    /**
+     * How many of this actor's loops are offered to other threads ({@link GraphLoop#isOffered()}); written by the
+     * thread that runs the actor, holding its turn or before anyone else can take one.
+     */
+    private volatile int offered;
 
     /**
      * Starts the actor's thread, which creates the actor with {@code factory}.
@@ -308,32 +330,55 @@ public final class ActorThread implements ActorHandle {
         KilnIdleStrategy idle = mailboxIdle;
         try {
             while (!stopping) {
-                int work = drainMailbox();
-                if (lentLoop != null && lentGuests.get() == 0) {
-                    lend(carrier);
-                    continue;
-                }
-                GraphLoop arrived;
+                int work = 0;
                 boolean changed = false;
-                while ((arrived = attaching.poll()) != null) {
-                    arrived.bind(instance);
-                    loops.add(arrived);
-                    changed = true;
-                    work++;
-                }
-                for (int i = 0; i < loops.size(); i++) {
-                    GraphLoop loop = loops.get(i);
-                    if (loop.isStopped()) {
-                        loop.freeOwned();
-                        loops.remove(i--);
-                        holders.release(loop.owner());
-                        changed = true;
-                        work++;
-                    } else {
-                        work += loop.doWork();
+                boolean turns = offered != 0;
+                if (!turns || carrierTurn()) {
+                    try {
+                        work += drainMailbox();
+                        if (lentLoop != null && lentGuests.get() == 0 && !turns) {
+                            lend(carrier);
+                            continue;
+                        }
+                        GraphLoop arrived;
+                        while ((arrived = attaching.poll()) != null) {
+                            arrived.bind(instance);
+                            loops.add(arrived);
+                            changed = true;
+                            work++;
+                        }
+                        for (int i = 0; i < loops.size(); i++) {
+                            GraphLoop loop = loops.get(i);
+                            if (loop.isStopped()) {
+                                withdraw(loop);
+                                loop.freeOwned();
+                                loops.remove(i--);
+                                holders.release(loop.owner());
+                                changed = true;
+                                work++;
+                            } else {
+                                work += loop.doWork();
+                                if (loop.shared != null && loop.isHeavy() != loop.isOffered()) {
+                                    if (!turns) {
+                                        // nobody else takes a turn before the offer below (a thread that kept an old
+                                        // offer of this actor may hold the turn a moment, to find it withdrawn)
+                                        awaitTurn();
+                                        turns = true;
+                                    }
+                                    offerOrWithdraw(loop);
+                                }
+                            }
+                        }
+                    } finally {
+                        if (turns) {
+                            turn.set(FREE);
+                        }
                     }
                 }
                 work += runGuests();
+                if (work == 0) {
+                    work += takeTurns();
+                }
                 if (changed || guestsChanged) {
                     guestsChanged = false;
                     idle = idleStrategy(mailboxIdle);
@@ -348,6 +393,11 @@ public final class ActorThread implements ActorHandle {
                 loops.add(late);
             }
             Throwable cause = death != null ? death : new IllegalStateException("actor " + name + " was stopped");
+            if (offered != 0) {
+                awaitTurn();
+                loops.forEach(this::withdraw);
+                turn.set(FREE);
+            }
             for (GraphLoop loop : loops) {
                 loop.died(cause);
                 loop.freeOwned();
@@ -463,10 +513,16 @@ public final class ActorThread implements ActorHandle {
         }
         for (int i = 0; i < guests.size(); i++) {
             g = guests.get(i);
+            boolean turns = g.offered != 0;
+            if (turns && !g.carrierTurn()) {
+                continue; // another thread takes a turn at it now, and signals this one when done
+            }
             GraphLoop loop = g.lentLoop;
             try {
                 if (g.stopping) {
-                    loop.died(new IllegalStateException("actor " + g.name + " was stopped"));
+                    Throwable why = g.death;
+                    g.withdraw(loop);
+                    loop.died(why != null ? why : new IllegalStateException("actor " + g.name + " was stopped"));
                     loop.freeOwned();
                     g.giveBack(false);
                     guests.remove(i--);
@@ -476,6 +532,7 @@ public final class ActorThread implements ActorHandle {
                 }
                 work += g.drainMailbox();
                 if (loop.isStopped()) {
+                    g.withdraw(loop);
                     loop.freeOwned();
                     g.giveBack(true);
                     guests.remove(i--);
@@ -483,16 +540,127 @@ public final class ActorThread implements ActorHandle {
                     work++;
                 } else {
                     work += loop.doWork();
+                    if (turns && loop.endedFull()) {
+                        loop.shared.wakeOthers(waker);
+                    }
+                    if (loop.shared != null && loop.isHeavy() != turns) {
+                        g.offerOrWithdraw(loop); // on: taken by others only after this thread is done with it
+                    }
                 }
             } catch (Throwable t) {
                 g.death = t;
                 g.stopping = true;
+                g.withdraw(loop);
                 loop.died(t);
                 loop.freeOwned();
                 g.giveBack(false);
                 guests.remove(i--);
                 guestsChanged = true;
                 work++;
+            } finally {
+                if (turns) {
+                    g.turn.set(FREE);
+                }
+            }
+        }
+        return work;
+    }
+
+    /**
+     * The turn of the thread that runs this actor (its own, or its carrier) at it while a loop of it is offered:
+     * takes it, or, when another thread has it, marks that it missed it, so that thread signals it once done.
+     *
+     * @return whether it took the turn
+     */
+    private boolean carrierTurn() {
+        while (true) {
+            int t = turn.get();
+            if (t == FREE) {
+                if (turn.compareAndSet(FREE, TAKEN)) {
+                    return true;
+                }
+            } else if (t == MISSED || turn.compareAndSet(TAKEN, MISSED)) {
+                return false;
+            }
+        }
+    }
+
+    /** Takes the turn at this actor, waiting for another thread's turn to end (its batch); the thread that runs it. */
+    private void awaitTurn() {
+        while (!turn.compareAndSet(FREE, TAKEN) && !turn.compareAndSet(MISSED, TAKEN)) {
+            LockSupport.parkNanos(10_000);
+        }
+    }
+
+    /**
+     * Offers a loop of this actor that turned heavy to the other threads of its graph, or takes back one that turned
+     * light; by the thread that runs the actor, which holds its turn or (an offer) runs it alone until the offer.
+     */
+    private void offerOrWithdraw(GraphLoop loop) {
+        if (loop.isOffered()) {
+            withdraw(loop);
+        } else {
+            loop.offer(true);
+            offered++;
+        }
+    }
+
+    /** Takes {@code loop} back from the other threads of its graph, if offered; holding this actor's turn. */
+    private void withdraw(GraphLoop loop) {
+        if (loop != null && loop.isOffered()) {
+            loop.offer(false);
+            offered--;
+        }
+    }
+
+    /**
+     * A turn at each offered loop of the graphs this thread runs a loop of, that no thread runs now and that is not
+     * this thread's to run anyway: one batch of it; called when this thread has nothing of its own to do.
+     *
+     * @return the work done
+     */
+    private int takeTurns() {
+        int work = 0;
+        for (int i = 0; i < loops.size(); i++) {
+            GraphLoop own = loops.get(i);
+            SharedLoops shared = own.shared;
+            if (shared != null && !own.isStopped()) {
+                for (GraphLoop l : shared.snapshot()) {
+                    ActorThread a = l.host;
+                    if (a != this && a.carrier != this && a.turn.compareAndSet(FREE, TAKEN)) {
+                        work += a.takeTurn(l, shared, waker);
+                    }
+                }
+            }
+        }
+        return work;
+    }
+
+    /**
+     * One turn at {@code loop} of this actor, whose turn the calling thread took: a batch of it, if it is still
+     * offered in {@code shared}. Gives the turn back, and signals the thread that runs this actor if that one missed
+     * its turn meanwhile or has something to clean up (the loop stopped, the actor died).
+     */
+    private int takeTurn(GraphLoop loop, SharedLoops shared, Waker by) {
+        ActorThread c = carrier == null ? this : carrier;
+        boolean wake = false;
+        int work = 0;
+        try {
+            if (loop.isOffered() && loop.shared == shared && !stopping && !loop.isStopped()) {
+                work = loop.doWork();
+                if (loop.endedFull()) {
+                    shared.wakeOthers(by);
+                }
+                wake = loop.isStopped();
+            }
+        } catch (Throwable t) {
+            death = t; // the thread that runs this actor stops its loops, as if it had thrown there
+            stopping = true;
+            wake = true;
+        } finally {
+            wake |= turn.getAndSet(FREE) == MISSED;
+            if (wake) {
+                c.waker.signal();
             }
         }
         return work;
@@ -527,6 +695,11 @@ public final class ActorThread implements ActorHandle {
         }
         for (ActorThread guest : guests) {
             GraphLoop loop = guest.lentLoop;
+            boolean turns = guest.offered != 0;
+            if (turns) {
+                guest.awaitTurn(); // another thread's turn at it ends with its batch
+                guest.withdraw(loop);
+            }
             if (loop != null) {
                 loop.stop();
                 try {
@@ -536,6 +709,9 @@ public final class ActorThread implements ActorHandle {
                 }
             }
             guest.giveBack(true);
+            if (turns) {
+                guest.turn.set(FREE);
+            }
         }
         guests.clear();
     }

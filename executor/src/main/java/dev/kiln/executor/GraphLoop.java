@@ -81,6 +81,13 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
      * a loop that waits on its peers runs a batch of one execution per call.
      */
     static final int TIMED_BATCH_EVERY = 64;
+    /**
+     * An execution of at least this many nanoseconds, timed twice in a row, makes a loop {@link #isHeavy() heavy}
+     * (the threads of its graph may take turns running it); one of less than half, twice in a row, makes it light
+     * again. About a batch's time: sharing costs a claim and a fence per turn, and moves the actor's data between
+     * cores, which only a long execution repays.
+     */
+    static final long HEAVY_NS = BATCH_NS;
     private static final VarHandle DONE = MethodHandles.arrayElementVarHandle(long[].class);
     /** Index of the published execution count in {@link #done}: alone on its cache lines. */
     private static final int DONE_AT = 16;
@@ -142,6 +149,23 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     /** Calls of {@link #doWork()} that began at an execution's first step: picks the batches that are timed. */
     private int batches;
     private int pc;
+    /** The thread that last ran {@link #doWork()}: another one takes its own {@link #target}. */
+    private Thread runner;
+    /** Whether the last {@link #doWork()} returned because its batch was full (more may be ready), not to wait. */
+    private boolean batchFull;
+    /** Whether executions take about {@link #HEAVY_NS} or more (see {@link #isHeavy()}). */
+    private boolean heavy;
+    /** How the last timed execution compared with {@link #HEAVY_NS}: 1 at least, -1 under half, 0 between. */
+    private int lastTimed;
+    /**
+     * The graph's loops in this JVM that its threads take turns running, when this loop's actor may share a thread
+     * and the plan has actors share; else null.
+     */
+    SharedLoops shared;
+    /** The thread of this loop's actor; set with {@link #shared}. */
+    ActorThread host;
+    /** Whether this loop is in {@link #shared}: other threads may take turns running it. */
+    private volatile boolean offered;
     private volatile boolean stopped;
     private final String graphName;
     /** The graph's instrumentation in this JVM, or null (a worker's loop, a test's). */
@@ -399,7 +423,56 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
      */
     public void bind(Object instance) {
         this.actor = instance;
+        this.runner = Thread.currentThread();
         this.target = TARGET.get();
+    }
+
+    /**
+     * @return whether this loop's executions took about {@link #HEAVY_NS} or more in its last two timed batches (and
+     *         have not been under half of it twice in a row since): worth running on whichever thread of the graph is
+     *         free. Read by the thread that runs the loop.
+     */
+    boolean isHeavy() {
+        return heavy;
+    }
+
+    /**
+     * @return whether the last {@link #doWork()} ended with a full batch, so that the next execution may be ready
+     *         already (another thread could start on it); read by the thread that ran it
+     */
+    boolean endedFull() {
+        return batchFull;
+    }
+
+    /** @return whether other threads may take turns running this loop ({@link #offer(boolean)}) */
+    boolean isOffered() {
+        return offered;
+    }
+
+    /**
+     * Offers this loop to the other threads of its graph ({@link #shared}), or takes it back; called by the thread
+     * that runs it, holding its actor's turn (or, for an offer, before any other thread can take one). While offered,
+     * its in-process channels fence and wake as between threads even where both ends had one waker
+     * ({@link dev.kiln.transport.InProcessChannel#shareEnd(boolean)}), and a value for it also wakes the threads
+     * that take turns.
+     *
+     * @param on whether to offer it
+     */
+    void offer(boolean on) {
+        for (int i = 0; i < channel.length; i++) {
+            if (channel[i] instanceof dev.kiln.transport.InProcessChannel ch) {
+                ch.shareEnd(on);
+                if (kind[i] == READ) {
+                    ch.alsoWake(on ? shared.takers() : null);
+                }
+            }
+        }
+        offered = on;
+        if (on) {
+            shared.add(this);
+        } else {
+            shared.remove(this);
+        }
     }
 
     /** Asks the loop to leave the graph at its next duty cycle; any thread. */
@@ -453,6 +526,12 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     public int doWork() {
         int work = 0;
         final int[] kind = this.kind;
+        Thread current = Thread.currentThread();
+        if (current != runner) {
+            runner = current; // a turn on another thread of the graph: results go through that thread's target
+            target = TARGET.get();
+        }
+        batchFull = false;
         try {
             if (prologue != null) {
                 Runnable p = prologue;
@@ -507,9 +586,16 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
                     sequence++;
                     DONE.setOpaque(done, DONE_AT, sequence);
                     if (++executions == 1 && timed && started != 0L) {
-                        limit = batchLimit = nextBatchLimit(batchLimit, System.nanoTime() - started);
+                        long ns = System.nanoTime() - started;
+                        limit = batchLimit = nextBatchLimit(batchLimit, ns);
+                        int now = ns >= HEAVY_NS ? 1 : ns < HEAVY_NS / 2 ? -1 : 0;
+                        if (now != 0 && now == lastTimed) {
+                            heavy = now > 0;
+                        }
+                        lastTimed = now;
                     }
                     if (executions >= limit) {
+                        batchFull = true;
                         flush();
                         return work; // a full batch: let the host check its stop flag, mailbox and other loops
                     }
@@ -644,6 +730,9 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
      */
     @Override
     public boolean sleep(long nanos) {
+        if (shared != null) {
+            return false; // in-process channels only, and another thread may be taking a turn at the loop now
+        }
         int i = pc;
         if (!crossing[i]) {
             return false;

@@ -178,7 +178,36 @@ public final class GraphPart {
             closeAll(Duration.ZERO);
             throw e;
         }
+        shareHeavyLoops();
         return this;
+    }
+
+    /**
+     * Gives the loops of the actors that may share threads here ({@link ExecutionPlan#mayShareThread}) one
+     * {@link SharedLoops}, when the plan put guests on a carrier and left those actors more than one thread: the threads
+     * may then take turns running each other's heavy loops.
+     */
+    private void shareHeavyLoops() {
+        if (schedules.stream().noneMatch(ActorSchedule::sharesThread)) {
+            return;
+        }
+        List<Waker> takers = new ArrayList<>();
+        for (int i = 0; i < loops.length; i++) {
+            ActorSchedule s = schedules.get(i);
+            if (ExecutionPlan.mayShareThread(s, plan.channels()) && !s.sharesThread()) {
+                takers.add(actors.get(i).waker());
+            }
+        }
+        if (takers.size() < 2) {
+            return; // one thread: nobody to take turns with
+        }
+        SharedLoops shared = new SharedLoops(takers.toArray(Waker[]::new));
+        for (int i = 0; i < loops.length; i++) {
+            if (ExecutionPlan.mayShareThread(schedules.get(i), plan.channels())) {
+                loops[i].shared = shared;
+                loops[i].host = actors.get(i);
+            }
+        }
     }
 
     /** @return the channels by id (null where this JVM touches none) */

@@ -23,6 +23,8 @@ import java.lang.invoke.VarHandle;
  * <p>A channel whose writer and every reader have the same waker is run by one thread (actors that share a thread:
  * their channels wake the thread that runs them), which never waits on itself: its publications and releases are
  * plain release stores, with no fence and no wake-up check, so a hand-off inside a thread costs a write and a read.
+ * {@link #shareEnd(boolean)} turns that off while another thread may run one of its ends (a heavy actor that the
+ * threads of its graph take turns running) and back on when that is over.
  */
 public final class InProcessChannel implements Channel {
 
@@ -40,8 +42,20 @@ public final class InProcessChannel implements Channel {
     private final int readerCount;
     private final Waker writerWaker;
     private final Waker[] readerWakers;
-    /** Whether the writer and every reader have one waker: one thread runs them all, and nobody is to be woken. */
-    private final boolean oneThread;
+    /** Whether the writer and every reader have one waker: one thread may run them all. */
+    private final boolean sameWaker;
+    /**
+     * Whether one thread runs the writer and every reader, so nobody is to be woken: {@link #sameWaker} while no end
+     * is shared ({@link #shareEnd(boolean)}). Plain: written by the thread that runs both ends, and published to any
+     * other thread by the hand-over that lets that thread run an end.
+     */
+    private boolean oneThread;
+    /** Ends that other threads may run now, of a channel with {@link #sameWaker}; as {@link #oneThread}. */
+    private int sharedEnds;
+    /** Readers that other threads may run now ({@link #alsoWake}); under this channel's lock. */
+    private int alsoWakeReaders;
+    /** More wakers to signal on publication ({@link #alsoWake}), or null. */
+    private volatile Waker[] alsoWake;
     /** Writer-local: the least released count seen, so the writer rarely scans the readers. */
     private long minReleased;
     /** Writer-local: sequences written, published or not. */
@@ -68,12 +82,30 @@ public final class InProcessChannel implements Channel {
         this.counters = new long[(readerCount + 2) * STRIDE];
         this.writerWaker = writerWaker;
         this.readerWakers = readerWakers.clone();
-        this.oneThread = java.util.Arrays.stream(readerWakers).allMatch(r -> r == writerWaker);
+        this.sameWaker = java.util.Arrays.stream(readerWakers).allMatch(r -> r == writerWaker);
+        this.oneThread = sameWaker;
     }
 
     /** @return whether one thread writes and reads this channel (see the class description) */
     public boolean isOneThread() {
         return oneThread;
+    }
+
+    /**
+     * Says that another thread may run one of the channel's ends from now on (its steps, not at once with the thread
+     * of its waker), or no longer; called by the thread of that end's waker, before it lets another thread run the end
+     * (true) or after it took it back (false), each time through a hand-over that orders this call before the other
+     * thread's steps (a lock, a volatile write and read). While any end is shared, every publication and release fences
+     * and checks the wakers, as between threads. No effect on a channel whose ends have different wakers: those always
+     * do.
+     *
+     * @param shared whether the end is shared from now on
+     */
+    public void shareEnd(boolean shared) {
+        if (sameWaker) {
+            sharedEnds += shared ? 1 : -1;
+            oneThread = sharedEnds == 0;
+        }
     }
 
     /**
@@ -129,6 +161,28 @@ public final class InProcessChannel implements Channel {
             for (Waker r : readerWakers) {
                 r.signal();
             }
+            Waker[] also = alsoWake;
+            if (also != null) {
+                for (Waker r : also) {
+                    r.signal();
+                }
+            }
+        }
+    }
+
+    /**
+     * Has every publication also wake these threads, when they announced they sleep, while a reader may be run by them
+     * (beside the thread its waker belongs to); once for each such reader, and once more with null when that is over.
+     * Any thread; a publication sees the change at the latest after its next fence.
+     *
+     * @param wakers the threads that may run a reader, or null: one reader less may
+     */
+    public synchronized void alsoWake(Waker[] wakers) {
+        alsoWakeReaders += wakers != null ? 1 : -1;
+        if (wakers != null) {
+            alsoWake = wakers.clone();
+        } else if (alsoWakeReaders == 0) {
+            alsoWake = null;
         }
     }
 

@@ -183,6 +183,51 @@ class InProcessChannelTest {
         assertTrue(shared.isArmed(), "nothing signalled the thread's own waker");
     }
 
+    @Test
+    void aChannelInsideOneThreadWakesAgainWhileAnotherThreadMayRunAnEnd() {
+        Waker shared = new Waker();
+        InProcessChannel ch = new InProcessChannel(spec(1, 1), shared, new Waker[] {shared});
+        ch.shareEnd(true);
+        ch.shareEnd(true);
+        assertFalse(ch.isOneThread());
+        shared.arm();
+        assertTrue(ch.offer(0, "a"));
+        assertFalse(shared.isArmed(), "a publication signals the readers' waker again");
+        shared.arm();
+        ch.release(0, 0);
+        assertFalse(shared.isArmed(), "a release signals the writer's waker again");
+        ch.shareEnd(false);
+        assertFalse(ch.isOneThread(), "the other end is still shared");
+        ch.shareEnd(false);
+        assertTrue(ch.isOneThread());
+        shared.arm();
+        assertTrue(ch.offer(1, "b"));
+        assertTrue(shared.isArmed(), "back inside one thread: no signal");
+        InProcessChannel between = channel(1, 1);
+        between.shareEnd(true);
+        between.shareEnd(false);
+        assertFalse(between.isOneThread(), "ends with different wakers always fence");
+    }
+
+    @Test
+    void aPublicationAlsoWakesTheThreadsThatMayRunAReader() {
+        InProcessChannel ch = channel(4, 2);
+        Waker helper = new Waker();
+        ch.alsoWake(new Waker[] {helper});
+        ch.alsoWake(new Waker[] {helper}); // the second reader
+        helper.arm();
+        assertTrue(ch.offer(0, "a"));
+        assertFalse(helper.isArmed(), "signalled");
+        ch.alsoWake(null);
+        helper.arm();
+        assertTrue(ch.offer(1, "b"));
+        assertFalse(helper.isArmed(), "one reader may still be run by it");
+        ch.alsoWake(null);
+        helper.arm();
+        assertTrue(ch.offer(2, "c"));
+        assertTrue(helper.isArmed(), "no reader shared any more");
+    }
+
     /** A thread that arms {@code waker}, then parks with no timeout until {@code condition} holds. */
     private static Thread parkUntil(Waker waker, java.util.function.BooleanSupplier condition, Runnable after) {
         Thread t = new Thread(() -> {

@@ -1,0 +1,174 @@
+package dev.kiln;
+
+import dev.kiln.compiler.CompileOptions;
+import dev.kiln.graph.ActorRef;
+import dev.kiln.graph.Graph;
+import dev.kiln.graph.InputNode;
+import dev.kiln.graph.Node;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Threads that share actors take turns at a heavy one: its methods run on more than one thread, never two at once,
+ * in execution order, with dynamic calls between them; a graph closed meanwhile leaves its actors whole.
+ */
+class TakingTurnsTest {
+
+    /** A stage of a few nanoseconds. */
+    static final class Light {
+        int apply(int x) {
+            return x + 1;
+        }
+    }
+
+    /** A stage of about 50 us that checks it is never entered twice and sees its executions in order. */
+    static final class Heavy {
+        final Set<String> threads = ConcurrentHashMap.newKeySet();
+        final AtomicBoolean inside = new AtomicBoolean();
+        final AtomicLong overlaps = new AtomicLong();
+        /** Plain on purpose: each call must see the previous one's write, whichever thread ran it. */
+        int last = -1;
+        long outOfOrder;
+        long pokes;
+
+        int apply(int x) {
+            enter();
+            try {
+                threads.add(Thread.currentThread().getName());
+                int k = x >> 8;
+                if (last >= 0 && k != last + 1) {
+                    outOfOrder++;
+                }
+                last = k;
+                long until = System.nanoTime() + 50_000;
+                while (System.nanoTime() - until < 0) {
+                    Thread.onSpinWait();
+                }
+                return x * 2;
+            } finally {
+                inside.set(false);
+            }
+        }
+
+        long poke() {
+            enter();
+            try {
+                return ++pokes;
+            } finally {
+                inside.set(false);
+            }
+        }
+
+        long outOfOrder() {
+            return outOfOrder;
+        }
+
+        private void enter() {
+            if (!inside.compareAndSet(false, true)) {
+                overlaps.incrementAndGet();
+            }
+        }
+    }
+
+    /**
+     * A chain of four stages on two threads, {@code heavyAt} the heavy one: 0 is a carrier's own actor, 3 a guest.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {0, 3})
+    @Timeout(120)
+    void aHeavyStageRunsOnBothThreadsOneCallAtATimeInOrder(int heavyAt) throws Exception {
+        try (Kiln kiln = Kiln.local()) {
+            Heavy heavy = new Heavy();
+            ActorRef<Heavy> h = kiln.actor(() -> heavy);
+            InputNode<Integer> in = Graph.input();
+            Node<Integer> x = in;
+            for (int k = 0; k < 4; k++) {
+                x = k == heavyAt ? h.bind(Heavy::apply, x) : kiln.actor(Light::new).bind(Light::apply, x);
+            }
+            CompileOptions options = CompileOptions.defaults().actorThreads(2).maxInflight(8);
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, x, options)) {
+                assertEquals(2, g.plan().schedules().stream().filter(s -> !s.sharesThread()).count(),
+                        g.plan()::toString);
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+                int next = 0;
+                long poked = 0;
+                while (next < 2_000 || heavy.threads.size() < 2 && System.nanoTime() < deadline) {
+                    CompletableFuture<Long> poke = kiln.call(h, Heavy::poke);
+                    List<GraphFuture<Integer>> window = new ArrayList<>();
+                    for (int i = 0; i < 200; i++, next++) {
+                        window.add(g.execute(next << 8));
+                        if (window.size() == 8) {
+                            check(window.removeFirst(), next - 7, heavyAt);
+                        }
+                    }
+                    for (int i = 0; i < window.size(); i++) {
+                        check(window.get(i), next - window.size() + i, heavyAt);
+                    }
+                    assertEquals(++poked, poke.get(10, TimeUnit.SECONDS));
+                }
+                assertTrue(heavy.threads.size() >= 2, "the heavy stage ran only on " + heavy.threads + " in " + next
+                        + " executions");
+            }
+            assertEquals(0, heavy.overlaps.get(), "calls of the heavy actor overlapped");
+            assertEquals(0L, kiln.call(h, Heavy::outOfOrder).get(10, TimeUnit.SECONDS),
+                    "executions reached the heavy actor out of order");
+        }
+    }
+
+    private static void check(GraphFuture<Integer> f, int i, int heavyAt) throws Exception {
+        int v = i << 8;
+        for (int k = 0; k < 4; k++) {
+            v = k == heavyAt ? v * 2 : v + 1;
+        }
+        assertEquals(v, f.get(10, TimeUnit.SECONDS), "execution " + i);
+    }
+
+    /** Closing a graph while its threads take turns gives every actor back whole: calls and a new graph work. */
+    @ParameterizedTest
+    @ValueSource(ints = {0, 3})
+    @Timeout(120)
+    void closingWhileThreadsTakeTurnsLeavesTheActorsWhole(int heavyAt) throws Exception {
+        try (Kiln kiln = Kiln.local()) {
+            Heavy heavy = new Heavy();
+            ActorRef<Heavy> h = kiln.actor(() -> heavy);
+            List<ActorRef<Light>> lights = new ArrayList<>();
+            for (int k = 0; k < 3; k++) {
+                lights.add(kiln.actor(Light::new));
+            }
+            CompileOptions options = CompileOptions.defaults().actorThreads(2).maxInflight(8);
+            for (int round = 0; round < 3; round++) {
+                InputNode<Integer> in = Graph.input();
+                Node<Integer> x = in;
+                for (int k = 0, l = 0; k < 4; k++) {
+                    x = k == heavyAt ? h.bind(Heavy::apply, x) : lights.get(l++).bind(Light::apply, x);
+                }
+                CompiledGraph<Integer, Integer> g = kiln.compile(in, x, options);
+                List<GraphFuture<Integer>> pending = new ArrayList<>();
+                for (int i = 0; i < 400; i++) {
+                    pending.add(g.execute(i << 8));
+                    if (pending.size() == 8) {
+                        pending.removeFirst().get(10, TimeUnit.SECONDS);
+                    }
+                }
+                g.close(); // with executions in flight, while the threads may be taking turns
+                heavy.last = -1; // the next graph starts its executions at 0 again
+                assertEquals(round + 1L, kiln.call(h, Heavy::poke).get(10, TimeUnit.SECONDS));
+                assertEquals(2, kiln.call(lights.getFirst(), Light::apply, 1).get(10, TimeUnit.SECONDS));
+            }
+            assertEquals(0, heavy.overlaps.get(), "calls of the heavy actor overlapped");
+        }
+    }
+}
