@@ -39,7 +39,8 @@ import java.util.function.Supplier;
  * ({@link GraphLoop#offer(boolean)}).
  *
  * <p>{@link #hold}, {@link #release}, {@link #attach}, {@link #submit}, {@link #call}, {@link #wake}, {@link #stop}
- * and the queries may be called from any thread; everything else runs on the actor's thread (or its carrier's).
+ * and the queries may be called from any thread; everything else runs on the actor's thread (or its carrier's, or,
+ * for a turn at an offered loop, the thread that holds its {@link Turn}).
  */
 public final class ActorThread implements ActorHandle {
 
@@ -78,15 +79,8 @@ public final class ActorThread implements ActorHandle {
     private volatile boolean stopping;
     private volatile Throwable death;
     private volatile ActorGpu gpu;
-    /**
-     * While a loop of this actor is offered to other threads ({@link #offered}): who runs its next steps, {@link #FREE},
-     * {@link #TAKEN}, or {@link #MISSED} (taken, and its carrier found it so: the thread that holds it signals the
-     * carrier when done, as the carrier may have parked meanwhile).
-     */
-    private final java.util.concurrent.atomic.AtomicInteger turn = new java.util.concurrent.atomic.AtomicInteger();
-    private static final int FREE = 0;
-    private static final int TAKEN = 1;
-    private static final int MISSED = 2;
+    /** While a loop of this actor is offered to other threads ({@link #offered}): who runs its steps. */
+    private final Turn turn = new Turn();
     /**
      * How many of this actor's loops are offered to other threads ({@link GraphLoop#isOffered()}); written by the
      * thread that runs the actor, holding its turn or before anyone else can take one.
@@ -333,7 +327,7 @@ public final class ActorThread implements ActorHandle {
                 int work = 0;
                 boolean changed = false;
                 boolean turns = offered != 0;
-                if (!turns || carrierTurn()) {
+                if (!turns || turn.takeOrMark()) {
                     try {
                         work += drainMailbox();
                         if (lentLoop != null && lentGuests.get() == 0 && !turns) {
@@ -362,7 +356,7 @@ public final class ActorThread implements ActorHandle {
                                     if (!turns) {
                                         // nobody else takes a turn before the offer below (a thread that kept an old
                                         // offer of this actor may hold the turn a moment, to find it withdrawn)
-                                        awaitTurn();
+                                        turn.await();
                                         turns = true;
                                     }
                                     offerOrWithdraw(loop);
@@ -371,7 +365,7 @@ public final class ActorThread implements ActorHandle {
                         }
                     } finally {
                         if (turns) {
-                            turn.set(FREE);
+                            turn.give();
                         }
                     }
                 }
@@ -394,9 +388,9 @@ public final class ActorThread implements ActorHandle {
             }
             Throwable cause = death != null ? death : new IllegalStateException("actor " + name + " was stopped");
             if (offered != 0) {
-                awaitTurn();
+                turn.await();
                 loops.forEach(this::withdraw);
-                turn.set(FREE);
+                turn.give();
             }
             for (GraphLoop loop : loops) {
                 loop.died(cause);
@@ -514,7 +508,7 @@ public final class ActorThread implements ActorHandle {
         for (int i = 0; i < guests.size(); i++) {
             g = guests.get(i);
             boolean turns = g.offered != 0;
-            if (turns && !g.carrierTurn()) {
+            if (turns && !g.turn.takeOrMark()) {
                 continue; // another thread takes a turn at it now, and signals this one when done
             }
             GraphLoop loop = g.lentLoop;
@@ -559,37 +553,11 @@ public final class ActorThread implements ActorHandle {
                 work++;
             } finally {
                 if (turns) {
-                    g.turn.set(FREE);
+                    g.turn.give();
                 }
             }
         }
         return work;
-    }
-
-    /**
-     * The turn of the thread that runs this actor (its own, or its carrier) at it while a loop of it is offered:
-     * takes it, or, when another thread has it, marks that it missed it, so that thread signals it once done.
-     *
-     * @return whether it took the turn
-     */
-    private boolean carrierTurn() {
-        while (true) {
-            int t = turn.get();
-            if (t == FREE) {
-                if (turn.compareAndSet(FREE, TAKEN)) {
-                    return true;
-                }
-            } else if (t == MISSED || turn.compareAndSet(TAKEN, MISSED)) {
-                return false;
-            }
-        }
-    }
-
-    /** Takes the turn at this actor, waiting for another thread's turn to end (its batch); the thread that runs it. */
-    private void awaitTurn() {
-        while (!turn.compareAndSet(FREE, TAKEN) && !turn.compareAndSet(MISSED, TAKEN)) {
-            LockSupport.parkNanos(10_000);
-        }
     }
 
     /**
@@ -627,7 +595,7 @@ public final class ActorThread implements ActorHandle {
             if (shared != null && !own.isStopped()) {
                 for (GraphLoop l : shared.snapshot()) {
                     ActorThread a = l.host;
-                    if (a != this && a.carrier != this && a.turn.compareAndSet(FREE, TAKEN)) {
+                    if (a != this && a.carrier != this && a.turn.tryTake()) {
                         work += a.takeTurn(l, shared, waker);
                     }
                 }
@@ -658,7 +626,7 @@ public final class ActorThread implements ActorHandle {
             stopping = true;
             wake = true;
         } finally {
-            wake |= turn.getAndSet(FREE) == MISSED;
+            wake |= turn.give();
             if (wake) {
                 c.waker.signal();
             }
@@ -697,7 +665,7 @@ public final class ActorThread implements ActorHandle {
             GraphLoop loop = guest.lentLoop;
             boolean turns = guest.offered != 0;
             if (turns) {
-                guest.awaitTurn(); // another thread's turn at it ends with its batch
+                guest.turn.await(); // another thread's turn at it ends with its batch
                 guest.withdraw(loop);
             }
             if (loop != null) {
@@ -710,7 +678,7 @@ public final class ActorThread implements ActorHandle {
             }
             guest.giveBack(true);
             if (turns) {
-                guest.turn.set(FREE);
+                guest.turn.give();
             }
         }
         guests.clear();

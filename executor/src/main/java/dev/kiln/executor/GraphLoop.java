@@ -55,8 +55,10 @@ import java.util.function.Consumer;
  * each channel wait while a recording has them enabled; the latency of each method call into the graph's
  * {@link GraphProbe} when statistics are on; and a span per method call while a {@link TraceWindow} records.
  *
- * <p>Called only by the actor's thread, except {@link #stop()} and {@link #executionsDone()}. Allocates nothing per
- * execution except what user methods allocate (and the error record when one throws).
+ * <p>Called only by the thread that runs the actor (its own, its carrier, or, for a loop {@link #offer(boolean)
+ * offered} to the graph's threads, whichever holds the actor's {@link Turn}), except {@link #stop()} and
+ * {@link #executionsDone()}. Allocates nothing per execution except what user methods allocate (and the error record
+ * when one throws).
  */
 public final class GraphLoop implements KilnIdleStrategy.Sleeper {
 
