@@ -171,4 +171,103 @@ class TakingTurnsTest {
             assertEquals(0, heavy.overlaps.get(), "calls of the heavy actor overlapped");
         }
     }
+
+    /** A stage that is heavy (20 us) for 1,000 executions, then light for 1,000, and so on, from {@code phase}. */
+    static final class Flip {
+        final int phase;
+        final Set<String> threads = ConcurrentHashMap.newKeySet();
+        final AtomicBoolean inside = new AtomicBoolean();
+        final AtomicLong overlaps = new AtomicLong();
+        int last = -1;
+        long outOfOrder;
+
+        Flip(int phase) {
+            this.phase = phase;
+        }
+
+        int apply(int x) {
+            if (!inside.compareAndSet(false, true)) {
+                overlaps.incrementAndGet();
+            }
+            try {
+                threads.add(Thread.currentThread().getName());
+                int k = x >> 8;
+                if (last >= 0 && k != last + 1) {
+                    outOfOrder++;
+                }
+                last = k;
+                if ((k / 1_000 + phase) % 2 == 0) {
+                    long until = System.nanoTime() + 20_000;
+                    while (System.nanoTime() - until < 0) {
+                        Thread.onSpinWait();
+                    }
+                }
+                return x + phase + 1;
+            } finally {
+                inside.set(false);
+            }
+        }
+
+        long outOfOrder() {
+            return outOfOrder;
+        }
+    }
+
+    /** Joins the three branches. */
+    static final class Join {
+        int join(int b, int c, int d) {
+            return b + 3 * c + 7 * d;
+        }
+    }
+
+    /**
+     * A scatter-gather whose branches turn heavy and light again while it runs: offers come and go on channels with
+     * several readers and on a join, and every result, order and one-call-at-a-time rule holds throughout.
+     */
+    @org.junit.jupiter.api.Test
+    @Timeout(120)
+    void aScatterGatherWhoseBranchesTurnHeavyAndLightKeepsItsResults() throws Exception {
+        try (Kiln kiln = Kiln.local()) {
+            List<Flip> flips = List.of(new Flip(0), new Flip(1), new Flip(0));
+            InputNode<Integer> in = Graph.input();
+            Node<Integer> x = kiln.actor(Light::new).bind(Light::apply, in);
+            List<ActorRef<Flip>> branches = new ArrayList<>();
+            for (Flip f : flips) {
+                branches.add(kiln.actor(() -> f));
+            }
+            Node<Integer> b = branches.get(0).bind(Flip::apply, x);
+            Node<Integer> c = branches.get(1).bind(Flip::apply, x);
+            Node<Integer> d = branches.get(2).bind(Flip::apply, x);
+            Node<Integer> out = kiln.actor(Join::new).bind(Join::join, b, c, d);
+            CompileOptions options = CompileOptions.defaults().actorThreads(2).maxInflight(8);
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, out, options)) {
+                List<GraphFuture<Integer>> window = new ArrayList<>();
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+                int started = 0;
+                int done = 0;
+                while (started < 6_000 || flips.stream().allMatch(f -> f.threads.size() < 2)
+                        && System.nanoTime() < deadline) {
+                    int until = started + 2_000;
+                    while (done < until) {
+                        if (window.size() == 8 || started == until) {
+                            int v = (done << 8) + 1;
+                            assertEquals((v + 1) + 3 * (v + 2) + 7 * (v + 1),
+                                    window.removeFirst().get(10, TimeUnit.SECONDS), "execution " + done);
+                            done++;
+                        }
+                        if (started < until) {
+                            window.add(g.execute(started++ << 8));
+                        }
+                    }
+                }
+            }
+            for (int k = 0; k < flips.size(); k++) {
+                assertEquals(0, flips.get(k).overlaps.get(), "calls of branch " + k + " overlapped");
+                assertEquals(0L, kiln.call(branches.get(k), Flip::outOfOrder).get(10, TimeUnit.SECONDS),
+                        "executions reached branch " + k + " out of order");
+            }
+            assertTrue(flips.stream().anyMatch(f -> f.threads.size() >= 2),
+                    "no heavy branch ran on both threads: " + flips.stream().map(f -> f.threads).toList());
+        }
+    }
 }
