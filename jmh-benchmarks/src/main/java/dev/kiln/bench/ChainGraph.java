@@ -50,6 +50,16 @@ final class ChainGraph implements AutoCloseable {
      * @throws IllegalStateException on a wrong result
      */
     ChainGraph(int calls, int actors, String threads, int window, int inflight) {
+        this(calls, actors, threads, window, inflight, new long[actors]);
+    }
+
+    /**
+     * As {@link #ChainGraph(int, int, String, int, int)}, each call spinning for its actor's {@code busyNs}
+     * ({@link Stage#work}).
+     *
+     * @param busyNs how long a call of each actor spins, in nanoseconds, one per actor
+     */
+    ChainGraph(int calls, int actors, String threads, int window, int inflight, long[] busyNs) {
         this.calls = calls;
         this.actors = actors;
         this.window = window;
@@ -66,12 +76,14 @@ final class ChainGraph implements AutoCloseable {
             List<ActorRef<Stage>> stages = new ArrayList<>();
             for (int i = 0; i < actors; i++) {
                 int salt = i;
-                stages.add(kiln.actor(() -> new Stage(salt)));
+                long busy = busyNs[i];
+                stages.add(kiln.actor(() -> new Stage(salt, busy)));
             }
             InputNode<Long> in = Graph.input();
             Node<Long> x = in;
             for (int i = 0; i < calls; i++) {
-                x = stages.get(i % actors).bind(Stage::step, x);
+                x = busyNs[i % actors] == 0 ? stages.get(i % actors).bind(Stage::step, x)
+                        : stages.get(i % actors).bind(Stage::work, x);
             }
             this.graph = kiln.compile(in, x, options);
             check();

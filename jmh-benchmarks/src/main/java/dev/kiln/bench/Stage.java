@@ -12,10 +12,35 @@ import dev.kiln.tensor.Tensor;
 final class Stage {
 
     private final long salt;
+    /** How long {@link #work} spins before its step. */
+    private final long busyNs;
 
     /** @param salt this actor's index; makes its results differ from the other actors' */
     Stage(long salt) {
+        this(salt, 0);
+    }
+
+    /**
+     * @param salt   this actor's index; makes its results differ from the other actors'
+     * @param busyNs how long {@link #work} keeps the thread busy, in nanoseconds
+     */
+    Stage(long salt, long busyNs) {
         this.salt = salt;
+        this.busyNs = busyNs;
+    }
+
+    /**
+     * A call that costs time: spins (busy, on the calling thread) for the stage's {@code busyNs}, then steps.
+     *
+     * @param x any value
+     * @return {@link #step}'s value
+     */
+    long work(long x) {
+        long until = System.nanoTime() + busyNs;
+        while (System.nanoTime() - until < 0) {
+            Thread.onSpinWait();
+        }
+        return step(x);
     }
 
     /**
