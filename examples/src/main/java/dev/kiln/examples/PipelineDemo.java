@@ -202,7 +202,9 @@ public final class PipelineDemo {
                 slowestName = a.actor();
             }
         }
-        sb.setLength(sb.length() - 1);
+        if (sb.charAt(sb.length() - 1) == ',') {
+            sb.setLength(sb.length() - 1);
+        }
         double bound = Math.max(slowest, total / threads);
         return bound == 0 ? sb.append(" none timed").toString()
                 : sb.append(String.format(Locale.ROOT, "; at most %,.0f executions/s (%s)", 1e6 / bound,
