@@ -34,51 +34,69 @@ class TakingTurnsTest {
         }
     }
 
-    /** A stage of about 50 us that checks it is never entered twice and sees its executions in order. */
-    static final class Heavy {
+    /**
+     * An actor that checks it is never entered twice at once and sees its executions in order (the input's upper bits
+     * count them), and notes the threads that ran it.
+     */
+    abstract static class Checked {
         final Set<String> threads = ConcurrentHashMap.newKeySet();
         final AtomicBoolean inside = new AtomicBoolean();
         final AtomicLong overlaps = new AtomicLong();
         /** Plain on purpose: each call must see the previous one's write, whichever thread ran it. */
         int last = -1;
         long outOfOrder;
-        long pokes;
 
-        int apply(int x) {
-            enter();
-            try {
+        /** Enters a call of execution {@code x >> 8}, or a dynamic call for a negative {@code x}. */
+        final void enter(int x) {
+            if (!inside.compareAndSet(false, true)) {
+                overlaps.incrementAndGet();
+            }
+            if (x >= 0) {
                 threads.add(Thread.currentThread().getName());
                 int k = x >> 8;
                 if (last >= 0 && k != last + 1) {
                     outOfOrder++;
                 }
                 last = k;
-                long until = System.nanoTime() + 50_000;
-                while (System.nanoTime() - until < 0) {
-                    Thread.onSpinWait();
-                }
-                return x * 2;
-            } finally {
-                inside.set(false);
             }
         }
 
-        long poke() {
-            enter();
-            try {
-                return ++pokes;
-            } finally {
-                inside.set(false);
+        final void leave() {
+            inside.set(false);
+        }
+
+        static void spin(long nanos) {
+            long until = System.nanoTime() + nanos;
+            while (System.nanoTime() - until < 0) {
+                Thread.onSpinWait();
             }
         }
 
         long outOfOrder() {
             return outOfOrder;
         }
+    }
 
-        private void enter() {
-            if (!inside.compareAndSet(false, true)) {
-                overlaps.incrementAndGet();
+    /** A stage of about 50 us. */
+    static final class Heavy extends Checked {
+        long pokes;
+
+        int apply(int x) {
+            enter(x);
+            try {
+                spin(50_000);
+                return x * 2;
+            } finally {
+                leave();
+            }
+        }
+
+        long poke() {
+            enter(-1);
+            try {
+                return ++pokes;
+            } finally {
+                leave();
             }
         }
     }
@@ -173,43 +191,23 @@ class TakingTurnsTest {
     }
 
     /** A stage that is heavy (20 us) for 1,000 executions, then light for 1,000, and so on, from {@code phase}. */
-    static final class Flip {
+    static final class Flip extends Checked {
         final int phase;
-        final Set<String> threads = ConcurrentHashMap.newKeySet();
-        final AtomicBoolean inside = new AtomicBoolean();
-        final AtomicLong overlaps = new AtomicLong();
-        int last = -1;
-        long outOfOrder;
 
         Flip(int phase) {
             this.phase = phase;
         }
 
         int apply(int x) {
-            if (!inside.compareAndSet(false, true)) {
-                overlaps.incrementAndGet();
-            }
+            enter(x);
             try {
-                threads.add(Thread.currentThread().getName());
-                int k = x >> 8;
-                if (last >= 0 && k != last + 1) {
-                    outOfOrder++;
-                }
-                last = k;
-                if ((k / 1_000 + phase) % 2 == 0) {
-                    long until = System.nanoTime() + 20_000;
-                    while (System.nanoTime() - until < 0) {
-                        Thread.onSpinWait();
-                    }
+                if (((x >> 8) / 1_000 + phase) % 2 == 0) {
+                    spin(20_000);
                 }
                 return x + phase + 1;
             } finally {
-                inside.set(false);
+                leave();
             }
-        }
-
-        long outOfOrder() {
-            return outOfOrder;
         }
     }
 
