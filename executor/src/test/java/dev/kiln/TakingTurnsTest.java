@@ -154,6 +154,85 @@ class TakingTurnsTest {
         assertEquals(v, f.get(10, TimeUnit.SECONDS), "execution " + i);
     }
 
+    /** A stage of about 50 us that dies of an error, the first time a thread other than its first runs it. */
+    static final class Fragile extends Checked {
+        private Thread first;
+
+        int apply(int x) {
+            enter(x);
+            try {
+                spin(50_000);
+                if (first == null) {
+                    first = Thread.currentThread();
+                } else if (Thread.currentThread() != first) {
+                    throw new StackOverflowError("test");
+                }
+                return x * 2;
+            } finally {
+                leave();
+            }
+        }
+    }
+
+    /**
+     * An actor that dies on another thread's turn (an error a method cannot turn into a task error) dies as it would
+     * on its own thread: the executions fail with {@link ActorDiedException} naming it and its error, and the graph's
+     * other actors, the thread that took the turn included, live on.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {0, 3})
+    @Timeout(120)
+    void anActorThatDiesOnATurnDiesAsOnItsOwnThread(int heavyAt) throws Exception {
+        try (Kiln kiln = Kiln.local()) {
+            ActorRef<Fragile> fragile = kiln.actor(Fragile::new);
+            List<ActorRef<Light>> lights = new ArrayList<>();
+            InputNode<Integer> in = Graph.input();
+            Node<Integer> x = in;
+            for (int k = 0; k < 4; k++) {
+                if (k == heavyAt) {
+                    x = fragile.bind(Fragile::apply, x);
+                } else {
+                    lights.add(kiln.actor(Light::new));
+                    x = lights.getLast().bind(Light::apply, x);
+                }
+            }
+            CompiledGraph<Integer, Integer> g = kiln.compile(in, x, CompileOptions.defaults().actorThreads(2)
+                    .maxInflight(8));
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            ActorDiedException died = null;
+            List<GraphFuture<Integer>> window = new ArrayList<>();
+            for (int i = 0; died == null && System.nanoTime() < deadline; i++) {
+                window.add(g.execute(i << 8));
+                if (window.size() == 8) {
+                    try {
+                        window.removeFirst().get(10, TimeUnit.SECONDS);
+                    } catch (ActorDiedException e) {
+                        died = e;
+                    }
+                }
+            }
+            assertTrue(died != null, "the actor never ran on a second thread");
+            assertTrue(died.getMessage().contains(fragile.name()), died.getMessage());
+            boolean byItsError = false;
+            for (Throwable c = died; c != null; c = c.getCause()) {
+                byItsError |= c instanceof StackOverflowError && "test".equals(c.getMessage());
+            }
+            assertTrue(byItsError, "caused by the actor's error: " + died);
+            assertTrue(g.isClosed());
+            for (ActorRef<Light> light : lights) {
+                KilnTestSupport.awaitTrue("the surviving actors leave the dead graph", KilnTestSupport.SOON, () -> {
+                    try {
+                        return kiln.call(light, Light::apply, 1).get(10, TimeUnit.SECONDS) == 2;
+                    } catch (IllegalStateException held) {
+                        return false;
+                    } catch (Exception e) {
+                        throw new AssertionError(e);
+                    }
+                });
+            }
+        }
+    }
+
     /** Closing a graph while its threads take turns gives every actor back whole: calls and a new graph work. */
     @ParameterizedTest
     @ValueSource(ints = {0, 3})
