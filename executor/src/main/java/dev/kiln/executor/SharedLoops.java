@@ -9,7 +9,7 @@ import java.util.Arrays;
  * threads ({@link dev.kiln.compiler.ExecutionPlan#mayShareThread}) whose executions take long enough ({@link GraphLoop#isHeavy()}) to
  * repay moving their work to whichever of those threads has nothing of its own to do. A pipeline whose stages cost
  * unequal times so uses every thread the plan gave it, wherever the plan put the heavy stages: with stages of 6, 1.5, 9
- * and 36 us on two threads, one thread settles on the 36 us stage and the other runs the rest.
+ * and 36 us on two threads, both threads run the 9 and 36 us stages, each when it is free.
  *
  * <p>The thread that runs an actor (its own, or the carrier it is lent to) offers a loop here when the loop turns heavy
  * and takes it back when it turns light again, stops, or the actor leaves the thread; every turn, that thread's
