@@ -17,6 +17,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.UnaryOperator;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -112,10 +113,7 @@ class TakingTurnsTest {
             Heavy heavy = new Heavy();
             ActorRef<Heavy> h = kiln.actor(() -> heavy);
             InputNode<Integer> in = Graph.input();
-            Node<Integer> x = in;
-            for (int k = 0; k < 4; k++) {
-                x = k == heavyAt ? h.bind(Heavy::apply, x) : kiln.actor(Light::new).bind(Light::apply, x);
-            }
+            Node<Integer> x = chain(kiln, in, heavyAt, n -> h.bind(Heavy::apply, n), new ArrayList<>());
             CompileOptions options = CompileOptions.defaults().actorThreads(2).maxInflight(8);
             try (CompiledGraph<Integer, Integer> g = kiln.compile(in, x, options)) {
                 assertEquals(2, g.plan().schedules().stream().filter(s -> !s.sharesThread()).count(),
@@ -144,6 +142,26 @@ class TakingTurnsTest {
             assertEquals(0L, kiln.call(h, Heavy::outOfOrder).get(10, TimeUnit.SECONDS),
                     "executions reached the heavy actor out of order");
         }
+    }
+
+    /**
+     * A chain of four stages from {@code in}: {@code special} at {@code at}, {@link Light} stages elsewhere, taken from
+     * {@code lights} in order, which gets new ones where it runs short.
+     */
+    private static Node<Integer> chain(Kiln kiln, Node<Integer> in, int at, UnaryOperator<Node<Integer>> special,
+                                       List<ActorRef<Light>> lights) {
+        Node<Integer> x = in;
+        for (int k = 0, l = 0; k < 4; k++) {
+            if (k == at) {
+                x = special.apply(x);
+            } else {
+                if (l == lights.size()) {
+                    lights.add(kiln.actor(Light::new));
+                }
+                x = lights.get(l++).bind(Light::apply, x);
+            }
+        }
+        return x;
     }
 
     private static void check(GraphFuture<Integer> f, int i, int heavyAt) throws Exception {
@@ -187,15 +205,7 @@ class TakingTurnsTest {
             ActorRef<Fragile> fragile = kiln.actor(Fragile::new);
             List<ActorRef<Light>> lights = new ArrayList<>();
             InputNode<Integer> in = Graph.input();
-            Node<Integer> x = in;
-            for (int k = 0; k < 4; k++) {
-                if (k == heavyAt) {
-                    x = fragile.bind(Fragile::apply, x);
-                } else {
-                    lights.add(kiln.actor(Light::new));
-                    x = lights.getLast().bind(Light::apply, x);
-                }
-            }
+            Node<Integer> x = chain(kiln, in, heavyAt, n -> fragile.bind(Fragile::apply, n), lights);
             CompiledGraph<Integer, Integer> g = kiln.compile(in, x, CompileOptions.defaults().actorThreads(2)
                     .maxInflight(8));
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
@@ -242,16 +252,10 @@ class TakingTurnsTest {
             Heavy heavy = new Heavy();
             ActorRef<Heavy> h = kiln.actor(() -> heavy);
             List<ActorRef<Light>> lights = new ArrayList<>();
-            for (int k = 0; k < 3; k++) {
-                lights.add(kiln.actor(Light::new));
-            }
             CompileOptions options = CompileOptions.defaults().actorThreads(2).maxInflight(8);
             for (int round = 0; round < 3; round++) {
                 InputNode<Integer> in = Graph.input();
-                Node<Integer> x = in;
-                for (int k = 0, l = 0; k < 4; k++) {
-                    x = k == heavyAt ? h.bind(Heavy::apply, x) : lights.get(l++).bind(Light::apply, x);
-                }
+                Node<Integer> x = chain(kiln, in, heavyAt, n -> h.bind(Heavy::apply, n), lights);
                 CompiledGraph<Integer, Integer> g = kiln.compile(in, x, options);
                 List<GraphFuture<Integer>> pending = new ArrayList<>();
                 for (int i = 0; i < 400; i++) {

@@ -6,8 +6,8 @@ import java.util.Arrays;
 
 /**
  * The heavy loops of one graph in one JVM that its threads take turns running: the loops of actors that share
- * threads ({@link dev.kiln.compiler.ExecutionPlan#mayShareThread}) whose executions take long enough ({@link GraphLoop#isHeavy()}) to
- * repay moving their work to whichever of those threads has nothing of its own to do. A pipeline whose stages cost
+ * threads ({@link dev.kiln.compiler.ExecutionPlan#mayShareThread}) whose executions take long enough
+ * ({@link GraphLoop#isHeavy()}) to repay moving their work to whichever of those threads has nothing of its own to do. A pipeline whose stages cost
  * unequal times so uses every thread the plan gave it, wherever the plan put the heavy stages: with stages of 6, 1.5, 9
  * and 36 us on two threads, both threads run the 9 and 36 us stages, each when it is free.
  *
