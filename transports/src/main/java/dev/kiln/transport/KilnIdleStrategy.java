@@ -13,6 +13,14 @@ import java.util.concurrent.locks.LockSupport;
  * whose peer cannot unpark it, passes a {@link Sleeper} that sleeps in the channel instead (a
  * futex wait that the peer's publication or release ends). Not thread-safe: one instance per
  * waiting thread.
+ *
+ * <p>BACKOFF adapts to how soon the thread's work comes back. After its spins it yields, instead of
+ * parking, for twice as long as its last waits that parked took, when those were short (at most
+ * {@link #MAX_YIELD_NS}): a park and its wake-up cost the waking thread a system call on every hand-off and
+ * the woken one a reschedule, which in a pipeline of cheap calls is most of an execution's time. A wait
+ * that ends while the thread yields leaves the yielding as it is; a longer wait halves it, so a graph that
+ * goes quiet parks again within {@link #MAX_YIELD_NS}. A yield gives the core to any thread that waits for
+ * it: on a machine with fewer cores than Kiln threads, the yielding thread gives way to a peer with work at each call.
  */
 public final class KilnIdleStrategy implements IdleStrategy {
 
@@ -28,11 +36,24 @@ public final class KilnIdleStrategy implements IdleStrategy {
     /** A safety net only: blocked threads are woken by their peers' signals. */
     private static final long MAX_BLOCKING_PARK_NS = 20_000_000;
 
+    /**
+     * The longest BACKOFF yields on after its spins before it parks, in nanoseconds: a wake-up costs the waking
+     * thread a system call and the woken one a reschedule (microseconds each on a virtual machine), so a thread
+     * whose work came back within this long in its recent waits yields for it instead (see {@link #idle()}).
+     */
+    static final long MAX_YIELD_NS = 20_000;
+
     private final IdleMode mode;
     private final Waker waker;
     private final Sleeper sleeper;
     private int spins;
     private long parkNs = MIN_PARK_NS;
+    /** When the current wait began ({@link System#nanoTime()}); set at its first idle call. */
+    private long idleSince;
+    /** Whether the current wait got past spinning and yielding: it armed the waker and parks. */
+    private boolean parking;
+    /** How long BACKOFF yields after its spins, from 0 to {@link #MAX_YIELD_NS}: learnt from the last waits. */
+    private long yieldNs;
 
     /**
      * @param mode  how to idle
@@ -79,13 +100,19 @@ public final class KilnIdleStrategy implements IdleStrategy {
             case SPIN -> Thread.onSpinWait();
             case BACKOFF -> {
                 if (spins < MAX_SPINS) {
+                    if (spins == 0) {
+                        idleSince = System.nanoTime();
+                    }
                     // Yield now and then while spinning: a peer sharing this core gets to run at once.
                     if ((++spins & YIELD_EVERY_MASK) == 0) {
                         Thread.yield();
                     } else {
                         Thread.onSpinWait();
                     }
+                } else if (!parking && yieldNs > 0 && System.nanoTime() - idleSince < yieldNs) {
+                    Thread.yield(); // the work came back this soon lately: cheaper than a park and its wake-up
                 } else if (!waker.isArmed()) {
+                    parking = true;
                     waker.arm();
                 } else {
                     park(parkNs);
@@ -110,9 +137,33 @@ public final class KilnIdleStrategy implements IdleStrategy {
 
     @Override
     public void reset() {
+        if (parking) {
+            learn();
+        }
         spins = 0;
         parkNs = MIN_PARK_NS;
         waker.disarm();
+    }
+
+    /**
+     * After a BACKOFF wait that parked: sets how long the next waits yield, from how long this one lasted (from its
+     * first idle call to the peer's signal; to now, if no signal woke it).
+     */
+    private void learn() {
+        parking = false;
+        long signalled = waker.signalledAt();
+        yieldNs = nextYieldNs(yieldNs, (signalled - idleSince > 0 ? signalled : System.nanoTime()) - idleSince);
+    }
+
+    /**
+     * @param yieldNs  how long waits yield now, in nanoseconds
+     * @param waitedNs how long a wait that parked lasted
+     * @return how long the next waits yield: twice a wait of at most {@link #MAX_YIELD_NS} (yielding that long would
+     *         have caught it), never less than now and never more than {@link #MAX_YIELD_NS}; half of now after a
+     *         longer wait, so that a thread whose work comes rarely soon parks at once again
+     */
+    static long nextYieldNs(long yieldNs, long waitedNs) {
+        return waitedNs <= MAX_YIELD_NS ? Math.min(MAX_YIELD_NS, Math.max(yieldNs, 2 * waitedNs)) : yieldNs >> 1;
     }
 
     @Override

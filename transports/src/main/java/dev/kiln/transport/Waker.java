@@ -43,6 +43,14 @@ public final class Waker extends WakerFields {
         }
     }
 
+    /**
+     * @return the {@link System#nanoTime()} of the last {@link #signal()} that unparked the thread (0 if none): when
+     *         the work it was woken for arrived, give or take the signaller's fence; read by the woken thread
+     */
+    public long signalledAt() {
+        return (long) SIGNALLED.getOpaque(this);
+    }
+
     /** @return whether the thread announced it may park (and no peer has woken it since) */
     public boolean isArmed() {
         return (int) ARMED.getVolatile(this) != 0;
@@ -55,6 +63,7 @@ public final class Waker extends WakerFields {
     public void signal() {
         if ((int) ARMED.getVolatile(this) != 0) {
             ARMED.setOpaque(this, 0);
+            SIGNALLED.setOpaque(this, System.nanoTime());
             Thread t = thread;
             if (t != null) {
                 LockSupport.unpark(t);
@@ -72,10 +81,12 @@ abstract class WakerPad {
 /** The {@link Waker}'s fields, between two pads. */
 abstract class WakerFields extends WakerPad {
     static final VarHandle ARMED;
+    static final VarHandle SIGNALLED;
 
     static {
         try {
             ARMED = MethodHandles.lookup().findVarHandle(WakerFields.class, "armed", int.class);
+            SIGNALLED = MethodHandles.lookup().findVarHandle(WakerFields.class, "signalled", long.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
@@ -85,4 +96,6 @@ abstract class WakerFields extends WakerPad {
     volatile Thread thread;
     /** 1 while the thread announced it may park. */
     int armed;
+    /** When a peer last unparked the thread ({@link System#nanoTime()}); opaque accesses. */
+    long signalled;
 }

@@ -100,6 +100,75 @@ class KilnIdleStrategyTest {
     }
 
     @Test
+    void backoffLearnsToYieldFromShortWaitsAndForgetsAfterLongOnes() throws InterruptedException {
+        Waker waker = new Waker();
+        KilnIdleStrategy idle = new KilnIdleStrategy(IdleMode.BACKOFF, waker);
+        java.util.concurrent.atomic.AtomicReference<String> outcome = new java.util.concurrent.atomic.AtomicReference<>();
+        // A thread of its own: signal() unparks the signalled thread, and that permit should not outlive the test.
+        Thread t = new Thread(() -> outcome.set(learnAndForget(idle, waker)), "backoff");
+        t.setDaemon(true);
+        t.start();
+        joinOrFail(t);
+        assertEquals("learnt, then forgot", outcome.get());
+    }
+
+    /**
+     * Waits that a signal ends right after the waker arms are short, so later waits yield before arming; waits that
+     * last milliseconds take that back, until a wait arms right after its spins again.
+     */
+    private static String learnAndForget(KilnIdleStrategy idle, Waker waker) {
+        boolean learnt = false;
+        // A round's wait is short unless the machine preempts this thread during its 32 spins: some round is.
+        for (int round = 0; round < 1_000 && !learnt; round++) {
+            learnt = idlesUntilArmed(idle, waker) > BACKOFF_BUSY_IDLES + 1;
+            waker.signal(); // the peer's value, right away: the wait was as long as the spins
+            idle.reset();
+        }
+        if (!learnt) {
+            return "never yielded past the spins after 1,000 short waits";
+        }
+        // Each long wait halves the yielding: from at most 20 us, 16 of them bring it to nothing.
+        for (int round = 0; round < 16; round++) {
+            idlesUntilArmed(idle, waker);
+            sleepOneMilli(); // not a park: the signals above left this thread a permit
+            waker.signal();
+            idle.reset();
+        }
+        int idles = idlesUntilArmed(idle, waker);
+        idle.reset();
+        return idles == BACKOFF_BUSY_IDLES + 1 ? "learnt, then forgot"
+                : "still yielded after long waits: armed at idle " + idles;
+    }
+
+    private static void sleepOneMilli() {
+        try {
+            Thread.sleep(1);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** @return the idle calls until the waker armed, that one included */
+    private static int idlesUntilArmed(KilnIdleStrategy idle, Waker waker) {
+        int idles = 0;
+        while (!waker.isArmed()) {
+            idle.idle(0);
+            idles++;
+        }
+        return idles;
+    }
+
+    @Test
+    void yieldingFollowsTheWaitsThatParked() {
+        long max = KilnIdleStrategy.MAX_YIELD_NS;
+        assertEquals(6_000, KilnIdleStrategy.nextYieldNs(0, 3_000), "twice a short wait");
+        assertEquals(6_000, KilnIdleStrategy.nextYieldNs(6_000, 1_000), "a shorter wait keeps what was learnt");
+        assertEquals(max, KilnIdleStrategy.nextYieldNs(6_000, max), "at most the bound");
+        assertEquals(3_000, KilnIdleStrategy.nextYieldNs(6_000, max + 1), "a long wait halves it");
+        assertEquals(0, KilnIdleStrategy.nextYieldNs(0, 1_000_000_000), "and leaves nothing as nothing");
+    }
+
+    @Test
     void spinNeverArms() {
         Waker waker = new Waker();
         KilnIdleStrategy idle = new KilnIdleStrategy(IdleMode.SPIN, waker);
