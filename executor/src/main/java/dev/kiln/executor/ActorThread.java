@@ -419,19 +419,19 @@ public final class ActorThread implements ActorHandle {
      * How the thread idles while it runs {@code own}: as its loop says when it runs one (sleeping in that loop's
      * cross-process channel when it waits on one); with several, as the first says, but never longer than
      * BACKOFF's parks when one of them waits on channels of other processes, whose peers cannot wake this thread.
+     * Where none does, every wait ends with a signal, and BACKOFF parks for its longest period at once.
      */
     private KilnIdleStrategy idleFor(ArrayList<GraphLoop> own) {
         GraphLoop first = own.getFirst();
+        boolean signalled = own.stream().noneMatch(GraphLoop::crossesProcesses); // guests never cross (ThreadPlanner)
         if (own.size() == 1) {
-            return new KilnIdleStrategy(first.idle(), waker, first);
+            return new KilnIdleStrategy(first.idle(), waker, first, signalled);
         }
         IdleMode mode = first.idle();
-        for (GraphLoop l : own) {
-            if (l.crossesProcesses() && mode == IdleMode.BLOCKING) {
-                mode = IdleMode.BACKOFF;
-            }
+        if (!signalled && mode == IdleMode.BLOCKING) {
+            mode = IdleMode.BACKOFF;
         }
-        return new KilnIdleStrategy(mode, waker);
+        return new KilnIdleStrategy(mode, waker, null, signalled);
     }
 
     /**
@@ -440,7 +440,8 @@ public final class ActorThread implements ActorHandle {
      */
     private KilnIdleStrategy idleStrategy(KilnIdleStrategy mailboxIdle) {
         return !loops.isEmpty() ? idleFor(loops)
-                : !guests.isEmpty() ? new KilnIdleStrategy(guests.getFirst().lentLoop.idle(), waker) : mailboxIdle;
+                : !guests.isEmpty() ? new KilnIdleStrategy(guests.getFirst().lentLoop.idle(), waker, null, true)
+                : mailboxIdle;
     }
 
     /**

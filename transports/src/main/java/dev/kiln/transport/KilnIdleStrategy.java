@@ -46,6 +46,7 @@ public final class KilnIdleStrategy implements IdleStrategy {
     private final IdleMode mode;
     private final Waker waker;
     private final Sleeper sleeper;
+    private final boolean signalled;
     private int spins;
     private long parkNs = MIN_PARK_NS;
     /** When the current wait began ({@link System#nanoTime()}); set at its first idle call. */
@@ -70,9 +71,23 @@ public final class KilnIdleStrategy implements IdleStrategy {
      *                another process; null to always park
      */
     public KilnIdleStrategy(IdleMode mode, Waker waker, Sleeper sleeper) {
+        this(mode, waker, sleeper, false);
+    }
+
+    /**
+     * @param mode      how to idle
+     * @param waker     the waker of the thread that will use this strategy
+     * @param sleeper   sleeps in place of a park when the thread waits on a channel shared with
+     *                  another process; null to always park
+     * @param signalled whether everything the thread waits for signals its waker (channels of this process only, a
+     *                  mailbox, a stop): BACKOFF then parks for its longest period at once, instead of growing
+     *                  periods that each wake the thread to look (a safety net only, as in BLOCKING)
+     */
+    public KilnIdleStrategy(IdleMode mode, Waker waker, Sleeper sleeper, boolean signalled) {
         this.mode = mode;
         this.waker = waker;
         this.sleeper = sleeper;
+        this.signalled = signalled;
     }
 
     /** Sleeps for the waiting thread where a park would not be ended by the peer it waits for. */
@@ -115,7 +130,7 @@ public final class KilnIdleStrategy implements IdleStrategy {
                     parking = true;
                     waker.arm();
                 } else {
-                    park(parkNs);
+                    park(nextParkNs());
                     parkNs = Math.min(parkNs << 1, MAX_BACKOFF_PARK_NS);
                 }
             }
@@ -127,6 +142,14 @@ public final class KilnIdleStrategy implements IdleStrategy {
                 }
             }
         }
+    }
+
+    /**
+     * @return how long BACKOFF's next park lasts at most, in nanoseconds: 1 us doubling to 1 ms through a wait, or
+     *         1 ms at once for a thread whose waits are all {@code signalled}
+     */
+    long nextParkNs() {
+        return signalled ? MAX_BACKOFF_PARK_NS : parkNs;
     }
 
     private void park(long nanos) {

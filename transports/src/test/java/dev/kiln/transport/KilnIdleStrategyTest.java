@@ -169,6 +169,29 @@ class KilnIdleStrategyTest {
     }
 
     @Test
+    void backoffParksLongAtOnceWhereEveryWaitIsSignalled() {
+        for (boolean signalled : new boolean[] {false, true}) {
+            Waker waker = new Waker();
+            KilnIdleStrategy idle = new KilnIdleStrategy(IdleMode.BACKOFF, waker, null, signalled);
+            idlesUntilArmed(idle, waker);
+            long[] parks = new long[12];
+            for (int i = 0; i < parks.length; i++) {
+                parks[i] = idle.nextParkNs();
+                idle.idle(0);
+            }
+            long ms = TimeUnit.MILLISECONDS.toNanos(1);
+            if (signalled) {
+                assertTrue(java.util.Arrays.stream(parks).allMatch(p -> p == ms), java.util.Arrays.toString(parks));
+            } else {
+                assertEquals(1_000, parks[0], "a wait nobody may signal looks again after 1 us");
+                assertEquals(ms, parks[parks.length - 1], "then after doubling periods, up to 1 ms");
+            }
+            idle.reset();
+            assertFalse(waker.isArmed());
+        }
+    }
+
+    @Test
     void spinNeverArms() {
         Waker waker = new Waker();
         KilnIdleStrategy idle = new KilnIdleStrategy(IdleMode.SPIN, waker);
