@@ -110,7 +110,7 @@ final class GraphDriver {
         this.state = state;
         this.slots = options.maxInflight();
         this.driverWaker = waker;
-        this.driverIdle = new KilnIdleStrategy(options.idle(), driverWaker, this::sleepOnOutput);
+        this.driverIdle = new KilnIdleStrategy(options.idle(), driverWaker, this::sleepOnOutput, false);
         this.probe = probe;
         this.latency = options.statistics() ? new LatencyRecorder() : null;
         this.completer = new AsyncCompleter(name, state, this);

@@ -61,17 +61,7 @@ public final class KilnIdleStrategy implements IdleStrategy {
      * @param waker the waker of the thread that will use this strategy
      */
     public KilnIdleStrategy(IdleMode mode, Waker waker) {
-        this(mode, waker, null);
-    }
-
-    /**
-     * @param mode    how to idle
-     * @param waker   the waker of the thread that will use this strategy
-     * @param sleeper sleeps in place of a park when the thread waits on a channel shared with
-     *                another process; null to always park
-     */
-    public KilnIdleStrategy(IdleMode mode, Waker waker, Sleeper sleeper) {
-        this(mode, waker, sleeper, false);
+        this(mode, waker, null, false);
     }
 
     /**
