@@ -248,7 +248,8 @@ final class ResultCollector {
      * @param limit the executions submitted so far
      * @param base  the graph's sequence of {@code d}'s execution 0
      * @param nanos how long at most
-     * @return false if no output is written in another JVM: the caller parks instead
+     * @return false if the output waited for is written in this JVM, whose writer signals the driver's waker: the
+     *         caller parks instead (BACKOFF for its longest period at once)
      */
     boolean sleepOnOutput(Deployment d, long limit, long base, long nanos) {
         for (int o = 0; o < d.outChannels.length; o++) {

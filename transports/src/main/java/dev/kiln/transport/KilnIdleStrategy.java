@@ -11,8 +11,10 @@ import java.util.concurrent.locks.LockSupport;
  * cycle re-checks its work before the thread really parks; peers then unpark it as soon as
  * they make progress for it. A thread that waits on a channel shared with another process,
  * whose peer cannot unpark it, passes a {@link Sleeper} that sleeps in the channel instead (a
- * futex wait that the peer's publication or release ends). Not thread-safe: one instance per
- * waiting thread.
+ * futex wait that the peer's publication or release ends). BACKOFF parks in periods growing from 1 us to 1 ms,
+ * each a look at work nobody may signal, except where every wait of the thread is signalled, or the sleeper
+ * declines the wait at hand (its peers are in this process): there it parks 1 ms at once, which the peer's signal
+ * ends. Not thread-safe: one instance per waiting thread.
  *
  * <p>BACKOFF adapts to how soon the thread's work comes back. After its spins it yields, instead of
  * parking, for twice as long as its last waits that parked took, when those were short (at most
@@ -68,7 +70,8 @@ public final class KilnIdleStrategy implements IdleStrategy {
      * @param mode      how to idle
      * @param waker     the waker of the thread that will use this strategy
      * @param sleeper   sleeps in place of a park when the thread waits on a channel shared with
-     *                  another process; null to always park
+     *                  another process; null to always park. A wait it declines is signalled (see
+     *                  {@link Sleeper#sleep}): BACKOFF parks for its longest period at once
      * @param signalled whether everything the thread waits for signals its waker (channels of this process only, a
      *                  mailbox, a stop): BACKOFF then parks for its longest period at once, instead of growing
      *                  periods that each wake the thread to look (a safety net only, as in BLOCKING)
@@ -85,7 +88,8 @@ public final class KilnIdleStrategy implements IdleStrategy {
     public interface Sleeper {
         /**
          * @param nanos longest sleep in nanoseconds
-         * @return true if it slept (or found the wait over); false to let the caller park instead
+         * @return true if it slept (or found the wait over); false when the thread waits on peers of this process,
+         *         which signal its waker: the caller parks instead, and BACKOFF then for its longest period at once
          */
         boolean sleep(long nanos);
     }
@@ -120,7 +124,11 @@ public final class KilnIdleStrategy implements IdleStrategy {
                     parking = true;
                     waker.arm();
                 } else {
-                    park(nextParkNs());
+                    long nanos = nextParkNs();
+                    if (sleeper == null || !sleeper.sleep(nanos)) {
+                        // a sleeper declines a wait on peers of this process, which signal: no need to look early
+                        LockSupport.parkNanos(sleeper == null ? nanos : MAX_BACKOFF_PARK_NS);
+                    }
                     parkNs = Math.min(parkNs << 1, MAX_BACKOFF_PARK_NS);
                 }
             }
@@ -135,8 +143,8 @@ public final class KilnIdleStrategy implements IdleStrategy {
     }
 
     /**
-     * @return how long BACKOFF's next park lasts at most, in nanoseconds: 1 us doubling to 1 ms through a wait, or
-     *         1 ms at once for a thread whose waits are all {@code signalled}
+     * @return how long BACKOFF's next park (or the sleeper's sleep in its place) lasts at most, in nanoseconds: 1 us
+     *         doubling to 1 ms through a wait, or 1 ms at once for a thread whose waits are all {@code signalled}
      */
     long nextParkNs() {
         return signalled ? MAX_BACKOFF_PARK_NS : parkNs;

@@ -192,6 +192,47 @@ class KilnIdleStrategyTest {
     }
 
     @Test
+    void backoffSleepsInGrowingPeriodsButParksLongAtOnceWhereItsSleeperDeclines() throws InterruptedException {
+        Waker waker = new Waker();
+        AtomicBoolean crossing = new AtomicBoolean(true);
+        java.util.List<Long> offered = new java.util.concurrent.CopyOnWriteArrayList<>();
+        KilnIdleStrategy idle = new KilnIdleStrategy(IdleMode.BACKOFF, waker, nanos -> {
+            offered.add(nanos);
+            return crossing.get(); // true: slept in the other process's channel (at once, here)
+        }, false);
+        java.util.List<Long> sleptIn = new java.util.ArrayList<>();
+        long[] declinedNs = new long[1];
+        Thread t = new Thread(() -> { // a thread of its own: no permit left over from another test
+            idlesUntilArmed(idle, waker);
+            for (int i = 0; i < 12; i++) {
+                idle.idle(0);
+            }
+            idle.reset();
+            sleptIn.addAll(offered);
+            crossing.set(false);
+            idlesUntilArmed(idle, waker);
+            offered.clear();
+            long began = System.nanoTime();
+            for (int i = 0; i < 5; i++) {
+                idle.idle(0);
+            }
+            declinedNs[0] = System.nanoTime() - began;
+            idle.reset();
+        });
+        t.start();
+        t.join(TimeUnit.SECONDS.toMillis(30));
+        assertFalse(t.isAlive(), "the idle calls did not return");
+        assertEquals(java.util.List.of(1_000L, 2_000L, 4_000L), sleptIn.subList(0, 3),
+                "a wait on another process sleeps in periods that grow from 1 us: " + sleptIn);
+        assertEquals(TimeUnit.MILLISECONDS.toNanos(1), sleptIn.getLast(), "up to 1 ms: " + sleptIn);
+        assertEquals(5, offered.size(), "the sleeper is asked at each park: " + offered);
+        // Parks of 1 us, 2 us, ... 16 us would end within a few hundred microseconds; five of 1 ms take 5 ms, less only
+        // if a park returned early (spuriously) three times.
+        assertTrue(declinedNs[0] >= TimeUnit.MICROSECONDS.toNanos(2_500), "declined waits parked only "
+                + declinedNs[0] / 1_000 + " us in 5 parks: they should park 1 ms each, a peer in this process signals");
+    }
+
+    @Test
     void spinNeverArms() {
         Waker waker = new Waker();
         KilnIdleStrategy idle = new KilnIdleStrategy(IdleMode.SPIN, waker);
