@@ -9,9 +9,9 @@ package dev.kiln.graph;
  *
  * <p>The last four carry GPU edges: the value of a node whose method is declared to return
  * {@code dev.kiln.tensor.DeviceTensor}. Host values cannot use them, and GPU edges cannot use
- * {@link #IN_PROCESS}, {@link #SHARED_MEMORY} or {@link #AERON_UDP}. The compiler plans the GPU transports and
- * their channels exist in {@code dev.kiln.transport.gpu}, but the executor does not run them yet and nothing
- * GPU-side is verified on a GPU (see {@code docs/gpu.md}).
+ * {@link #IN_PROCESS}, {@link #SHARED_MEMORY} or {@link #AERON_UDP}. The compiler plans the GPU transports, their
+ * channels are in {@code dev.kiln.transport.gpu}, and the executor runs them on simulated GPUs in CI; nothing
+ * GPU-side has run on a GPU yet (see {@code docs/gpu.md}).
  */
 public enum Transport {
     /** Let the compiler pick the fastest transport that connects writer and readers. */
