@@ -9,6 +9,7 @@ import dev.kiln.graph.Node;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.util.ArrayDeque;
 import java.util.concurrent.TimeUnit;
@@ -82,12 +83,40 @@ class BatchingLoopsTest {
         }
     }
 
+    /**
+     * A chain of 200 calls that visits two actors in turn: each loop writes, then waits on the other's value, 100 times
+     * per execution, so it publishes at every wait (only what it wrote since the last one) and, once per execution,
+     * everything it wrote; with both actors on one thread, a publication left out hangs the run.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2, CompileOptions.THREAD_PER_ACTOR})
+    void chainThatVisitsTwoActorsInTurnGivesExactResultsInOrder(int threads) throws Exception {
+        try (Kiln kiln = Kiln.local()) {
+            ActorRef<Add> a = kiln.actor(() -> new Add(1));
+            ActorRef<Add> b = kiln.actor(() -> new Add(2));
+            InputNode<Integer> in = Graph.input();
+            Node<Integer> node = in;
+            for (int i = 0; i < 200; i++) {
+                node = (i % 2 == 0 ? a : b).bind(Add::add, node);
+            }
+            try (CompiledGraph<Integer, Integer> g = kiln.compile(in, node,
+                    CompileOptions.defaults().maxInflight(5).actorThreads(threads))) {
+                run(g, x -> x + 300, EXECUTIONS / 10);
+            }
+        }
+    }
+
     /** Keeps the graph full (submits while fewer than maxInflight are pending) and checks every result in order. */
     private static void run(CompiledGraph<Integer, Integer> g, java.util.function.IntUnaryOperator expected)
             throws Exception {
+        run(g, expected, EXECUTIONS);
+    }
+
+    private static void run(CompiledGraph<Integer, Integer> g, java.util.function.IntUnaryOperator expected,
+                            int executions) throws Exception {
         ArrayDeque<GraphFuture<Integer>> pending = new ArrayDeque<>();
         int next = 0;
-        for (int i = 0; i < EXECUTIONS; i++) {
+        for (int i = 0; i < executions; i++) {
             if (pending.size() == 5) {
                 assertEquals(expected.applyAsInt(next), pending.poll().get(30, TimeUnit.SECONDS), "execution " + next);
                 next++;
@@ -98,6 +127,6 @@ class BatchingLoopsTest {
             assertEquals(expected.applyAsInt(next), pending.poll().get(30, TimeUnit.SECONDS), "execution " + next);
             next++;
         }
-        assertEquals(EXECUTIONS, next);
+        assertEquals(executions, next);
     }
 }

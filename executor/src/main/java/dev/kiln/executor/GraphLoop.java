@@ -146,6 +146,9 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     private final Channel[] batchedWrites;
     /** Executions before {@link #releasedTo} were released on every batching channel this loop reads. */
     private long releasedTo;
+    /** The execution and step at the last {@link #flush()}: what the loop wrote before them is published. */
+    private long flushedSequence;
+    private int flushedPc;
     /** The most executions the next batch runs: {@link #MAX_BATCH}, less when executions are slow. */
     private int batchLimit = MAX_BATCH;
     /** Calls of {@link #doWork()} that began at an execution's first step: picks the batches that are timed. */
@@ -674,13 +677,26 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
     /**
      * Publishes what this loop wrote to batching channels and releases, once per channel, every execution
      * it finished reading since the last flush; a release store and a fence each, and a wake-up only for a
-     * peer that announced it sleeps.
+     * peer that announced it sleeps. Within one execution since the last flush only the channels of the WRITE steps
+     * run since then are published, so a loop of many steps that waits between them (a long chain that visits its
+     * actors in turn) does not look at all of its channels at every wait.
      */
     private void flush() {
-        for (Channel c : batchedWrites) {
-            c.publish();
-        }
         long s = sequence;
+        int at = pc;
+        if (s == flushedSequence) {
+            for (int i = flushedPc; i < at; i++) {
+                if (kind[i] == WRITE && batched[i]) {
+                    channel[i].publish();
+                }
+            }
+        } else {
+            for (Channel c : batchedWrites) {
+                c.publish();
+            }
+        }
+        flushedSequence = s;
+        flushedPc = at;
         if (releasedTo != s) {
             releasedTo = s;
             for (int r = 0; r < batchedReads.length; r++) {
