@@ -32,7 +32,8 @@ import java.util.function.Supplier;
  *
  * <p><b>Taking turns.</b> Where the plan has actors share threads, a loop whose executions are long
  * ({@link GraphLoop#isHeavy()}) is offered to the graph's other threads ({@link SharedLoops}): a thread with nothing of
- * its own to do takes a turn at it, one batch, so a heavy stage does not hold back the stages the plan put beside it
+ * its own to do takes a turn at it (a batch, which for an offered loop goes on while its executions are ready, up to
+ * {@code GraphLoop.HOLD_NS}), so a heavy stage does not hold back the stages the plan put beside it
  * while another thread of the graph idles. Every turn, including those of the thread that runs the actor, holds the
  * actor's turn, so its methods still run one at a time and in order, each turn seeing what the previous one wrote; its
  * mailbox stays with the thread that runs it. Its channels fence and wake as between threads while it is offered
@@ -584,7 +585,8 @@ public final class ActorThread implements ActorHandle {
 
     /**
      * A turn at each offered loop of the graphs this thread runs a loop of, that no thread runs now and that is not
-     * this thread's to run anyway: one batch of it; called when this thread has nothing of its own to do.
+     * this thread's to run anyway: a batch of it ({@code GraphLoop.HOLD_NS}); called when this thread has nothing of its
+     * own to do.
      *
      * @return the work done
      */

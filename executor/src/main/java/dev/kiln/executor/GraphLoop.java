@@ -38,7 +38,9 @@ import java.util.function.Consumer;
  * {@link #MAX_BATCH} executions, and no more than fit in about {@link #BATCH_NS} by the loop's own
  * timing: one batch in {@value #TIMED_BATCH_EVERY} times its first execution, and the bound follows
  * (down at once, up by doubling). Cheap methods so share one publication among many executions, while
- * a method of microseconds publishes each result as it is done, so the next actor starts on it at once.
+ * a method of microseconds publishes each result as it is done, so the next actor starts on it at once. A loop
+ * offered to the threads of its graph (a heavy stage they take turns at) goes on after a full batch while its next
+ * executions are ready, for up to {@link #HOLD_NS}, publishing after each.
  *
  * <p>Channels shared with other processes carry a user exception as a {@link RemoteError} (strings
  * only); the loop converts {@link TaskError}s on the way out and back on the way in, and
@@ -90,6 +92,14 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
      * cores, which only a long execution repays.
      */
     static final long HEAVY_NS = BATCH_NS;
+    /**
+     * How long a thread that runs a batch of an {@link #offer(boolean) offered} loop goes on with its next executions
+     * while they are ready, in nanoseconds, publishing and releasing after each: the threads that take turns then
+     * run the graph's other work beside it, instead of the heavy stage moving from thread to thread at every
+     * execution (each move a wait on the turn and often a wake-up). Bounded by back-pressure too: the loop stops at the
+     * first step that would wait. As long as BACKOFF's longest park.
+     */
+    static final long HOLD_NS = 1_000_000;
     private static final VarHandle DONE = MethodHandles.arrayElementVarHandle(long[].class);
     /** Index of the published execution count in {@link #done}: alone on its cache lines. */
     private static final int DONE_AT = 16;
@@ -545,6 +555,7 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
             }
             int executions = 0;
             int limit = batchLimit;
+            long heldSince = offered ? System.nanoTime() : 0L;
             boolean timed = pc == 0 && (++batches & (TIMED_BATCH_EVERY - 1)) == 0;
             // Taken once the first READ has its value (at once for a schedule that starts otherwise), so that a
             // call that finds nothing to do reads no clock.
@@ -600,8 +611,11 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
                         lastTimed = now;
                     }
                     if (executions >= limit) {
-                        batchFull = true;
                         flush();
+                        if (offered && System.nanoTime() - heldSince < HOLD_NS) {
+                            continue;
+                        }
+                        batchFull = true;
                         return work; // a full batch: let the host check its stop flag, mailbox and other loops
                     }
                 }

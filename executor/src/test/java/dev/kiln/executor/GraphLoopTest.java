@@ -69,6 +69,22 @@ class GraphLoopTest {
             return x + 1;
         }
 
+        /** Called with its argument at the start of {@link #briefInc}, or null. */
+        java.util.function.IntConsumer onBriefInc;
+
+        /** Takes at least 10 us: more than a batch's time bound, far less than {@link GraphLoop#HOLD_NS}. */
+        int briefInc(int x) {
+            calls++;
+            if (onBriefInc != null) {
+                onBriefInc.accept(x);
+            }
+            long until = System.nanoTime() + 10_000;
+            while (System.nanoTime() - until < 0) {
+                Thread.onSpinWait();
+            }
+            return x + 1;
+        }
+
         int failOdd(int x) {
             calls++;
             if (x % 2 != 0) {
@@ -281,6 +297,40 @@ class GraphLoopTest {
             assertEquals(i + 1, take(w, i));
             assertTrue(w.input().isFree(i + n), "its input slot was released");
         }
+        assertEquals(0, loop.doWork());
+    }
+
+    @Test
+    void anOfferedLoopGoesOnWithItsReadyExecutionsAndPublishesEach() {
+        ActorRef<Calc> a = ref(1);
+        InputNode<Integer> in = Graph.input();
+        int n = GraphLoop.TIMED_BATCH_EVERY + 3;
+        Wired w = wire(a.bind(Calc::briefInc, in), CompileOptions.defaults().maxInflight(n), 1);
+        GraphLoop loop = loop(w, new ArrayList<>());
+        Calc calc = new Calc();
+        loop.bind(calc);
+        for (int i = 0; i < GraphLoop.TIMED_BATCH_EVERY; i++) { // until a timed batch bounds the batches to one
+            assertTrue(w.input().offer(i, i));
+            assertEquals(3, loop.doWork());
+            assertEquals(i + 1, take(w, i));
+        }
+        loop.shared = new SharedLoops(new Waker[] {new Waker()});
+        loop.offer(true); // as the thread that runs it does once it is heavy: other threads may take turns at it
+        List<Integer> notYetPublished = new ArrayList<>();
+        calc.onBriefInc = x -> {
+            if (x > GraphLoop.TIMED_BATCH_EVERY && w.output().poll(w.outputReader(), x - 1) == Channel.NOT_READY) {
+                notYetPublished.add(x - 1);
+            }
+        };
+        for (int i = GraphLoop.TIMED_BATCH_EVERY; i < n; i++) {
+            assertTrue(w.input().offer(i, i));
+        }
+        assertEquals(9, loop.doWork(), "three ready executions of 10 us in one turn, not one");
+        assertEquals(List.of(), notYetPublished, "each result is published before the next execution starts");
+        for (int i = GraphLoop.TIMED_BATCH_EVERY; i < n; i++) {
+            assertEquals(i + 1, take(w, i));
+        }
+        loop.offer(false);
         assertEquals(0, loop.doWork());
     }
 
