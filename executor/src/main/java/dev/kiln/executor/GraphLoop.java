@@ -93,8 +93,8 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
      */
     static final long HEAVY_NS = BATCH_NS;
     /**
-     * How long a thread that runs a batch of an {@link #offer(boolean) offered} loop goes on with its next executions
-     * while they are ready, in nanoseconds, publishing and releasing after each: the threads that take turns then
+     * How long a thread that ran a full batch of an {@link #offer(boolean) offered} loop goes on with its next
+     * executions while they are ready, in nanoseconds, publishing and releasing after each: the threads that take turns then
      * run the graph's other work beside it, instead of the heavy stage moving from thread to thread at every
      * execution (each move a wait on the turn and often a wake-up). Bounded by back-pressure too: the loop stops at the
      * first step that would wait. As long as BACKOFF's longest park.
@@ -555,7 +555,7 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
             }
             int executions = 0;
             int limit = batchLimit;
-            long heldSince = offered ? System.nanoTime() : 0L;
+            long heldSince = 0L; // for an offered loop, when its first full batch in this call ended
             boolean timed = pc == 0 && (++batches & (TIMED_BATCH_EVERY - 1)) == 0;
             // Taken once the first READ has its value (at once for a schedule that starts otherwise), so that a
             // call that finds nothing to do reads no clock.
@@ -612,8 +612,14 @@ public final class GraphLoop implements KilnIdleStrategy.Sleeper {
                     }
                     if (executions >= limit) {
                         flush();
-                        if (offered && System.nanoTime() - heldSince < HOLD_NS) {
-                            continue;
+                        if (offered) {
+                            long now = System.nanoTime();
+                            if (heldSince == 0L) {
+                                heldSince = now;
+                            }
+                            if (now - heldSince < HOLD_NS) {
+                                continue; // published: its next execution, if ready, without leaving the turn
+                            }
                         }
                         batchFull = true;
                         return work; // a full batch: let the host check its stop flag, mailbox and other loops
