@@ -420,14 +420,15 @@ public final class ActorThread implements ActorHandle {
      * How the thread idles while it runs {@code own}: as its loop says when it runs one (sleeping in that loop's
      * cross-process channel when it waits on one); with several, as the first says, but never longer than
      * BACKOFF's parks when one of them waits on channels of other processes, whose peers cannot wake this thread.
-     * Where none does, every wait ends with a signal, and BACKOFF parks for its longest period at once.
+     * Where none does, every wait ends with a signal, and BACKOFF parks for its longest period at once (with one
+     * loop, the loop says so of each wait: it declines to sleep in an in-process channel).
      */
     private KilnIdleStrategy idleFor(ArrayList<GraphLoop> own) {
         GraphLoop first = own.getFirst();
-        boolean signalled = own.stream().noneMatch(GraphLoop::crossesProcesses); // guests never cross (ThreadPlanner)
         if (own.size() == 1) {
-            return new KilnIdleStrategy(first.idle(), waker, first, signalled);
+            return new KilnIdleStrategy(first.idle(), waker, first, false);
         }
+        boolean signalled = own.stream().noneMatch(GraphLoop::crossesProcesses); // guests never cross (ThreadPlanner)
         IdleMode mode = first.idle();
         if (!signalled && mode == IdleMode.BLOCKING) {
             mode = IdleMode.BACKOFF;
